@@ -1,0 +1,27 @@
+//! The local REST API of the dms daemon.
+//!
+//! The CLI talks to its daemon only through this API (DESIGN.md §2). It is bound to
+//! loopback by default, and [`access`] refuses requests from non-loopback peers even when
+//! the bind address is changed, unless remote access is enabled in [`Config`] — and then
+//! only with the configured bearer token.
+//!
+//! The API relays and reads; it never orchestrates. What it serves comes from the node
+//! through [`NodeInfo`].
+//!
+//! # Module map
+//! - [`config`]: the `[api]` section of the node configuration.
+//! - [`access`]: the loopback / bearer-token gate in front of every route.
+//! - [`routes`]: the handlers and the OpenAPI document generated from them.
+//! - [`server`]: binding, serving and graceful shutdown.
+//! - [`error`]: the error body every failed request answers with, and start-up errors.
+
+pub mod access;
+pub mod config;
+pub mod error;
+pub mod routes;
+pub mod server;
+
+pub use config::Config;
+pub use error::{ApiError, Error, ErrorBody};
+pub use routes::{NodeInfo, openapi};
+pub use server::Server;
