@@ -1,0 +1,171 @@
+//! The node configuration: `$DMS_HOME/config.toml`, environment overrides and edits.
+//!
+//! One table, [`KEYS`], names every key with what it expects and what it does. The
+//! default file is rendered from it (so every key carries a comment), environment
+//! overrides `DMS_<SECTION>_<KEY>` are looked up from it, and `dms config set` checks a
+//! new value against it before the file is rewritten (comments preserved, atomically).
+//!
+//! Values are checked by deserializing the whole [`Config`] with only that key changed,
+//! so a bad value is always reported with its key, the value and the expected form.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+mod file;
+mod keys;
+#[cfg(test)]
+mod tests;
+
+pub use file::{default_file, init, load, load_with_env, set};
+pub use keys::{KEYS, KeyDoc, env_var, lookup};
+
+/// The whole node configuration. Every field has a default; a missing file or section
+/// means defaults.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Identity and life cycle of the node.
+    pub node: NodeConfig,
+    /// The local REST API.
+    pub api: dms_api::Config,
+    /// The embedded database.
+    pub store: StoreConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[node]`: identity and life cycle.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Keystore entry used as the node identity.
+    pub key: String,
+    /// Grace period for in-flight work after SIGINT/SIGTERM.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig { key: default_node_key(), shutdown_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// The keystore entry a node uses unless configured otherwise.
+pub fn default_node_key() -> String {
+    "dms".into()
+}
+
+/// `[store]`: the embedded database.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Database file; relative paths are under the dms home.
+    pub path: PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { path: PathBuf::from("db/dms.redb") }
+    }
+}
+
+impl StoreConfig {
+    /// The database file, resolved against `home` when relative.
+    pub fn resolve(&self, home: &Path) -> PathBuf {
+        if self.path.is_absolute() { self.path.clone() } else { home.join(&self.path) }
+    }
+}
+
+/// `[log]`: logging.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter; `RUST_LOG` wins when set.
+    pub level: String,
+    /// Line format.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into(), format: LogFormat::Text }
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Config {
+    /// Checks the rules that span several keys (each message names the keys).
+    pub fn validate(&self) -> Result<(), Error> {
+        self.api.validate().map_err(Error::Rule)?;
+        if self.node.key.is_empty() {
+            return Err(Error::Rule("node.key must name a key in the keystore".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Configuration errors. Each says which key or file, what was found, and what is
+/// expected.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A value does not have the form its key expects. Nothing was written.
+    #[error("invalid value {value} for `{key}`: expected {expected} ({detail})")]
+    InvalidValue {
+        /// The dotted key, e.g. `api.addr`.
+        key: String,
+        /// The value as given.
+        value: String,
+        /// The form the key expects.
+        expected: &'static str,
+        /// What the parser said.
+        detail: String,
+    },
+    /// The key does not exist. Nothing was written.
+    #[error("unknown config key `{key}`{}; run `dms config show` to list the keys",
+        suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    UnknownKey {
+        /// The key as given.
+        key: String,
+        /// The closest known key, when one is close.
+        suggestion: Option<String>,
+    },
+    /// An environment override has a bad value.
+    #[error("environment variable {var}: {source}")]
+    Env {
+        /// The variable, e.g. `DMS_API_ADDR`.
+        var: String,
+        /// What is wrong with it.
+        source: Box<Error>,
+    },
+    /// The file is not valid TOML, or holds a bad value.
+    #[error("config file {}: {message}", path.display())]
+    File {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong, with the key and position where known.
+        message: String,
+    },
+    /// A rule across keys is broken; the message names the keys.
+    #[error("{0}")]
+    Rule(String),
+    /// The file could not be read or written.
+    #[error("cannot access config file {}: {source}", path.display())]
+    Io {
+        /// The config file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}

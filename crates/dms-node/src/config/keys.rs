@@ -1,0 +1,86 @@
+//! The table of configuration keys: the single place that documents them.
+
+use super::Error;
+
+/// One configuration key.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyDoc {
+    /// Dotted key, `section.name`.
+    pub key: &'static str,
+    /// The form a value must have, in words.
+    pub expected: &'static str,
+    /// What the key does.
+    pub doc: &'static str,
+}
+
+/// Every configuration key. A test checks that this table and [`super::Config`] agree.
+pub const KEYS: &[KeyDoc] = &[
+    KeyDoc {
+        key: "node.key",
+        expected: "the name of a key in the keystore (see `dms key list`)",
+        doc: "Keystore entry used as this node's identity: its DID, and its peer id on the network.",
+    },
+    KeyDoc {
+        key: "node.shutdown_timeout",
+        expected: "a duration such as 10s, 1m or 500ms",
+        doc: "After SIGINT/SIGTERM, how long in-flight requests may take before the daemon exits anyway.",
+    },
+    KeyDoc {
+        key: "api.addr",
+        expected: "HOST:PORT with an IP address, e.g. 127.0.0.1:9999",
+        doc: "Address of the local REST API. The CLI talks to the daemon here (override with --api-addr).",
+    },
+    KeyDoc {
+        key: "api.allow_remote",
+        expected: "true or false",
+        doc: "Serve clients that are not on loopback. Off: they are refused even if api.addr is public. On: they must send `Authorization: Bearer <api.token>`.",
+    },
+    KeyDoc {
+        key: "api.token",
+        expected: "a secret string of at least 16 characters (or empty while api.allow_remote is false)",
+        doc: "Bearer token remote clients must present when api.allow_remote is true. Loopback clients never need it.",
+    },
+    KeyDoc {
+        key: "api.request_timeout",
+        expected: "a duration such as 30s or 2m",
+        doc: "Longest time one API request may take before it is answered with 408.",
+    },
+    KeyDoc {
+        key: "api.max_body_bytes",
+        expected: "a positive whole number of bytes",
+        doc: "Largest API request body accepted.",
+    },
+    KeyDoc {
+        key: "store.path",
+        expected: "a file path; relative paths are under the dms home",
+        doc: "The embedded database file (redb).",
+    },
+    KeyDoc {
+        key: "log.level",
+        expected: "a tracing filter such as info, debug or dms_node=debug,info",
+        doc: "Which log lines are written. RUST_LOG, when set, wins.",
+    },
+    KeyDoc {
+        key: "log.format",
+        expected: "text or json",
+        doc: "Log line format: text for people, json for log shippers.",
+    },
+];
+
+/// Finds a key, or says which known key it most resembles.
+pub fn lookup(key: &str) -> Result<&'static KeyDoc, Error> {
+    KEYS.iter().find(|k| k.key == key).ok_or_else(|| {
+        let suggestion = KEYS
+            .iter()
+            .map(|k| (strsim::jaro_winkler(k.key, key), k.key))
+            .filter(|(score, _)| *score > 0.8)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, k)| k.to_string());
+        Error::UnknownKey { key: key.to_string(), suggestion }
+    })
+}
+
+/// The environment variable overriding `key`: `DMS_<SECTION>_<KEY>`, upper case.
+pub fn env_var(key: &str) -> String {
+    format!("DMS_{}", key.replace('.', "_").to_ascii_uppercase())
+}

@@ -1,0 +1,149 @@
+//! The dms node: configuration, home layout and the composition root [`run`].
+//!
+//! `run` reads top to bottom as the start-up order: check the configuration, unlock the
+//! node key, open the store, bind the API, say "ready"; then, on the shutdown signal,
+//! stop accepting, let in-flight requests finish (bounded by `node.shutdown_timeout`),
+//! record the clean stop and close the store.
+//!
+//! # Module map
+//! - [`config`]: `config.toml`, the key table, environment overrides, `config set`.
+//! - [`home`]: the home directory layout.
+//! - [`lifecycle`]: the start/stop record kept in the store (unclean-stop detection).
+
+pub mod config;
+pub mod home;
+pub mod lifecycle;
+
+use std::future::Future;
+use std::time::{Instant, SystemTime};
+
+use dms_crypto::{KeyPair, Keystore};
+use dms_store::Store;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+pub use config::Config;
+pub use home::Home;
+
+/// The version of dms, as built.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Why the node could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid; nothing was started.
+    #[error(transparent)]
+    Config(#[from] config::Error),
+    /// The node key is missing; nothing was started.
+    #[error("no node key named '{name}' in {}", dir.display())]
+    NoNodeKey {
+        /// The configured key name (`node.key`).
+        name: String,
+        /// The keystore directory.
+        dir: std::path::PathBuf,
+    },
+    /// The node key could not be unlocked (wrong passphrase, damaged file); nothing was
+    /// started and the key file is unchanged.
+    #[error("cannot unlock node key '{name}': {source}")]
+    Key {
+        /// The configured key name.
+        name: String,
+        /// What went wrong.
+        source: dms_crypto::Error,
+    },
+    /// The store could not be opened or written.
+    #[error("store: {0}")]
+    Store(#[from] dms_store::Error),
+    /// The API could not start or failed while serving.
+    #[error(transparent)]
+    Api(#[from] dms_api::Error),
+    /// The home directory could not be created.
+    #[error("cannot create dms home {}: {source}", path.display())]
+    Home {
+        /// The home directory.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// Unlocks the key the node runs as (`node.key`).
+pub fn unlock_node_key(home: &Home, config: &Config, passphrase: &str) -> Result<KeyPair, Error> {
+    let name = &config.node.key;
+    let keystore = Keystore::open(home.keys_dir())
+        .map_err(|source| Error::Key { name: name.clone(), source })?;
+    if !keystore.exists(name) {
+        return Err(Error::NoNodeKey { name: name.clone(), dir: keystore.dir().to_path_buf() });
+    }
+    keystore.load(name, passphrase).map_err(|source| Error::Key { name: name.clone(), source })
+}
+
+/// Runs the daemon until `shutdown` resolves.
+///
+/// Start-up errors are returned before anything listens. After `shutdown`, in-flight
+/// API requests get `node.shutdown_timeout` to finish; the store is closed last.
+pub async fn run(
+    home: &Home,
+    config: Config,
+    passphrase: &str,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    config.validate()?;
+    home.ensure().map_err(|source| Error::Home { path: home.root().to_path_buf(), source })?;
+    let key = unlock_node_key(home, &config, passphrase)?;
+    let did = key.did();
+
+    let store = Store::open(config.store.resolve(home.root()))?;
+    lifecycle::record_start(&store)?;
+
+    let node_info = dms_api::NodeInfo {
+        did: did.to_string(),
+        version: VERSION.to_string(),
+        started,
+        started_at: SystemTime::now(),
+    };
+    let server = dms_api::Server::bind(&config.api, node_info).await?;
+    let api_addr = server.local_addr();
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let mut serving = tokio::spawn(server.serve(async move {
+        let _ = stop_rx.wait_for(|stop| *stop).await;
+    }));
+
+    info!(did = %did, api = %api_addr, home = %home.root().display(),
+        startup_ms = started.elapsed().as_millis() as u64, "dms ready");
+
+    let result = tokio::select! {
+        served = &mut serving => Some(served),
+        () = shutdown => None,
+    };
+    let result = match result {
+        Some(served) => flatten(served),
+        None => {
+            info!("Shutting down: no new requests; waiting for in-flight ones.");
+            let _ = stop_tx.send(true);
+            match tokio::time::timeout(config.node.shutdown_timeout, &mut serving).await {
+                Ok(served) => flatten(served),
+                Err(_) => {
+                    warn!(timeout = ?config.node.shutdown_timeout,
+                        "In-flight requests did not finish in time; stopping anyway.");
+                    serving.abort();
+                    Ok(())
+                }
+            }
+        }
+    };
+    lifecycle::record_stop(&store)?;
+    drop(store);
+    info!(did = %did, "dms stopped");
+    result
+}
+
+fn flatten(
+    served: Result<Result<(), dms_api::Error>, tokio::task::JoinError>,
+) -> Result<(), Error> {
+    match served {
+        Ok(result) => result.map_err(Error::from),
+        Err(join) => Err(Error::Api(dms_api::Error::Serve(std::io::Error::other(join)))),
+    }
+}
