@@ -1,0 +1,87 @@
+//! One module per command group, and the context they share.
+
+mod config;
+mod info;
+mod key;
+mod run;
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use clap::CommandFactory;
+use dms_node::{Config, Home};
+
+use crate::cli::{Cli, Command, Output};
+
+/// What every command needs: where the home is, how to print, and flag overrides.
+pub struct Ctx {
+    /// The dms home.
+    pub home: Home,
+    /// Output format.
+    pub output: Output,
+    /// `--api-addr` / `DMS_API_ADDR`.
+    pub api_addr: Option<SocketAddr>,
+}
+
+impl Ctx {
+    fn new(cli: &Cli) -> anyhow::Result<Ctx> {
+        let root = match &cli.global.home {
+            Some(home) => home.clone(),
+            None => Home::default_root()
+                .context("cannot find the home directory: set --home or DMS_HOME")?,
+        };
+        Ok(Ctx { home: Home::new(root), output: cli.global.output, api_addr: cli.global.api_addr })
+    }
+
+    /// The effective configuration: file (or defaults), environment, then flags.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut config = dms_node::config::load(&self.home.config_path())?;
+        if let Some(addr) = self.api_addr {
+            config.api.addr = addr;
+        }
+        Ok(config)
+    }
+
+    /// Where the daemon's API is: the flag, or api.addr from the configuration.
+    pub fn api_addr(&self) -> anyhow::Result<SocketAddr> {
+        match self.api_addr {
+            Some(addr) => Ok(addr),
+            None => Ok(self.config()?.api.addr),
+        }
+    }
+
+    /// Creates the home and a commented default config file on first use.
+    pub fn init_home(&self) -> anyhow::Result<()> {
+        self.home
+            .ensure()
+            .with_context(|| format!("cannot create dms home {}", self.home.root().display()))?;
+        dms_node::config::init(&self.home.config_path())?;
+        Ok(())
+    }
+}
+
+/// Runs the parsed command line.
+pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Ctx::new(&cli)?;
+    match cli.command {
+        Command::Run => run::run(&ctx).await,
+        Command::Info => info::info(&ctx).await,
+        Command::Key(command) => key::key(&ctx, command),
+        Command::Config(command) => config::config(&ctx, command),
+        Command::Version => version(&ctx),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "dms", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+fn version(ctx: &Ctx) -> anyhow::Result<()> {
+    match ctx.output {
+        Output::Json => crate::output::json(&serde_json::json!({ "version": dms_node::VERSION })),
+        Output::Table => {
+            println!("dms {}", dms_node::VERSION);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The `dms` command: the daemon (`dms run`) and the CLI that talks to it.
+//!
+//! The binary is thin: it parses arguments, resolves the home directory and
+//! configuration, and calls into the libraries. `dms run` calls [`dms_node::run`];
+//! every command about a running daemon goes through its local API ([`client`]).
+//!
+//! # Module map
+//! - [`cli`]: argument definitions.
+//! - [`cmd`]: one module per command group.
+//! - [`client`]: the HTTP client for the daemon's local API.
+//! - [`output`]: table and JSON printing.
+//! - [`passphrase`]: reading the keystore passphrase from the environment or a prompt.
+
+mod cli;
+mod client;
+mod cmd;
+mod output;
+mod passphrase;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cmd::dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The scenario state.
+
+use std::path::{Path, PathBuf};
+
+use cucumber::World;
+use tempfile::TempDir;
+
+use super::daemon::{Daemon, Run};
+
+/// One scenario's state: temporary homes, the last command, running daemons.
+#[derive(Debug, World)]
+#[world(init = Self::new)]
+pub struct DmsWorld {
+    /// Temporary dms homes; `homes[0]` is "the" home.
+    pub homes: Vec<TempDir>,
+    /// API address the daemon is started with.
+    pub api_addr: String,
+    /// The last one-shot command.
+    pub last: Option<Run>,
+    /// Daemons started in this scenario (killed on drop).
+    pub daemons: Vec<Daemon>,
+    /// Contents and mtime of a key file, to prove it unchanged.
+    pub key_file_before: Option<(Vec<u8>, std::time::SystemTime)>,
+    /// A key pair built from a test vector.
+    pub vector_did: Option<String>,
+    /// The store of store scenarios.
+    pub store: Option<(TempDir, dms_store::Store)>,
+    /// Ids returned by the last search.
+    pub results: Vec<String>,
+}
+
+impl DmsWorld {
+    fn new() -> Self {
+        DmsWorld {
+            homes: Vec::new(),
+            api_addr: "127.0.0.1:0".into(),
+            last: None,
+            daemons: Vec::new(),
+            key_file_before: None,
+            vector_did: None,
+            store: None,
+            results: Vec::new(),
+        }
+    }
+
+    /// Adds a fresh temporary home and returns its path.
+    pub fn add_home(&mut self) -> PathBuf {
+        let dir = tempfile::Builder::new().prefix("dms-accept-").tempdir().expect("tempdir");
+        let path = dir.path().join("home");
+        self.homes.push(dir);
+        path
+    }
+
+    /// The path of home `index`.
+    pub fn home(&self, index: usize) -> PathBuf {
+        self.homes.get(index).expect("scenario created this home").path().join("home")
+    }
+
+    /// The last one-shot command; panics when none ran.
+    pub fn last(&self) -> &Run {
+        self.last.as_ref().expect("a command ran in this scenario")
+    }
+
+    /// The key file of `name` in home 0.
+    pub fn key_file(&self, name: &str) -> PathBuf {
+        key_file(&self.home(0), name)
+    }
+}
+
+/// The key file of `name` in `home`.
+pub fn key_file(home: &Path, name: &str) -> PathBuf {
+    home.join("keys").join(format!("{name}.json"))
+}
