@@ -37,6 +37,7 @@ pub(crate) struct AppState {
     pub(crate) node: Arc<NodeInfo>,
     pub(crate) api_addr: SocketAddr,
     pub(crate) openapi: Arc<str>,
+    pub(crate) caps: Option<crate::caps::Caps>,
 }
 
 /// Answer of `GET /health`.
@@ -119,6 +120,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(health))
         .routes(routes!(info))
         .routes(routes!(openapi_json))
+        .routes(routes!(crate::caps::list))
+        .routes(routes!(crate::caps::get, crate::caps::put, crate::caps::delete))
 }
 
 /// The OpenAPI document of the API, generated from the handlers.
@@ -130,9 +133,13 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 /// Builds the axum router with its state; access control and limits are layered on by
 /// the server.
-pub(crate) fn router(node: Arc<NodeInfo>, api_addr: SocketAddr) -> axum::Router {
+pub(crate) fn router(
+    node: Arc<NodeInfo>,
+    api_addr: SocketAddr,
+    caps: Option<crate::caps::Caps>,
+) -> axum::Router {
     let (router, mut doc) = api_router().split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     let openapi: Arc<str> = doc.to_pretty_json().unwrap_or_else(|_| "{}".into()).into();
-    router.fallback(not_found).with_state(AppState { node, api_addr, openapi })
+    router.fallback(not_found).with_state(AppState { node, api_addr, openapi, caps })
 }

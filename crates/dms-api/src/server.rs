@@ -23,7 +23,11 @@ pub struct Server {
 
 impl Server {
     /// Validates `config` and binds its address. Nothing is served until [`Server::serve`].
-    pub async fn bind(config: &Config, node: NodeInfo) -> Result<Server, Error> {
+    pub async fn bind(
+        config: &Config,
+        node: NodeInfo,
+        caps: Option<crate::caps::Caps>,
+    ) -> Result<Server, Error> {
         config.validate().map_err(Error::Config)?;
         let listener = TcpListener::bind(config.addr)
             .await
@@ -31,7 +35,7 @@ impl Server {
         let addr = listener.local_addr().map_err(Error::Serve)?;
         let policy =
             Policy { allow_remote: config.allow_remote, token: Arc::from(config.token.as_str()) };
-        let app = router(Arc::new(node), addr)
+        let app = router(Arc::new(node), addr, caps)
             .layer(axum::middleware::from_fn_with_state(policy, gate))
             .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
             .layer(TimeoutLayer::with_status_code(

@@ -15,6 +15,7 @@ pub mod home;
 pub mod lifecycle;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use dms_crypto::{KeyPair, Keystore};
@@ -54,6 +55,9 @@ pub enum Error {
     /// The store could not be opened or written.
     #[error("store: {0}")]
     Store(#[from] dms_store::Error),
+    /// The node's capability context could not be read or created.
+    #[error("capabilities: {0}")]
+    Caps(#[from] dms_ucan::Error),
     /// The API could not start or failed while serving.
     #[error(transparent)]
     Api(#[from] dms_api::Error),
@@ -96,6 +100,8 @@ pub async fn run(
 
     let store = Store::open(config.store.resolve(home.root()))?;
     lifecycle::record_start(&store)?;
+    ensure_node_context(&store, &did)?;
+    let verifier = Arc::new(dms_ucan::Verifier::default());
 
     let node_info = dms_api::NodeInfo {
         did: did.to_string(),
@@ -103,7 +109,8 @@ pub async fn run(
         started,
         started_at: SystemTime::now(),
     };
-    let server = dms_api::Server::bind(&config.api, node_info).await?;
+    let caps = dms_api::Caps { store: store.clone(), verifier: verifier.clone() };
+    let server = dms_api::Server::bind(&config.api, node_info, Some(caps)).await?;
     let api_addr = server.local_addr();
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut serving = tokio::spawn(server.serve(async move {
@@ -137,6 +144,28 @@ pub async fn run(
     drop(store);
     info!(did = %did, "dms stopped");
     result
+}
+
+/// The name of the node's own capability context.
+pub const NODE_CONTEXT: &str = "dms";
+
+/// Creates the node's capability context (`dms`, owned by the node DID) on first start.
+fn ensure_node_context(store: &Store, did: &dms_crypto::Did) -> Result<(), Error> {
+    match dms_ucan::persist::load(store, NODE_CONTEXT)? {
+        Some(context) if context.did == *did => Ok(()),
+        Some(context) => Err(Error::Caps(dms_ucan::Error::Context(format!(
+            "capability context '{NODE_CONTEXT}' belongs to {}, but the node key is {did}; \
+             node.key was changed — restore it, or remove the context with \
+             `dms cap remove -c {NODE_CONTEXT} --all`",
+            context.did
+        )))),
+        None => {
+            let context = dms_ucan::CapContext::new(NODE_CONTEXT, did.clone());
+            dms_ucan::persist::save(store, &context, None)?;
+            info!(context = NODE_CONTEXT, "Created the node's capability context.");
+            Ok(())
+        }
+    }
 }
 
 fn flatten(

@@ -52,6 +52,9 @@ pub enum Command {
     /// Manage the keys in the encrypted keystore.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Manage capability contexts: trust anchors, grants, delegations, revocations.
+    #[command(subcommand)]
+    Cap(CapCommand),
     /// Show and change the configuration ($DMS_HOME/config.toml).
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -108,4 +111,111 @@ pub enum ConfigCommand {
     },
     /// Print the path of the configuration file.
     Path,
+}
+
+/// What a grant or delegation gives.
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    /// The context to act as.
+    #[arg(long, short)]
+    pub context: String,
+    /// Capability path(s) granted, e.g. /dms/node/peers (implies every path under it).
+    #[arg(long = "cap", value_name = "PATH")]
+    pub caps: Vec<String>,
+    /// Broadcast topic(s) granted.
+    #[arg(long = "topic", value_name = "TOPIC")]
+    pub topics: Vec<String>,
+    /// Expiry as an RFC 3339 time, e.g. 2027-01-01T00:00:00Z.
+    #[arg(long, conflicts_with = "duration")]
+    pub expiry: Option<String>,
+    /// Lifetime from now, e.g. 1h, 30d.
+    #[arg(long)]
+    pub duration: Option<String>,
+    /// How many further delegations the audience may make.
+    #[arg(long)]
+    pub depth: Option<u32>,
+    /// Bind the grant to one subject DID (whose behaviors may be invoked).
+    #[arg(long)]
+    pub subject: Option<String>,
+    /// The DID receiving the capability.
+    pub audience: String,
+}
+
+/// `dms cap ...`
+#[derive(Debug, Subcommand)]
+pub enum CapCommand {
+    /// Create a capability context for an identity.
+    New {
+        /// Context name (`dms` is the node's, `user` the user's, or an organisation).
+        name: String,
+        /// Key the context belongs to. Default: the node key for `dms`, else a key of the same name.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Add a trust anchor: a root DID, or a require/provide token.
+    Anchor {
+        /// The context.
+        #[arg(long, short)]
+        context: String,
+        /// Trust this DID fully.
+        #[arg(long, group = "anchor")]
+        root: Option<String>,
+        /// Admit other issuers for what this token grants.
+        #[arg(long, group = "anchor")]
+        require: Option<String>,
+        /// A token delegated to this identity, to present and delegate from.
+        #[arg(long, group = "anchor")]
+        provide: Option<String>,
+    },
+    /// Issue a root capability token from this context's identity.
+    Grant(GrantArgs),
+    /// Delegate part of a provide anchor to another DID.
+    Delegate(GrantArgs),
+    /// Revoke a token (by content id or token), or import someone's revocation token.
+    Revoke {
+        /// The context.
+        #[arg(long, short)]
+        context: String,
+        /// A content id, a `dmscap1.` delegation (its last token is revoked), or a
+        /// `dmscap1.` revocation issued elsewhere (imported).
+        target: String,
+    },
+    /// Decide whether a token would let a DID invoke a behavior (what a node checks).
+    Check {
+        /// The context deciding.
+        #[arg(long, short)]
+        context: String,
+        /// Who invokes.
+        #[arg(long)]
+        invoker: String,
+        /// The behavior, e.g. /dms/node/peers/list.
+        #[arg(long)]
+        behavior: String,
+        /// The broadcast topic, for broadcasts.
+        #[arg(long)]
+        topic: Option<String>,
+        /// The subject (default: the context's own DID).
+        #[arg(long)]
+        subject: Option<String>,
+        /// The `dmscap1.` chain presented (none for a root).
+        token: Option<String>,
+    },
+    /// List contexts with their anchors and revocations.
+    List {
+        /// Only this context.
+        #[arg(long, short)]
+        context: Option<String>,
+    },
+    /// Remove a root or anchor from a context, or the whole context.
+    Remove {
+        /// The context.
+        #[arg(long, short)]
+        context: String,
+        /// The root DID or anchor content id to remove.
+        #[arg(required_unless_present = "all")]
+        what: Option<String>,
+        /// Remove the whole context.
+        #[arg(long)]
+        all: bool,
+    },
 }

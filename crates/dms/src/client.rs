@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 
 use anyhow::{Context, anyhow};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Talks to one daemon's local API.
@@ -22,11 +24,21 @@ impl ApiClient {
         Ok(ApiClient { addr, http })
     }
 
-    /// `GET path`, decoding a JSON answer; errors say whether the daemon was unreachable
-    /// or refused, and why.
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+    /// Sends a request; errors say whether the daemon was unreachable or refused, and
+    /// why. `Ok(None)` is a 404 (when `allow_missing`).
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        allow_missing: bool,
+    ) -> anyhow::Result<Option<reqwest::Response>> {
         let url = format!("http://{}{path}", self.addr);
-        let response = self.http.get(&url).send().await.map_err(|error| {
+        let mut request = self.http.request(method.clone(), &url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(|error| {
             let why =
                 if error.is_connect() { "nothing answers there" } else { "the request failed" };
             anyhow!(
@@ -36,14 +48,45 @@ impl ApiClient {
             )
         })?;
         let status = response.status();
+        if allow_missing && status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
         if !status.is_success() {
             let body: Option<dms_api::ErrorBody> = response.json().await.ok();
             let message = body.map(|b| b.message).unwrap_or_else(|| status.to_string());
-            return Err(anyhow!("the daemon at {} refused {path}: {message}", self.addr));
+            return Err(anyhow!("the daemon at {} refused {method} {path}: {message}", self.addr));
         }
+        Ok(Some(response))
+    }
+
+    /// `GET path`, decoding a JSON answer.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let response =
+            self.send(Method::GET, path, None, false).await?.expect("404 is an error here");
         response
             .json()
             .await
             .with_context(|| format!("unexpected answer to {path} from {}", self.addr))
+    }
+
+    /// `GET path`, `None` on 404.
+    pub async fn get_optional<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<Option<T>> {
+        match self.send(Method::GET, path, None, true).await? {
+            Some(response) => Ok(Some(
+                response.json().await.with_context(|| format!("unexpected answer to {path}"))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// `PUT path` with a JSON body.
+    pub async fn put<B: Serialize>(&self, path: &str, body: &B) -> anyhow::Result<()> {
+        let body = serde_json::to_value(body).context("cannot encode the request body")?;
+        self.send(Method::PUT, path, Some(body), false).await.map(drop)
+    }
+
+    /// `DELETE path`; `false` on 404.
+    pub async fn delete(&self, path: &str) -> anyhow::Result<bool> {
+        Ok(self.send(Method::DELETE, path, None, true).await?.is_some())
     }
 }

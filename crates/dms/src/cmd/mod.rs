@@ -1,5 +1,6 @@
 //! One module per command group, and the context they share.
 
+mod cap;
 mod config;
 mod info;
 mod key;
@@ -67,6 +68,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run => run::run(&ctx).await,
         Command::Info => info::info(&ctx).await,
         Command::Key(command) => key::key(&ctx, command),
+        Command::Cap(command) => cap::cap(&ctx, command).await,
         Command::Config(command) => config::config(&ctx, command),
         Command::Version => version(&ctx),
         Command::Completions { shell } => {

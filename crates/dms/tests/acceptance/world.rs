@@ -27,6 +27,14 @@ pub struct DmsWorld {
     pub store: Option<(TempDir, dms_store::Store)>,
     /// Ids returned by the last search.
     pub results: Vec<String>,
+    /// DIDs of named identities.
+    pub dids: std::collections::HashMap<String, String>,
+    /// Capability tokens by (issuer, audience).
+    pub tokens: std::collections::HashMap<(String, String), String>,
+    /// The order tokens were issued in.
+    pub token_order: Vec<(String, String)>,
+    /// The last revocation issued.
+    pub revocation: Option<String>,
 }
 
 impl DmsWorld {
@@ -40,6 +48,10 @@ impl DmsWorld {
             vector_did: None,
             store: None,
             results: Vec::new(),
+            dids: Default::default(),
+            tokens: Default::default(),
+            token_order: Vec::new(),
+            revocation: None,
         }
     }
 
