@@ -1,0 +1,178 @@
+//! Translation of a [`Spec`] into the Engine API's container-create body.
+//!
+//! Pure functions, unit-tested in `body/tests.rs`; the engine checks the rest.
+
+use std::collections::HashMap;
+
+use bollard::models::{
+    ContainerCreateBody, DeviceRequest, HostConfig, Mount as DockerMount, MountType,
+    PortBinding as DockerPortBinding,
+};
+
+use crate::error::{Error, Result};
+use crate::spec::{
+    GpuRequest, LABEL_ALLOCATION, LABEL_DEPLOYMENT, LABEL_SCOPE, Protocol, Spec, Workload,
+};
+
+/// CFS period used for CPU quotas: 100 ms, the kernel's default.
+pub const CPU_PERIOD_US: i64 = 100_000;
+
+/// The image, entrypoint and pull policy of a Docker workload, or an error for other kinds.
+pub fn docker_workload(spec: &Spec) -> Result<(&str, Option<&Vec<String>>, crate::PullPolicy)> {
+    match &spec.workload {
+        Workload::Docker { image, entrypoint, pull } => {
+            if image.trim().is_empty() {
+                return Err(Error::InvalidSpec("docker workload has an empty image".into()));
+            }
+            Ok((image, entrypoint.as_ref(), *pull))
+        }
+        other => Err(Error::InvalidSpec(format!(
+            "the docker executor cannot run a {} workload",
+            other.kind()
+        ))),
+    }
+}
+
+/// CPU quota in microseconds per [`CPU_PERIOD_US`] for `cores` cores.
+pub fn cpu_quota(cores: f64) -> Result<i64> {
+    if !cores.is_finite() || cores <= 0.0 || cores > 4096.0 {
+        return Err(Error::InvalidSpec(format!(
+            "cpu_cores must be a positive number of cores, got {cores}"
+        )));
+    }
+    // The kernel refuses quotas under 1 ms.
+    Ok(((cores * CPU_PERIOD_US as f64).round() as i64).max(1_000))
+}
+
+/// The container-create body for `spec`, labelled with `scope`.
+pub fn create_body(
+    spec: &Spec,
+    scope: &str,
+    allow_privileged: bool,
+) -> Result<ContainerCreateBody> {
+    let (image, entrypoint, _) = docker_workload(spec)?;
+    if spec.privileged && !allow_privileged {
+        return Err(Error::Refused(format!(
+            "allocation {} asks for a privileged container and this provider does not allow \
+             them (set executor.docker.allow_privileged = true to allow)",
+            spec.allocation
+        )));
+    }
+
+    let mut labels: HashMap<String, String> = spec
+        .labels
+        .iter()
+        .filter(|(k, _)| !k.starts_with("dms."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.insert(LABEL_ALLOCATION.into(), spec.allocation.clone());
+    labels.insert(LABEL_DEPLOYMENT.into(), spec.deployment.clone());
+    labels.insert(LABEL_SCOPE.into(), scope.into());
+
+    let mut host = HostConfig { privileged: Some(spec.privileged), ..HostConfig::default() };
+    let r = &spec.resources;
+    if let Some(cores) = r.cpu_cores {
+        host.cpu_period = Some(CPU_PERIOD_US);
+        host.cpu_quota = Some(cpu_quota(cores)?);
+    }
+    if let Some(bytes) = r.memory_bytes {
+        let bytes =
+            i64::try_from(bytes).ok().filter(|b| *b >= 6 * 1024 * 1024).ok_or_else(|| {
+                Error::InvalidSpec(format!("memory_bytes {bytes} must be at least 6 MiB"))
+            })?;
+        host.memory = Some(bytes);
+        // Equal to memory: no swap, so exceeding the limit is an OOM kill, not slow swapping.
+        host.memory_swap = Some(bytes);
+    }
+    if let Some(pids) = r.pids {
+        host.pids_limit = Some(i64::try_from(pids).unwrap_or(i64::MAX));
+    }
+    if let Some(gpus) = &r.gpus {
+        host.device_requests = Some(vec![device_request(gpus)]);
+    }
+
+    if !spec.mounts.is_empty() {
+        host.mounts = Some(
+            spec.mounts
+                .iter()
+                .map(|m| DockerMount {
+                    target: Some(m.target.clone()),
+                    source: Some(m.source.to_string_lossy().into_owned()),
+                    typ: Some(MountType::BIND),
+                    read_only: Some(m.read_only),
+                    ..DockerMount::default()
+                })
+                .collect(),
+        );
+    }
+
+    let mut exposed = Vec::new();
+    if !spec.ports.is_empty() {
+        let mut map: HashMap<String, Option<Vec<DockerPortBinding>>> = HashMap::new();
+        for p in &spec.ports {
+            let key = format!(
+                "{}/{}",
+                p.container_port,
+                match p.protocol {
+                    Protocol::Tcp => "tcp",
+                    Protocol::Udp => "udp",
+                }
+            );
+            exposed.push(key.clone());
+            map.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(
+                DockerPortBinding {
+                    host_ip: p.host_ip.map(|ip| ip.to_string()),
+                    host_port: Some(p.host_port.map(|port| port.to_string()).unwrap_or_default()),
+                },
+            );
+        }
+        host.port_bindings = Some(map);
+    }
+
+    Ok(ContainerCreateBody {
+        image: Some(image.to_owned()),
+        entrypoint: entrypoint.cloned(),
+        cmd: (!spec.args.is_empty()).then(|| spec.args.clone()),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        working_dir: spec.working_dir.clone(),
+        labels: Some(labels),
+        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        // No TTY: stdout and stderr stay separate streams.
+        tty: Some(false),
+        attach_stdout: Some(false),
+        attach_stderr: Some(false),
+        host_config: Some(host),
+        ..ContainerCreateBody::default()
+    })
+}
+
+fn device_request(gpus: &GpuRequest) -> DeviceRequest {
+    let (count, device_ids) = match gpus {
+        GpuRequest::All => (Some(-1), None),
+        GpuRequest::Count(n) => (Some(i64::from(*n)), None),
+        GpuRequest::Devices(ids) => (None, Some(ids.clone())),
+    };
+    DeviceRequest {
+        driver: Some("nvidia".into()),
+        count,
+        device_ids,
+        capabilities: Some(vec![vec!["gpu".into()]]),
+        options: None,
+    }
+}
+
+/// A container name for an allocation: `dms-<allocation>-<suffix>`, restricted to the
+/// characters Docker accepts.
+pub fn container_name(allocation: &str, suffix: u64) -> String {
+    let clean: String = allocation
+        .chars()
+        .map(
+            |c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' },
+        )
+        .take(64)
+        .collect();
+    format!("dms-{clean}-{suffix:x}")
+}
+
+#[cfg(test)]
+mod tests;

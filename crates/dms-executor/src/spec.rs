@@ -1,0 +1,213 @@
+//! What to run: [`Spec`], the backend-neutral description of one execution.
+//!
+//! The fields common to every backend (arguments, environment, mounts, limits) live on
+//! [`Spec`]; what only one backend understands lives in its [`Workload`] variant. A VM backend
+//! adds a `Workload::Vm` variant (kernel, root filesystem) and reuses the rest.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Label holding the allocation id on everything an executor creates.
+pub const LABEL_ALLOCATION: &str = "dms.allocation";
+/// Label holding the deployment id on everything an executor creates.
+pub const LABEL_DEPLOYMENT: &str = "dms.deployment";
+/// Label holding the executor scope (which dms node owns it) on everything an executor
+/// creates; re-attachment and orphan cleanup only look inside their own scope.
+pub const LABEL_SCOPE: &str = "dms.executor";
+
+/// One execution to start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
+    /// The allocation this execution belongs to (label `dms.allocation`).
+    pub allocation: String,
+    /// The deployment the allocation belongs to (label `dms.deployment`).
+    pub deployment: String,
+    /// What to run and the backend-specific settings.
+    pub workload: Workload,
+    /// Arguments: the container command, or the module's `argv[1..]`.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory inside the container (Docker only).
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    /// Host directories made visible inside: bind mounts, or WASI preopened directories.
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+    /// Published ports (Docker only).
+    #[serde(default)]
+    pub ports: Vec<PortBinding>,
+    /// Resource limits, enforced by the backend.
+    #[serde(default)]
+    pub resources: Resources,
+    /// Run privileged (Docker only). Refused unless the provider allows it.
+    #[serde(default)]
+    pub privileged: bool,
+    /// Extra labels (Docker). The `dms.*` labels are set by the executor and cannot be
+    /// overridden here.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Spec {
+    /// A spec with only the required fields; everything else empty.
+    pub fn new(
+        allocation: impl Into<String>,
+        deployment: impl Into<String>,
+        workload: Workload,
+    ) -> Spec {
+        Spec {
+            allocation: allocation.into(),
+            deployment: deployment.into(),
+            workload,
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            working_dir: None,
+            mounts: Vec::new(),
+            ports: Vec::new(),
+            resources: Resources::default(),
+            privileged: false,
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// The backend-specific part of a [`Spec`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Workload {
+    /// A container image run by the Docker engine.
+    Docker {
+        /// Image reference, e.g. `busybox:1.36`.
+        image: String,
+        /// Overrides the image's entrypoint.
+        #[serde(default)]
+        entrypoint: Option<Vec<String>>,
+        /// When to pull the image.
+        #[serde(default)]
+        pull: PullPolicy,
+    },
+    /// A WASI (preview 1) module run in-process by wasmtime.
+    Wasm {
+        /// Where the module comes from.
+        module: ModuleSource,
+        /// CPU time the module may use before it is stopped.
+        #[serde(default, with = "humantime_serde")]
+        cpu_time: Option<Duration>,
+        /// Fuel (roughly, WebAssembly instructions) the module may use before it is stopped:
+        /// a deterministic budget, unlike `cpu_time`.
+        #[serde(default)]
+        fuel: Option<u64>,
+    },
+}
+
+impl Workload {
+    /// The backend this workload needs.
+    pub fn kind(&self) -> crate::Kind {
+        match self {
+            Workload::Docker { .. } => crate::Kind::Docker,
+            Workload::Wasm { .. } => crate::Kind::Wasm,
+        }
+    }
+}
+
+/// When the Docker executor pulls an image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullPolicy {
+    /// Pull only when the image is not present locally (the default).
+    #[default]
+    IfMissing,
+    /// Never pull: fail when the image is not present locally.
+    Never,
+    /// Always pull before starting.
+    Always,
+}
+
+/// Where a WebAssembly module comes from. Both binary `.wasm` and text `.wat` are accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModuleSource {
+    /// A file on the host.
+    File(PathBuf),
+    /// The module itself.
+    Bytes(Vec<u8>),
+    /// An `http://` URL to download from (size-limited).
+    Url(String),
+}
+
+/// A host directory visible inside the execution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// Directory on the host.
+    pub source: PathBuf,
+    /// Path inside the container, or the guest path of the WASI preopen.
+    pub target: String,
+    /// Mount read-only.
+    #[serde(default)]
+    pub read_only: bool,
+}
+
+/// Transport protocol of a published port.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// TCP (the default).
+    #[default]
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+/// A published port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBinding {
+    /// Port inside the container.
+    pub container_port: u16,
+    /// Protocol.
+    #[serde(default)]
+    pub protocol: Protocol,
+    /// Host address to bind; `None` binds all addresses.
+    #[serde(default)]
+    pub host_ip: Option<IpAddr>,
+    /// Host port; `None` lets the engine choose a free one.
+    #[serde(default)]
+    pub host_port: Option<u16>,
+}
+
+/// Resource limits. `None` means unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    /// CPU cores (fractions allowed), enforced as a CFS quota per 100 ms period (Docker).
+    #[serde(default)]
+    pub cpu_cores: Option<f64>,
+    /// Memory in bytes: the container's cgroup limit (swap disabled), or the most linear
+    /// memory a WebAssembly module may have.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    /// Most processes/threads in the container (Docker).
+    #[serde(default)]
+    pub pids: Option<u64>,
+    /// GPUs to pass through (Docker, NVIDIA).
+    #[serde(default)]
+    pub gpus: Option<GpuRequest>,
+}
+
+/// GPUs requested for a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GpuRequest {
+    /// Every GPU of the host.
+    All,
+    /// This many GPUs, chosen by the runtime.
+    Count(u32),
+    /// These devices (indices or UUIDs).
+    Devices(Vec<String>),
+}
