@@ -1,0 +1,71 @@
+use crate::{Error, load};
+
+const BASE: &str = "version: V1
+allocations:
+  web:
+    type: service
+    executor: docker
+    resources: {cpu: {cores: 1}, ram: 256MiB}
+    execution: {image: nginx:1.27}
+    ports: [{port: 80}]
+nodes:
+  main:
+    allocations: [web]
+";
+
+fn errors(text: &str) -> Vec<String> {
+    match load(text) {
+        Ok(_) => Vec::new(),
+        Err(Error::Invalid(all)) => all
+            .into_iter()
+            .filter(|d| d.is_error())
+            .map(|d| format!("{}: {}", d.path, d.message))
+            .collect(),
+        Err(other) => panic!("unexpected {other}"),
+    }
+}
+
+#[test]
+fn the_base_is_valid() {
+    assert_eq!(errors(BASE), Vec::<String>::new());
+}
+
+#[test]
+fn unplaced_and_doubly_placed_allocations() {
+    let unplaced = BASE.replace("    allocations: [web]\n", "    allocations: []\n");
+    assert_eq!(errors(&unplaced), ["allocations.web: allocation is not placed on any node"]);
+    let twice = format!("{BASE}  other:\n    allocations: [web]\n");
+    assert_eq!(
+        errors(&twice),
+        ["nodes.other.allocations[0]: allocation `web` is placed on more than one node"]
+    );
+}
+
+#[test]
+fn three_step_cycles_are_found_once() {
+    let text = "version: V1
+allocations:
+  a: {type: task, executor: wasm, resources: {cpu: {cores: 1}, ram: 1MiB}, execution: {module: a.wasm}, depends_on: [b]}
+  b: {type: task, executor: wasm, resources: {cpu: {cores: 1}, ram: 1MiB}, execution: {module: b.wasm}, depends_on: [c]}
+  c: {type: task, executor: wasm, resources: {cpu: {cores: 1}, ram: 1MiB}, execution: {module: c.wasm}, depends_on: [a]}
+nodes:
+  n: {allocations: [a, b, c]}
+";
+    let found = load(text).expect_err("cycle");
+    let cycles: Vec<_> =
+        found.diagnostics().into_iter().filter(|d| d.message == "dependency cycle").collect();
+    assert_eq!(cycles.len(), 1);
+    assert_eq!(cycles[0].found.as_deref(), Some("a → b → c → a"));
+}
+
+#[test]
+fn port_maps_check_clashes_and_declarations() {
+    let text = format!(
+        "{BASE}    ports:\n      - {{public: 18080, private: 80, allocation: web}}\n      - {{public: 18080, private: 80, allocation: web, protocol: udp}}\n"
+    );
+    assert_eq!(
+        errors(&text),
+        ["nodes.main.ports[1].private: allocation `web` does not declare port 80/udp"],
+        "tcp and udp may share a number"
+    );
+}
