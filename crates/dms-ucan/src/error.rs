@@ -260,13 +260,19 @@ impl fmt::Display for Reason {
     }
 }
 
+impl Denial {
+    /// Which link failed and why, without the `unauthorized (code):` prefix.
+    pub fn describe(&self) -> String {
+        match (&self.link, &self.cid) {
+            (Some(link), Some(cid)) => format!("link {link} ({cid}): {}", self.reason),
+            (Some(link), None) => format!("link {link}: {}", self.reason),
+            _ => self.reason.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for Denial {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unauthorized ({}): ", self.code())?;
-        match (&self.link, &self.cid) {
-            (Some(link), Some(cid)) => write!(f, "link {link} ({cid}): {}", self.reason),
-            (Some(link), None) => write!(f, "link {link}: {}", self.reason),
-            _ => write!(f, "{}", self.reason),
-        }
+        write!(f, "unauthorized ({}): {}", self.code(), self.describe())
     }
 }

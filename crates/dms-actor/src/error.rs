@@ -1,0 +1,127 @@
+//! Typed errors. Every refused message is answered with one of these (never silence),
+//! and `invoke` returns them to the caller.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a message was refused or an invocation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum ActorError {
+    /// The capability chain does not authorize the behavior; `code` is the denial code
+    /// (`expired`, `revoked`, `untrusted_root`, ...), `reason` the sentence.
+    #[error("unauthorized ({code}): {reason}")]
+    Unauthorized {
+        /// Stable denial code.
+        code: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The envelope expired before it was handled.
+    #[error("message expired at {expiry} ms (now {now} ms)")]
+    Expired {
+        /// The envelope's expiry.
+        expiry: u64,
+        /// When it was checked.
+        now: u64,
+    },
+    /// No such behavior on the recipient.
+    #[error("unknown behavior {behavior}")]
+    UnknownBehavior {
+        /// The behavior asked for.
+        behavior: String,
+    },
+    /// The sender exceeded its rate for this class of behavior; retry later.
+    #[error("rate limited ({class}): slow down and retry")]
+    RateLimited {
+        /// `public`, `broadcast` or `default`.
+        class: String,
+    },
+    /// The message is larger than accepted; it was not parsed.
+    #[error("message of {size} bytes exceeds the {max}-byte limit")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// This sender already used this nonce within the replay window.
+    #[error("replayed message (nonce {nonce} already seen)")]
+    Replayed {
+        /// The nonce.
+        nonce: u64,
+    },
+    /// The envelope claims a peer other than the one it arrived from.
+    #[error("sender claims peer {claimed} but the message came from {actual}")]
+    Spoofed {
+        /// `from.peer` in the envelope.
+        claimed: String,
+        /// The transport's peer.
+        actual: String,
+    },
+    /// The signature does not verify against the sender's DID.
+    #[error("bad envelope signature")]
+    BadSignature,
+    /// The bytes are not an envelope in canonical form, or a field is out of range.
+    #[error("malformed message: {reason}")]
+    Malformed {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The payload could not be decoded by the behavior.
+    #[error("bad payload: {reason}")]
+    BadPayload {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The recipient is not here.
+    #[error("no actor {inbox} on this node")]
+    NoSuchActor {
+        /// The inbox asked for.
+        inbox: String,
+    },
+    /// The recipient's mailbox is full; retry later.
+    #[error("recipient busy (mailbox full)")]
+    Busy,
+    /// No reply within the timeout.
+    #[error("no reply within {after_ms} ms")]
+    Timeout {
+        /// The timeout.
+        after_ms: u64,
+    },
+    /// The actor has stopped.
+    #[error("actor stopped")]
+    Closed,
+    /// The message could not be sent.
+    #[error("transport: {reason}")]
+    Transport {
+        /// What failed.
+        reason: String,
+    },
+    /// The behavior ran and failed.
+    #[error("{message}")]
+    Handler {
+        /// The behavior's error, for people.
+        message: String,
+    },
+    /// A bug or an impossible state.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ActorError {
+    /// Shorthand for a malformed-input error.
+    pub fn malformed(reason: impl Into<String>) -> ActorError {
+        ActorError::Malformed { reason: reason.into() }
+    }
+
+    /// Shorthand for a behavior failure.
+    pub fn handler(message: impl Into<String>) -> ActorError {
+        ActorError::Handler { message: message.into() }
+    }
+}
+
+impl From<dms_ucan::Denial> for ActorError {
+    fn from(denial: dms_ucan::Denial) -> ActorError {
+        ActorError::Unauthorized { code: denial.code().to_string(), reason: denial.describe() }
+    }
+}

@@ -1,0 +1,25 @@
+//! The dms actor runtime: every interaction is a signed envelope from one actor to
+//! another, checked and authorized before anything runs.
+//!
+//! The runtime knows nothing of nodes, deployments or executors, and nothing of the
+//! network: a [`Transport`] moves bytes (libp2p in `dms-network`, memory in tests).
+//! The contract — ordering, delivery, timeouts, stop — is in `docs/actor-semantics.md`.
+//!
+//! # Module map
+//! - [`envelope`]: handles, envelopes, canonical signing.
+//! - [`runtime`]: [`Router`] (per node), [`Actor`], behaviors, invoke/reply, broadcast.
+//! - [`replay`]: the nonce window.
+//! - [`limiter`]: rate limits per peer and behavior class.
+//! - [`error`]: [`ActorError`], the typed answer to every refused message.
+
+pub mod envelope;
+pub mod error;
+pub mod limiter;
+pub mod replay;
+pub mod runtime;
+
+pub use envelope::{Envelope, Handle};
+pub use error::ActorError;
+pub use runtime::{
+    Actor, Behavior, BoxFuture, Config, Message, Reply, Router, Transport, json_reply,
+};

@@ -1,0 +1,653 @@
+//! The runtime: a [`Router`] per node receives envelopes from the transport and hands
+//! them to its [`Actor`]s, which check and dispatch them to behaviors.
+//!
+//! Receive pipeline of an actor, cheapest checks first, each refusal answered with a
+//! typed [`ActorError`] when the sender asked for a reply: sender-peer binding (router) →
+//! rate limit by peer and class → expiry → signature → replay window → behavior lookup
+//! → capability chain (skipped for `/public/...`) → bounded mailbox (`Busy` when full).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use dms_crypto::KeyPair;
+use dms_ucan::{CapContext, Chain, Command, Limits, Request, Verifier};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::{debug, warn};
+
+use crate::ActorError;
+use crate::envelope::{DEFAULT_MAX_ENVELOPE_BYTES, Envelope, Handle, now_ms};
+use crate::limiter::{Class, Limiter, Rates};
+use crate::replay::{NonceWindow, Refusal};
+
+/// A boxed future, as transports and behaviors return them.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What behaviors return: the reply payload, or a typed error.
+pub type Reply = Result<Vec<u8>, ActorError>;
+
+/// A behavior: runs on an authorized message.
+pub type Behavior = Arc<dyn Fn(Message) -> BoxFuture<Reply> + Send + Sync>;
+
+/// Prefix of the one-shot reply behaviors (`/dms/actor/reply/<nonce>`).
+pub const REPLY_PREFIX: &str = "/dms/actor/reply/";
+
+/// Moves envelope bytes between nodes. Implemented over libp2p by the network crate
+/// and in memory by tests.
+pub trait Transport: Send + Sync + 'static {
+    /// Sends envelope bytes to `peer`.
+    fn send(&self, peer: &str, bytes: Vec<u8>) -> BoxFuture<Result<(), ActorError>>;
+    /// Publishes envelope bytes on a broadcast topic.
+    fn publish(&self, topic: &str, bytes: Vec<u8>) -> BoxFuture<Result<(), ActorError>>;
+}
+
+/// Runtime settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Largest envelope accepted.
+    pub max_envelope_bytes: usize,
+    /// Longest validity an envelope may claim (bounds the replay window).
+    pub max_ttl: Duration,
+    /// Messages queued per actor before `Busy`.
+    pub mailbox: usize,
+    /// Behaviors running at once per actor.
+    pub max_concurrent: usize,
+    /// Nonces remembered per actor.
+    pub replay_capacity: usize,
+    /// Rate limits.
+    pub rates: Rates,
+    /// Capability chain limits.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_envelope_bytes: DEFAULT_MAX_ENVELOPE_BYTES,
+            max_ttl: Duration::from_secs(300),
+            mailbox: 1024,
+            max_concurrent: 64,
+            replay_capacity: 100_000,
+            rates: Rates::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// An authorized message handed to a behavior.
+#[derive(Clone)]
+pub struct Message {
+    /// The envelope.
+    pub envelope: Envelope,
+    /// The actor running the behavior.
+    pub actor: Actor,
+}
+
+impl Message {
+    /// The payload decoded from JSON.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ActorError> {
+        if self.envelope.payload.is_empty() {
+            return serde_json::from_value(serde_json::Value::Null)
+                .map_err(|e| ActorError::BadPayload { reason: e.to_string() });
+        }
+        serde_json::from_slice(&self.envelope.payload)
+            .map_err(|e| ActorError::BadPayload { reason: e.to_string() })
+    }
+}
+
+/// Encodes `value` as a JSON reply payload.
+pub fn json_reply<T: Serialize>(value: &T) -> Reply {
+    serde_json::to_vec(value).map_err(|e| ActorError::Internal(e.to_string()))
+}
+
+#[derive(Serialize, Deserialize)]
+enum ReplyBody {
+    Ok(#[serde(with = "serde_bytes")] Vec<u8>),
+    Err(ActorError),
+}
+
+/// Receives envelopes for the actors of one node.
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<RouterInner>,
+}
+
+struct RouterInner {
+    peer: String,
+    transport: Arc<dyn Transport>,
+    config: Config,
+    actors: RwLock<HashMap<String, Actor>>,
+    subscriptions: RwLock<HashMap<String, Vec<String>>>,
+}
+
+impl Router {
+    /// A router for the node at `peer`, sending through `transport`.
+    pub fn new(peer: impl Into<String>, transport: Arc<dyn Transport>, config: Config) -> Router {
+        Router {
+            inner: Arc::new(RouterInner {
+                peer: peer.into(),
+                transport,
+                config,
+                actors: RwLock::new(HashMap::new()),
+                subscriptions: RwLock::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// This node's peer id.
+    pub fn peer(&self) -> &str {
+        &self.inner.peer
+    }
+
+    /// The runtime settings.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    fn actor(&self, inbox: &str) -> Option<Actor> {
+        self.inner.actors.read().ok()?.get(inbox).cloned()
+    }
+
+    /// Receives a unicast envelope that arrived from `from_peer`.
+    pub async fn receive(&self, bytes: &[u8], from_peer: &str) {
+        let envelope = match Envelope::decode(bytes, self.inner.config.max_envelope_bytes) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                warn!(peer = from_peer, %error, "Dropped an undecodable message.");
+                return;
+            }
+        };
+        let Some(to) = envelope.to.clone() else {
+            self.refuse(
+                &envelope,
+                from_peer,
+                ActorError::malformed("unicast message without recipient"),
+            )
+            .await;
+            return;
+        };
+        if envelope.from.peer != from_peer {
+            let error = ActorError::Spoofed {
+                claimed: envelope.from.peer.clone(),
+                actual: from_peer.into(),
+            };
+            self.refuse(&envelope, from_peer, error).await;
+            return;
+        }
+        match self.actor(&to.inbox).filter(|a| a.handle().did == to.did) {
+            Some(actor) => actor.incoming(envelope, from_peer).await,
+            None => {
+                self.refuse(&envelope, from_peer, ActorError::NoSuchActor { inbox: to.inbox }).await
+            }
+        }
+    }
+
+    /// Receives a broadcast published by `from_peer` on `topic`.
+    pub async fn receive_broadcast(&self, bytes: &[u8], from_peer: &str, topic: &str) {
+        let envelope = match Envelope::decode(bytes, self.inner.config.max_envelope_bytes) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                warn!(peer = from_peer, %error, "Dropped an undecodable broadcast.");
+                return;
+            }
+        };
+        if envelope.from.peer != from_peer
+            || envelope.topic.as_ref().map(Command::as_str) != Some(topic)
+        {
+            warn!(peer = from_peer, topic, "Dropped a broadcast with a wrong sender or topic.");
+            return;
+        }
+        let inboxes = self
+            .inner
+            .subscriptions
+            .read()
+            .ok()
+            .and_then(|s| s.get(topic).cloned())
+            .unwrap_or_default();
+        for inbox in inboxes {
+            if let Some(actor) = self.actor(&inbox) {
+                actor.incoming(envelope.clone(), from_peer).await;
+            }
+        }
+    }
+
+    /// Answers `envelope` with `error` when it asked for a reply, sent to the peer it
+    /// actually came from.
+    async fn refuse(&self, envelope: &Envelope, from_peer: &str, error: ActorError) {
+        debug!(peer = from_peer, behavior = %envelope.behavior, %error, "Refused a message.");
+        let Some(reply_to) = envelope.reply_to.clone() else { return };
+        let Some(actor) = self.inner.actors.read().ok().and_then(|a| a.values().next().cloned())
+        else {
+            return;
+        };
+        let to = Handle { peer: from_peer.to_string(), ..envelope.from.clone() };
+        actor.answer(to, reply_to, Err(error)).await;
+    }
+
+    /// Sends an envelope: locally when the recipient is on this node, else through the
+    /// transport. (Boxed: local delivery re-enters `receive`, and the explicit `Send`
+    /// type breaks that cycle for the compiler.)
+    fn deliver(&self, envelope: &Envelope) -> BoxFuture<Result<(), ActorError>> {
+        let bytes = envelope.encode();
+        match &envelope.to {
+            Some(to) if to.peer == self.inner.peer => {
+                let router = self.clone();
+                let from = self.inner.peer.clone();
+                tokio::spawn(async move { router.receive(&bytes, &from).await });
+                Box::pin(std::future::ready(Ok(())))
+            }
+            Some(to) => self.inner.transport.send(&to.peer, bytes),
+            None => {
+                let topic = envelope.topic.as_ref().map(Command::as_str).unwrap_or_default();
+                self.inner.transport.publish(topic, bytes)
+            }
+        }
+    }
+}
+
+/// An actor: a key, a capability context, behaviors and a bounded mailbox.
+#[derive(Clone)]
+pub struct Actor {
+    inner: Arc<ActorInner>,
+}
+
+struct ActorInner {
+    handle: Handle,
+    key: KeyPair,
+    router: Router,
+    context: RwLock<CapContext>,
+    verifier: Arc<Verifier>,
+    behaviors: RwLock<HashMap<Command, Behavior>>,
+    pending: Mutex<HashMap<u64, (Handle, oneshot::Sender<Reply>)>>,
+    replay: Mutex<NonceWindow>,
+    limiter: Limiter,
+    mailbox: mpsc::Sender<(Message, Behavior)>,
+    stopped: AtomicBool,
+}
+
+impl Actor {
+    /// Creates an actor in `inbox` on `router`'s node, signing with `key`, authorizing
+    /// with `context`, and registers it. Its mailbox worker runs until [`Actor::stop`].
+    pub fn spawn(
+        router: &Router,
+        inbox: &str,
+        key: KeyPair,
+        context: CapContext,
+        verifier: Arc<Verifier>,
+    ) -> Actor {
+        let config = router.config().clone();
+        let (mailbox, rx) = mpsc::channel(config.mailbox.max(1));
+        let handle =
+            Handle { did: key.did(), peer: router.peer().to_string(), inbox: inbox.to_string() };
+        let actor = Actor {
+            inner: Arc::new(ActorInner {
+                handle,
+                key,
+                router: router.clone(),
+                context: RwLock::new(context),
+                verifier,
+                behaviors: RwLock::new(HashMap::new()),
+                pending: Mutex::new(HashMap::new()),
+                replay: Mutex::new(NonceWindow::new(config.replay_capacity)),
+                limiter: Limiter::new(config.rates),
+                mailbox,
+                stopped: AtomicBool::new(false),
+            }),
+        };
+        tokio::spawn(run_mailbox(rx, config.max_concurrent.max(1)));
+        if let Ok(mut actors) = router.inner.actors.write() {
+            actors.insert(inbox.to_string(), actor.clone());
+        }
+        actor
+    }
+
+    /// The actor's handle.
+    pub fn handle(&self) -> &Handle {
+        &self.inner.handle
+    }
+
+    /// The key the actor signs with (to issue capabilities as this actor).
+    pub fn signing_key(&self) -> &KeyPair {
+        &self.inner.key
+    }
+
+    /// Registers `behavior` under `path` (exact match).
+    pub fn behavior<F, Fut>(&self, path: &str, behavior: F) -> Result<(), ActorError>
+    where
+        F: Fn(Message) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        let path = Command::parse(path).map_err(|e| ActorError::Internal(e.to_string()))?;
+        let behavior: Behavior = Arc::new(move |message| Box::pin(behavior(message)));
+        if let Ok(mut behaviors) = self.inner.behaviors.write() {
+            behaviors.insert(path, behavior);
+        }
+        Ok(())
+    }
+
+    /// Receives broadcasts on `topic`.
+    pub fn subscribe(&self, topic: &str) {
+        if let Ok(mut subscriptions) = self.inner.router.inner.subscriptions.write() {
+            let inboxes = subscriptions.entry(topic.to_string()).or_default();
+            if !inboxes.contains(&self.inner.handle.inbox) {
+                inboxes.push(self.inner.handle.inbox.clone());
+            }
+        }
+    }
+
+    /// Changes the capability context (anchors, revocations); the verifier cache is
+    /// cleared so the change applies to the next message.
+    pub fn update_context<T>(&self, change: impl FnOnce(&mut CapContext) -> T) -> T {
+        let mut context =
+            self.inner.context.write().expect("capability context lock is not poisoned");
+        let result = change(&mut context);
+        self.inner.verifier.clear();
+        result
+    }
+
+    /// A copy of the capability context.
+    pub fn context(&self) -> CapContext {
+        self.inner.context.read().expect("capability context lock is not poisoned").clone()
+    }
+
+    /// Stops the actor: new messages are refused with `Closed`, waiting invocations end
+    /// with `Closed`, behaviors already running finish.
+    pub fn stop(&self) {
+        self.inner.stopped.store(true, Ordering::SeqCst);
+        if let Ok(mut pending) = self.inner.pending.lock() {
+            for (_, (_, tx)) in pending.drain() {
+                let _ = tx.send(Err(ActorError::Closed));
+            }
+        }
+        if let Ok(mut actors) = self.inner.router.inner.actors.write() {
+            actors.remove(&self.inner.handle.inbox);
+        }
+    }
+
+    fn envelope(
+        &self,
+        to: Option<Handle>,
+        behavior: Command,
+        payload: Vec<u8>,
+        ttl: Duration,
+    ) -> Envelope {
+        let now = now_ms();
+        let subject = to.as_ref().map_or(&self.inner.handle.did, |t| &t.did).clone();
+        let chain = self
+            .inner
+            .context
+            .read()
+            .ok()
+            .and_then(|c| c.chain_for(&self.inner.verifier, &behavior, &subject, now / 1000))
+            .unwrap_or_else(Chain::empty);
+        Envelope {
+            to,
+            from: self.inner.handle.clone(),
+            behavior,
+            nonce: rand::random(),
+            expiry: now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
+            reply_to: None,
+            topic: None,
+            payload,
+            capabilities: if chain.is_empty() { Vec::new() } else { chain.to_bytes() },
+            signature: Vec::new(),
+        }
+    }
+
+    /// Invokes `behavior` on `to` and waits up to `timeout` for the reply.
+    pub async fn invoke(
+        &self,
+        to: &Handle,
+        behavior: &str,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> Reply {
+        self.invoke_with(to, behavior, payload, timeout, |_| ()).await
+    }
+
+    /// Like [`Actor::invoke`], with `tweak` applied to the envelope before it is signed
+    /// (for tools and adversarial tests: fixed nonces, odd expiries, other claims).
+    pub async fn invoke_with(
+        &self,
+        to: &Handle,
+        behavior: &str,
+        payload: Vec<u8>,
+        timeout: Duration,
+        tweak: impl FnOnce(&mut Envelope),
+    ) -> Reply {
+        if self.inner.stopped.load(Ordering::SeqCst) {
+            return Err(ActorError::Closed);
+        }
+        let behavior =
+            Command::parse(behavior).map_err(|e| ActorError::malformed(e.to_string()))?;
+        let mut envelope = self.envelope(Some(to.clone()), behavior, payload, timeout);
+        tweak(&mut envelope);
+        let reply_to = Command::parse(&format!("{REPLY_PREFIX}{}", envelope.nonce))
+            .map_err(|e| ActorError::Internal(e.to_string()))?;
+        envelope.reply_to = Some(reply_to);
+        let envelope = envelope.sign(&self.inner.key)?;
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut pending) = self.inner.pending.lock() {
+            pending.insert(envelope.nonce, (to.clone(), tx));
+        }
+        if let Err(error) = self.inner.router.deliver(&envelope).await {
+            self.forget(envelope.nonce);
+            return Err(error);
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(_)) => Err(ActorError::Closed),
+            Err(_) => {
+                self.forget(envelope.nonce);
+                Err(ActorError::Timeout {
+                    after_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                })
+            }
+        }
+    }
+
+    /// Sends `behavior` to `to` without waiting for an answer.
+    pub async fn send(
+        &self,
+        to: &Handle,
+        behavior: &str,
+        payload: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<(), ActorError> {
+        let behavior =
+            Command::parse(behavior).map_err(|e| ActorError::malformed(e.to_string()))?;
+        let envelope =
+            self.envelope(Some(to.clone()), behavior, payload, ttl).sign(&self.inner.key)?;
+        self.inner.router.deliver(&envelope).await
+    }
+
+    /// Publishes `behavior` on `topic`.
+    pub async fn broadcast(
+        &self,
+        topic: &str,
+        behavior: &str,
+        payload: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<(), ActorError> {
+        let behavior =
+            Command::parse(behavior).map_err(|e| ActorError::malformed(e.to_string()))?;
+        let mut envelope = self.envelope(None, behavior, payload, ttl);
+        envelope.topic =
+            Some(Command::parse(topic).map_err(|e| ActorError::malformed(e.to_string()))?);
+        let envelope = envelope.sign(&self.inner.key)?;
+        self.inner.router.deliver(&envelope).await
+    }
+
+    fn forget(&self, nonce: u64) {
+        if let Ok(mut pending) = self.inner.pending.lock() {
+            pending.remove(&nonce);
+        }
+    }
+
+    /// Sends `reply` to `to` as behavior `reply_to`.
+    async fn answer(&self, to: Handle, reply_to: Command, reply: Reply) {
+        let body = match reply {
+            Ok(bytes) => ReplyBody::Ok(bytes),
+            Err(error) => ReplyBody::Err(error),
+        };
+        let Ok(payload) = serde_ipld_dagcbor::to_vec(&body) else { return };
+        let mut envelope = self.envelope(Some(to), reply_to, payload, Duration::from_secs(30));
+        envelope.capabilities = Vec::new();
+        match envelope.sign(&self.inner.key) {
+            Ok(envelope) => {
+                if let Err(error) = self.inner.router.deliver(&envelope).await {
+                    debug!(%error, "Could not deliver a reply.");
+                }
+            }
+            Err(error) => warn!(%error, "Could not sign a reply."),
+        }
+    }
+
+    /// Completes a pending invocation with a reply envelope. The answer must come from
+    /// the actor asked; an error may also come from another actor of the same node
+    /// (e.g. `NoSuchActor`) — the router has already checked that the peer is genuine.
+    fn complete(&self, envelope: &Envelope) {
+        let Some(nonce) = envelope
+            .behavior
+            .as_str()
+            .strip_prefix(REPLY_PREFIX)
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            return;
+        };
+        let expected =
+            self.inner.pending.lock().ok().and_then(|p| p.get(&nonce).map(|(h, _)| h.clone()));
+        let Some(expected) = expected else {
+            debug!(from = %envelope.from.did, "Dropped a reply to no pending request (late or unknown).");
+            return;
+        };
+        if envelope.verify_signature().is_err() {
+            warn!(from = %envelope.from.did, "Dropped a reply with a bad signature.");
+            return;
+        }
+        let reply = match serde_ipld_dagcbor::from_slice::<ReplyBody>(&envelope.payload) {
+            Ok(ReplyBody::Ok(bytes)) => Ok(bytes),
+            Ok(ReplyBody::Err(error)) => Err(error),
+            Err(e) => Err(ActorError::malformed(format!("reply: {e}"))),
+        };
+        let from_asked = envelope.from.did == expected.did;
+        let error_from_its_node = reply.is_err() && envelope.from.peer == expected.peer;
+        if !from_asked && !error_from_its_node {
+            warn!(from = %envelope.from.did, "Dropped a reply from an actor that was not asked.");
+            return;
+        }
+        if let Some((_, tx)) = self.inner.pending.lock().ok().and_then(|mut p| p.remove(&nonce)) {
+            let _ = tx.send(reply);
+        }
+    }
+
+    /// Checks an incoming envelope and queues it for its behavior.
+    async fn incoming(&self, envelope: Envelope, from_peer: &str) {
+        if envelope.behavior.as_str().starts_with(REPLY_PREFIX) {
+            self.complete(&envelope);
+            return;
+        }
+        match self.check(&envelope, from_peer) {
+            Ok(behavior) => {
+                let message = Message { envelope: envelope.clone(), actor: self.clone() };
+                if let Err(error) = self.inner.mailbox.try_send((message, behavior)) {
+                    let error = match error {
+                        mpsc::error::TrySendError::Full(_) => ActorError::Busy,
+                        mpsc::error::TrySendError::Closed(_) => ActorError::Closed,
+                    };
+                    self.refuse(&envelope, from_peer, error).await;
+                }
+            }
+            Err(error) => self.refuse(&envelope, from_peer, error).await,
+        }
+    }
+
+    async fn refuse(&self, envelope: &Envelope, from_peer: &str, error: ActorError) {
+        debug!(peer = from_peer, behavior = %envelope.behavior, %error, "Refused a message.");
+        if let Some(reply_to) = envelope.reply_to.clone() {
+            let to = Handle { peer: from_peer.to_string(), ..envelope.from.clone() };
+            self.answer(to, reply_to, Err(error)).await;
+        }
+    }
+
+    /// The receive pipeline; returns the behavior to run.
+    fn check(&self, envelope: &Envelope, from_peer: &str) -> Result<Behavior, ActorError> {
+        if self.inner.stopped.load(Ordering::SeqCst) {
+            return Err(ActorError::Closed);
+        }
+        let class = Class::of(envelope.behavior.as_str());
+        if !self.inner.limiter.allow(from_peer, class) {
+            return Err(ActorError::RateLimited { class: class.name().into() });
+        }
+        let now = now_ms();
+        if envelope.expiry < now {
+            return Err(ActorError::Expired { expiry: envelope.expiry, now });
+        }
+        let max_ttl =
+            u64::try_from(self.inner.router.config().max_ttl.as_millis()).unwrap_or(u64::MAX);
+        if envelope.expiry > now.saturating_add(max_ttl) {
+            return Err(ActorError::malformed(format!("expiry more than {max_ttl} ms ahead")));
+        }
+        envelope.verify_signature()?;
+        self.inner
+            .replay
+            .lock()
+            .map_err(|_| ActorError::Internal("replay window lock poisoned".into()))?
+            .accept(&envelope.from.did, envelope.nonce, envelope.expiry, now)
+            .map_err(|refusal| match refusal {
+                Refusal::Replayed => ActorError::Replayed { nonce: envelope.nonce },
+                Refusal::Full => ActorError::Busy,
+            })?;
+        let behavior = self
+            .inner
+            .behaviors
+            .read()
+            .ok()
+            .and_then(|b| b.get(&envelope.behavior).cloned())
+            .ok_or_else(|| ActorError::UnknownBehavior {
+                behavior: envelope.behavior.to_string(),
+            })?;
+        if class != Class::Public {
+            let chain = envelope.chain(self.inner.router.config().limits)?;
+            let context = self
+                .inner
+                .context
+                .read()
+                .map_err(|_| ActorError::Internal("context lock poisoned".into()))?;
+            context.authorize(
+                &self.inner.verifier,
+                Request {
+                    invoker: &envelope.from.did,
+                    subject: &self.inner.handle.did,
+                    behavior: &envelope.behavior,
+                    topic: envelope.topic.as_ref(),
+                    args: None,
+                    chain: &chain,
+                },
+                now / 1000,
+            )?;
+        }
+        Ok(behavior)
+    }
+}
+
+/// Runs queued messages, at most `max_concurrent` at once, answering those that asked.
+async fn run_mailbox(mut rx: mpsc::Receiver<(Message, Behavior)>, max_concurrent: usize) {
+    let permits = Arc::new(Semaphore::new(max_concurrent));
+    while let Some((message, behavior)) = rx.recv().await {
+        let Ok(permit) = permits.clone().acquire_owned().await else { break };
+        tokio::spawn(async move {
+            let actor = message.actor.clone();
+            let envelope = message.envelope.clone();
+            let reply = behavior(message).await;
+            drop(permit);
+            if let Some(reply_to) = envelope.reply_to.clone() {
+                actor.answer(envelope.from.clone(), reply_to, reply).await;
+            }
+        });
+    }
+}
