@@ -16,6 +16,9 @@ use utoipa::IntoParams;
 use crate::routes::AppState;
 use crate::{ApiError, ErrorBody};
 
+/// Called after a context is stored, so the node can apply it to its running actors.
+pub type OnChange = Arc<dyn Fn(&CapContext) + Send + Sync>;
+
 /// What the capability routes need from the node.
 #[derive(Clone)]
 pub struct Caps {
@@ -23,6 +26,8 @@ pub struct Caps {
     pub store: Store,
     /// The node's verifier, whose cache is cleared when a context changes.
     pub verifier: Arc<Verifier>,
+    /// Told about every stored context.
+    pub on_change: Option<OnChange>,
 }
 
 fn internal(error: dms_ucan::Error) -> ApiError {
@@ -101,6 +106,9 @@ pub(crate) async fn put(
     persist::save(&caps.store, &context, expected.expected_version)
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()))?;
     caps.verifier.clear();
+    if let Some(on_change) = &caps.on_change {
+        on_change(&context);
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

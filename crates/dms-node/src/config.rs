@@ -30,10 +30,66 @@ pub struct Config {
     pub node: NodeConfig,
     /// The local REST API.
     pub api: dms_api::Config,
+    /// The peer-to-peer network.
+    pub network: NetworkConfig,
     /// The embedded database.
     pub store: StoreConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// `[network]`: how the node joins the peer-to-peer network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// Multiaddrs to listen on.
+    pub listen: Vec<String>,
+    /// Multiaddrs (with `/p2p/<peer id>`) of peers to join through.
+    pub bootstrap: Vec<String>,
+    /// Find peers on the local network with mDNS.
+    pub mdns: bool,
+    /// Relay connections for peers behind NAT.
+    pub relay_service: bool,
+    /// Largest direct message, in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            listen: vec!["/ip4/0.0.0.0/tcp/9000".into(), "/ip4/0.0.0.0/udp/9000/quic-v1".into()],
+            bootstrap: Vec::new(),
+            mdns: true,
+            relay_service: false,
+            max_message_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl NetworkConfig {
+    /// The network crate's settings, with every address parsed (errors name the key).
+    pub fn to_network(&self) -> Result<dms_network::Config, Error> {
+        let parse = |key: &str, list: &[String]| -> Result<Vec<dms_network::Multiaddr>, Error> {
+            list.iter()
+                .map(|a| {
+                    a.parse().map_err(|e| Error::InvalidValue {
+                        key: key.into(),
+                        value: format!("{a:?}"),
+                        expected: "multiaddrs such as \"/ip4/0.0.0.0/tcp/9000\"",
+                        detail: format!("{e}"),
+                    })
+                })
+                .collect()
+        };
+        Ok(dms_network::Config {
+            listen: parse("network.listen", &self.listen)?,
+            bootstrap: parse("network.bootstrap", &self.bootstrap)?,
+            mdns: self.mdns,
+            relay_service: self.relay_service,
+            max_message_bytes: self.max_message_bytes,
+            ..dms_network::Config::default()
+        })
+    }
 }
 
 /// `[node]`: identity and life cycle.
@@ -109,6 +165,7 @@ impl Config {
     /// Checks the rules that span several keys (each message names the keys).
     pub fn validate(&self) -> Result<(), Error> {
         self.api.validate().map_err(Error::Rule)?;
+        self.network.to_network()?;
         if self.node.key.is_empty() {
             return Err(Error::Rule("node.key must name a key in the keystore".into()));
         }

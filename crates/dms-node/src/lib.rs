@@ -10,6 +10,7 @@
 //! - [`home`]: the home directory layout.
 //! - [`lifecycle`]: the start/stop record kept in the store (unclean-stop detection).
 
+pub mod behaviors;
 pub mod config;
 pub mod home;
 pub mod lifecycle;
@@ -55,6 +56,9 @@ pub enum Error {
     /// The store could not be opened or written.
     #[error("store: {0}")]
     Store(#[from] dms_store::Error),
+    /// The network could not start.
+    #[error("network: {0}")]
+    Network(String),
     /// The node's capability context could not be read or created.
     #[error("capabilities: {0}")]
     Caps(#[from] dms_ucan::Error),
@@ -109,7 +113,21 @@ pub async fn run(
         started,
         started_at: SystemTime::now(),
     };
-    let caps = dms_api::Caps { store: store.clone(), verifier: verifier.clone() };
+    let node_context =
+        dms_ucan::persist::load(&store, NODE_CONTEXT)?.expect("the node context was just ensured");
+    let (network, actor) = build_network(&key, &config, node_context, verifier.clone(), started)?;
+    let root = actor.clone();
+    let on_change: dms_api::caps::OnChange = Arc::new(move |context| {
+        if context.name == NODE_CONTEXT {
+            let context = context.clone();
+            root.update_context(move |c| *c = context);
+        }
+    });
+    let caps = dms_api::Caps {
+        store: store.clone(),
+        verifier: verifier.clone(),
+        on_change: Some(on_change),
+    };
     let server = dms_api::Server::bind(&config.api, node_info, Some(caps)).await?;
     let api_addr = server.local_addr();
     let (stop_tx, mut stop_rx) = watch::channel(false);
@@ -117,8 +135,9 @@ pub async fn run(
         let _ = stop_rx.wait_for(|stop| *stop).await;
     }));
 
-    info!(did = %did, api = %api_addr, home = %home.root().display(),
-        startup_ms = started.elapsed().as_millis() as u64, "dms ready");
+    let addrs = listen_addrs(&network.client).await;
+    info!(did = %did, api = %api_addr, peer_id = %network.client.peer_id(), addrs = %addrs.join(","),
+        home = %home.root().display(), startup_ms = started.elapsed().as_millis() as u64, "dms ready");
 
     let result = tokio::select! {
         served = &mut serving => Some(served),
@@ -140,10 +159,61 @@ pub async fn run(
             }
         }
     };
+    actor.stop();
+    let _ = network.stop.send(());
+    let _ = network.task.await;
     lifecycle::record_stop(&store)?;
     drop(store);
     info!(did = %did, "dms stopped");
     result
+}
+
+/// The running network: its client and how to stop it.
+struct Network {
+    client: dms_network::Client,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts the libp2p host, the router and the node's root actor with its behaviors.
+fn build_network(
+    key: &dms_crypto::KeyPair,
+    config: &Config,
+    context: dms_ucan::CapContext,
+    verifier: Arc<dms_ucan::Verifier>,
+    started: Instant,
+) -> Result<(Network, dms_actor::Actor), Error> {
+    let (client, event_loop, inbound) = dms_network::build(key, config.network.to_network()?)
+        .map_err(|e| Error::Network(e.to_string()))?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(event_loop.run(async move {
+        let _ = stopped.await;
+    }));
+    let router = dms_actor::Router::new(
+        client.peer_id().to_string(),
+        Arc::new(client.clone()),
+        dms_actor::Config {
+            max_envelope_bytes: config.network.max_message_bytes,
+            ..Default::default()
+        },
+    );
+    let actor = dms_actor::Actor::spawn(&router, "root", key.clone(), context, verifier);
+    behaviors::register(&actor, &client, started).map_err(|e| Error::Network(e.to_string()))?;
+    tokio::spawn(dms_network::serve(inbound, router, 256));
+    Ok((Network { client, stop, task }, actor))
+}
+
+/// The node's listen multiaddrs (with `/p2p/<peer id>`), waiting briefly for the
+/// listeners to come up.
+async fn listen_addrs(client: &dms_network::Client) -> Vec<String> {
+    for _ in 0..100 {
+        match client.self_info().await {
+            Ok(info) if !info.listen.is_empty() => return info.listen,
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            Err(_) => break,
+        }
+    }
+    Vec::new()
 }
 
 /// The name of the node's own capability context.

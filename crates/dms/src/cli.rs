@@ -58,6 +58,34 @@ pub enum Command {
     /// Show and change the configuration ($DMS_HOME/config.toml).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check whether this host can run the executors: Docker, cgroups, KVM, TUN, NVIDIA
+    /// container toolkit, free disk. Says what to do for each check that does not pass.
+    Doctor,
+    /// Check an ensemble file: every error with its line, column and a fix where known.
+    Validate {
+        /// The ensemble (YAML or JSON).
+        file: PathBuf,
+    },
+    /// Print a commented starter ensemble.
+    Scaffold {
+        /// The executor of the example allocation.
+        #[arg(long, value_enum, default_value_t = ScaffoldExecutor::Docker)]
+        executor: ScaffoldExecutor,
+        /// Write to this new file instead of stdout (never overwrites).
+        #[arg(long = "out", short = 'O', value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Translate a docker-compose, Kubernetes or Nomad file into an ensemble.
+    Translate {
+        /// The file to translate.
+        file: PathBuf,
+        /// Its format (default: detected from the name and content).
+        #[arg(long, value_enum)]
+        from: Option<TranslateFrom>,
+        /// Write to this new file instead of stdout (never overwrites).
+        #[arg(long = "out", short = 'O', value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Print the version of this dms binary.
     Version,
     /// Print a shell completion script.
@@ -65,6 +93,28 @@ pub enum Command {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
+}
+
+/// Executors `dms scaffold` can start from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScaffoldExecutor {
+    /// A container image.
+    Docker,
+    /// A WebAssembly (WASI) module.
+    Wasm,
+    /// A micro virtual machine.
+    Vm,
+}
+
+/// Formats `dms translate` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TranslateFrom {
+    /// docker-compose.
+    Compose,
+    /// Kubernetes manifests.
+    Kubernetes,
+    /// Nomad job (HCL or JSON).
+    Nomad,
 }
 
 /// `dms key ...`

@@ -51,6 +51,31 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "Largest API request body accepted.",
     },
     KeyDoc {
+        key: "network.listen",
+        expected: "a list of multiaddrs, e.g. [\"/ip4/0.0.0.0/tcp/9000\", \"/ip4/0.0.0.0/udp/9000/quic-v1\"]",
+        doc: "Where the node listens for peers (override with dms run --listen).",
+    },
+    KeyDoc {
+        key: "network.bootstrap",
+        expected: "a list of multiaddrs ending in /p2p/<peer id>",
+        doc: "Peers to join the network through at start (override with dms run --bootstrap).",
+    },
+    KeyDoc {
+        key: "network.mdns",
+        expected: "true or false",
+        doc: "Find peers on the local network with mDNS.",
+    },
+    KeyDoc {
+        key: "network.relay_service",
+        expected: "true or false",
+        doc: "Relay connections for peers that cannot be reached directly (uses bandwidth).",
+    },
+    KeyDoc {
+        key: "network.max_message_bytes",
+        expected: "a positive whole number of bytes",
+        doc: "Largest direct message accepted from a peer; larger frames are refused unread.",
+    },
+    KeyDoc {
         key: "store.path",
         expected: "a file path; relative paths are under the dms home",
         doc: "The embedded database file (redb).",

@@ -2,6 +2,8 @@
 
 mod cap;
 mod config;
+mod doctor;
+mod ensemble;
 mod info;
 mod key;
 mod run;
@@ -70,6 +72,12 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Key(command) => key::key(&ctx, command),
         Command::Cap(command) => cap::cap(&ctx, command).await,
         Command::Config(command) => config::config(&ctx, command),
+        Command::Doctor => doctor::doctor(&ctx).await,
+        Command::Validate { file } => ensemble::validate(&ctx, &file),
+        Command::Scaffold { executor, out } => ensemble::scaffold(executor, out.as_deref()),
+        Command::Translate { file, from, out } => {
+            ensemble::translate(&ctx, &file, from, out.as_deref())
+        }
         Command::Version => version(&ctx),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "dms", &mut std::io::stdout());

@@ -85,6 +85,8 @@ impl Daemon {
             .args(["--api-addr", api_addr, "run"])
             .env("DMS_PASSPHRASE", passphrase)
             .env("RUST_LOG", "info")
+            .env("DMS_NETWORK_LISTEN", r#"["/ip4/127.0.0.1/tcp/0"]"#)
+            .env("DMS_NETWORK_MDNS", "false")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -1,0 +1,99 @@
+//! The composed libp2p behaviour.
+
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{
+    StreamProtocol, autonat, connection_limits, dcutr, gossipsub, identify, identity, kad, mdns,
+    ping, relay, request_response,
+};
+
+use crate::codec::{FrameCodec, PROTOCOL};
+use crate::{Config, NetworkError};
+
+/// Kademlia protocol name (the `/dms` prefix keeps dms DHTs apart from others).
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/dms/kad/1.0.0");
+/// Identify protocol version.
+pub const IDENTIFY_VERSION: &str = "/dms/id/1.0.0";
+
+/// Every protocol the host speaks.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) identify: identify::Behaviour,
+    pub(crate) ping: ping::Behaviour,
+    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(crate) gossipsub: gossipsub::Behaviour,
+    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    pub(crate) autonat: autonat::Behaviour,
+    pub(crate) relay_client: relay::client::Behaviour,
+    pub(crate) relay: Toggle<relay::Behaviour>,
+    pub(crate) dcutr: dcutr::Behaviour,
+    pub(crate) messages: request_response::Behaviour<FrameCodec>,
+}
+
+impl Behaviour {
+    pub(crate) fn new(
+        key: &identity::Keypair,
+        relay_client: relay::client::Behaviour,
+        config: &Config,
+    ) -> Result<Behaviour, NetworkError> {
+        let peer_id = key.public().to_peer_id();
+        let limits = connection_limits::ConnectionLimits::default()
+            .with_max_established(Some(config.max_connections))
+            .with_max_established_per_peer(Some(config.max_connections_per_peer))
+            .with_max_pending_incoming(Some(config.max_connections / 2 + 1));
+        let gossip_config = gossipsub::ConfigBuilder::default()
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .max_transmit_size(config.max_message_bytes)
+            .build()
+            .map_err(|e| NetworkError::Setup(format!("gossipsub: {e}")))?;
+        let mut gossipsub = gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossip_config,
+        )
+        .map_err(|e| NetworkError::Setup(format!("gossipsub: {e}")))?;
+        gossipsub
+            .with_peer_score(
+                gossipsub::PeerScoreParams::default(),
+                gossipsub::PeerScoreThresholds::default(),
+            )
+            .map_err(|e| NetworkError::Setup(format!("gossipsub scoring: {e}")))?;
+        let mut kad = kad::Behaviour::with_config(
+            peer_id,
+            kad::store::MemoryStore::new(peer_id),
+            kad::Config::new(KAD_PROTOCOL),
+        );
+        kad.set_mode(Some(kad::Mode::Server));
+        let mdns = if config.mdns {
+            Some(
+                mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                    .map_err(|e| NetworkError::Setup(format!("mdns: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let relay =
+            config.relay_service.then(|| relay::Behaviour::new(peer_id, relay::Config::default()));
+        let messages = request_response::Behaviour::with_codec(
+            FrameCodec { max_bytes: config.max_message_bytes },
+            [(PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(config.request_timeout),
+        );
+        Ok(Behaviour {
+            limits: connection_limits::Behaviour::new(limits),
+            identify: identify::Behaviour::new(identify::Config::new(
+                IDENTIFY_VERSION.into(),
+                key.public(),
+            )),
+            ping: ping::Behaviour::default(),
+            kad,
+            gossipsub,
+            mdns: mdns.into(),
+            autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
+            relay_client,
+            relay: relay.into(),
+            dcutr: dcutr::Behaviour::new(peer_id),
+            messages,
+        })
+    }
+}

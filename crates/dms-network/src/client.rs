@@ -1,0 +1,139 @@
+//! The cloneable handle to the network: commands to the event loop, answered on
+//! oneshot channels. Also the actor runtime's [`dms_actor::Transport`].
+
+use libp2p::{Multiaddr, PeerId};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::NetworkError;
+
+/// How a peer is connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Path {
+    /// A direct connection.
+    Direct,
+    /// Through a relay (`/p2p-circuit`).
+    Relayed,
+}
+
+/// A connected peer.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerInfo {
+    /// Its peer id.
+    pub peer_id: String,
+    /// The remote addresses of its connections.
+    pub addrs: Vec<String>,
+    /// Direct when any connection is direct.
+    pub path: Path,
+    /// Last ping round trip, in milliseconds.
+    pub rtt_ms: Option<u64>,
+}
+
+/// What the host says about itself.
+#[derive(Clone, Debug, Serialize)]
+pub struct SelfInfo {
+    /// Its peer id.
+    pub peer_id: String,
+    /// Listen addresses, with `/p2p/<peer id>`.
+    pub listen: Vec<String>,
+    /// NAT status from AutoNAT: `public`, `private` or `unknown`.
+    pub nat: String,
+}
+
+pub(crate) enum Command {
+    Send { peer: PeerId, bytes: Vec<u8>, reply: oneshot::Sender<Result<(), NetworkError>> },
+    Publish { topic: String, bytes: Vec<u8>, reply: oneshot::Sender<Result<(), NetworkError>> },
+    Subscribe { topic: String, reply: oneshot::Sender<Result<(), NetworkError>> },
+    Dial { addr: Multiaddr, reply: oneshot::Sender<Result<(), NetworkError>> },
+    Peers { reply: oneshot::Sender<Vec<PeerInfo>> },
+    SelfInfo { reply: oneshot::Sender<SelfInfo> },
+}
+
+/// A handle to the network; cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) peer_id: PeerId,
+}
+
+impl Client {
+    /// This host's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetworkError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await.map_err(|_| NetworkError::Stopped)?;
+        rx.await.map_err(|_| NetworkError::Stopped)
+    }
+
+    /// Sends `bytes` to `peer` as one direct message; resolves when the peer accepted it.
+    pub async fn send(&self, peer: PeerId, bytes: Vec<u8>) -> Result<(), NetworkError> {
+        self.ask(|reply| Command::Send { peer, bytes, reply }).await?
+    }
+
+    /// Publishes `bytes` on a gossip topic.
+    pub async fn publish(&self, topic: &str, bytes: Vec<u8>) -> Result<(), NetworkError> {
+        self.ask(|reply| Command::Publish { topic: topic.into(), bytes, reply }).await?
+    }
+
+    /// Subscribes to a gossip topic.
+    pub async fn subscribe(&self, topic: &str) -> Result<(), NetworkError> {
+        self.ask(|reply| Command::Subscribe { topic: topic.into(), reply }).await?
+    }
+
+    /// Dials an address (with `/p2p/<peer id>`); resolves once connected or failed.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetworkError> {
+        self.ask(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    /// Connected peers.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetworkError> {
+        self.ask(|reply| Command::Peers { reply }).await
+    }
+
+    /// This host's id, addresses and NAT status.
+    pub async fn self_info(&self) -> Result<SelfInfo, NetworkError> {
+        self.ask(|reply| Command::SelfInfo { reply }).await
+    }
+}
+
+impl dms_actor::Transport for Client {
+    fn send(
+        &self,
+        peer: &str,
+        bytes: Vec<u8>,
+    ) -> dms_actor::BoxFuture<Result<(), dms_actor::ActorError>> {
+        let client = self.clone();
+        let peer = peer.parse::<PeerId>();
+        Box::pin(async move {
+            let peer = peer.map_err(|e| dms_actor::ActorError::Transport {
+                reason: format!("bad peer id: {e}"),
+            })?;
+            client
+                .send(peer, bytes)
+                .await
+                .map_err(|e| dms_actor::ActorError::Transport { reason: e.to_string() })
+        })
+    }
+
+    fn publish(
+        &self,
+        topic: &str,
+        bytes: Vec<u8>,
+    ) -> dms_actor::BoxFuture<Result<(), dms_actor::ActorError>> {
+        let client = self.clone();
+        let topic = topic.to_string();
+        Box::pin(async move {
+            client
+                .publish(&topic, bytes)
+                .await
+                .map_err(|e| dms_actor::ActorError::Transport { reason: e.to_string() })
+        })
+    }
+}

@@ -1,0 +1,348 @@
+//! The event loop: the only owner of the `Swarm`. It runs client commands, turns swarm
+//! events into inbound messages for the runtime (through a bounded queue), and keeps
+//! the per-peer view (connections, direct or relayed, round-trip times, NAT status).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::core::ConnectedPoint;
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, autonat, gossipsub, identify, kad, mdns, ping};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::NetworkError;
+use crate::behaviour::{Behaviour, BehaviourEvent};
+use crate::client::{Command, Path, PeerInfo, SelfInfo};
+
+/// What the network hands to the runtime.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A direct message from `peer`.
+    Message {
+        /// The sending peer (authenticated by the connection).
+        peer: PeerId,
+        /// The envelope bytes.
+        bytes: Vec<u8>,
+    },
+    /// A gossip message originally published by `source` on `topic`.
+    Broadcast {
+        /// The publisher (signed gossip).
+        source: PeerId,
+        /// The topic.
+        topic: String,
+        /// The envelope bytes.
+        bytes: Vec<u8>,
+    },
+}
+
+/// Acknowledgement meaning "queued for the runtime".
+const ACCEPTED: &[u8] = b"";
+/// Acknowledgement meaning "the inbound queue is full".
+const BUSY: &[u8] = b"busy";
+
+/// Owns the swarm; run it with [`EventLoop::run`].
+pub struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    inbound: mpsc::Sender<Inbound>,
+    bootstrap: Vec<Multiaddr>,
+    pending_sends: HashMap<OutboundRequestId, oneshot::Sender<Result<(), NetworkError>>>,
+    pending_dials: HashMap<PeerId, Vec<oneshot::Sender<Result<(), NetworkError>>>>,
+    connections: HashMap<PeerId, Vec<(ConnectionId, Multiaddr)>>,
+    rtt: HashMap<PeerId, Duration>,
+    listen: Vec<Multiaddr>,
+    nat: autonat::NatStatus,
+}
+
+fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
+}
+
+fn is_relayed(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| matches!(p, Protocol::P2pCircuit))
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        swarm: Swarm<Behaviour>,
+        commands: mpsc::Receiver<Command>,
+        inbound: mpsc::Sender<Inbound>,
+        bootstrap: Vec<Multiaddr>,
+    ) -> EventLoop {
+        EventLoop {
+            swarm,
+            commands,
+            inbound,
+            bootstrap,
+            pending_sends: HashMap::new(),
+            pending_dials: HashMap::new(),
+            connections: HashMap::new(),
+            rtt: HashMap::new(),
+            listen: Vec::new(),
+            nat: autonat::NatStatus::Unknown,
+        }
+    }
+
+    /// Runs until `shutdown` resolves or every client is dropped.
+    ///
+    /// Cancel safety: dropping the future drops the swarm and every connection.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        for addr in std::mem::take(&mut self.bootstrap) {
+            if let Some(peer) = peer_of(&addr) {
+                self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+            }
+            if let Err(error) = self.swarm.dial(addr.clone()) {
+                warn!(%addr, %error, "Cannot dial bootstrap peer.");
+            }
+        }
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_event(event),
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => break,
+                },
+                () = &mut shutdown => break,
+            }
+        }
+        for (_, reply) in self.pending_sends.drain() {
+            let _ = reply.send(Err(NetworkError::Stopped));
+        }
+        debug!("Network event loop stopped.");
+    }
+
+    fn self_info(&self) -> SelfInfo {
+        let peer_id = *self.swarm.local_peer_id();
+        let listen = self
+            .listen
+            .iter()
+            .map(|a| a.clone().with(Protocol::P2p(peer_id)).to_string())
+            .collect();
+        let nat = match self.nat {
+            autonat::NatStatus::Public(_) => "public",
+            autonat::NatStatus::Private => "private",
+            autonat::NatStatus::Unknown => "unknown",
+        };
+        SelfInfo { peer_id: peer_id.to_string(), listen, nat: nat.into() }
+    }
+
+    fn peers(&self) -> Vec<PeerInfo> {
+        let mut peers: Vec<PeerInfo> = self
+            .connections
+            .iter()
+            .map(|(peer, conns)| PeerInfo {
+                peer_id: peer.to_string(),
+                addrs: conns.iter().map(|(_, a)| a.to_string()).collect(),
+                path: if conns.iter().any(|(_, a)| !is_relayed(a)) {
+                    Path::Direct
+                } else {
+                    Path::Relayed
+                },
+                rtt_ms: self
+                    .rtt
+                    .get(peer)
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            })
+            .collect();
+        peers.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        peers
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Send { peer, bytes, reply } => {
+                let id = self.swarm.behaviour_mut().messages.send_request(&peer, bytes);
+                self.pending_sends.insert(id, reply);
+            }
+            Command::Publish { topic, bytes, reply } => {
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(gossipsub::IdentTopic::new(topic.clone()), bytes)
+                    .map(drop)
+                    .map_err(|e| NetworkError::Publish { topic, reason: e.to_string() });
+                let _ = reply.send(result);
+            }
+            Command::Subscribe { topic, reply } => {
+                let result = self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .subscribe(&gossipsub::IdentTopic::new(topic.clone()))
+                    .map(drop)
+                    .map_err(|e| NetworkError::Publish { topic, reason: e.to_string() });
+                let _ = reply.send(result);
+            }
+            Command::Dial { addr, reply } => {
+                let Some(peer) = peer_of(&addr) else {
+                    let _ = reply.send(Err(NetworkError::Dial {
+                        addr: addr.to_string(),
+                        reason: "the address needs /p2p/<peer id>".into(),
+                    }));
+                    return;
+                };
+                if self.connections.contains_key(&peer) {
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
+                self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                match self.swarm.dial(addr.clone()) {
+                    Ok(()) => self.pending_dials.entry(peer).or_default().push(reply),
+                    Err(e) => {
+                        let _ = reply.send(Err(NetworkError::Dial {
+                            addr: addr.to_string(),
+                            reason: e.to_string(),
+                        }));
+                    }
+                }
+            }
+            Command::Peers { reply } => {
+                let _ = reply.send(self.peers());
+            }
+            Command::SelfInfo { reply } => {
+                let _ = reply.send(self.self_info());
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: SwarmEvent<crate::behaviour::BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "Listening.");
+                self.listen.push(address);
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
+                let addr = match &endpoint {
+                    ConnectedPoint::Dialer { address, .. } => address.clone(),
+                    ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr.clone(),
+                };
+                debug!(peer = %peer_id, %addr, relayed = is_relayed(&addr), "Connected.");
+                self.connections.entry(peer_id).or_default().push((connection_id, addr));
+                for reply in self.pending_dials.remove(&peer_id).unwrap_or_default() {
+                    let _ = reply.send(Ok(()));
+                }
+                if self.connections.len() == 1 {
+                    let _ = self.swarm.behaviour_mut().kad.bootstrap();
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, .. } => {
+                if let Some(conns) = self.connections.get_mut(&peer_id) {
+                    conns.retain(|(id, _)| *id != connection_id);
+                    if conns.is_empty() {
+                        self.connections.remove(&peer_id);
+                        self.rtt.remove(&peer_id);
+                    }
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
+                for reply in self.pending_dials.remove(&peer).unwrap_or_default() {
+                    let _ = reply.send(Err(NetworkError::Dial {
+                        addr: peer.to_string(),
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour(event),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. }) => {
+                self.rtt.insert(peer, rtt);
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                    if !self.connections.contains_key(&peer) {
+                        let _ = self.swarm.dial(addr);
+                    }
+                }
+            }
+            BehaviourEvent::Autonat(autonat::Event::StatusChanged { new, .. }) => {
+                info!(nat = ?new, "NAT status changed.");
+                self.nat = new;
+            }
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated { peer, .. }) => {
+                debug!(%peer, "DHT routing updated.");
+            }
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message,
+                ..
+            }) => {
+                let source = message.source.unwrap_or(propagation_source);
+                let inbound = Inbound::Broadcast {
+                    source,
+                    topic: message.topic.to_string(),
+                    bytes: message.data,
+                };
+                if self.inbound.try_send(inbound).is_err() {
+                    warn!(%source, "Inbound queue full: dropped a broadcast.");
+                }
+            }
+            BehaviourEvent::Messages(request_response::Event::Message {
+                peer, message, ..
+            }) => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    let ack = match self.inbound.try_send(Inbound::Message { peer, bytes: request })
+                    {
+                        Ok(()) => ACCEPTED,
+                        Err(_) => BUSY,
+                    };
+                    let _ =
+                        self.swarm.behaviour_mut().messages.send_response(channel, ack.to_vec());
+                }
+                request_response::Message::Response { request_id, response } => {
+                    if let Some(reply) = self.pending_sends.remove(&request_id) {
+                        let result = if response.is_empty() {
+                            Ok(())
+                        } else {
+                            Err(NetworkError::Refused {
+                                reason: String::from_utf8_lossy(&response).into(),
+                            })
+                        };
+                        let _ = reply.send(result);
+                    }
+                }
+            },
+            BehaviourEvent::Messages(request_response::Event::OutboundFailure {
+                request_id,
+                error,
+                peer,
+                ..
+            }) => {
+                if let Some(reply) = self.pending_sends.remove(&request_id) {
+                    let _ = reply.send(Err(NetworkError::Send {
+                        peer: peer.to_string(),
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            BehaviourEvent::Messages(request_response::Event::InboundFailure {
+                peer,
+                error,
+                ..
+            }) => {
+                debug!(%peer, %error, "Inbound message failed (oversized or broken frame).");
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The dms network: a libp2p host split into a cloneable [`Client`] and an
+//! [`EventLoop`] that alone owns the `Swarm` (the libp2p file-sharing example's shape).
+//!
+//! Transports TCP and QUIC (or the memory transport for in-process tests), Noise, Yamux;
+//! identify, ping, Kademlia (`/dms/kad/1.0.0`), gossipsub (signed, strict validation,
+//! peer scoring, bounded message size), mDNS (optional), AutoNAT, relay client (relay
+//! service optional), DCUtR hole punching, connection limits, and one direct-message
+//! protocol (`/dms/msg/1.0.0`, length-prefixed frames with a maximum size). Inbound
+//! messages reach the actor runtime through a bounded queue; the [`Client`] is the
+//! runtime's transport.
+//!
+//! # Module map
+//! - [`config`]: the settings.
+//! - [`client`]: the handle: send, publish, subscribe, dial, peers, self info.
+//! - [`event_loop`]: the swarm owner and [`Inbound`] events.
+//! - [`codec`]: the framed direct-message codec.
+//! - `behaviour`: the composed `NetworkBehaviour`.
+
+mod behaviour;
+pub mod client;
+pub mod codec;
+pub mod config;
+pub mod event_loop;
+
+use libp2p::core::Transport as _;
+use libp2p::core::transport::MemoryTransport;
+use libp2p::core::upgrade;
+use libp2p::{SwarmBuilder, identity, noise, tcp, yamux};
+use tokio::sync::mpsc;
+
+pub use client::{Client, Path, PeerInfo, SelfInfo};
+pub use config::{Config, Transports};
+pub use event_loop::{EventLoop, Inbound};
+pub use libp2p::{Multiaddr, PeerId};
+
+/// Network failures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetworkError {
+    /// The host could not be built (bad key, bad config); nothing runs.
+    #[error("network setup: {0}")]
+    Setup(String),
+    /// An address could not be listened on.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// A peer could not be dialled.
+    #[error("cannot connect to {addr}: {reason}")]
+    Dial {
+        /// The address or peer.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// A direct message could not be delivered.
+    #[error("cannot deliver to {peer}: {reason}")]
+    Send {
+        /// The peer.
+        peer: String,
+        /// Why (unreachable, timeout, refused frame).
+        reason: String,
+    },
+    /// The peer received the message but could not queue it.
+    #[error("peer refused the message: {reason}")]
+    Refused {
+        /// Its reason (`busy`).
+        reason: String,
+    },
+    /// Gossip publish or subscribe failed.
+    #[error("gossip on {topic}: {reason}")]
+    Publish {
+        /// The topic.
+        topic: String,
+        /// Why (e.g. no peers on the topic yet).
+        reason: String,
+    },
+    /// The event loop has stopped.
+    #[error("the network has stopped")]
+    Stopped,
+}
+
+/// The libp2p identity of a dms key (the node key is also its peer identity).
+pub fn identity_of(key: &dms_crypto::KeyPair) -> Result<identity::Keypair, NetworkError> {
+    let mut secret = key.secret_bytes().to_vec();
+    let keypair = match key.key_type() {
+        dms_crypto::KeyType::Ed25519 => identity::Keypair::ed25519_from_bytes(&mut secret)
+            .map_err(|e| NetworkError::Setup(format!("ed25519 key: {e}")))?,
+        dms_crypto::KeyType::Secp256k1 => {
+            let secret = identity::secp256k1::SecretKey::try_from_bytes(&mut secret)
+                .map_err(|e| NetworkError::Setup(format!("secp256k1 key: {e}")))?;
+            identity::secp256k1::Keypair::from(secret).into()
+        }
+    };
+    Ok(keypair)
+}
+
+/// Builds the host for `key`: a client, the event loop to spawn, and the queue of
+/// inbound messages for the runtime. Listening starts when the loop runs.
+pub fn build(
+    key: &dms_crypto::KeyPair,
+    config: Config,
+) -> Result<(Client, EventLoop, mpsc::Receiver<Inbound>), NetworkError> {
+    let keypair = identity_of(key)?;
+    let setup = |e: &dyn std::fmt::Display| NetworkError::Setup(e.to_string());
+    let idle = config.idle_timeout;
+    let behaviour_config = config.clone();
+    let make_behaviour = move |key: &identity::Keypair, relay| {
+        behaviour::Behaviour::new(key, relay, &behaviour_config)
+            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+    };
+    let mut swarm = match config.transports {
+        Transports::TcpQuic => SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| setup(&e))?
+            .with_quic()
+            .with_dns()
+            .map_err(|e| setup(&e))?
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| setup(&e))?
+            .with_behaviour(make_behaviour)
+            .map_err(|e| setup(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build(),
+        Transports::Memory => SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_other_transport(|key| {
+                let noise = noise::Config::new(key)
+                    .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                    MemoryTransport::default()
+                        .upgrade(upgrade::Version::V1)
+                        .authenticate(noise)
+                        .multiplex(yamux::Config::default())
+                        .boxed(),
+                )
+            })
+            .map_err(|e| setup(&e))?
+            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .map_err(|e| setup(&e))?
+            .with_behaviour(make_behaviour)
+            .map_err(|e| setup(&e))?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build(),
+    };
+    for addr in &config.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetworkError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
+    }
+    let peer_id = *swarm.local_peer_id();
+    let (commands_tx, commands_rx) = mpsc::channel(256);
+    let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue.max(1));
+    let event_loop = EventLoop::new(swarm, commands_rx, inbound_tx, config.bootstrap.clone());
+    Ok((Client { commands: commands_tx, peer_id }, event_loop, inbound_rx))
+}
+
+/// Feeds inbound network messages to the actor runtime until the network stops, with
+/// at most `concurrency` messages being checked at once (the rest wait in the bounded
+/// inbound queue, and senders are told "busy" when it is full).
+pub async fn serve(
+    mut inbound: mpsc::Receiver<Inbound>,
+    router: dms_actor::Router,
+    concurrency: usize,
+) {
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    while let Some(message) = inbound.recv().await {
+        let Ok(permit) = permits.clone().acquire_owned().await else { break };
+        let router = router.clone();
+        tokio::spawn(async move {
+            match message {
+                Inbound::Message { peer, bytes } => router.receive(&bytes, &peer.to_string()).await,
+                Inbound::Broadcast { source, topic, bytes } => {
+                    router.receive_broadcast(&bytes, &source.to_string(), &topic).await;
+                }
+            }
+            drop(permit);
+        });
+    }
+}

@@ -1,0 +1,155 @@
+//! Hosts talking over the memory transport and over TCP on loopback; the actor runtime
+//! on top of them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use dms_actor::{Actor, ActorError, Router, json_reply};
+use dms_crypto::{KeyPair, KeyType};
+use dms_network::{Client, Config, Inbound, Multiaddr, Path, Transports};
+use dms_ucan::{CapContext, Verifier};
+use tokio::sync::mpsc;
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+struct Host {
+    key: KeyPair,
+    client: Client,
+    inbound: Option<mpsc::Receiver<Inbound>>,
+    addr: Multiaddr,
+}
+
+async fn host(config: Config) -> Host {
+    let key = KeyPair::generate(KeyType::Ed25519);
+    let (client, event_loop, inbound) = dms_network::build(&key, config).expect("host builds");
+    tokio::spawn(event_loop.run(std::future::pending()));
+    let addr = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let info = client.self_info().await.expect("running");
+            if let Some(addr) = info.listen.first() {
+                return addr.parse::<Multiaddr>().expect("listen address");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("listening");
+    Host { key, client, inbound: Some(inbound), addr }
+}
+
+fn memory(port: u64, max: usize) -> Config {
+    Config {
+        listen: vec![format!("/memory/{port}").parse().expect("memory addr")],
+        transports: Transports::Memory,
+        max_message_bytes: max,
+        ..Config::default()
+    }
+}
+
+fn loopback() -> Config {
+    Config { listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("tcp addr")], ..Config::default() }
+}
+
+#[tokio::test]
+async fn direct_messages_arrive_and_oversized_frames_are_refused() {
+    let a = host(memory(1_000_001, 1024)).await;
+    let mut b = host(memory(1_000_002, 1024)).await;
+    a.client.dial(b.addr.clone()).await.expect("connected");
+    let b_peer = b.client.peer_id();
+    a.client.send(b_peer, b"hello".to_vec()).await.expect("delivered");
+    let mut inbound = b.inbound.take().expect("inbound queue");
+    match tokio::time::timeout(PATIENCE, inbound.recv()).await.expect("in time") {
+        Some(Inbound::Message { peer, bytes }) => {
+            assert_eq!(peer, a.client.peer_id());
+            assert_eq!(bytes, b"hello");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let error = a.client.send(b_peer, vec![0; 4096]).await.expect_err("oversized");
+    assert!(matches!(error, dms_network::NetworkError::Send { .. }), "{error}");
+    a.client.send(b_peer, b"still serving".to_vec()).await.expect("delivered after the refusal");
+    let peers = a.client.peers().await.expect("peers");
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].path, Path::Direct);
+}
+
+#[tokio::test]
+async fn gossip_reaches_subscribers() {
+    let a = host(memory(1_000_011, 64 * 1024)).await;
+    let mut b = host(memory(1_000_012, 64 * 1024)).await;
+    a.client.subscribe("/dms/hello").await.expect("subscribed");
+    b.client.subscribe("/dms/hello").await.expect("subscribed");
+    a.client.dial(b.addr.clone()).await.expect("connected");
+    let mut inbound = b.inbound.take().expect("inbound queue");
+    // The mesh forms after a heartbeat; publish until it goes through.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let _ = a.client.publish("/dms/hello", b"hi all".to_vec()).await;
+        if let Ok(Some(Inbound::Broadcast { source, topic, bytes })) =
+            tokio::time::timeout(Duration::from_millis(500), inbound.recv()).await
+        {
+            assert_eq!(
+                (source, topic.as_str(), bytes.as_slice()),
+                (a.client.peer_id(), "/dms/hello", &b"hi all"[..])
+            );
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "gossip never arrived");
+    }
+}
+
+/// A node: host + router + root actor with one behavior counting calls.
+struct Node {
+    host: Host,
+    actor: Actor,
+    hits: Arc<AtomicUsize>,
+}
+
+async fn node(config: Config) -> Node {
+    let mut host = host(config).await;
+    let router = Router::new(
+        host.client.peer_id().to_string(),
+        Arc::new(host.client.clone()),
+        Default::default(),
+    );
+    tokio::spawn(dms_network::serve(host.inbound.take().expect("inbound"), router.clone(), 64));
+    let context = CapContext::new("dms", host.key.did());
+    let actor =
+        Actor::spawn(&router, "root", host.key.clone(), context, Arc::new(Verifier::default()));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    actor
+        .behavior("/dms/node/peers/list", move |_| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                json_reply(&serde_json::json!(["ok"]))
+            }
+        })
+        .expect("valid path");
+    Node { host, actor, hits }
+}
+
+#[tokio::test]
+async fn actors_invoke_each_other_over_tcp_with_typed_refusals() {
+    let a = node(loopback()).await;
+    let b = node(loopback()).await;
+    a.host.client.dial(b.host.addr.clone()).await.expect("connected");
+    let b_handle = b.actor.handle().clone();
+
+    let error = a
+        .actor
+        .invoke(&b_handle, "/dms/node/peers/list", Vec::new(), PATIENCE)
+        .await
+        .expect_err("no cap");
+    assert!(
+        matches!(&error, ActorError::Unauthorized { code, .. } if code == "untrusted_root"),
+        "{error}"
+    );
+
+    let a_did = a.actor.handle().did.clone();
+    b.actor.update_context(|c| c.add_root(a_did));
+    a.actor.invoke(&b_handle, "/dms/node/peers/list", Vec::new(), PATIENCE).await.expect("allowed");
+    assert_eq!(b.hits.load(Ordering::SeqCst), 1);
+}
