@@ -217,15 +217,13 @@ impl Router {
 
     /// Answers `envelope` with `error` when it asked for a reply, sent to the peer it
     /// actually came from.
+    /// (Any actor of this node may sign the refusal; see `Actor::complete`.)
     async fn refuse(&self, envelope: &Envelope, from_peer: &str, error: ActorError) {
-        debug!(peer = from_peer, behavior = %envelope.behavior, %error, "Refused a message.");
-        let Some(reply_to) = envelope.reply_to.clone() else { return };
-        let Some(actor) = self.inner.actors.read().ok().and_then(|a| a.values().next().cloned())
-        else {
-            return;
-        };
-        let to = Handle { peer: from_peer.to_string(), ..envelope.from.clone() };
-        actor.answer(to, reply_to, Err(error)).await;
+        let actor = self.inner.actors.read().ok().and_then(|a| a.values().next().cloned());
+        match actor {
+            Some(actor) => actor.refuse(envelope, from_peer, error).await,
+            None => debug!(peer = from_peer, %error, "Refused a message; no actor left to answer."),
+        }
     }
 
     /// Sends an envelope: locally when the recipient is on this node, else through the
