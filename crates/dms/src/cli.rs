@@ -46,7 +46,15 @@ pub enum Output {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon in the foreground until SIGINT or SIGTERM.
-    Run,
+    Run {
+        /// Multiaddr to listen on for peers (repeatable); replaces network.listen.
+        #[arg(long, value_name = "MULTIADDR")]
+        listen: Vec<String>,
+        /// Multiaddr of a peer to join through, with /p2p/<peer id> (repeatable);
+        /// replaces network.bootstrap.
+        #[arg(long, value_name = "MULTIADDR")]
+        bootstrap: Vec<String>,
+    },
     /// Show the running daemon's version, DID and uptime (through the local API).
     Info,
     /// Manage the keys in the encrypted keystore.

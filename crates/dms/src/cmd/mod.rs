@@ -67,7 +67,7 @@ impl Ctx {
 pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     let ctx = Ctx::new(&cli)?;
     match cli.command {
-        Command::Run => run::run(&ctx).await,
+        Command::Run { listen, bootstrap } => run::run(&ctx, listen, bootstrap).await,
         Command::Info => info::info(&ctx).await,
         Command::Key(command) => key::key(&ctx, command),
         Command::Cap(command) => cap::cap(&ctx, command).await,

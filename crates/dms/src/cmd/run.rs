@@ -9,9 +9,15 @@ use tracing_subscriber::EnvFilter;
 use super::Ctx;
 use crate::passphrase;
 
-pub async fn run(ctx: &Ctx) -> anyhow::Result<()> {
+pub async fn run(ctx: &Ctx, listen: Vec<String>, bootstrap: Vec<String>) -> anyhow::Result<()> {
     ctx.init_home()?;
-    let config = ctx.config()?;
+    let mut config = ctx.config()?;
+    if !listen.is_empty() {
+        config.network.listen = listen;
+    }
+    if !bootstrap.is_empty() {
+        config.network.bootstrap = bootstrap;
+    }
     init_logging(&config.log.level, config.log.format)?;
     let passphrase = passphrase::read(&config.node.key, false)?;
     dms_node::run(&ctx.home, config, &passphrase, shutdown_signal()).await.map_err(|error| {
