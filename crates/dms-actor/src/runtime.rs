@@ -420,8 +420,7 @@ impl Actor {
         if self.inner.stopped.load(Ordering::SeqCst) {
             return Err(ActorError::Closed);
         }
-        let behavior =
-            Command::parse(behavior).map_err(|e| ActorError::malformed(e.to_string()))?;
+        let behavior = path(behavior)?;
         let mut envelope = self.envelope(Some(to.clone()), behavior, payload, timeout);
         tweak(&mut envelope);
         let reply_to = Command::parse(&format!("{REPLY_PREFIX}{}", envelope.nonce))
@@ -456,8 +455,7 @@ impl Actor {
         payload: Vec<u8>,
         ttl: Duration,
     ) -> Result<(), ActorError> {
-        let behavior =
-            Command::parse(behavior).map_err(|e| ActorError::malformed(e.to_string()))?;
+        let behavior = path(behavior)?;
         let envelope =
             self.envelope(Some(to.clone()), behavior, payload, ttl).sign(&self.inner.key)?;
         self.inner.router.deliver(&envelope).await
@@ -471,11 +469,9 @@ impl Actor {
         payload: Vec<u8>,
         ttl: Duration,
     ) -> Result<(), ActorError> {
-        let behavior =
-            Command::parse(behavior).map_err(|e| ActorError::malformed(e.to_string()))?;
+        let behavior = path(behavior)?;
         let mut envelope = self.envelope(None, behavior, payload, ttl);
-        envelope.topic =
-            Some(Command::parse(topic).map_err(|e| ActorError::malformed(e.to_string()))?);
+        envelope.topic = Some(path(topic)?);
         let envelope = envelope.sign(&self.inner.key)?;
         self.inner.router.deliver(&envelope).await
     }
@@ -631,6 +627,11 @@ impl Actor {
         }
         Ok(behavior)
     }
+}
+
+/// Parses a behavior or topic given by the caller.
+fn path(text: &str) -> Result<Command, ActorError> {
+    Command::parse(text).map_err(|e| ActorError::malformed(e.to_string()))
 }
 
 /// Runs queued messages, at most `max_concurrent` at once, answering those that asked.
