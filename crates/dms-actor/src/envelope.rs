@@ -83,11 +83,13 @@ impl Envelope {
     /// Signs the envelope with `key`, which must be the key of `from.did`.
     pub fn sign(mut self, key: &KeyPair) -> Result<Envelope, ActorError> {
         if key.did() != self.from.did {
-            return Err(ActorError::Internal(format!(
-                "envelope from {} cannot be signed with the key of {}",
-                self.from.did,
-                key.did()
-            )));
+            return Err(ActorError::Internal {
+                reason: format!(
+                    "envelope from {} cannot be signed with the key of {}",
+                    self.from.did,
+                    key.did()
+                ),
+            });
         }
         self.signature = key.sign(&self.signing_input()).into_bytes();
         Ok(self)

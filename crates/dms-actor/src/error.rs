@@ -104,11 +104,37 @@ pub enum ActorError {
         message: String,
     },
     /// A bug or an impossible state.
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error("internal error: {reason}")]
+    Internal {
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 impl ActorError {
+    /// The stable snake_case code of the error (as serialized in `error`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ActorError::Unauthorized { .. } => "unauthorized",
+            ActorError::Expired { .. } => "expired",
+            ActorError::UnknownBehavior { .. } => "unknown_behavior",
+            ActorError::RateLimited { .. } => "rate_limited",
+            ActorError::TooLarge { .. } => "too_large",
+            ActorError::Replayed { .. } => "replayed",
+            ActorError::Spoofed { .. } => "spoofed",
+            ActorError::BadSignature => "bad_signature",
+            ActorError::Malformed { .. } => "malformed",
+            ActorError::BadPayload { .. } => "bad_payload",
+            ActorError::NoSuchActor { .. } => "no_such_actor",
+            ActorError::Busy => "busy",
+            ActorError::Timeout { .. } => "timeout",
+            ActorError::Closed => "closed",
+            ActorError::Transport { .. } => "transport",
+            ActorError::Handler { .. } => "handler",
+            ActorError::Internal { .. } => "internal",
+        }
+    }
+
     /// Shorthand for a malformed-input error.
     pub fn malformed(reason: impl Into<String>) -> ActorError {
         ActorError::Malformed { reason: reason.into() }

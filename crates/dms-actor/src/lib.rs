@@ -8,6 +8,7 @@
 //! # Module map
 //! - [`envelope`]: handles, envelopes, canonical signing.
 //! - [`runtime`]: [`Router`] (per node), [`Actor`], behaviors, invoke/reply, broadcast.
+//! - [`relay`]: envelopes signed by local clients (the CLI), relayed by the node.
 //! - [`replay`]: the nonce window.
 //! - [`limiter`]: rate limits per peer and behavior class.
 //! - [`error`]: [`ActorError`], the typed answer to every refused message.
@@ -15,11 +16,13 @@
 pub mod envelope;
 pub mod error;
 pub mod limiter;
+pub mod relay;
 pub mod replay;
 pub mod runtime;
 
 pub use envelope::{Envelope, Handle};
 pub use error::ActorError;
+pub use relay::{BroadcastReply, client_request};
 pub use runtime::{
     Actor, Behavior, BoxFuture, Config, Message, Reply, Router, Transport, json_reply,
 };

@@ -101,11 +101,11 @@ impl Message {
 
 /// Encodes `value` as a JSON reply payload.
 pub fn json_reply<T: Serialize>(value: &T) -> Reply {
-    serde_json::to_vec(value).map_err(|e| ActorError::Internal(e.to_string()))
+    serde_json::to_vec(value).map_err(|e| ActorError::Internal { reason: e.to_string() })
 }
 
 #[derive(Serialize, Deserialize)]
-enum ReplyBody {
+pub(crate) enum ReplyBody {
     Ok(#[serde(with = "serde_bytes")] Vec<u8>),
     Err(ActorError),
 }
@@ -113,15 +113,16 @@ enum ReplyBody {
 /// Receives envelopes for the actors of one node.
 #[derive(Clone)]
 pub struct Router {
-    inner: Arc<RouterInner>,
+    pub(crate) inner: Arc<RouterInner>,
 }
 
-struct RouterInner {
-    peer: String,
+pub(crate) struct RouterInner {
+    pub(crate) peer: String,
     transport: Arc<dyn Transport>,
-    config: Config,
+    pub(crate) config: Config,
     actors: RwLock<HashMap<String, Actor>>,
     subscriptions: RwLock<HashMap<String, Vec<String>>>,
+    pub(crate) relays: crate::relay::Waiting,
 }
 
 impl Router {
@@ -134,6 +135,7 @@ impl Router {
                 config,
                 actors: RwLock::new(HashMap::new()),
                 subscriptions: RwLock::new(HashMap::new()),
+                relays: crate::relay::Waiting::default(),
             }),
         }
     }
@@ -148,7 +150,7 @@ impl Router {
         &self.inner.config
     }
 
-    fn actor(&self, inbox: &str) -> Option<Actor> {
+    pub(crate) fn actor(&self, inbox: &str) -> Option<Actor> {
         self.inner.actors.read().ok()?.get(inbox).cloned()
     }
 
@@ -180,6 +182,7 @@ impl Router {
         }
         match self.actor(&to.inbox).filter(|a| a.handle().did == to.did) {
             Some(actor) => actor.incoming(envelope, from_peer).await,
+            None if self.inner.relays.complete(&envelope) => {}
             None => {
                 self.refuse(&envelope, from_peer, ActorError::NoSuchActor { inbox: to.inbox }).await
             }
@@ -229,7 +232,7 @@ impl Router {
     /// Sends an envelope: locally when the recipient is on this node, else through the
     /// transport. (Boxed: local delivery re-enters `receive`, and the explicit `Send`
     /// type breaks that cycle for the compiler.)
-    fn deliver(&self, envelope: &Envelope) -> BoxFuture<Result<(), ActorError>> {
+    pub(crate) fn deliver(&self, envelope: &Envelope) -> BoxFuture<Result<(), ActorError>> {
         let bytes = envelope.encode();
         match &envelope.to {
             Some(to) if to.peer == self.inner.peer => {
@@ -240,7 +243,15 @@ impl Router {
             }
             Some(to) => self.inner.transport.send(&to.peer, bytes),
             None => {
+                // Subscribers on this node hear the broadcast too (gossip does not
+                // deliver to the publisher).
                 let topic = envelope.topic.as_ref().map(Command::as_str).unwrap_or_default();
+                let router = self.clone();
+                let (local, from, local_topic) =
+                    (bytes.clone(), self.inner.peer.clone(), topic.to_string());
+                tokio::spawn(async move {
+                    router.receive_broadcast(&local, &from, &local_topic).await;
+                });
                 self.inner.transport.publish(topic, bytes)
             }
         }
@@ -319,7 +330,8 @@ impl Actor {
         F: Fn(Message) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Reply> + Send + 'static,
     {
-        let path = Command::parse(path).map_err(|e| ActorError::Internal(e.to_string()))?;
+        let path =
+            Command::parse(path).map_err(|e| ActorError::Internal { reason: e.to_string() })?;
         let behavior: Behavior = Arc::new(move |message| Box::pin(behavior(message)));
         if let Ok(mut behaviors) = self.inner.behaviors.write() {
             behaviors.insert(path, behavior);
@@ -424,7 +436,7 @@ impl Actor {
         let mut envelope = self.envelope(Some(to.clone()), behavior, payload, timeout);
         tweak(&mut envelope);
         let reply_to = Command::parse(&format!("{REPLY_PREFIX}{}", envelope.nonce))
-            .map_err(|e| ActorError::Internal(e.to_string()))?;
+            .map_err(|e| ActorError::Internal { reason: e.to_string() })?;
         envelope.reply_to = Some(reply_to);
         let envelope = envelope.sign(&self.inner.key)?;
         let (tx, rx) = oneshot::channel();
@@ -505,35 +517,14 @@ impl Actor {
     /// the actor asked; an error may also come from another actor of the same node
     /// (e.g. `NoSuchActor`) — the router has already checked that the peer is genuine.
     fn complete(&self, envelope: &Envelope) {
-        let Some(nonce) = envelope
-            .behavior
-            .as_str()
-            .strip_prefix(REPLY_PREFIX)
-            .and_then(|n| n.parse::<u64>().ok())
-        else {
-            return;
-        };
+        let Some(nonce) = reply_nonce(envelope) else { return };
         let expected =
             self.inner.pending.lock().ok().and_then(|p| p.get(&nonce).map(|(h, _)| h.clone()));
         let Some(expected) = expected else {
             debug!(from = %envelope.from.did, "Dropped a reply to no pending request (late or unknown).");
             return;
         };
-        if envelope.verify_signature().is_err() {
-            warn!(from = %envelope.from.did, "Dropped a reply with a bad signature.");
-            return;
-        }
-        let reply = match serde_ipld_dagcbor::from_slice::<ReplyBody>(&envelope.payload) {
-            Ok(ReplyBody::Ok(bytes)) => Ok(bytes),
-            Ok(ReplyBody::Err(error)) => Err(error),
-            Err(e) => Err(ActorError::malformed(format!("reply: {e}"))),
-        };
-        let from_asked = envelope.from.did == expected.did;
-        let error_from_its_node = reply.is_err() && envelope.from.peer == expected.peer;
-        if !from_asked && !error_from_its_node {
-            warn!(from = %envelope.from.did, "Dropped a reply from an actor that was not asked.");
-            return;
-        }
+        let Some(reply) = read_reply(envelope, Some(&expected)) else { return };
         if let Some((_, tx)) = self.inner.pending.lock().ok().and_then(|mut p| p.remove(&nonce)) {
             let _ = tx.send(reply);
         }
@@ -590,7 +581,7 @@ impl Actor {
         self.inner
             .replay
             .lock()
-            .map_err(|_| ActorError::Internal("replay window lock poisoned".into()))?
+            .map_err(|_| ActorError::Internal { reason: "replay window lock poisoned".into() })?
             .accept(&envelope.from.did, envelope.nonce, envelope.expiry, now)
             .map_err(|refusal| match refusal {
                 Refusal::Replayed => ActorError::Replayed { nonce: envelope.nonce },
@@ -611,7 +602,7 @@ impl Actor {
                 .inner
                 .context
                 .read()
-                .map_err(|_| ActorError::Internal("context lock poisoned".into()))?;
+                .map_err(|_| ActorError::Internal { reason: "context lock poisoned".into() })?;
             context.authorize(
                 &self.inner.verifier,
                 Request {
@@ -627,6 +618,35 @@ impl Actor {
         }
         Ok(behavior)
     }
+}
+
+/// The nonce a reply envelope answers (`/dms/actor/reply/<nonce>`).
+pub(crate) fn reply_nonce(envelope: &Envelope) -> Option<u64> {
+    envelope.behavior.as_str().strip_prefix(REPLY_PREFIX).and_then(|n| n.parse::<u64>().ok())
+}
+
+/// Reads a reply envelope: signature checked, body decoded. With `expected` (the actor
+/// that was asked), the answer must come from it, or be an error from its node (the
+/// router there answers for missing actors); replies to broadcasts come from anyone.
+pub(crate) fn read_reply(envelope: &Envelope, expected: Option<&Handle>) -> Option<Reply> {
+    if envelope.verify_signature().is_err() {
+        warn!(from = %envelope.from.did, "Dropped a reply with a bad signature.");
+        return None;
+    }
+    let reply = match serde_ipld_dagcbor::from_slice::<ReplyBody>(&envelope.payload) {
+        Ok(ReplyBody::Ok(bytes)) => Ok(bytes),
+        Ok(ReplyBody::Err(error)) => Err(error),
+        Err(e) => Err(ActorError::malformed(format!("reply: {e}"))),
+    };
+    if let Some(expected) = expected {
+        let from_asked = envelope.from.did == expected.did;
+        let error_from_its_node = reply.is_err() && envelope.from.peer == expected.peer;
+        if !from_asked && !error_from_its_node {
+            warn!(from = %envelope.from.did, "Dropped a reply from an actor that was not asked.");
+            return None;
+        }
+    }
+    Some(reply)
 }
 
 /// Parses a behavior or topic given by the caller.

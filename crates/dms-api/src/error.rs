@@ -14,6 +14,10 @@ pub struct ErrorBody {
     pub error: String,
     /// What happened and what to do about it.
     pub message: String,
+    /// Structured detail for programs (the typed actor error, for relay routes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub detail: Option<serde_json::Value>,
 }
 
 /// A failed request: an HTTP status and an [`ErrorBody`].
@@ -28,7 +32,10 @@ pub struct ApiError {
 impl ApiError {
     /// Builds an error answer with `status`, a stable `code` and a human `message`.
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        ApiError { status, body: ErrorBody { error: code.into(), message: message.into() } }
+        ApiError {
+            status,
+            body: ErrorBody { error: code.into(), message: message.into(), detail: None },
+        }
     }
 }
 

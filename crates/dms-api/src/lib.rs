@@ -12,18 +12,21 @@
 //! - [`config`]: the `[api]` section of the node configuration.
 //! - [`access`]: the loopback / bearer-token gate in front of every route.
 //! - [`routes`]: the handlers and the OpenAPI document generated from them.
+//! - [`actor`]: the actor relay: envelopes signed by the CLI, relayed by the node.
 //! - [`caps`]: capability contexts read and written for the CLI while the daemon holds
 //!   the store.
 //! - [`server`]: binding, serving and graceful shutdown.
 //! - [`error`]: the error body every failed request answers with, and start-up errors.
 
 pub mod access;
+pub mod actor;
 pub mod caps;
 pub mod config;
 pub mod error;
 pub mod routes;
 pub mod server;
 
+pub use actor::Relay;
 pub use caps::Caps;
 pub use config::Config;
 pub use error::{ApiError, Error, ErrorBody};

@@ -38,6 +38,7 @@ pub(crate) struct AppState {
     pub(crate) api_addr: SocketAddr,
     pub(crate) openapi: Arc<str>,
     pub(crate) caps: Option<crate::caps::Caps>,
+    pub(crate) relay: Option<crate::actor::Relay>,
 }
 
 /// Answer of `GET /health`.
@@ -122,6 +123,10 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi_json))
         .routes(routes!(crate::caps::list))
         .routes(routes!(crate::caps::get, crate::caps::put, crate::caps::delete))
+        .routes(routes!(crate::actor::handle))
+        .routes(routes!(crate::actor::send))
+        .routes(routes!(crate::actor::invoke))
+        .routes(routes!(crate::actor::broadcast))
 }
 
 /// The OpenAPI document of the API, generated from the handlers.
@@ -137,9 +142,10 @@ pub(crate) fn router(
     node: Arc<NodeInfo>,
     api_addr: SocketAddr,
     caps: Option<crate::caps::Caps>,
+    relay: Option<crate::actor::Relay>,
 ) -> axum::Router {
     let (router, mut doc) = api_router().split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     let openapi: Arc<str> = doc.to_pretty_json().unwrap_or_else(|_| "{}".into()).into();
-    router.fallback(not_found).with_state(AppState { node, api_addr, openapi, caps })
+    router.fallback(not_found).with_state(AppState { node, api_addr, openapi, caps, relay })
 }

@@ -27,6 +27,7 @@ impl Server {
         config: &Config,
         node: NodeInfo,
         caps: Option<crate::caps::Caps>,
+        relay: Option<crate::actor::Relay>,
     ) -> Result<Server, Error> {
         config.validate().map_err(Error::Config)?;
         let listener = TcpListener::bind(config.addr)
@@ -35,7 +36,7 @@ impl Server {
         let addr = listener.local_addr().map_err(Error::Serve)?;
         let policy =
             Policy { allow_remote: config.allow_remote, token: Arc::from(config.token.as_str()) };
-        let app = router(Arc::new(node), addr, caps)
+        let app = router(Arc::new(node), addr, caps, relay)
             .layer(axum::middleware::from_fn_with_state(policy, gate))
             .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
             .layer(TimeoutLayer::with_status_code(

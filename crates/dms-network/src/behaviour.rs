@@ -3,8 +3,8 @@
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, autonat, connection_limits, dcutr, gossipsub, identify, identity, kad, mdns,
-    ping, relay, request_response,
+    StreamProtocol, allow_block_list, autonat, connection_limits, dcutr, gossipsub, identify,
+    identity, kad, mdns, ping, relay, request_response,
 };
 
 use crate::codec::{FrameCodec, PROTOCOL};
@@ -18,6 +18,7 @@ pub const IDENTIFY_VERSION: &str = "/dms/id/1.0.0";
 /// Every protocol the host speaks.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
@@ -80,6 +81,7 @@ impl Behaviour {
             request_response::Config::default().with_request_timeout(config.request_timeout),
         );
         Ok(Behaviour {
+            blocked: allow_block_list::Behaviour::default(),
             limits: connection_limits::Behaviour::new(limits),
             identify: identify::Behaviour::new(identify::Config::new(
                 IDENTIFY_VERSION.into(),

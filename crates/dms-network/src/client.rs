@@ -41,6 +41,28 @@ pub struct SelfInfo {
     pub nat: String,
 }
 
+/// A peer in the DHT routing table.
+#[derive(Clone, Debug, Serialize)]
+pub struct DhtEntry {
+    /// Its peer id.
+    pub peer_id: String,
+    /// The addresses the table holds for it.
+    pub addrs: Vec<String>,
+    /// Whether a connection to it is open now.
+    pub connected: bool,
+}
+
+/// A peer's gossipsub score (negative scores lead to pruning and graylisting).
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerScore {
+    /// Its peer id.
+    pub peer_id: String,
+    /// The score, when the peer is known to gossipsub.
+    pub score: Option<f64>,
+    /// Topics it is subscribed to, as far as this node knows.
+    pub topics: Vec<String>,
+}
+
 pub(crate) enum Command {
     Send { peer: PeerId, bytes: Vec<u8>, reply: oneshot::Sender<Result<(), NetworkError>> },
     Publish { topic: String, bytes: Vec<u8>, reply: oneshot::Sender<Result<(), NetworkError>> },
@@ -48,6 +70,9 @@ pub(crate) enum Command {
     Dial { addr: Multiaddr, reply: oneshot::Sender<Result<(), NetworkError>> },
     Peers { reply: oneshot::Sender<Vec<PeerInfo>> },
     SelfInfo { reply: oneshot::Sender<SelfInfo> },
+    Dht { reply: oneshot::Sender<Vec<DhtEntry>> },
+    Block { peer: PeerId, blocked: bool, reply: oneshot::Sender<()> },
+    Scores { reply: oneshot::Sender<Vec<PeerScore>> },
 }
 
 /// A handle to the network; cheap to clone.
@@ -95,6 +120,27 @@ impl Client {
     /// Connected peers.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetworkError> {
         self.ask(|reply| Command::Peers { reply }).await
+    }
+
+    /// The DHT routing table.
+    pub async fn dht(&self) -> Result<Vec<DhtEntry>, NetworkError> {
+        self.ask(|reply| Command::Dht { reply }).await
+    }
+
+    /// Blocks a peer: closes its connections and refuses new ones until unblocked
+    /// (operators' deny list; the test harness partitions networks with it).
+    pub async fn block(&self, peer: PeerId) -> Result<(), NetworkError> {
+        self.ask(|reply| Command::Block { peer, blocked: true, reply }).await
+    }
+
+    /// Lifts a [`Client::block`].
+    pub async fn unblock(&self, peer: PeerId) -> Result<(), NetworkError> {
+        self.ask(|reply| Command::Block { peer, blocked: false, reply }).await
+    }
+
+    /// Gossipsub scores of the connected peers.
+    pub async fn scores(&self) -> Result<Vec<PeerScore>, NetworkError> {
+        self.ask(|reply| Command::Scores { reply }).await
     }
 
     /// This host's id, addresses and NAT status.

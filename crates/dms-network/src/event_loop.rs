@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 
 use crate::NetworkError;
 use crate::behaviour::{Behaviour, BehaviourEvent};
-use crate::client::{Command, Path, PeerInfo, SelfInfo};
+use crate::client::{Command, DhtEntry, Path, PeerInfo, PeerScore, SelfInfo};
 
 /// What the network hands to the runtime.
 #[derive(Debug)]
@@ -157,6 +157,41 @@ impl EventLoop {
         peers
     }
 
+    fn dht(&mut self) -> Vec<DhtEntry> {
+        let mut entries = Vec::new();
+        for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+            for entry in bucket.iter() {
+                let peer = *entry.node.key.preimage();
+                entries.push(DhtEntry {
+                    peer_id: peer.to_string(),
+                    addrs: entry.node.value.iter().map(ToString::to_string).collect(),
+                    connected: self.connections.contains_key(&peer),
+                });
+            }
+        }
+        entries.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        entries
+    }
+
+    fn scores(&self) -> Vec<PeerScore> {
+        let gossipsub = &self.swarm.behaviour().gossipsub;
+        let mut topics: HashMap<PeerId, Vec<String>> = HashMap::new();
+        for (peer, peer_topics) in gossipsub.all_peers() {
+            topics.insert(*peer, peer_topics.iter().map(ToString::to_string).collect());
+        }
+        let mut scores: Vec<PeerScore> = self
+            .connections
+            .keys()
+            .map(|peer| PeerScore {
+                peer_id: peer.to_string(),
+                score: gossipsub.peer_score(peer),
+                topics: topics.remove(peer).unwrap_or_default(),
+            })
+            .collect();
+        scores.sort_by(|a, b| a.peer_id.cmp(&b.peer_id));
+        scores
+    }
+
     fn on_command(&mut self, command: Command) {
         match command {
             Command::Send { peer, bytes, reply } => {
@@ -168,9 +203,17 @@ impl EventLoop {
                     .swarm
                     .behaviour_mut()
                     .gossipsub
-                    .publish(gossipsub::IdentTopic::new(topic.clone()), bytes)
-                    .map(drop)
-                    .map_err(|e| NetworkError::Publish { topic, reason: e.to_string() });
+                    .publish(gossipsub::IdentTopic::new(topic.clone()), bytes);
+                let result = match result {
+                    Ok(_) => Ok(()),
+                    // Nobody else subscribes to the topic (yet): the broadcast reached
+                    // every remote subscriber there is, which is none.
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                        debug!(%topic, "Published to no remote subscriber.");
+                        Ok(())
+                    }
+                    Err(e) => Err(NetworkError::Publish { topic, reason: e.to_string() }),
+                };
                 let _ = reply.send(result);
             }
             Command::Subscribe { topic, reply } => {
@@ -211,6 +254,21 @@ impl EventLoop {
             }
             Command::SelfInfo { reply } => {
                 let _ = reply.send(self.self_info());
+            }
+            Command::Dht { reply } => {
+                let _ = reply.send(self.dht());
+            }
+            Command::Scores { reply } => {
+                let _ = reply.send(self.scores());
+            }
+            Command::Block { peer, blocked, reply } => {
+                let list = &mut self.swarm.behaviour_mut().blocked;
+                if blocked {
+                    list.block_peer(peer);
+                } else {
+                    list.unblock_peer(peer);
+                }
+                let _ = reply.send(());
             }
         }
     }

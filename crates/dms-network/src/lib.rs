@@ -28,7 +28,7 @@ use libp2p::core::upgrade;
 use libp2p::{SwarmBuilder, identity, noise, tcp, yamux};
 use tokio::sync::mpsc;
 
-pub use client::{Client, Path, PeerInfo, SelfInfo};
+pub use client::{Client, DhtEntry, Path, PeerInfo, PeerScore, SelfInfo};
 pub use config::{Config, Transports};
 pub use event_loop::{EventLoop, Inbound};
 pub use libp2p::{Multiaddr, PeerId};
@@ -95,6 +95,38 @@ pub fn identity_of(key: &dms_crypto::KeyPair) -> Result<identity::Keypair, Netwo
         }
     };
     Ok(keypair)
+}
+
+/// The peer id of a DID (a node's DID and peer id name the same key).
+pub fn peer_of_did(did: &dms_crypto::Did) -> Result<PeerId, NetworkError> {
+    let key = did.public_key();
+    let bytes = key.to_bytes();
+    let public = match key.key_type() {
+        dms_crypto::KeyType::Ed25519 => identity::ed25519::PublicKey::try_from_bytes(&bytes)
+            .map(identity::PublicKey::from)
+            .map_err(|e| NetworkError::Setup(format!("{did}: {e}")))?,
+        dms_crypto::KeyType::Secp256k1 => identity::secp256k1::PublicKey::try_from_bytes(&bytes)
+            .map(identity::PublicKey::from)
+            .map_err(|e| NetworkError::Setup(format!("{did}: {e}")))?,
+    };
+    Ok(public.to_peer_id())
+}
+
+/// The DID of a peer id, when the id embeds its public key (Ed25519 and secp256k1 ids
+/// do); `None` for hashed ids of larger keys.
+pub fn did_of_peer(peer: &PeerId) -> Option<dms_crypto::Did> {
+    let multihash = peer.as_ref();
+    if multihash.code() != 0 {
+        return None;
+    }
+    let public = identity::PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
+    let key = if let Ok(ed) = public.clone().try_into_ed25519() {
+        dms_crypto::PublicKey::from_bytes(dms_crypto::KeyType::Ed25519, &ed.to_bytes()).ok()?
+    } else {
+        let k1 = public.try_into_secp256k1().ok()?;
+        dms_crypto::PublicKey::from_bytes(dms_crypto::KeyType::Secp256k1, &k1.to_bytes()).ok()?
+    };
+    Some(key.did())
 }
 
 /// Builds the host for `key`: a client, the event loop to spawn, and the queue of

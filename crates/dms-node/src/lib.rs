@@ -17,7 +17,7 @@ pub mod lifecycle;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use dms_crypto::{KeyPair, Keystore};
 use dms_store::Store;
@@ -115,8 +115,21 @@ pub async fn run(
     };
     let node_context =
         dms_ucan::persist::load(&store, NODE_CONTEXT)?.expect("the node context was just ensured");
-    let (network, actor) = build_network(&key, &config, node_context, verifier.clone(), started)?;
-    let root = actor.clone();
+    let runtime = dms_actor::Config {
+        max_envelope_bytes: config.network.max_message_bytes,
+        ..Default::default()
+    };
+    let network = start_network(
+        &key,
+        config.network.to_network()?,
+        runtime,
+        node_context,
+        &store,
+        verifier.clone(),
+        started,
+    )
+    .await?;
+    let root = network.actor.clone();
     let on_change: dms_api::caps::OnChange = Arc::new(move |context| {
         if context.name == NODE_CONTEXT {
             let context = context.clone();
@@ -128,7 +141,16 @@ pub async fn run(
         verifier: verifier.clone(),
         on_change: Some(on_change),
     };
-    let server = dms_api::Server::bind(&config.api, node_info, Some(caps)).await?;
+    let relay = dms_api::Relay {
+        router: network.router.clone(),
+        root: network.actor.handle().clone(),
+        max_wait: config
+            .api
+            .request_timeout
+            .saturating_sub(Duration::from_secs(1))
+            .max(Duration::from_secs(1)),
+    };
+    let server = dms_api::Server::bind(&config.api, node_info, Some(caps), Some(relay)).await?;
     let api_addr = server.local_addr();
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut serving = tokio::spawn(server.serve(async move {
@@ -159,48 +181,62 @@ pub async fn run(
             }
         }
     };
-    actor.stop();
-    let _ = network.stop.send(());
-    let _ = network.task.await;
+    network.shutdown().await;
     lifecycle::record_stop(&store)?;
     drop(store);
     info!(did = %did, "dms stopped");
     result
 }
 
-/// The running network: its client and how to stop it.
-struct Network {
-    client: dms_network::Client,
+/// A running network host with its router and the node's root actor.
+pub struct NetworkRuntime {
+    /// The network client.
+    pub client: dms_network::Client,
+    /// The router of the node's actors.
+    pub router: dms_actor::Router,
+    /// The node's root actor, with the behaviors of [`behaviors`].
+    pub actor: dms_actor::Actor,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts the libp2p host, the router and the node's root actor with its behaviors.
-fn build_network(
+impl NetworkRuntime {
+    /// Stops the root actor, then the host (every connection closes).
+    pub async fn shutdown(self) {
+        self.actor.stop();
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the libp2p host, the router and the node's root actor with its behaviors,
+/// and joins the topics the root actor listens on. `dms run` and the in-process test
+/// harness (`dms-testkit`) both start nodes with this.
+pub async fn start_network(
     key: &dms_crypto::KeyPair,
-    config: &Config,
+    network: dms_network::Config,
+    runtime: dms_actor::Config,
     context: dms_ucan::CapContext,
+    store: &Store,
     verifier: Arc<dms_ucan::Verifier>,
     started: Instant,
-) -> Result<(Network, dms_actor::Actor), Error> {
-    let (client, event_loop, inbound) = dms_network::build(key, config.network.to_network()?)
-        .map_err(|e| Error::Network(e.to_string()))?;
+) -> Result<NetworkRuntime, Error> {
+    let (client, event_loop, inbound) =
+        dms_network::build(key, network).map_err(|e| Error::Network(e.to_string()))?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(event_loop.run(async move {
         let _ = stopped.await;
     }));
-    let router = dms_actor::Router::new(
-        client.peer_id().to_string(),
-        Arc::new(client.clone()),
-        dms_actor::Config {
-            max_envelope_bytes: config.network.max_message_bytes,
-            ..Default::default()
-        },
-    );
-    let actor = dms_actor::Actor::spawn(&router, "root", key.clone(), context, verifier);
-    behaviors::register(&actor, &client, started).map_err(|e| Error::Network(e.to_string()))?;
-    tokio::spawn(dms_network::serve(inbound, router, 256));
-    Ok((Network { client, stop, task }, actor))
+    let router =
+        dms_actor::Router::new(client.peer_id().to_string(), Arc::new(client.clone()), runtime);
+    let actor = dms_actor::Actor::spawn(&router, "root", key.clone(), context, verifier.clone());
+    let deps = behaviors::Deps { client: client.clone(), store: store.clone(), verifier, started };
+    behaviors::register(&actor, &deps).map_err(|e| Error::Network(e.to_string()))?;
+    for topic in [behaviors::HELLO_TOPIC, behaviors::REVOCATION_TOPIC] {
+        client.subscribe(topic).await.map_err(|e| Error::Network(e.to_string()))?;
+    }
+    tokio::spawn(dms_network::serve(inbound, router.clone(), 256));
+    Ok(NetworkRuntime { client, router, actor, stop, task })
 }
 
 /// The node's listen multiaddrs (with `/p2p/<peer id>`), waiting briefly for the

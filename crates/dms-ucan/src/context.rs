@@ -343,6 +343,20 @@ impl CapContext {
         Ok(revocation)
     }
 
+    /// Whether a revocation issued by `did` can matter to this context: `did` is trusted
+    /// here, or issued a link of one of its anchors. Revocations spread over gossip
+    /// are kept only then, so that strangers cannot fill the bounded revocation set.
+    /// (A revocation by an intermediate delegator of a chain presented later is not
+    /// known in advance and is not kept; it must be imported where it matters.)
+    pub fn cares_about(&self, did: &Did) -> bool {
+        self.trusted(did)
+            || self
+                .require
+                .iter()
+                .chain(&self.provide)
+                .any(|chain| chain.tokens().iter().any(|t| t.payload().iss == *did))
+    }
+
     /// The first link of `verified` revoked by someone with authority over it.
     fn revocation_of(&self, verified: &Verified) -> Option<Denial> {
         for (i, cid) in verified.cids.iter().enumerate() {

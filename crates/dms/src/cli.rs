@@ -63,6 +63,13 @@ pub enum Command {
     /// Manage capability contexts: trust anchors, grants, delegations, revocations.
     #[command(subcommand)]
     Cap(CapCommand),
+    /// Talk to actors through the daemon: invoke a behavior, broadcast, show the handle.
+    /// Envelopes are signed here with a capability context's key (`user` by default).
+    #[command(subcommand)]
+    Actor(ActorCommand),
+    /// Peers of the network: list, self, ping, connect, dht, score.
+    #[command(subcommand)]
+    Peers(PeersCommand),
     /// Show and change the configuration ($DMS_HOME/config.toml).
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -275,5 +282,94 @@ pub enum CapCommand {
         /// Remove the whole context.
         #[arg(long)]
         all: bool,
+    },
+}
+
+/// Who signs, where to, and how long to wait (shared by `dms actor` and `dms peers`).
+#[derive(Debug, Args)]
+pub struct ActorTarget {
+    /// Capability context whose key signs and whose tokens authorize.
+    #[arg(long, short, default_value = "user")]
+    pub context: String,
+    /// The node to address: its peer id or DID. Default: the local node.
+    #[arg(long, short)]
+    pub dest: Option<String>,
+    /// How long to wait for the answer (also the envelope's validity), e.g. 10s.
+    #[arg(long, short, default_value = "10s")]
+    pub timeout: String,
+}
+
+/// `dms actor ...`
+#[derive(Debug, Subcommand)]
+pub enum ActorCommand {
+    /// Print the handle of the local node's root actor.
+    Handle,
+    /// Invoke a behavior and print its answer; arguments are KEY=VALUE (JSON values
+    /// allowed). Behaviors reached by broadcast are broadcast.
+    Cmd {
+        /// The behavior, e.g. /dms/node/peers/list.
+        behavior: Option<String>,
+        /// Payload fields, KEY=VALUE.
+        args: Vec<String>,
+        /// Print the known behaviors and their arguments.
+        #[arg(long)]
+        list: bool,
+        /// Send a behavior that is not in the table.
+        #[arg(long)]
+        raw: bool,
+        #[command(flatten)]
+        target: ActorTarget,
+    },
+    /// Broadcast a behavior on a topic and print every answer that comes back in time.
+    Broadcast {
+        /// The behavior, e.g. /broadcast/hello.
+        behavior: String,
+        /// The topic, e.g. /dms/hello.
+        #[arg(long)]
+        topic: String,
+        /// Payload fields, KEY=VALUE.
+        args: Vec<String>,
+        #[command(flatten)]
+        target: ActorTarget,
+    },
+}
+
+/// `dms peers ...`
+#[derive(Debug, Subcommand)]
+pub enum PeersCommand {
+    /// Connected peers: id, direct or relayed, round trip, address.
+    List {
+        #[command(flatten)]
+        target: ActorTarget,
+    },
+    /// This node's peer id, listen addresses and NAT status.
+    #[command(name = "self")]
+    Self_ {
+        #[command(flatten)]
+        target: ActorTarget,
+    },
+    /// Measure an actor round trip to a peer.
+    Ping {
+        /// The peer id.
+        peer: String,
+        #[command(flatten)]
+        target: ActorTarget,
+    },
+    /// Connect to a peer by multiaddr (with /p2p/<peer id>).
+    Connect {
+        /// The address.
+        address: String,
+        #[command(flatten)]
+        target: ActorTarget,
+    },
+    /// The DHT routing table.
+    Dht {
+        #[command(flatten)]
+        target: ActorTarget,
+    },
+    /// Gossipsub scores of connected peers.
+    Score {
+        #[command(flatten)]
+        target: ActorTarget,
     },
 }

@@ -85,6 +85,40 @@ impl ApiClient {
         self.send(Method::PUT, path, Some(body), false).await.map(drop)
     }
 
+    /// `POST path` with a CBOR body (a signed envelope). A refusal by the daemon or by
+    /// the actors it relayed to is `Ok(Err(..))`, so that callers can report it typed.
+    pub async fn post_cbor(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<Result<Vec<u8>, dms_api::ErrorBody>> {
+        let url = format!("http://{}{path}", self.addr);
+        let response = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/cbor")
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| {
+                anyhow!(
+                    "cannot reach the dms daemon at {}: {error}. Start it with `dms run`, or \
+                     point --api-addr / DMS_API_ADDR at the daemon you mean",
+                    self.addr
+                )
+            })?;
+        let status = response.status();
+        let bytes = response.bytes().await.context("the daemon's answer was cut short")?;
+        if status.is_success() {
+            return Ok(Ok(bytes.to_vec()));
+        }
+        Ok(Err(serde_json::from_slice(&bytes).unwrap_or_else(|_| dms_api::ErrorBody {
+            error: "http".into(),
+            message: format!("{status}: {}", String::from_utf8_lossy(&bytes)),
+            detail: None,
+        })))
+    }
+
     /// `DELETE path`; `false` on 404.
     pub async fn delete(&self, path: &str) -> anyhow::Result<bool> {
         Ok(self.send(Method::DELETE, path, None, true).await?.is_some())

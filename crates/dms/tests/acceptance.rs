@@ -11,6 +11,7 @@ mod acceptance {
     pub mod steps_cap;
     pub mod steps_cli;
     pub mod steps_ensemble;
+    pub mod steps_p2p;
     pub mod steps_store;
     pub mod world;
 }

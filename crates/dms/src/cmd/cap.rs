@@ -16,7 +16,7 @@ use crate::client::ApiClient;
 use crate::{output, passphrase};
 
 /// Where contexts are read and written.
-enum Backend {
+pub(super) enum Backend {
     /// The store directly (no daemon running on this home).
     Store(Store),
     /// The running daemon's API.
@@ -24,7 +24,7 @@ enum Backend {
 }
 
 impl Backend {
-    async fn open(ctx: &Ctx) -> anyhow::Result<Backend> {
+    pub(super) async fn open(ctx: &Ctx) -> anyhow::Result<Backend> {
         ctx.init_home()?;
         let config = ctx.config()?;
         match Store::open(config.store.resolve(ctx.home.root())) {
@@ -34,7 +34,7 @@ impl Backend {
         }
     }
 
-    async fn load(&self, name: &str) -> anyhow::Result<Option<CapContext>> {
+    pub(super) async fn load(&self, name: &str) -> anyhow::Result<Option<CapContext>> {
         match self {
             Backend::Store(store) => Ok(persist::load(store, name)?),
             Backend::Api(api) => api.get_optional(&format!("/api/v1/cap/contexts/{name}")).await,
@@ -92,7 +92,7 @@ fn parse_chain(text: &str) -> anyhow::Result<Chain> {
 }
 
 /// Unlocks the keystore key whose DID owns `context`.
-fn key_of(ctx: &Ctx, context: &CapContext) -> anyhow::Result<KeyPair> {
+pub(super) fn key_of(ctx: &Ctx, context: &CapContext) -> anyhow::Result<KeyPair> {
     let keystore = Keystore::open(ctx.home.keys_dir())?;
     let info = keystore.list()?.into_iter().find(|k| k.did == context.did).ok_or_else(|| {
         anyhow!(

@@ -1,5 +1,6 @@
 //! One module per command group, and the context they share.
 
+mod actor;
 mod cap;
 mod config;
 mod doctor;
@@ -71,6 +72,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Info => info::info(&ctx).await,
         Command::Key(command) => key::key(&ctx, command),
         Command::Cap(command) => cap::cap(&ctx, command).await,
+        Command::Actor(command) => actor::actor(&ctx, command).await,
+        Command::Peers(command) => actor::peers(&ctx, command).await,
         Command::Config(command) => config::config(&ctx, command),
         Command::Doctor => doctor::doctor(&ctx).await,
         Command::Validate { file } => ensemble::validate(&ctx, &file),

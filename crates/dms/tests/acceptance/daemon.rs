@@ -56,6 +56,10 @@ pub struct Ready {
     pub did: String,
     /// Where its API listens.
     pub api: SocketAddr,
+    /// Its libp2p peer id.
+    pub peer_id: String,
+    /// Its listen multiaddrs (with `/p2p/<peer id>`).
+    pub addrs: Vec<String>,
 }
 
 /// A `dms run` process.
@@ -79,10 +83,16 @@ fn field(line: &str, name: &str) -> Option<String> {
 impl Daemon {
     /// Starts `dms --home HOME --api-addr API run` with the passphrase in the environment.
     pub fn start(home: &Path, api_addr: &str, passphrase: &str) -> Daemon {
+        Daemon::start_with(home, api_addr, passphrase, &[])
+    }
+
+    /// Like [`Daemon::start`], with more `dms run` arguments (e.g. `--bootstrap`).
+    pub fn start_with(home: &Path, api_addr: &str, passphrase: &str, extra: &[&str]) -> Daemon {
         let mut child = Command::new(DMS)
             .arg("--home")
             .arg(home)
             .args(["--api-addr", api_addr, "run", "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .args(extra)
             .env("DMS_PASSPHRASE", passphrase)
             .env("RUST_LOG", "info")
             .env("DMS_NETWORK_MDNS", "false")
@@ -115,7 +125,16 @@ impl Daemon {
                     Some(line) if line.contains("dms ready") => {
                         let did = field(&line, "did").expect("ready line has did=");
                         let api = field(&line, "api").expect("ready line has api=");
-                        self.ready = Some(Ready { did, api: api.parse().expect("api= is HOST:PORT") });
+                        let peer_id = field(&line, "peer_id").unwrap_or_default();
+                        let addrs = field(&line, "addrs")
+                            .map(|a| a.split(',').filter(|a| !a.is_empty()).map(String::from).collect())
+                            .unwrap_or_default();
+                        self.ready = Some(Ready {
+                            did,
+                            api: api.parse().expect("api= is HOST:PORT"),
+                            peer_id,
+                            addrs,
+                        });
                     }
                     Some(_) => {}
                     None => {

@@ -1,0 +1,291 @@
+//! In-process multi-node harness.
+//!
+//! [`Net::start`] runs N real dms nodes in one process: each has its own key, store (in
+//! a temporary directory), libp2p host and root actor with the node behaviors, started
+//! by the same `dms_node::start_network` that `dms run` uses. Hosts talk over the libp2p
+//! memory transport (or TCP on loopback, see [`Options::tcp`]), so whole-network tests
+//! run in milliseconds, with no ports and no flakiness from the machine's network.
+//!
+//! [`Net::partition`] splits the network by blocking every peer across the cut (their
+//! connections close and new ones are refused); [`Net::heal`] lifts the blocks and
+//! reconnects.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use dms_actor::{Actor, Handle, Reply};
+use dms_crypto::{Did, KeyPair, KeyType};
+use dms_network::{Client, Multiaddr, PeerId, Transports};
+use dms_node::NetworkRuntime;
+use dms_store::Store;
+use dms_ucan::{CapContext, Verifier};
+
+/// How long harness waits may take.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Memory-transport ports are process-wide: hand out distinct ones.
+static NEXT_PORT: AtomicU64 = AtomicU64::new(4_000_000);
+
+/// How the nodes are built.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The actor runtime settings of every node (rate limits, message size, ...).
+    pub runtime: dms_actor::Config,
+    /// Hosts on TCP loopback instead of the memory transport.
+    pub tcp: bool,
+    /// Largest direct message, in bytes.
+    pub max_message_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            runtime: dms_actor::Config::default(),
+            tcp: false,
+            max_message_bytes: dms_actor::envelope::DEFAULT_MAX_ENVELOPE_BYTES,
+        }
+    }
+}
+
+/// One node of the harness.
+pub struct Node {
+    /// The node key (its DID and peer id).
+    pub key: KeyPair,
+    /// The running host, router and root actor.
+    pub runtime: NetworkRuntime,
+    /// Where it listens (with `/p2p/<peer id>`).
+    pub addr: Multiaddr,
+    /// Its store.
+    pub store: Store,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    /// The network client.
+    pub fn client(&self) -> &Client {
+        &self.runtime.client
+    }
+
+    /// The root actor.
+    pub fn actor(&self) -> &Actor {
+        &self.runtime.actor
+    }
+
+    /// The root actor's handle.
+    pub fn handle(&self) -> &Handle {
+        self.runtime.actor.handle()
+    }
+
+    /// The node's DID.
+    pub fn did(&self) -> Did {
+        self.key.did()
+    }
+
+    /// The node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.runtime.client.peer_id()
+    }
+
+    /// Trusts `did` fully (adds it as a root of the node's context, in the running
+    /// actor and in the store).
+    pub fn trust(&self, did: &Did) {
+        self.runtime.actor.update_context(|c| c.add_root(did.clone()));
+        let context = self.runtime.actor.context();
+        let stored = dms_ucan::persist::load(&self.store, dms_node::NODE_CONTEXT)
+            .ok()
+            .flatten()
+            .map(|c| c.version);
+        let _ = dms_ucan::persist::save(&self.store, &context, stored);
+    }
+
+    /// Invokes `behavior` on `to` with a JSON payload.
+    pub async fn invoke(&self, to: &Handle, behavior: &str, payload: serde_json::Value) -> Reply {
+        let bytes = if payload.is_null() {
+            Vec::new()
+        } else {
+            serde_json::to_vec(&payload)
+                .map_err(|e| dms_actor::ActorError::Internal { reason: e.to_string() })?
+        };
+        self.runtime.actor.invoke(to, behavior, bytes, PATIENCE).await
+    }
+
+    /// The peer ids this node is connected to.
+    pub async fn connected(&self) -> Vec<PeerId> {
+        self.runtime
+            .client
+            .peers()
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| p.peer_id.parse().ok())
+            .collect()
+    }
+}
+
+/// N nodes in one process.
+pub struct Net {
+    /// The nodes, in start order.
+    pub nodes: Vec<Node>,
+}
+
+impl Net {
+    /// Starts `n` nodes; node `i > 0` bootstraps from node 0 (as a real network does),
+    /// and the call returns once every node is connected to every other.
+    pub async fn start(n: usize, options: Options) -> Net {
+        let mut nodes: Vec<Node> = Vec::with_capacity(n);
+        for i in 0..n {
+            let bootstrap = if i == 0 { Vec::new() } else { vec![nodes[0].addr.clone()] };
+            nodes.push(start_node(&options, bootstrap).await);
+        }
+        let net = Net { nodes };
+        net.wait_full_mesh().await;
+        net
+    }
+
+    /// Waits until every node is connected to every other (discovery through the DHT).
+    pub async fn wait_full_mesh(&self) {
+        let started = Instant::now();
+        loop {
+            let mut complete = true;
+            for (i, node) in self.nodes.iter().enumerate() {
+                let connected = node.connected().await;
+                let missing = self
+                    .nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, other)| *j != i && !connected.contains(&other.peer_id()))
+                    .count();
+                if missing > 0 {
+                    complete = false;
+                    // Speed discovery up where the DHT has not done it yet.
+                    for (j, other) in self.nodes.iter().enumerate() {
+                        if j != i && !connected.contains(&other.peer_id()) {
+                            let _ = node.client().dial(other.addr.clone()).await;
+                        }
+                    }
+                }
+            }
+            if complete {
+                return;
+            }
+            assert!(started.elapsed() < PATIENCE, "the nodes did not all connect");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Node `i`.
+    pub fn node(&self, i: usize) -> &Node {
+        &self.nodes[i]
+    }
+
+    /// Every node trusts every other node's DID as a root.
+    pub fn trust_all(&self) {
+        for a in &self.nodes {
+            for b in &self.nodes {
+                if a.peer_id() != b.peer_id() {
+                    a.trust(&b.did());
+                }
+            }
+        }
+    }
+
+    /// Cuts the network between the nodes in `side` and all the others: every peer
+    /// across the cut is blocked both ways, so connections close and stay closed.
+    pub async fn partition(&self, side: &[usize]) {
+        for (i, a) in self.nodes.iter().enumerate() {
+            for (j, b) in self.nodes.iter().enumerate() {
+                if side.contains(&i) != side.contains(&j) {
+                    let _ = a.client().block(b.peer_id()).await;
+                }
+            }
+        }
+        // Wait for the connections across the cut to close.
+        let started = Instant::now();
+        loop {
+            let mut open = false;
+            for (i, a) in self.nodes.iter().enumerate() {
+                let connected = a.connected().await;
+                for (j, b) in self.nodes.iter().enumerate() {
+                    if side.contains(&i) != side.contains(&j) && connected.contains(&b.peer_id()) {
+                        open = true;
+                    }
+                }
+            }
+            if !open {
+                return;
+            }
+            assert!(started.elapsed() < PATIENCE, "connections across the cut stayed open");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Lifts every block and waits for the full mesh again.
+    pub async fn heal(&self) {
+        for a in &self.nodes {
+            for b in &self.nodes {
+                if a.peer_id() != b.peer_id() {
+                    let _ = a.client().unblock(b.peer_id()).await;
+                }
+            }
+        }
+        self.wait_full_mesh().await;
+    }
+
+    /// Stops every node.
+    pub async fn shutdown(self) {
+        for node in self.nodes {
+            node.runtime.shutdown().await;
+        }
+    }
+}
+
+/// Starts one node with a fresh key and store.
+pub async fn start_node(options: &Options, bootstrap: Vec<Multiaddr>) -> Node {
+    let key = KeyPair::generate(KeyType::Ed25519);
+    let dir = tempfile::Builder::new().prefix("dms-testkit-").tempdir().expect("temp dir");
+    let store = Store::open(dir.path().join("dms.redb")).expect("store opens");
+    let context = CapContext::new(dms_node::NODE_CONTEXT, key.did());
+    dms_ucan::persist::save(&store, &context, None).expect("context saved");
+    let listen: Multiaddr = if options.tcp {
+        "/ip4/127.0.0.1/tcp/0".parse().expect("tcp multiaddr")
+    } else {
+        let port = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+        format!("/memory/{port}").parse().expect("memory multiaddr")
+    };
+    let network = dms_network::Config {
+        listen: vec![listen],
+        bootstrap,
+        transports: if options.tcp { Transports::TcpQuic } else { Transports::Memory },
+        max_message_bytes: options.max_message_bytes,
+        ..dms_network::Config::default()
+    };
+    let mut runtime = options.runtime.clone();
+    runtime.max_envelope_bytes = options.max_message_bytes;
+    let runtime = dms_node::start_network(
+        &key,
+        network,
+        runtime,
+        context,
+        &store,
+        Arc::new(Verifier::default()),
+        Instant::now(),
+    )
+    .await
+    .expect("node starts");
+    let addr = listen_addr(&runtime.client).await;
+    Node { key, runtime, addr, store, _dir: dir }
+}
+
+async fn listen_addr(client: &Client) -> Multiaddr {
+    let started = Instant::now();
+    loop {
+        if let Ok(info) = client.self_info().await
+            && let Some(addr) = info.listen.first()
+        {
+            return addr.parse().expect("listen multiaddr");
+        }
+        assert!(started.elapsed() < PATIENCE, "the host did not start listening");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

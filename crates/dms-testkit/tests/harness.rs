@@ -1,0 +1,231 @@
+//! Whole-network behavior of real dms nodes in one process: discovery, authorized
+//! invocation, broadcast, revocation over gossip, partition and heal, and adversarial
+//! peers — over libp2p (memory transport), with the node behaviors `dms run` serves.
+
+use std::time::Duration;
+
+use dms_actor::{ActorError, Handle, client_request};
+use dms_testkit::{Net, Options, PATIENCE};
+use dms_ucan::{Chain, Command};
+use serde_json::{Value, json};
+
+fn ids(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["peer_id"].as_str().map(String::from))
+        .collect()
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < PATIENCE, "{what}: not within {PATIENCE:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_nodes_discover_each_other_through_one_bootstrap_peer() {
+    let net = Net::start(5, Options::default()).await;
+    net.trust_all();
+    for (i, node) in net.nodes.iter().enumerate() {
+        let other = &net.nodes[(i + 1) % 5];
+        let reply = node
+            .invoke(other.handle(), "/dms/node/peers/list", Value::Null)
+            .await
+            .expect("a trusted node may list peers");
+        let listed = ids(&serde_json::from_slice(&reply).expect("JSON"));
+        assert_eq!(listed.len(), 4, "{listed:?}");
+        let dht = node.invoke(node.handle(), "/dms/node/peers/dht", Value::Null).await;
+        let dht: Value = serde_json::from_slice(&dht.expect("dht")).expect("JSON");
+        assert!(!ids(&dht).is_empty(), "the routing table knows peers");
+    }
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_invocations_are_refused_typed_and_public_ones_answered() {
+    let net = Net::start(2, Options::default()).await;
+    let (a, b) = (net.node(0), net.node(1));
+    let refused = a.invoke(b.handle(), "/dms/node/peers/list", Value::Null).await;
+    match refused {
+        Err(ActorError::Unauthorized { code, .. }) => assert_eq!(code, "untrusted_root"),
+        other => panic!("expected unauthorized, got {other:?}"),
+    }
+    let hello = a.invoke(b.handle(), "/public/hello", Value::Null).await.expect("public");
+    let hello: Value = serde_json::from_slice(&hello).expect("JSON");
+    assert_eq!(hello["did"], json!(b.did().to_string()));
+    let ping = a
+        .invoke(a.handle(), "/dms/node/peers/ping", json!({ "peer": b.peer_id().to_string() }))
+        .await
+        .expect("ping through the node's own behavior");
+    let ping: Value = serde_json::from_slice(&ping).expect("JSON");
+    assert!(ping["rtt_ms"].as_f64().is_some_and(|r| r >= 0.0), "{ping}");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_cuts_messages_across_and_heal_restores_them() {
+    let net = Net::start(4, Options::default()).await;
+    net.trust_all();
+    let (a, b, c) = (net.node(0), net.node(1), net.node(2));
+    net.partition(&[0, 1]).await;
+    a.invoke(b.handle(), "/public/hello", Value::Null).await.expect("same side");
+    let across = a.invoke(c.handle(), "/public/hello", Value::Null).await;
+    assert!(
+        matches!(across, Err(ActorError::Transport { .. })),
+        "across the cut a send fails fast and typed: {across:?}"
+    );
+    net.heal().await;
+    a.invoke(c.handle(), "/public/hello", Value::Null).await.expect("healed");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_spread_over_gossip_refuses_the_token_everywhere() {
+    let net = Net::start(3, Options::default()).await;
+    let (issuer, holder, third) = (net.node(0), net.node(1), net.node(2));
+    // The third node trusts the issuer; the holder gets a grant from it.
+    third.trust(&issuer.did());
+    let spec = dms_ucan::Spec {
+        commands: vec![dms_ucan::Command::parse("/dms/node/peers").expect("path")],
+        ..Default::default()
+    };
+    let grant = issuer
+        .actor()
+        .context()
+        .grant(issuer.actor().signing_key(), holder.did(), &spec)
+        .expect("grant");
+    let cid = grant.leaf().expect("leaf").cid().to_string();
+    let verifier = dms_ucan::Verifier::default();
+    holder
+        .actor()
+        .update_context(|c| c.add_provide(grant.clone(), &verifier, dms_ucan::now()))
+        .expect("provide anchor");
+    holder.invoke(third.handle(), "/dms/node/peers/list", Value::Null).await.expect("granted");
+
+    // The issuer revokes through its own behavior, which spreads the revocation.
+    issuer.trust(&issuer.did());
+    let revoked = issuer
+        .invoke(issuer.handle(), "/dms/cap/revoke", json!({ "cid": cid }))
+        .await
+        .expect("revoke");
+    let revoked: Value = serde_json::from_slice(&revoked).expect("JSON");
+    assert_eq!(revoked["broadcast"], json!(true), "{revoked}");
+    eventually("the third node refuses the revoked token", || async {
+        matches!(
+            holder.invoke(third.handle(), "/dms/node/peers/list", Value::Null).await,
+            Err(ActorError::Unauthorized { ref code, .. }) if code == "revoked"
+        )
+    })
+    .await;
+    let stored = dms_ucan::persist::load(&third.store, dms_node::NODE_CONTEXT)
+        .expect("store")
+        .expect("context");
+    assert!(stored.revoked.iter().any(|r| r.cid == cid), "the revocation is persisted");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_broadcast_collects_an_answer_from_every_node() {
+    let net = Net::start(4, Options::default()).await;
+    net.trust_all();
+    let sender = net.node(0);
+    // What the CLI does: sign as a client of node 0 and let the node relay it.
+    let from = Handle {
+        did: sender.did(),
+        peer: sender.peer_id().to_string(),
+        inbox: "test-client".into(),
+    };
+    let path = |p: &str| Command::parse(p).expect("path");
+    // Gossip meshes form within a heartbeat or two; retry until every node answers.
+    eventually("every node answers /broadcast/hello", || async {
+        let envelope = client_request(
+            from.clone(),
+            None,
+            path("/broadcast/hello"),
+            Some(path("/dms/hello")),
+            Vec::new(),
+            &Chain::empty(),
+            Duration::from_secs(2),
+        )
+        .expect("envelope")
+        .sign(&sender.key)
+        .expect("signed")
+        .encode();
+        let replies = sender
+            .runtime
+            .router
+            .relay_broadcast(&envelope, Duration::from_secs(2), 16)
+            .await
+            .expect("relayed");
+        let answered: std::collections::HashSet<String> =
+            replies.iter().filter(|r| r.reply.is_ok()).map(|r| r.from.peer.clone()).collect();
+        net.nodes.iter().all(|n| answered.contains(&n.peer_id().to_string()))
+    })
+    .await;
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adversarial_envelopes_are_refused_over_the_network_and_the_node_keeps_serving() {
+    let net = Net::start(3, Options::default()).await;
+    net.trust_all();
+    let (a, b, c) = (net.node(0), net.node(1), net.node(2));
+    let to: Handle = b.handle().clone();
+    // Spoofed sender: claims to be on another peer than the connection's.
+    let c_peer = c.peer_id().to_string();
+    let spoofed = a
+        .actor()
+        .invoke_with(&to, "/public/hello", Vec::new(), PATIENCE, |e| e.from.peer = c_peer)
+        .await;
+    // The refusal goes to the peer the message really came from, so the sender still
+    // learns it (not a timeout).
+    assert!(matches!(spoofed, Err(ActorError::Spoofed { .. })), "{spoofed:?}");
+    // Replayed nonce.
+    a.actor()
+        .invoke_with(&to, "/public/hello", Vec::new(), PATIENCE, |e| e.nonce = 42)
+        .await
+        .expect("first use of the nonce");
+    let replayed =
+        a.actor().invoke_with(&to, "/public/hello", Vec::new(), PATIENCE, |e| e.nonce = 42).await;
+    assert!(matches!(replayed, Err(ActorError::Replayed { nonce: 42 })), "{replayed:?}");
+    // Expired envelope.
+    let expired = a
+        .actor()
+        .invoke_with(&to, "/public/hello", Vec::new(), PATIENCE, |e| e.expiry = 1_000)
+        .await;
+    assert!(matches!(expired, Err(ActorError::Expired { .. })), "{expired:?}");
+    // Oversized frame: refused by the transport before it is read.
+    let oversized = a.client().send(b.peer_id(), vec![0; 2 * 1024 * 1024]).await;
+    assert!(oversized.is_err(), "an oversized frame is refused");
+    // The node keeps serving.
+    a.invoke(&to, "/dms/node/peers/list", Value::Null).await.expect("still serving");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooding_peer_is_rate_limited_while_another_is_answered() {
+    let mut options = Options::default();
+    options.runtime.rates.public = dms_actor::limiter::Rate { per_second: 5, burst: 5 };
+    let net = Net::start(3, options).await;
+    let (flooder, target, polite) = (net.node(0), net.node(1), net.node(2));
+    let mut limited = 0;
+    for _ in 0..30 {
+        if let Err(ActorError::RateLimited { class }) =
+            flooder.invoke(target.handle(), "/public/hello", Value::Null).await
+        {
+            assert_eq!(class, "public");
+            limited += 1;
+        }
+    }
+    assert!(limited >= 20, "only {limited} of 30 flood messages were limited");
+    polite.invoke(target.handle(), "/public/hello", Value::Null).await.expect("polite peer served");
+    net.shutdown().await;
+}

@@ -1,0 +1,427 @@
+//! `dms actor ...` and `dms peers ...`: talk to actors through the local daemon.
+//!
+//! The CLI signs every envelope with the key of a capability context (`user` by
+//! default), with the capability chain that context holds for the behavior and the
+//! destination, and posts it to the daemon's `/api/v1/actor/*` relay. The daemon adds no
+//! authority: the destination decides from the chain, and refusals come back typed.
+//!
+//! Every known behavior, its arguments and its help come from one table,
+//! [`BEHAVIORS`]; `dms actor cmd --list` prints it.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use dms_actor::{ActorError, Handle, client_request};
+use dms_ucan::{Command, Verifier};
+use serde_json::{Map, Value};
+
+use super::Ctx;
+use super::cap::{Backend, key_of};
+use crate::cli::{ActorCommand, ActorTarget, Output, PeersCommand};
+use crate::client::ApiClient;
+use crate::output;
+
+/// One known behavior: its path, what it does, and its payload fields.
+pub struct Spec {
+    /// The capability path.
+    pub path: &'static str,
+    /// What it does.
+    pub summary: &'static str,
+    /// Payload fields: (name, required, help).
+    pub args: &'static [(&'static str, bool, &'static str)],
+    /// The topic, for behaviors reached by broadcast.
+    pub topic: Option<&'static str>,
+}
+
+/// The behaviors `dms actor cmd` knows.
+pub const BEHAVIORS: &[Spec] = &[
+    Spec {
+        path: "/dms/node/peers/list",
+        summary: "connected peers, direct or relayed, with RTT",
+        args: &[],
+        topic: None,
+    },
+    Spec {
+        path: "/dms/node/peers/self",
+        summary: "peer id, listen addresses, NAT status",
+        args: &[],
+        topic: None,
+    },
+    Spec {
+        path: "/dms/node/peers/connect",
+        summary: "dial a peer",
+        args: &[("address", true, "multiaddr with /p2p/<peer id>")],
+        topic: None,
+    },
+    Spec {
+        path: "/dms/node/peers/ping",
+        summary: "actor round trip to a peer",
+        args: &[("peer", true, "peer id")],
+        topic: None,
+    },
+    Spec { path: "/dms/node/peers/dht", summary: "the DHT routing table", args: &[], topic: None },
+    Spec {
+        path: "/dms/node/peers/score",
+        summary: "gossipsub peer scores",
+        args: &[],
+        topic: None,
+    },
+    Spec {
+        path: "/public/hello",
+        summary: "DID, peer id and version (no capability needed)",
+        args: &[],
+        topic: None,
+    },
+    Spec {
+        path: "/public/status",
+        summary: "peers and uptime (no capability needed)",
+        args: &[],
+        topic: None,
+    },
+    Spec {
+        path: "/broadcast/hello",
+        summary: "every node answers with its DID (broadcast)",
+        args: &[],
+        topic: Some("/dms/hello"),
+    },
+    Spec {
+        path: "/dms/cap/list",
+        summary: "the node's capability context",
+        args: &[],
+        topic: None,
+    },
+    Spec {
+        path: "/dms/cap/anchor",
+        summary: "add a trust anchor to the node's context",
+        args: &[
+            ("root", false, "DID to trust fully"),
+            ("require", false, "dmscap1. token admitting other issuers"),
+            ("provide", false, "dmscap1. token delegated to the node"),
+        ],
+        topic: None,
+    },
+    Spec {
+        path: "/dms/cap/revoke",
+        summary: "revoke a token the node issued and spread the revocation",
+        args: &[("cid", true, "content id of the token")],
+        topic: None,
+    },
+];
+
+fn spec(path: &str) -> Option<&'static Spec> {
+    BEHAVIORS.iter().find(|s| s.path == path)
+}
+
+/// Builds a JSON payload from `key=value` words, checked against the table. Values
+/// that parse as JSON are taken as JSON, others as strings.
+fn payload(spec: Option<&Spec>, words: &[String]) -> anyhow::Result<Vec<u8>> {
+    let mut fields = Map::new();
+    for word in words {
+        let (key, value) =
+            word.split_once('=').ok_or_else(|| anyhow!("argument {word:?}: expected KEY=VALUE"))?;
+        if let Some(spec) = spec
+            && !spec.args.iter().any(|(name, _, _)| *name == key)
+        {
+            let known: Vec<&str> = spec.args.iter().map(|(n, _, _)| *n).collect();
+            bail!(
+                "{} takes no argument {key:?}; it takes: {}",
+                spec.path,
+                if known.is_empty() { "nothing".to_string() } else { known.join(", ") }
+            );
+        }
+        let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.into()));
+        fields.insert(key.to_string(), value);
+    }
+    if let Some(spec) = spec {
+        for (name, required, help) in spec.args {
+            if *required && !fields.contains_key(*name) {
+                bail!("{} needs {name}=<{help}>", spec.path);
+            }
+        }
+    }
+    if fields.is_empty() { Ok(Vec::new()) } else { Ok(serde_json::to_vec(&fields)?) }
+}
+
+/// A signer: the context's key and chains, and the node to relay through.
+struct Session {
+    api: ApiClient,
+    node: Handle,
+    key: dms_crypto::KeyPair,
+    context: dms_ucan::CapContext,
+    verifier: Verifier,
+}
+
+impl Session {
+    async fn open(ctx: &Ctx, context: &str) -> anyhow::Result<Session> {
+        let api = ApiClient::new(ctx.api_addr()?)?;
+        let node: Handle = api.get("/api/v1/actor/handle").await?;
+        let backend = Backend::open(ctx).await?;
+        let context = backend.load(context).await?.ok_or_else(|| {
+            anyhow!(
+                "no capability context '{context}' to sign with. Create it and let the node \
+                 trust it: `dms key new {context} && dms cap new {context} && dms cap anchor \
+                 -c dms --root $(dms key did {context})`"
+            )
+        })?;
+        let key = key_of(ctx, &context)?;
+        Ok(Session { api, node, key, context, verifier: Verifier::default() })
+    }
+
+    /// The handle of `dest`: a peer id or a DID (of a node), or this node by default.
+    fn destination(&self, dest: Option<&str>) -> anyhow::Result<Handle> {
+        let Some(dest) = dest else { return Ok(self.node.clone()) };
+        let (did, peer) = if dest.starts_with("did:") {
+            let did: dms_crypto::Did =
+                dest.parse().with_context(|| format!("{dest:?} is not a did:key DID"))?;
+            let peer = dms_network::peer_of_did(&did)?;
+            (did, peer)
+        } else {
+            let peer: dms_network::PeerId =
+                dest.parse().with_context(|| format!("{dest:?} is neither a DID nor a peer id"))?;
+            let did = dms_network::did_of_peer(&peer)
+                .ok_or_else(|| anyhow!("peer id {dest} does not embed a public key"))?;
+            (did, peer)
+        };
+        Ok(Handle { did, peer: peer.to_string(), inbox: "root".into() })
+    }
+
+    fn envelope(
+        &self,
+        to: Option<&Handle>,
+        behavior: &str,
+        topic: Option<&str>,
+        payload: Vec<u8>,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<u8>> {
+        let behavior =
+            Command::parse(behavior).with_context(|| format!("behavior {behavior:?}"))?;
+        let topic =
+            topic.map(Command::parse).transpose().with_context(|| format!("topic {topic:?}"))?;
+        let subject = to.map_or(&self.context.did, |h| &h.did);
+        let chain = self
+            .context
+            .chain_for(&self.verifier, &behavior, subject, dms_ucan::now())
+            .unwrap_or_else(dms_ucan::Chain::empty);
+        let from = Handle {
+            did: self.key.did(),
+            peer: self.node.peer.clone(),
+            inbox: format!("cli-{:016x}", rand_inbox()),
+        };
+        let envelope =
+            client_request(from, to.cloned(), behavior, topic, payload, &chain, timeout)?
+                .sign(&self.key)?;
+        Ok(envelope.encode())
+    }
+}
+
+fn rand_inbox() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    (nanos as u64) ^ u64::from(std::process::id()).rotate_left(32)
+}
+
+/// A refusal, as a sentence that says what to do.
+fn refusal(dest: &Handle, behavior: &str, body: dms_api::ErrorBody) -> anyhow::Error {
+    let typed: Option<ActorError> = body.detail.and_then(|d| serde_json::from_value(d).ok());
+    let hint = match &typed {
+        Some(ActorError::Unauthorized { .. }) => format!(
+            "\nTo be allowed, the owner of {} grants it: `dms cap grant -c dms --cap {behavior} \
+             <your DID>`, and you add the token: `dms cap anchor -c user --provide <token>`",
+            dest.did
+        ),
+        Some(ActorError::Timeout { .. }) => {
+            "\nIs the peer connected? See `dms peers list`; raise --timeout for slow behaviors."
+                .into()
+        }
+        Some(ActorError::RateLimited { .. }) => "\nSlow down and retry.".into(),
+        _ => String::new(),
+    };
+    anyhow!("{behavior} on {}: {} ({}){hint}", dest.peer, body.message, body.error)
+}
+
+async fn invoke(
+    session: &Session,
+    dest: &Handle,
+    behavior: &str,
+    payload: Vec<u8>,
+    timeout: Duration,
+) -> anyhow::Result<Value> {
+    let envelope = session.envelope(Some(dest), behavior, None, payload, timeout)?;
+    match session.api.post_cbor("/api/v1/actor/invoke", envelope).await? {
+        Ok(bytes) if bytes.is_empty() => Ok(Value::Null),
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(format!("{} bytes", bytes.len())))),
+        Err(body) => Err(refusal(dest, behavior, body)),
+    }
+}
+
+fn timeout(text: &str) -> anyhow::Result<Duration> {
+    humantime::parse_duration(text).with_context(|| format!("--timeout {text:?}: e.g. 10s, 1m"))
+}
+
+/// `dms actor ...`
+pub async fn actor(ctx: &Ctx, command: ActorCommand) -> anyhow::Result<()> {
+    match command {
+        ActorCommand::Handle => {
+            let api = ApiClient::new(ctx.api_addr()?)?;
+            let handle: Handle = api.get("/api/v1/actor/handle").await?;
+            match ctx.output {
+                Output::Json => output::json(&handle),
+                Output::Table => {
+                    output::fields(&[
+                        ("did", handle.did.to_string()),
+                        ("peer", handle.peer),
+                        ("inbox", handle.inbox),
+                    ]);
+                    Ok(())
+                }
+            }
+        }
+        ActorCommand::Cmd { list: true, .. } => {
+            let rows: Vec<Vec<String>> = BEHAVIORS
+                .iter()
+                .map(|s| {
+                    let args: Vec<String> = s
+                        .args
+                        .iter()
+                        .map(|(n, req, _)| if *req { format!("{n}=") } else { format!("[{n}=]") })
+                        .collect();
+                    vec![s.path.to_string(), args.join(" "), s.summary.to_string()]
+                })
+                .collect();
+            output::table(&["behavior", "arguments", "what it does"], &rows);
+            Ok(())
+        }
+        ActorCommand::Cmd { behavior: None, .. } => {
+            bail!("name a behavior (see `dms actor cmd --list`)")
+        }
+        ActorCommand::Cmd { behavior: Some(behavior), args, target, raw, .. } => {
+            let spec = spec(&behavior);
+            if spec.is_none() && !raw {
+                bail!(
+                    "unknown behavior {behavior:?}: see `dms actor cmd --list`, or pass --raw to \
+                     send it anyway"
+                );
+            }
+            if let Some(topic) = spec.and_then(|s| s.topic) {
+                return broadcast(ctx, &target, &behavior, topic, payload(spec, &args)?).await;
+            }
+            let session = Session::open(ctx, &target.context).await?;
+            let dest = session.destination(target.dest.as_deref())?;
+            let value = invoke(
+                &session,
+                &dest,
+                &behavior,
+                payload(spec, &args)?,
+                timeout(&target.timeout)?,
+            )
+            .await?;
+            output::json(&value)
+        }
+        ActorCommand::Broadcast { behavior, topic, args, target } => {
+            broadcast(ctx, &target, &behavior, &topic, payload(spec(&behavior), &args)?).await
+        }
+    }
+}
+
+async fn broadcast(
+    ctx: &Ctx,
+    target: &ActorTarget,
+    behavior: &str,
+    topic: &str,
+    payload: Vec<u8>,
+) -> anyhow::Result<()> {
+    if target.dest.is_some() {
+        bail!("a broadcast goes to every subscriber of {topic}; drop --dest");
+    }
+    let session = Session::open(ctx, &target.context).await?;
+    let envelope =
+        session.envelope(None, behavior, Some(topic), payload, timeout(&target.timeout)?)?;
+    let answers: Vec<Value> =
+        match session.api.post_cbor("/api/v1/actor/broadcast", envelope).await? {
+            Ok(bytes) => serde_json::from_slice(&bytes).context("unexpected broadcast answer")?,
+            Err(body) => return Err(refusal(&session.node, behavior, body)),
+        };
+    match ctx.output {
+        Output::Json => output::json(&answers),
+        Output::Table => {
+            let rows: Vec<Vec<String>> = answers
+                .iter()
+                .map(|a| {
+                    let peer = a["from"]["peer"].as_str().unwrap_or_default().to_string();
+                    let did = a["from"]["did"].as_str().unwrap_or_default().to_string();
+                    let answer = match (a.get("reply"), a.get("error")) {
+                        (_, Some(error)) => format!("refused: {error}"),
+                        (Some(reply), _) => reply.to_string(),
+                        _ => String::new(),
+                    };
+                    vec![peer, did, answer]
+                })
+                .collect();
+            println!("{} answer(s) to {behavior} on {topic}", rows.len());
+            output::table(&["peer", "did", "answer"], &rows);
+            Ok(())
+        }
+    }
+}
+
+/// `dms peers ...`: friendly verbs over `/dms/node/peers/*`.
+pub async fn peers(ctx: &Ctx, command: PeersCommand) -> anyhow::Result<()> {
+    let (behavior, words, target) = match command {
+        PeersCommand::List { target } => ("/dms/node/peers/list", vec![], target),
+        PeersCommand::Self_ { target } => ("/dms/node/peers/self", vec![], target),
+        PeersCommand::Ping { peer, target } => {
+            ("/dms/node/peers/ping", vec![format!("peer={peer}")], target)
+        }
+        PeersCommand::Connect { address, target } => {
+            ("/dms/node/peers/connect", vec![format!("address={address}")], target)
+        }
+        PeersCommand::Dht { target } => ("/dms/node/peers/dht", vec![], target),
+        PeersCommand::Score { target } => ("/dms/node/peers/score", vec![], target),
+    };
+    let session = Session::open(ctx, &target.context).await?;
+    let dest = session.destination(target.dest.as_deref())?;
+    let value = invoke(
+        &session,
+        &dest,
+        behavior,
+        payload(spec(behavior), &words)?,
+        timeout(&target.timeout)?,
+    )
+    .await?;
+    if ctx.output == Output::Json {
+        return output::json(&value);
+    }
+    match behavior {
+        "/dms/node/peers/list" => {
+            let rows: Vec<Vec<String>> = value
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| {
+                    vec![
+                        p["peer_id"].as_str().unwrap_or_default().to_string(),
+                        p["path"].as_str().unwrap_or_default().to_string(),
+                        p["rtt_ms"].as_u64().map(|r| format!("{r} ms")).unwrap_or("-".into()),
+                        p["addrs"][0].as_str().unwrap_or_default().to_string(),
+                    ]
+                })
+                .collect();
+            println!("{} peer(s) connected", rows.len());
+            output::table(&["peer id", "path", "rtt", "address"], &rows);
+            Ok(())
+        }
+        "/dms/node/peers/ping" => {
+            println!(
+                "{} answered in {:.1} ms (dms {})",
+                value["peer"].as_str().unwrap_or_default(),
+                value["rtt_ms"].as_f64().unwrap_or_default(),
+                value["version"].as_str().unwrap_or("?")
+            );
+            Ok(())
+        }
+        _ => output::json(&value),
+    }
+}
