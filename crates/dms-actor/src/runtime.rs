@@ -378,6 +378,8 @@ impl Actor {
         }
     }
 
+    /// An unsigned envelope carrying the chain this actor holds for `behavior` on the
+    /// recipient (or on itself, for broadcasts).
     fn envelope(
         &self,
         to: Option<Handle>,
@@ -385,15 +387,28 @@ impl Actor {
         payload: Vec<u8>,
         ttl: Duration,
     ) -> Envelope {
-        let now = now_ms();
         let subject = to.as_ref().map_or(&self.inner.handle.did, |t| &t.did).clone();
         let chain = self
             .inner
             .context
             .read()
             .ok()
-            .and_then(|c| c.chain_for(&self.inner.verifier, &behavior, &subject, now / 1000))
+            .and_then(|c| c.chain_for(&self.inner.verifier, &behavior, &subject, now_ms() / 1000))
             .unwrap_or_else(Chain::empty);
+        self.bare_envelope(to, behavior, payload, ttl, &chain)
+    }
+
+    /// An unsigned envelope with `chain` (replies carry none: the pending request is
+    /// their authorization).
+    fn bare_envelope(
+        &self,
+        to: Option<Handle>,
+        behavior: Command,
+        payload: Vec<u8>,
+        ttl: Duration,
+        chain: &Chain,
+    ) -> Envelope {
+        let now = now_ms();
         Envelope {
             to,
             from: self.inner.handle.clone(),
@@ -501,8 +516,13 @@ impl Actor {
             Err(error) => ReplyBody::Err(error),
         };
         let Ok(payload) = serde_ipld_dagcbor::to_vec(&body) else { return };
-        let mut envelope = self.envelope(Some(to), reply_to, payload, Duration::from_secs(30));
-        envelope.capabilities = Vec::new();
+        let envelope = self.bare_envelope(
+            Some(to),
+            reply_to,
+            payload,
+            Duration::from_secs(30),
+            &Chain::empty(),
+        );
         match envelope.sign(&self.inner.key) {
             Ok(envelope) => {
                 if let Err(error) = self.inner.router.deliver(&envelope).await {

@@ -15,8 +15,11 @@
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
+use std::num::NonZeroUsize;
 use std::str::FromStr;
+use std::sync::{LazyLock, Mutex};
 
+use lru::LruCache;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::Error;
@@ -29,6 +32,13 @@ pub const DID_KEY_PREFIX: &str = "did:key:";
 const ED25519_CODEC: [u8; 2] = [0xed, 0x01];
 /// Multicodec `secp256k1-pub` (0xe7) as an unsigned varint.
 const SECP256K1_CODEC: [u8; 2] = [0xe7, 0x01];
+
+/// Recently parsed DIDs. Every envelope and token names several DIDs, mostly the same
+/// few peers; decoding a key is a curve point decompression (tens of microseconds), so
+/// parsing a DID seen recently is a cache hit. Only valid DIDs are cached.
+static PARSED: LazyLock<Mutex<LruCache<String, Did>>> = LazyLock::new(|| {
+    Mutex::new(LruCache::new(NonZeroUsize::new(4096).expect("non-zero capacity")))
+});
 
 /// A validated `did:key` identifier and the public key it encodes.
 ///
@@ -50,6 +60,17 @@ impl Did {
     /// [`Error::DidMultibase`], [`Error::DidBase58`], [`Error::DidMulticodec`],
     /// [`Error::DidKeyLength`], [`Error::DidInvalidKey`].
     pub fn parse(input: &str) -> Result<Did, Error> {
+        if let Some(did) = PARSED.lock().ok().and_then(|mut cache| cache.get(input).cloned()) {
+            return Ok(did);
+        }
+        let parsed = Did::parse_uncached(input)?;
+        if let Ok(mut cache) = PARSED.lock() {
+            cache.put(input.to_owned(), parsed.clone());
+        }
+        Ok(parsed)
+    }
+
+    fn parse_uncached(input: &str) -> Result<Did, Error> {
         let did = || input.to_owned();
         let multibase =
             input.strip_prefix(DID_KEY_PREFIX).ok_or_else(|| Error::DidPrefix { did: did() })?;

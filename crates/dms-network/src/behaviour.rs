@@ -12,6 +12,9 @@ use crate::{Config, NetworkError};
 
 /// Kademlia protocol name (the `/dms` prefix keeps dms DHTs apart from others).
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/dms/kad/1.0.0");
+/// Direct messages in flight per connection (the libp2p default of 100 made busy peers
+/// fail sends with "max sub-streams reached").
+pub const MAX_CONCURRENT_MESSAGES: usize = 1024;
 /// Identify protocol version.
 pub const IDENTIFY_VERSION: &str = "/dms/id/1.0.0";
 
@@ -78,7 +81,9 @@ impl Behaviour {
         let messages = request_response::Behaviour::with_codec(
             FrameCodec { max_bytes: config.max_message_bytes },
             [(PROTOCOL, request_response::ProtocolSupport::Full)],
-            request_response::Config::default().with_request_timeout(config.request_timeout),
+            request_response::Config::default()
+                .with_request_timeout(config.request_timeout)
+                .with_max_concurrent_streams(MAX_CONCURRENT_MESSAGES),
         );
         Ok(Behaviour {
             blocked: allow_block_list::Behaviour::default(),

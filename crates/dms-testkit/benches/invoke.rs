@@ -70,8 +70,9 @@ where
     Figures { p50: percentile(&samples, 0.5), p99: percentile(&samples, 0.99), per_sec }
 }
 
-/// Two bare hosts: requests acknowledged by the event loop, nothing above it.
-async fn raw_pair() -> (Client, PeerId) {
+/// Two bare hosts: requests acknowledged by the event loop, nothing above it. The
+/// receiving host's client is returned too: a host stops when its last client drops.
+async fn raw_pair() -> (Client, PeerId, Client) {
     let mut hosts = Vec::new();
     for _ in 0..2 {
         let key = KeyPair::generate(KeyType::Ed25519);
@@ -92,7 +93,7 @@ async fn raw_pair() -> (Client, PeerId) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     hosts[0].dial(addr).await.expect("connected");
-    (hosts[0].clone(), hosts[1].peer_id())
+    (hosts[0].clone(), hosts[1].peer_id(), hosts[1].clone())
 }
 
 fn ms(d: Duration) -> String {
@@ -108,11 +109,17 @@ fn main() {
         .expect("tokio runtime");
     runtime.block_on(async move {
         // Baseline first, alone.
-        let (raw, peer) = raw_pair().await;
+        let (raw, peer, _receiver) = raw_pair().await;
         let baseline = measure(
             move || {
                 let raw = raw.clone();
-                async move { raw.send(peer, vec![7; PAYLOAD]).await.is_ok() }
+                async move {
+                    let sent = raw.send(peer, vec![7; PAYLOAD]).await;
+                    if let Err(error) = &sent {
+                        eprintln!("raw send: {error}");
+                    }
+                    sent.is_ok()
+                }
             },
             secs,
         )
@@ -141,15 +148,52 @@ fn main() {
             move || {
                 let (actor, to) = (actor.clone(), to.clone());
                 async move {
-                    actor
+                    let reply = actor
                         .invoke(&to, "/bench/echo", vec![7; PAYLOAD], Duration::from_secs(10))
-                        .await
-                        .is_ok()
+                        .await;
+                    if let Err(error) = &reply {
+                        eprintln!("invoke: {error}");
+                    }
+                    reply.is_ok()
                 }
             },
             secs,
         )
         .await;
+        // One-way authorized messages: the same checks on every message, no reply;
+        // counted where the behavior runs.
+        let received = Arc::new(AtomicU64::new(0));
+        let counter = received.clone();
+        b.actor()
+            .behavior("/bench/sink", move |_| {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    Ok(Vec::new())
+                }
+            })
+            .expect("behavior");
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let started = Instant::now();
+        let senders: Vec<_> = (0..CONCURRENCY)
+            .map(|_| {
+                let (actor, to) = (a.actor().clone(), b.handle().clone());
+                tokio::spawn(async move {
+                    while Instant::now() < deadline {
+                        let ttl = Duration::from_secs(10);
+                        if let Err(error) =
+                            actor.send(&to, "/bench/sink", vec![7; PAYLOAD], ttl).await
+                        {
+                            eprintln!("send: {error}");
+                        }
+                    }
+                })
+            })
+            .collect();
+        for sender in senders {
+            let _ = sender.await;
+        }
+        let one_way = received.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
         net.shutdown().await;
 
         println!(
@@ -161,6 +205,11 @@ fn main() {
         {
             println!("{name:<32} {:>12} {:>12} {:>14.0}", ms(f.p50), ms(f.p99), f.per_sec);
         }
+        println!("{:<32} {:>12} {:>12} {:>14.0}", "authorized one-way messages", "-", "-", one_way);
+        println!(
+            "authorized messages/s: {:.0} in invokes (request + reply), {one_way:.0} one-way",
+            invoke.per_sec * 2.0
+        );
         println!(
             "ratio invoke/baseline: p50 {:.2}x, p99 {:.2}x, throughput {:.2}x",
             invoke.p50.as_secs_f64() / baseline.p50.as_secs_f64(),
