@@ -101,11 +101,18 @@ pub struct NodeConfig {
     /// Grace period for in-flight work after SIGINT/SIGTERM.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// Time budget of the benchmarks run when the machine is first onboarded (0: none).
+    #[serde(with = "humantime_serde")]
+    pub benchmark_budget: Duration,
 }
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        NodeConfig { key: default_node_key(), shutdown_timeout: Duration::from_secs(10) }
+        NodeConfig {
+            key: default_node_key(),
+            shutdown_timeout: Duration::from_secs(10),
+            benchmark_budget: Duration::from_secs(15),
+        }
     }
 }
 

@@ -9,11 +9,16 @@
 //! - [`config`]: `config.toml`, the key table, environment overrides, `config set`.
 //! - [`home`]: the home directory layout.
 //! - [`lifecycle`]: the start/stop record kept in the store (unclean-stop detection).
+//! - [`behaviors`]: the root actor's network and capability behaviors.
+//! - [`resources`]: the resource manager (onboarded, committed, allocated, free).
+//! - [`onboarding`]: onboarding, resources and hardware behaviors, benchmarks.
 
 pub mod behaviors;
 pub mod config;
 pub mod home;
 pub mod lifecycle;
+pub mod onboarding;
+pub mod resources;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -65,6 +70,9 @@ pub enum Error {
     /// The API could not start or failed while serving.
     #[error(transparent)]
     Api(#[from] dms_api::Error),
+    /// The resource accounts could not be loaded.
+    #[error("resources: {0}")]
+    Resources(#[from] resources::ResourceError),
     /// The home directory could not be created.
     #[error("cannot create dms home {}: {source}", path.display())]
     Home {
@@ -129,6 +137,15 @@ pub async fn run(
         started,
     )
     .await?;
+    let manager = resources::ResourceManager::open(store.clone(), resources::system_clock())?;
+    let onboarding = onboarding::Deps {
+        manager,
+        store: store.clone(),
+        home: home.root().to_path_buf(),
+        benchmarking: Default::default(),
+        benchmark_budget: config.node.benchmark_budget,
+    };
+    onboarding::register(&network.actor, &onboarding).map_err(|e| Error::Network(e.to_string()))?;
     let root = network.actor.clone();
     let on_change: dms_api::caps::OnChange = Arc::new(move |context| {
         if context.name == NODE_CONTEXT {

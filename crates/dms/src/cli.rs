@@ -70,6 +70,42 @@ pub enum Command {
     /// Peers of the network: list, self, ping, connect, dht, score.
     #[command(subcommand)]
     Peers(PeersCommand),
+    /// Offer this machine's resources to the network (`dms onboard --cpu 2 --ram 4GiB
+    /// --disk 20GiB`), or show what is offered (`dms onboard status`).
+    #[command(args_conflicts_with_subcommands = true)]
+    Onboard {
+        /// `status`.
+        #[command(subcommand)]
+        command: Option<OnboardCommand>,
+        /// The amounts.
+        #[command(flatten)]
+        amounts: OnboardArgs,
+    },
+    /// Withdraw this machine's offer (refused while allocations run).
+    Offboard {
+        #[command(flatten)]
+        target: ActorTarget,
+    },
+    /// Measure CPU, memory and disk (bounded in time, with progress) and record the
+    /// results with the node.
+    Benchmark {
+        /// Time budget for all the steps, e.g. 15s.
+        #[arg(long, default_value = "15s")]
+        budget: String,
+        /// Directory for the disk test (default: the dms home).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        #[command(flatten)]
+        target: ActorTarget,
+    },
+    /// Describe this machine's hardware (`--usage` for live usage).
+    Hardware {
+        /// Show live usage instead of the specification.
+        #[arg(long)]
+        usage: bool,
+        #[command(flatten)]
+        target: ActorTarget,
+    },
     /// Show and change the configuration ($DMS_HOME/config.toml).
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -369,6 +405,35 @@ pub enum PeersCommand {
     },
     /// Gossipsub scores of connected peers.
     Score {
+        #[command(flatten)]
+        target: ActorTarget,
+    },
+}
+
+/// The amounts `dms onboard` offers.
+#[derive(Debug, Args)]
+pub struct OnboardArgs {
+    /// CPU cores, e.g. 4, 2.5 or 500m.
+    #[arg(long)]
+    pub cpu: Option<String>,
+    /// Memory, e.g. 8GiB.
+    #[arg(long)]
+    pub ram: Option<String>,
+    /// Disk, e.g. 50GiB.
+    #[arg(long)]
+    pub disk: Option<String>,
+    /// GPU indices to offer, e.g. 0,1.
+    #[arg(long, value_delimiter = ',')]
+    pub gpus: Vec<u32>,
+    #[command(flatten)]
+    pub target: ActorTarget,
+}
+
+/// `dms onboard ...`
+#[derive(Debug, Subcommand)]
+pub enum OnboardCommand {
+    /// What is onboarded, committed, allocated and free, and the latest benchmarks.
+    Status {
         #[command(flatten)]
         target: ActorTarget,
     },

@@ -12,6 +12,7 @@ mod acceptance {
     pub mod steps_cli;
     pub mod steps_ensemble;
     pub mod steps_p2p;
+    pub mod steps_resources;
     pub mod steps_store;
     pub mod world;
 }

@@ -26,6 +26,11 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "After SIGINT/SIGTERM, how long in-flight requests may take before the daemon exits anyway.",
     },
     KeyDoc {
+        key: "node.benchmark_budget",
+        expected: "a duration such as 15s (0s: no benchmark at onboarding)",
+        doc: "Time budget of the CPU, memory and disk benchmarks run in the background when the machine is first onboarded (`dms benchmark` runs them on demand).",
+    },
+    KeyDoc {
         key: "api.addr",
         expected: "HOST:PORT with an IP address, e.g. 127.0.0.1:9999",
         doc: "Address of the local REST API. The CLI talks to the daemon here (override with --api-addr).",

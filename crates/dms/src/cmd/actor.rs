@@ -85,6 +85,50 @@ pub const BEHAVIORS: &[Spec] = &[
         topic: Some("/dms/hello"),
     },
     Spec {
+        path: "/dms/node/onboarding/onboard",
+        summary: "offer resources (human units)",
+        args: &[
+            ("cpu", true, "cores, e.g. 4 or 500m"),
+            ("ram", true, "e.g. 8GiB"),
+            ("disk", true, "e.g. 50GiB"),
+            ("gpus", false, "GPU indices, e.g. [0,1]"),
+        ],
+        topic: None,
+    },
+    Spec {
+        path: "/dms/node/onboarding/offboard",
+        summary: "withdraw the offer",
+        args: &[],
+        topic: None,
+    },
+    Spec {
+        path: "/dms/node/onboarding/status",
+        summary: "onboarded, committed, allocated, free, benchmarks",
+        args: &[],
+        topic: None,
+    },
+    Spec {
+        path: "/dms/node/resources/onboarded",
+        summary: "what is offered",
+        args: &[],
+        topic: None,
+    },
+    Spec { path: "/dms/node/resources/free", summary: "what is free", args: &[], topic: None },
+    Spec { path: "/dms/node/resources/allocated", summary: "what runs", args: &[], topic: None },
+    Spec {
+        path: "/dms/node/hardware/spec",
+        summary: "CPU, RAM, disks, GPUs",
+        args: &[],
+        topic: None,
+    },
+    Spec { path: "/dms/node/hardware/usage", summary: "live usage", args: &[], topic: None },
+    Spec {
+        path: "/dms/node/hardware/benchmark",
+        summary: "run (or record) the benchmarks",
+        args: &[("report", false, "a report to record")],
+        topic: None,
+    },
+    Spec {
         path: "/dms/cap/list",
         summary: "the node's capability context",
         args: &[],
@@ -255,6 +299,20 @@ async fn invoke(
             .unwrap_or_else(|_| Value::String(format!("{} bytes", bytes.len())))),
         Err(body) => Err(refusal(dest, behavior, body)),
     }
+}
+
+/// Invokes `behavior` with a JSON payload on the target node and returns the answer
+/// (for commands built on behaviors: `dms onboard`, `dms hardware`, ...).
+pub(super) async fn call(
+    ctx: &Ctx,
+    target: &ActorTarget,
+    behavior: &str,
+    payload: Value,
+) -> anyhow::Result<Value> {
+    let session = Session::open(ctx, &target.context).await?;
+    let dest = session.destination(target.dest.as_deref())?;
+    let bytes = if payload.is_null() { Vec::new() } else { serde_json::to_vec(&payload)? };
+    invoke(&session, &dest, behavior, bytes, timeout(&target.timeout)?).await
 }
 
 fn timeout(text: &str) -> anyhow::Result<Duration> {

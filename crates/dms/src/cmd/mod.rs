@@ -7,6 +7,7 @@ mod doctor;
 mod ensemble;
 mod info;
 mod key;
+mod resources;
 mod run;
 
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use anyhow::Context as _;
 use clap::CommandFactory;
 use dms_node::{Config, Home};
 
-use crate::cli::{Cli, Command, Output};
+use crate::cli::{self, Cli, Command, Output};
 
 /// What every command needs: where the home is, how to print, and flag overrides.
 pub struct Ctx {
@@ -74,6 +75,15 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Cap(command) => cap::cap(&ctx, command).await,
         Command::Actor(command) => actor::actor(&ctx, command).await,
         Command::Peers(command) => actor::peers(&ctx, command).await,
+        Command::Onboard { command: Some(cli::OnboardCommand::Status { target }), .. } => {
+            resources::status(&ctx, &target).await
+        }
+        Command::Onboard { command: None, amounts } => resources::onboard(&ctx, amounts).await,
+        Command::Offboard { target } => resources::offboard(&ctx, &target).await,
+        Command::Benchmark { budget, dir, target } => {
+            resources::benchmark(&ctx, &budget, dir, &target).await
+        }
+        Command::Hardware { usage, target } => resources::hardware(&ctx, usage, &target).await,
         Command::Config(command) => config::config(&ctx, command),
         Command::Doctor => doctor::doctor(&ctx).await,
         Command::Validate { file } => ensemble::validate(&ctx, &file),

@@ -96,6 +96,9 @@ impl Daemon {
             .env("DMS_PASSPHRASE", passphrase)
             .env("RUST_LOG", "info")
             .env("DMS_NETWORK_MDNS", "false")
+            // Scenarios that onboard would each start a background benchmark; the
+            // benchmarking feature runs `dms benchmark` itself.
+            .env("DMS_NODE_BENCHMARK_BUDGET", "0s")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

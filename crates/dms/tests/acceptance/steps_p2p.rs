@@ -17,7 +17,7 @@ fn index(node: &str) -> usize {
 }
 
 /// Runs `dms` against node `node` (its home and its API).
-async fn on(world: &DmsWorld, node: &str, args: &[&str]) -> Run {
+pub(super) async fn on(world: &DmsWorld, node: &str, args: &[&str]) -> Run {
     let i = index(node);
     let api = world.daemons[i].ready().api.to_string();
     let mut full = vec!["--api-addr", api.as_str()];
@@ -25,7 +25,7 @@ async fn on(world: &DmsWorld, node: &str, args: &[&str]) -> Run {
     run(&world.home(i), &full, &[PASS]).await
 }
 
-async fn on_ok(world: &DmsWorld, node: &str, args: &[&str]) -> String {
+pub(super) async fn on_ok(world: &DmsWorld, node: &str, args: &[&str]) -> String {
     let out = on(world, node, args).await;
     assert!(out.status.success(), "dms {args:?} on {node} failed:\n{}", out.stderr);
     out.stdout
@@ -42,7 +42,13 @@ async fn setup_home(world: &mut DmsWorld) -> std::path::PathBuf {
 
 #[given("three nodes A, B and C, where B and C bootstrap from A and each trusts its own user")]
 async fn three_nodes(world: &mut DmsWorld) {
-    for (i, node) in NODES.iter().enumerate() {
+    start_nodes(world, 3).await;
+}
+
+/// Starts `count` nodes (named A, B, C); every node after the first bootstraps from A,
+/// and each node trusts its own user key as a root.
+pub(super) async fn start_nodes(world: &mut DmsWorld, count: usize) {
+    for (i, node) in NODES.iter().take(count).enumerate() {
         let home = setup_home(world).await;
         let mut extra = Vec::new();
         if i > 0 {

@@ -1,0 +1,310 @@
+//! Onboarding, resources and hardware behaviors of the root actor.
+//!
+//! | Behavior | Payload | Answer |
+//! |---|---|---|
+//! | `/dms/node/onboarding/onboard` | `{cpu, ram, disk, gpus?}` (human units) | the status |
+//! | `/dms/node/onboarding/offboard` | — | `{offboarded: true}` |
+//! | `/dms/node/onboarding/status` | — | onboarded, committed, allocated, free, benchmark, capability |
+//! | `/dms/node/resources/{onboarded,free,allocated}` | — | resources |
+//! | `/dms/node/hardware/spec` | — | CPU, RAM, disks, GPUs |
+//! | `/dms/node/hardware/usage` | — | live usage |
+//! | `/dms/node/hardware/benchmark` | `{report?}` | runs (or records) the benchmarks |
+//!
+//! Capacity (what onboarding may offer) is read from the hardware at each request: all
+//! logical CPUs, all RAM, the free space of the disk holding the dms home, the GPUs
+//! detected. The first onboarding starts the benchmarks in the background (bounded by
+//! `node.benchmark_budget`); their report is stored with its timestamp and goes into the
+//! stored capability (`dms_types::capability::Machine`) with the free resources.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use dms_actor::{Actor, ActorError, json_reply};
+use dms_hardware::{BenchmarkReport, Hardware};
+use dms_store::{Repo, Store};
+use dms_types::capability::{BenchmarkScores, Machine};
+use dms_types::resources::{Gpu, GpuVendor, Resources, parse_bytes, parse_cpu};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::resources::{ResourceError, ResourceManager};
+
+/// Time budget of on-demand benchmarks run by the node when none is configured.
+pub const BENCHMARK_BUDGET: Duration = Duration::from_secs(15);
+
+const BENCHMARKS: Repo<BenchmarkReport> = Repo::new("hardware_benchmarks");
+const CAPABILITY: Repo<Machine> = Repo::new("node_capability");
+const LATEST: &str = "latest";
+
+/// What the behaviors use.
+#[derive(Clone)]
+pub struct Deps {
+    /// The accounts.
+    pub manager: ResourceManager,
+    /// The node's store (benchmarks and the capability are kept there).
+    pub store: Store,
+    /// The dms home: its disk is the one offered, and benchmarks write there.
+    pub home: PathBuf,
+    /// Set while a benchmark runs.
+    pub benchmarking: Arc<AtomicBool>,
+    /// Budget of the benchmarks run at first onboarding (`node.benchmark_budget`; zero:
+    /// none).
+    pub benchmark_budget: Duration,
+}
+
+fn failed(error: impl std::fmt::Display) -> ActorError {
+    ActorError::handler(error.to_string())
+}
+
+fn bad(error: impl std::fmt::Display) -> ActorError {
+    ActorError::BadPayload { reason: error.to_string() }
+}
+
+fn refused(error: ResourceError) -> ActorError {
+    match error {
+        ResourceError::Store(e) => ActorError::Internal { reason: e.to_string() },
+        other => ActorError::handler(other.to_string()),
+    }
+}
+
+/// A size or CPU amount given as a string ("8GiB", "500m") or a number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Amount {
+    Text(String),
+    Number(f64),
+}
+
+impl Amount {
+    fn text(&self) -> String {
+        match self {
+            Amount::Text(t) => t.clone(),
+            Amount::Number(n) => n.to_string(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Onboard {
+    cpu: Amount,
+    ram: Amount,
+    disk: Amount,
+    #[serde(default)]
+    gpus: Vec<u32>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Record {
+    report: Option<BenchmarkReport>,
+}
+
+/// The free space of the disk holding `path` (the longest mount point that contains it).
+fn disk_free(hardware: &Hardware, path: &Path) -> u64 {
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    hardware
+        .disks
+        .iter()
+        .filter(|d| path.starts_with(Path::new(&d.mount_point)))
+        .max_by_key(|d| d.mount_point.len())
+        .map(|d| d.available_bytes)
+        .unwrap_or_default()
+}
+
+/// What onboarding may offer on this machine: every logical CPU, all RAM (or the
+/// cgroup limit), every GPU, and the free space of the disk holding the dms home.
+pub fn capacity(hardware: &Hardware, home: &Path) -> Resources {
+    let mut capacity = hardware.capacity();
+    let home_disk = disk_free(hardware, home);
+    if home_disk > 0 {
+        capacity.disk_bytes = home_disk;
+    }
+    capacity
+}
+
+async fn detect() -> Result<Hardware, ActorError> {
+    tokio::task::spawn_blocking(dms_hardware::detect).await.map_err(failed)
+}
+
+fn scores(report: &BenchmarkReport) -> BenchmarkScores {
+    BenchmarkScores::from(report.scores)
+}
+
+impl Deps {
+    fn latest_benchmark(&self) -> Option<BenchmarkReport> {
+        BENCHMARKS.get_now(&self.store, LATEST).ok().flatten()
+    }
+
+    /// Rebuilds and stores the advertised capability from the accounts and benchmarks.
+    fn refresh_capability(&self, hardware: &Hardware) -> Option<Machine> {
+        let status = self.manager.status();
+        status.onboarded.as_ref()?;
+        let machine = Machine {
+            free: status.free,
+            architecture: hardware.cpu.architecture.clone(),
+            benchmarks: self.latest_benchmark().as_ref().map(scores),
+            ..Machine::default()
+        };
+        if let Err(error) = CAPABILITY.put_now(&self.store, LATEST, &machine) {
+            warn!(%error, "Could not store the node capability.");
+        }
+        Some(machine)
+    }
+
+    fn status(&self) -> Value {
+        let status = self.manager.status();
+        let capability = CAPABILITY.get_now(&self.store, LATEST).ok().flatten();
+        let mut value = serde_json::to_value(&status).unwrap_or_default();
+        value["benchmark"] = serde_json::to_value(self.latest_benchmark()).unwrap_or_default();
+        value["benchmark_running"] = Value::Bool(self.benchmarking.load(Ordering::SeqCst));
+        value["capability"] = if status.onboarded.is_some() {
+            serde_json::to_value(capability).unwrap_or_default()
+        } else {
+            Value::Null
+        };
+        value
+    }
+
+    fn store_benchmark(&self, report: &BenchmarkReport) -> Result<(), ActorError> {
+        let key = format!("{:020}", report.timestamp);
+        self.store
+            .write(|tx| {
+                BENCHMARKS.put(tx, LATEST, report)?;
+                BENCHMARKS.put(tx, &key, report)
+            })
+            .map_err(failed)
+    }
+
+    /// Runs the benchmarks unless they already run; stores the report.
+    async fn benchmark(&self, budget: Duration) -> Result<BenchmarkReport, ActorError> {
+        if self.benchmarking.swap(true, Ordering::SeqCst) {
+            return Err(ActorError::handler("a benchmark is already running; try again later"));
+        }
+        let options = dms_hardware::Options {
+            dir: self.home.clone(),
+            total_budget: budget,
+            ..Default::default()
+        };
+        let result =
+            tokio::task::spawn_blocking(move || dms_hardware::run_benchmarks(&options, |_| {}))
+                .await;
+        self.benchmarking.store(false, Ordering::SeqCst);
+        let report = result.map_err(failed)?.map_err(failed)?;
+        self.store_benchmark(&report)?;
+        if let Ok(hardware) = detect().await {
+            self.refresh_capability(&hardware);
+        }
+        info!(duration_secs = report.duration_secs, "Benchmarks done.");
+        Ok(report)
+    }
+}
+
+/// Registers the behaviors of the table above.
+pub fn register(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
+    let d = deps.clone();
+    actor.behavior("/dms/node/onboarding/onboard", move |message| {
+        let d = d.clone();
+        async move {
+            let Onboard { cpu, ram, disk, gpus } = message.json()?;
+            let hardware = detect().await?;
+            let capacity = capacity(&hardware, &d.home);
+            let mut wanted = Resources {
+                cpu_millicores: parse_cpu(&cpu.text()).map_err(bad)?,
+                ram_bytes: parse_bytes(&ram.text()).map_err(bad)?,
+                disk_bytes: parse_bytes(&disk.text()).map_err(bad)?,
+                gpus: Vec::new(),
+            };
+            for index in gpus {
+                match capacity.gpus.iter().find(|g| g.index == index) {
+                    Some(gpu) => wanted.gpus.push(gpu.clone()),
+                    None => wanted.gpus.push(Gpu {
+                        index,
+                        vendor: GpuVendor::Other,
+                        model: String::new(),
+                        vram_bytes: 0,
+                        uuid: None,
+                    }),
+                }
+            }
+            d.manager.onboard(wanted, &capacity).map_err(refused)?;
+            d.refresh_capability(&hardware);
+            let budget = d.benchmark_budget;
+            if !budget.is_zero()
+                && d.latest_benchmark().is_none()
+                && !d.benchmarking.load(Ordering::SeqCst)
+            {
+                let background = d.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = background.benchmark(budget).await {
+                        warn!(%error, "Onboarding benchmark failed.");
+                    }
+                });
+            }
+            json_reply(&d.status())
+        }
+    })?;
+    let d = deps.clone();
+    actor.behavior("/dms/node/onboarding/offboard", move |_| {
+        let d = d.clone();
+        async move {
+            d.manager.offboard().map_err(refused)?;
+            let _ = CAPABILITY.delete_now(&d.store, LATEST);
+            json_reply(&json!({ "offboarded": true }))
+        }
+    })?;
+    let d = deps.clone();
+    actor.behavior("/dms/node/onboarding/status", move |_| {
+        let d = d.clone();
+        async move { json_reply(&d.status()) }
+    })?;
+    let d = deps.clone();
+    actor.behavior("/dms/node/resources/onboarded", move |_| {
+        let d = d.clone();
+        async move {
+            let status = d.manager.status();
+            json_reply(&status.onboarded.map(|o| o.resources).unwrap_or_default())
+        }
+    })?;
+    let d = deps.clone();
+    actor.behavior("/dms/node/resources/free", move |_| {
+        let d = d.clone();
+        async move { json_reply(&d.manager.status().free) }
+    })?;
+    let d = deps.clone();
+    actor.behavior("/dms/node/resources/allocated", move |_| {
+        let d = d.clone();
+        async move { json_reply(&d.manager.status().allocated) }
+    })?;
+    actor.behavior(
+        "/dms/node/hardware/spec",
+        move |_| async move { json_reply(&detect().await?) },
+    )?;
+    actor.behavior("/dms/node/hardware/usage", move |_| async move {
+        let usage = tokio::task::spawn_blocking(dms_hardware::usage).await.map_err(failed)?;
+        json_reply(&usage)
+    })?;
+    let d = deps.clone();
+    actor.behavior("/dms/node/hardware/benchmark", move |message| {
+        let d = d.clone();
+        async move {
+            let Record { report } = message.json::<Option<Record>>()?.unwrap_or_default();
+            let report = match report {
+                Some(report) => {
+                    d.store_benchmark(&report)?;
+                    if let Ok(hardware) = detect().await {
+                        d.refresh_capability(&hardware);
+                    }
+                    report
+                }
+                None if d.benchmark_budget.is_zero() => d.benchmark(BENCHMARK_BUDGET).await?,
+                None => d.benchmark(d.benchmark_budget).await?,
+            };
+            json_reply(&report)
+        }
+    })?;
+    Ok(())
+}

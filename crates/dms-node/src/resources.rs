@@ -1,0 +1,396 @@
+//! The resource manager: what this machine offers (onboarded), what is promised to
+//! deployments for a while (committed: reservations with a time to live), what runs
+//! (allocated), and what is left (free).
+//!
+//! Invariant, checked under one lock on every change: `committed + allocated ≤
+//! onboarded`. Every change is written through to the store in one transaction before
+//! it is visible, so a restart finds the same state; reservations that expired while
+//! the node was down are dropped on load. Expiry needs no timer: every read and change
+//! first drops the reservations whose time has passed.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dms_store::{Repo, Store};
+use dms_types::resources::{Resources, format_bytes, format_cpu};
+use serde::{Deserialize, Serialize};
+
+/// Why a resource change was refused. Every message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceError {
+    /// The machine does not have what was asked for.
+    #[error("cannot onboard {what}: this machine has {max}; ask for at most that")]
+    OverAsk {
+        /// What was asked for, e.g. "64 CPU cores".
+        what: String,
+        /// The machine's limit.
+        max: String,
+    },
+    /// Nothing is onboarded.
+    #[error("this machine is not onboarded: run `dms onboard --cpu N --ram SIZE --disk SIZE`")]
+    NotOnboarded,
+    /// The new amounts are below what is already promised or running.
+    #[error(
+        "cannot onboard less than is in use: {in_use} is committed or allocated; \
+         wait for deployments to finish or lower them first"
+    )]
+    BelowUse {
+        /// What is in use.
+        in_use: String,
+    },
+    /// Offboarding while workloads run.
+    #[error("cannot offboard: {count} allocation(s) are running; stop them first")]
+    Busy {
+        /// Running allocations.
+        count: usize,
+    },
+    /// Not enough free resources for a reservation.
+    #[error("not enough free resources: needs {needs}, {free} free")]
+    Insufficient {
+        /// What was asked for.
+        needs: String,
+        /// What is free.
+        free: String,
+    },
+    /// No such reservation (expired or never made).
+    #[error("no reservation {id} (it may have expired)")]
+    NoReservation {
+        /// The reservation id.
+        id: String,
+    },
+    /// The id is already in use.
+    #[error("{id} is already reserved or allocated")]
+    Duplicate {
+        /// The id.
+        id: String,
+    },
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] dms_store::Error),
+}
+
+/// What is onboarded, and when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Onboarding {
+    /// The resources offered.
+    pub resources: Resources,
+    /// Unix seconds of the last change.
+    pub since: u64,
+}
+
+/// Resources promised to a deployment until `expires_ms`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// Who holds it (a deployment or bid id).
+    pub id: String,
+    /// What it holds.
+    pub resources: Resources,
+    /// Unix milliseconds after which it is void.
+    pub expires_ms: u64,
+}
+
+/// A snapshot of the accounts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// Offered resources (`None` when not onboarded).
+    pub onboarded: Option<Onboarding>,
+    /// Sum of live reservations.
+    pub committed: Resources,
+    /// Sum of running allocations.
+    pub allocated: Resources,
+    /// Onboarded minus committed minus allocated.
+    pub free: Resources,
+    /// Live reservations.
+    pub reservations: Vec<Reservation>,
+    /// Running allocations by id.
+    pub allocations: BTreeMap<String, Resources>,
+}
+
+const ONBOARDING: Repo<Onboarding> = Repo::new("resources_onboarding");
+const RESERVATIONS: Repo<Reservation> = Repo::new("resources_reservations");
+const ALLOCATIONS: Repo<Resources> = Repo::new("resources_allocations");
+const KEY: &str = "machine";
+
+/// Where the time comes from (tests drive it by hand).
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Unix milliseconds from the system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or_default()
+    })
+}
+
+#[derive(Default)]
+struct State {
+    onboarded: Option<Onboarding>,
+    reservations: BTreeMap<String, Reservation>,
+    allocations: BTreeMap<String, Resources>,
+}
+
+/// The accounts of one machine; cheap to clone, safe to share.
+#[derive(Clone)]
+pub struct ResourceManager {
+    store: Store,
+    state: Arc<Mutex<State>>,
+    clock: Clock,
+}
+
+fn sum<'a>(items: impl Iterator<Item = &'a Resources>) -> Resources {
+    items.fold(Resources::default(), |total, r| {
+        total.checked_add(r).expect("accounted resources never overflow u64")
+    })
+}
+
+fn describe(r: &Resources) -> String {
+    let mut parts = vec![
+        format!("{} CPU", format_cpu(r.cpu_millicores)),
+        format!("{} RAM", format_bytes(r.ram_bytes)),
+        format!("{} disk", format_bytes(r.disk_bytes)),
+    ];
+    if !r.gpus.is_empty() {
+        parts.push(format!("{} GPU(s)", r.gpus.len()));
+    }
+    parts.join(", ")
+}
+
+impl State {
+    fn expire(&mut self, now_ms: u64) -> Vec<String> {
+        let expired: Vec<String> = self
+            .reservations
+            .values()
+            .filter(|r| r.expires_ms <= now_ms)
+            .map(|r| r.id.clone())
+            .collect();
+        for id in &expired {
+            self.reservations.remove(id);
+        }
+        expired
+    }
+
+    fn in_use(&self) -> Resources {
+        sum(self.reservations.values().map(|r| &r.resources))
+            .checked_add(&sum(self.allocations.values()))
+            .expect("accounted resources never overflow u64")
+    }
+
+    fn free(&self) -> Resources {
+        match &self.onboarded {
+            Some(o) => o.resources.saturating_sub(&self.in_use()),
+            None => Resources::default(),
+        }
+    }
+}
+
+impl ResourceManager {
+    /// Loads the accounts from `store`, dropping reservations that expired meanwhile.
+    pub fn open(store: Store, clock: Clock) -> Result<ResourceManager, ResourceError> {
+        let now = clock();
+        let mut state = {
+            let tx = store.read()?;
+            State {
+                onboarded: ONBOARDING.get(&tx, KEY)?,
+                reservations: RESERVATIONS.list(&tx)?.into_iter().collect(),
+                allocations: ALLOCATIONS.list(&tx)?.into_iter().collect(),
+            }
+        };
+        let expired = state.expire(now);
+        if !expired.is_empty() {
+            store.write(|tx| {
+                for id in &expired {
+                    RESERVATIONS.delete(tx, id)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(ResourceManager { store, state: Arc::new(Mutex::new(state)), clock })
+    }
+
+    /// Runs `change` on the state (expired reservations dropped first) under the lock,
+    /// writing the expired deletions and whatever `change` writes in one transaction.
+    fn change<T>(
+        &self,
+        change: impl FnOnce(&mut State, &dms_store::WriteTx) -> Result<T, ResourceError>,
+    ) -> Result<T, ResourceError> {
+        let mut state = self.state.lock().expect("resource state lock is not poisoned");
+        let mut next = State {
+            onboarded: state.onboarded.clone(),
+            reservations: state.reservations.clone(),
+            allocations: state.allocations.clone(),
+        };
+        let expired = next.expire((self.clock)());
+        let mut outcome = None;
+        let mut refusal = None;
+        self.store.write(|tx| {
+            for id in &expired {
+                RESERVATIONS.delete(tx, id)?;
+            }
+            match change(&mut next, tx) {
+                Ok(value) => outcome = Some(value),
+                Err(ResourceError::Store(error)) => return Err(error),
+                Err(other) => refusal = Some(other),
+            }
+            Ok(())
+        })?;
+        if let Some(refusal) = refusal {
+            // The refused change wrote nothing; the expiries are committed.
+            for id in &expired {
+                state.reservations.remove(id);
+            }
+            return Err(refusal);
+        }
+        *state = next;
+        Ok(outcome.expect("a change that did not fail has an outcome"))
+    }
+
+    /// Offers `wanted` (replacing any earlier onboarding). Refused when it exceeds
+    /// `capacity` (what the machine has) or falls below what is in use.
+    pub fn onboard(
+        &self,
+        wanted: Resources,
+        capacity: &Resources,
+    ) -> Result<Onboarding, ResourceError> {
+        over_ask(&wanted, capacity)?;
+        let since = (self.clock)() / 1000;
+        self.change(|state, tx| {
+            let in_use = state.in_use();
+            if !in_use.fits_in(&wanted) {
+                return Err(ResourceError::BelowUse { in_use: describe(&in_use) });
+            }
+            let onboarding = Onboarding { resources: wanted, since };
+            ONBOARDING.put(tx, KEY, &onboarding)?;
+            state.onboarded = Some(onboarding.clone());
+            Ok(onboarding)
+        })
+    }
+
+    /// Withdraws the offer. Live reservations are dropped; running allocations refuse.
+    pub fn offboard(&self) -> Result<(), ResourceError> {
+        self.change(|state, tx| {
+            if state.onboarded.is_none() {
+                return Err(ResourceError::NotOnboarded);
+            }
+            if !state.allocations.is_empty() {
+                return Err(ResourceError::Busy { count: state.allocations.len() });
+            }
+            for id in state.reservations.keys() {
+                RESERVATIONS.delete(tx, id)?;
+            }
+            ONBOARDING.delete(tx, KEY)?;
+            state.reservations.clear();
+            state.onboarded = None;
+            Ok(())
+        })
+    }
+
+    /// Promises `resources` to `id` for `ttl`, if they are free.
+    pub fn reserve(
+        &self,
+        id: &str,
+        resources: Resources,
+        ttl: Duration,
+    ) -> Result<Reservation, ResourceError> {
+        let expires_ms =
+            (self.clock)().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        self.change(|state, tx| {
+            if state.onboarded.is_none() {
+                return Err(ResourceError::NotOnboarded);
+            }
+            if state.reservations.contains_key(id) || state.allocations.contains_key(id) {
+                return Err(ResourceError::Duplicate { id: id.into() });
+            }
+            let free = state.free();
+            if !resources.fits_in(&free) {
+                return Err(ResourceError::Insufficient {
+                    needs: describe(&resources),
+                    free: describe(&free),
+                });
+            }
+            let reservation = Reservation { id: id.into(), resources, expires_ms };
+            RESERVATIONS.put(tx, id, &reservation)?;
+            state.reservations.insert(id.into(), reservation.clone());
+            Ok(reservation)
+        })
+    }
+
+    /// Turns a live reservation into a running allocation.
+    pub fn allocate(&self, id: &str) -> Result<Resources, ResourceError> {
+        self.change(|state, tx| {
+            let reservation = state
+                .reservations
+                .remove(id)
+                .ok_or_else(|| ResourceError::NoReservation { id: id.into() })?;
+            RESERVATIONS.delete(tx, id)?;
+            ALLOCATIONS.put(tx, id, &reservation.resources)?;
+            state.allocations.insert(id.into(), reservation.resources.clone());
+            Ok(reservation.resources)
+        })
+    }
+
+    /// Gives back a reservation or an allocation; `false` when `id` held nothing.
+    pub fn release(&self, id: &str) -> Result<bool, ResourceError> {
+        self.change(|state, tx| {
+            let reserved = state.reservations.remove(id).is_some();
+            let allocated = state.allocations.remove(id).is_some();
+            RESERVATIONS.delete(tx, id)?;
+            ALLOCATIONS.delete(tx, id)?;
+            Ok(reserved || allocated)
+        })
+    }
+
+    /// The accounts now.
+    pub fn status(&self) -> Status {
+        let mut state = self.state.lock().expect("resource state lock is not poisoned");
+        // Expired reservations stop counting at once; the store catches up on the next
+        // change (or the next start).
+        state.expire((self.clock)());
+        Status {
+            onboarded: state.onboarded.clone(),
+            committed: sum(state.reservations.values().map(|r| &r.resources)),
+            allocated: sum(state.allocations.values()),
+            free: state.free(),
+            reservations: state.reservations.values().cloned().collect(),
+            allocations: state.allocations.clone(),
+        }
+    }
+}
+
+/// Refuses asking for more than the machine has, naming the limit.
+fn over_ask(wanted: &Resources, capacity: &Resources) -> Result<(), ResourceError> {
+    if wanted.cpu_millicores > capacity.cpu_millicores {
+        return Err(ResourceError::OverAsk {
+            what: format!("{} CPU cores", format_cpu(wanted.cpu_millicores)),
+            max: format!("{} cores", format_cpu(capacity.cpu_millicores)),
+        });
+    }
+    if wanted.ram_bytes > capacity.ram_bytes {
+        return Err(ResourceError::OverAsk {
+            what: format!("{} RAM", format_bytes(wanted.ram_bytes)),
+            max: format!("{} RAM", format_bytes(capacity.ram_bytes)),
+        });
+    }
+    if wanted.disk_bytes > capacity.disk_bytes {
+        return Err(ResourceError::OverAsk {
+            what: format!("{} disk", format_bytes(wanted.disk_bytes)),
+            max: format!("{} of free disk", format_bytes(capacity.disk_bytes)),
+        });
+    }
+    for gpu in &wanted.gpus {
+        if !capacity.gpus.iter().any(|g| g.index == gpu.index) {
+            let indices: Vec<String> = capacity.gpus.iter().map(|g| g.index.to_string()).collect();
+            return Err(ResourceError::OverAsk {
+                what: format!("GPU {}", gpu.index),
+                max: if indices.is_empty() {
+                    "no GPU".into()
+                } else {
+                    format!("GPUs {}", indices.join(", "))
+                },
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,9 @@
+Feature: Benchmarking the machine
+  Benchmarks measure CPU, memory and disk within a time bound, are stored with a
+  timestamp, and appear in the onboarding status and the advertised capability.
+
+  Scenario: A benchmark finishes within its bound and its results are kept
+    Given a running node whose user is trusted
+    When the user runs "dms benchmark --budget 6s"
+    Then it finishes within 20 seconds with CPU, memory and disk scores
+    And "dms onboard status" shows the benchmark scores
