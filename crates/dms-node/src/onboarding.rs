@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `/dms/node/onboarding/onboard` | `{cpu, ram, disk, gpus?}` (human units) | the status |
 //! | `/dms/node/onboarding/offboard` | — | `{offboarded: true}` |
-//! | `/dms/node/onboarding/status` | — | onboarded, committed, allocated, free, benchmark, capability |
+//! | `/dms/node/onboarding/status` | — | onboarded, committed, allocated, free, benchmark, capability, peer RTTs |
 //! | `/dms/node/resources/{onboarded,free,allocated}` | — | resources |
 //! | `/dms/node/hardware/spec` | — | CPU, RAM, disks, GPUs |
 //! | `/dms/node/hardware/usage` | — | live usage |
@@ -50,6 +50,8 @@ pub struct Deps {
     pub home: PathBuf,
     /// Set while a benchmark runs.
     pub benchmarking: Arc<AtomicBool>,
+    /// The network, for round-trip times to known peers (libp2p ping, kept current).
+    pub client: Option<dms_network::Client>,
     /// Budget of the benchmarks run at first onboarding (`node.benchmark_budget`; zero:
     /// none).
     pub benchmark_budget: Duration,
@@ -155,12 +157,23 @@ impl Deps {
         Some(machine)
     }
 
-    fn status(&self) -> Value {
+    /// Round-trip times to the connected peers, as ping measures them.
+    async fn peer_rtts(&self) -> Value {
+        let Some(client) = &self.client else { return Value::Array(Vec::new()) };
+        let peers = client.peers().await.unwrap_or_default();
+        peers
+            .iter()
+            .filter_map(|p| p.rtt_ms.map(|rtt| json!({ "peer_id": p.peer_id, "rtt_ms": rtt })))
+            .collect()
+    }
+
+    async fn status(&self) -> Value {
         let status = self.manager.status();
         let capability = CAPABILITY.get_now(&self.store, LATEST).ok().flatten();
         let mut value = serde_json::to_value(&status).unwrap_or_default();
         value["benchmark"] = serde_json::to_value(self.latest_benchmark()).unwrap_or_default();
         value["benchmark_running"] = Value::Bool(self.benchmarking.load(Ordering::SeqCst));
+        value["peer_rtt_ms"] = self.peer_rtts().await;
         value["capability"] = if status.onboarded.is_some() {
             serde_json::to_value(capability).unwrap_or_default()
         } else {
@@ -244,7 +257,7 @@ pub fn register(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
                     }
                 });
             }
-            json_reply(&d.status())
+            json_reply(&d.status().await)
         }
     })?;
     let d = deps.clone();
@@ -259,7 +272,7 @@ pub fn register(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
     let d = deps.clone();
     actor.behavior("/dms/node/onboarding/status", move |_| {
         let d = d.clone();
-        async move { json_reply(&d.status()) }
+        async move { json_reply(&d.status().await) }
     })?;
     let d = deps.clone();
     actor.behavior("/dms/node/resources/onboarded", move |_| {

@@ -61,6 +61,17 @@ fn print_status(status: &Value) {
             rows.iter().map(|(l, t)| (l.as_str(), t.clone())).collect();
         output::fields(&pairs);
     }
+    if let Some(rtts) = status["peer_rtt_ms"].as_array().filter(|r| !r.is_empty()) {
+        let text: Vec<String> = rtts
+            .iter()
+            .map(|r| {
+                let peer = r["peer_id"].as_str().unwrap_or_default();
+                let short = &peer[peer.len().saturating_sub(8)..];
+                format!("…{short} {} ms", r["rtt_ms"])
+            })
+            .collect();
+        println!("peer round trips: {}", text.join(", "));
+    }
     let benchmark = &status["benchmark"];
     if status["benchmark_running"].as_bool() == Some(true) {
         println!("benchmark: running");
