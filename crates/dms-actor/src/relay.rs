@@ -66,7 +66,7 @@ impl Waiting {
 
     /// Hands a reply envelope to the relay waiting for it; false when none waits (the
     /// router then treats the envelope as addressed to a missing actor).
-    pub(crate) fn complete(&self, envelope: &Envelope) -> bool {
+    pub(crate) fn complete(&self, envelope: &Envelope, authenticated: bool) -> bool {
         let (Some(to), Some(nonce)) = (&envelope.to, reply_nonce(envelope)) else {
             return false;
         };
@@ -77,7 +77,7 @@ impl Waiting {
                 .map(|w| (w.expected.clone(), w.replies.clone()))
         });
         let Some((expected, replies)) = found else { return false };
-        if let Some(reply) = read_reply(envelope, expected.as_ref())
+        if let Some(reply) = read_reply(envelope, expected.as_ref(), authenticated)
             && replies.try_send((envelope.from.clone(), reply)).is_err()
         {
             debug!(from = %envelope.from.did, "Dropped a reply: the relay has all it waits for.");

@@ -43,6 +43,13 @@ pub trait Transport: Send + Sync + 'static {
     fn send(&self, peer: &str, bytes: Vec<u8>) -> BoxFuture<Result<(), ActorError>>;
     /// Publishes envelope bytes on a broadcast topic.
     fn publish(&self, topic: &str, bytes: Vec<u8>) -> BoxFuture<Result<(), ActorError>>;
+    /// The DID whose key the transport itself authenticated for `peer` (libp2p: the
+    /// peer id's key, proven by the Noise handshake), if any. An envelope from that DID
+    /// arriving from that peer is already authenticated and integrity-protected by the
+    /// connection, so its signature is not checked again. Default: none (always check).
+    fn peer_did(&self, _peer: &str) -> Option<dms_crypto::Did> {
+        None
+    }
 }
 
 /// Runtime settings.
@@ -150,6 +157,12 @@ impl Router {
         &self.inner.config
     }
 
+    /// Whether the connection from `peer` already proves that `did` sent the message
+    /// (the transport authenticated `peer` as the key of `did`).
+    pub(crate) fn channel_authenticates(&self, peer: &str, did: &dms_crypto::Did) -> bool {
+        self.inner.transport.peer_did(peer).is_some_and(|d| d == *did)
+    }
+
     pub(crate) fn actor(&self, inbox: &str) -> Option<Actor> {
         self.inner.actors.read().ok()?.get(inbox).cloned()
     }
@@ -182,7 +195,11 @@ impl Router {
         }
         match self.actor(&to.inbox).filter(|a| a.handle().did == to.did) {
             Some(actor) => actor.incoming(envelope, from_peer).await,
-            None if self.inner.relays.complete(&envelope) => {}
+            None if self
+                .inner
+                .relays
+                .complete(&envelope, self.channel_authenticates(from_peer, &envelope.from.did)) => {
+            }
             None => {
                 self.refuse(&envelope, from_peer, ActorError::NoSuchActor { inbox: to.inbox }).await
             }
@@ -536,7 +553,7 @@ impl Actor {
     /// Completes a pending invocation with a reply envelope. The answer must come from
     /// the actor asked; an error may also come from another actor of the same node
     /// (e.g. `NoSuchActor`) — the router has already checked that the peer is genuine.
-    fn complete(&self, envelope: &Envelope) {
+    fn complete(&self, envelope: &Envelope, authenticated: bool) {
         let Some(nonce) = reply_nonce(envelope) else { return };
         let expected =
             self.inner.pending.lock().ok().and_then(|p| p.get(&nonce).map(|(h, _)| h.clone()));
@@ -544,7 +561,7 @@ impl Actor {
             debug!(from = %envelope.from.did, "Dropped a reply to no pending request (late or unknown).");
             return;
         };
-        let Some(reply) = read_reply(envelope, Some(&expected)) else { return };
+        let Some(reply) = read_reply(envelope, Some(&expected), authenticated) else { return };
         if let Some((_, tx)) = self.inner.pending.lock().ok().and_then(|mut p| p.remove(&nonce)) {
             let _ = tx.send(reply);
         }
@@ -553,7 +570,9 @@ impl Actor {
     /// Checks an incoming envelope and queues it for its behavior.
     async fn incoming(&self, envelope: Envelope, from_peer: &str) {
         if envelope.behavior.as_str().starts_with(REPLY_PREFIX) {
-            self.complete(&envelope);
+            let authenticated =
+                self.inner.router.channel_authenticates(from_peer, &envelope.from.did);
+            self.complete(&envelope, authenticated);
             return;
         }
         match self.check(&envelope, from_peer) {
@@ -597,7 +616,9 @@ impl Actor {
         if envelope.expiry > now.saturating_add(max_ttl) {
             return Err(ActorError::malformed(format!("expiry more than {max_ttl} ms ahead")));
         }
-        envelope.verify_signature()?;
+        if !self.inner.router.channel_authenticates(from_peer, &envelope.from.did) {
+            envelope.verify_signature()?;
+        }
         self.inner
             .replay
             .lock()
@@ -645,11 +666,16 @@ pub(crate) fn reply_nonce(envelope: &Envelope) -> Option<u64> {
     envelope.behavior.as_str().strip_prefix(REPLY_PREFIX).and_then(|n| n.parse::<u64>().ok())
 }
 
-/// Reads a reply envelope: signature checked, body decoded. With `expected` (the actor
-/// that was asked), the answer must come from it, or be an error from its node (the
-/// router there answers for missing actors); replies to broadcasts come from anyone.
-pub(crate) fn read_reply(envelope: &Envelope, expected: Option<&Handle>) -> Option<Reply> {
-    if envelope.verify_signature().is_err() {
+/// Reads a reply envelope: signature checked (unless the connection already
+/// `authenticated` its sender), body decoded. With `expected` (the actor that was asked),
+/// the answer must come from it, or be an error from its node (the router there answers
+/// for missing actors); replies to broadcasts come from anyone.
+pub(crate) fn read_reply(
+    envelope: &Envelope,
+    expected: Option<&Handle>,
+    authenticated: bool,
+) -> Option<Reply> {
+    if !authenticated && envelope.verify_signature().is_err() {
         warn!(from = %envelope.from.did, "Dropped a reply with a bad signature.");
         return None;
     }

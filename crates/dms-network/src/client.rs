@@ -1,7 +1,10 @@
 //! The cloneable handle to the network: commands to the event loop, answered on
 //! oneshot channels. Also the actor runtime's [`dms_actor::Transport`].
 
+use std::sync::{Arc, Mutex};
+
 use libp2p::{Multiaddr, PeerId};
+use lru::LruCache;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -80,7 +83,12 @@ pub(crate) enum Command {
 pub struct Client {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) peer_id: PeerId,
+    /// Peer id text → the DID of its key (decoding one costs a point decompression).
+    pub(crate) peer_dids: Arc<Mutex<LruCache<String, Option<dms_crypto::Did>>>>,
 }
+
+/// Peer ids whose DID is remembered.
+pub(crate) const PEER_DID_CACHE: usize = 4096;
 
 impl Client {
     /// This host's peer id.
@@ -166,6 +174,17 @@ impl dms_actor::Transport for Client {
                 .await
                 .map_err(|e| dms_actor::ActorError::Transport { reason: e.to_string() })
         })
+    }
+
+    fn peer_did(&self, peer: &str) -> Option<dms_crypto::Did> {
+        if let Some(known) = self.peer_dids.lock().ok().and_then(|mut c| c.get(peer).cloned()) {
+            return known;
+        }
+        let did = peer.parse::<PeerId>().ok().and_then(|id| crate::did_of_peer(&id));
+        if let Ok(mut cache) = self.peer_dids.lock() {
+            cache.put(peer.to_string(), did.clone());
+        }
+        did
     }
 
     fn publish(

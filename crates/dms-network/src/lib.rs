@@ -191,7 +191,10 @@ pub fn build(
     let (commands_tx, commands_rx) = mpsc::channel(256);
     let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue.max(1));
     let event_loop = EventLoop::new(swarm, commands_rx, inbound_tx, config.bootstrap.clone());
-    Ok((Client { commands: commands_tx, peer_id }, event_loop, inbound_rx))
+    let peer_dids = std::sync::Arc::new(std::sync::Mutex::new(lru::LruCache::new(
+        std::num::NonZeroUsize::new(client::PEER_DID_CACHE).expect("non-zero capacity"),
+    )));
+    Ok((Client { commands: commands_tx, peer_id, peer_dids }, event_loop, inbound_rx))
 }
 
 /// Feeds inbound network messages to the actor runtime until the network stops, with

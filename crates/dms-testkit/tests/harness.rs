@@ -229,3 +229,48 @@ async fn a_flooding_peer_is_rate_limited_while_another_is_answered() {
     polite.invoke(target.handle(), "/public/hello", Value::Null).await.expect("polite peer served");
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envelopes_not_from_the_peers_own_key_have_their_signature_checked() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let net = Net::start(2, Options::default()).await;
+    let (a, b) = (net.node(0), net.node(1));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = runs.clone();
+    b.actor()
+        .behavior("/public/count", move |_| {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                Ok(Vec::new())
+            }
+        })
+        .expect("behavior");
+    // A user key relayed by node A: the connection proves node A, not the user.
+    let user = dms_crypto::KeyPair::generate(dms_crypto::KeyType::Ed25519);
+    let from = Handle { did: user.did(), peer: a.peer_id().to_string(), inbox: "user".into() };
+    let envelope = |payload: &[u8]| {
+        client_request(
+            from.clone(),
+            Some(b.handle().clone()),
+            Command::parse("/public/count").expect("path"),
+            None,
+            payload.to_vec(),
+            &Chain::empty(),
+            Duration::from_secs(10),
+        )
+        .expect("envelope")
+        .sign(&user)
+        .expect("signed")
+    };
+    let mut forged = envelope(b"original");
+    forged.payload = b"tampered".to_vec();
+    a.client().send(b.peer_id(), forged.encode()).await.expect("delivered");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "a tampered envelope must not run");
+    a.client().send(b.peer_id(), envelope(b"honest").encode()).await.expect("delivered");
+    eventually("the honest envelope runs", || async { runs.load(Ordering::SeqCst) == 1 }).await;
+    net.shutdown().await;
+}

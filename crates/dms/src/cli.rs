@@ -106,6 +106,9 @@ pub enum Command {
         #[command(flatten)]
         target: ActorTarget,
     },
+    /// A local network of dms nodes in one command: `dms devnet up --nodes 3`.
+    #[command(subcommand)]
+    Devnet(DevnetCommand),
     /// Show and change the configuration ($DMS_HOME/config.toml).
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -436,5 +439,48 @@ pub enum OnboardCommand {
     Status {
         #[command(flatten)]
         target: ActorTarget,
+    },
+}
+
+/// `dms devnet ...`
+#[derive(Debug, Subcommand)]
+pub enum DevnetCommand {
+    /// Start N nodes as separate processes on loopback (own homes and keys), joined
+    /// through node 0, all trusting one devnet user.
+    Up {
+        /// How many nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Where the homes, logs and state live. Default: $DMS_HOME/devnet.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Show the devnet's nodes: running or not, API, peer id.
+    Status {
+        /// The devnet directory. Default: $DMS_HOME/devnet.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Run a dms command as the devnet user against a node, e.g. `dms devnet cli peers
+    /// list`.
+    Cli {
+        /// Which node to talk to (its index).
+        #[arg(long, default_value_t = 0)]
+        node: usize,
+        /// The devnet directory. Default: $DMS_HOME/devnet.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The dms command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
+    /// Stop every node (SIGTERM, then SIGKILL after 15 s).
+    Down {
+        /// The devnet directory. Default: $DMS_HOME/devnet.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Also remove the homes and logs.
+        #[arg(long)]
+        purge: bool,
     },
 }

@@ -3,6 +3,7 @@
 mod actor;
 mod cap;
 mod config;
+mod devnet;
 mod doctor;
 mod ensemble;
 mod info;
@@ -84,6 +85,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             resources::benchmark(&ctx, &budget, dir, &target).await
         }
         Command::Hardware { usage, target } => resources::hardware(&ctx, usage, &target).await,
+        Command::Devnet(command) => {
+            tokio::task::spawn_blocking(move || devnet::devnet(&ctx, command)).await?
+        }
         Command::Config(command) => config::config(&ctx, command),
         Command::Doctor => doctor::doctor(&ctx).await,
         Command::Validate { file } => ensemble::validate(&ctx, &file),

@@ -14,6 +14,7 @@ async fn running_node(world: &mut DmsWorld) {
     start_nodes(world, 1).await;
 }
 
+#[given(regex = r#"^the user onboards "([^"]*)"$"#)]
 #[when(regex = r#"^the user onboards "([^"]*)"$"#)]
 async fn onboards(world: &mut DmsWorld, args: String) {
     let mut full = vec!["onboard"];
@@ -105,4 +106,12 @@ async fn status_has_benchmark(world: &mut DmsWorld) {
     let status = status(world).await;
     assert!(status["benchmark"]["scores"]["cpu_single"].as_f64().is_some(), "{status}");
     assert!(status["benchmark"]["timestamp"].as_u64().is_some(), "{status}");
+}
+
+#[then("the node's advertised capability carries the benchmark scores")]
+async fn capability_has_benchmark(world: &mut DmsWorld) {
+    let status = status(world).await;
+    let capability = &status["capability"];
+    assert!(capability["benchmarks"]["cpu_single"].as_f64().is_some_and(|v| v > 0.0), "{status}");
+    assert!(capability["free"]["cpu_millicores"].as_u64().is_some(), "{status}");
 }

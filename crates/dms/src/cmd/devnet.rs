@@ -1,0 +1,381 @@
+//! `dms devnet up|status|cli|down`: a local network of dms nodes in one command.
+//!
+//! `up` creates, under one directory, a home per node (its own key, config and store)
+//! and a home for a devnet user (key `user` and capability context `user`), starts every
+//! node as its own `dms run` process on loopback (node 0 first; the others bootstrap
+//! from it), waits until each says ready, and anchors the devnet user as a root of every
+//! node's `dms` context. The state (pids, API addresses, peer ids, DIDs) is kept in
+//! `devnet.json`; each node logs to `<dir>/node-N/dms.log`. `cli` runs a dms command as
+//! the devnet user against node 0; `down` stops every node (SIGTERM, then SIGKILL after
+//! the grace period).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use serde::{Deserialize, Serialize};
+
+use super::Ctx;
+use crate::cli::{DevnetCommand, Output};
+use crate::output;
+
+/// One node of the devnet.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DevnetNode {
+    /// `node-N`.
+    pub name: String,
+    /// Its home.
+    pub home: PathBuf,
+    /// Its process id.
+    pub pid: u32,
+    /// Its local API address.
+    pub api: String,
+    /// Its DID.
+    pub did: String,
+    /// Its peer id.
+    pub peer_id: String,
+    /// Its listen multiaddrs.
+    pub addrs: Vec<String>,
+}
+
+/// What `devnet.json` holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Devnet {
+    /// The nodes, node 0 first.
+    pub nodes: Vec<DevnetNode>,
+    /// The devnet user's home (key and context `user`).
+    pub user_home: PathBuf,
+    /// The devnet user's DID.
+    pub user_did: String,
+}
+
+const STATE: &str = "devnet.json";
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_GRACE: Duration = Duration::from_secs(15);
+
+fn devnet_dir(ctx: &Ctx, dir: Option<PathBuf>) -> PathBuf {
+    dir.unwrap_or_else(|| ctx.home.root().join("devnet"))
+}
+
+/// The passphrase of every devnet key: `DMS_PASSPHRASE`, or one generated on first use
+/// and kept in `<dir>/passphrase` (0600).
+fn passphrase(dir: &Path) -> anyhow::Result<String> {
+    if let Ok(passphrase) = std::env::var("DMS_PASSPHRASE")
+        && !passphrase.is_empty()
+    {
+        return Ok(passphrase);
+    }
+    let path = dir.join("passphrase");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(existing.trim().to_string());
+    }
+    let generated: String = {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        format!("devnet-{nanos:x}-{:x}", std::process::id())
+    };
+    write_private(&path, &generated)?;
+    Ok(generated)
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Runs this dms binary with `args` to completion; its stdout on success.
+fn dms(home: &Path, args: &[&str], passphrase: &str) -> anyhow::Result<String> {
+    let exe = std::env::current_exe().context("cannot find the dms binary")?;
+    let output = Command::new(exe)
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env("DMS_PASSPHRASE", passphrase)
+        .env_remove("DMS_API_ADDR")
+        .stdin(Stdio::null())
+        .output()
+        .context("cannot run dms")?;
+    if !output.status.success() {
+        bail!(
+            "`dms --home {} {}` failed: {}",
+            home.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+fn load(dir: &Path) -> anyhow::Result<Option<Devnet>> {
+    let path = dir.join(STATE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is damaged", path.display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok())
+}
+
+fn signal(pid: u32, signal: rustix::process::Signal) {
+    if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
+fn field(line: &str, name: &str) -> Option<String> {
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix(&format!("{name}=")))
+        .map(|v| v.trim_matches('"').to_string())
+}
+
+/// Starts `dms run` for `home`, detached in its own process group, logging to
+/// `<home>/dms.log`; waits for its ready line.
+fn start_node(
+    name: &str,
+    home: &Path,
+    bootstrap: Option<&str>,
+    passphrase: &str,
+) -> anyhow::Result<DevnetNode> {
+    use std::os::unix::process::CommandExt as _;
+    let exe = std::env::current_exe().context("cannot find the dms binary")?;
+    let log_path = home.join("dms.log");
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    let mut command = Command::new(exe);
+    command.arg("--home").arg(home).args([
+        "--api-addr",
+        "127.0.0.1:0",
+        "run",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+    ]);
+    if let Some(bootstrap) = bootstrap {
+        command.args(["--bootstrap", bootstrap]);
+    }
+    let child = command
+        .env("DMS_PASSPHRASE", passphrase)
+        .env("DMS_NETWORK_MDNS", "false")
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("cannot start dms run")?;
+    let pid = child.id();
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("dms ready")) {
+            let get =
+                |n: &str| field(line, n).ok_or_else(|| anyhow!("{name}: ready line without {n}="));
+            return Ok(DevnetNode {
+                name: name.into(),
+                home: home.to_path_buf(),
+                pid,
+                api: get("api")?,
+                did: get("did")?,
+                peer_id: get("peer_id")?,
+                addrs: get("addrs")?.split(',').map(String::from).collect(),
+            });
+        }
+        if !alive(pid) || started.elapsed() > READY_TIMEOUT {
+            signal(pid, rustix::process::Signal::KILL);
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            bail!(
+                "{name} did not become ready (log {}):\n{}",
+                log_path.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn up(ctx: &Ctx, dir: &Path, nodes: usize) -> anyhow::Result<()> {
+    if nodes == 0 || nodes > 16 {
+        bail!("--nodes {nodes}: a devnet has 1 to 16 nodes");
+    }
+    if let Some(existing) = load(dir)?
+        && existing.nodes.iter().any(|n| alive(n.pid))
+    {
+        bail!(
+            "a devnet is already running in {} (see `dms devnet status`); stop it with \
+             `dms devnet down` first",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let passphrase = passphrase(dir)?;
+    let user_home = dir.join("user");
+    if !user_home.join("keys").join("user.json").exists() {
+        dms(&user_home, &["key", "new", "user"], &passphrase)?;
+        dms(&user_home, &["cap", "new", "user"], &passphrase)?;
+    }
+    let user_did = dms(&user_home, &["key", "did", "user"], &passphrase)?;
+    let mut started: Vec<DevnetNode> = Vec::new();
+    for i in 0..nodes {
+        let name = format!("node-{i}");
+        let home = dir.join(&name);
+        if !home.join("keys").join("dms.json").exists() {
+            dms(&home, &["key", "new"], &passphrase)?;
+        }
+        let bootstrap = started.first().and_then(|n| n.addrs.first()).cloned();
+        let node = match start_node(&name, &home, bootstrap.as_deref(), &passphrase) {
+            Ok(node) => node,
+            Err(error) => {
+                for node in &started {
+                    signal(node.pid, rustix::process::Signal::TERM);
+                }
+                return Err(error);
+            }
+        };
+        dms(
+            &home,
+            &["--api-addr", &node.api, "cap", "anchor", "-c", "dms", "--root", &user_did],
+            &passphrase,
+        )?;
+        eprintln!("{name}: ready, peer {} api {}", node.peer_id, node.api);
+        started.push(node);
+    }
+    let devnet = Devnet { nodes: started, user_home, user_did };
+    write_private(&dir.join(STATE), &serde_json::to_string_pretty(&devnet)?)?;
+    match ctx.output {
+        Output::Json => output::json(&devnet),
+        Output::Table => {
+            print_table(&devnet);
+            println!(
+                "\nAct as the devnet user with `dms devnet cli <command>`, e.g. `dms devnet cli \
+                 peers list`; stop with `dms devnet down`."
+            );
+            Ok(())
+        }
+    }
+}
+
+fn print_table(devnet: &Devnet) {
+    let rows: Vec<Vec<String>> = devnet
+        .nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.name.clone(),
+                if alive(n.pid) { "running".into() } else { "stopped".into() },
+                n.pid.to_string(),
+                n.api.clone(),
+                n.peer_id.clone(),
+            ]
+        })
+        .collect();
+    output::table(&["node", "state", "pid", "api", "peer id"], &rows);
+    println!("user: {} (home {})", devnet.user_did, devnet.user_home.display());
+}
+
+fn status(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
+    let Some(devnet) = load(dir)? else {
+        bail!("no devnet in {}: start one with `dms devnet up`", dir.display());
+    };
+    match ctx.output {
+        Output::Json => {
+            let nodes: Vec<serde_json::Value> = devnet
+                .nodes
+                .iter()
+                .map(|n| {
+                    let mut v = serde_json::to_value(n).unwrap_or_default();
+                    v["running"] = serde_json::Value::Bool(alive(n.pid));
+                    v
+                })
+                .collect();
+            output::json(&serde_json::json!({ "nodes": nodes, "user_did": devnet.user_did }))
+        }
+        Output::Table => {
+            print_table(&devnet);
+            Ok(())
+        }
+    }
+}
+
+fn cli(dir: &Path, node: usize, args: &[String]) -> anyhow::Result<()> {
+    let Some(devnet) = load(dir)? else {
+        bail!("no devnet in {}: start one with `dms devnet up`", dir.display());
+    };
+    let target = devnet
+        .nodes
+        .get(node)
+        .ok_or_else(|| anyhow!("--node {node}: the devnet has {} nodes", devnet.nodes.len()))?;
+    let passphrase = passphrase(dir)?;
+    let exe = std::env::current_exe().context("cannot find the dms binary")?;
+    let status = Command::new(exe)
+        .arg("--home")
+        .arg(&devnet.user_home)
+        .args(["--api-addr", &target.api])
+        .args(args)
+        .env("DMS_PASSPHRASE", passphrase)
+        .status()
+        .context("cannot run dms")?;
+    if !status.success() {
+        std::process::exit(status.code().unwrap_or(1));
+    }
+    Ok(())
+}
+
+fn down(dir: &Path, purge: bool) -> anyhow::Result<()> {
+    let Some(devnet) = load(dir)? else {
+        bail!("no devnet in {}", dir.display());
+    };
+    for node in devnet.nodes.iter().filter(|n| alive(n.pid)) {
+        signal(node.pid, rustix::process::Signal::TERM);
+    }
+    let deadline = Instant::now() + STOP_GRACE;
+    while devnet.nodes.iter().any(|n| alive(n.pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for node in devnet.nodes.iter().filter(|n| alive(n.pid)) {
+        eprintln!("{} did not stop within {STOP_GRACE:?}; killing it", node.name);
+        signal(node.pid, rustix::process::Signal::KILL);
+    }
+    if purge {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+        println!("devnet stopped and {} removed", dir.display());
+    } else {
+        std::fs::remove_file(dir.join(STATE)).ok();
+        println!(
+            "devnet stopped ({} nodes); homes and logs kept in {}",
+            devnet.nodes.len(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// `dms devnet ...`
+pub fn devnet(ctx: &Ctx, command: DevnetCommand) -> anyhow::Result<()> {
+    match command {
+        DevnetCommand::Up { nodes, dir } => up(ctx, &devnet_dir(ctx, dir), nodes),
+        DevnetCommand::Status { dir } => status(ctx, &devnet_dir(ctx, dir)),
+        DevnetCommand::Cli { node, dir, args } => cli(&devnet_dir(ctx, dir), node, &args),
+        DevnetCommand::Down { dir, purge } => down(&devnet_dir(ctx, dir), purge),
+    }
+}
