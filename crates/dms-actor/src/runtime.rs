@@ -36,11 +36,17 @@ pub type Behavior = Arc<dyn Fn(Message) -> BoxFuture<Reply> + Send + Sync>;
 /// Prefix of the one-shot reply behaviors (`/dms/actor/reply/<nonce>`).
 pub const REPLY_PREFIX: &str = "/dms/actor/reply/";
 
+/// Answers a message on the exchange it arrived on (the transport's response), with a
+/// reply envelope's bytes. Dropping it answers with a plain acknowledgement.
+pub type Responder = oneshot::Sender<Vec<u8>>;
+
 /// Moves envelope bytes between nodes. Implemented over libp2p by the network crate
 /// and in memory by tests.
 pub trait Transport: Send + Sync + 'static {
-    /// Sends envelope bytes to `peer`.
-    fn send(&self, peer: &str, bytes: Vec<u8>) -> BoxFuture<Result<(), ActorError>>;
+    /// Sends envelope bytes to `peer`. `Ok(Some(bytes))`: the recipient answered on the
+    /// same exchange with an envelope (the reply, when its behavior answered quickly);
+    /// `Ok(None)`: accepted, any reply comes as its own message.
+    fn send(&self, peer: &str, bytes: Vec<u8>) -> BoxFuture<Result<Option<Vec<u8>>, ActorError>>;
     /// Publishes envelope bytes on a broadcast topic.
     fn publish(&self, topic: &str, bytes: Vec<u8>) -> BoxFuture<Result<(), ActorError>>;
     /// The DID whose key the transport itself authenticated for `peer` (libp2p: the
@@ -169,6 +175,12 @@ impl Router {
 
     /// Receives a unicast envelope that arrived from `from_peer`.
     pub async fn receive(&self, bytes: &[u8], from_peer: &str) {
+        self.receive_with(bytes, from_peer, None).await;
+    }
+
+    /// Receives a unicast envelope that arrived from `from_peer`; a reply or refusal is
+    /// sent through `respond` (the same exchange) while it is open, else as a message.
+    pub async fn receive_with(&self, bytes: &[u8], from_peer: &str, respond: Option<Responder>) {
         let envelope = match Envelope::decode(bytes, self.inner.config.max_envelope_bytes) {
             Ok(envelope) => envelope,
             Err(error) => {
@@ -181,6 +193,7 @@ impl Router {
                 &envelope,
                 from_peer,
                 ActorError::malformed("unicast message without recipient"),
+                respond,
             )
             .await;
             return;
@@ -190,18 +203,19 @@ impl Router {
                 claimed: envelope.from.peer.clone(),
                 actual: from_peer.into(),
             };
-            self.refuse(&envelope, from_peer, error).await;
+            self.refuse(&envelope, from_peer, error, respond).await;
             return;
         }
         match self.actor(&to.inbox).filter(|a| a.handle().did == to.did) {
-            Some(actor) => actor.incoming(envelope, from_peer).await,
+            Some(actor) => actor.incoming(envelope, from_peer, respond).await,
             None if self
                 .inner
                 .relays
                 .complete(&envelope, self.channel_authenticates(from_peer, &envelope.from.did)) => {
             }
             None => {
-                self.refuse(&envelope, from_peer, ActorError::NoSuchActor { inbox: to.inbox }).await
+                let error = ActorError::NoSuchActor { inbox: to.inbox };
+                self.refuse(&envelope, from_peer, error, respond).await
             }
         }
     }
@@ -230,7 +244,7 @@ impl Router {
             .unwrap_or_default();
         for inbox in inboxes {
             if let Some(actor) = self.actor(&inbox) {
-                actor.incoming(envelope.clone(), from_peer).await;
+                actor.incoming(envelope.clone(), from_peer, None).await;
             }
         }
     }
@@ -238,10 +252,16 @@ impl Router {
     /// Answers `envelope` with `error` when it asked for a reply, sent to the peer it
     /// actually came from.
     /// (Any actor of this node may sign the refusal; see `Actor::complete`.)
-    async fn refuse(&self, envelope: &Envelope, from_peer: &str, error: ActorError) {
+    async fn refuse(
+        &self,
+        envelope: &Envelope,
+        from_peer: &str,
+        error: ActorError,
+        respond: Option<Responder>,
+    ) {
         let actor = self.inner.actors.read().ok().and_then(|a| a.values().next().cloned());
         match actor {
-            Some(actor) => actor.refuse(envelope, from_peer, error).await,
+            Some(actor) => actor.refuse(envelope, from_peer, error, respond).await,
             None => debug!(peer = from_peer, %error, "Refused a message; no actor left to answer."),
         }
     }
@@ -258,7 +278,18 @@ impl Router {
                 tokio::spawn(async move { router.receive(&bytes, &from).await });
                 Box::pin(std::future::ready(Ok(())))
             }
-            Some(to) => self.inner.transport.send(&to.peer, bytes),
+            Some(to) => {
+                // A reply that came back on the same exchange is received like one
+                // that came as its own message from that peer.
+                let (router, peer) = (self.clone(), to.peer.clone());
+                let sent = self.inner.transport.send(&to.peer, bytes);
+                Box::pin(async move {
+                    if let Some(answer) = sent.await? {
+                        router.receive(&answer, &peer).await;
+                    }
+                    Ok(())
+                })
+            }
             None => {
                 // Subscribers on this node hear the broadcast too (gossip does not
                 // deliver to the publisher).
@@ -291,7 +322,9 @@ struct ActorInner {
     pending: Mutex<HashMap<u64, (Handle, oneshot::Sender<Reply>)>>,
     replay: Mutex<NonceWindow>,
     limiter: Limiter,
-    mailbox: mpsc::Sender<(Message, Behavior)>,
+    mailbox: mpsc::Sender<(Message, Behavior, Option<Responder>)>,
+    /// Behaviors running at once (`max_concurrent`).
+    permits: Arc<Semaphore>,
     stopped: AtomicBool,
 }
 
@@ -321,10 +354,11 @@ impl Actor {
                 replay: Mutex::new(NonceWindow::new(config.replay_capacity)),
                 limiter: Limiter::new(config.rates),
                 mailbox,
+                permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
                 stopped: AtomicBool::new(false),
             }),
         };
-        tokio::spawn(run_mailbox(rx, config.max_concurrent.max(1)));
+        tokio::spawn(run_mailbox(rx, actor.inner.permits.clone()));
         if let Ok(mut actors) = router.inner.actors.write() {
             actors.insert(inbox.to_string(), actor.clone());
         }
@@ -526,8 +560,15 @@ impl Actor {
         }
     }
 
-    /// Sends `reply` to `to` as behavior `reply_to`.
-    async fn answer(&self, to: Handle, reply_to: Command, reply: Reply) {
+    /// Sends `reply` to `to` as behavior `reply_to`: on the request's own exchange while
+    /// it is open (`respond`), else as a message.
+    async fn answer(
+        &self,
+        to: Handle,
+        reply_to: Command,
+        reply: Reply,
+        respond: Option<Responder>,
+    ) {
         let body = match reply {
             Ok(bytes) => ReplyBody::Ok(bytes),
             Err(error) => ReplyBody::Err(error),
@@ -542,6 +583,11 @@ impl Actor {
         );
         match envelope.sign(&self.inner.key) {
             Ok(envelope) => {
+                if let Some(respond) = respond
+                    && respond.send(envelope.encode()).is_ok()
+                {
+                    return;
+                }
                 if let Err(error) = self.inner.router.deliver(&envelope).await {
                     debug!(%error, "Could not deliver a reply.");
                 }
@@ -568,7 +614,10 @@ impl Actor {
     }
 
     /// Checks an incoming envelope and queues it for its behavior.
-    async fn incoming(&self, envelope: Envelope, from_peer: &str) {
+    async fn incoming(&self, envelope: Envelope, from_peer: &str, respond: Option<Responder>) {
+        // Only requests keep the exchange open for their answer; anything else is
+        // acknowledged at once.
+        let respond = respond.filter(|_| envelope.reply_to.is_some());
         if envelope.behavior.as_str().starts_with(REPLY_PREFIX) {
             let authenticated =
                 self.inner.router.channel_authenticates(from_peer, &envelope.from.did);
@@ -578,23 +627,35 @@ impl Actor {
         match self.check(&envelope, from_peer) {
             Ok(behavior) => {
                 let message = Message { envelope: envelope.clone(), actor: self.clone() };
-                if let Err(error) = self.inner.mailbox.try_send((message, behavior)) {
-                    let error = match error {
-                        mpsc::error::TrySendError::Full(_) => ActorError::Busy,
-                        mpsc::error::TrySendError::Closed(_) => ActorError::Closed,
+                // Nothing queued and a permit free: run at once, without the mailbox hop.
+                let idle = self.inner.mailbox.capacity() == self.inner.mailbox.max_capacity();
+                if idle && let Ok(permit) = self.inner.permits.clone().try_acquire_owned() {
+                    run_behavior(message, behavior, respond, permit);
+                    return;
+                }
+                if let Err(error) = self.inner.mailbox.try_send((message, behavior, respond)) {
+                    let (error, respond) = match error {
+                        mpsc::error::TrySendError::Full((_, _, r)) => (ActorError::Busy, r),
+                        mpsc::error::TrySendError::Closed((_, _, r)) => (ActorError::Closed, r),
                     };
-                    self.refuse(&envelope, from_peer, error).await;
+                    self.refuse(&envelope, from_peer, error, respond).await;
                 }
             }
-            Err(error) => self.refuse(&envelope, from_peer, error).await,
+            Err(error) => self.refuse(&envelope, from_peer, error, respond).await,
         }
     }
 
-    async fn refuse(&self, envelope: &Envelope, from_peer: &str, error: ActorError) {
+    async fn refuse(
+        &self,
+        envelope: &Envelope,
+        from_peer: &str,
+        error: ActorError,
+        respond: Option<Responder>,
+    ) {
         debug!(peer = from_peer, behavior = %envelope.behavior, %error, "Refused a message.");
         if let Some(reply_to) = envelope.reply_to.clone() {
             let to = Handle { peer: from_peer.to_string(), ..envelope.from.clone() };
-            self.answer(to, reply_to, Err(error)).await;
+            self.answer(to, reply_to, Err(error), respond).await;
         }
     }
 
@@ -700,19 +761,31 @@ fn path(text: &str) -> Result<Command, ActorError> {
     Command::parse(text).map_err(|e| ActorError::malformed(e.to_string()))
 }
 
-/// Runs queued messages, at most `max_concurrent` at once, answering those that asked.
-async fn run_mailbox(mut rx: mpsc::Receiver<(Message, Behavior)>, max_concurrent: usize) {
-    let permits = Arc::new(Semaphore::new(max_concurrent));
-    while let Some((message, behavior)) = rx.recv().await {
+/// Runs queued messages, at most `permits` at once, answering those that asked.
+async fn run_mailbox(
+    mut rx: mpsc::Receiver<(Message, Behavior, Option<Responder>)>,
+    permits: Arc<Semaphore>,
+) {
+    while let Some((message, behavior, respond)) = rx.recv().await {
         let Ok(permit) = permits.clone().acquire_owned().await else { break };
-        tokio::spawn(async move {
-            let actor = message.actor.clone();
-            let envelope = message.envelope.clone();
-            let reply = behavior(message).await;
-            drop(permit);
-            if let Some(reply_to) = envelope.reply_to.clone() {
-                actor.answer(envelope.from.clone(), reply_to, reply).await;
-            }
-        });
+        run_behavior(message, behavior, respond, permit);
     }
+}
+
+/// Runs one behavior on its own task, holding `permit`, and answers when asked.
+fn run_behavior(
+    message: Message,
+    behavior: Behavior,
+    respond: Option<Responder>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    tokio::spawn(async move {
+        let actor = message.actor.clone();
+        let envelope = message.envelope.clone();
+        let reply = behavior(message).await;
+        drop(permit);
+        if let Some(reply_to) = envelope.reply_to.clone() {
+            actor.answer(envelope.from.clone(), reply_to, reply, respond).await;
+        }
+    });
 }

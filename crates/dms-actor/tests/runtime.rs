@@ -23,7 +23,7 @@ struct MemoryTransport {
 }
 
 impl Transport for MemoryTransport {
-    fn send(&self, peer: &str, bytes: Vec<u8>) -> BoxFuture<Result<(), ActorError>> {
+    fn send(&self, peer: &str, bytes: Vec<u8>) -> BoxFuture<Result<Option<Vec<u8>>, ActorError>> {
         let target = self.net.routers.lock().expect("net lock").get(peer).cloned();
         let me = self.me.clone();
         let peer = peer.to_string();
@@ -31,7 +31,7 @@ impl Transport for MemoryTransport {
             let router =
                 target.ok_or(ActorError::Transport { reason: format!("no route to {peer}") })?;
             tokio::spawn(async move { router.receive(&bytes, &me).await });
-            Ok(())
+            Ok(None)
         })
     }
 

@@ -67,15 +67,41 @@ pub struct PeerScore {
 }
 
 pub(crate) enum Command {
-    Send { peer: PeerId, bytes: Vec<u8>, reply: oneshot::Sender<Result<(), NetworkError>> },
-    Publish { topic: String, bytes: Vec<u8>, reply: oneshot::Sender<Result<(), NetworkError>> },
-    Subscribe { topic: String, reply: oneshot::Sender<Result<(), NetworkError>> },
-    Dial { addr: Multiaddr, reply: oneshot::Sender<Result<(), NetworkError>> },
-    Peers { reply: oneshot::Sender<Vec<PeerInfo>> },
-    SelfInfo { reply: oneshot::Sender<SelfInfo> },
-    Dht { reply: oneshot::Sender<Vec<DhtEntry>> },
-    Block { peer: PeerId, blocked: bool, reply: oneshot::Sender<()> },
-    Scores { reply: oneshot::Sender<Vec<PeerScore>> },
+    Send {
+        peer: PeerId,
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<Option<Vec<u8>>, NetworkError>>,
+    },
+    Publish {
+        topic: String,
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    Subscribe {
+        topic: String,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    Peers {
+        reply: oneshot::Sender<Vec<PeerInfo>>,
+    },
+    SelfInfo {
+        reply: oneshot::Sender<SelfInfo>,
+    },
+    Dht {
+        reply: oneshot::Sender<Vec<DhtEntry>>,
+    },
+    Block {
+        peer: PeerId,
+        blocked: bool,
+        reply: oneshot::Sender<()>,
+    },
+    Scores {
+        reply: oneshot::Sender<Vec<PeerScore>>,
+    },
 }
 
 /// A handle to the network; cheap to clone.
@@ -105,8 +131,13 @@ impl Client {
         rx.await.map_err(|_| NetworkError::Stopped)
     }
 
-    /// Sends `bytes` to `peer` as one direct message; resolves when the peer accepted it.
-    pub async fn send(&self, peer: PeerId, bytes: Vec<u8>) -> Result<(), NetworkError> {
+    /// Sends `bytes` to `peer` as one direct message; resolves when the peer accepted it
+    /// (`None`) or answered on the same exchange (`Some(answer)`: a reply envelope).
+    pub async fn send(
+        &self,
+        peer: PeerId,
+        bytes: Vec<u8>,
+    ) -> Result<Option<Vec<u8>>, NetworkError> {
         self.ask(|reply| Command::Send { peer, bytes, reply }).await?
     }
 
@@ -162,7 +193,7 @@ impl dms_actor::Transport for Client {
         &self,
         peer: &str,
         bytes: Vec<u8>,
-    ) -> dms_actor::BoxFuture<Result<(), dms_actor::ActorError>> {
+    ) -> dms_actor::BoxFuture<Result<Option<Vec<u8>>, dms_actor::ActorError>> {
         let client = self.clone();
         let peer = peer.parse::<PeerId>();
         Box::pin(async move {

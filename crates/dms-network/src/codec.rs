@@ -1,6 +1,8 @@
 //! The direct-message protocol: one request per envelope, framed as a 4-byte big-endian
-//! length and the bytes; frames over the limit are refused before they are read. The
-//! response is a short acknowledgement (empty = accepted, else a reason).
+//! length and the bytes; frames over the limit are refused before they are read, in
+//! both directions. The response is empty (accepted), `busy` (the inbound queue was
+//! full), or a reply envelope: a request's answer travels on its own exchange when the
+//! behavior answers within `RESPONSE_WAIT`, else as a message of its own.
 
 use std::io;
 
@@ -9,9 +11,7 @@ use libp2p::StreamProtocol;
 use libp2p::request_response::Codec;
 
 /// The protocol name.
-pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/dms/msg/1.0.0");
-/// Largest acknowledgement, in bytes.
-const MAX_ACK: usize = 1024;
+pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/dms/msg/2.0.0");
 
 /// Length-prefixed frames with a maximum size.
 #[derive(Clone, Debug)]
@@ -59,7 +59,7 @@ impl Codec for FrameCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io, MAX_ACK).await
+        read_frame(io, self.max_bytes).await
     }
 
     async fn write_request<T>(
@@ -83,7 +83,6 @@ impl Codec for FrameCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        let res = if res.len() > MAX_ACK { res[..MAX_ACK].to_vec() } else { res };
         write_frame(io, &res).await
     }
 }

@@ -28,6 +28,9 @@ pub enum Inbound {
         peer: PeerId,
         /// The envelope bytes.
         bytes: Vec<u8>,
+        /// Answers on the same exchange (a reply envelope) while it is open; dropping
+        /// it acknowledges. The exchange waits at most [`RESPONSE_WAIT`].
+        respond: Option<oneshot::Sender<Vec<u8>>>,
     },
     /// A gossip message originally published by `source` on `topic`.
     Broadcast {
@@ -44,6 +47,12 @@ pub enum Inbound {
 const ACCEPTED: &[u8] = b"";
 /// Acknowledgement meaning "the inbound queue is full".
 const BUSY: &[u8] = b"busy";
+/// How long an inbound request's exchange stays open for the runtime to answer on it;
+/// after that it is acknowledged and the answer travels as its own message.
+pub const RESPONSE_WAIT: Duration = Duration::from_secs(1);
+
+type Responding = futures::future::BoxFuture<'static, (u64, Vec<u8>)>;
+type SendReply = oneshot::Sender<Result<Option<Vec<u8>>, NetworkError>>;
 
 /// Owns the swarm; run it with [`EventLoop::run`].
 pub struct EventLoop {
@@ -51,7 +60,10 @@ pub struct EventLoop {
     commands: mpsc::Receiver<Command>,
     inbound: mpsc::Sender<Inbound>,
     bootstrap: Vec<Multiaddr>,
-    pending_sends: HashMap<OutboundRequestId, oneshot::Sender<Result<(), NetworkError>>>,
+    pending_sends: HashMap<OutboundRequestId, SendReply>,
+    responding: futures::stream::FuturesUnordered<Responding>,
+    open_exchanges: HashMap<u64, request_response::ResponseChannel<Vec<u8>>>,
+    next_exchange: u64,
     pending_dials: HashMap<PeerId, Vec<oneshot::Sender<Result<(), NetworkError>>>>,
     connections: HashMap<PeerId, Vec<(ConnectionId, Multiaddr)>>,
     rtt: HashMap<PeerId, Duration>,
@@ -83,6 +95,9 @@ impl EventLoop {
             inbound,
             bootstrap,
             pending_sends: HashMap::new(),
+            responding: futures::stream::FuturesUnordered::new(),
+            open_exchanges: HashMap::new(),
+            next_exchange: 0,
             pending_dials: HashMap::new(),
             connections: HashMap::new(),
             rtt: HashMap::new(),
@@ -107,6 +122,12 @@ impl EventLoop {
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_event(event),
+                Some((id, answer)) = self.responding.next(), if !self.responding.is_empty() => {
+                    if let Some(channel) = self.open_exchanges.remove(&id) {
+                        // The requester may have gone; then there is no one to tell.
+                        let _ = self.swarm.behaviour_mut().messages.send_response(channel, answer);
+                    }
+                }
                 command = self.commands.recv() => match command {
                     Some(command) => self.on_command(command),
                     None => break,
@@ -359,22 +380,36 @@ impl EventLoop {
                 peer, message, ..
             }) => match message {
                 request_response::Message::Request { request, channel, .. } => {
-                    let ack = match self.inbound.try_send(Inbound::Message { peer, bytes: request })
-                    {
-                        Ok(()) => ACCEPTED,
-                        Err(_) => BUSY,
-                    };
-                    let _ =
-                        self.swarm.behaviour_mut().messages.send_response(channel, ack.to_vec());
+                    let (respond, answer) = oneshot::channel();
+                    let message = Inbound::Message { peer, bytes: request, respond: Some(respond) };
+                    if self.inbound.try_send(message).is_err() {
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .messages
+                            .send_response(channel, BUSY.to_vec());
+                        return;
+                    }
+                    let id = self.next_exchange;
+                    self.next_exchange = self.next_exchange.wrapping_add(1);
+                    self.open_exchanges.insert(id, channel);
+                    self.responding.push(Box::pin(async move {
+                        match tokio::time::timeout(RESPONSE_WAIT, answer).await {
+                            Ok(Ok(envelope)) => (id, envelope),
+                            _ => (id, ACCEPTED.to_vec()),
+                        }
+                    }));
                 }
                 request_response::Message::Response { request_id, response } => {
                     if let Some(reply) = self.pending_sends.remove(&request_id) {
                         let result = if response.is_empty() {
-                            Ok(())
-                        } else {
+                            Ok(None)
+                        } else if response == BUSY {
                             Err(NetworkError::Refused {
-                                reason: String::from_utf8_lossy(&response).into(),
+                                reason: "the peer's inbound queue is full".into(),
                             })
+                        } else {
+                            Ok(Some(response))
                         };
                         let _ = reply.send(result);
                     }

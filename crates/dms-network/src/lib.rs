@@ -5,7 +5,7 @@
 //! identify, ping, Kademlia (`/dms/kad/1.0.0`), gossipsub (signed, strict validation,
 //! peer scoring, bounded message size), mDNS (optional), AutoNAT, relay client (relay
 //! service optional), DCUtR hole punching, connection limits, and one direct-message
-//! protocol (`/dms/msg/1.0.0`, length-prefixed frames with a maximum size). Inbound
+//! protocol (`/dms/msg/2.0.0`, length-prefixed frames with a maximum size). Inbound
 //! messages reach the actor runtime through a bounded queue; the [`Client`] is the
 //! runtime's transport.
 //!
@@ -211,7 +211,9 @@ pub async fn serve(
         let router = router.clone();
         tokio::spawn(async move {
             match message {
-                Inbound::Message { peer, bytes } => router.receive(&bytes, &peer.to_string()).await,
+                Inbound::Message { peer, bytes, respond } => {
+                    router.receive_with(&bytes, &peer.to_string(), respond).await;
+                }
                 Inbound::Broadcast { source, topic, bytes } => {
                     router.receive_broadcast(&bytes, &source.to_string(), &topic).await;
                 }

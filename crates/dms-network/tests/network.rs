@@ -60,7 +60,7 @@ async fn direct_messages_arrive_and_oversized_frames_are_refused() {
     a.client.send(b_peer, b"hello".to_vec()).await.expect("delivered");
     let mut inbound = b.inbound.take().expect("inbound queue");
     match tokio::time::timeout(PATIENCE, inbound.recv()).await.expect("in time") {
-        Some(Inbound::Message { peer, bytes }) => {
+        Some(Inbound::Message { peer, bytes, .. }) => {
             assert_eq!(peer, a.client.peer_id());
             assert_eq!(bytes, b"hello");
         }

@@ -1,7 +1,7 @@
 //! Authorized invoke between two dms nodes on TCP loopback, beside a raw libp2p
 //! request-response baseline measured in the same process.
 //!
-//! The invoke path is the whole actor path: sign, encode, send over `/dms/msg/1.0.0`,
+//! The invoke path is the whole actor path: sign, encode, send over `/dms/msg/2.0.0`,
 //! decode, rate limit, expiry, signature, replay window, capability chain (a real
 //! grant, verified once and then served from the verifier cache), mailbox, behavior,
 //! signed reply back. The baseline is a request and its acknowledgement over the same

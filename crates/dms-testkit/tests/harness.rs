@@ -274,3 +274,23 @@ async fn envelopes_not_from_the_peers_own_key_have_their_signature_checked() {
     eventually("the honest envelope runs", || async { runs.load(Ordering::SeqCst) == 1 }).await;
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_answers_ride_the_request_exchange_and_slow_ones_come_as_messages() {
+    let net = Net::start(2, Options::default()).await;
+    let (a, b) = (net.node(0), net.node(1));
+    let slow = dms_network::event_loop::RESPONSE_WAIT + Duration::from_millis(500);
+    b.actor()
+        .behavior("/public/slow", move |_| async move {
+            tokio::time::sleep(slow).await;
+            Ok(b"late".to_vec())
+        })
+        .expect("behavior");
+    // A large quick answer (the peers table is hundreds of bytes) comes back whole.
+    let quick = a.invoke(b.handle(), "/public/status", Value::Null).await.expect("quick");
+    assert!(serde_json::from_slice::<Value>(&quick).is_ok());
+    // An answer slower than the exchange waits for arrives as its own message.
+    let late = a.invoke(b.handle(), "/public/slow", Value::Null).await.expect("slow but answered");
+    assert_eq!(late, b"late");
+    net.shutdown().await;
+}
