@@ -7,6 +7,9 @@
 //! signed reply back. The baseline is a request and its acknowledgement over the same
 //! libp2p stack (TCP, Noise, Yamux, the same codec) with no actor layer.
 //!
+//! Round trips are sampled alternately (baseline, invoke, baseline, ...) so that both
+//! see the same machine conditions; throughput is measured for each in turn.
+//!
 //! `cargo bench -p dms-testkit --bench invoke` (set `DMS_BENCH_SECS` to lengthen the
 //! throughput runs; default 3 s each).
 
@@ -33,21 +36,38 @@ struct Figures {
     per_sec: f64,
 }
 
-async fn measure<F, Fut>(call: F, secs: u64) -> Figures
+/// Round-trip samples of two calls taken alternately, so that both see the same
+/// machine conditions (this machine's load drifts by tens of percent over seconds).
+async fn latencies<A, AF, B, BF>(a: &A, b: &B) -> (Vec<Duration>, Vec<Duration>)
+where
+    A: Fn() -> AF,
+    AF: std::future::Future<Output = bool>,
+    B: Fn() -> BF,
+    BF: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        assert!(a().await && b().await, "warm-up call failed");
+    }
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    for _ in 0..SEQUENTIAL {
+        let started = Instant::now();
+        assert!(a().await, "call failed");
+        first.push(started.elapsed());
+        let started = Instant::now();
+        assert!(b().await, "call failed");
+        second.push(started.elapsed());
+    }
+    first.sort();
+    second.sort();
+    (first, second)
+}
+
+/// Calls completed per second by `CONCURRENCY` callers for `secs`.
+async fn throughput<F, Fut>(call: F, secs: u64) -> f64
 where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
 {
-    for _ in 0..300 {
-        assert!(call().await, "warm-up call failed");
-    }
-    let mut samples = Vec::with_capacity(SEQUENTIAL);
-    for _ in 0..SEQUENTIAL {
-        let started = Instant::now();
-        assert!(call().await, "call failed");
-        samples.push(started.elapsed());
-    }
-    samples.sort();
     let done = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(secs);
     let started = Instant::now();
@@ -66,8 +86,11 @@ where
     for task in tasks {
         let _ = task.await;
     }
-    let per_sec = done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
-    Figures { p50: percentile(&samples, 0.5), p99: percentile(&samples, 0.99), per_sec }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn figures(samples: &[Duration], per_sec: f64) -> Figures {
+    Figures { p50: percentile(samples, 0.5), p99: percentile(samples, 0.99), per_sec }
 }
 
 /// Two bare hosts: requests acknowledged by the event loop, nothing above it. The
@@ -108,22 +131,17 @@ fn main() {
         .build()
         .expect("tokio runtime");
     runtime.block_on(async move {
-        // Baseline first, alone.
         let (raw, peer, _receiver) = raw_pair().await;
-        let baseline = measure(
-            move || {
-                let raw = raw.clone();
-                async move {
-                    let sent = raw.send(peer, vec![7; PAYLOAD]).await;
-                    if let Err(error) = &sent {
-                        eprintln!("raw send: {error}");
-                    }
-                    sent.is_ok()
+        let raw_call = move || {
+            let raw = raw.clone();
+            async move {
+                let sent = raw.send(peer, vec![7; PAYLOAD]).await;
+                if let Err(error) = &sent {
+                    eprintln!("raw send: {error}");
                 }
-            },
-            secs,
-        )
-        .await;
+                sent.is_ok()
+            }
+        };
 
         let mut options = Options { tcp: true, ..Options::default() };
         let unlimited = dms_actor::limiter::Rate { per_second: 1_000_000, burst: 1_000_000 };
@@ -144,22 +162,21 @@ fn main() {
             .update_context(|c| c.add_provide(grant, &verifier, dms_ucan::now()))
             .expect("provide anchor");
         let (actor, to) = (a.actor().clone(), b.handle().clone());
-        let invoke = measure(
-            move || {
-                let (actor, to) = (actor.clone(), to.clone());
-                async move {
-                    let reply = actor
-                        .invoke(&to, "/bench/echo", vec![7; PAYLOAD], Duration::from_secs(10))
-                        .await;
-                    if let Err(error) = &reply {
-                        eprintln!("invoke: {error}");
-                    }
-                    reply.is_ok()
+        let invoke_call = move || {
+            let (actor, to) = (actor.clone(), to.clone());
+            async move {
+                let reply = actor
+                    .invoke(&to, "/bench/echo", vec![7; PAYLOAD], Duration::from_secs(10))
+                    .await;
+                if let Err(error) = &reply {
+                    eprintln!("invoke: {error}");
                 }
-            },
-            secs,
-        )
-        .await;
+                reply.is_ok()
+            }
+        };
+        let (raw_samples, invoke_samples) = latencies(&raw_call, &invoke_call).await;
+        let baseline = figures(&raw_samples, throughput(raw_call, secs).await);
+        let invoke = figures(&invoke_samples, throughput(invoke_call, secs).await);
         // One-way authorized messages: the same checks on every message, no reply;
         // counted where the behavior runs.
         let received = Arc::new(AtomicU64::new(0));
