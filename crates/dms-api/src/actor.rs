@@ -36,11 +36,7 @@ pub const MAX_BROADCAST_REPLIES: usize = 1024;
 
 fn relay(state: &AppState) -> Result<&Relay, ApiError> {
     state.relay.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "this daemon runs no actor runtime (network disabled)",
-        )
+        ApiError::unavailable("this daemon runs no actor runtime (network disabled)")
     })
 }
 

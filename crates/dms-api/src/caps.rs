@@ -35,13 +35,10 @@ fn internal(error: dms_ucan::Error) -> ApiError {
 }
 
 fn caps(state: &AppState) -> Result<&Caps, ApiError> {
-    state.caps.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "capability contexts are not served by this daemon",
-        )
-    })
+    state
+        .caps
+        .as_ref()
+        .ok_or_else(|| ApiError::unavailable("capability contexts are not served by this daemon"))
 }
 
 /// All capability contexts (as JSON; tokens in their `dmscap1.` text form).

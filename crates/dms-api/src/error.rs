@@ -39,6 +39,13 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// 503: this daemon does not serve what the route needs (`message` says what).
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(self.body)).into_response()

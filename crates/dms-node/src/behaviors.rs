@@ -48,15 +48,13 @@ pub struct Deps {
     pub started: Instant,
 }
 
-fn network(error: dms_network::NetworkError) -> ActorError {
+/// A behavior that ran and failed (network, store, capability errors), for the caller.
+pub(crate) fn failed(error: impl std::fmt::Display) -> ActorError {
     ActorError::handler(error.to_string())
 }
 
-fn caps(error: dms_ucan::Error) -> ActorError {
-    ActorError::handler(error.to_string())
-}
-
-fn bad(reason: impl std::fmt::Display) -> ActorError {
+/// A payload the behavior cannot use.
+pub(crate) fn bad(reason: impl std::fmt::Display) -> ActorError {
     ActorError::BadPayload { reason: reason.to_string() }
 }
 
@@ -114,12 +112,12 @@ fn peers(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
     let c = deps.client.clone();
     actor.behavior("/dms/node/peers/list", move |_| {
         let c = c.clone();
-        async move { json_reply(&c.peers().await.map_err(network)?) }
+        async move { json_reply(&c.peers().await.map_err(failed)?) }
     })?;
     let c = deps.client.clone();
     actor.behavior("/dms/node/peers/self", move |_| {
         let c = c.clone();
-        async move { json_reply(&c.self_info().await.map_err(network)?) }
+        async move { json_reply(&c.self_info().await.map_err(failed)?) }
     })?;
     let c = deps.client.clone();
     actor.behavior("/dms/node/peers/connect", move |message| {
@@ -127,7 +125,7 @@ fn peers(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
         async move {
             let Connect { address } = message.json()?;
             let addr = address.parse().map_err(|e| bad(format!("{address:?}: {e}")))?;
-            c.dial(addr).await.map_err(network)?;
+            c.dial(addr).await.map_err(failed)?;
             json_reply(&serde_json::json!({ "connected": address }))
         }
     })?;
@@ -149,12 +147,12 @@ fn peers(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
     let c = deps.client.clone();
     actor.behavior("/dms/node/peers/dht", move |_| {
         let c = c.clone();
-        async move { json_reply(&c.dht().await.map_err(network)?) }
+        async move { json_reply(&c.dht().await.map_err(failed)?) }
     })?;
     let c = deps.client.clone();
     actor.behavior("/dms/node/peers/score", move |_| {
         let c = c.clone();
-        async move { json_reply(&c.scores().await.map_err(network)?) }
+        async move { json_reply(&c.scores().await.map_err(failed)?) }
     })?;
     Ok(())
 }
@@ -177,7 +175,7 @@ fn public(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
     actor.behavior("/public/status", move |message| {
         let c = c.clone();
         async move {
-            let peers = c.peers().await.map_err(network)?.len();
+            let peers = c.peers().await.map_err(failed)?.len();
             json_reply(&serde_json::json!({
                 "did": message.actor.handle().did,
                 "peers": peers,
@@ -197,7 +195,7 @@ fn change_context<T>(
 ) -> Result<T, ActorError> {
     for _ in 0..5 {
         let mut context = persist::load(store, NODE_CONTEXT)
-            .map_err(caps)?
+            .map_err(failed)?
             .ok_or_else(|| ActorError::handler("the node's capability context is missing"))?;
         let expected = context.version;
         let result = change(&mut context)?;
@@ -224,7 +222,7 @@ fn capabilities(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
     actor.behavior("/dms/cap/list", move |_| {
         let store = store.clone();
         async move {
-            let context = persist::load(&store, NODE_CONTEXT).map_err(caps)?;
+            let context = persist::load(&store, NODE_CONTEXT).map_err(failed)?;
             json_reply(&context)
         }
     })?;
@@ -245,10 +243,10 @@ fn capabilities(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
                     context.add_root(dms_crypto::Did::clone(did));
                 }
                 if let Some(chain) = &require {
-                    context.add_require(chain.clone(), &verifier, now).map_err(caps)?;
+                    context.add_require(chain.clone(), &verifier, now).map_err(failed)?;
                 }
                 if let Some(chain) = &provide {
-                    context.add_provide(chain.clone(), &verifier, now).map_err(caps)?;
+                    context.add_provide(chain.clone(), &verifier, now).map_err(failed)?;
                 }
                 Ok(context.version)
             })?;
@@ -262,7 +260,7 @@ fn capabilities(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
             let Revoke { cid } = message.json()?;
             let key = message.actor.signing_key().clone();
             let token = change_context(&message.actor, &store, |context| {
-                context.revoke(&key, &cid, &verifier).map_err(caps)
+                context.revoke(&key, &cid, &verifier).map_err(failed)
             })?;
             let text = token.to_string();
             let payload = serde_json::to_vec(&serde_json::json!({ "token": text }))
@@ -289,7 +287,7 @@ fn capabilities(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
                 if !context.cares_about(&by) {
                     return Ok(false);
                 }
-                context.import_revocation(token.clone(), &verifier).map_err(caps)?;
+                context.import_revocation(token.clone(), &verifier).map_err(failed)?;
                 Ok(true)
             })?;
             if imported {

@@ -144,7 +144,7 @@ pub async fn run(
         home: home.root().to_path_buf(),
         benchmarking: Default::default(),
         benchmark_budget: config.node.benchmark_budget,
-        client: Some(network.client.clone()),
+        client: network.client.clone(),
     };
     onboarding::register(&network.actor, &onboarding).map_err(|e| Error::Network(e.to_string()))?;
     let root = network.actor.clone();

@@ -30,6 +30,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
+use crate::behaviors::{bad, failed};
 use crate::resources::{ResourceError, ResourceManager};
 
 /// Time budget of on-demand benchmarks run by the node when none is configured.
@@ -51,18 +52,10 @@ pub struct Deps {
     /// Set while a benchmark runs.
     pub benchmarking: Arc<AtomicBool>,
     /// The network, for round-trip times to known peers (libp2p ping, kept current).
-    pub client: Option<dms_network::Client>,
+    pub client: dms_network::Client,
     /// Budget of the benchmarks run at first onboarding (`node.benchmark_budget`; zero:
     /// none).
     pub benchmark_budget: Duration,
-}
-
-fn failed(error: impl std::fmt::Display) -> ActorError {
-    ActorError::handler(error.to_string())
-}
-
-fn bad(error: impl std::fmt::Display) -> ActorError {
-    ActorError::BadPayload { reason: error.to_string() }
 }
 
 fn refused(error: ResourceError) -> ActorError {
@@ -159,8 +152,7 @@ impl Deps {
 
     /// Round-trip times to the connected peers, as ping measures them.
     async fn peer_rtts(&self) -> Value {
-        let Some(client) = &self.client else { return Value::Array(Vec::new()) };
-        let peers = client.peers().await.unwrap_or_default();
+        let peers = self.client.peers().await.unwrap_or_default();
         peers
             .iter()
             .filter_map(|p| p.rtt_ms.map(|rtt| json!({ "peer_id": p.peer_id, "rtt_ms": rtt })))

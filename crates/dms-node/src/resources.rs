@@ -146,18 +146,6 @@ fn sum<'a>(items: impl Iterator<Item = &'a Resources>) -> Resources {
     })
 }
 
-fn describe(r: &Resources) -> String {
-    let mut parts = vec![
-        format!("{} CPU", format_cpu(r.cpu_millicores)),
-        format!("{} RAM", format_bytes(r.ram_bytes)),
-        format!("{} disk", format_bytes(r.disk_bytes)),
-    ];
-    if !r.gpus.is_empty() {
-        parts.push(format!("{} GPU(s)", r.gpus.len()));
-    }
-    parts.join(", ")
-}
-
 impl State {
     fn expire(&mut self, now_ms: u64) -> Vec<String> {
         let expired: Vec<String> = self
@@ -222,7 +210,8 @@ impl ResourceManager {
             reservations: state.reservations.clone(),
             allocations: state.allocations.clone(),
         };
-        let expired = next.expire((self.clock)());
+        let now = (self.clock)();
+        let expired = next.expire(now);
         let mut outcome = None;
         let mut refusal = None;
         self.store.write(|tx| {
@@ -238,9 +227,7 @@ impl ResourceManager {
         })?;
         if let Some(refusal) = refusal {
             // The refused change wrote nothing; the expiries are committed.
-            for id in &expired {
-                state.reservations.remove(id);
-            }
+            state.expire(now);
             return Err(refusal);
         }
         *state = next;
@@ -259,7 +246,7 @@ impl ResourceManager {
         self.change(|state, tx| {
             let in_use = state.in_use();
             if !in_use.fits_in(&wanted) {
-                return Err(ResourceError::BelowUse { in_use: describe(&in_use) });
+                return Err(ResourceError::BelowUse { in_use: in_use.to_string() });
             }
             let onboarding = Onboarding { resources: wanted, since };
             ONBOARDING.put(tx, KEY, &onboarding)?;
@@ -306,8 +293,8 @@ impl ResourceManager {
             let free = state.free();
             if !resources.fits_in(&free) {
                 return Err(ResourceError::Insufficient {
-                    needs: describe(&resources),
-                    free: describe(&free),
+                    needs: resources.to_string(),
+                    free: free.to_string(),
                 });
             }
             let reservation = Reservation { id: id.into(), resources, expires_ms };

@@ -249,21 +249,13 @@ impl Session {
         let from = Handle {
             did: self.key.did(),
             peer: self.node.peer.clone(),
-            inbox: format!("cli-{:016x}", rand_inbox()),
+            inbox: format!("cli-{:016x}", rand::random::<u64>()),
         };
         let envelope =
             client_request(from, to.cloned(), behavior, topic, payload, &chain, timeout)?
                 .sign(&self.key)?;
         Ok(envelope.encode())
     }
-}
-
-fn rand_inbox() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    (nanos as u64) ^ u64::from(std::process::id()).rotate_left(32)
 }
 
 /// A refusal, as a sentence that says what to do.

@@ -70,13 +70,7 @@ fn passphrase(dir: &Path) -> anyhow::Result<String> {
     if let Ok(existing) = std::fs::read_to_string(&path) {
         return Ok(existing.trim().to_string());
     }
-    let generated: String = {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        format!("devnet-{nanos:x}-{:x}", std::process::id())
-    };
+    let generated = format!("devnet-{:032x}", rand::random::<u128>());
     write_private(&path, &generated)?;
     Ok(generated)
 }

@@ -23,25 +23,10 @@ fn print_or<F: FnOnce(&Value)>(ctx: &Ctx, value: &Value, table: F) -> anyhow::Re
     }
 }
 
-fn bytes(value: &Value) -> String {
-    value.as_u64().map(dms_types::resources::format_bytes).unwrap_or_else(|| "-".into())
-}
-
-fn cpu(value: &Value) -> String {
-    value.as_u64().map(dms_types::resources::format_cpu).unwrap_or_else(|| "-".into())
-}
-
 fn line(label: &str, r: &Value) -> (String, String) {
-    let gpus = r["gpus"].as_array().map_or(0, Vec::len);
-    let mut text = format!(
-        "{} CPU, {} RAM, {} disk",
-        cpu(&r["cpu_millicores"]),
-        bytes(&r["ram_bytes"]),
-        bytes(&r["disk_bytes"])
-    );
-    if gpus > 0 {
-        text.push_str(&format!(", {gpus} GPU(s)"));
-    }
+    let text = serde_json::from_value::<dms_types::resources::Resources>(r.clone())
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| "-".into());
     (label.to_string(), text)
 }
 
