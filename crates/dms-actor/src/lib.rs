@@ -24,5 +24,6 @@ pub use envelope::{Envelope, Handle};
 pub use error::ActorError;
 pub use relay::{BroadcastReply, client_request};
 pub use runtime::{
-    Actor, Behavior, BoxFuture, Config, Message, Reply, Responder, Router, Transport, json_reply,
+    Actor, Answers, Behavior, BoxFuture, Config, Message, Reply, Responder, Router, Transport,
+    json_reply,
 };

@@ -306,6 +306,34 @@ impl Router {
     }
 }
 
+/// The answers to a broadcast sent with [`Actor::gather`], in arrival order.
+pub struct Answers {
+    rx: mpsc::Receiver<(Handle, Reply)>,
+    nonce: u64,
+    actor: Actor,
+    deadline: tokio::time::Instant,
+}
+
+impl Answers {
+    /// The next answer, or `None` once the broadcast expired.
+    pub async fn next(&mut self) -> Option<(Handle, Reply)> {
+        tokio::time::timeout_at(self.deadline, self.rx.recv()).await.ok().flatten()
+    }
+
+    /// The next answer arriving before `until` (capped by the broadcast's expiry).
+    pub async fn next_until(&mut self, until: tokio::time::Instant) -> Option<(Handle, Reply)> {
+        tokio::time::timeout_at(until.min(self.deadline), self.rx.recv()).await.ok().flatten()
+    }
+}
+
+impl Drop for Answers {
+    fn drop(&mut self) {
+        if let Ok(mut gathering) = self.actor.inner.gathering.lock() {
+            gathering.remove(&self.nonce);
+        }
+    }
+}
+
 /// An actor: a key, a capability context, behaviors and a bounded mailbox.
 #[derive(Clone)]
 pub struct Actor {
@@ -320,6 +348,8 @@ struct ActorInner {
     verifier: Arc<Verifier>,
     behaviors: RwLock<HashMap<Command, Behavior>>,
     pending: Mutex<HashMap<u64, (Handle, oneshot::Sender<Reply>)>>,
+    /// Broadcasts waiting for answers, by nonce.
+    gathering: Mutex<HashMap<u64, mpsc::Sender<(Handle, Reply)>>>,
     replay: Mutex<NonceWindow>,
     limiter: Limiter,
     mailbox: mpsc::Sender<(Message, Behavior, Option<Responder>)>,
@@ -351,6 +381,7 @@ impl Actor {
                 verifier,
                 behaviors: RwLock::new(HashMap::new()),
                 pending: Mutex::new(HashMap::new()),
+                gathering: Mutex::new(HashMap::new()),
                 replay: Mutex::new(NonceWindow::new(config.replay_capacity)),
                 limiter: Limiter::new(config.rates),
                 mailbox,
@@ -423,6 +454,9 @@ impl Actor {
             for (_, (_, tx)) in pending.drain() {
                 let _ = tx.send(Err(ActorError::Closed));
             }
+        }
+        if let Ok(mut gathering) = self.inner.gathering.lock() {
+            gathering.clear();
         }
         if let Ok(mut actors) = self.inner.router.inner.actors.write() {
             actors.remove(&self.inner.handle.inbox);
@@ -554,6 +588,43 @@ impl Actor {
         self.inner.router.deliver(&envelope).await
     }
 
+    /// Publishes `behavior` on `topic` asking for answers: every subscriber that runs it
+    /// (this node's included) replies, and the replies arrive on the returned
+    /// [`Answers`] until `ttl` passes or it is dropped. At most `max` answers are kept;
+    /// later ones are dropped.
+    pub async fn gather(
+        &self,
+        topic: &str,
+        behavior: &str,
+        payload: Vec<u8>,
+        ttl: Duration,
+        max: usize,
+    ) -> Result<Answers, ActorError> {
+        if self.inner.stopped.load(Ordering::SeqCst) {
+            return Err(ActorError::Closed);
+        }
+        let behavior = path(behavior)?;
+        let mut envelope = self.envelope(None, behavior, payload, ttl);
+        envelope.topic = Some(path(topic)?);
+        envelope.reply_to = Some(
+            Command::parse(&format!("{REPLY_PREFIX}{}", envelope.nonce))
+                .map_err(|e| ActorError::Internal { reason: e.to_string() })?,
+        );
+        let envelope = envelope.sign(&self.inner.key)?;
+        let (tx, rx) = mpsc::channel(max.max(1));
+        if let Ok(mut gathering) = self.inner.gathering.lock() {
+            gathering.insert(envelope.nonce, tx);
+        }
+        let answers = Answers {
+            rx,
+            nonce: envelope.nonce,
+            actor: self.clone(),
+            deadline: tokio::time::Instant::now() + ttl,
+        };
+        self.inner.router.deliver(&envelope).await?;
+        Ok(answers)
+    }
+
     fn forget(&self, nonce: u64) {
         if let Ok(mut pending) = self.inner.pending.lock() {
             pending.remove(&nonce);
@@ -601,6 +672,15 @@ impl Actor {
     /// (e.g. `NoSuchActor`) — the router has already checked that the peer is genuine.
     fn complete(&self, envelope: &Envelope, authenticated: bool) {
         let Some(nonce) = reply_nonce(envelope) else { return };
+        let gathering = self.inner.gathering.lock().ok().and_then(|g| g.get(&nonce).cloned());
+        if let Some(answers) = gathering {
+            if let Some(reply) = read_reply(envelope, None, authenticated)
+                && answers.try_send((envelope.from.clone(), reply)).is_err()
+            {
+                debug!(from = %envelope.from.did, "Dropped an answer to a broadcast: enough came.");
+            }
+            return;
+        }
         let expected =
             self.inner.pending.lock().ok().and_then(|p| p.get(&nonce).map(|(h, _)| h.clone()));
         let Some(expected) = expected else {

@@ -36,6 +36,39 @@ pub struct Config {
     pub store: StoreConfig,
     /// Logging.
     pub log: LogConfig,
+    /// Deployments: as orchestrator and as provider.
+    pub deployment: DeploymentConfig,
+}
+
+/// `[deployment]`: how this node orchestrates deployments and bids for them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeploymentConfig {
+    /// Longest a bid window stays open.
+    #[serde(with = "humantime_serde")]
+    pub bid_window: Duration,
+    /// Placement deadline when `dms deploy` gives none.
+    #[serde(with = "humantime_serde")]
+    pub default_timeout: Duration,
+    /// Longest this node holds a bid's reservation before it is committed.
+    #[serde(with = "humantime_serde")]
+    pub max_reservation: Duration,
+    /// Refuse bid requests whose ensemble references no contract.
+    pub require_contract: bool,
+    /// Price per hour this node asks (0: free).
+    pub price_per_hour: f64,
+}
+
+impl Default for DeploymentConfig {
+    fn default() -> Self {
+        DeploymentConfig {
+            bid_window: Duration::from_secs(3),
+            default_timeout: Duration::from_secs(120),
+            max_reservation: Duration::from_secs(30),
+            require_contract: false,
+            price_per_hour: 0.0,
+        }
+    }
 }
 
 /// `[network]`: how the node joins the peer-to-peer network.
@@ -175,6 +208,12 @@ impl Config {
         self.network.to_network()?;
         if self.node.key.is_empty() {
             return Err(Error::Rule("node.key must name a key in the keystore".into()));
+        }
+        let price = self.deployment.price_per_hour;
+        if !price.is_finite() || price < 0.0 {
+            return Err(Error::Rule(format!(
+                "deployment.price_per_hour is {price}; it must be a number, 0 or more"
+            )));
         }
         Ok(())
     }

@@ -18,6 +18,7 @@ pub mod config;
 pub mod home;
 pub mod lifecycle;
 pub mod onboarding;
+pub mod provider;
 pub mod resources;
 
 use std::future::Future;
@@ -139,7 +140,7 @@ pub async fn run(
     .await?;
     let manager = resources::ResourceManager::open(store.clone(), resources::system_clock())?;
     let onboarding = onboarding::Deps {
-        manager,
+        manager: manager.clone(),
         store: store.clone(),
         home: home.root().to_path_buf(),
         benchmarking: Default::default(),
@@ -147,6 +148,7 @@ pub async fn run(
         client: network.client.clone(),
     };
     onboarding::register(&network.actor, &onboarding).map_err(|e| Error::Network(e.to_string()))?;
+    let _deployments = start_deployments(&network, manager, &store, &verifier, &config).await?;
     let root = network.actor.clone();
     let on_change: dms_api::caps::OnChange = Arc::new(move |context| {
         if context.name == NODE_CONTEXT {
@@ -255,6 +257,56 @@ pub async fn start_network(
     }
     tokio::spawn(dms_network::serve(inbound, router.clone(), 256));
     Ok(NetworkRuntime { client, router, actor, stop, task })
+}
+
+/// Starts the provider side (bids, allocation actors; recovers hosted allocations) and
+/// the orchestrator registry (resumes unfinished deployments), and registers their
+/// behaviors on the root actor.
+pub async fn start_deployments(
+    network: &NetworkRuntime,
+    manager: resources::ResourceManager,
+    store: &Store,
+    verifier: &Arc<dms_ucan::Verifier>,
+    config: &Config,
+) -> Result<Arc<dms_orchestrator::Registry>, Error> {
+    let d = &config.deployment;
+    let provider = provider::Deps {
+        manager,
+        store: store.clone(),
+        router: network.router.clone(),
+        root: network.actor.clone(),
+        verifier: verifier.clone(),
+        client: network.client.clone(),
+        settings: provider::Settings {
+            max_reservation: d.max_reservation,
+            require_contract: d.require_contract,
+            price_per_hour: d.price_per_hour,
+        },
+    };
+    provider::Provider::start(provider).await.map_err(|e| Error::Network(e.to_string()))?;
+    let client = network.client.clone();
+    let peers: dms_orchestrator::orchestrator::PeerCount = Arc::new(move || {
+        let client = client.clone();
+        Box::pin(async move { client.peers().await.map(|p| p.len()).unwrap_or(0) + 1 })
+    });
+    let root_of: dms_orchestrator::orchestrator::RootOf =
+        Arc::new(|peer| behaviors::root_of(peer).ok());
+    let registry = dms_orchestrator::Registry::open(dms_orchestrator::Shared {
+        root: network.actor.clone(),
+        router: network.router.clone(),
+        store: store.clone(),
+        verifier: verifier.clone(),
+        settings: dms_orchestrator::Settings {
+            bid_window: d.bid_window,
+            default_deadline: d.default_timeout,
+            ..dms_orchestrator::Settings::default()
+        },
+        peers,
+        root_of,
+    })?;
+    dms_orchestrator::behaviors::register(&network.actor, &registry)
+        .map_err(|e| Error::Network(e.to_string()))?;
+    Ok(registry)
 }
 
 /// The node's listen multiaddrs (with `/p2p/<peer id>`), waiting briefly for the

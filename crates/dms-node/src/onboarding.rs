@@ -125,6 +125,11 @@ async fn detect() -> Result<Hardware, ActorError> {
     tokio::task::spawn_blocking(dms_hardware::detect).await.map_err(failed)
 }
 
+/// The scores of the latest benchmark report, if any (what bids advertise).
+pub fn benchmark_scores(store: &dms_store::Store) -> Option<BenchmarkScores> {
+    BENCHMARKS.get_now(store, LATEST).ok().flatten().as_ref().map(scores)
+}
+
 fn scores(report: &BenchmarkReport) -> BenchmarkScores {
     BenchmarkScores::from(report.scores)
 }

@@ -304,6 +304,25 @@ impl ResourceManager {
         })
     }
 
+    /// Keeps a live reservation for `ttl` from now (the commit of a bid). An expired or
+    /// unknown reservation is [`ResourceError::NoReservation`]: its resources may be
+    /// promised elsewhere by now.
+    pub fn extend(&self, id: &str, ttl: Duration) -> Result<Reservation, ResourceError> {
+        let now = (self.clock)();
+        let expires_ms = now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        self.change(|state, tx| {
+            state.expire(now);
+            let reservation = state
+                .reservations
+                .get_mut(id)
+                .ok_or_else(|| ResourceError::NoReservation { id: id.into() })?;
+            reservation.expires_ms = reservation.expires_ms.max(expires_ms);
+            let reservation = reservation.clone();
+            RESERVATIONS.put(tx, id, &reservation)?;
+            Ok(reservation)
+        })
+    }
+
     /// Turns a live reservation into a running allocation.
     pub fn allocate(&self, id: &str) -> Result<Resources, ResourceError> {
         self.change(|state, tx| {

@@ -192,6 +192,15 @@ impl<V: Serialize + DeserializeOwned> Repo<V> {
         self.list(&store.read()?)
     }
 
+    /// [`Repo::scan_prefix`] from a fresh snapshot.
+    ///
+    /// # Errors
+    ///
+    /// As [`Repo::scan_prefix`] and [`Store::read`].
+    pub fn scan_prefix_now(&self, store: &Store, prefix: &str) -> Result<Vec<(String, V)>, Error> {
+        self.scan_prefix(&store.read()?, prefix)
+    }
+
     fn collect(
         &self,
         tx: &impl Readable,

@@ -106,6 +106,28 @@ pub enum Command {
         #[command(flatten)]
         target: ActorTarget,
     },
+    /// Deploy an ensemble through this node and follow it: bidding, committing,
+    /// starting, running, per allocation; ends with a summary and task outputs.
+    Deploy {
+        /// The ensemble (YAML or JSON).
+        file: PathBuf,
+        /// Only ask for bids and show candidates with scores and every rejection with
+        /// its reason; reserve nothing.
+        #[arg(long)]
+        plan: bool,
+        /// Placement deadline, e.g. 2m (default: deployment.default_timeout).
+        #[arg(long, value_name = "DURATION")]
+        deadline: Option<String>,
+        /// Return once submitted; follow later with `dms deployments status --follow`.
+        #[arg(long)]
+        detach: bool,
+        #[command(flatten)]
+        target: ActorTarget,
+    },
+    /// Deployments orchestrated by this node: list, status, logs, manifest, shutdown,
+    /// prune.
+    #[command(subcommand)]
+    Deployments(DeploymentsCommand),
     /// A local network of dms nodes in one command: `dms devnet up --nodes 3`.
     #[command(subcommand)]
     Devnet(DevnetCommand),
@@ -442,6 +464,65 @@ pub enum OnboardCommand {
     },
 }
 
+/// `dms deployments ...`
+#[derive(Debug, Subcommand)]
+pub enum DeploymentsCommand {
+    /// List deployments, newest first.
+    List {
+        /// Only those in this state (bidding, running, completed, failed, shut_down, …).
+        #[arg(long)]
+        state: Option<String>,
+        #[command(flatten)]
+        target: ActorTarget,
+    },
+    /// A deployment's allocations and their state (`--follow`: print events until it
+    /// finishes).
+    Status {
+        /// The deployment id.
+        id: String,
+        /// Print events as they happen, until the deployment finishes.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        #[command(flatten)]
+        target: ActorTarget,
+    },
+    /// The whole deployment record as JSON: ensemble, placement, allocations, events.
+    Manifest {
+        /// The deployment id.
+        id: String,
+        #[command(flatten)]
+        target: ActorTarget,
+    },
+    /// The output of a deployment's allocations.
+    Logs {
+        /// The deployment id.
+        id: String,
+        /// Only this allocation.
+        #[arg(long, short)]
+        allocation: Option<String>,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<usize>,
+        /// Keep printing new lines until the allocations exit.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        #[command(flatten)]
+        target: ActorTarget,
+    },
+    /// Stop every allocation of a deployment and release its resources.
+    Shutdown {
+        /// The deployment id.
+        id: String,
+        #[command(flatten)]
+        target: ActorTarget,
+    },
+    /// Forget finished deployments (completed, failed, shut down).
+    Prune {
+        #[command(flatten)]
+        target: ActorTarget,
+    },
+}
+
 /// `dms devnet ...`
 #[derive(Debug, Subcommand)]
 pub enum DevnetCommand {
@@ -471,6 +552,18 @@ pub enum DevnetCommand {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
         /// The dms command and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
+    /// Deploy an ensemble as the devnet user through a node (`dms deploy` there).
+    Deploy {
+        /// Which node orchestrates (its index).
+        #[arg(long, default_value_t = 0)]
+        node: usize,
+        /// The devnet directory. Default: $DMS_HOME/devnet.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The ensemble, then any `dms deploy` option.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         args: Vec<String>,
     },

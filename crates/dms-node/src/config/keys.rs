@@ -31,6 +31,31 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "Time budget of the CPU, memory and disk benchmarks run in the background when the machine is first onboarded (`dms benchmark` runs them on demand).",
     },
     KeyDoc {
+        key: "deployment.bid_window",
+        expected: "a duration such as 3s",
+        doc: "Longest a bid window stays open when this node orchestrates. It closes earlier when every peer answered, or shortly after the bids allow a placement.",
+    },
+    KeyDoc {
+        key: "deployment.default_timeout",
+        expected: "a duration such as 2m",
+        doc: "Placement deadline of a deployment when `dms deploy --timeout` is not given.",
+    },
+    KeyDoc {
+        key: "deployment.max_reservation",
+        expected: "a duration such as 30s",
+        doc: "Longest this node holds the resources of a bid before the orchestrator commits it; then they are free again.",
+    },
+    KeyDoc {
+        key: "deployment.require_contract",
+        expected: "true or false",
+        doc: "Refuse to bid (reason `contract_required`) on ensembles that reference no contract.",
+    },
+    KeyDoc {
+        key: "deployment.price_per_hour",
+        expected: "a number, 0 or more (0: free)",
+        doc: "The price per hour this node asks in its bids; orchestrators prefer cheaper bids and honour the ensemble's max_price_per_hour.",
+    },
+    KeyDoc {
         key: "api.addr",
         expected: "HOST:PORT with an IP address, e.g. 127.0.0.1:9999",
         doc: "Address of the local REST API. The CLI talks to the daemon here (override with --api-addr).",

@@ -237,7 +237,19 @@ fn up(ctx: &Ctx, dir: &Path, nodes: usize) -> anyhow::Result<()> {
             dms(&home, &["key", "new"], &passphrase)?;
         }
         let bootstrap = started.first().and_then(|n| n.addrs.first()).cloned();
-        let node = match start_node(&name, &home, bootstrap.as_deref(), &passphrase) {
+        let ready = start_node(&name, &home, bootstrap.as_deref(), &passphrase).and_then(|node| {
+            let anchored = dms(
+                &home,
+                &["--api-addr", &node.api, "cap", "anchor", "-c", "dms", "--root", &user_did],
+                &passphrase,
+            )
+            .and_then(|_| prepare(&user_home, &home, &node, &passphrase));
+            if anchored.is_err() {
+                signal(node.pid, rustix::process::Signal::TERM);
+            }
+            anchored.map(|()| node)
+        });
+        let node = match ready {
             Ok(node) => node,
             Err(error) => {
                 for node in &started {
@@ -246,11 +258,6 @@ fn up(ctx: &Ctx, dir: &Path, nodes: usize) -> anyhow::Result<()> {
                 return Err(error);
             }
         };
-        dms(
-            &home,
-            &["--api-addr", &node.api, "cap", "anchor", "-c", "dms", "--root", &user_did],
-            &passphrase,
-        )?;
         eprintln!("{name}: ready, peer {} api {}", node.peer_id, node.api);
         started.push(node);
     }
@@ -268,6 +275,51 @@ fn up(ctx: &Ctx, dir: &Path, nodes: usize) -> anyhow::Result<()> {
         }
     }
 }
+
+/// Makes a started node a provider the devnet user can deploy to: it onboards a slice
+/// of the machine ([`ONBOARD`]), and holds a grant from the devnet user for the
+/// deployment protocol (`/dms/deployment`, also as a broadcast topic), so that the
+/// other nodes — which trust the user as a root — accept its bid requests, bids and
+/// updates.
+fn prepare(
+    user_home: &Path,
+    home: &Path,
+    node: &DevnetNode,
+    passphrase: &str,
+) -> anyhow::Result<()> {
+    let api = ["--api-addr", node.api.as_str()];
+    let mut onboard = api.to_vec();
+    onboard.extend(["onboard", "--cpu", ONBOARD.0, "--ram", ONBOARD.1, "--disk", ONBOARD.2]);
+    dms(user_home, &onboard, passphrase)?;
+    let token = dms(
+        user_home,
+        &[
+            "cap",
+            "grant",
+            "-c",
+            "user",
+            "--cap",
+            "/dms/deployment",
+            "--topic",
+            "/dms/deployment",
+            "--duration",
+            "30d",
+            &node.did,
+        ],
+        passphrase,
+    )?;
+    let token = token
+        .split_whitespace()
+        .find(|w| w.starts_with("dmscap1."))
+        .ok_or_else(|| anyhow!("`dms cap grant` printed no token: {token}"))?;
+    let mut anchor = api.to_vec();
+    anchor.extend(["cap", "anchor", "-c", "dms", "--provide", token]);
+    dms(home, &anchor, passphrase)?;
+    Ok(())
+}
+
+/// What each devnet node onboards: CPU cores, RAM, disk.
+const ONBOARD: (&str, &str, &str) = ("1", "1GiB", "2GiB");
 
 fn print_table(devnet: &Devnet) {
     let rows: Vec<Vec<String>> = devnet
@@ -370,6 +422,10 @@ pub fn devnet(ctx: &Ctx, command: DevnetCommand) -> anyhow::Result<()> {
         DevnetCommand::Up { nodes, dir } => up(ctx, &devnet_dir(ctx, dir), nodes),
         DevnetCommand::Status { dir } => status(ctx, &devnet_dir(ctx, dir)),
         DevnetCommand::Cli { node, dir, args } => cli(&devnet_dir(ctx, dir), node, &args),
+        DevnetCommand::Deploy { node, dir, args } => {
+            let args: Vec<String> = std::iter::once("deploy".to_string()).chain(args).collect();
+            cli(&devnet_dir(ctx, dir), node, &args)
+        }
         DevnetCommand::Down { dir, purge } => down(&devnet_dir(ctx, dir), purge),
     }
 }

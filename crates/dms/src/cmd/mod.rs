@@ -3,6 +3,7 @@
 mod actor;
 mod cap;
 mod config;
+mod deploy;
 mod devnet;
 mod doctor;
 mod ensemble;
@@ -85,6 +86,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             resources::benchmark(&ctx, &budget, dir, &target).await
         }
         Command::Hardware { usage, target } => resources::hardware(&ctx, usage, &target).await,
+        Command::Deploy { file, plan, deadline, detach, target } => {
+            deploy::deploy(&ctx, &file, plan, deadline.as_deref(), detach, &target).await
+        }
+        Command::Deployments(command) => deploy::deployments(&ctx, command).await,
         Command::Devnet(command) => {
             tokio::task::spawn_blocking(move || devnet::devnet(&ctx, command)).await?
         }

@@ -1,0 +1,118 @@
+//! From an ensemble to what is asked of providers: one [`NodeAsk`] per ensemble node,
+//! and the order allocations start in.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use dms_ensemble::model::{Ensemble, Executor, GpuVendor};
+use dms_types::capability::{GpuRequirement, Requirements};
+use dms_types::resources::GpuVendor as Vendor;
+
+use crate::protocol::NodeAsk;
+
+/// One ask per ensemble node: the sum of its allocations' resources, every executor
+/// they use, the architecture and GPUs they name, and the pin.
+pub fn asks(ensemble: &Ensemble) -> Vec<NodeAsk> {
+    ensemble
+        .nodes
+        .iter()
+        .map(|(name, node)| {
+            let mut requirements = Requirements::default();
+            let mut executors = BTreeSet::new();
+            let mut gpu: Option<GpuRequirement> = None;
+            for allocation in node.allocations.iter().filter_map(|a| ensemble.allocations.get(a)) {
+                let r = &allocation.resources;
+                let millicores = (r.cpu.cores * 1000.0).ceil();
+                requirements.cpu_millicores = requirements
+                    .cpu_millicores
+                    .saturating_add(if millicores.is_finite() { millicores as u64 } else { 0 });
+                requirements.ram_bytes = requirements.ram_bytes.saturating_add(r.ram.0);
+                requirements.disk_bytes =
+                    requirements.disk_bytes.saturating_add(r.disk.map_or(0, |d| d.0));
+                if let Some(arch) = &r.cpu.architecture {
+                    requirements.architecture = Some(arch.clone());
+                }
+                for g in &r.gpus {
+                    let entry = gpu.get_or_insert(GpuRequirement {
+                        count: 0,
+                        vendor: None,
+                        model: None,
+                        min_vram_bytes: None,
+                    });
+                    entry.count = entry.count.saturating_add(g.count);
+                    entry.vendor = g.vendor.map(vendor).or(entry.vendor);
+                    entry.model = g.model.clone().or(entry.model.take());
+                    entry.min_vram_bytes = match (entry.min_vram_bytes, g.vram.map(|v| v.0)) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+                executors.insert(allocation.executor.name().to_string());
+            }
+            requirements.gpu = gpu;
+            requirements.max_price_per_hour =
+                ensemble.requirements.as_ref().and_then(|r| r.max_price_per_hour);
+            requirements.max_duration_secs = ensemble
+                .requirements
+                .as_ref()
+                .and_then(|r| r.max_duration)
+                .map(|d| d.to_std().as_secs());
+            NodeAsk {
+                node: name.clone(),
+                requirements,
+                executors: executors.into_iter().collect(),
+                pinned: node.peer.clone(),
+            }
+        })
+        .collect()
+}
+
+fn vendor(v: GpuVendor) -> Vendor {
+    match v {
+        GpuVendor::Nvidia => Vendor::Nvidia,
+        GpuVendor::Amd => Vendor::Amd,
+        GpuVendor::Intel => Vendor::Intel,
+    }
+}
+
+/// The ensemble node each allocation is placed on.
+pub fn node_of(ensemble: &Ensemble) -> BTreeMap<String, String> {
+    ensemble
+        .nodes
+        .iter()
+        .flat_map(|(node, spec)| spec.allocations.iter().map(move |a| (a.clone(), node.clone())))
+        .collect()
+}
+
+/// Allocation names in an order where each comes after everything it `depends_on`
+/// (the validator has refused cycles; any left over come last, by name).
+pub fn start_order(ensemble: &Ensemble) -> Vec<String> {
+    let mut done: BTreeSet<&str> = BTreeSet::new();
+    let mut order = Vec::new();
+    while order.len() < ensemble.allocations.len() {
+        let ready: Vec<&String> = ensemble
+            .allocations
+            .iter()
+            .filter(|(name, a)| {
+                !done.contains(name.as_str())
+                    && a.depends_on.iter().all(|d| done.contains(d.as_str()))
+            })
+            .map(|(name, _)| name)
+            .collect();
+        if ready.is_empty() {
+            order.extend(
+                ensemble.allocations.keys().filter(|n| !done.contains(n.as_str())).cloned(),
+            );
+            break;
+        }
+        for name in ready {
+            done.insert(name);
+            order.push(name.clone());
+        }
+    }
+    order
+}
+
+/// Whether the ensemble uses the executor.
+pub fn uses(ensemble: &Ensemble, executor: Executor) -> bool {
+    ensemble.allocations.values().any(|a| a.executor == executor)
+}

@@ -1,0 +1,229 @@
+//! The deployment record the orchestrating node keeps (and persists): its state, where
+//! each allocation went and how it is doing, and the events that got it there.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use dms_actor::Handle;
+use dms_ensemble::model::{AllocationType, Ensemble};
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{AllocationState, AllocationStatus};
+
+/// Most events kept per deployment (the oldest are dropped).
+pub const MAX_EVENTS: usize = 500;
+
+/// Where a deployment is in its life cycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentState {
+    /// Asking providers for bids and choosing.
+    Bidding,
+    /// Asking the chosen providers to keep their reservations.
+    Committing,
+    /// Creating allocation actors on the providers.
+    Allocating,
+    /// Starting allocations in dependency order.
+    Starting,
+    /// Every allocation started; services run, tasks may still run.
+    Running,
+    /// Every allocation is a task that exited with code 0.
+    Completed,
+    /// Could not be placed before the deadline, or an allocation failed.
+    Failed,
+    /// Stopping allocations on request.
+    ShuttingDown,
+    /// Stopped on request; every resource released.
+    ShutDown,
+}
+
+impl DeploymentState {
+    /// Whether it will not change any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            DeploymentState::Completed | DeploymentState::Failed | DeploymentState::ShutDown
+        )
+    }
+
+    /// Whether placement is under way.
+    pub fn is_placing(self) -> bool {
+        matches!(
+            self,
+            DeploymentState::Bidding
+                | DeploymentState::Committing
+                | DeploymentState::Allocating
+                | DeploymentState::Starting
+        )
+    }
+
+    /// The snake-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DeploymentState::Bidding => "bidding",
+            DeploymentState::Committing => "committing",
+            DeploymentState::Allocating => "allocating",
+            DeploymentState::Starting => "starting",
+            DeploymentState::Running => "running",
+            DeploymentState::Completed => "completed",
+            DeploymentState::Failed => "failed",
+            DeploymentState::ShuttingDown => "shutting_down",
+            DeploymentState::ShutDown => "shut_down",
+        }
+    }
+}
+
+/// The provider chosen for a node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Placed {
+    /// The provider's root actor.
+    pub provider: Handle,
+    /// The reservation it holds.
+    pub reservation: String,
+    /// The bid's score.
+    pub score: f64,
+}
+
+/// One allocation as the orchestrator sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AllocationView {
+    /// Its ensemble node.
+    pub node: String,
+    /// Task or service.
+    pub kind: AllocationType,
+    /// Its executor.
+    pub executor: String,
+    /// The provider's peer id, once placed.
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// The allocation actor, once allocated.
+    #[serde(default)]
+    pub handle: Option<Handle>,
+    /// What it is doing.
+    pub status: AllocationStatus,
+}
+
+/// Something that happened to a deployment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Sequence number, from 1, per deployment.
+    pub seq: u64,
+    /// When (Unix milliseconds).
+    pub at_ms: u64,
+    /// The deployment's state after it.
+    pub state: DeploymentState,
+    /// The allocation it is about, if one.
+    #[serde(default)]
+    pub allocation: Option<String>,
+    /// What happened, for people.
+    pub message: String,
+}
+
+/// A deployment.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Its id (also the orchestrator actor's inbox).
+    pub id: String,
+    /// When it was submitted (Unix milliseconds).
+    pub created_ms: u64,
+    /// When placement gives up (Unix milliseconds).
+    pub deadline_ms: u64,
+    /// Where it is.
+    pub state: DeploymentState,
+    /// Why it failed, when it did.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The ensemble.
+    pub ensemble: Ensemble,
+    /// WebAssembly modules sent along, base64, by allocation name.
+    #[serde(default)]
+    pub modules: BTreeMap<String, String>,
+    /// The chosen provider per ensemble node.
+    #[serde(default)]
+    pub placement: BTreeMap<String, Placed>,
+    /// Every allocation.
+    pub allocations: BTreeMap<String, AllocationView>,
+    /// Peers that failed a commit, allocate or start; not asked again.
+    #[serde(default)]
+    pub failed_peers: BTreeSet<String>,
+    /// Placement attempts so far.
+    #[serde(default)]
+    pub attempts: u32,
+    /// The latest events.
+    #[serde(default)]
+    pub events: VecDeque<Event>,
+    /// The next event's sequence number.
+    #[serde(default)]
+    pub next_seq: u64,
+}
+
+impl Deployment {
+    /// Appends an event with the current state.
+    pub fn event(&mut self, allocation: Option<&str>, message: impl Into<String>) -> &Event {
+        self.next_seq += 1;
+        if self.events.len() >= MAX_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(Event {
+            seq: self.next_seq,
+            at_ms: dms_actor::envelope::now_ms(),
+            state: self.state,
+            allocation: allocation.map(String::from),
+            message: message.into(),
+        });
+        self.events.back().expect("just pushed")
+    }
+
+    /// The state the allocations add up to, once running: completed when every
+    /// allocation completed, failed when all ended and one failed, else running.
+    pub fn settled(&self) -> DeploymentState {
+        let all_ended = self.allocations.values().all(|a| a.status.state.is_terminal());
+        if !all_ended {
+            return DeploymentState::Running;
+        }
+        if self.allocations.values().all(|a| a.status.state == AllocationState::Completed) {
+            DeploymentState::Completed
+        } else {
+            DeploymentState::Failed
+        }
+    }
+
+    /// The one-line summary `dms deployments list` shows.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            id: self.id.clone(),
+            state: self.state,
+            created_ms: self.created_ms,
+            allocations: self.allocations.len(),
+            running: self
+                .allocations
+                .values()
+                .filter(|a| a.status.state == AllocationState::Running)
+                .count(),
+            peers: self.placement.values().map(|p| p.provider.peer.clone()).collect(),
+            metadata: self.ensemble.metadata.clone(),
+            reason: self.reason.clone(),
+        }
+    }
+}
+
+/// A deployment in a list.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Summary {
+    /// Its id.
+    pub id: String,
+    /// Its state.
+    pub state: DeploymentState,
+    /// When it was submitted (Unix milliseconds).
+    pub created_ms: u64,
+    /// How many allocations.
+    pub allocations: usize,
+    /// How many run now.
+    pub running: usize,
+    /// The providers.
+    pub peers: BTreeSet<String>,
+    /// The ensemble's labels.
+    pub metadata: BTreeMap<String, String>,
+    /// Why it failed.
+    #[serde(default)]
+    pub reason: Option<String>,
+}

@@ -1,0 +1,28 @@
+//! Deployments: from an ensemble to allocations running on providers.
+//!
+//! The orchestrating node's side of ../shared/DESIGN.md §5. A user asks its own node to
+//! deploy an ensemble; the node's [`Registry`] creates an orchestrator actor for it
+//! (inbox = deployment id, persisted), which asks providers for bids, chooses by score
+//! under hard constraints, commits and allocates on the chosen providers, starts the
+//! allocations in dependency order and follows them until they finish or are shut down.
+//!
+//! The orchestrator reaches workloads only through messages to allocation actors (the
+//! provider side lives in `dms-node`); it never calls an executor or the network.
+//!
+//! # Module map
+//! - [`protocol`]: the messages and behavior names between orchestrators and providers.
+//! - [`ask`]: ensemble nodes → what providers are asked for; start order.
+//! - [`select`]: choosing bids, and explaining why nothing fits.
+//! - [`deployment`]: the persisted record, states and events.
+//! - [`orchestrator`]: the orchestrator actor's life cycle and the [`Registry`].
+//! - [`behaviors`]: `/dms/node/deployment/*` on the node's root actor.
+
+pub mod ask;
+pub mod behaviors;
+pub mod deployment;
+pub mod orchestrator;
+pub mod protocol;
+pub mod select;
+
+pub use deployment::{Deployment, DeploymentState, Event, Summary};
+pub use orchestrator::{NewDeployment, Plan, Registry, Settings, Shared, Status};
