@@ -287,7 +287,10 @@ mod tests {
         let mut pinned = ask("a");
         pinned.pinned = Some("p2".into());
         let answers = [answer("p1", vec![bid("a", 0.9)]), answer("p2", vec![bid("a", 0.1)])];
-        assert_eq!(place(&[pinned], &answers, &BTreeSet::new(), &[]).expect("places")["a"].peer, "p2");
+        assert_eq!(
+            place(&[pinned], &answers, &BTreeSet::new(), &[]).expect("places")["a"].peer,
+            "p2"
+        );
     }
 
     #[test]
@@ -305,7 +308,8 @@ mod tests {
             refuse("p2", "insufficient_ram", "needs 16.0 GiB RAM, 2.0 GiB free"),
             refuse("p3", "executor", "no docker executor"),
         ];
-        let error = place(&[ask("main")], &answers, &BTreeSet::new(), &[]).expect_err("must not place");
+        let error =
+            place(&[ask("main")], &answers, &BTreeSet::new(), &[]).expect_err("must not place");
         assert_eq!(
             error,
             "node `main`: 0 of 3 peers could take it: 1 executor (no docker executor), \
@@ -327,7 +331,8 @@ mod tests {
             answer("p2", vec![bid("b", 0.9)]),
             answer("p3", vec![bid("b", 0.1)]),
         ];
-        let placed = place(&[ask("a"), ask("b")], &answers, &BTreeSet::new(), &[edge]).expect("valid");
+        let placed =
+            place(&[ask("a"), ask("b")], &answers, &BTreeSet::new(), &[edge]).expect("valid");
         assert_eq!(placed["b"].peer, "p3", "p2 is 50 ms away, over the 10 ms limit");
     }
 

@@ -567,6 +567,19 @@ pub enum DevnetCommand {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         args: Vec<String>,
     },
+    /// Stop one node and start it again with the same home (to pick up config changes,
+    /// or with --kill to test recovery from a crash).
+    Restart {
+        /// Which node (its index).
+        #[arg(long, default_value_t = 0)]
+        node: usize,
+        /// The devnet directory. Default: $DMS_HOME/devnet.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// SIGKILL instead of a graceful stop.
+        #[arg(long)]
+        kill: bool,
+    },
     /// Stop every node (SIGTERM, then SIGKILL after 15 s).
     Down {
         /// The devnet directory. Default: $DMS_HOME/devnet.

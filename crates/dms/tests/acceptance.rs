@@ -10,6 +10,7 @@ mod acceptance {
     pub mod steps_access;
     pub mod steps_cap;
     pub mod steps_cli;
+    pub mod steps_deploy;
     pub mod steps_devnet;
     pub mod steps_ensemble;
     pub mod steps_p2p;

@@ -387,6 +387,41 @@ fn cli(dir: &Path, node: usize, args: &[String]) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn restart(dir: &Path, index: usize, kill: bool) -> anyhow::Result<()> {
+    let Some(mut devnet) = load(dir)? else {
+        bail!("no devnet in {}: start one with `dms devnet up`", dir.display());
+    };
+    let count = devnet.nodes.len();
+    let node = devnet
+        .nodes
+        .get(index)
+        .cloned()
+        .ok_or_else(|| anyhow!("--node {index}: the devnet has {count} nodes"))?;
+    signal(
+        node.pid,
+        if kill { rustix::process::Signal::KILL } else { rustix::process::Signal::TERM },
+    );
+    let deadline = Instant::now() + STOP_GRACE;
+    while alive(node.pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if alive(node.pid) {
+        signal(node.pid, rustix::process::Signal::KILL);
+    }
+    let bootstrap = devnet
+        .nodes
+        .iter()
+        .enumerate()
+        .find(|(i, n)| *i != index && alive(n.pid))
+        .and_then(|(_, n)| n.addrs.first().cloned());
+    let passphrase = passphrase(dir)?;
+    let restarted = start_node(&node.name, &node.home, bootstrap.as_deref(), &passphrase)?;
+    eprintln!("{}: restarted, peer {} api {}", restarted.name, restarted.peer_id, restarted.api);
+    devnet.nodes[index] = restarted;
+    write_private(&dir.join(STATE), &serde_json::to_string_pretty(&devnet)?)?;
+    Ok(())
+}
+
 fn down(dir: &Path, purge: bool) -> anyhow::Result<()> {
     let Some(devnet) = load(dir)? else {
         bail!("no devnet in {}", dir.display());
@@ -426,6 +461,7 @@ pub fn devnet(ctx: &Ctx, command: DevnetCommand) -> anyhow::Result<()> {
             let args: Vec<String> = std::iter::once("deploy".to_string()).chain(args).collect();
             cli(&devnet_dir(ctx, dir), node, &args)
         }
+        DevnetCommand::Restart { node, dir, kill } => restart(&devnet_dir(ctx, dir), node, kill),
         DevnetCommand::Down { dir, purge } => down(&devnet_dir(ctx, dir), purge),
     }
 }

@@ -35,6 +35,28 @@ pub struct DmsWorld {
     pub token_order: Vec<(String, String)>,
     /// The last revocation issued.
     pub revocation: Option<String>,
+    /// The devnet of deployment scenarios (`devnet.json`); brought down on drop.
+    pub devnet: Option<serde_json::Value>,
+    /// The deployment under test.
+    pub deployment: Option<String>,
+    /// Free resources of every devnet node, noted before a deployment.
+    pub free_before: Vec<serde_json::Value>,
+}
+
+impl Drop for DmsWorld {
+    fn drop(&mut self) {
+        if self.devnet.is_some()
+            && let Some(home) = self.homes.first()
+        {
+            let _ = std::process::Command::new(super::daemon::DMS)
+                .arg("--home")
+                .arg(home.path().join("home"))
+                .args(["devnet", "down"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
 }
 
 impl DmsWorld {
@@ -52,6 +74,9 @@ impl DmsWorld {
             tokens: Default::default(),
             token_order: Vec::new(),
             revocation: None,
+            devnet: None,
+            deployment: None,
+            free_before: Vec::new(),
         }
     }
 

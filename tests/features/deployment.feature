@@ -1,0 +1,59 @@
+Feature: Deploying ensembles across a network
+  A user submits an ensemble to their own node; providers bid with reservations or
+  refuse with reasons, the orchestrator chooses by score, commits, allocates and starts
+  the allocations, and follows them to the end. Everything runs as real `dms run`
+  processes on loopback (`dms devnet`).
+
+  Background:
+    Given a devnet of 3 nodes is up
+
+  Scenario: Two WebAssembly tasks run on two different nodes and print their outputs
+    When the devnet user deploys "examples/hello.yaml"
+    Then the deployment succeeds
+    And the output shows "hello from the greet allocation"
+    And the output shows "42: the answer allocation ran on another machine"
+    And the deployment is "completed" with its 2 allocations on 2 different peers
+
+  Scenario: A service runs until it is shut down, and every resource comes back
+    Given the free resources of every node are noted
+    When the devnet user deploys a WebAssembly service
+    Then the deployment succeeds
+    And the deployment is "running"
+    And one node has less free resources than before
+    When the devnet user shuts the deployment down
+    Then the deployment is "shut_down"
+    And every node has the same free resources as before
+
+  Scenario: An impossible ensemble fails early with the reason of every node
+    When the devnet user deploys an ensemble needing 16GiB of RAM with a deadline of 60s
+    Then the deployment fails within 20 seconds
+    And the error says "0 of 3 peers could take it"
+    And the error says "insufficient_ram (needs 16.0 GiB RAM, 1.0 GiB free"
+
+  Scenario: A provider that fails its commit is skipped and the deployment succeeds elsewhere
+    Given node 1 holds bid reservations for only 1ms and offers the tightest fit
+    When the devnet user deploys a WebAssembly task
+    Then the deployment succeeds
+    And the events say the commit on node 1 failed
+    And the task did not run on node 1
+
+  Scenario: Killing and restarting the orchestrating node keeps its deployment
+    When the devnet user deploys a WebAssembly service that avoids node 0
+    Then the deployment succeeds
+    When node 0 is killed and restarted
+    Then the deployment is "running"
+    And its events say the orchestrating node restarted
+    When the devnet user shuts the deployment down
+    Then the deployment is "shut_down"
+
+  Scenario: A provider that requires contracts refuses bids without one, and the plan says so
+    Given node 2 requires contracts
+    When the devnet user plans "examples/hello.yaml"
+    Then the output shows "contract_required"
+    And the output shows "would place"
+
+  Scenario: A Docker task runs from a locally built image
+    Given the Docker test image is built
+    When the devnet user deploys a Docker task printing "hello from a container"
+    Then the deployment succeeds
+    And the output shows "hello from a container"
