@@ -452,13 +452,16 @@ impl Provider {
         spec.working_dir = allocation.execution.working_dir.clone();
         spec.resources.cpu_cores = Some(allocation.resources.cpu.cores);
         spec.resources.memory_bytes = Some(allocation.resources.ram.0);
+        let starting = std::time::Instant::now();
         match executor.start(spec).await {
             Ok(execution) => {
+                let start_us = u64::try_from(starting.elapsed().as_micros()).ok();
                 let updated = self.set_status(id, |h| {
                     h.execution = Some(execution.0.clone());
                     h.status = AllocationStatus {
                         state: AllocationState::Running,
                         started_ms: Some(now_ms()),
+                        start_us,
                         ..AllocationStatus::default()
                     };
                 });
@@ -513,6 +516,7 @@ impl Provider {
                     output: Some(output),
                     started_ms: hosted.status.started_ms,
                     finished_ms: Some(now_ms()),
+                    start_us: hosted.status.start_us,
                 }
             }
             Err(error) => AllocationStatus {

@@ -222,6 +222,10 @@ pub struct AllocationStatus {
     /// When it exited (Unix milliseconds).
     #[serde(default)]
     pub finished_ms: Option<u64>,
+    /// How long the executor took to start it, in microseconds (what `dms bench deploy`
+    /// compares the whole submit-to-running time with).
+    #[serde(default)]
+    pub start_us: Option<u64>,
 }
 
 /// Most bytes of output kept with an exited allocation's status.

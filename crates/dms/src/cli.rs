@@ -124,6 +124,10 @@ pub enum Command {
         #[command(flatten)]
         target: ActorTarget,
     },
+    /// Measure the system: `dms bench deploy` (submit-to-running latency beside the
+    /// executor's own start time).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Deployments orchestrated by this node: list, status, logs, manifest, shutdown,
     /// prune.
     #[command(subcommand)]
@@ -459,6 +463,21 @@ pub struct OnboardArgs {
 pub enum OnboardCommand {
     /// What is onboarded, committed, allocated and free, and the latest benchmarks.
     Status {
+        #[command(flatten)]
+        target: ActorTarget,
+    },
+}
+
+/// `dms bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Deploy a one-allocation WebAssembly service N times through the local node and
+    /// report submit-to-running p50/p99 beside the executor's own start time (run it
+    /// against a devnet: `dms devnet cli bench deploy`).
+    Deploy {
+        /// Measured runs (after 2 warm-up runs).
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
         #[command(flatten)]
         target: ActorTarget,
     },

@@ -301,10 +301,33 @@ pub(super) async fn call(
     behavior: &str,
     payload: Value,
 ) -> anyhow::Result<Value> {
-    let session = Session::open(ctx, &target.context).await?;
-    let dest = session.destination(target.dest.as_deref())?;
-    let bytes = if payload.is_null() { Vec::new() } else { serde_json::to_vec(&payload)? };
-    invoke(&session, &dest, behavior, bytes, timeout(&target.timeout)?).await
+    Caller::open(ctx, target).await?.call(behavior, payload, timeout(&target.timeout)?).await
+}
+
+/// A signer opened once (key unlocked, context loaded) for many calls to one node.
+pub(super) struct Caller {
+    session: Session,
+    dest: Handle,
+}
+
+impl Caller {
+    /// Unlocks the context's key and finds the target node.
+    pub(super) async fn open(ctx: &Ctx, target: &ActorTarget) -> anyhow::Result<Caller> {
+        let session = Session::open(ctx, &target.context).await?;
+        let dest = session.destination(target.dest.as_deref())?;
+        Ok(Caller { session, dest })
+    }
+
+    /// Invokes `behavior` with a JSON payload, waiting up to `timeout`.
+    pub(super) async fn call(
+        &self,
+        behavior: &str,
+        payload: Value,
+        timeout: Duration,
+    ) -> anyhow::Result<Value> {
+        let bytes = if payload.is_null() { Vec::new() } else { serde_json::to_vec(&payload)? };
+        invoke(&self.session, &self.dest, behavior, bytes, timeout).await
+    }
 }
 
 fn timeout(text: &str) -> anyhow::Result<Duration> {

@@ -1,6 +1,7 @@
 //! One module per command group, and the context they share.
 
 mod actor;
+mod bench;
 mod cap;
 mod config;
 mod deploy;
@@ -88,6 +89,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Hardware { usage, target } => resources::hardware(&ctx, usage, &target).await,
         Command::Deploy { file, plan, deadline, detach, target } => {
             deploy::deploy(&ctx, &file, plan, deadline.as_deref(), detach, &target).await
+        }
+        Command::Bench(cli::BenchCommand::Deploy { runs, target }) => {
+            bench::deploy(&ctx, runs, &target).await
         }
         Command::Deployments(command) => deploy::deployments(&ctx, command).await,
         Command::Devnet(command) => {
