@@ -24,6 +24,12 @@ Feature: Deploying ensembles across a network
     Then the deployment is "shut_down"
     And every node has the same free resources as before
 
+  Scenario: A failing service is restarted by its policy, then given up on
+    When the devnet user deploys a WebAssembly service that exits with code 1 and may restart 2 times
+    Then the deployment eventually fails with "gave up after 2 restarts"
+    And its events say "restart 1 of 2"
+    And its events say "restart 2 of 2"
+
   Scenario: An impossible ensemble fails early with the reason of every node
     When the devnet user deploys an ensemble needing 16GiB of RAM with a deadline of 60s
     Then the deployment fails within 20 seconds

@@ -57,6 +57,22 @@ pub struct DeploymentConfig {
     pub require_contract: bool,
     /// Price per hour this node asks (0: free).
     pub price_per_hour: f64,
+    /// Where this machine is: `continent[/country[/city]]`, e.g. `EU/DE/Berlin`
+    /// (empty: not said, and ensembles that accept only some places skip it).
+    pub location: String,
+}
+
+impl DeploymentConfig {
+    /// [`DeploymentConfig::location`] parsed; `None` when not said.
+    pub fn location(&self) -> Option<dms_types::capability::Location> {
+        let mut parts = self.location.split('/').map(str::trim).filter(|p| !p.is_empty());
+        let continent = parts.next()?.to_string();
+        Some(dms_types::capability::Location {
+            continent: Some(continent),
+            country: parts.next().map(String::from),
+            city: parts.next().map(String::from),
+        })
+    }
 }
 
 impl Default for DeploymentConfig {
@@ -67,6 +83,7 @@ impl Default for DeploymentConfig {
             max_reservation: Duration::from_secs(30),
             require_contract: false,
             price_per_hour: 0.0,
+            location: String::new(),
         }
     }
 }
@@ -208,6 +225,12 @@ impl Config {
         self.network.to_network()?;
         if self.node.key.is_empty() {
             return Err(Error::Rule("node.key must name a key in the keystore".into()));
+        }
+        if self.deployment.location.split('/').filter(|p| !p.trim().is_empty()).count() > 3 {
+            return Err(Error::Rule(format!(
+                "deployment.location is {:?}; expected continent[/country[/city]], e.g. EU/DE/Berlin",
+                self.deployment.location
+            )));
         }
         let price = self.deployment.price_per_hour;
         if !price.is_finite() || price < 0.0 {

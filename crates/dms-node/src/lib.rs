@@ -148,7 +148,9 @@ pub async fn run(
         client: network.client.clone(),
     };
     onboarding::register(&network.actor, &onboarding).map_err(|e| Error::Network(e.to_string()))?;
-    let _deployments = start_deployments(&network, manager, &store, &verifier, &config).await?;
+    let _deployments =
+        start_deployments(&network, manager, &store, &verifier, &config, provider::Executors::Host)
+            .await?;
     let root = network.actor.clone();
     let on_change: dms_api::caps::OnChange = Arc::new(move |context| {
         if context.name == NODE_CONTEXT {
@@ -268,6 +270,7 @@ pub async fn start_deployments(
     store: &Store,
     verifier: &Arc<dms_ucan::Verifier>,
     config: &Config,
+    executors: provider::Executors,
 ) -> Result<Arc<dms_orchestrator::Registry>, Error> {
     let d = &config.deployment;
     let provider = provider::Deps {
@@ -281,7 +284,9 @@ pub async fn start_deployments(
             max_reservation: d.max_reservation,
             require_contract: d.require_contract,
             price_per_hour: d.price_per_hour,
+            location: d.location(),
         },
+        executors,
     };
     provider::Provider::start(provider).await.map_err(|e| Error::Network(e.to_string()))?;
     let client = network.client.clone();

@@ -63,6 +63,9 @@ pub struct Hosted {
     pub execution: Option<String>,
     /// Its status.
     pub status: AllocationStatus,
+    /// When it was restarted (Unix milliseconds), for the policy's window.
+    #[serde(default)]
+    pub restart_times: Vec<u64>,
 }
 
 /// Provider settings (`[deployment]`).
@@ -74,6 +77,8 @@ pub struct Settings {
     pub require_contract: bool,
     /// Price per hour asked.
     pub price_per_hour: f64,
+    /// Where the machine is.
+    pub location: Option<dms_types::capability::Location>,
 }
 
 /// What the provider uses.
@@ -92,12 +97,25 @@ pub struct Deps {
     pub client: dms_network::Client,
     /// Settings.
     pub settings: Settings,
+    /// The executors allocations run on.
+    pub executors: Executors,
+}
+
+/// The executors a provider runs allocations on.
+#[derive(Clone, Default)]
+pub enum Executors {
+    /// WebAssembly in-process, and Docker when an engine answers (what `dms run` uses).
+    #[default]
+    Host,
+    /// These, by executor name (`wasm`, `docker`): for the in-process test harness,
+    /// which runs many nodes on one fake engine.
+    Given(BTreeMap<String, Arc<dyn Executor>>),
 }
 
 /// The provider: its behaviors hold an `Arc` of it.
 pub struct Provider {
     deps: Deps,
-    wasm: Arc<dyn Executor>,
+    wasm: Option<Arc<dyn Executor>>,
     docker: OnceCell<Option<Arc<dyn Executor>>>,
     actors: Mutex<BTreeMap<String, Actor>>,
     /// Serializes changes to hosted records (status writes from watchers and calls).
@@ -108,12 +126,20 @@ impl Provider {
     /// Starts the provider: registers the behaviors, subscribes to bid requests and
     /// recovers the allocations kept in the store.
     pub async fn start(deps: Deps) -> Result<Arc<Provider>, ActorError> {
-        let wasm = dms_executor::wasm::Executor::new(dms_executor::wasm::Config::default())
-            .map_err(|e| ActorError::Internal { reason: format!("wasm executor: {e}") })?;
+        let (wasm, docker) = match &deps.executors {
+            Executors::Host => {
+                let wasm = dms_executor::wasm::Executor::new(dms_executor::wasm::Config::default())
+                    .map_err(|e| ActorError::Internal { reason: format!("wasm executor: {e}") })?;
+                (Some(Arc::new(wasm) as Arc<dyn Executor>), OnceCell::new())
+            }
+            Executors::Given(given) => {
+                (given.get("wasm").cloned(), OnceCell::new_with(Some(given.get("docker").cloned())))
+            }
+        };
         let provider = Arc::new(Provider {
             deps,
-            wasm: Arc::new(wasm),
-            docker: OnceCell::new(),
+            wasm,
+            docker,
             actors: Mutex::new(BTreeMap::new()),
             records: Mutex::new(()),
         });
@@ -143,7 +169,7 @@ impl Provider {
 
     async fn executor(&self, kind: ExecutorKind) -> Option<Arc<dyn Executor>> {
         match kind {
-            ExecutorKind::Wasm => Some(self.wasm.clone()),
+            ExecutorKind::Wasm => self.wasm.clone(),
             ExecutorKind::Docker => self.docker().await,
             ExecutorKind::Vm => None,
         }
@@ -194,7 +220,10 @@ impl Provider {
 
     /// What this machine offers now.
     async fn machine(&self) -> Machine {
-        let mut executors = vec!["wasm".to_string()];
+        let mut executors = Vec::new();
+        if self.wasm.is_some() {
+            executors.push("wasm".to_string());
+        }
         if self.docker().await.is_some() {
             executors.push("docker".into());
         }
@@ -204,6 +233,7 @@ impl Provider {
             architecture: std::env::consts::ARCH.to_string(),
             executors,
             price_per_hour: (price > 0.0).then_some(price),
+            location: self.deps.settings.location.clone(),
             benchmarks: crate::onboarding::benchmark_scores(&self.deps.store),
             ..Machine::default()
         }
@@ -276,6 +306,7 @@ impl Provider {
                     message: format!("no {e} executor here"),
                 })
                 .collect();
+            reasons.extend(location_reasons(ask, machine.location.as_ref()));
             let mut requirements = ask.requirements.clone();
             requirements.executors.clear();
             reasons.extend(explain(&requirements, &machine).into_iter().map(|m| {
@@ -357,6 +388,7 @@ impl Provider {
                     state: AllocationState::Allocated,
                     ..AllocationStatus::default()
                 },
+                restart_times: Vec::new(),
             };
             HOSTED.put_now(&self.deps.store, &hosted.id, &hosted).map_err(failed)?;
             let actor = self.spawn_actor(&hosted)?;
@@ -441,17 +473,7 @@ impl Provider {
         let executor = self.executor(hosted.spec.allocation.executor).await.ok_or_else(|| {
             failed(format!("no {} executor here", hosted.spec.allocation.executor.name()))
         })?;
-        let mut spec =
-            Spec::new(&hosted.id, &hosted.deployment, workload(&hosted.spec).map_err(bad)?);
-        let allocation = &hosted.spec.allocation;
-        spec.env = allocation.environment.clone();
-        spec.args = match allocation.executor {
-            ExecutorKind::Docker => allocation.execution.command.clone(),
-            _ => allocation.execution.args.clone(),
-        };
-        spec.working_dir = allocation.execution.working_dir.clone();
-        spec.resources.cpu_cores = Some(allocation.resources.cpu.cores);
-        spec.resources.memory_bytes = Some(allocation.resources.ram.0);
+        let spec = executor_spec(&hosted).map_err(bad)?;
         let starting = std::time::Instant::now();
         match executor.start(spec).await {
             Ok(execution) => {
@@ -491,13 +513,32 @@ impl Provider {
         self: Arc<Self>,
         id: String,
         executor: Arc<dyn Executor>,
-        execution: ExecutionId,
+        mut execution: ExecutionId,
     ) {
+        loop {
+            match self.clone().watch_once(&id, &executor, &execution).await {
+                Some(restarted) => execution = restarted,
+                None => return,
+            }
+        }
+    }
+
+    /// Waits for one execution to exit and records it; the new execution when the
+    /// restart policy started it again.
+    async fn watch_once(
+        self: Arc<Self>,
+        id: &str,
+        executor: &Arc<dyn Executor>,
+        execution: &ExecutionId,
+    ) -> Option<ExecutionId> {
+        let id = id.to_string();
+        let execution = execution.clone();
+        let executor = executor.clone();
         let exit = executor.wait(&execution).await;
         let output = output_of(executor.as_ref(), &execution).await;
-        let Ok(hosted) = self.load(&id) else { return };
+        let Ok(hosted) = self.load(&id) else { return None };
         if hosted.status.state.is_terminal() {
-            return; // stopped by a shutdown or revert meanwhile
+            return None; // stopped by a shutdown or revert meanwhile
         }
         let status = match exit {
             Ok(exit) => {
@@ -517,6 +558,7 @@ impl Provider {
                     started_ms: hosted.status.started_ms,
                     finished_ms: Some(now_ms()),
                     start_us: hosted.status.start_us,
+                    restarts: hosted.status.restarts,
                 }
             }
             Err(error) => AllocationStatus {
@@ -527,9 +569,93 @@ impl Provider {
                 ..AllocationStatus::default()
             },
         };
+        let mut status = status;
+        if let Some(code) = status.exit_code {
+            match restart_due(&hosted, code, now_ms()) {
+                Some(Ok(delay)) => {
+                    return self.restart(hosted, executor, execution, status, delay).await;
+                }
+                Some(Err(made)) => {
+                    let message =
+                        status.message.take().unwrap_or_else(|| format!("exited with code {code}"));
+                    status.state = AllocationState::Failed;
+                    status.message = Some(format!("{message}; gave up after {made} restarts"));
+                }
+                None => {}
+            }
+        }
         if let Some(hosted) = self.set_status(&id, |h| h.status = status) {
             self.release_if_done(&hosted);
             self.tell(&hosted).await;
+        }
+        None
+    }
+
+    /// Restarts an exited workload after `delay` (its restart policy asked for it).
+    async fn restart(
+        self: Arc<Self>,
+        hosted: Hosted,
+        executor: Arc<dyn Executor>,
+        old: ExecutionId,
+        exited: AllocationStatus,
+        delay: Duration,
+    ) -> Option<ExecutionId> {
+        let id = hosted.id.clone();
+        let restarts = hosted.status.restarts + 1;
+        let max = hosted.spec.allocation.restart.as_ref().and_then(|p| p.max_attempts);
+        let note = format!(
+            "exited with code {}; restarting in {delay:?} (restart {restarts}{})",
+            exited.exit_code.unwrap_or_default(),
+            max.map(|m| format!(" of {m}")).unwrap_or_default()
+        );
+        let waiting = self.set_status(&id, |h| {
+            h.status = AllocationStatus {
+                state: AllocationState::Starting,
+                message: Some(note),
+                restarts,
+                ..exited.clone()
+            };
+            h.restart_times.push(now_ms());
+        });
+        if let Some(waiting) = &waiting {
+            self.tell(waiting).await;
+        }
+        tokio::time::sleep(delay).await;
+        let Ok(hosted) = self.load(&id) else { return None };
+        if hosted.status.state != AllocationState::Starting {
+            return None; // shut down meanwhile
+        }
+        let _ = executor.remove(&old).await;
+        let started = match executor_spec(&hosted) {
+            Ok(spec) => executor.start(spec).await.map_err(|e| e.to_string()),
+            Err(error) => Err(error),
+        };
+        match started {
+            Ok(execution) => {
+                if let Some(running) = self.set_status(&id, |h| {
+                    h.execution = Some(execution.0.clone());
+                    h.status = AllocationStatus {
+                        state: AllocationState::Running,
+                        started_ms: Some(now_ms()),
+                        restarts,
+                        ..AllocationStatus::default()
+                    };
+                }) {
+                    self.tell(&running).await;
+                }
+                Some(execution)
+            }
+            Err(error) => {
+                if let Some(failed) = self.set_status(&id, |h| {
+                    h.status.state = AllocationState::Failed;
+                    h.status.message = Some(format!("could not restart: {error}"));
+                    h.status.finished_ms = Some(now_ms());
+                }) {
+                    self.release_if_done(&failed);
+                    self.tell(&failed).await;
+                }
+                None
+            }
         }
     }
 
@@ -728,6 +854,89 @@ impl Provider {
     }
 }
 
+/// The executor's spec of a hosted allocation.
+fn executor_spec(hosted: &Hosted) -> Result<Spec, String> {
+    let mut spec = Spec::new(&hosted.id, &hosted.deployment, workload(&hosted.spec)?);
+    let allocation = &hosted.spec.allocation;
+    spec.env = allocation.environment.clone();
+    spec.args = match allocation.executor {
+        ExecutorKind::Docker => allocation.execution.command.clone(),
+        _ => allocation.execution.args.clone(),
+    };
+    spec.working_dir = allocation.execution.working_dir.clone();
+    spec.resources.cpu_cores = Some(allocation.resources.cpu.cores);
+    spec.resources.memory_bytes = Some(allocation.resources.ram.0);
+    Ok(spec)
+}
+
+/// Whether the allocation's restart policy restarts it after exiting with `code`, and
+/// after how long; `Err` with the number of restarts made when the policy gave up.
+fn restart_due(hosted: &Hosted, code: i64, now: u64) -> Option<Result<Duration, u32>> {
+    use dms_ensemble::model::Restart;
+    let policy = hosted.spec.allocation.restart.as_ref()?;
+    let wanted = match policy.policy {
+        Restart::Never => false,
+        Restart::OnFailure => code != 0,
+        Restart::Always => true,
+    };
+    if !wanted {
+        return None;
+    }
+    let window = policy.window.map(|w| u64::try_from(w.to_std().as_millis()).unwrap_or(u64::MAX));
+    let recent = hosted
+        .restart_times
+        .iter()
+        .filter(|t| window.is_none_or(|w| now.saturating_sub(**t) <= w))
+        .count();
+    if policy.max_attempts.is_some_and(|max| recent >= max as usize) {
+        return Some(Err(hosted.status.restarts));
+    }
+    Some(Ok(policy.delay.map_or(Duration::from_secs(1), |d| d.to_std())))
+}
+
+/// Why the machine's location does not suit the node, if it does not.
+fn location_reasons(ask: &NodeAsk, here: Option<&dms_types::capability::Location>) -> Vec<Reason> {
+    let show = |l: &dms_types::capability::Location| {
+        [&l.continent, &l.country, &l.city]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    let mut reasons = Vec::new();
+    if !ask.accept.is_empty() {
+        match here {
+            None => reasons.push(Reason {
+                code: "location".into(),
+                message: "this node does not say where it is (deployment.location)".into(),
+            }),
+            Some(here) if !ask.accept.iter().any(|a| a.includes(here)) => reasons.push(Reason {
+                code: "location".into(),
+                message: format!(
+                    "this node is in {}, not in {}",
+                    show(here),
+                    ask.accept.iter().map(show).collect::<Vec<_>>().join(" or ")
+                ),
+            }),
+            Some(_) => {}
+        }
+    }
+    if let Some(here) = here
+        && let Some(rejected) = ask.reject.iter().find(|r| r.includes(here))
+    {
+        reasons.push(Reason {
+            code: "location".into(),
+            message: format!(
+                "this node is in {}, which the ensemble rejects ({})",
+                show(here),
+                show(rejected)
+            ),
+        });
+    }
+    reasons
+}
+
 /// The executor workload of an allocation.
 fn workload(spec: &AllocationSpec) -> Result<Workload, String> {
     let execution = &spec.allocation.execution;
@@ -778,4 +987,89 @@ async fn output_of(executor: &dyn Executor, execution: &ExecutionId) -> String {
         text = text.split_off(cut);
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosted(restart: serde_json::Value) -> Hosted {
+        let allocation: dms_ensemble::model::Allocation =
+            serde_json::from_value(serde_json::json!({
+                "type": "service", "executor": "wasm",
+                "resources": {"cpu": {"cores": 0.5}, "ram": "64MiB"},
+                "execution": {"module": "https://example.invalid/m.wasm"},
+                "restart": restart,
+            }))
+            .expect("allocation");
+        let did = dms_crypto::KeyPair::generate(dms_crypto::KeyType::Ed25519).did();
+        Hosted {
+            id: "d-1.web".into(),
+            deployment: "d-1".into(),
+            node: "n".into(),
+            reservation: "d-1/n/0".into(),
+            orchestrator: Handle { did, peer: "p".into(), inbox: "d-1".into() },
+            spec: AllocationSpec { name: "web".into(), allocation, module_b64: None },
+            execution: None,
+            status: AllocationStatus::default(),
+            restart_times: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn restart_policies() {
+        let on_failure = hosted(
+            serde_json::json!({"policy": "on_failure", "max_attempts": 2, "delay": "200ms"}),
+        );
+        assert_eq!(restart_due(&on_failure, 0, 0), None, "a clean exit is not a failure");
+        assert_eq!(restart_due(&on_failure, 1, 0), Some(Ok(Duration::from_millis(200))));
+        let mut spent = on_failure.clone();
+        spent.restart_times = vec![1, 2];
+        spent.status.restarts = 2;
+        assert_eq!(restart_due(&spent, 1, 3), Some(Err(2)), "gives up after max_attempts");
+        let windowed =
+            hosted(serde_json::json!({"policy": "always", "max_attempts": 1, "window": "1s"}));
+        let mut old = windowed.clone();
+        old.restart_times = vec![0];
+        assert_eq!(
+            restart_due(&old, 0, 5_000),
+            Some(Ok(Duration::from_secs(1))),
+            "old restarts leave the window"
+        );
+        assert_eq!(restart_due(&old, 0, 500), Some(Err(0)));
+        assert_eq!(restart_due(&hosted(serde_json::json!({"policy": "never"})), 1, 0), None);
+    }
+
+    #[test]
+    fn locations_are_checked_both_ways() {
+        let berlin = dms_types::capability::Location {
+            continent: Some("EU".into()),
+            country: Some("DE".into()),
+            city: Some("Berlin".into()),
+        };
+        let country = |c: &str| dms_types::capability::Location {
+            country: Some(c.into()),
+            ..Default::default()
+        };
+        let mut ask = NodeAsk {
+            node: "n".into(),
+            requirements: Default::default(),
+            executors: Vec::new(),
+            pinned: None,
+            accept: vec![country("DE")],
+            reject: Vec::new(),
+        };
+        assert!(location_reasons(&ask, Some(&berlin)).is_empty());
+        assert_eq!(
+            location_reasons(&ask, None)[0].code,
+            "location",
+            "unknown places are not accepted"
+        );
+        ask.accept = vec![country("FR")];
+        assert!(location_reasons(&ask, Some(&berlin))[0].message.contains("not in FR"));
+        ask.accept.clear();
+        ask.reject = vec![country("de")];
+        assert!(location_reasons(&ask, Some(&berlin))[0].message.contains("rejects"));
+        assert!(location_reasons(&ask, None).is_empty(), "a reject list alone admits the unknown");
+    }
 }

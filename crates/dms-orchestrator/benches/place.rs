@@ -45,6 +45,8 @@ fn asks(count: usize) -> Vec<NodeAsk> {
             requirements: Requirements::default(),
             executors: vec!["wasm".into()],
             pinned: None,
+            accept: Vec::new(),
+            reject: Vec::new(),
         })
         .collect()
 }

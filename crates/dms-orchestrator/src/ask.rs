@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use dms_ensemble::model::{Ensemble, Executor, GpuVendor};
-use dms_types::capability::{GpuRequirement, Requirements};
+use dms_ensemble::model::{Ensemble, Executor, GpuVendor, Place};
+use dms_types::capability::{GpuRequirement, Location, Requirements};
 use dms_types::resources::GpuVendor as Vendor;
 
 use crate::protocol::NodeAsk;
@@ -56,13 +56,33 @@ pub fn asks(ensemble: &Ensemble) -> Vec<NodeAsk> {
                 .as_ref()
                 .and_then(|r| r.max_duration)
                 .map(|d| d.to_std().as_secs());
+            let (accept, reject) = node
+                .location
+                .as_ref()
+                .map_or_else(Default::default, |l| (places(&l.accept), places(&l.reject)));
             NodeAsk {
                 node: name.clone(),
                 requirements,
                 executors: executors.into_iter().collect(),
                 pinned: node.peer.clone(),
+                accept,
+                reject,
             }
         })
+        .collect()
+}
+
+/// The places providers can check: continent, country and city (a place given only by
+/// ASN or ISP is left out — providers do not know theirs).
+fn places(places: &[Place]) -> Vec<Location> {
+    places
+        .iter()
+        .map(|p| Location {
+            continent: p.continent.clone(),
+            country: p.country.clone(),
+            city: p.city.clone(),
+        })
+        .filter(|l| !l.is_anywhere())
         .collect()
 }
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use dms_actor::Handle;
-use dms_types::capability::{Machine, Requirements};
+use dms_types::capability::{Location, Machine, Requirements};
 use serde::{Deserialize, Serialize};
 
 /// Topic bid requests are broadcast on.
@@ -66,6 +66,12 @@ pub struct NodeAsk {
     /// The only peer that may take this node.
     #[serde(default)]
     pub pinned: Option<String>,
+    /// The machine must be in one of these places (anywhere when empty).
+    #[serde(default)]
+    pub accept: Vec<Location>,
+    /// The machine must be in none of these places.
+    #[serde(default)]
+    pub reject: Vec<Location>,
 }
 
 /// A provider's answer to a [`BidRequest`]: a bid or a refusal for every node asked.
@@ -226,6 +232,9 @@ pub struct AllocationStatus {
     /// compares the whole submit-to-running time with).
     #[serde(default)]
     pub start_us: Option<u64>,
+    /// How many times the provider restarted it (by its `restart` policy).
+    #[serde(default)]
+    pub restarts: u32,
 }
 
 /// Most bytes of output kept with an exited allocation's status.

@@ -243,6 +243,8 @@ mod tests {
             requirements: Requirements::default(),
             executors: vec!["wasm".into()],
             pinned: None,
+            accept: Vec::new(),
+            reject: Vec::new(),
         }
     }
 

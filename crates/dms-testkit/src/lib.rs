@@ -6,6 +6,10 @@
 //! memory transport (or TCP on loopback, see [`Options::tcp`]), so whole-network tests
 //! run in milliseconds, with no ports and no flakiness from the machine's network.
 //!
+//! [`Node::serve_deployments`] makes a node a provider and orchestrator, with its
+//! allocations run by an executor the test passes (usually one fake executor shared by
+//! every node).
+//!
 //! [`Net::partition`] splits the network by blocking every peer across the cut (their
 //! connections close and new ones are refused); [`Net::heal`] lifts the blocks and
 //! reconnects.
@@ -108,6 +112,37 @@ impl Node {
                 .map_err(|e| dms_actor::ActorError::Internal { reason: e.to_string() })?
         };
         self.runtime.actor.invoke(to, behavior, bytes, PATIENCE).await
+    }
+
+    /// Makes this node a provider and an orchestrator, as `dms run` does: onboards
+    /// `offer`, runs every allocation (`wasm` and `docker`) on `executor`, and registers
+    /// the deployment behaviors. Returns the node's deployment registry.
+    pub async fn serve_deployments(
+        &self,
+        executor: Arc<dyn dms_executor::Executor>,
+        offer: dms_types::resources::Resources,
+    ) -> Arc<dms_orchestrator::Registry> {
+        let manager = dms_node::resources::ResourceManager::open(
+            self.store.clone(),
+            dms_node::resources::system_clock(),
+        )
+        .expect("resource accounts open");
+        manager.onboard(offer.clone(), &offer).expect("onboarding");
+        let executors = dms_node::provider::Executors::Given(
+            [("wasm".to_string(), executor.clone()), ("docker".to_string(), executor)]
+                .into_iter()
+                .collect(),
+        );
+        dms_node::start_deployments(
+            &self.runtime,
+            manager,
+            &self.store,
+            &Arc::new(Verifier::default()),
+            &dms_node::Config::default(),
+            executors,
+        )
+        .await
+        .expect("deployments start")
     }
 
     /// The peer ids this node is connected to.

@@ -505,6 +505,17 @@ pub enum DeploymentsCommand {
         #[command(flatten)]
         target: ActorTarget,
     },
+    /// A deployment in full, for people: state, deadline, attempts, where each node
+    /// went and with which score, the allocations and the latest events.
+    Info {
+        /// The deployment id.
+        id: String,
+        /// How many of the latest events to show.
+        #[arg(long, default_value_t = 15)]
+        events: usize,
+        #[command(flatten)]
+        target: ActorTarget,
+    },
     /// The whole deployment record as JSON: ensemble, placement, allocations, events.
     Manifest {
         /// The deployment id.

@@ -56,6 +56,11 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "The price per hour this node asks in its bids; orchestrators prefer cheaper bids and honour the ensemble's max_price_per_hour.",
     },
     KeyDoc {
+        key: "deployment.location",
+        expected: "continent[/country[/city]] such as EU/DE/Berlin (codes as ensembles write them), or empty",
+        doc: "Where this machine is, checked against the location accept/reject lists of ensemble nodes. Empty: not said, so nodes that accept only some places are not bid on.",
+    },
+    KeyDoc {
         key: "api.addr",
         expected: "HOST:PORT with an IP address, e.g. 127.0.0.1:9999",
         doc: "Address of the local REST API. The CLI talks to the daemon here (override with --api-addr).",

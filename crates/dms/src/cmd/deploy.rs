@@ -209,6 +209,63 @@ fn print_summary(status: &Value) {
     }
 }
 
+fn when(ms: &Value) -> String {
+    ms.as_u64()
+        .map(|ms| {
+            let time = std::time::UNIX_EPOCH + Duration::from_millis(ms);
+            humantime::format_rfc3339_seconds(time).to_string()
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
+fn print_info(record: &Value, events: usize) {
+    output::fields(&[
+        ("deployment", record["id"].as_str().unwrap_or("").into()),
+        ("state", record["state"].as_str().unwrap_or("").into()),
+        ("reason", record["reason"].as_str().unwrap_or("-").into()),
+        ("submitted", when(&record["created_ms"])),
+        ("deadline", when(&record["deadline_ms"])),
+        ("attempts", record["attempts"].to_string()),
+        (
+            "failed peers",
+            record["failed_peers"]
+                .as_array()
+                .map(|p| p.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "-".into()),
+        ),
+    ]);
+    let placement: Vec<Vec<String>> = record["placement"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(node, p)| {
+            vec![
+                node.clone(),
+                p["provider"]["peer"].as_str().unwrap_or("").into(),
+                format!("{:.3}", p["score"].as_f64().unwrap_or(0.0)),
+            ]
+        })
+        .collect();
+    if !placement.is_empty() {
+        println!();
+        output::table(&["node", "provider", "score"], &placement);
+    }
+    let status = json!({ "id": record["id"], "state": record["state"], "allocations": record["allocations"] });
+    print_summary(&status);
+    let all = record["events"].as_array().cloned().unwrap_or_default();
+    println!("\nlatest events:");
+    for event in all.iter().skip(all.len().saturating_sub(events)) {
+        let subject = event["allocation"].as_str().map(|a| format!("{a}: ")).unwrap_or_default();
+        println!(
+            "  {} {:<13} {subject}{}",
+            when(&event["at_ms"]),
+            event["state"].as_str().unwrap_or(""),
+            event["message"].as_str().unwrap_or("")
+        );
+    }
+}
+
 fn print_plan(ctx: &Ctx, plan: &Value) -> anyhow::Result<()> {
     if ctx.output == Output::Json {
         return output::json(plan);
@@ -295,6 +352,15 @@ pub async fn deployments(ctx: &Ctx, command: DeploymentsCommand) -> anyhow::Resu
             if let Some(reason) = status["reason"].as_str() {
                 println!("\nreason: {reason}");
             }
+            Ok(())
+        }
+        DeploymentsCommand::Info { id, events, target } => {
+            let record =
+                call(ctx, &target, "/dms/node/deployment/manifest", json!({ "id": id })).await?;
+            if ctx.output == Output::Json {
+                return output::json(&record);
+            }
+            print_info(&record, events);
             Ok(())
         }
         DeploymentsCommand::Manifest { id, target } => {

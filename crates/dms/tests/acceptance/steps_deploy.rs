@@ -118,6 +118,55 @@ async fn deploy_service_elsewhere(world: &mut DmsWorld) {
     deploy(world, &file, &[]).await;
 }
 
+#[when(
+    regex = r"^the devnet user deploys a WebAssembly service that exits with code (\d+) and may restart (\d+) times$"
+)]
+async fn deploy_crashing(world: &mut DmsWorld, code: u32, restarts: u32) {
+    let module = write(
+        world,
+        "exit.wat",
+        &format!(
+            "(module (import \"wasi_snapshot_preview1\" \"proc_exit\" (func $exit (param i32))) \
+             (memory (export \"memory\") 1) (func (export \"_start\") (call $exit (i32.const {code}))))"
+        ),
+    );
+    let text = wasm_ensemble("service", &module, "").replace(
+        "    execution:",
+        &format!("    restart: {{policy: on_failure, max_attempts: {restarts}, delay: 200ms}}\n    execution:"),
+    );
+    let file = write(world, "crashing.yaml", &text);
+    deploy(world, &file, &["--detach"]).await;
+    assert!(world.last().status.success(), "{}", world.last().stderr);
+}
+
+#[then(regex = r#"^the deployment eventually fails with "([^"]+)"$"#)]
+async fn eventually_fails(world: &mut DmsWorld, text: String) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = status(world).await;
+        if status["state"] == "failed" {
+            let reason = status["reason"].as_str().unwrap_or("");
+            assert!(reason.contains(&text), "{status:#}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "{status:#}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[then(regex = r#"^its events say "([^"]+)"$"#)]
+async fn events_say(world: &mut DmsWorld, text: String) {
+    let id = world.deployment.clone().expect("a deployment");
+    let out = devnet_cli(world, 0, &["deployments", "manifest", &id]).await;
+    assert!(out.status.success(), "{}", out.stderr);
+    let manifest: Value = serde_json::from_str(&out.stdout).expect("manifest JSON");
+    let events = manifest["events"].as_array().cloned().unwrap_or_default();
+    assert!(
+        events.iter().any(|e| e["message"].as_str().unwrap_or("").contains(&text)),
+        "{text:?} not in events: {events:#?}"
+    );
+}
+
 #[when("the devnet user deploys a WebAssembly task")]
 async fn deploy_task(world: &mut DmsWorld) {
     let file =

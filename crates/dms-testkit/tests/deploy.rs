@@ -1,0 +1,85 @@
+//! Deployments across in-process nodes (memory transport, one fake engine): placement on
+//! distinct providers, shutdown, and an impossible ensemble explained.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dms_executor::fake;
+use dms_orchestrator::{DeploymentState, NewDeployment, Registry};
+use dms_testkit::{Net, Options};
+use dms_types::resources::Resources;
+
+fn offer() -> Resources {
+    Resources { cpu_millicores: 4000, ram_bytes: 8 << 30, disk_bytes: 20 << 30, gpus: Vec::new() }
+}
+
+fn ensemble(nodes: usize, cores: f64) -> NewDeployment {
+    let mut text = String::from("version: V1\nallocations:\n");
+    for i in 0..nodes {
+        text.push_str(&format!(
+            "  s{i}:\n    type: service\n    executor: wasm\n    resources: {{cpu: {{cores: {cores}}}, ram: 16MiB}}\n    execution: {{module: https://example.invalid/s.wasm}}\n"
+        ));
+    }
+    text.push_str("nodes:\n");
+    for i in 0..nodes {
+        text.push_str(&format!("  n{i}: {{allocations: [s{i}]}}\n"));
+    }
+    let ensemble = dms_ensemble::load(&text).expect("valid ensemble").ensemble;
+    NewDeployment { ensemble, modules: Default::default(), timeout_ms: Some(20_000) }
+}
+
+async fn network(n: usize) -> (Net, Vec<Arc<Registry>>, Arc<fake::Executor>) {
+    let net = Net::start(n, Options::default()).await;
+    net.trust_all();
+    let engine = Arc::new(fake::Executor::new());
+    let mut registries = Vec::new();
+    for node in &net.nodes {
+        registries.push(node.serve_deployments(engine.clone(), offer()).await);
+    }
+    (net, registries, engine)
+}
+
+async fn settle(registry: &Registry, id: &str) -> dms_orchestrator::Status {
+    let mut after = 0;
+    loop {
+        let status = registry.status(id, after, Duration::from_secs(5)).await.expect("status");
+        after = status.events.last().map_or(after, |e| e.seq);
+        if status.state == DeploymentState::Running || status.state.is_terminal() {
+            return status;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_land_on_distinct_providers_and_shut_down() {
+    let (net, registries, engine) = network(4).await;
+    let id = registries[0].create(ensemble(3, 0.5)).expect("submitted");
+    let status = settle(&registries[0], &id).await;
+    assert_eq!(status.state, DeploymentState::Running, "{status:#?}");
+    let peers: std::collections::BTreeSet<_> =
+        status.allocations.values().filter_map(|a| a.peer.clone()).collect();
+    assert_eq!(peers.len(), 3, "three nodes, three machines: {status:#?}");
+    assert_eq!(engine.world().allocations().len(), 3);
+
+    let record = registries[0].shutdown(&id).await.expect("shutdown");
+    assert_eq!(record.state, DeploymentState::ShutDown);
+    for view in record.allocations.values() {
+        assert_eq!(view.status.state, dms_orchestrator::protocol::AllocationState::Stopped);
+    }
+    assert!(engine.world().allocations().is_empty(), "every execution removed");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_impossible_ensemble_fails_fast_with_every_reason() {
+    let (net, registries, _engine) = network(3).await;
+    let id = registries[0].create(ensemble(1, 64.0)).expect("submitted");
+    let started = std::time::Instant::now();
+    let status = settle(&registries[0], &id).await;
+    assert_eq!(status.state, DeploymentState::Failed);
+    let reason = status.reason.expect("a reason");
+    assert!(reason.contains("0 of 3 peers could take it"), "{reason}");
+    assert!(reason.contains("insufficient_cpu"), "{reason}");
+    assert!(started.elapsed() < Duration::from_secs(10), "fails early, not at the deadline");
+    net.shutdown().await;
+}
