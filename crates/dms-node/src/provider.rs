@@ -373,8 +373,9 @@ impl Provider {
                 )));
             }
         }
-        self.deps.manager.allocate(&request.reservation).map_err(failed)?;
-        let mut allocated = Allocated::default();
+        // The records are written lazily first; the durable allocation of the resources
+        // then flushes them too, so both survive a crash or neither does.
+        let mut records = Vec::new();
         for spec in request.allocations {
             let hosted = Hosted {
                 id: format!("{}.{}", request.deployment, spec.name),
@@ -390,7 +391,17 @@ impl Provider {
                 },
                 restart_times: Vec::new(),
             };
-            HOSTED.put_now(&self.deps.store, &hosted.id, &hosted).map_err(failed)?;
+            HOSTED.put_lazy(&self.deps.store, &hosted.id, &hosted).map_err(failed)?;
+            records.push(hosted);
+        }
+        if let Err(error) = self.deps.manager.allocate(&request.reservation) {
+            for hosted in &records {
+                let _ = HOSTED.delete_now(&self.deps.store, &hosted.id);
+            }
+            return Err(failed(error));
+        }
+        let mut allocated = Allocated::default();
+        for hosted in records {
             let actor = self.spawn_actor(&hosted)?;
             allocated.allocations.insert(hosted.spec.name.clone(), actor.handle().clone());
         }
@@ -455,11 +466,27 @@ impl Provider {
 
     /// Writes a status change; returns the record, or `None` when it is unchanged or gone.
     fn set_status(&self, id: &str, change: impl FnOnce(&mut Hosted)) -> Option<Hosted> {
+        self.set_status_with(true, id, change)
+    }
+
+    /// [`Provider::set_status`] written lazily (for the start path, which then flushes
+    /// in the background).
+    fn set_status_with(
+        &self,
+        durable: bool,
+        id: &str,
+        change: impl FnOnce(&mut Hosted),
+    ) -> Option<Hosted> {
         let _guard = self.records.lock().expect("records lock");
         let mut hosted = HOSTED.get_now(&self.deps.store, id).ok().flatten()?;
         let before = hosted.status.clone();
         change(&mut hosted);
-        if let Err(error) = HOSTED.put_now(&self.deps.store, id, &hosted) {
+        let written = if durable {
+            HOSTED.put_now(&self.deps.store, id, &hosted)
+        } else {
+            HOSTED.put_lazy(&self.deps.store, id, &hosted)
+        };
+        if let Err(error) = written {
             warn!(%id, %error, "Could not persist an allocation's status.");
         }
         (hosted.status != before).then_some(hosted)
@@ -478,7 +505,10 @@ impl Provider {
         match executor.start(spec).await {
             Ok(execution) => {
                 let start_us = u64::try_from(starting.elapsed().as_micros()).ok();
-                let updated = self.set_status(id, |h| {
+                // Answer first, flush right after: a crash in between leaves the record
+                // "allocated", and recovery still finds the workload (containers by
+                // label; WebAssembly runs die with the process anyway).
+                let updated = self.set_status_with(false, id, |h| {
                     h.execution = Some(execution.0.clone());
                     h.status = AllocationStatus {
                         state: AllocationState::Running,
@@ -488,6 +518,12 @@ impl Provider {
                     };
                 });
                 let status = updated.map(|h| h.status).unwrap_or_default();
+                let store = self.deps.store.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(error) = store.write(|_| Ok(())) {
+                        warn!(%error, "Could not flush an allocation's start.");
+                    }
+                });
                 tokio::spawn(self.clone().watch(id.to_string(), executor, execution));
                 Ok(status)
             }
@@ -830,8 +866,17 @@ impl Provider {
                 warn!(allocation = %id, %error, "Could not recreate an allocation actor.");
                 continue;
             }
-            let running =
-                matches!(h.status.state, AllocationState::Running | AllocationState::Starting);
+            // "Allocated" counts too: its start may have been written lazily and lost.
+            let running = matches!(
+                h.status.state,
+                AllocationState::Allocated | AllocationState::Running | AllocationState::Starting
+            );
+            if reattached.contains(&id) && h.status.state == AllocationState::Allocated {
+                self.set_status(&id, |h| {
+                    h.status.state = AllocationState::Running;
+                    h.status.started_ms.get_or_insert_with(now_ms);
+                });
+            }
             if running && !reattached.contains(&id) {
                 let lost = self.set_status(&id, |h| {
                     h.status.state = AllocationState::Failed;

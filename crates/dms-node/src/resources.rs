@@ -204,6 +204,23 @@ impl ResourceManager {
         &self,
         change: impl FnOnce(&mut State, &dms_store::WriteTx) -> Result<T, ResourceError>,
     ) -> Result<T, ResourceError> {
+        self.change_with(true, change)
+    }
+
+    /// A change that may be lost in a crash (reservations, which expire anyway): written
+    /// without flushing, made durable by the next durable change.
+    fn change_lazy<T>(
+        &self,
+        change: impl FnOnce(&mut State, &dms_store::WriteTx) -> Result<T, ResourceError>,
+    ) -> Result<T, ResourceError> {
+        self.change_with(false, change)
+    }
+
+    fn change_with<T>(
+        &self,
+        durable: bool,
+        change: impl FnOnce(&mut State, &dms_store::WriteTx) -> Result<T, ResourceError>,
+    ) -> Result<T, ResourceError> {
         let mut state = self.state.lock().expect("resource state lock is not poisoned");
         let mut next = State {
             onboarded: state.onboarded.clone(),
@@ -214,7 +231,7 @@ impl ResourceManager {
         let expired = next.expire(now);
         let mut outcome = None;
         let mut refusal = None;
-        self.store.write(|tx| {
+        let body = |tx: &dms_store::WriteTx| {
             for id in &expired {
                 RESERVATIONS.delete(tx, id)?;
             }
@@ -224,7 +241,8 @@ impl ResourceManager {
                 Err(other) => refusal = Some(other),
             }
             Ok(())
-        })?;
+        };
+        if durable { self.store.write(body) } else { self.store.write_lazy(body) }?;
         if let Some(refusal) = refusal {
             // The refused change wrote nothing; the expiries are committed.
             state.expire(now);
@@ -283,7 +301,7 @@ impl ResourceManager {
     ) -> Result<Reservation, ResourceError> {
         let expires_ms =
             (self.clock)().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        self.change(|state, tx| {
+        self.change_lazy(|state, tx| {
             if state.onboarded.is_none() {
                 return Err(ResourceError::NotOnboarded);
             }
@@ -310,7 +328,7 @@ impl ResourceManager {
     pub fn extend(&self, id: &str, ttl: Duration) -> Result<Reservation, ResourceError> {
         let now = (self.clock)();
         let expires_ms = now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-        self.change(|state, tx| {
+        self.change_lazy(|state, tx| {
             state.expire(now);
             let reservation = state
                 .reservations

@@ -56,7 +56,7 @@ pub fn register(actor: &Actor, registry: &Arc<Registry>) -> Result<(), ActorErro
         let r = r.clone();
         async move {
             let request: NewDeployment = message.json()?;
-            let id = r.create(request)?;
+            let id = r.create(request).await?;
             json_reply(&serde_json::json!({ "id": id }))
         }
     })?;

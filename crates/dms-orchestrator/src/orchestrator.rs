@@ -149,6 +149,55 @@ pub struct Orchestrator {
     cancel: AtomicBool,
     wake: Notify,
     placing: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    writer: Writer,
+}
+
+/// Writes a deployment's record to the store off the async path: in order, coalescing
+/// bursts (the latest record is written), flushing to disk when a change asked for it.
+struct Writer {
+    /// Something changed.
+    dirty: Arc<Notify>,
+    /// A change since the last write must be durable.
+    durable: Arc<AtomicBool>,
+    /// The highest event sequence number durably written.
+    flushed: watch::Receiver<u64>,
+}
+
+impl Writer {
+    fn start(
+        orchestrator: std::sync::Weak<Orchestrator>,
+        dirty: Arc<Notify>,
+        durable: Arc<AtomicBool>,
+        flushed: watch::Sender<u64>,
+    ) {
+        tokio::spawn(async move {
+            loop {
+                dirty.notified().await;
+                let Some(o) = orchestrator.upgrade() else { return };
+                let wants_durable = durable.swap(false, Ordering::SeqCst);
+                let record = o.snapshot();
+                let store = o.shared.store.clone();
+                drop(o);
+                let seq = record.next_seq;
+                let written = tokio::task::spawn_blocking(move || {
+                    if wants_durable {
+                        DEPLOYMENTS.put_now(&store, &record.id, &record)
+                    } else {
+                        DEPLOYMENTS.put_lazy(&store, &record.id, &record)
+                    }
+                })
+                .await;
+                match written {
+                    Ok(Ok(())) if wants_durable => {
+                        flushed.send_replace(seq);
+                    }
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => warn!(%error, "Could not persist a deployment."),
+                    Err(error) => warn!(%error, "The deployment writer failed."),
+                }
+            }
+        });
+    }
 }
 
 fn bad(reason: impl std::fmt::Display) -> ActorError {
@@ -179,6 +228,8 @@ impl Orchestrator {
             shared.verifier.clone(),
         );
         let (changed, _) = watch::channel(record.next_seq);
+        let (flushed_tx, flushed) = watch::channel(record.next_seq);
+        let (dirty, durable) = (Arc::new(Notify::new()), Arc::new(AtomicBool::new(false)));
         let orchestrator = Arc::new(Orchestrator {
             record: Mutex::new(record),
             changed,
@@ -187,7 +238,9 @@ impl Orchestrator {
             cancel: AtomicBool::new(false),
             wake: Notify::new(),
             placing: Mutex::new(None),
+            writer: Writer { dirty: dirty.clone(), durable: durable.clone(), flushed },
         });
+        Writer::start(Arc::downgrade(&orchestrator), dirty, durable, flushed_tx);
         let weak = Arc::downgrade(&orchestrator);
         let registered = orchestrator.actor.behavior(UPDATE, move |message| {
             let weak = weak.clone();
@@ -216,16 +269,39 @@ impl Orchestrator {
         message: impl Into<String>,
         change: impl FnOnce(&mut Deployment),
     ) {
+        self.change_at(allocation, message, change);
+    }
+
+    /// [`Orchestrator::change`], returning the event's sequence number.
+    fn change_at(
+        &self,
+        allocation: Option<&str>,
+        message: impl Into<String>,
+        change: impl FnOnce(&mut Deployment),
+    ) -> u64 {
         let mut record = self.record.lock().expect("deployment lock");
+        let before = Recovery::of(&record);
         change(&mut record);
         let message = message.into();
         let seq = record.event(allocation, message.clone()).seq;
         info!(deployment = %record.id, state = record.state.name(), allocation = allocation.unwrap_or(""), "{message}");
-        if let Err(error) = DEPLOYMENTS.put_now(&self.shared.store, &record.id, &record) {
-            warn!(deployment = %record.id, %error, "Could not persist the deployment.");
+        // What a restart needs is flushed to disk; progress notes ride along with the
+        // next flush. Writing happens off this task; `durable` waits for it where it
+        // matters.
+        if record.next_seq == 1 || Recovery::of(&record) != before {
+            self.writer.durable.store(true, Ordering::SeqCst);
         }
         drop(record);
+        self.writer.dirty.notify_one();
         self.changed.send_replace(seq);
+        seq
+    }
+
+    /// Waits until the record up to event `seq` is on disk.
+    async fn durable(&self, seq: u64) {
+        let mut flushed = self.writer.flushed.clone();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(30), flushed.wait_for(|f| *f >= seq)).await;
     }
 
     fn set_state(&self, state: DeploymentState, message: impl Into<String>) {
@@ -335,7 +411,10 @@ impl Orchestrator {
                     self.change(None, format!("cannot place yet: {reason}"), |_| {});
                 }
                 Ok(choice) => {
-                    self.release(&answers, &choice).await;
+                    // Unchosen reservations are released beside the commit, not before it.
+                    let releasing = self.clone();
+                    let (unchosen, kept) = (answers.clone(), choice.clone());
+                    tokio::spawn(async move { releasing.release(&unchosen, &kept).await });
                     let providers: BTreeMap<String, Handle> = answers
                         .iter()
                         .filter_map(|a| Some((a.peer.clone(), (self.shared.root_of)(&a.peer)?)))
@@ -513,7 +592,7 @@ impl Orchestrator {
             .iter()
             .map(|(n, p)| format!("{n} → {} ({:.2})", select::short(&p.provider.peer), p.score))
             .collect();
-        self.change(None, format!("chose {}; committing", text.join(", ")), |r| {
+        let chosen = self.change_at(None, format!("chose {}; committing", text.join(", ")), |r| {
             r.state = DeploymentState::Committing;
             r.placement = placement.clone();
             for view in r.allocations.values_mut() {
@@ -546,6 +625,10 @@ impl Orchestrator {
         if self.cancelled() {
             return Err((String::new(), "cancelled".into()));
         }
+        // Allocation actors outlive a crash of this node; the placement must be on disk
+        // first, so that a restart knows whom to revert. (Commits need not wait: their
+        // reservations lapse on their own.)
+        self.durable(chosen).await;
         self.set_state(DeploymentState::Allocating, "every provider committed; allocating");
         let mut calls = JoinSet::new();
         for (node, placed) in &placement {
@@ -771,6 +854,45 @@ impl Orchestrator {
     }
 }
 
+/// What resuming after a restart depends on: whether the deployment is being placed,
+/// runs, shuts down or ended; where it was placed; the allocation actors; how ended
+/// allocations ended; the peers not to ask again. A change to any of it is written
+/// durably.
+#[derive(PartialEq)]
+struct Recovery {
+    phase: u8,
+    state: Option<DeploymentState>,
+    placement: Vec<(String, String, String)>,
+    allocations: Vec<(Option<Handle>, Option<AllocationState>)>,
+    failed_peers: usize,
+}
+
+impl Recovery {
+    fn of(record: &Deployment) -> Recovery {
+        let phase = match record.state {
+            s if s.is_placing() => 0,
+            DeploymentState::Running => 1,
+            DeploymentState::ShuttingDown => 2,
+            _ => 3,
+        };
+        Recovery {
+            phase,
+            state: record.state.is_terminal().then_some(record.state),
+            placement: record
+                .placement
+                .iter()
+                .map(|(n, p)| (n.clone(), p.provider.peer.clone(), p.reservation.clone()))
+                .collect(),
+            allocations: record
+                .allocations
+                .values()
+                .map(|a| (a.handle.clone(), a.status.state.is_terminal().then_some(a.status.state)))
+                .collect(),
+            failed_peers: record.failed_peers.len(),
+        }
+    }
+}
+
 fn skipped(record: &Deployment) -> BTreeSet<String> {
     record.failed_peers.iter().chain(&record.ensemble.exclude_peers).cloned().collect()
 }
@@ -885,7 +1007,7 @@ impl Registry {
     }
 
     /// Creates a deployment and starts placing it; returns its id at once.
-    pub fn create(&self, request: NewDeployment) -> Result<String, ActorError> {
+    pub async fn create(&self, request: NewDeployment) -> Result<String, ActorError> {
         Registry::check(&request)?;
         let id = format!("d-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
         let timeout = request
@@ -928,10 +1050,16 @@ impl Registry {
             next_seq: 0,
         };
         let orchestrator = Orchestrator::spawn(self.shared.clone(), record);
-        orchestrator.change(None, format!("submitted; placement deadline in {timeout:?}"), |_| {});
+        let submitted = orchestrator.change_at(
+            None,
+            format!("submitted; placement deadline in {timeout:?}"),
+            |_| {},
+        );
         self.deployments.write().expect("registry lock").insert(id.clone(), orchestrator.clone());
         let task = tokio::spawn(orchestrator.clone().place());
         *orchestrator.placing.lock().expect("placing lock") = Some(task);
+        // Bids go out meanwhile; the caller hears "submitted" once it is on disk.
+        orchestrator.durable(submitted).await;
         Ok(id)
     }
 

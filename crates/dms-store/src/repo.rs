@@ -165,6 +165,16 @@ impl<V: Serialize + DeserializeOwned> Repo<V> {
         store.write(|tx| self.put(tx, key, value))
     }
 
+    /// [`Repo::put`] in its own lazy transaction ([`Store::write_lazy`]): visible at
+    /// once, durable with the next durable write.
+    ///
+    /// # Errors
+    ///
+    /// As [`Repo::put`] and [`Store::write`].
+    pub fn put_lazy(&self, store: &Store, key: &str, value: &V) -> Result<(), Error> {
+        store.write_lazy(|tx| self.put(tx, key, value))
+    }
+
     /// [`Repo::get`] from a fresh snapshot.
     ///
     /// # Errors

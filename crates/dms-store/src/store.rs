@@ -102,8 +102,33 @@ impl Store {
     /// - [`Error::Storage`] if the transaction cannot begin.
     /// - [`Error::Commit`] if the commit fails (see that variant for the resulting state).
     pub fn write<T>(&self, f: impl FnOnce(&WriteTx) -> Result<T, Error>) -> Result<T, Error> {
+        self.write_with(true, f)
+    }
+
+    /// Like [`Store::write`], but the commit is not flushed to disk: it is visible to
+    /// every later read at once, and becomes durable with the next [`Store::write`]. A
+    /// crash before that loses it (and every lazy write since the last durable one),
+    /// never half of it. For state that is cheap to lose: progress notes, short-lived
+    /// reservations.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::write`].
+    pub fn write_lazy<T>(&self, f: impl FnOnce(&WriteTx) -> Result<T, Error>) -> Result<T, Error> {
+        self.write_with(false, f)
+    }
+
+    fn write_with<T>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&WriteTx) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let _guard = WriteGuard::enter(&self.inner)?;
-        let tx = WriteTx { inner: self.inner.db.begin_write().map_err(storage)? };
+        let mut inner = self.inner.db.begin_write().map_err(storage)?;
+        if !durable {
+            inner.set_durability(redb::Durability::None).map_err(storage)?;
+        }
+        let tx = WriteTx { inner };
         match f(&tx) {
             Ok(value) => {
                 tx.inner.commit().map_err(Error::Commit)?;

@@ -53,7 +53,7 @@ async fn settle(registry: &Registry, id: &str) -> dms_orchestrator::Status {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_land_on_distinct_providers_and_shut_down() {
     let (net, registries, engine) = network(4).await;
-    let id = registries[0].create(ensemble(3, 0.5)).expect("submitted");
+    let id = registries[0].create(ensemble(3, 0.5)).await.expect("submitted");
     let status = settle(&registries[0], &id).await;
     assert_eq!(status.state, DeploymentState::Running, "{status:#?}");
     let peers: std::collections::BTreeSet<_> =
@@ -73,7 +73,7 @@ async fn services_land_on_distinct_providers_and_shut_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_impossible_ensemble_fails_fast_with_every_reason() {
     let (net, registries, _engine) = network(3).await;
-    let id = registries[0].create(ensemble(1, 64.0)).expect("submitted");
+    let id = registries[0].create(ensemble(1, 64.0)).await.expect("submitted");
     let started = std::time::Instant::now();
     let status = settle(&registries[0], &id).await;
     assert_eq!(status.state, DeploymentState::Failed);
