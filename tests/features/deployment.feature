@@ -36,6 +36,13 @@ Feature: Deploying ensembles across a network
     And the error says "0 of 3 peers could take it"
     And the error says "insufficient_ram (needs 16.0 GiB RAM, 1.0 GiB free"
 
+  Scenario: A deployment waiting for resources says why, and can be cancelled
+    Given a WebAssembly service taking 0.75 CPU runs on every node
+    When the devnet user submits a WebAssembly service needing 0.5 CPU
+    Then the deployment list shows it pending because of "insufficient_cpu"
+    When the devnet user shuts the deployment down
+    Then the deployment is "shut_down"
+
   Scenario: A provider that fails its commit is skipped and the deployment succeeds elsewhere
     Given node 1 holds bid reservations for only 1ms and offers the tightest fit
     When the devnet user deploys a WebAssembly task

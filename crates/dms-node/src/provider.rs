@@ -187,13 +187,10 @@ impl Provider {
             let p = p.clone();
             async move {
                 let commit: Commit = message.json()?;
-                if !commit
-                    .reservation
-                    .starts_with(&format!("{}/{}/", commit.deployment, commit.node))
-                {
+                if !commit.reservation.starts_with(&format!("{}/", commit.deployment)) {
                     return Err(bad(format!(
-                        "reservation {} is not for {}/{}",
-                        commit.reservation, commit.deployment, commit.node
+                        "reservation {} is not for deployment {}",
+                        commit.reservation, commit.deployment
                     )));
                 }
                 let reservation =
@@ -246,7 +243,11 @@ impl Provider {
             for ask in &request.nodes {
                 answer.refusals.push(Refusal {
                     node: ask.node.clone(),
-                    reasons: vec![Reason { code: code.into(), message: message.clone() }],
+                    reasons: vec![Reason {
+                        transient: false,
+                        code: code.into(),
+                        message: message.clone(),
+                    }],
                 });
             }
         };
@@ -285,11 +286,13 @@ impl Provider {
             .collect();
         let ttl = Duration::from_millis(request.reservation_ms.max(1))
             .min(self.deps.settings.max_reservation);
+        let mut claims = Vec::new();
         for ask in &request.nodes {
             if ask.pinned.as_ref().is_some_and(|p| *p != me) {
                 answer.refusals.push(Refusal {
                     node: ask.node.clone(),
                     reasons: vec![Reason {
+                        transient: false,
                         code: "pinned_elsewhere".into(),
                         message: "the node is pinned to another peer".into(),
                     }],
@@ -302,6 +305,7 @@ impl Provider {
                 .iter()
                 .filter(|e| !machine.executors.contains(e))
                 .map(|e| Reason {
+                    transient: false,
                     code: "executor".into(),
                     message: format!("no {e} executor here"),
                 })
@@ -309,8 +313,25 @@ impl Provider {
             reasons.extend(location_reasons(ask, machine.location.as_ref()));
             let mut requirements = ask.requirements.clone();
             requirements.executors.clear();
+            // Short of free resources the machine has in total: that passes when
+            // allocations end.
+            let fits_offer = self
+                .deps
+                .manager
+                .status()
+                .onboarded
+                .is_some_and(|offer| requirements.claim(&offer.resources).is_some());
             reasons.extend(explain(&requirements, &machine).into_iter().map(|m| {
+                use dms_types::capability::MismatchCode as C;
+                let shortage = matches!(
+                    m.code,
+                    C::InsufficientCpu
+                        | C::InsufficientRam
+                        | C::InsufficientDisk
+                        | C::InsufficientGpus
+                );
                 Reason {
+                    transient: shortage && fits_offer,
                     code: serde_json::to_value(m.code)
                         .ok()
                         .and_then(|v| v.as_str().map(String::from))
@@ -324,42 +345,49 @@ impl Provider {
                 continue;
             };
             let score = score(&requirements, &machine).unwrap_or(0.0);
-            let (reservation, expires_ms) = if request.dry_run {
-                (String::new(), 0)
-            } else {
-                let id =
-                    format!("{}/{}/{:08x}", request.deployment, ask.node, rand::random::<u32>());
-                match self.deps.manager.reserve(&id, claim, ttl) {
-                    Ok(r) => (r.id, r.expires_ms),
-                    Err(error) => {
-                        answer.refusals.push(Refusal {
-                            node: ask.node.clone(),
-                            reasons: vec![Reason {
-                                code: "reserve_failed".into(),
-                                message: error.to_string(),
-                            }],
-                        });
-                        continue;
-                    }
-                }
-            };
+            claims.push(claim);
             answer.bids.push(Bid {
                 node: ask.node.clone(),
-                reservation,
-                expires_ms,
+                reservation: String::new(),
+                expires_ms: 0,
                 machine,
                 score,
                 rtt_ms: rtt_ms.clone(),
             });
         }
+        // A provider takes at most one node of a deployment (nodes are distinct
+        // machines), so one reservation covering the largest of its bids backs them all.
+        if !request.dry_run && !answer.bids.is_empty() {
+            let id = format!("{}/{:08x}", request.deployment, rand::random::<u32>());
+            match self.deps.manager.reserve(&id, largest(&claims), ttl) {
+                Ok(reservation) => {
+                    for bid in &mut answer.bids {
+                        bid.reservation = reservation.id.clone();
+                        bid.expires_ms = reservation.expires_ms;
+                    }
+                }
+                Err(error) => {
+                    for bid in std::mem::take(&mut answer.bids) {
+                        answer.refusals.push(Refusal {
+                            node: bid.node,
+                            reasons: vec![Reason {
+                                transient: true,
+                                code: "reserve_failed".into(),
+                                message: error.to_string(),
+                            }],
+                        });
+                    }
+                }
+            }
+        }
         answer
     }
 
     async fn allocate(self: &Arc<Self>, request: Allocate) -> Result<Allocated, ActorError> {
-        if !request.reservation.starts_with(&format!("{}/{}/", request.deployment, request.node)) {
+        if !request.reservation.starts_with(&format!("{}/", request.deployment)) {
             return Err(bad(format!(
-                "reservation {} is not for {}/{}",
-                request.reservation, request.deployment, request.node
+                "reservation {} is not for deployment {}",
+                request.reservation, request.deployment
             )));
         }
         // Check every workload before taking the resources.
@@ -373,6 +401,7 @@ impl Provider {
                 )));
             }
         }
+        let (needed, gpus) = node_resources(&request.allocations);
         // The records are written lazily first; the durable allocation of the resources
         // then flushes them too, so both survive a crash or neither does.
         let mut records = Vec::new();
@@ -394,7 +423,7 @@ impl Provider {
             HOSTED.put_lazy(&self.deps.store, &hosted.id, &hosted).map_err(failed)?;
             records.push(hosted);
         }
-        if let Err(error) = self.deps.manager.allocate(&request.reservation) {
+        if let Err(error) = self.deps.manager.allocate_as(&request.reservation, needed, gpus) {
             for hosted in &records {
                 let _ = HOSTED.delete_now(&self.deps.store, &hosted.id);
             }
@@ -803,13 +832,13 @@ impl Provider {
 
     /// Releases reservations and stops allocations of a deployment (one node of it).
     async fn revert(&self, deployment: &str, node: Option<&str>) -> usize {
-        let prefix = match node {
-            Some(node) => format!("{deployment}/{node}/"),
-            None => format!("{deployment}/"),
-        };
+        // Reservations back every bid of a deployment at once, so only a whole revert
+        // releases them; a revert of one node stops that node's allocations.
+        let prefix = format!("{deployment}/");
         let mut released = 0;
         for reservation in self.deps.manager.status().reservations {
-            if reservation.id.starts_with(&prefix)
+            if node.is_none()
+                && reservation.id.starts_with(&prefix)
                 && self.deps.manager.release(&reservation.id).unwrap_or(false)
             {
                 released += 1;
@@ -899,6 +928,40 @@ impl Provider {
     }
 }
 
+/// Component by component, the largest of `claims` (GPUs: the longest list).
+fn largest(claims: &[dms_types::resources::Resources]) -> dms_types::resources::Resources {
+    let mut out = dms_types::resources::Resources::default();
+    for c in claims {
+        out.cpu_millicores = out.cpu_millicores.max(c.cpu_millicores);
+        out.ram_bytes = out.ram_bytes.max(c.ram_bytes);
+        out.disk_bytes = out.disk_bytes.max(c.disk_bytes);
+        if c.gpus.len() > out.gpus.len() {
+            out.gpus = c.gpus.clone();
+        }
+    }
+    out
+}
+
+/// What a node's allocations need together: CPU, memory and disk, and how many GPUs
+/// (which ones is the reservation's choice).
+fn node_resources(specs: &[AllocationSpec]) -> (dms_types::resources::Resources, usize) {
+    let mut out = dms_types::resources::Resources::default();
+    let mut gpus = 0usize;
+    for spec in specs {
+        gpus += spec.allocation.resources.gpus.iter().map(|g| g.count as usize).sum::<usize>();
+        let r = &spec.allocation.resources;
+        let millicores = (r.cpu.cores * 1000.0).ceil();
+        out.cpu_millicores = out.cpu_millicores.saturating_add(if millicores.is_finite() {
+            millicores as u64
+        } else {
+            0
+        });
+        out.ram_bytes = out.ram_bytes.saturating_add(r.ram.0);
+        out.disk_bytes = out.disk_bytes.saturating_add(r.disk.map_or(0, |d| d.0));
+    }
+    (out, gpus)
+}
+
 /// The executor's spec of a hosted allocation.
 fn executor_spec(hosted: &Hosted) -> Result<Spec, String> {
     let mut spec = Spec::new(&hosted.id, &hosted.deployment, workload(&hosted.spec)?);
@@ -953,10 +1016,12 @@ fn location_reasons(ask: &NodeAsk, here: Option<&dms_types::capability::Location
     if !ask.accept.is_empty() {
         match here {
             None => reasons.push(Reason {
+                transient: false,
                 code: "location".into(),
                 message: "this node does not say where it is (deployment.location)".into(),
             }),
             Some(here) if !ask.accept.iter().any(|a| a.includes(here)) => reasons.push(Reason {
+                transient: false,
                 code: "location".into(),
                 message: format!(
                     "this node is in {}, not in {}",
@@ -971,6 +1036,7 @@ fn location_reasons(ask: &NodeAsk, here: Option<&dms_types::capability::Location
         && let Some(rejected) = ask.reject.iter().find(|r| r.includes(here))
     {
         reasons.push(Reason {
+            transient: false,
             code: "location".into(),
             message: format!(
                 "this node is in {}, which the ensemble rejects ({})",

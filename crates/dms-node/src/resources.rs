@@ -355,6 +355,36 @@ impl ResourceManager {
         })
     }
 
+    /// Turns a live reservation into an allocation of `wanted` CPU, memory and disk and
+    /// `gpus` of the reserved GPUs, which must fit in it; the rest of the reservation is
+    /// freed. (A bid's reservation covers the largest node it bid on; the node it won
+    /// may need less.)
+    pub fn allocate_as(
+        &self,
+        id: &str,
+        wanted: Resources,
+        gpus: usize,
+    ) -> Result<Resources, ResourceError> {
+        self.change(|state, tx| {
+            let reservation = state
+                .reservations
+                .remove(id)
+                .ok_or_else(|| ResourceError::NoReservation { id: id.into() })?;
+            let mut wanted = wanted;
+            wanted.gpus = reservation.resources.gpus.iter().take(gpus).cloned().collect();
+            if !wanted.fits_in(&reservation.resources) || wanted.gpus.len() < gpus {
+                return Err(ResourceError::Insufficient {
+                    needs: wanted.to_string(),
+                    free: reservation.resources.to_string(),
+                });
+            }
+            RESERVATIONS.delete(tx, id)?;
+            ALLOCATIONS.put(tx, id, &wanted)?;
+            state.allocations.insert(id.into(), wanted.clone());
+            Ok(wanted)
+        })
+    }
+
     /// Gives back a reservation or an allocation; `false` when `id` held nothing.
     pub fn release(&self, id: &str) -> Result<bool, ResourceError> {
         self.change(|state, tx| {

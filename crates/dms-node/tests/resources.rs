@@ -180,3 +180,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_reservation_can_become_a_smaller_allocation_and_frees_the_rest() {
+    let f = Fixture::new();
+    let m = f.open();
+    m.onboard(res(4000, 8, 100), &machine()).expect("onboard");
+    m.reserve("d-1/a", res(2000, 4, 10), Duration::from_secs(30)).expect("reserve");
+    m.extend("d-1/a", Duration::from_secs(60)).expect("commit extends");
+    let taken = m.allocate_as("d-1/a", res(500, 1, 0), 0).expect("allocate part");
+    assert_eq!(taken, res(500, 1, 0));
+    assert_eq!(m.status().free, res(3500, 7, 100), "the rest of the reservation is free");
+    m.reserve("d-2/a", res(1000, 1, 1), Duration::from_secs(30)).expect("reserve");
+    let error = m.allocate_as("d-2/a", res(2000, 1, 1), 0).expect_err("more than reserved");
+    assert!(matches!(error, ResourceError::Insufficient { .. }), "{error}");
+    assert!(m.status().reservations.iter().any(|r| r.id == "d-2/a"), "a refusal keeps it");
+    f.advance(Duration::from_secs(31));
+    let error = m.extend("d-2/a", Duration::from_secs(60)).expect_err("lapsed");
+    assert!(matches!(error, ResourceError::NoReservation { .. }), "{error}");
+}

@@ -404,11 +404,21 @@ impl Orchestrator {
                     self.release(&answers, &BTreeMap::new()).await;
                     same_reason = if reason == last_reason { same_reason + 1 } else { 1 };
                     last_reason = reason.clone();
-                    if same_reason >= 3 {
+                    // Only lasting reasons end it early: resources in use may free up.
+                    let lasting = !answers.is_empty()
+                        && !answers
+                            .iter()
+                            .flat_map(|a| &a.refusals)
+                            .flat_map(|r| &r.reasons)
+                            .any(|r| r.transient);
+                    if lasting && same_reason >= 3 {
                         self.fail(format!("cannot be placed: {reason}"));
                         return;
                     }
-                    self.change(None, format!("cannot place yet: {reason}"), |_| {});
+                    // A pending deployment says why it is pending (`dms deployments list`).
+                    self.change(None, format!("cannot place yet: {reason}"), |r| {
+                        r.reason = Some(format!("pending: {reason}"));
+                    });
                 }
                 Ok(choice) => {
                     // Unchosen reservations are released beside the commit, not before it.
@@ -436,6 +446,7 @@ impl Orchestrator {
                                 ),
                                 |r| {
                                     r.failed_peers.insert(peer.clone());
+                                    r.reason = Some(format!("pending: {reason}"));
                                     r.placement.clear();
                                     for view in r.allocations.values_mut() {
                                         view.peer = None;
@@ -545,24 +556,20 @@ impl Orchestrator {
 
     /// Releases the reservations of bids that were not chosen.
     async fn release(&self, answers: &[BidAnswer], chosen: &BTreeMap<String, select::Choice>) {
+        // A provider's bids share one reservation: keep it whole when one of them won.
         let mut calls = JoinSet::new();
         for answer in answers {
-            for bid in &answer.bids {
-                let kept = chosen.get(&bid.node).is_some_and(|c| c.peer == answer.peer);
-                if kept || bid.reservation.is_empty() {
-                    continue;
-                }
-                let Some(to) = (self.shared.root_of)(&answer.peer) else { continue };
-                let revert = Revert {
-                    deployment: self.actor.handle().inbox.clone(),
-                    node: Some(bid.node.clone()),
-                };
-                let actor = self.actor.clone();
-                let timeout = self.shared.settings.call_timeout;
-                calls.spawn(async move {
-                    let _ = call::<serde_json::Value>(&actor, &to, REVERT, &revert, timeout).await;
-                });
+            let won = chosen.values().any(|c| c.peer == answer.peer);
+            if won || answer.bids.iter().all(|b| b.reservation.is_empty()) {
+                continue;
             }
+            let Some(to) = (self.shared.root_of)(&answer.peer) else { continue };
+            let revert = Revert { deployment: self.actor.handle().inbox.clone(), node: None };
+            let actor = self.actor.clone();
+            let timeout = self.shared.settings.call_timeout;
+            calls.spawn(async move {
+                let _ = call::<serde_json::Value>(&actor, &to, REVERT, &revert, timeout).await;
+            });
         }
         while calls.join_next().await.is_some() {}
     }
@@ -724,9 +731,7 @@ impl Orchestrator {
         }
         self.change(None, "every allocation started", |r| {
             r.state = r.settled();
-            if r.state == DeploymentState::Failed {
-                r.reason = first_failure(r);
-            }
+            r.reason = (r.state == DeploymentState::Failed).then(|| first_failure(r)).flatten();
         });
         Ok(())
     }

@@ -116,6 +116,11 @@ pub struct Refusal {
 /// `contract_required`, `excluded`, `pinned_elsewhere`, `reserve_failed`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
+    /// Whether it may pass: resources the machine has but are in use now. The
+    /// orchestrator keeps trying until its deadline while such reasons block a node,
+    /// and gives up early when only lasting ones do.
+    #[serde(default)]
+    pub transient: bool,
     /// For programs.
     pub code: String,
     /// For people.

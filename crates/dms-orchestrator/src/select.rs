@@ -93,6 +93,11 @@ pub fn place(
         "every node has bids, but no choice gives each node its own peer with the edges' \
          latency limits met",
     );
+    let skipped = answers.iter().filter(|a| skip.contains(&a.peer)).count();
+    if skipped > 0 {
+        let _ =
+            write!(reason, " ({skipped} peers skipped: excluded or failed this deployment before)");
+    }
     if !edges.is_empty() {
         let _ = write!(reason, " (edges: {})", edges_text(edges));
     }
@@ -302,7 +307,11 @@ mod tests {
             bids: Vec::new(),
             refusals: vec![Refusal {
                 node: "main".into(),
-                reasons: vec![Reason { code: code.into(), message: message.into() }],
+                reasons: vec![Reason {
+                    transient: false,
+                    code: code.into(),
+                    message: message.into(),
+                }],
             }],
         };
         let answers = [

@@ -353,6 +353,21 @@ mod tests {
     }
 
     #[test]
+    fn lazy_writes_are_visible_at_once_and_kept_by_the_next_durable_write() {
+        const REPO: crate::Repo<u32> = crate::Repo::new("lazy_test");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dms.redb");
+        let store = Store::open(&path).expect("open");
+        REPO.put_lazy(&store, "a", &1).expect("lazy write");
+        assert_eq!(REPO.get_now(&store, "a").expect("read"), Some(1), "visible at once");
+        REPO.put_now(&store, "b", &2).expect("durable write");
+        drop(store);
+        let store = Store::open(&path).expect("reopen");
+        assert_eq!(REPO.get_now(&store, "a").expect("read"), Some(1), "flushed with b");
+        assert_eq!(REPO.get_now(&store, "b").expect("read"), Some(2));
+    }
+
+    #[test]
     fn open_creates_parent_directories() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("a").join("b").join("dms.redb");

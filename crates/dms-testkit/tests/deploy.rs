@@ -55,7 +55,14 @@ async fn services_land_on_distinct_providers_and_shut_down() {
     let (net, registries, engine) = network(4).await;
     let id = registries[0].create(ensemble(3, 0.5)).await.expect("submitted");
     let status = settle(&registries[0], &id).await;
-    assert_eq!(status.state, DeploymentState::Running, "{status:#?}");
+    let events: Vec<String> = registries[0]
+        .manifest(&id)
+        .expect("manifest")
+        .events
+        .iter()
+        .map(|e| e.message.clone())
+        .collect();
+    assert_eq!(status.state, DeploymentState::Running, "{events:#?}");
     let peers: std::collections::BTreeSet<_> =
         status.allocations.values().filter_map(|a| a.peer.clone()).collect();
     assert_eq!(peers.len(), 3, "three nodes, three machines: {status:#?}");

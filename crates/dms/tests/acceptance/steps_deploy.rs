@@ -167,6 +167,57 @@ async fn events_say(world: &mut DmsWorld, text: String) {
     );
 }
 
+#[given(regex = r"^a WebAssembly service taking (\S+) CPU runs on every node$")]
+async fn fill_nodes(world: &mut DmsWorld, cores: String) {
+    let module = spin_module(world);
+    let count = world.devnet.as_ref().expect("devnet")["nodes"].as_array().map_or(0, Vec::len);
+    let mut text = String::from("version: V1\nallocations:\n");
+    for i in 0..count {
+        text.push_str(&format!(
+            "  fill{i}:\n    type: service\n    executor: wasm\n    resources: {{cpu: {{cores: {cores}}}, ram: 16MiB}}\n    execution: {{module: {module}}}\n"
+        ));
+    }
+    text.push_str("nodes:\n");
+    for i in 0..count {
+        text.push_str(&format!("  n{i}: {{allocations: [fill{i}]}}\n"));
+    }
+    let file = write(world, "fill.yaml", &text);
+    deploy(world, &file, &[]).await;
+    assert!(world.last().status.success(), "{}\n{}", world.last().stdout, world.last().stderr);
+}
+
+#[when(regex = r"^the devnet user submits a WebAssembly service needing (\S+) CPU$")]
+async fn submit_service(world: &mut DmsWorld, cores: String) {
+    let module = spin_module(world);
+    let text =
+        wasm_ensemble("service", &module, "").replace("cores: 0.25", &format!("cores: {cores}"));
+    let file = write(world, "waiting.yaml", &text);
+    deploy(world, &file, &["--detach"]).await;
+    assert!(world.last().status.success(), "{}", world.last().stderr);
+}
+
+#[then(regex = r#"^the deployment list shows it pending because of "([^"]+)"$"#)]
+async fn pending_because(world: &mut DmsWorld, text: String) {
+    let id = world.deployment.clone().expect("a deployment");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = devnet_cli(world, 0, &["deployments", "list", "-o", "json"]).await;
+        assert!(out.status.success(), "{}", out.stderr);
+        let list: Value = serde_json::from_str(&out.stdout).expect("list JSON");
+        let entry = list.as_array().into_iter().flatten().find(|d| d["id"] == id.as_str()).cloned();
+        if let Some(entry) = &entry
+            && entry["state"] == "bidding"
+            && entry["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("pending") && r.contains(&text))
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{entry:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[when("the devnet user deploys a WebAssembly task")]
 async fn deploy_task(world: &mut DmsWorld) {
     let file =
