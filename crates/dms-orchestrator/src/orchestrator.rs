@@ -388,6 +388,19 @@ impl Orchestrator {
                 return;
             }
             let attempt = record.attempts + 1;
+            if attempt == 1 {
+                for edge in record.ensemble.edges.iter().filter(|e| e.min_bandwidth.is_some()) {
+                    self.change(
+                        None,
+                        format!(
+                            "edge {}–{}: min_bandwidth cannot be checked (providers do not \
+                             measure bandwidth yet); placing without it",
+                            edge.source, edge.target
+                        ),
+                        |_| {},
+                    );
+                }
+            }
             self.change(None, format!("attempt {attempt}: asking for bids"), |r| {
                 r.state = DeploymentState::Bidding;
                 r.attempts = attempt;
