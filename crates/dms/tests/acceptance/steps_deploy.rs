@@ -302,6 +302,16 @@ async fn spread(world: &mut DmsWorld, state: String, allocations: usize, peers: 
     }
 }
 
+#[then(r#""dms deployments info" shows where each node went and the latest events"#)]
+async fn info(world: &mut DmsWorld) {
+    let id = world.deployment.clone().expect("a deployment");
+    let out = devnet_cli(world, 0, &["deployments", "info", &id]).await;
+    assert!(out.status.success(), "{}", out.stderr);
+    for text in ["PROVIDER", "first", "second", "latest events:", "every allocation started"] {
+        assert!(out.stdout.contains(text), "{text:?} not in:\n{}", out.stdout);
+    }
+}
+
 async fn free_of_all(world: &DmsWorld) -> Vec<Value> {
     let count = world.devnet.as_ref().expect("devnet")["nodes"].as_array().map_or(0, Vec::len);
     let mut free = Vec::new();
