@@ -161,6 +161,10 @@ struct Writer {
     durable: Arc<AtomicBool>,
     /// The highest event sequence number durably written.
     flushed: watch::Receiver<u64>,
+    /// Set when the deployment is pruned: the writer ends without writing again.
+    closed: Arc<AtomicBool>,
+    /// Held for each write, so that a prune can wait out the write in progress.
+    writing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Writer {
@@ -169,10 +173,16 @@ impl Writer {
         dirty: Arc<Notify>,
         durable: Arc<AtomicBool>,
         flushed: watch::Sender<u64>,
+        closed: Arc<AtomicBool>,
+        writing: Arc<tokio::sync::Mutex<()>>,
     ) {
         tokio::spawn(async move {
             loop {
                 dirty.notified().await;
+                let _writing = writing.lock().await;
+                if closed.load(Ordering::SeqCst) {
+                    return;
+                }
                 let Some(o) = orchestrator.upgrade() else { return };
                 let wants_durable = durable.swap(false, Ordering::SeqCst);
                 let record = o.snapshot();
@@ -230,6 +240,8 @@ impl Orchestrator {
         let (changed, _) = watch::channel(record.next_seq);
         let (flushed_tx, flushed) = watch::channel(record.next_seq);
         let (dirty, durable) = (Arc::new(Notify::new()), Arc::new(AtomicBool::new(false)));
+        let closed = Arc::new(AtomicBool::new(false));
+        let writing = Arc::new(tokio::sync::Mutex::new(()));
         let orchestrator = Arc::new(Orchestrator {
             record: Mutex::new(record),
             changed,
@@ -238,9 +250,15 @@ impl Orchestrator {
             cancel: AtomicBool::new(false),
             wake: Notify::new(),
             placing: Mutex::new(None),
-            writer: Writer { dirty: dirty.clone(), durable: durable.clone(), flushed },
+            writer: Writer {
+                dirty: dirty.clone(),
+                durable: durable.clone(),
+                flushed,
+                closed: closed.clone(),
+                writing: writing.clone(),
+            },
         });
-        Writer::start(Arc::downgrade(&orchestrator), dirty, durable, flushed_tx);
+        Writer::start(Arc::downgrade(&orchestrator), dirty, durable, flushed_tx, closed, writing);
         let weak = Arc::downgrade(&orchestrator);
         let registered = orchestrator.actor.behavior(UPDATE, move |message| {
             let weak = weak.clone();
@@ -1202,7 +1220,14 @@ impl Registry {
             }
             let id = orchestrator.actor.handle().inbox.clone();
             orchestrator.actor.stop();
-            if let Err(error) = DEPLOYMENTS.delete_now(&self.shared.store, &id) {
+            // End the writer first (waiting out a write in progress), so that no late
+            // write brings the record back after it is deleted.
+            orchestrator.writer.closed.store(true, Ordering::SeqCst);
+            let writing = orchestrator.writer.writing.clone().lock_owned().await;
+            orchestrator.writer.dirty.notify_one();
+            let deleted = DEPLOYMENTS.delete_now(&self.shared.store, &id);
+            drop(writing);
+            if let Err(error) = deleted {
                 warn!(%id, %error, "Could not delete a pruned deployment.");
                 continue;
             }
