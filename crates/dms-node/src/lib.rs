@@ -1,7 +1,8 @@
 //! The dms node: configuration, home layout and the composition root [`run`].
 //!
 //! `run` reads top to bottom as the start-up order: check the configuration, unlock the
-//! node key, open the store, bind the API, say "ready"; then, on the shutdown signal,
+//! node key, open the store, start the network, the provider and the deployment
+//! registry, bind the API, say "ready"; then, on the shutdown signal,
 //! stop accepting, let in-flight requests finish (bounded by `node.shutdown_timeout`),
 //! record the clean stop and close the store.
 //!
@@ -12,6 +13,8 @@
 //! - [`behaviors`]: the root actor's network and capability behaviors.
 //! - [`resources`]: the resource manager (onboarded, committed, allocated, free).
 //! - [`onboarding`]: onboarding, resources and hardware behaviors, benchmarks.
+//! - [`provider`]: bids, commit/allocate/revert, allocation actors running workloads;
+//!   [`start_deployments`] wires it and the orchestrator registry onto the root actor.
 
 pub mod behaviors;
 pub mod config;

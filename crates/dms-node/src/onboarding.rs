@@ -146,7 +146,7 @@ impl Deps {
         let machine = Machine {
             free: status.free,
             architecture: hardware.cpu.architecture.clone(),
-            benchmarks: self.latest_benchmark().as_ref().map(scores),
+            benchmarks: benchmark_scores(&self.store),
             ..Machine::default()
         };
         if let Err(error) = CAPABILITY.put_now(&self.store, LATEST, &machine) {

@@ -259,14 +259,14 @@ impl Provider {
             );
             return answer;
         }
-        if self.deps.manager.status().onboarded.is_none() {
+        let Some(offer) = self.deps.manager.status().onboarded.map(|o| o.resources) else {
             refuse_all(
                 &mut answer,
                 "not_onboarded",
                 "this node offers no resources (`dms onboard`)".into(),
             );
             return answer;
-        }
+        };
         if self.deps.settings.require_contract && request.contracts.is_empty() {
             refuse_all(
                 &mut answer,
@@ -286,6 +286,9 @@ impl Provider {
             .collect();
         let ttl = Duration::from_millis(request.reservation_ms.max(1))
             .min(self.deps.settings.max_reservation);
+        // Every ask is judged against the same machine: one bid per node, all backed by
+        // one reservation (below).
+        let machine = self.machine().await;
         let mut claims = Vec::new();
         for ask in &request.nodes {
             if ask.pinned.as_ref().is_some_and(|p| *p != me) {
@@ -299,7 +302,6 @@ impl Provider {
                 });
                 continue;
             }
-            let machine = self.machine().await;
             let mut reasons: Vec<Reason> = ask
                 .executors
                 .iter()
@@ -315,12 +317,7 @@ impl Provider {
             requirements.executors.clear();
             // Short of free resources the machine has in total: that passes when
             // allocations end.
-            let fits_offer = self
-                .deps
-                .manager
-                .status()
-                .onboarded
-                .is_some_and(|offer| requirements.claim(&offer.resources).is_some());
+            let fits_offer = requirements.claim(&offer).is_some();
             reasons.extend(explain(&requirements, &machine).into_iter().map(|m| {
                 use dms_types::capability::MismatchCode as C;
                 let shortage = matches!(
@@ -350,7 +347,7 @@ impl Provider {
                 node: ask.node.clone(),
                 reservation: String::new(),
                 expires_ms: 0,
-                machine,
+                machine: machine.clone(),
                 score,
                 rtt_ms: rtt_ms.clone(),
             });
@@ -401,7 +398,8 @@ impl Provider {
                 )));
             }
         }
-        let (needed, gpus) = node_resources(&request.allocations);
+        let (needed, gpus) =
+            dms_orchestrator::ask::total(request.allocations.iter().map(|a| &a.allocation));
         // The records are written lazily first; the durable allocation of the resources
         // then flushes them too, so both survive a crash or neither does.
         let mut records = Vec::new();
@@ -423,7 +421,9 @@ impl Provider {
             HOSTED.put_lazy(&self.deps.store, &hosted.id, &hosted).map_err(failed)?;
             records.push(hosted);
         }
-        if let Err(error) = self.deps.manager.allocate_as(&request.reservation, needed, gpus) {
+        if let Err(error) =
+            self.deps.manager.allocate_as(&request.reservation, needed, gpus as usize)
+        {
             for hosted in &records {
                 let _ = HOSTED.delete_now(&self.deps.store, &hosted.id);
             }
@@ -940,26 +940,6 @@ fn largest(claims: &[dms_types::resources::Resources]) -> dms_types::resources::
         }
     }
     out
-}
-
-/// What a node's allocations need together: CPU, memory and disk, and how many GPUs
-/// (which ones is the reservation's choice).
-fn node_resources(specs: &[AllocationSpec]) -> (dms_types::resources::Resources, usize) {
-    let mut out = dms_types::resources::Resources::default();
-    let mut gpus = 0usize;
-    for spec in specs {
-        gpus += spec.allocation.resources.gpus.iter().map(|g| g.count as usize).sum::<usize>();
-        let r = &spec.allocation.resources;
-        let millicores = (r.cpu.cores * 1000.0).ceil();
-        out.cpu_millicores = out.cpu_millicores.saturating_add(if millicores.is_finite() {
-            millicores as u64
-        } else {
-            0
-        });
-        out.ram_bytes = out.ram_bytes.saturating_add(r.ram.0);
-        out.disk_bytes = out.disk_bytes.saturating_add(r.disk.map_or(0, |d| d.0));
-    }
-    (out, gpus)
 }
 
 /// The executor's spec of a hosted allocation.

@@ -1,11 +1,11 @@
 //! From an ensemble to what is asked of providers: one [`NodeAsk`] per ensemble node,
-//! and the order allocations start in.
+//! what allocations need together ([`total`]), and the order allocations start in.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use dms_ensemble::model::{Ensemble, Executor, GpuVendor, Place};
+use dms_ensemble::model::{Allocation, Ensemble, GpuVendor, Place};
 use dms_types::capability::{GpuRequirement, Location, Requirements};
-use dms_types::resources::GpuVendor as Vendor;
+use dms_types::resources::{GpuVendor as Vendor, Resources};
 
 use crate::protocol::NodeAsk;
 
@@ -19,15 +19,14 @@ pub fn asks(ensemble: &Ensemble) -> Vec<NodeAsk> {
             let mut requirements = Requirements::default();
             let mut executors = BTreeSet::new();
             let mut gpu: Option<GpuRequirement> = None;
-            for allocation in node.allocations.iter().filter_map(|a| ensemble.allocations.get(a)) {
+            let allocations: Vec<&Allocation> =
+                node.allocations.iter().filter_map(|a| ensemble.allocations.get(a)).collect();
+            let (sum, _) = total(allocations.iter().copied());
+            requirements.cpu_millicores = sum.cpu_millicores;
+            requirements.ram_bytes = sum.ram_bytes;
+            requirements.disk_bytes = sum.disk_bytes;
+            for allocation in allocations {
                 let r = &allocation.resources;
-                let millicores = (r.cpu.cores * 1000.0).ceil();
-                requirements.cpu_millicores = requirements
-                    .cpu_millicores
-                    .saturating_add(if millicores.is_finite() { millicores as u64 } else { 0 });
-                requirements.ram_bytes = requirements.ram_bytes.saturating_add(r.ram.0);
-                requirements.disk_bytes =
-                    requirements.disk_bytes.saturating_add(r.disk.map_or(0, |d| d.0));
                 if let Some(arch) = &r.cpu.architecture {
                     requirements.architecture = Some(arch.clone());
                 }
@@ -132,7 +131,23 @@ pub fn start_order(ensemble: &Ensemble) -> Vec<String> {
     order
 }
 
-/// Whether the ensemble uses the executor.
-pub fn uses(ensemble: &Ensemble, executor: Executor) -> bool {
-    ensemble.allocations.values().any(|a| a.executor == executor)
+/// What `allocations` need together: CPU (millicores, each rounded up), memory and disk
+/// in `Resources` (no GPUs), and how many GPUs. Orchestrators ask for it; providers
+/// allocate it.
+pub fn total<'a>(allocations: impl IntoIterator<Item = &'a Allocation>) -> (Resources, u32) {
+    let mut sum = Resources::default();
+    let mut gpus = 0u32;
+    for allocation in allocations {
+        let r = &allocation.resources;
+        let millicores = (r.cpu.cores * 1000.0).ceil();
+        sum.cpu_millicores = sum.cpu_millicores.saturating_add(if millicores.is_finite() {
+            millicores as u64
+        } else {
+            0
+        });
+        sum.ram_bytes = sum.ram_bytes.saturating_add(r.ram.0);
+        sum.disk_bytes = sum.disk_bytes.saturating_add(r.disk.map_or(0, |d| d.0));
+        gpus = gpus.saturating_add(r.gpus.iter().map(|g| g.count).sum::<u32>());
+    }
+    (sum, gpus)
 }

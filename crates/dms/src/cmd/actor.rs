@@ -330,7 +330,7 @@ impl Caller {
     }
 }
 
-fn timeout(text: &str) -> anyhow::Result<Duration> {
+pub(super) fn timeout(text: &str) -> anyhow::Result<Duration> {
     humantime::parse_duration(text).with_context(|| format!("--timeout {text:?}: e.g. 10s, 1m"))
 }
 

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use super::Ctx;
-use super::actor::call;
+use super::actor::{Caller, call, timeout};
 use crate::cli::{ActorTarget, DeploymentsCommand, Output};
 use crate::output;
 
@@ -78,13 +78,13 @@ pub async fn deploy(
     ctx: &Ctx,
     file: &Path,
     plan: bool,
-    timeout: Option<&str>,
+    deadline: Option<&str>,
     detach: bool,
     target: &ActorTarget,
 ) -> anyhow::Result<()> {
-    let deadline = timeout
+    let deadline = deadline
         .map(|t| {
-            humantime::parse_duration(t).with_context(|| format!("--timeout {t:?}: e.g. 2m, 90s"))
+            humantime::parse_duration(t).with_context(|| format!("--deadline {t:?}: e.g. 2m, 90s"))
         })
         .transpose()?;
     let request = request(file, deadline)?;
@@ -93,7 +93,10 @@ pub async fn deploy(
             call(ctx, &with_timeout(target, "30s"), "/dms/node/deployment/plan", request).await?;
         return print_plan(ctx, &answer);
     }
-    let answer = call(ctx, target, "/dms/node/deployment/new", request).await?;
+    // One signer for the submission and every status poll: the key is unlocked once.
+    let caller = Caller::open(ctx, target).await?;
+    let answer =
+        caller.call("/dms/node/deployment/new", request, timeout(&target.timeout)?).await?;
     let id = answer["id"]
         .as_str()
         .ok_or_else(|| anyhow!("the node answered without an id: {answer}"))?
@@ -109,7 +112,7 @@ pub async fn deploy(
         }
         return Ok(());
     }
-    let status = follow(ctx, &id, target, true).await?;
+    let status = follow(ctx, &caller, &id, true).await?;
     finish(ctx, &status)
 }
 
@@ -117,21 +120,21 @@ pub async fn deploy(
 /// started and only services left running. Returns the last status.
 async fn follow(
     ctx: &Ctx,
+    caller: &Caller,
     id: &str,
-    target: &ActorTarget,
     until_settled: bool,
 ) -> anyhow::Result<Value> {
-    let long = with_timeout(target, &format!("{}s", STATUS_WAIT_MS / 1000 + 10));
+    let wait = Duration::from_millis(STATUS_WAIT_MS) + Duration::from_secs(10);
     let mut first_at: Option<u64> = None;
     let mut after = 0;
     loop {
-        let status = call(
-            ctx,
-            &long,
-            "/dms/node/deployment/status",
-            json!({ "id": id, "after": after, "wait_ms": STATUS_WAIT_MS }),
-        )
-        .await?;
+        let status = caller
+            .call(
+                "/dms/node/deployment/status",
+                json!({ "id": id, "after": after, "wait_ms": STATUS_WAIT_MS }),
+                wait,
+            )
+            .await?;
         for event in status["events"].as_array().into_iter().flatten() {
             after = after.max(event["seq"].as_u64().unwrap_or(0));
             if ctx.output == Output::Table {
@@ -339,7 +342,8 @@ pub async fn deployments(ctx: &Ctx, command: DeploymentsCommand) -> anyhow::Resu
             Ok(())
         }
         DeploymentsCommand::Status { id, follow: true, target } => {
-            let status = self::follow(ctx, &id, &target, false).await?;
+            let caller = Caller::open(ctx, &target).await?;
+            let status = self::follow(ctx, &caller, &id, false).await?;
             finish(ctx, &status)
         }
         DeploymentsCommand::Status { id, follow: false, target } => {
@@ -407,13 +411,15 @@ async fn logs(
     follow: bool,
     target: &ActorTarget,
 ) -> anyhow::Result<()> {
+    let caller = Caller::open(ctx, target).await?;
+    let wait = timeout(&target.timeout)?;
     let mut printed: BTreeMap<String, usize> = BTreeMap::new();
     loop {
         let mut payload = json!({ "id": id, "allocation": allocation });
         if !follow && let Some(tail) = tail {
             payload["tail"] = json!(tail);
         }
-        let logs = call(ctx, target, "/dms/node/deployment/logs", payload).await?;
+        let logs = caller.call("/dms/node/deployment/logs", payload, wait).await?;
         if ctx.output == Output::Json && !follow {
             return output::json(&logs);
         }

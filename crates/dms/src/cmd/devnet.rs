@@ -1,13 +1,16 @@
-//! `dms devnet up|status|cli|down`: a local network of dms nodes in one command.
+//! `dms devnet up|status|cli|deploy|restart|down`: a local network of dms nodes in one
+//! command.
 //!
 //! `up` creates, under one directory, a home per node (its own key, config and store)
 //! and a home for a devnet user (key `user` and capability context `user`), starts every
 //! node as its own `dms run` process on loopback (node 0 first; the others bootstrap
 //! from it), waits until each says ready, and anchors the devnet user as a root of every
-//! node's `dms` context. The state (pids, API addresses, peer ids, DIDs) is kept in
+//! node's `dms` context; the user onboards each node and grants it the deployment
+//! protocol (see `prepare`). The state (pids, API addresses, peer ids, DIDs) is kept in
 //! `devnet.json`; each node logs to `<dir>/node-N/dms.log`. `cli` runs a dms command as
-//! the devnet user against node 0; `down` stops every node (SIGTERM, then SIGKILL after
-//! the grace period).
+//! the devnet user against node 0 (`deploy` runs `dms deploy` that way); `restart`
+//! stops one node and starts it again; `down` stops every node (SIGTERM, then SIGKILL
+//! after the grace period).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -359,17 +359,17 @@ async fn restart(world: &mut DmsWorld, index: usize, kill: bool) {
     refresh_devnet(world).await;
 }
 
-#[given(regex = r"^node (\d+) holds bid reservations for only 1ms and offers the tightest fit$")]
-async fn short_reservations(world: &mut DmsWorld, index: usize) {
+/// Sets a config key of node `index` and restarts it so that it applies.
+async fn configure(world: &mut DmsWorld, index: usize, key: &str, value: &str) {
     let home = node(world, index)["home"].as_str().expect("home").to_string();
-    let out = run(
-        std::path::Path::new(&home),
-        &["config", "set", "deployment.max_reservation", "1ms"],
-        &[],
-    )
-    .await;
+    let out = run(std::path::Path::new(&home), &["config", "set", key, value], &[]).await;
     assert!(out.status.success(), "{}", out.stderr);
     restart(world, index, false).await;
+}
+
+#[given(regex = r"^node (\d+) holds bid reservations for only 1ms and offers the tightest fit$")]
+async fn short_reservations(world: &mut DmsWorld, index: usize) {
+    configure(world, index, "deployment.max_reservation", "1ms").await;
     // A smaller offer makes the task fit it most tightly, so it scores best.
     let out =
         devnet_cli(world, index, &["onboard", "--cpu", "0.5", "--ram", "256MiB", "--disk", "1GiB"])
@@ -380,15 +380,7 @@ async fn short_reservations(world: &mut DmsWorld, index: usize) {
 
 #[given(regex = r"^node (\d+) requires contracts$")]
 async fn requires_contracts(world: &mut DmsWorld, index: usize) {
-    let home = node(world, index)["home"].as_str().expect("home").to_string();
-    let out = run(
-        std::path::Path::new(&home),
-        &["config", "set", "deployment.require_contract", "true"],
-        &[],
-    )
-    .await;
-    assert!(out.status.success(), "{}", out.stderr);
-    restart(world, index, false).await;
+    configure(world, index, "deployment.require_contract", "true").await;
     wait_for_peers(world).await;
 }
 
