@@ -58,19 +58,31 @@ fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
     result.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
 }
 
-/// Resolves on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Resolves on the first SIGINT or SIGTERM. The handlers are installed here, before the
+/// daemon starts and says "ready": a signal sent right after "ready" (or during
+/// start-up) is a shutdown request, never the default action that kills the process.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(error) => {
-            tracing::warn!(%error, "Cannot listen for SIGTERM; only SIGINT will stop the daemon.");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = int.recv() => tracing::info!("SIGINT received."),
+                _ = term.recv() => tracing::info!("SIGTERM received."),
+            },
+            (Ok(mut term), Err(error)) => {
+                tracing::warn!(%error, "Cannot listen for SIGINT; SIGTERM stops the daemon.");
+                term.recv().await;
+            }
+            (Err(error), Ok(mut int)) => {
+                tracing::warn!(%error, "Cannot listen for SIGTERM; only SIGINT stops the daemon.");
+                int.recv().await;
+            }
+            (Err(error), Err(_)) => {
+                tracing::warn!(%error, "Cannot listen for signals; stop the daemon with SIGKILL.");
+                std::future::pending::<()>().await;
+            }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received."),
-        _ = term.recv() => tracing::info!("SIGTERM received."),
     }
 }
