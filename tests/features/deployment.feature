@@ -44,6 +44,10 @@ Feature: Deploying ensembles across a network
     When the devnet user shuts the deployment down
     Then the deployment is "shut_down"
 
+  Scenario: Fifty deployments submitted at once from one home are all accepted
+    When the devnet user submits 50 WebAssembly tasks at once
+    Then all 50 are accepted with distinct ids
+
   Scenario: A provider that fails its commit is skipped and the deployment succeeds elsewhere
     Given node 1 holds bid reservations for only 1ms and offers the tightest fit
     When the devnet user deploys a WebAssembly task

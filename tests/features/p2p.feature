@@ -37,3 +37,17 @@ Feature: Peer-to-peer network and actor messaging
     When the user of B has B revoke the token it gave the user of A
     Then the user of A invoking "/dms/node/peers/list" on C is soon refused as "unauthorized" with "revoked"
     And the user of A invoking "/dms/node/peers/list" on B is soon refused as "unauthorized" with "revoked"
+
+  Scenario: Removing a root while the daemon runs is in force at once
+    When the user of A invokes "/dms/node/peers/list" on A
+    Then it succeeds
+    When "dms cap remove" takes the user of A off the roots of node A
+    And the user of A invokes "/dms/node/peers/list" on A
+    Then it is refused as "unauthorized" with "untrusted_root"
+
+  Scenario: Removing the whole node context while the daemon runs is in force at once
+    When the user of B invokes "/dms/node/peers/list" on B
+    Then it succeeds
+    When "dms cap remove --all" removes the capability context of node B
+    And the user of B invokes "/dms/node/peers/list" on B
+    Then it is refused as "unauthorized" with "untrusted_root"

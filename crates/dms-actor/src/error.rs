@@ -146,6 +146,13 @@ impl ActorError {
     }
 }
 
+impl From<dms_ucan::Error> for ActorError {
+    /// A capability operation a behavior ran failed (store, conflict, bad context).
+    fn from(error: dms_ucan::Error) -> ActorError {
+        ActorError::handler(error.to_string())
+    }
+}
+
 impl From<dms_ucan::Denial> for ActorError {
     fn from(denial: dms_ucan::Denial) -> ActorError {
         ActorError::Unauthorized { code: denial.code().to_string(), reason: denial.describe() }

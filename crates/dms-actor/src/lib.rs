@@ -8,6 +8,8 @@
 //! # Module map
 //! - [`envelope`]: handles, envelopes, canonical signing.
 //! - [`runtime`]: [`Router`] (per node), [`Actor`], behaviors, invoke/reply, broadcast.
+//! - [`stateful`]: state-owning actors (one message at a time on owned state), their
+//!   owned tasks, and parent/child links with exit reasons.
 //! - [`relay`]: envelopes signed by local clients (the CLI), relayed by the node.
 //! - [`replay`]: the nonce window.
 //! - [`limiter`]: rate limits per peer and behavior class.
@@ -19,6 +21,7 @@ pub mod limiter;
 pub mod relay;
 pub mod replay;
 pub mod runtime;
+pub mod stateful;
 
 pub use envelope::{Envelope, Handle};
 pub use error::ActorError;
@@ -27,3 +30,4 @@ pub use runtime::{
     Actor, Answers, Behavior, BoxFuture, Config, Message, Reply, Responder, Router, Transport,
     json_reply,
 };
+pub use stateful::{Context, ExitReason, Stateful};

@@ -14,15 +14,16 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use dms_crypto::KeyPair;
-use dms_ucan::{CapContext, Chain, Command, Limits, Request, Verifier};
+use dms_ucan::{CapContext, Chain, Command, Limits, LiveContext, Request, Verifier};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tracing::{debug, warn};
 
 use crate::ActorError;
 use crate::envelope::{DEFAULT_MAX_ENVELOPE_BYTES, Envelope, Handle, now_ms};
 use crate::limiter::{Class, Limiter, Rates};
 use crate::replay::{NonceWindow, Refusal};
+use crate::stateful::ExitReason;
 
 /// A boxed future, as transports and behaviors return them.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -344,7 +345,7 @@ struct ActorInner {
     handle: Handle,
     key: KeyPair,
     router: Router,
-    context: RwLock<CapContext>,
+    context: LiveContext,
     verifier: Arc<Verifier>,
     behaviors: RwLock<HashMap<Command, Behavior>>,
     pending: Mutex<HashMap<u64, (Handle, oneshot::Sender<Reply>)>>,
@@ -356,19 +357,63 @@ struct ActorInner {
     /// Behaviors running at once (`max_concurrent`).
     permits: Arc<Semaphore>,
     stopped: AtomicBool,
+    /// Set when the actor stops (what a state-owning actor's loop waits on).
+    stop_signal: watch::Sender<bool>,
+    /// For a state-owning actor: its mailbox, in arrival order (see `crate::stateful`).
+    sequential: Option<mpsc::Sender<Queued>>,
+    /// The receiving end, until the actor's loop takes it.
+    sequential_rx: Mutex<Option<mpsc::Receiver<Queued>>>,
+    /// Told once when the actor has stopped, with why (linked parents).
+    exit_watchers: Mutex<Vec<mpsc::UnboundedSender<(Handle, ExitReason)>>>,
+    /// Why it stopped, once it has.
+    exit: Mutex<Option<ExitReason>>,
 }
+
+/// A message waiting in a state-owning actor's mailbox.
+pub(crate) type Queued = (Message, Option<Responder>);
 
 impl Actor {
     /// Creates an actor in `inbox` on `router`'s node, signing with `key`, authorizing
-    /// with `context`, and registers it. Its mailbox worker runs until [`Actor::stop`].
+    /// with `context` (shared: every change to it is in force for the next message),
+    /// and registers it. Its mailbox worker runs until [`Actor::stop`].
     pub fn spawn(
         router: &Router,
         inbox: &str,
         key: KeyPair,
-        context: CapContext,
+        context: LiveContext,
         verifier: Arc<Verifier>,
     ) -> Actor {
+        Actor::build(router, inbox, key, context, verifier, false)
+    }
+
+    /// Like [`Actor::spawn`], for a state-owning actor: authorized messages queue in its
+    /// mailbox in arrival order for [`crate::stateful::spawn`], which must be called
+    /// next; behaviors registered with [`Actor::behavior`] are not used.
+    pub fn spawn_sequential(
+        router: &Router,
+        inbox: &str,
+        key: KeyPair,
+        context: LiveContext,
+        verifier: Arc<Verifier>,
+    ) -> Actor {
+        Actor::build(router, inbox, key, context, verifier, true)
+    }
+
+    fn build(
+        router: &Router,
+        inbox: &str,
+        key: KeyPair,
+        context: LiveContext,
+        verifier: Arc<Verifier>,
+        sequential: bool,
+    ) -> Actor {
         let config = router.config().clone();
+        let (sequential, sequential_rx) = if sequential {
+            let (tx, rx) = mpsc::channel(config.mailbox.max(1));
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let (mailbox, rx) = mpsc::channel(config.mailbox.max(1));
         let handle =
             Handle { did: key.did(), peer: router.peer().to_string(), inbox: inbox.to_string() };
@@ -377,7 +422,7 @@ impl Actor {
                 handle,
                 key,
                 router: router.clone(),
-                context: RwLock::new(context),
+                context,
                 verifier,
                 behaviors: RwLock::new(HashMap::new()),
                 pending: Mutex::new(HashMap::new()),
@@ -387,6 +432,11 @@ impl Actor {
                 mailbox,
                 permits: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
                 stopped: AtomicBool::new(false),
+                stop_signal: watch::channel(false).0,
+                sequential,
+                sequential_rx: Mutex::new(sequential_rx),
+                exit_watchers: Mutex::new(Vec::new()),
+                exit: Mutex::new(None),
             }),
         };
         tokio::spawn(run_mailbox(rx, actor.inner.permits.clone()));
@@ -433,23 +483,105 @@ impl Actor {
 
     /// Changes the capability context (anchors, revocations); the verifier cache is
     /// cleared so the change applies to the next message.
+    /// It changes the live context in memory only, for every actor sharing it; a node
+    /// changes contexts through `dms_ucan::Contexts`, which also stores them.
     pub fn update_context<T>(&self, change: impl FnOnce(&mut CapContext) -> T) -> T {
-        let mut context =
-            self.inner.context.write().expect("capability context lock is not poisoned");
-        let result = change(&mut context);
+        let result = self.inner.context.update(change);
         self.inner.verifier.clear();
         result
     }
 
-    /// A copy of the capability context.
+    /// A copy of the capability context in force.
     pub fn context(&self) -> CapContext {
-        self.inner.context.read().expect("capability context lock is not poisoned").clone()
+        self.inner.context.snapshot()
+    }
+
+    /// The live capability context this actor authorizes with (shared).
+    pub fn live_context(&self) -> &LiveContext {
+        &self.inner.context
+    }
+
+    /// The verifier this actor checks chains with.
+    pub fn verifier(&self) -> &Arc<Verifier> {
+        &self.inner.verifier
+    }
+
+    /// The mailbox of a state-owning actor, once.
+    pub(crate) fn take_sequential_mailbox(&self) -> Option<mpsc::Receiver<Queued>> {
+        self.inner.sequential_rx.lock().ok()?.take()
+    }
+
+    /// Declares the behaviors a state-owning actor answers (for the behavior check).
+    pub(crate) fn declare(&self, paths: Vec<String>) {
+        for path in paths {
+            let registered = self.behavior(&path, |_| async {
+                Err(ActorError::Internal { reason: "a sequential actor's behavior ran".into() })
+            });
+            if let Err(error) = registered {
+                warn!(%path, %error, "A state-owning actor declared a bad behavior path.");
+            }
+        }
+    }
+
+    /// Turns true when the actor stops.
+    pub(crate) fn stopped_signal(&self) -> watch::Receiver<bool> {
+        self.inner.stop_signal.subscribe()
+    }
+
+    /// Tells `watcher` (once) when this actor has stopped, and why; at once if it has.
+    pub fn on_exit(&self, watcher: mpsc::UnboundedSender<(Handle, ExitReason)>) {
+        let exit = self.inner.exit.lock().ok().and_then(|e| e.clone());
+        match exit {
+            Some(reason) => {
+                let _ = watcher.send((self.inner.handle.clone(), reason));
+            }
+            None => {
+                if let Ok(mut watchers) = self.inner.exit_watchers.lock() {
+                    watchers.push(watcher);
+                }
+            }
+        }
+    }
+
+    /// Records why the actor stopped and tells its watchers.
+    pub(crate) fn exited(&self, reason: ExitReason) {
+        if let Ok(mut exit) = self.inner.exit.lock() {
+            if exit.is_some() {
+                return;
+            }
+            *exit = Some(reason.clone());
+        }
+        let watchers = self.inner.exit_watchers.lock().map(|mut w| std::mem::take(&mut *w));
+        for watcher in watchers.unwrap_or_default() {
+            let _ = watcher.send((self.inner.handle.clone(), reason.clone()));
+        }
+    }
+
+    /// Why the actor stopped, once it has.
+    pub fn exit_reason(&self) -> Option<ExitReason> {
+        self.inner.exit.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Answers a request (for state-owning actors' loops).
+    pub(crate) async fn answer_to(
+        &self,
+        to: Handle,
+        reply_to: Command,
+        reply: Reply,
+        respond: Option<Responder>,
+    ) {
+        self.answer(to, reply_to, reply, respond).await;
     }
 
     /// Stops the actor: new messages are refused with `Closed`, waiting invocations end
-    /// with `Closed`, behaviors already running finish.
+    /// with `Closed`, behaviors already running finish. A state-owning actor's loop
+    /// ends after the message it is handling.
     pub fn stop(&self) {
         self.inner.stopped.store(true, Ordering::SeqCst);
+        self.inner.stop_signal.send_replace(true);
+        if self.inner.sequential.is_none() {
+            self.exited(ExitReason::Normal);
+        }
         if let Ok(mut pending) = self.inner.pending.lock() {
             for (_, (_, tx)) in pending.drain() {
                 let _ = tx.send(Err(ActorError::Closed));
@@ -477,8 +609,7 @@ impl Actor {
             .inner
             .context
             .read()
-            .ok()
-            .and_then(|c| c.chain_for(&self.inner.verifier, &behavior, &subject, now_ms() / 1000))
+            .chain_for(&self.inner.verifier, &behavior, &subject, now_ms() / 1000)
             .unwrap_or_else(Chain::empty);
         self.bare_envelope(to, behavior, payload, ttl, &chain)
     }
@@ -705,6 +836,17 @@ impl Actor {
             return;
         }
         match self.check(&envelope, from_peer) {
+            Ok(_) if self.inner.sequential.is_some() => {
+                let message = Message { envelope: envelope.clone(), actor: self.clone() };
+                let queue = self.inner.sequential.as_ref().expect("checked above");
+                if let Err(error) = queue.try_send((message, respond)) {
+                    let (error, respond) = match error {
+                        mpsc::error::TrySendError::Full((_, r)) => (ActorError::Busy, r),
+                        mpsc::error::TrySendError::Closed((_, r)) => (ActorError::Closed, r),
+                    };
+                    self.refuse(&envelope, from_peer, error, respond).await;
+                }
+            }
             Ok(behavior) => {
                 let message = Message { envelope: envelope.clone(), actor: self.clone() };
                 // Nothing queued and a permit free: run at once, without the mailbox hop.
@@ -780,12 +922,7 @@ impl Actor {
             })?;
         if class != Class::Public {
             let chain = envelope.chain(self.inner.router.config().limits)?;
-            let context = self
-                .inner
-                .context
-                .read()
-                .map_err(|_| ActorError::Internal { reason: "context lock poisoned".into() })?;
-            context.authorize(
+            self.inner.context.read().authorize(
                 &self.inner.verifier,
                 Request {
                     invoker: &envelope.from.did,

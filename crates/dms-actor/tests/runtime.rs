@@ -70,7 +70,7 @@ fn node(net: &Arc<MemoryNet>, peer: &str, config: Config) -> Node {
     net.routers.lock().expect("net lock").insert(peer.into(), router.clone());
     let key = KeyPair::generate(KeyType::Ed25519);
     let context = CapContext::new("dms", key.did());
-    let actor = Actor::spawn(&router, "root", key, context, Arc::new(Verifier::default()));
+    let actor = Actor::spawn(&router, "root", key, context.into(), Arc::new(Verifier::default()));
     let hits = Arc::new(AtomicUsize::new(0));
     for behavior in ["/dms/node/peers/list", "/public/hello", "/broadcast/hello"] {
         let (hits, name) = (hits.clone(), behavior.to_string());
@@ -324,8 +324,13 @@ async fn a_stopped_actor_refuses_and_ends_waiting_invocations() {
     trust(&b, &a);
     let child_key = KeyPair::generate(KeyType::Ed25519);
     let child_context = CapContext::new("child", child_key.did());
-    let child =
-        Actor::spawn(&b.router, "child", child_key, child_context, Arc::new(Verifier::default()));
+    let child = Actor::spawn(
+        &b.router,
+        "child",
+        child_key,
+        child_context.into(),
+        Arc::new(Verifier::default()),
+    );
     child.stop();
     // The node's other actor answers for the stopped one.
     let error = a

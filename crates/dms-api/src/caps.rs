@@ -1,37 +1,47 @@
 //! Capability contexts through the API: while the daemon runs it holds the store, so
 //! `dms cap ...` reads and writes contexts here. The CLI signs (it holds the user's
-//! keys); the API only stores, with optimistic concurrency, and drops the daemon's
-//! verified-chain cache when trust changes.
+//! keys); the API relays every change to the node's one write path
+//! ([`dms_ucan::Contexts`]), which stores it with optimistic concurrency and puts it in
+//! force in every running actor before the request is answered.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use dms_store::Store;
-use dms_ucan::{CapContext, Verifier, persist};
+use dms_ucan::{CapContext, Contexts};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use crate::routes::AppState;
 use crate::{ApiError, ErrorBody};
 
-/// Called after a context is stored, so the node can apply it to its running actors.
-pub type OnChange = Arc<dyn Fn(&CapContext) + Send + Sync>;
-
 /// What the capability routes need from the node.
 #[derive(Clone)]
 pub struct Caps {
-    /// The node's store (contexts live in it).
-    pub store: Store,
-    /// The node's verifier, whose cache is cleared when a context changes.
-    pub verifier: Arc<Verifier>,
-    /// Told about every stored context.
-    pub on_change: Option<OnChange>,
+    /// The node's capability contexts: the one write path to them.
+    pub contexts: Arc<Contexts>,
 }
 
 fn internal(error: dms_ucan::Error) -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", error.to_string())
+    match error {
+        dms_ucan::Error::Conflict(message) => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", message)
+        }
+        error => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", error.to_string()),
+    }
+}
+
+/// Runs a blocking store operation off the async threads.
+async fn blocking<T: Send + 'static>(
+    caps: &Caps,
+    op: impl FnOnce(&Contexts) -> Result<T, dms_ucan::Error> + Send + 'static,
+) -> Result<T, ApiError> {
+    let contexts = caps.contexts.clone();
+    tokio::task::spawn_blocking(move || op(&contexts))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(internal)
 }
 
 fn caps(state: &AppState) -> Result<&Caps, ApiError> {
@@ -46,7 +56,7 @@ fn caps(state: &AppState) -> Result<&Caps, ApiError> {
     responses((status = 200, description = "Every context"), (status = 403, body = ErrorBody)))]
 pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<Vec<CapContext>>, ApiError> {
     let caps = caps(&state)?;
-    persist::list(&caps.store).map(Json).map_err(internal)
+    blocking(caps, |c| c.list()).await.map(Json)
 }
 
 /// One capability context.
@@ -58,7 +68,8 @@ pub(crate) async fn get(
     Path(name): Path<String>,
 ) -> Result<Json<CapContext>, ApiError> {
     let caps = caps(&state)?;
-    persist::load(&caps.store, &name).map_err(internal)?.map(Json).ok_or_else(|| {
+    let key = name.clone();
+    blocking(caps, move |c| c.load(&key)).await?.map(Json).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -100,12 +111,8 @@ pub(crate) async fn put(
             format!("body is context '{}', path says '{name}'", context.name),
         ));
     }
-    persist::save(&caps.store, &context, expected.expected_version)
-        .map_err(|e| ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()))?;
-    caps.verifier.clear();
-    if let Some(on_change) = &caps.on_change {
-        on_change(&context);
-    }
+    let expected = expected.expected_version;
+    blocking(caps, move |c| c.save(context, expected)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -118,8 +125,8 @@ pub(crate) async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let caps = caps(&state)?;
-    if persist::remove(&caps.store, &name).map_err(internal)? {
-        caps.verifier.clear();
+    let key = name.clone();
+    if blocking(caps, move |c| c.remove(&key)).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(

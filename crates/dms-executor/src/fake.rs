@@ -100,6 +100,8 @@ impl Run {
 pub struct World {
     runs: Mutex<HashMap<ExecutionId, Arc<Run>>>,
     scripts: Mutex<HashMap<String, Script>>,
+    /// What allocations without a script of their own do.
+    fallback: Mutex<Script>,
     calls: Mutex<Vec<Call>>,
     counter: AtomicU64,
 }
@@ -113,6 +115,12 @@ impl World {
     /// Sets what executions of `allocation` do.
     pub fn script(&self, allocation: impl Into<String>, script: Script) {
         lock(&self.scripts).insert(allocation.into(), script);
+    }
+
+    /// Sets what executions of allocations without a script of their own do (by
+    /// default: run until stopped).
+    pub fn script_others(&self, script: Script) {
+        *lock(&self.fallback) = script;
     }
 
     /// Every call made so far, in order.
@@ -196,7 +204,10 @@ impl crate::Executor for Executor {
 
     async fn start(&self, spec: Spec) -> Result<ExecutionId> {
         self.world.record(Call::Start(spec.allocation.clone()));
-        let script = lock(&self.world.scripts).get(&spec.allocation).cloned().unwrap_or_default();
+        let script = lock(&self.world.scripts)
+            .get(&spec.allocation)
+            .cloned()
+            .unwrap_or_else(|| lock(&self.world.fallback).clone());
         if let Some(message) = &script.start_error {
             return Err(Error::Backend {
                 backend: "fake",

@@ -115,8 +115,13 @@ async fn node(config: Config) -> Node {
     );
     tokio::spawn(dms_network::serve(host.inbound.take().expect("inbound"), router.clone(), 64));
     let context = CapContext::new("dms", host.key.did());
-    let actor =
-        Actor::spawn(&router, "root", host.key.clone(), context, Arc::new(Verifier::default()));
+    let actor = Actor::spawn(
+        &router,
+        "root",
+        host.key.clone(),
+        context.into(),
+        Arc::new(Verifier::default()),
+    );
     let hits = Arc::new(AtomicUsize::new(0));
     let counter = hits.clone();
     actor

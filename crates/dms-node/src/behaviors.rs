@@ -21,12 +21,11 @@ use std::time::{Duration, Instant};
 
 use dms_actor::{Actor, ActorError, Handle, json_reply};
 use dms_network::Client;
-use dms_store::Store;
-use dms_ucan::{CapContext, Chain, Verifier, persist};
+use dms_ucan::{CapContext, Chain, Contexts, Verifier};
 use serde::Deserialize;
-use tracing::{info, warn};
+use tracing::info;
 
-use crate::NODE_CONTEXT;
+use crate::caps::NODE_CONTEXT;
 
 /// Topic of `/broadcast/hello`.
 pub const HELLO_TOPIC: &str = "/dms/hello";
@@ -40,8 +39,8 @@ pub const REVOCATION_BEHAVIOR: &str = "/public/cap/revocation";
 pub struct Deps {
     /// The network.
     pub client: Client,
-    /// The node's store (its capability context lives there).
-    pub store: Store,
+    /// The node's capability contexts (the one write path to them).
+    pub contexts: Arc<Contexts>,
     /// The node's verifier.
     pub verifier: Arc<Verifier>,
     /// When the node started.
@@ -186,31 +185,16 @@ fn public(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
     Ok(())
 }
 
-/// Loads the node context, applies `change`, saves it (retrying if another writer got
-/// there first) and hands the saved context to the running actor.
-fn change_context<T>(
-    actor: &Actor,
-    store: &Store,
-    mut change: impl FnMut(&mut CapContext) -> Result<T, ActorError>,
+/// Applies `change` to the node context through the one write path (stored, then in
+/// force in every actor sharing it), off the async threads.
+async fn change_context<T: Send + 'static>(
+    contexts: &Arc<Contexts>,
+    change: impl FnMut(&mut CapContext) -> Result<T, ActorError> + Send + 'static,
 ) -> Result<T, ActorError> {
-    for _ in 0..5 {
-        let mut context = persist::load(store, NODE_CONTEXT)
-            .map_err(failed)?
-            .ok_or_else(|| ActorError::handler("the node's capability context is missing"))?;
-        let expected = context.version;
-        let result = change(&mut context)?;
-        if context.version == expected {
-            return Ok(result);
-        }
-        match persist::save(store, &context, Some(expected)) {
-            Ok(()) => {
-                actor.update_context(|c| *c = context);
-                return Ok(result);
-            }
-            Err(error) => warn!(%error, "Capability context changed meanwhile; retrying."),
-        }
-    }
-    Err(ActorError::handler("the capability context kept changing; try again"))
+    let contexts = contexts.clone();
+    tokio::task::spawn_blocking(move || contexts.change(NODE_CONTEXT, change))
+        .await
+        .map_err(failed)?
 }
 
 fn chain(text: &str) -> Result<Chain, ActorError> {
@@ -218,17 +202,12 @@ fn chain(text: &str) -> Result<Chain, ActorError> {
 }
 
 fn capabilities(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
-    let store = deps.store.clone();
-    actor.behavior("/dms/cap/list", move |_| {
-        let store = store.clone();
-        async move {
-            let context = persist::load(&store, NODE_CONTEXT).map_err(failed)?;
-            json_reply(&context)
-        }
+    actor.behavior("/dms/cap/list", move |message| async move {
+        json_reply(&Some(message.actor.context()))
     })?;
-    let (store, verifier) = (deps.store.clone(), deps.verifier.clone());
+    let (contexts, verifier) = (deps.contexts.clone(), deps.verifier.clone());
     actor.behavior("/dms/cap/anchor", move |message| {
-        let (store, verifier) = (store.clone(), verifier.clone());
+        let (contexts, verifier) = (contexts.clone(), verifier.clone());
         async move {
             let anchor: Anchor = message.json()?;
             if anchor.root.is_none() && anchor.require.is_none() && anchor.provide.is_none() {
@@ -238,7 +217,7 @@ fn capabilities(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
             let require = anchor.require.as_deref().map(chain).transpose()?;
             let provide = anchor.provide.as_deref().map(chain).transpose()?;
             let now = dms_ucan::now();
-            let version = change_context(&message.actor, &store, |context| {
+            let version = change_context(&contexts, move |context| {
                 if let Some(did) = &root {
                     context.add_root(dms_crypto::Did::clone(did));
                 }
@@ -249,19 +228,22 @@ fn capabilities(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
                     context.add_provide(chain.clone(), &verifier, now).map_err(failed)?;
                 }
                 Ok(context.version)
-            })?;
+            })
+            .await?;
             json_reply(&serde_json::json!({ "context": NODE_CONTEXT, "version": version }))
         }
     })?;
-    let (store, verifier) = (deps.store.clone(), deps.verifier.clone());
+    let (contexts, verifier) = (deps.contexts.clone(), deps.verifier.clone());
     actor.behavior("/dms/cap/revoke", move |message| {
-        let (store, verifier) = (store.clone(), verifier.clone());
+        let (contexts, verifier) = (contexts.clone(), verifier.clone());
         async move {
             let Revoke { cid } = message.json()?;
             let key = message.actor.signing_key().clone();
-            let token = change_context(&message.actor, &store, |context| {
-                context.revoke(&key, &cid, &verifier).map_err(failed)
-            })?;
+            let revoked = cid.clone();
+            let token = change_context(&contexts, move |context| {
+                context.revoke(&key, &revoked, &verifier).map_err(failed)
+            })
+            .await?;
             let text = token.to_string();
             let payload = serde_json::to_vec(&serde_json::json!({ "token": text }))
                 .map_err(|e| ActorError::Internal { reason: e.to_string() })?;
@@ -276,20 +258,22 @@ fn capabilities(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
             }))
         }
     })?;
-    let (store, verifier) = (deps.store.clone(), deps.verifier.clone());
+    let (contexts, verifier) = (deps.contexts.clone(), deps.verifier.clone());
     actor.behavior(REVOCATION_BEHAVIOR, move |message| {
-        let (store, verifier) = (store.clone(), verifier.clone());
+        let (contexts, verifier) = (contexts.clone(), verifier.clone());
         async move {
             let Revocation { token } = message.json()?;
             let token = chain(&token)?;
             let by = token.leaf().map(|t| t.payload().iss.clone()).ok_or_else(|| bad("empty"))?;
-            let imported = change_context(&message.actor, &store, |context| {
-                if !context.cares_about(&by) {
+            let issuer = by.clone();
+            let imported = change_context(&contexts, move |context| {
+                if !context.cares_about(&issuer) {
                     return Ok(false);
                 }
                 context.import_revocation(token.clone(), &verifier).map_err(failed)?;
                 Ok(true)
-            })?;
+            })
+            .await?;
             if imported {
                 info!(by = %by, "Imported a revocation spread over gossip.");
             }

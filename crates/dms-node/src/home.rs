@@ -41,6 +41,35 @@ impl Home {
         self.root.join("keys")
     }
 
+    /// `daemon.json`: written by a running daemon once its API listens (its pid and API
+    /// address), removed when it stops. The CLI reads it to tell "the daemon of this home
+    /// holds the store" (use its API) from "another CLI command holds it" (wait).
+    pub fn daemon_path(&self) -> PathBuf {
+        self.root.join("daemon.json")
+    }
+
+    /// The running daemon of this home as `daemon.json` records it, if the file is there
+    /// and its process is alive.
+    pub fn daemon(&self) -> Option<Daemon> {
+        let text = std::fs::read_to_string(self.daemon_path()).ok()?;
+        let daemon: Daemon = serde_json::from_str(&text).ok()?;
+        let alive = std::path::Path::new(&format!("/proc/{}", daemon.pid)).exists();
+        alive.then_some(daemon)
+    }
+
+    /// Records the running daemon (atomically: written aside, then renamed).
+    pub fn write_daemon(&self, daemon: &Daemon) -> std::io::Result<()> {
+        let path = self.daemon_path();
+        let aside = path.with_extension("json.tmp");
+        std::fs::write(&aside, serde_json::to_vec(daemon).map_err(std::io::Error::other)?)?;
+        std::fs::rename(aside, path)
+    }
+
+    /// Forgets the daemon record (the daemon stopped).
+    pub fn remove_daemon(&self) {
+        let _ = std::fs::remove_file(self.daemon_path());
+    }
+
     /// Creates the home directory (mode 0700) if it is missing.
     pub fn ensure(&self) -> std::io::Result<()> {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -50,4 +79,13 @@ impl Home {
         }
         Ok(())
     }
+}
+
+/// What `daemon.json` records of a running daemon.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Daemon {
+    /// Its process id.
+    pub pid: u32,
+    /// Where its API listens.
+    pub api: std::net::SocketAddr,
 }

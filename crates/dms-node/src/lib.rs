@@ -11,12 +11,15 @@
 //! - [`home`]: the home directory layout.
 //! - [`lifecycle`]: the start/stop record kept in the store (unclean-stop detection).
 //! - [`behaviors`]: the root actor's network and capability behaviors.
+//! - [`caps`]: capability contexts in the store (behind `dms_ucan::Contexts`, the one
+//!   write path that keeps every actor's live context current).
 //! - [`resources`]: the resource manager (onboarded, committed, allocated, free).
 //! - [`onboarding`]: onboarding, resources and hardware behaviors, benchmarks.
 //! - [`provider`]: bids, commit/allocate/revert, allocation actors running workloads;
 //!   [`start_deployments`] wires it and the orchestrator registry onto the root actor.
 
 pub mod behaviors;
+pub mod caps;
 pub mod config;
 pub mod home;
 pub mod lifecycle;
@@ -116,8 +119,10 @@ pub async fn run(
 
     let store = Store::open(config.store.resolve(home.root()))?;
     lifecycle::record_start(&store)?;
-    ensure_node_context(&store, &did)?;
     let verifier = Arc::new(dms_ucan::Verifier::default());
+    let contexts =
+        Arc::new(dms_ucan::Contexts::new(caps::StoreContexts(store.clone()), verifier.clone()));
+    ensure_node_context(&contexts, &did)?;
 
     let node_info = dms_api::NodeInfo {
         did: did.to_string(),
@@ -125,22 +130,12 @@ pub async fn run(
         started,
         started_at: SystemTime::now(),
     };
-    let node_context =
-        dms_ucan::persist::load(&store, NODE_CONTEXT)?.expect("the node context was just ensured");
     let runtime = dms_actor::Config {
         max_envelope_bytes: config.network.max_message_bytes,
         ..Default::default()
     };
-    let network = start_network(
-        &key,
-        config.network.to_network()?,
-        runtime,
-        node_context,
-        &store,
-        verifier.clone(),
-        started,
-    )
-    .await?;
+    let network =
+        start_network(&key, config.network.to_network()?, runtime, &contexts, started).await?;
     let manager = resources::ResourceManager::open(store.clone(), resources::system_clock())?;
     let onboarding = onboarding::Deps {
         manager: manager.clone(),
@@ -152,20 +147,8 @@ pub async fn run(
     };
     onboarding::register(&network.actor, &onboarding).map_err(|e| Error::Network(e.to_string()))?;
     let _deployments =
-        start_deployments(&network, manager, &store, &verifier, &config, provider::Executors::Host)
-            .await?;
-    let root = network.actor.clone();
-    let on_change: dms_api::caps::OnChange = Arc::new(move |context| {
-        if context.name == NODE_CONTEXT {
-            let context = context.clone();
-            root.update_context(move |c| *c = context);
-        }
-    });
-    let caps = dms_api::Caps {
-        store: store.clone(),
-        verifier: verifier.clone(),
-        on_change: Some(on_change),
-    };
+        start_deployments(&network, manager, &store, &config, provider::Executors::Host).await?;
+    let caps = dms_api::Caps { contexts: contexts.clone() };
     let relay = dms_api::Relay {
         router: network.router.clone(),
         root: network.actor.handle().clone(),
@@ -182,6 +165,10 @@ pub async fn run(
         let _ = stop_rx.wait_for(|stop| *stop).await;
     }));
 
+    if let Err(error) = home.write_daemon(&home::Daemon { pid: std::process::id(), api: api_addr })
+    {
+        warn!(%error, "Could not write daemon.json; CLI commands may wait for the store.");
+    }
     let addrs = listen_addrs(&network.client).await;
     info!(did = %did, api = %api_addr, peer_id = %network.client.peer_id(), addrs = %addrs.join(","),
         home = %home.root().display(), startup_ms = started.elapsed().as_millis() as u64, "dms ready");
@@ -207,6 +194,7 @@ pub async fn run(
         }
     };
     network.shutdown().await;
+    home.remove_daemon();
     lifecycle::record_stop(&store)?;
     drop(store);
     info!(did = %did, "dms stopped");
@@ -235,17 +223,18 @@ impl NetworkRuntime {
 }
 
 /// Starts the libp2p host, the router and the node's root actor with its behaviors,
-/// and joins the topics the root actor listens on. `dms run` and the in-process test
+/// and joins the topics the root actor listens on. The root actor authorizes with the
+/// live node context of `contexts` (which must exist). `dms run` and the in-process test
 /// harness (`dms-testkit`) both start nodes with this.
 pub async fn start_network(
     key: &dms_crypto::KeyPair,
     network: dms_network::Config,
     runtime: dms_actor::Config,
-    context: dms_ucan::CapContext,
-    store: &Store,
-    verifier: Arc<dms_ucan::Verifier>,
+    contexts: &Arc<dms_ucan::Contexts>,
     started: Instant,
 ) -> Result<NetworkRuntime, Error> {
+    let context = contexts.live(caps::NODE_CONTEXT)?;
+    let verifier = contexts.verifier().clone();
     let (client, event_loop, inbound) =
         dms_network::build(key, network).map_err(|e| Error::Network(e.to_string()))?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -255,7 +244,8 @@ pub async fn start_network(
     let router =
         dms_actor::Router::new(client.peer_id().to_string(), Arc::new(client.clone()), runtime);
     let actor = dms_actor::Actor::spawn(&router, "root", key.clone(), context, verifier.clone());
-    let deps = behaviors::Deps { client: client.clone(), store: store.clone(), verifier, started };
+    let deps =
+        behaviors::Deps { client: client.clone(), contexts: contexts.clone(), verifier, started };
     behaviors::register(&actor, &deps).map_err(|e| Error::Network(e.to_string()))?;
     for topic in [behaviors::HELLO_TOPIC, behaviors::REVOCATION_TOPIC] {
         client.subscribe(topic).await.map_err(|e| Error::Network(e.to_string()))?;
@@ -271,7 +261,6 @@ pub async fn start_deployments(
     network: &NetworkRuntime,
     manager: resources::ResourceManager,
     store: &Store,
-    verifier: &Arc<dms_ucan::Verifier>,
     config: &Config,
     executors: provider::Executors,
 ) -> Result<Arc<dms_orchestrator::Registry>, Error> {
@@ -281,7 +270,6 @@ pub async fn start_deployments(
         store: store.clone(),
         router: network.router.clone(),
         root: network.actor.clone(),
-        verifier: verifier.clone(),
         client: network.client.clone(),
         settings: provider::Settings {
             max_reservation: d.max_reservation,
@@ -303,7 +291,6 @@ pub async fn start_deployments(
         root: network.actor.clone(),
         router: network.router.clone(),
         store: store.clone(),
-        verifier: verifier.clone(),
         settings: dms_orchestrator::Settings {
             bid_window: d.bid_window,
             default_deadline: d.default_timeout,
@@ -330,12 +317,14 @@ async fn listen_addrs(client: &dms_network::Client) -> Vec<String> {
     Vec::new()
 }
 
-/// The name of the node's own capability context.
-pub const NODE_CONTEXT: &str = "dms";
+pub use caps::NODE_CONTEXT;
 
 /// Creates the node's capability context (`dms`, owned by the node DID) on first start.
-fn ensure_node_context(store: &Store, did: &dms_crypto::Did) -> Result<(), Error> {
-    match dms_ucan::persist::load(store, NODE_CONTEXT)? {
+pub fn ensure_node_context(
+    contexts: &dms_ucan::Contexts,
+    did: &dms_crypto::Did,
+) -> Result<(), Error> {
+    match contexts.load(NODE_CONTEXT)? {
         Some(context) if context.did == *did => Ok(()),
         Some(context) => Err(Error::Caps(dms_ucan::Error::Context(format!(
             "capability context '{NODE_CONTEXT}' belongs to {}, but the node key is {did}; \
@@ -345,7 +334,7 @@ fn ensure_node_context(store: &Store, did: &dms_crypto::Did) -> Result<(), Error
         )))),
         None => {
             let context = dms_ucan::CapContext::new(NODE_CONTEXT, did.clone());
-            dms_ucan::persist::save(store, &context, None)?;
+            contexts.save(context, None)?;
             info!(context = NODE_CONTEXT, "Created the node's capability context.");
             Ok(())
         }

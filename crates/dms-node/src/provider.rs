@@ -91,8 +91,6 @@ pub struct Deps {
     pub router: Router,
     /// The node's root actor.
     pub root: Actor,
-    /// The node's verifier.
-    pub verifier: Arc<dms_ucan::Verifier>,
     /// The network (round-trip times for bids).
     pub client: dms_network::Client,
     /// Settings.
@@ -437,34 +435,46 @@ impl Provider {
         Ok(allocated)
     }
 
+    /// The allocation's actor. It authorizes with the node's live capability context (a
+    /// revocation is in force for it at once): its orchestrator must hold `/dms/allocation`
+    /// like any other caller, and only that orchestrator is obeyed.
     fn spawn_actor(self: &Arc<Self>, hosted: &Hosted) -> Result<Actor, ActorError> {
-        let mut context = self.deps.root.context();
-        context.add_root(hosted.orchestrator.did.clone());
         let actor = Actor::spawn(
             &self.deps.router,
             &hosted.id,
             self.deps.root.signing_key().clone(),
-            context,
-            self.deps.verifier.clone(),
+            self.deps.root.live_context().clone(),
+            self.deps.root.verifier().clone(),
         );
         let id = hosted.id.clone();
+        let owner = hosted.orchestrator.did.clone();
         let p = self.clone();
-        let i = id.clone();
-        actor.behavior(ALLOCATION_START, move |_| {
+        let (i, o) = (id.clone(), owner.clone());
+        actor.behavior(ALLOCATION_START, move |message| {
             let (p, i) = (p.clone(), i.clone());
-            async move { json_reply(&p.run_allocation(&i).await?) }
+            let owned = from_owner(&message, &o);
+            async move {
+                owned?;
+                json_reply(&p.run_allocation(&i).await?)
+            }
         })?;
         let p = self.clone();
-        let i = id.clone();
-        actor.behavior(ALLOCATION_STATUS, move |_| {
+        let (i, o) = (id.clone(), owner.clone());
+        actor.behavior(ALLOCATION_STATUS, move |message| {
             let (p, i) = (p.clone(), i.clone());
-            async move { json_reply(&p.load(&i)?.status) }
+            let owned = from_owner(&message, &o);
+            async move {
+                owned?;
+                json_reply(&p.load(&i)?.status)
+            }
         })?;
         let p = self.clone();
-        let i = id.clone();
+        let (i, o) = (id.clone(), owner.clone());
         actor.behavior(ALLOCATION_LOGS, move |message| {
             let (p, i) = (p.clone(), i.clone());
+            let owned = from_owner(&message, &o);
             async move {
+                owned?;
                 let request: LogsRequest = if message.envelope.payload.is_empty() {
                     LogsRequest::default()
                 } else {
@@ -474,10 +484,12 @@ impl Provider {
             }
         })?;
         let p = self.clone();
-        let i = id.clone();
-        actor.behavior(ALLOCATION_SHUTDOWN, move |_| {
+        let (i, o) = (id.clone(), owner);
+        actor.behavior(ALLOCATION_SHUTDOWN, move |message| {
             let (p, i) = (p.clone(), i.clone());
+            let owned = from_owner(&message, &o);
             async move {
+                owned?;
                 let status = p.stop(&i).await?;
                 Ok(serde_json::to_vec(&status).unwrap_or_default())
             }
@@ -493,7 +505,10 @@ impl Provider {
             .ok_or_else(|| bad(format!("no allocation {id} here")))
     }
 
-    /// Writes a status change; returns the record, or `None` when it is unchanged or gone.
+    /// Writes a status change; returns the record, or `None` when it is unchanged, gone,
+    /// or already ended (a terminal state is final: a late exit does not overwrite a
+    /// stop). Every change bumps the status version, which orders what the orchestrator
+    /// hears.
     fn set_status(&self, id: &str, change: impl FnOnce(&mut Hosted)) -> Option<Hosted> {
         self.set_status_with(true, id, change)
     }
@@ -509,7 +524,15 @@ impl Provider {
         let _guard = self.records.lock().expect("records lock");
         let mut hosted = HOSTED.get_now(&self.deps.store, id).ok().flatten()?;
         let before = hosted.status.clone();
+        if before.state.is_terminal() {
+            return None;
+        }
         change(&mut hosted);
+        hosted.status.version = before.version;
+        let changed = hosted.status != before;
+        if changed {
+            hosted.status.version += 1;
+        }
         let written = if durable {
             HOSTED.put_now(&self.deps.store, id, &hosted)
         } else {
@@ -518,7 +541,7 @@ impl Provider {
         if let Err(error) = written {
             warn!(%id, %error, "Could not persist an allocation's status.");
         }
-        (hosted.status != before).then_some(hosted)
+        changed.then_some(hosted)
     }
 
     async fn run_allocation(self: &Arc<Self>, id: &str) -> Result<AllocationStatus, ActorError> {
@@ -624,6 +647,7 @@ impl Provider {
                     finished_ms: Some(now_ms()),
                     start_us: hosted.status.start_us,
                     restarts: hosted.status.restarts,
+                    version: hosted.status.version,
                 }
             }
             Err(error) => AllocationStatus {
@@ -925,6 +949,21 @@ impl Provider {
                 }
             }
         }
+    }
+}
+
+/// Only the orchestrator that created an allocation may command it.
+fn from_owner(message: &dms_actor::Message, owner: &dms_crypto::Did) -> Result<(), ActorError> {
+    if message.envelope.from.did == *owner {
+        Ok(())
+    } else {
+        Err(ActorError::Unauthorized {
+            code: "not_the_orchestrator".into(),
+            reason: format!(
+                "only the deployment's orchestrator ({owner}) commands this allocation, not {}",
+                message.envelope.from.did
+            ),
+        })
     }
 }
 

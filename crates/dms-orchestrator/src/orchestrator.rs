@@ -85,8 +85,6 @@ pub struct Shared {
     pub router: Router,
     /// The node's store.
     pub store: Store,
-    /// The node's verifier.
-    pub verifier: Arc<dms_ucan::Verifier>,
     /// Timing.
     pub settings: Settings,
     /// Peers expected to bid.
@@ -234,8 +232,8 @@ impl Orchestrator {
             &shared.router,
             &record.id,
             shared.root.signing_key().clone(),
-            shared.root.context(),
-            shared.verifier.clone(),
+            shared.root.live_context().clone(),
+            shared.root.verifier().clone(),
         );
         let (changed, _) = watch::channel(record.next_seq);
         let (flushed_tx, flushed) = watch::channel(record.next_seq);
@@ -297,9 +295,27 @@ impl Orchestrator {
         message: impl Into<String>,
         change: impl FnOnce(&mut Deployment),
     ) -> u64 {
+        let seq = self.change_when(allocation, message, |record| {
+            change(record);
+            true
+        });
+        seq.expect("an unconditional change records an event")
+    }
+
+    /// Changes the record under its lock when `change` says so (returns true), adding an
+    /// event, persisting it and waking status waiters; the event's sequence number, or
+    /// `None` when `change` declined (nothing is written).
+    fn change_when(
+        &self,
+        allocation: Option<&str>,
+        message: impl Into<String>,
+        change: impl FnOnce(&mut Deployment) -> bool,
+    ) -> Option<u64> {
         let mut record = self.record.lock().expect("deployment lock");
         let before = Recovery::of(&record);
-        change(&mut record);
+        if !change(&mut record) {
+            return None;
+        }
         let message = message.into();
         let seq = record.event(allocation, message.clone()).seq;
         info!(deployment = %record.id, state = record.state.name(), allocation = allocation.unwrap_or(""), "{message}");
@@ -312,7 +328,7 @@ impl Orchestrator {
         drop(record);
         self.writer.dirty.notify_one();
         self.changed.send_replace(seq);
-        seq
+        Some(seq)
     }
 
     /// Waits until the record up to event `seq` is on disk.
@@ -362,26 +378,30 @@ impl Orchestrator {
                 reason: format!("allocation {} is not hosted by {}", update.allocation, from.peer),
             });
         }
-        if view.status == update.status {
-            return Ok(());
-        }
         self.record_status(&update.allocation, update.status);
         Ok(())
     }
 
-    fn record_status(&self, allocation: &str, status: AllocationStatus) {
+    /// Records an allocation's status if it supersedes the one recorded (newer, and not
+    /// reviving an ended allocation), deciding under the record's lock: statuses from
+    /// updates, start answers and status polls arrive in any order.
+    fn record_status(&self, allocation: &str, status: AllocationStatus) -> bool {
         let message = describe(&status);
-        self.change(Some(allocation), message, |r| {
-            if let Some(view) = r.allocations.get_mut(allocation) {
-                view.status = status;
+        self.change_when(Some(allocation), message, |r| {
+            let Some(view) = r.allocations.get_mut(allocation) else { return false };
+            if !status.supersedes(&view.status) {
+                return false;
             }
+            view.status = status;
             if r.state == DeploymentState::Running {
                 r.state = r.settled();
                 if r.state == DeploymentState::Failed && r.reason.is_none() {
                     r.reason = first_failure(r);
                 }
             }
-        });
+            true
+        })
+        .is_some()
     }
 
     /// Places and starts the deployment, attempt after attempt, until it runs, fails
@@ -743,11 +763,9 @@ impl Orchestrator {
             .await
             {
                 Ok(status) => {
-                    // An update pushed meanwhile (a quick task may have exited) is newer.
-                    let current = self.snapshot().allocations.get(&name).map(|v| v.status.state);
-                    if current.is_none_or(|s| !s.is_terminal()) {
-                        self.record_status(&name, status);
-                    }
+                    // An update pushed meanwhile (a quick task may have exited) is newer
+                    // and wins: record_status keeps the newest.
+                    self.record_status(&name, status);
                 }
                 Err(error) => {
                     return Err((
@@ -835,11 +853,9 @@ impl Orchestrator {
         }
         while let Some(Ok((name, result))) = calls.join_next().await {
             match result {
-                Ok(status) => self.change(Some(&name), describe(&status), |r| {
-                    if let Some(view) = r.allocations.get_mut(&name) {
-                        view.status = status;
-                    }
-                }),
+                Ok(status) => {
+                    self.record_status(&name, status);
+                }
                 Err(error) => self.change(Some(&name), format!("could not stop: {error} (its provider releases it when it expires or restarts)"), |_| {}),
             }
         }
@@ -864,8 +880,9 @@ impl Orchestrator {
             )
             .await
             {
-                Ok(status) if status != view.status => self.record_status(&name, status),
-                Ok(_) => {}
+                Ok(status) => {
+                    self.record_status(&name, status);
+                }
                 Err(error) => self.change(
                     Some(&name),
                     format!("provider {} did not answer: {error}", select::short(&handle.peer)),

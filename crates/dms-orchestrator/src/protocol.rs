@@ -240,6 +240,20 @@ pub struct AllocationStatus {
     /// How many times the provider restarted it (by its `restart` policy).
     #[serde(default)]
     pub restarts: u32,
+    /// Bumped by the provider on every change: statuses can arrive out of order (an
+    /// update pushed while the answer to `start` is on its way), and only a newer one
+    /// counts. See [`AllocationStatus::supersedes`].
+    #[serde(default)]
+    pub version: u64,
+}
+
+impl AllocationStatus {
+    /// Whether this status, arriving now, replaces `current`: it must be newer, and an
+    /// ended allocation never comes back to life (a terminal state is final).
+    pub fn supersedes(&self, current: &AllocationStatus) -> bool {
+        let revives = current.state.is_terminal() && !self.state.is_terminal();
+        self.version > current.version && !revives
+    }
 }
 
 /// Most bytes of output kept with an exited allocation's status.

@@ -23,7 +23,7 @@ use dms_crypto::{Did, KeyPair, KeyType};
 use dms_network::{Client, Multiaddr, PeerId, Transports};
 use dms_node::NetworkRuntime;
 use dms_store::Store;
-use dms_ucan::{CapContext, Verifier};
+use dms_ucan::{CapContext, Contexts, Verifier};
 
 /// How long harness waits may take.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -62,6 +62,8 @@ pub struct Node {
     pub addr: Multiaddr,
     /// Its store.
     pub store: Store,
+    /// Its capability contexts (the one write path; live in every actor).
+    pub contexts: Arc<Contexts>,
     _dir: tempfile::TempDir,
 }
 
@@ -91,16 +93,34 @@ impl Node {
         self.runtime.client.peer_id()
     }
 
-    /// Trusts `did` fully (adds it as a root of the node's context, in the running
-    /// actor and in the store).
+    /// Trusts `did` fully (adds it as a root of the node's context, stored and in force
+    /// in every running actor).
     pub fn trust(&self, did: &Did) {
-        self.runtime.actor.update_context(|c| c.add_root(did.clone()));
-        let context = self.runtime.actor.context();
-        let stored = dms_ucan::persist::load(&self.store, dms_node::NODE_CONTEXT)
-            .ok()
-            .flatten()
-            .map(|c| c.version);
-        let _ = dms_ucan::persist::save(&self.store, &context, stored);
+        self.contexts
+            .change::<_, dms_ucan::Error>(dms_node::NODE_CONTEXT, |c| Ok(c.add_root(did.clone())))
+            .expect("the node context takes a root");
+    }
+
+    /// A grant from this node to `audience` for `commands` and broadcast `topics`.
+    pub fn grant(&self, audience: &Did, commands: &[&str], topics: &[&str]) -> dms_ucan::Chain {
+        let path = |p: &&str| dms_ucan::Command::parse(p).expect("a command path");
+        let spec = dms_ucan::Spec {
+            commands: commands.iter().map(path).collect(),
+            topics: topics.iter().map(path).collect(),
+            ..Default::default()
+        };
+        self.actor().context().grant(&self.key, audience.clone(), &spec).expect("grant")
+    }
+
+    /// Adds `chain` (delegated to this node) to the node's provide anchors, stored and in
+    /// force in every running actor.
+    pub fn provide(&self, chain: &dms_ucan::Chain) {
+        let verifier = self.contexts.verifier().clone();
+        self.contexts
+            .change::<_, dms_ucan::Error>(dms_node::NODE_CONTEXT, |c| {
+                c.add_provide(chain.clone(), &verifier, dms_ucan::now())
+            })
+            .expect("the node context takes the provide anchor");
     }
 
     /// Invokes `behavior` on `to` with a JSON payload.
@@ -137,7 +157,6 @@ impl Node {
             &self.runtime,
             manager,
             &self.store,
-            &Arc::new(Verifier::default()),
             &dms_node::Config::default(),
             executors,
         )
@@ -280,8 +299,12 @@ pub async fn start_node(options: &Options, bootstrap: Vec<Multiaddr>) -> Node {
     let key = KeyPair::generate(KeyType::Ed25519);
     let dir = tempfile::Builder::new().prefix("dms-testkit-").tempdir().expect("temp dir");
     let store = Store::open(dir.path().join("dms.redb")).expect("store opens");
+    let contexts = Arc::new(Contexts::new(
+        dms_node::caps::StoreContexts(store.clone()),
+        Arc::new(Verifier::default()),
+    ));
     let context = CapContext::new(dms_node::NODE_CONTEXT, key.did());
-    dms_ucan::persist::save(&store, &context, None).expect("context saved");
+    contexts.save(context, None).expect("context saved");
     let listen: Multiaddr = if options.tcp {
         "/ip4/127.0.0.1/tcp/0".parse().expect("tcp multiaddr")
     } else {
@@ -297,19 +320,11 @@ pub async fn start_node(options: &Options, bootstrap: Vec<Multiaddr>) -> Node {
     };
     let mut runtime = options.runtime.clone();
     runtime.max_envelope_bytes = options.max_message_bytes;
-    let runtime = dms_node::start_network(
-        &key,
-        network,
-        runtime,
-        context,
-        &store,
-        Arc::new(Verifier::default()),
-        Instant::now(),
-    )
-    .await
-    .expect("node starts");
+    let runtime = dms_node::start_network(&key, network, runtime, &contexts, Instant::now())
+        .await
+        .expect("node starts");
     let addr = listen_addr(&runtime.client).await;
-    Node { key, runtime, addr, store, _dir: dir }
+    Node { key, runtime, addr, store, contexts, _dir: dir }
 }
 
 async fn listen_addr(client: &Client) -> Multiaddr {

@@ -90,3 +90,53 @@ async fn an_impossible_ensemble_fails_fast_with_every_reason() {
     assert!(started.elapsed() < Duration::from_secs(10), "fails early, not at the deadline");
     net.shutdown().await;
 }
+
+/// An ensemble of one machine running `tasks` quick tasks.
+fn tasks(tasks: usize) -> NewDeployment {
+    let mut text = String::from("version: V1\nallocations:\n");
+    for i in 0..tasks {
+        text.push_str(&format!(
+            "  t{i}:\n    type: task\n    executor: wasm\n    resources: {{cpu: {{cores: 0.01}}, ram: 1MiB}}\n    execution: {{module: https://example.invalid/t.wasm}}\n"
+        ));
+    }
+    let names: Vec<String> = (0..tasks).map(|i| format!("t{i}")).collect();
+    text.push_str(&format!("nodes:\n  n0: {{allocations: [{}]}}\n", names.join(", ")));
+    let ensemble = dms_ensemble::load(&text).expect("valid ensemble").ensemble;
+    NewDeployment { ensemble, modules: Default::default(), timeout_ms: Some(60_000) }
+}
+
+/// Tasks that exit the moment they start race their own start answer to the
+/// orchestrator: the exit must win however the two arrive, every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_deployments_of_a_hundred_instant_tasks_all_complete() {
+    let (net, registries, engine) = network(3).await;
+    engine.world().script_others(fake::Script::exits(0, Duration::ZERO));
+    for round in 0..10 {
+        let id = registries[0].create(tasks(100)).await.expect("submitted");
+        let status = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut after = 0;
+            loop {
+                let status =
+                    registries[0].status(&id, after, Duration::from_secs(5)).await.expect("status");
+                after = status.events.last().map_or(after, |e| e.seq);
+                if status.state.is_terminal() {
+                    return status;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            let record = registries[0].manifest(&id).expect("manifest");
+            let stuck: Vec<_> = record
+                .allocations
+                .iter()
+                .filter(|(_, v)| !v.status.state.is_terminal())
+                .map(|(name, v)| format!("{name}: {:?}", v.status.state))
+                .collect();
+            panic!("round {round}: deployment {id} never finished; not ended: {stuck:?}")
+        });
+        assert_eq!(status.state, DeploymentState::Completed, "round {round}: {:?}", status.reason);
+        assert_eq!(status.allocations.len(), 100);
+    }
+    net.shutdown().await;
+}

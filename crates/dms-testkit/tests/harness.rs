@@ -125,9 +125,7 @@ async fn a_revocation_spread_over_gossip_refuses_the_token_everywhere() {
         )
     })
     .await;
-    let stored = dms_ucan::persist::load(&third.store, dms_node::NODE_CONTEXT)
-        .expect("store")
-        .expect("context");
+    let stored = third.contexts.load(dms_node::NODE_CONTEXT).expect("store").expect("context");
     assert!(stored.revoked.iter().any(|r| r.cid == cid), "the revocation is persisted");
     net.shutdown().await;
 }

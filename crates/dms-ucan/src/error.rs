@@ -55,6 +55,20 @@ pub enum Error {
     /// The store failed.
     #[error("capability store: {0}")]
     Store(String),
+    /// The stored context is not the version the change started from (another writer
+    /// got there first); nothing was written. Run the command again.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+impl Error {
+    /// The conflict of a save that expected `expected` and found `current`.
+    pub fn conflict(name: &str, current: Option<u64>, expected: Option<u64>) -> Error {
+        Error::Conflict(format!(
+            "context '{name}' changed while this command ran (version {current:?}, expected \
+             {expected:?}); run the command again"
+        ))
+    }
 }
 
 /// Why a chain or an invocation was refused.

@@ -16,14 +16,15 @@
 //! - [`verify`]: chain verification and the cache of verified chains.
 //! - [`context`]: capability contexts: roots, require/provide anchors, revocations,
 //!   grant, delegate, revoke, authorize.
-//! - [`persist`]: contexts in the node's store.
+//! - [`live`]: live contexts shared by every actor of an identity, and [`Contexts`], the
+//!   one write path to them (storage is the caller's, behind [`ContextStore`]).
 //! - [`error`]: build/decode errors and typed [`Denial`]s.
 
 pub mod chain;
 pub mod command;
 pub mod context;
 pub mod error;
-pub mod persist;
+pub mod live;
 pub mod policy;
 pub mod token;
 pub mod verify;
@@ -32,6 +33,7 @@ pub use chain::{Chain, Limits};
 pub use command::Command;
 pub use context::{Authorization, CapContext, Request, Spec};
 pub use error::{Denial, Error, Reason};
+pub use live::{ContextStore, Contexts, LiveContext};
 pub use policy::Predicate;
 pub use token::{Kind, Payload, Token};
 pub use verify::{Verified, Verifier};

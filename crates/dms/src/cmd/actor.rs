@@ -207,6 +207,7 @@ impl Session {
                  -c dms --root $(dms key did {context})`"
             )
         })?;
+        drop(backend); // other commands may use the store while the key is unlocked
         let key = key_of(ctx, &context)?;
         Ok(Session { api, node, key, context, verifier: Verifier::default() })
     }

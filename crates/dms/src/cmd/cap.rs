@@ -7,8 +7,11 @@
 
 use anyhow::{Context as _, anyhow, bail};
 use dms_crypto::{Did, KeyPair, Keystore};
+use dms_node::caps::StoreContexts;
 use dms_store::Store;
-use dms_ucan::{Authorization, CapContext, Chain, Command, Kind, Request, Spec, Verifier, persist};
+use dms_ucan::{
+    Authorization, CapContext, Chain, Command, ContextStore, Kind, Request, Spec, Verifier,
+};
 
 use super::Ctx;
 use crate::cli::{CapCommand, GrantArgs, Output};
@@ -18,25 +21,46 @@ use crate::{output, passphrase};
 /// Where contexts are read and written.
 pub(super) enum Backend {
     /// The store directly (no daemon running on this home).
-    Store(Store),
+    Store(StoreContexts),
     /// The running daemon's API.
     Api(ApiClient),
 }
 
 impl Backend {
+    /// The daemon's API when the daemon of this home runs, else the store, waited for
+    /// while another command holds it (up to [`STORE_PATIENCE`]).
     pub(super) async fn open(ctx: &Ctx) -> anyhow::Result<Backend> {
         ctx.init_home()?;
         let config = ctx.config()?;
-        match Store::open(config.store.resolve(ctx.home.root())) {
-            Ok(store) => Ok(Backend::Store(store)),
-            Err(error) if error.is_locked() => Ok(Backend::Api(ApiClient::new(ctx.api_addr()?)?)),
-            Err(error) => Err(error.into()),
+        let path = config.store.resolve(ctx.home.root());
+        let started = std::time::Instant::now();
+        let mut pause = std::time::Duration::from_millis(10);
+        loop {
+            if let Some(daemon) = ctx.home.daemon() {
+                return Ok(Backend::Api(ApiClient::new(daemon.api)?));
+            }
+            let error = match Store::open(&path) {
+                Ok(store) => return Ok(Backend::Store(StoreContexts(store))),
+                Err(error) if error.is_locked() => error,
+                Err(error) => return Err(error.into()),
+            };
+            if started.elapsed() >= STORE_PATIENCE {
+                return Err(anyhow!(error).context(format!(
+                    "the store {} stayed busy for {STORE_PATIENCE:?}: another process holds it \
+                     and no daemon of this home is recorded in {} (a daemon started by an \
+                     older dms, or a long-running command); stop it or try again",
+                    path.display(),
+                    ctx.home.daemon_path().display()
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(200));
         }
     }
 
     pub(super) async fn load(&self, name: &str) -> anyhow::Result<Option<CapContext>> {
         match self {
-            Backend::Store(store) => Ok(persist::load(store, name)?),
+            Backend::Store(store) => Ok(store.load(name)?),
             Backend::Api(api) => api.get_optional(&format!("/api/v1/cap/contexts/{name}")).await,
         }
     }
@@ -49,7 +73,7 @@ impl Backend {
 
     async fn save(&self, context: &CapContext, expected: Option<u64>) -> anyhow::Result<()> {
         match self {
-            Backend::Store(store) => Ok(persist::save(store, context, expected)?),
+            Backend::Store(store) => Ok(store.save(context, expected)?),
             Backend::Api(api) => {
                 let query = expected.map(|v| format!("?expected_version={v}")).unwrap_or_default();
                 api.put(&format!("/api/v1/cap/contexts/{}{query}", context.name), context).await
@@ -59,18 +83,21 @@ impl Backend {
 
     async fn list(&self) -> anyhow::Result<Vec<CapContext>> {
         match self {
-            Backend::Store(store) => Ok(persist::list(store)?),
+            Backend::Store(store) => Ok(store.list()?),
             Backend::Api(api) => api.get("/api/v1/cap/contexts").await,
         }
     }
 
     async fn remove(&self, name: &str) -> anyhow::Result<bool> {
         match self {
-            Backend::Store(store) => Ok(persist::remove(store, name)?),
+            Backend::Store(store) => Ok(store.remove(name)?),
             Backend::Api(api) => api.delete(&format!("/api/v1/cap/contexts/{name}")).await,
         }
     }
 }
+
+/// How long a command waits for a store that another command holds.
+const STORE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn check_name(name: &str) -> anyhow::Result<()> {
     let ok = !name.is_empty()

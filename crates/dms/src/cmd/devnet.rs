@@ -281,9 +281,9 @@ fn up(ctx: &Ctx, dir: &Path, nodes: usize) -> anyhow::Result<()> {
 
 /// Makes a started node a provider the devnet user can deploy to: it onboards a slice
 /// of the machine ([`ONBOARD`]), and holds a grant from the devnet user for the
-/// deployment protocol (`/dms/deployment`, also as a broadcast topic), so that the
-/// other nodes — which trust the user as a root — accept its bid requests, bids and
-/// updates.
+/// deployment protocol (`/dms/deployment`, also as a broadcast topic, and
+/// `/dms/allocation`), so that the other nodes — which trust the user as a root — accept
+/// its bid requests, bids and updates, and the allocation actors they host obey it.
 fn prepare(
     user_home: &Path,
     home: &Path,
@@ -303,6 +303,8 @@ fn prepare(
             "user",
             "--cap",
             "/dms/deployment",
+            "--cap",
+            "/dms/allocation",
             "--topic",
             "/dms/deployment",
             "--duration",

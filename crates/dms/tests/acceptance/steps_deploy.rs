@@ -225,6 +225,44 @@ async fn deploy_task(world: &mut DmsWorld) {
     deploy(world, &file, &[]).await;
 }
 
+#[when(regex = r"^the devnet user submits (\d+) WebAssembly tasks at once$")]
+async fn submit_many(world: &mut DmsWorld, count: usize) {
+    let file =
+        write(world, "many.yaml", &wasm_ensemble("task", &repo_file("examples/echo.wat"), ""));
+    let mut runs = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        let (home, file) = (world.home(0), file.clone());
+        runs.spawn(async move {
+            run(&home, &["devnet", "cli", "--node", "0", "deploy", &file, "--detach"], &[]).await
+        });
+    }
+    world.results.clear();
+    while let Some(out) = runs.join_next().await {
+        let out = out.expect("the command ran");
+        assert!(out.status.success(), "a concurrent deploy failed:\n{}", out.stderr);
+        let id = out
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("deployment ").and_then(|r| r.split_whitespace().next()));
+        world.results.push(id.unwrap_or_default().trim_end_matches(':').to_string());
+    }
+}
+
+#[then(regex = r"^all (\d+) are accepted with distinct ids$")]
+async fn all_accepted(world: &mut DmsWorld, count: usize) {
+    let ids: std::collections::BTreeSet<&String> =
+        world.results.iter().filter(|id| id.starts_with("d-")).collect();
+    assert_eq!(ids.len(), count, "accepted: {:?}", world.results);
+    let out = devnet_cli(world, 0, &["deployments", "list", "-o", "json"]).await;
+    let listed: Value = serde_json::from_str(&out.stdout).expect("deployments JSON");
+    let known = listed.as_array().map_or(0, |l| {
+        l.iter()
+            .filter(|d| d["id"].as_str().is_some_and(|id| world.results.iter().any(|r| r == id)))
+            .count()
+    });
+    assert_eq!(known, count, "every accepted deployment is listed: {listed}");
+}
+
 #[when(
     regex = r"^the devnet user deploys an ensemble needing (\S+) of RAM with a deadline of (\S+)$"
 )]

@@ -219,6 +219,17 @@ async fn trusts_root(world: &mut DmsWorld, node: String, root: String) {
     on_ok(world, &node, &["cap", "anchor", "-c", "dms", "--root", &did]).await;
 }
 
+#[when(regex = r#"^"dms cap remove" takes the user of (\w) off the roots of node (\w)$"#)]
+async fn remove_root(world: &mut DmsWorld, user: String, node: String) {
+    let did = world.dids[&format!("user of {user}")].clone();
+    on_ok(world, &node, &["cap", "remove", "-c", "dms", &did]).await;
+}
+
+#[when(regex = r#"^"dms cap remove --all" removes the capability context of node (\w)$"#)]
+async fn remove_context(world: &mut DmsWorld, node: String) {
+    on_ok(world, &node, &["cap", "remove", "-c", "dms", "--all"]).await;
+}
+
 #[when(regex = r"^the user of (\w) has \w revoke the token it gave the user of \w$")]
 async fn has_node_revoke(world: &mut DmsWorld, node: String) {
     let cid = world.results.first().expect("a token was granted").clone();

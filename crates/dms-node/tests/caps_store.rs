@@ -1,11 +1,13 @@
 //! Capability contexts in the node's store: save/load/list/remove round trips and
 //! optimistic concurrency on save.
 
+#[path = "../../dms-ucan/tests/common/mod.rs"]
 mod common;
 
 use common::*;
+use dms_node::caps::StoreContexts;
 use dms_store::Store;
-use dms_ucan::{Authorization, Error, Predicate, Spec, Verifier, persist};
+use dms_ucan::{Authorization, ContextStore, Error, Predicate, Spec, Verifier};
 
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -18,8 +20,8 @@ fn contexts_round_trip_through_the_store() {
     let (_dir, store) = store();
     let verifier = Verifier::default();
     let (alice, bob, carol) = (alice(), bob(), carol());
-    assert_eq!(persist::load(&store, "user").expect("load"), None);
-    assert!(persist::list(&store).expect("list").is_empty());
+    assert_eq!(StoreContexts(store.clone()).load("user").expect("load"), None);
+    assert!(StoreContexts(store.clone()).list().expect("list").is_empty());
 
     // A context with something in every part.
     let mut ctx = context(&alice);
@@ -41,8 +43,8 @@ fn contexts_round_trip_through_the_store() {
         .expect("revoke");
     assert!(ctx.version >= 4);
 
-    persist::save(&store, &ctx, None).expect("first save");
-    let loaded = persist::load(&store, "user").expect("load").expect("present");
+    StoreContexts(store.clone()).save(&ctx, None).expect("first save");
+    let loaded = StoreContexts(store.clone()).load("user").expect("load").expect("present");
     assert_eq!(loaded, ctx);
 
     // The loaded context decides exactly as the original.
@@ -60,15 +62,15 @@ fn contexts_round_trip_through_the_store() {
 
     // A second context; list returns both (by name).
     let other = dms_ucan::CapContext::new("dms", bob.did());
-    persist::save(&store, &other, None).expect("save other");
+    StoreContexts(store.clone()).save(&other, None).expect("save other");
     let names: Vec<String> =
-        persist::list(&store).expect("list").into_iter().map(|c| c.name).collect();
+        StoreContexts(store.clone()).list().expect("list").into_iter().map(|c| c.name).collect();
     assert_eq!(names, vec!["dms".to_string(), "user".to_string()]);
 
-    assert!(persist::remove(&store, "user").expect("remove"));
-    assert!(!persist::remove(&store, "user").expect("remove again"));
-    assert_eq!(persist::load(&store, "user").expect("load"), None);
-    assert_eq!(persist::list(&store).expect("list").len(), 1);
+    assert!(StoreContexts(store.clone()).remove("user").expect("remove"));
+    assert!(!StoreContexts(store.clone()).remove("user").expect("remove again"));
+    assert_eq!(StoreContexts(store.clone()).load("user").expect("load"), None);
+    assert_eq!(StoreContexts(store.clone()).list().expect("list").len(), 1);
 }
 
 #[test]
@@ -79,43 +81,44 @@ fn contexts_survive_reopening_the_store() {
     ctx.add_root(bob().did());
     {
         let store = Store::open(&path).expect("open");
-        persist::save(&store, &ctx, None).expect("save");
+        StoreContexts(store.clone()).save(&ctx, None).expect("save");
     }
     let store = Store::open(&path).expect("reopen");
-    assert_eq!(persist::load(&store, "user").expect("load"), Some(ctx));
+    assert_eq!(StoreContexts(store.clone()).load("user").expect("load"), Some(ctx));
 }
 
 #[test]
 fn stale_saves_are_refused() {
     let (_dir, store) = store();
     let mut ctx = context(&alice());
-    persist::save(&store, &ctx, None).expect("create");
+    StoreContexts(store.clone()).save(&ctx, None).expect("create");
     assert_eq!(ctx.version, 0);
 
     // Saving "as new" when it already exists is a conflict.
-    let err = persist::save(&store, &ctx, None).expect_err("exists");
-    assert!(matches!(&err, Error::Store(msg) if msg.contains("changed while")), "{err}");
+    let err = StoreContexts(store.clone()).save(&ctx, None).expect_err("exists");
+    assert!(matches!(&err, Error::Conflict(msg) if msg.contains("changed while")), "{err}");
 
     // Two writers start from version 0.
     let mut first = ctx.clone();
     let mut second = ctx.clone();
     first.add_root(bob().did());
     second.add_root(carol().did());
-    persist::save(&store, &first, Some(0)).expect("first writer wins");
-    let err = persist::save(&store, &second, Some(0)).expect_err("second writer is stale");
-    assert!(matches!(&err, Error::Store(msg) if msg.contains("run the command again")), "{err}");
-    assert_eq!(persist::load(&store, "user").expect("load"), Some(first.clone()));
+    StoreContexts(store.clone()).save(&first, Some(0)).expect("first writer wins");
+    let err =
+        StoreContexts(store.clone()).save(&second, Some(0)).expect_err("second writer is stale");
+    assert!(matches!(&err, Error::Conflict(msg) if msg.contains("run the command again")), "{err}");
+    assert_eq!(StoreContexts(store.clone()).load("user").expect("load"), Some(first.clone()));
 
     // The second writer reloads, applies its change again, and saves from the new version.
-    let mut reloaded = persist::load(&store, "user").expect("load").expect("present");
+    let mut reloaded = StoreContexts(store.clone()).load("user").expect("load").expect("present");
     let base = reloaded.version;
     reloaded.add_root(carol().did());
-    persist::save(&store, &reloaded, Some(base)).expect("fresh save");
-    let stored = persist::load(&store, "user").expect("load").expect("present");
+    StoreContexts(store.clone()).save(&reloaded, Some(base)).expect("fresh save");
+    let stored = StoreContexts(store.clone()).load("user").expect("load").expect("present");
     assert!(stored.roots.contains(&bob().did()) && stored.roots.contains(&carol().did()));
 
     // Expecting a version of a context that does not exist is a conflict too.
     ctx.name = "missing".into();
-    assert!(persist::save(&store, &ctx, Some(0)).is_err());
-    assert_eq!(persist::load(&store, "missing").expect("load"), None);
+    assert!(StoreContexts(store.clone()).save(&ctx, Some(0)).is_err());
+    assert_eq!(StoreContexts(store.clone()).load("missing").expect("load"), None);
 }
