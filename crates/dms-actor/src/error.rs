@@ -97,6 +97,19 @@ pub enum ActorError {
         /// What failed.
         reason: String,
     },
+    /// The request is in a protocol version this node does not speak; nothing ran.
+    /// Upgrade the older side.
+    #[error(
+        "{behavior}: protocol version {version} is not spoken here (this node speaks {supported}); upgrade the older dms"
+    )]
+    UnsupportedVersion {
+        /// The behavior asked for.
+        behavior: String,
+        /// The version the request was in.
+        version: u32,
+        /// The version this node speaks.
+        supported: u32,
+    },
     /// The behavior ran and failed.
     #[error("{message}")]
     Handler {
@@ -130,6 +143,7 @@ impl ActorError {
             ActorError::Timeout { .. } => "timeout",
             ActorError::Closed => "closed",
             ActorError::Transport { .. } => "transport",
+            ActorError::UnsupportedVersion { .. } => "unsupported_version",
             ActorError::Handler { .. } => "handler",
             ActorError::Internal { .. } => "internal",
         }

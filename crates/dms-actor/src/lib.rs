@@ -7,7 +7,9 @@
 //!
 //! # Module map
 //! - [`envelope`]: handles, envelopes, canonical signing.
-//! - [`runtime`]: [`Router`] (per node), [`Actor`], behaviors, invoke/reply, broadcast.
+//! - [`runtime`]: [`Router`] (per node), the transport trait, behaviors and settings;
+//!   `actor.rs` ([`Actor`]: construction, contexts, stop), `send.rs` (invoke/reply,
+//!   broadcast, gather) and `receive.rs` (the receive pipeline) implement the actor.
 //! - [`stateful`]: state-owning actors (one message at a time on owned state), their
 //!   owned tasks, and parent/child links with exit reasons.
 //! - [`relay`]: envelopes signed by local clients (the CLI), relayed by the node.
@@ -15,19 +17,23 @@
 //! - [`limiter`]: rate limits per peer and behavior class.
 //! - [`error`]: [`ActorError`], the typed answer to every refused message.
 
+mod actor;
 pub mod envelope;
 pub mod error;
 pub mod limiter;
+mod receive;
 pub mod relay;
 pub mod replay;
 pub mod runtime;
+mod send;
 pub mod stateful;
 
+pub use actor::Actor;
 pub use envelope::{Envelope, Handle};
 pub use error::ActorError;
 pub use relay::{BroadcastReply, client_request};
 pub use runtime::{
-    Actor, Answers, Behavior, BoxFuture, Config, Message, Reply, Responder, Router, Transport,
-    json_reply,
+    Behavior, BoxFuture, Config, Message, Reply, Responder, Router, Transport, json_reply,
 };
+pub use send::Answers;
 pub use stateful::{Context, ExitReason, Stateful};

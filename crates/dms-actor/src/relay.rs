@@ -22,7 +22,8 @@ use tracing::debug;
 
 use crate::ActorError;
 use crate::envelope::{Envelope, Handle, now_ms};
-use crate::runtime::{REPLY_PREFIX, Reply, Router, read_reply, reply_nonce};
+use crate::runtime::{REPLY_PREFIX, Reply, Router};
+use crate::send::{read_reply, reply_nonce};
 
 /// Relays waiting for replies at once, per node; more are refused with `Busy`.
 pub const MAX_WAITING: usize = 1024;

@@ -25,8 +25,9 @@ use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use crate::ActorError;
+use crate::actor::Actor;
 use crate::envelope::Handle;
-use crate::runtime::{Actor, Message, Reply, Responder};
+use crate::runtime::{Message, Reply, Responder};
 
 /// Why an actor stopped.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -156,7 +157,10 @@ pub fn spawn<S: Stateful>(actor: Actor, state: S) -> Actor {
 
 /// Like [`spawn`], also returning a sender of internal messages: how the code that
 /// created the actor (its owner on this node) controls it without a network message.
-pub fn spawn_with_sender<S: Stateful>(actor: Actor, state: S) -> (Actor, mpsc::Sender<S::Internal>) {
+pub fn spawn_with_sender<S: Stateful>(
+    actor: Actor,
+    state: S,
+) -> (Actor, mpsc::Sender<S::Internal>) {
     let mailbox = actor.take_sequential_mailbox().expect("a sequential actor, spawned once");
     actor.declare(state.behaviors());
     let (internal, internal_rx) = mpsc::channel(INTERNAL_QUEUE);

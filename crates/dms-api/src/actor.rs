@@ -29,6 +29,19 @@ pub struct Relay {
     /// Longest wait for replies; below the API's request timeout so that a slow peer is
     /// reported as a relay timeout, not a cut connection.
     pub max_wait: Duration,
+    /// The root actor of a node named by peer id or DID (the node knows how the network
+    /// derives one from the other; the CLI does not).
+    pub resolve: Resolve,
+}
+
+/// Names a node's root actor from a peer id or a DID; the error says what is wrong.
+pub type Resolve = std::sync::Arc<dyn Fn(&str) -> Result<Handle, String> + Send + Sync>;
+
+/// `?dest=` of `/api/v1/actor/resolve`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub(crate) struct Dest {
+    /// A peer id or a `did:key` DID.
+    dest: String,
 }
 
 /// Most replies one relayed broadcast collects.
@@ -54,7 +67,8 @@ fn status_of(error: &ActorError) -> StatusCode {
         | ActorError::Spoofed { .. }
         | ActorError::BadSignature
         | ActorError::Malformed { .. }
-        | ActorError::BadPayload { .. } => StatusCode::BAD_REQUEST,
+        | ActorError::BadPayload { .. }
+        | ActorError::UnsupportedVersion { .. } => StatusCode::BAD_REQUEST,
         ActorError::Busy | ActorError::Closed => StatusCode::SERVICE_UNAVAILABLE,
         ActorError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
         ActorError::Transport { .. } => StatusCode::BAD_GATEWAY,
@@ -77,6 +91,20 @@ pub fn actor_error(error: ActorError) -> ApiError {
               (status = 503, body = ErrorBody)))]
 pub(crate) async fn handle(State(state): State<AppState>) -> Result<Json<Handle>, ApiError> {
     Ok(Json(relay(&state)?.root.clone()))
+}
+
+/// The root actor of the node named by `dest` (a peer id or a DID).
+#[utoipa::path(get, path = "/api/v1/actor/resolve", tag = "actor", params(Dest),
+    responses((status = 200, description = "`{did, peer, inbox}` of that node's root actor"),
+              (status = 400, body = ErrorBody)))]
+pub(crate) async fn resolve(
+    State(state): State<AppState>,
+    axum::extract::Query(dest): axum::extract::Query<Dest>,
+) -> Result<Json<Handle>, ApiError> {
+    let relay = relay(&state)?;
+    (relay.resolve)(&dest.dest)
+        .map(Json)
+        .map_err(|reason| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", reason))
 }
 
 /// Relays a signed envelope without waiting for an answer.

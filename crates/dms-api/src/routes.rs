@@ -124,6 +124,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::caps::list))
         .routes(routes!(crate::caps::get, crate::caps::put, crate::caps::delete))
         .routes(routes!(crate::actor::handle))
+        .routes(routes!(crate::actor::resolve))
         .routes(routes!(crate::actor::send))
         .routes(routes!(crate::actor::invoke))
         .routes(routes!(crate::actor::broadcast))

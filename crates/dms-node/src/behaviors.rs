@@ -99,6 +99,20 @@ pub fn root_of(peer: &str) -> Result<Handle, ActorError> {
     Ok(Handle { did, peer: id.to_string(), inbox: "root".into() })
 }
 
+/// The root actor of the node named by `dest`: a peer id, or a `did:key` DID (whose key
+/// is the node's libp2p identity).
+pub fn resolve(dest: &str) -> Result<Handle, String> {
+    if dest.starts_with("did:") {
+        let did: dms_crypto::Did =
+            dest.parse().map_err(|e| format!("{dest:?} is not a did:key DID: {e}"))?;
+        let peer = dms_network::peer_of_did(&did).map_err(|e| e.to_string())?;
+        Ok(Handle { did, peer: peer.to_string(), inbox: "root".into() })
+    } else {
+        root_of(dest)
+            .map_err(|_| format!("{dest:?} is neither a DID nor a peer id that embeds its key"))
+    }
+}
+
 /// Registers every behavior of the table above on the node's root actor.
 pub fn register(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
     peers(actor, deps)?;

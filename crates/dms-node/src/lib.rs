@@ -13,19 +13,17 @@
 //! - [`behaviors`]: the root actor's network and capability behaviors.
 //! - [`caps`]: capability contexts in the store (behind `dms_ucan::Contexts`, the one
 //!   write path that keeps every actor's live context current).
-//! - [`resources`]: the resource manager (onboarded, committed, allocated, free).
-//! - [`onboarding`]: onboarding, resources and hardware behaviors, benchmarks.
-//! - [`provider`]: bids, commit/allocate/revert, allocation actors running workloads;
-//!   [`start_deployments`] wires it and the orchestrator registry onto the root actor.
+//!
+//! The provider side (`dms-provider`: bids, resources, onboarding, allocation actors) and
+//! the orchestrator registry (`dms-orchestrator`) are built by [`start_deployments`]; this
+//! crate only wires them (executors, network round trips, topics) and drains them at
+//! shutdown.
 
 pub mod behaviors;
 pub mod caps;
 pub mod config;
 pub mod home;
 pub mod lifecycle;
-pub mod onboarding;
-pub mod provider;
-pub mod resources;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -71,6 +69,9 @@ pub enum Error {
     /// The network could not start.
     #[error("network: {0}")]
     Network(String),
+    /// An executor could not be set up.
+    #[error("executor: {0}")]
+    Executor(String),
     /// The node's capability context could not be read or created.
     #[error("capabilities: {0}")]
     Caps(#[from] dms_ucan::Error),
@@ -79,7 +80,7 @@ pub enum Error {
     Api(#[from] dms_api::Error),
     /// The resource accounts could not be loaded.
     #[error("resources: {0}")]
-    Resources(#[from] resources::ResourceError),
+    Resources(#[from] dms_provider::resources::ResourceError),
     /// The home directory could not be created.
     #[error("cannot create dms home {}: {source}", path.display())]
     Home {
@@ -136,18 +137,22 @@ pub async fn run(
     };
     let network =
         start_network(&key, config.network.to_network()?, runtime, &contexts, started).await?;
-    let manager = resources::ResourceManager::open(store.clone(), resources::system_clock())?;
-    let onboarding = onboarding::Deps {
+    let manager = dms_provider::resources::ResourceManager::open(
+        store.clone(),
+        dms_provider::resources::system_clock(),
+    )?;
+    let onboarding = dms_provider::onboarding::Deps {
         manager: manager.clone(),
         store: store.clone(),
         home: home.root().to_path_buf(),
         benchmarking: Default::default(),
         benchmark_budget: config.node.benchmark_budget,
-        client: network.client.clone(),
+        rtts: rtts(&network.client),
     };
-    onboarding::register(&network.actor, &onboarding).map_err(|e| Error::Network(e.to_string()))?;
-    let _deployments =
-        start_deployments(&network, manager, &store, &config, provider::Executors::Host).await?;
+    dms_provider::onboarding::register(&network.actor, &onboarding)
+        .map_err(|e| Error::Network(e.to_string()))?;
+    let deployments =
+        start_deployments(&network, manager, &store, &config, host_executors().await?).await?;
     let caps = dms_api::Caps { contexts: contexts.clone() };
     let relay = dms_api::Relay {
         router: network.router.clone(),
@@ -157,6 +162,7 @@ pub async fn run(
             .request_timeout
             .saturating_sub(Duration::from_secs(1))
             .max(Duration::from_secs(1)),
+        resolve: Arc::new(behaviors::resolve),
     };
     let server = dms_api::Server::bind(&config.api, node_info, Some(caps), Some(relay)).await?;
     let api_addr = server.local_addr();
@@ -193,6 +199,10 @@ pub async fn run(
             }
         }
     };
+    let drained = tokio::time::timeout(config.node.shutdown_timeout, deployments.drain()).await;
+    if drained.is_err() {
+        warn!(timeout = ?config.node.shutdown_timeout, "Deployments did not drain in time.");
+    }
     network.shutdown().await;
     home.remove_daemon();
     lifecycle::record_stop(&store)?;
@@ -254,24 +264,41 @@ pub async fn start_network(
     Ok(NetworkRuntime { client, router, actor, stop, task })
 }
 
+/// The provider and the orchestrator registry of a node.
+pub struct Deployments {
+    /// The provider side.
+    pub provider: dms_provider::Provider,
+    /// The orchestrating side.
+    pub registry: Arc<dms_orchestrator::Registry>,
+}
+
+impl Deployments {
+    /// Stops placing (deployments resume after the restart), flushes every record, and
+    /// stops the allocation actors (workloads keep running, to be re-attached).
+    pub async fn drain(&self) {
+        self.registry.drain().await;
+        self.provider.shutdown().await;
+    }
+}
+
 /// Starts the provider side (bids, allocation actors; recovers hosted allocations) and
 /// the orchestrator registry (resumes unfinished deployments), and registers their
 /// behaviors on the root actor.
 pub async fn start_deployments(
     network: &NetworkRuntime,
-    manager: resources::ResourceManager,
+    manager: dms_provider::resources::ResourceManager,
     store: &Store,
     config: &Config,
-    executors: provider::Executors,
-) -> Result<Arc<dms_orchestrator::Registry>, Error> {
+    executors: dms_provider::Executors,
+) -> Result<Deployments, Error> {
     let d = &config.deployment;
-    let provider = provider::Deps {
+    let deps = dms_provider::Deps {
         manager,
         store: store.clone(),
         router: network.router.clone(),
         root: network.actor.clone(),
-        client: network.client.clone(),
-        settings: provider::Settings {
+        rtts: rtts(&network.client),
+        settings: dms_provider::Settings {
             max_reservation: d.max_reservation,
             require_contract: d.require_contract,
             price_per_hour: d.price_per_hour,
@@ -279,7 +306,13 @@ pub async fn start_deployments(
         },
         executors,
     };
-    provider::Provider::start(provider).await.map_err(|e| Error::Network(e.to_string()))?;
+    let provider =
+        dms_provider::Provider::start(deps).await.map_err(|e| Error::Network(e.to_string()))?;
+    network
+        .client
+        .subscribe(dms_protocol::DEPLOYMENT_TOPIC)
+        .await
+        .map_err(|e| Error::Network(e.to_string()))?;
     let client = network.client.clone();
     let peers: dms_orchestrator::orchestrator::PeerCount = Arc::new(move || {
         let client = client.clone();
@@ -301,7 +334,45 @@ pub async fn start_deployments(
     })?;
     dms_orchestrator::behaviors::register(&network.actor, &registry)
         .map_err(|e| Error::Network(e.to_string()))?;
-    Ok(registry)
+    Ok(Deployments { provider, registry })
+}
+
+/// How long `dms run` waits for the Docker engine to answer at start.
+const DOCKER_CONNECT: Duration = Duration::from_secs(3);
+
+/// The executors of `dms run`: WebAssembly in-process, and Docker when its engine
+/// answers at start (else this node bids only for WebAssembly allocations).
+async fn host_executors() -> Result<dms_provider::Executors, Error> {
+    use dms_ensemble::model::Executor as Kind;
+    let wasm = dms_executor::wasm::Executor::new(dms_executor::wasm::Config::default())
+        .map_err(|e| Error::Executor(format!("WebAssembly: {e}")))?;
+    let executors = dms_provider::Executors::new().with(Kind::Wasm, Arc::new(wasm));
+    let config = dms_executor::docker::Config::default();
+    match tokio::time::timeout(DOCKER_CONNECT, dms_executor::docker::Executor::connect(config))
+        .await
+    {
+        Ok(Ok(docker)) => Ok(executors.with(Kind::Docker, Arc::new(docker))),
+        Ok(Err(error)) => {
+            info!(%error, "No Docker engine: this node bids only for WebAssembly allocations.");
+            Ok(executors)
+        }
+        Err(_) => {
+            info!(timeout = ?DOCKER_CONNECT, "The Docker engine did not answer: this node bids only for WebAssembly allocations.");
+            Ok(executors)
+        }
+    }
+}
+
+/// Round-trip times to connected peers, from the network's ping.
+pub fn rtts(client: &dms_network::Client) -> dms_provider::Rtts {
+    let client = client.clone();
+    Arc::new(move || {
+        let client = client.clone();
+        Box::pin(async move {
+            let peers = client.peers().await.unwrap_or_default();
+            peers.into_iter().filter_map(|p| Some((p.peer_id, p.rtt_ms?))).collect()
+        })
+    })
 }
 
 /// The node's listen multiaddrs (with `/p2p/<peer id>`), waiting briefly for the

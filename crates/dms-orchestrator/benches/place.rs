@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use dms_ensemble::model::Edge;
-use dms_orchestrator::protocol::{Bid, BidAnswer, NodeAsk};
 use dms_orchestrator::select::place;
+use dms_protocol::{Bid, BidAnswer, NodeAsk};
 use dms_types::capability::{Machine, Requirements};
 
 const PROVIDERS: usize = 100;

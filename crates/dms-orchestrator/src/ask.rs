@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use dms_ensemble::model::{Allocation, Ensemble, GpuVendor, Place};
 use dms_types::capability::{GpuRequirement, Location, Requirements};
-use dms_types::resources::{GpuVendor as Vendor, Resources};
+use dms_types::resources::GpuVendor as Vendor;
 
-use crate::protocol::NodeAsk;
+use dms_protocol::NodeAsk;
 
 /// One ask per ensemble node: the sum of its allocations' resources, every executor
 /// they use, the architecture and GPUs they name, and the pin.
@@ -131,23 +131,4 @@ pub fn start_order(ensemble: &Ensemble) -> Vec<String> {
     order
 }
 
-/// What `allocations` need together: CPU (millicores, each rounded up), memory and disk
-/// in `Resources` (no GPUs), and how many GPUs. Orchestrators ask for it; providers
-/// allocate it.
-pub fn total<'a>(allocations: impl IntoIterator<Item = &'a Allocation>) -> (Resources, u32) {
-    let mut sum = Resources::default();
-    let mut gpus = 0u32;
-    for allocation in allocations {
-        let r = &allocation.resources;
-        let millicores = (r.cpu.cores * 1000.0).ceil();
-        sum.cpu_millicores = sum.cpu_millicores.saturating_add(if millicores.is_finite() {
-            millicores as u64
-        } else {
-            0
-        });
-        sum.ram_bytes = sum.ram_bytes.saturating_add(r.ram.0);
-        sum.disk_bytes = sum.disk_bytes.saturating_add(r.disk.map_or(0, |d| d.0));
-        gpus = gpus.saturating_add(r.gpus.iter().map(|g| g.count).sum::<u32>());
-    }
-    (sum, gpus)
-}
+pub use dms_protocol::total;

@@ -7,7 +7,7 @@ use dms_actor::Handle;
 use dms_ensemble::model::{AllocationType, Ensemble};
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{AllocationState, AllocationStatus};
+use dms_protocol::{AllocationState, AllocationStatus};
 
 /// Most events kept per deployment (the oldest are dropped).
 pub const MAX_EVENTS: usize = 500;

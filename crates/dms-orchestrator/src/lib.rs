@@ -7,22 +7,25 @@
 //! allocations in dependency order and follows them until they finish or are shut down.
 //!
 //! The orchestrator reaches workloads only through messages to allocation actors (the
-//! provider side lives in `dms-node`); it never calls an executor or the network.
+//! provider side is `dms-provider`; the two share only `dms-protocol`); it never calls an
+//! executor or the network.
 //!
 //! # Module map
-//! - [`protocol`]: the messages and behavior names between orchestrators and providers.
 //! - [`ask`]: ensemble nodes → what providers are asked for; start order.
 //! - [`select`]: choosing bids, and explaining why nothing fits.
 //! - [`deployment`]: the persisted record, states and events.
-//! - [`orchestrator`]: the orchestrator actor's life cycle and the [`Registry`].
+//! - [`orchestrator`]: the orchestrator actor's life cycle; placement and its sans-IO
+//!   policy (bid window, back-off, strikes) in its submodules.
+//! - [`registry`]: the [`Registry`] of a node's deployments.
 //! - [`behaviors`]: `/dms/node/deployment/*` on the node's root actor.
 
 pub mod ask;
 pub mod behaviors;
 pub mod deployment;
 pub mod orchestrator;
-pub mod protocol;
+pub mod registry;
 pub mod select;
 
 pub use deployment::{Deployment, DeploymentState, Event, Summary};
+pub use dms_protocol as protocol;
 pub use orchestrator::{NewDeployment, Plan, Registry, Settings, Shared, Status};

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use dms_ensemble::model::Edge;
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::{Bid, BidAnswer, NodeAsk};
+use dms_protocol::{Bid, BidAnswer, NodeAsk};
 
 /// Most search steps before the search gives up (bounds the work on huge networks).
 const MAX_STEPS: usize = 200_000;
@@ -239,7 +239,7 @@ pub fn short(peer: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{Reason, Refusal};
+    use dms_protocol::{Reason, Refusal};
     use dms_types::capability::{Machine, Requirements};
 
     fn ask(node: &str) -> NodeAsk {

@@ -142,17 +142,16 @@ impl Node {
         executor: Arc<dyn dms_executor::Executor>,
         offer: dms_types::resources::Resources,
     ) -> Arc<dms_orchestrator::Registry> {
-        let manager = dms_node::resources::ResourceManager::open(
+        let manager = dms_provider::resources::ResourceManager::open(
             self.store.clone(),
-            dms_node::resources::system_clock(),
+            dms_provider::resources::system_clock(),
         )
         .expect("resource accounts open");
         manager.onboard(offer.clone(), &offer).expect("onboarding");
-        let executors = dms_node::provider::Executors::Given(
-            [("wasm".to_string(), executor.clone()), ("docker".to_string(), executor)]
-                .into_iter()
-                .collect(),
-        );
+        use dms_ensemble::model::Executor as Kind;
+        let executors = dms_provider::Executors::new()
+            .with(Kind::Wasm, executor.clone())
+            .with(Kind::Docker, executor);
         dms_node::start_deployments(
             &self.runtime,
             manager,
@@ -162,6 +161,7 @@ impl Node {
         )
         .await
         .expect("deployments start")
+        .registry
     }
 
     /// The peer ids this node is connected to.

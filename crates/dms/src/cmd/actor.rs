@@ -212,22 +212,15 @@ impl Session {
         Ok(Session { api, node, key, context, verifier: Verifier::default() })
     }
 
-    /// The handle of `dest`: a peer id or a DID (of a node), or this node by default.
-    fn destination(&self, dest: Option<&str>) -> anyhow::Result<Handle> {
+    /// The handle of `dest`: a peer id or a DID (of a node; the daemon resolves it), or
+    /// this node by default.
+    async fn destination(&self, dest: Option<&str>) -> anyhow::Result<Handle> {
         let Some(dest) = dest else { return Ok(self.node.clone()) };
-        let (did, peer) = if dest.starts_with("did:") {
-            let did: dms_crypto::Did =
-                dest.parse().with_context(|| format!("{dest:?} is not a did:key DID"))?;
-            let peer = dms_network::peer_of_did(&did)?;
-            (did, peer)
-        } else {
-            let peer: dms_network::PeerId =
-                dest.parse().with_context(|| format!("{dest:?} is neither a DID nor a peer id"))?;
-            let did = dms_network::did_of_peer(&peer)
-                .ok_or_else(|| anyhow!("peer id {dest} does not embed a public key"))?;
-            (did, peer)
-        };
-        Ok(Handle { did, peer: peer.to_string(), inbox: "root".into() })
+        // DIDs and peer ids are base58 with `:` separators: nothing to escape.
+        if !dest.chars().all(|c| c.is_ascii_alphanumeric() || c == ':') {
+            bail!("{dest:?} is neither a DID nor a peer id");
+        }
+        self.api.get(&format!("/api/v1/actor/resolve?dest={dest}")).await
     }
 
     fn envelope(
@@ -315,7 +308,7 @@ impl Caller {
     /// Unlocks the context's key and finds the target node.
     pub(super) async fn open(ctx: &Ctx, target: &ActorTarget) -> anyhow::Result<Caller> {
         let session = Session::open(ctx, &target.context).await?;
-        let dest = session.destination(target.dest.as_deref())?;
+        let dest = session.destination(target.dest.as_deref()).await?;
         Ok(Caller { session, dest })
     }
 
@@ -383,7 +376,7 @@ pub async fn actor(ctx: &Ctx, command: ActorCommand) -> anyhow::Result<()> {
                 return broadcast(ctx, &target, &behavior, topic, payload(spec, &args)?).await;
             }
             let session = Session::open(ctx, &target.context).await?;
-            let dest = session.destination(target.dest.as_deref())?;
+            let dest = session.destination(target.dest.as_deref()).await?;
             let value = invoke(
                 &session,
                 &dest,
@@ -456,7 +449,7 @@ pub async fn peers(ctx: &Ctx, command: PeersCommand) -> anyhow::Result<()> {
         PeersCommand::Score { target } => ("/dms/node/peers/score", vec![], target),
     };
     let session = Session::open(ctx, &target.context).await?;
-    let dest = session.destination(target.dest.as_deref())?;
+    let dest = session.destination(target.dest.as_deref()).await?;
     let value = invoke(
         &session,
         &dest,

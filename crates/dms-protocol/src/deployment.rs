@@ -1,11 +1,13 @@
-//! The messages between an orchestrator and providers, and the behaviors that carry them.
+//! Orchestrator ↔ provider: bid requests and bids, commit, allocate, revert.
 //!
-//! Every payload is JSON. Bids and refusals travel as replies, so they are signed by the
-//! provider's node key like every envelope.
+//! Bids and refusals travel as replies, so they are signed by the provider's node key
+//! like every envelope.
 
 use std::collections::BTreeMap;
 
 use dms_actor::Handle;
+
+use crate::Request;
 use dms_types::capability::{Location, Machine, Requirements};
 use serde::{Deserialize, Serialize};
 
@@ -20,16 +22,6 @@ pub const COMMIT: &str = "/dms/deployment/commit";
 pub const ALLOCATE: &str = "/dms/deployment/allocate";
 /// Provider root: undo reservations, commits and allocations of a deployment ([`Revert`]).
 pub const REVERT: &str = "/dms/deployment/revert";
-/// Orchestrator actor: an allocation changed state ([`Update`]).
-pub const UPDATE: &str = "/dms/deployment/update";
-/// Allocation actor: start the workload.
-pub const ALLOCATION_START: &str = "/dms/allocation/start";
-/// Allocation actor: its [`AllocationStatus`].
-pub const ALLOCATION_STATUS: &str = "/dms/allocation/status";
-/// Allocation actor: its output ([`LogsRequest`] → [`Logs`]).
-pub const ALLOCATION_LOGS: &str = "/dms/allocation/logs";
-/// Allocation actor: stop and remove the workload, release its resources.
-pub const ALLOCATION_SHUTDOWN: &str = "/dms/allocation/shutdown";
 
 /// What an orchestrator asks providers to bid on.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -182,116 +174,36 @@ pub struct Revert {
     pub node: Option<String>,
 }
 
-/// An allocation's state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AllocationState {
-    /// Not placed yet.
-    #[default]
-    Pending,
-    /// Placed; its actor exists; not started.
-    Allocated,
-    /// Starting.
-    Starting,
-    /// Running.
-    Running,
-    /// A task that exited with code 0.
-    Completed,
-    /// Exited with a non-zero code, could not start, or was lost.
-    Failed,
-    /// Stopped by a shutdown.
-    Stopped,
-}
-
-impl AllocationState {
-    /// Whether it will not change any more.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            AllocationState::Completed | AllocationState::Failed | AllocationState::Stopped
-        )
-    }
-}
-
-/// What an allocation is doing, and how it ended.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct AllocationStatus {
-    /// Its state.
-    pub state: AllocationState,
-    /// The exit code, once exited.
-    #[serde(default)]
-    pub exit_code: Option<i64>,
-    /// Why it failed or stopped, for people.
-    #[serde(default)]
-    pub message: Option<String>,
-    /// The end of its standard output, once exited (at most [`OUTPUT_KEEP`] bytes).
-    #[serde(default)]
-    pub output: Option<String>,
-    /// When it started running (Unix milliseconds).
-    #[serde(default)]
-    pub started_ms: Option<u64>,
-    /// When it exited (Unix milliseconds).
-    #[serde(default)]
-    pub finished_ms: Option<u64>,
-    /// How long the executor took to start it, in microseconds (what `dms bench deploy`
-    /// compares the whole submit-to-running time with).
-    #[serde(default)]
-    pub start_us: Option<u64>,
-    /// How many times the provider restarted it (by its `restart` policy).
-    #[serde(default)]
-    pub restarts: u32,
-    /// Bumped by the provider on every change: statuses can arrive out of order (an
-    /// update pushed while the answer to `start` is on its way), and only a newer one
-    /// counts. See [`AllocationStatus::supersedes`].
-    #[serde(default)]
-    pub version: u64,
-}
-
-impl AllocationStatus {
-    /// Whether this status, arriving now, replaces `current`: it must be newer, and an
-    /// ended allocation never comes back to life (a terminal state is final).
-    pub fn supersedes(&self, current: &AllocationStatus) -> bool {
-        let revives = current.state.is_terminal() && !self.state.is_terminal();
-        self.version > current.version && !revives
-    }
-}
-
-/// Most bytes of output kept with an exited allocation's status.
-pub const OUTPUT_KEEP: usize = 16 * 1024;
-
-/// An allocation changed state (provider → orchestrator).
+/// What a commit keeps.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Update {
-    /// The deployment id.
-    pub deployment: String,
-    /// The allocation name.
-    pub allocation: String,
-    /// Its status now.
-    pub status: AllocationStatus,
+pub struct Committed {
+    /// When the kept reservation lapses unless allocated (Unix milliseconds).
+    pub expires_ms: u64,
 }
 
-/// Ask an allocation for its output.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct LogsRequest {
-    /// Only the last lines.
-    #[serde(default)]
-    pub tail: Option<usize>,
-}
-
-/// One line of output.
+/// What a revert undid.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LogLine {
-    /// `stdout` or `stderr`.
-    pub stream: String,
-    /// The text, without its line end.
-    pub text: String,
+pub struct Reverted {
+    /// Reservations released and allocations stopped.
+    pub released: usize,
 }
 
-/// An allocation's output.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Logs {
-    /// The lines, oldest first.
-    pub lines: Vec<LogLine>,
-    /// Whether the allocation has exited (no more lines will come).
-    pub exited: bool,
+impl Request for BidRequest {
+    const BEHAVIOR: &'static str = REQUEST;
+    type Response = BidAnswer;
+}
+
+impl Request for Commit {
+    const BEHAVIOR: &'static str = COMMIT;
+    type Response = Committed;
+}
+
+impl Request for Allocate {
+    const BEHAVIOR: &'static str = ALLOCATE;
+    type Response = Allocated;
+}
+
+impl Request for Revert {
+    const BEHAVIOR: &'static str = REVERT;
+    type Response = Reverted;
 }

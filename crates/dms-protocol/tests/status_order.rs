@@ -3,7 +3,7 @@
 //! than once. Whatever the interleaving, the recorded status only moves forward and a
 //! terminal state is never left.
 
-use dms_orchestrator::protocol::{AllocationState, AllocationStatus};
+use dms_protocol::{AllocationState, AllocationStatus};
 use proptest::prelude::*;
 
 fn status(state: AllocationState, version: u64) -> AllocationStatus {

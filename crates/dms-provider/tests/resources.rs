@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use dms_node::resources::{Clock, ResourceError, ResourceManager};
+use dms_provider::resources::{Clock, ResourceError, ResourceManager};
 use dms_store::Store;
 use dms_types::resources::Resources;
 use proptest::prelude::*;

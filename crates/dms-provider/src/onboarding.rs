@@ -30,8 +30,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
-use crate::behaviors::{bad, failed};
 use crate::resources::{ResourceError, ResourceManager};
+use crate::{Rtts, bad, failed};
 
 /// Time budget of on-demand benchmarks run by the node when none is configured.
 pub const BENCHMARK_BUDGET: Duration = Duration::from_secs(15);
@@ -51,8 +51,8 @@ pub struct Deps {
     pub home: PathBuf,
     /// Set while a benchmark runs.
     pub benchmarking: Arc<AtomicBool>,
-    /// The network, for round-trip times to known peers (libp2p ping, kept current).
-    pub client: dms_network::Client,
+    /// Round-trip times to connected peers (the network's ping, kept current).
+    pub rtts: Rtts,
     /// Budget of the benchmarks run at first onboarding (`node.benchmark_budget`; zero:
     /// none).
     pub benchmark_budget: Duration,
@@ -157,10 +157,10 @@ impl Deps {
 
     /// Round-trip times to the connected peers, as ping measures them.
     async fn peer_rtts(&self) -> Value {
-        let peers = self.client.peers().await.unwrap_or_default();
-        peers
-            .iter()
-            .filter_map(|p| p.rtt_ms.map(|rtt| json!({ "peer_id": p.peer_id, "rtt_ms": rtt })))
+        (self.rtts)()
+            .await
+            .into_iter()
+            .map(|(peer, rtt)| json!({ "peer_id": peer, "rtt_ms": rtt }))
             .collect()
     }
 

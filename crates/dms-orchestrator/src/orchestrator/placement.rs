@@ -1,0 +1,422 @@
+//! Placement, attempt by attempt until the deadline: ask for bids (the window closes
+//! as [`policy::BidWindow`] says), choose, release the unchosen, commit and allocate on
+//! the chosen providers, start in dependency order; on failure revert, remember the
+//! peer and try again after [`policy::Attempts`]' back-off, or fail when it says so.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dms_actor::Handle;
+use dms_actor::envelope::now_ms;
+use dms_protocol::*;
+use tokio::task::JoinSet;
+use tracing::warn;
+
+use super::policy::{Attempts, BidWindow, Next};
+use super::{Orchestrator, first_failure, skipped};
+use crate::ask;
+use crate::deployment::{Deployment, DeploymentState, Placed};
+use crate::select;
+
+impl Orchestrator {
+    /// Places and starts the deployment, attempt after attempt, until it runs, fails
+    /// or is cancelled.
+    pub(crate) async fn place(self: Arc<Self>) {
+        let mut attempts = Attempts::default();
+        loop {
+            if self.cancelled() {
+                return;
+            }
+            let record = self.snapshot();
+            if let Some(why) = attempts.past_deadline(now_ms(), record.deadline_ms, record.attempts)
+            {
+                self.fail(why);
+                return;
+            }
+            let attempt = record.attempts + 1;
+            if attempt == 1 {
+                self.note_unchecked_bandwidth(&record);
+            }
+            self.change(None, format!("attempt {attempt}: asking for bids"), |r| {
+                r.state = DeploymentState::Bidding;
+                r.attempts = attempt;
+            });
+            let asks = ask::asks(&record.ensemble);
+            let answers = self.bids(&record, &asks, false).await;
+            if self.cancelled() {
+                self.release(&answers, &BTreeMap::new()).await;
+                return;
+            }
+            let left = || Duration::from_millis(record.deadline_ms.saturating_sub(now_ms()));
+            let next =
+                match select::place(&asks, &answers, &skipped(&record), &record.ensemble.edges) {
+                    Err(reason) => {
+                        self.release(&answers, &BTreeMap::new()).await;
+                        // Only lasting reasons end it early: resources in use may free up.
+                        let lasting = !answers.is_empty()
+                            && !answers
+                                .iter()
+                                .flat_map(|a| &a.refusals)
+                                .flat_map(|r| &r.reasons)
+                                .any(|r| r.transient);
+                        let next = attempts.unplaceable(&reason, lasting, left());
+                        if matches!(next, Next::Retry(_)) {
+                            // A pending deployment says why it is pending (`dms deployments list`).
+                            self.change(None, format!("cannot place yet: {reason}"), |r| {
+                                r.reason = Some(format!("pending: {reason}"));
+                            });
+                        }
+                        next
+                    }
+                    Ok(choice) => {
+                        let providers: BTreeMap<String, Handle> = answers
+                            .iter()
+                            .filter_map(|a| Some((a.peer.clone(), (self.shared.root_of)(&a.peer)?)))
+                            .collect();
+                        // Unchosen reservations are released beside the commit, not before it.
+                        let (_, placed) = tokio::join!(
+                            self.release(&answers, &choice),
+                            self.clone().commit_and_start(&record, &choice, &providers)
+                        );
+                        let Err((peer, reason)) = placed else { return };
+                        self.revert_all().await;
+                        if self.cancelled() {
+                            return;
+                        }
+                        self.forget_placement(&peer, &reason);
+                        attempts.provider_failed(&reason, left())
+                    }
+                };
+            match next {
+                Next::Retry(pause) => self.pause(pause).await,
+                Next::Fail(why) => {
+                    self.fail(why);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Says once that edge bandwidth is not checked (rather than ignoring it silently).
+    fn note_unchecked_bandwidth(&self, record: &Deployment) {
+        for edge in record.ensemble.edges.iter().filter(|e| e.min_bandwidth.is_some()) {
+            self.change(
+                None,
+                format!(
+                    "edge {}–{}: min_bandwidth cannot be checked (providers do not \
+                     measure bandwidth yet); placing without it",
+                    edge.source, edge.target
+                ),
+                |_| {},
+            );
+        }
+    }
+
+    /// After a failed commit or start: the peer is not asked again, the placement is
+    /// forgotten.
+    fn forget_placement(&self, peer: &str, reason: &str) {
+        self.change(
+            None,
+            format!("{reason}; reverted, {} will not be asked again", select::short(peer)),
+            |r| {
+                r.failed_peers.insert(peer.to_string());
+                r.reason = Some(format!("pending: {reason}"));
+                r.placement.clear();
+                for view in r.allocations.values_mut() {
+                    view.peer = None;
+                    view.handle = None;
+                    view.status = AllocationStatus::default();
+                }
+            },
+        );
+    }
+
+    /// Asks for bids and collects the answers until the window can close.
+    pub(crate) async fn bids(
+        &self,
+        record: &Deployment,
+        asks: &[NodeAsk],
+        dry_run: bool,
+    ) -> Vec<BidAnswer> {
+        let settings = &self.shared.settings;
+        let request = BidRequest {
+            deployment: record.id.clone(),
+            orchestrator: self.actor.handle().clone(),
+            nodes: asks.to_vec(),
+            exclude: skipped(record).into_iter().collect(),
+            contracts: record.ensemble.contracts.keys().cloned().collect(),
+            dry_run,
+            reservation_ms: u64::try_from(settings.reservation.as_millis()).unwrap_or(u64::MAX),
+        };
+        let mut answers = Vec::new();
+        let pinned: BTreeSet<String> = asks.iter().filter_map(|a| a.pinned.clone()).collect();
+        if asks.iter().all(|a| a.pinned.is_some()) {
+            let mut calls = JoinSet::new();
+            for peer in pinned {
+                let Some(to) = (self.shared.root_of)(&peer) else { continue };
+                let actor = self.actor.clone();
+                let request = request.clone();
+                let timeout = settings.bid_window;
+                calls.spawn(async move { (peer, call(&actor, &to, &request, timeout).await) });
+            }
+            while let Some(Ok((peer, answer))) = calls.join_next().await {
+                match answer {
+                    Ok(mut answer) => {
+                        answer.peer = peer;
+                        answers.push(answer);
+                    }
+                    Err(error) => self.change(
+                        None,
+                        format!("pinned peer {} did not bid: {error}", select::short(&peer)),
+                        |_| {},
+                    ),
+                }
+            }
+            return answers;
+        }
+        let expected = (self.shared.peers)().await;
+        let Ok(payload) = dms_protocol::encode(&request) else { return answers };
+        let mut gathered = match self
+            .actor
+            .gather(DEPLOYMENT_TOPIC, REQUEST, payload, settings.bid_window, 4096)
+            .await
+        {
+            Ok(gathered) => gathered,
+            Err(error) => {
+                self.change(None, format!("could not broadcast the bid request: {error}"), |_| {});
+                return answers;
+            }
+        };
+        let started = tokio::time::Instant::now();
+        let mut window = BidWindow::open(started, settings, expected);
+        let skip = skipped(record);
+        while let Some((from, reply)) = gathered.next_until(window.closes_at()).await {
+            match reply
+                .map_err(|e| e.to_string())
+                .and_then(|b| decode_response::<BidRequest>(&b).map_err(|e| e.to_string()))
+            {
+                Ok(mut answer) => {
+                    answer.peer = from.peer.clone();
+                    answers.push(answer);
+                }
+                Err(error) => warn!(peer = %from.peer, %error, "A bid answer could not be read."),
+            }
+            let placeable = select::place(asks, &answers, &skip, &record.ensemble.edges).is_ok();
+            if window.answered(tokio::time::Instant::now(), placeable) {
+                break;
+            }
+        }
+        let bids: usize = answers.iter().map(|a| a.bids.len()).sum();
+        self.change(
+            None,
+            format!(
+                "bid window closed after {} ms: {} of {} peers answered, {bids} bids",
+                started.elapsed().as_millis(),
+                answers.len(),
+                window.expected()
+            ),
+            |_| {},
+        );
+        answers
+    }
+
+    /// Releases the reservations of bids that were not chosen.
+    pub(crate) async fn release(
+        &self,
+        answers: &[BidAnswer],
+        chosen: &BTreeMap<String, select::Choice>,
+    ) {
+        // A provider's bids share one reservation: keep it whole when one of them won.
+        let mut calls = JoinSet::new();
+        for answer in answers {
+            let won = chosen.values().any(|c| c.peer == answer.peer);
+            if won || answer.bids.iter().all(|b| b.reservation.is_empty()) {
+                continue;
+            }
+            let Some(to) = (self.shared.root_of)(&answer.peer) else { continue };
+            let revert = Revert { deployment: self.actor.handle().inbox.clone(), node: None };
+            let actor = self.actor.clone();
+            let timeout = self.shared.settings.call_timeout;
+            calls.spawn(async move {
+                let _ = call(&actor, &to, &revert, timeout).await;
+            });
+        }
+        while calls.join_next().await.is_some() {}
+    }
+
+    /// Commit, allocate, start; on failure, the peer to blame and why.
+    pub(crate) async fn commit_and_start(
+        self: Arc<Self>,
+        record: &Deployment,
+        choice: &BTreeMap<String, select::Choice>,
+        providers: &BTreeMap<String, Handle>,
+    ) -> Result<(), (String, String)> {
+        let timeout = self.shared.settings.call_timeout;
+        let placement: BTreeMap<String, Placed> = choice
+            .iter()
+            .filter_map(|(node, c)| {
+                Some((
+                    node.clone(),
+                    Placed {
+                        provider: providers.get(&c.peer)?.clone(),
+                        reservation: c.reservation.clone(),
+                        score: c.score,
+                    },
+                ))
+            })
+            .collect();
+        let text: Vec<String> = placement
+            .iter()
+            .map(|(n, p)| format!("{n} → {} ({:.2})", select::short(&p.provider.peer), p.score))
+            .collect();
+        let chosen = self.change_at(None, format!("chose {}; committing", text.join(", ")), |r| {
+            r.state = DeploymentState::Committing;
+            r.placement = placement.clone();
+            for view in r.allocations.values_mut() {
+                view.peer = placement.get(&view.node).map(|p| p.provider.peer.clone());
+            }
+        });
+        let mut calls = JoinSet::new();
+        for (node, placed) in &placement {
+            let commit = Commit {
+                deployment: record.id.clone(),
+                node: node.clone(),
+                reservation: placed.reservation.clone(),
+            };
+            let (actor, to) = (self.actor.clone(), placed.provider.clone());
+            calls
+                .spawn(async move { (to.peer.clone(), call(&actor, &to, &commit, timeout).await) });
+        }
+        while let Some(Ok((peer, result))) = calls.join_next().await {
+            if let Err(error) = result {
+                return Err((
+                    peer.clone(),
+                    format!("commit on {} failed: {error}", select::short(&peer)),
+                ));
+            }
+        }
+        if self.cancelled() {
+            return Err((String::new(), "cancelled".into()));
+        }
+        // Allocation actors outlive a crash of this node; the placement must be on disk
+        // first, so that a restart knows whom to revert. (Commits need not wait: their
+        // reservations lapse on their own.)
+        self.durable(chosen).await;
+        self.set_state(DeploymentState::Allocating, "every provider committed; allocating");
+        let mut calls = JoinSet::new();
+        for (node, placed) in &placement {
+            let names = &record.ensemble.nodes[node].allocations;
+            let allocate = Allocate {
+                deployment: record.id.clone(),
+                node: node.clone(),
+                reservation: placed.reservation.clone(),
+                orchestrator: self.actor.handle().clone(),
+                allocations: names
+                    .iter()
+                    .filter_map(|name| {
+                        Some(AllocationSpec {
+                            name: name.clone(),
+                            allocation: record.ensemble.allocations.get(name)?.clone(),
+                            module_b64: record.modules.get(name).cloned(),
+                        })
+                    })
+                    .collect(),
+            };
+            let (actor, to) = (self.actor.clone(), placed.provider.clone());
+            calls.spawn(
+                async move { (to.peer.clone(), call(&actor, &to, &allocate, timeout).await) },
+            );
+        }
+        while let Some(Ok((peer, result))) = calls.join_next().await {
+            match result {
+                Ok(allocated) => self.change(
+                    None,
+                    format!(
+                        "{} allocated {}",
+                        select::short(&peer),
+                        allocated.allocations.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                    |r| {
+                        for (name, handle) in allocated.allocations {
+                            if let Some(view) = r.allocations.get_mut(&name) {
+                                view.handle = Some(handle);
+                                view.status.state = AllocationState::Allocated;
+                            }
+                        }
+                    },
+                ),
+                Err(error) => {
+                    return Err((
+                        peer.clone(),
+                        format!("allocate on {} failed: {error}", select::short(&peer)),
+                    ));
+                }
+            }
+        }
+        self.set_state(DeploymentState::Starting, "starting allocations in dependency order");
+        for name in ask::start_order(&record.ensemble) {
+            if self.cancelled() {
+                return Err((String::new(), "cancelled".into()));
+            }
+            let Some(view) = self.snapshot().allocations.get(&name).cloned() else { continue };
+            let Some(handle) = view.handle else {
+                return Err((
+                    view.peer.unwrap_or_default(),
+                    format!("allocation {name} has no actor"),
+                ));
+            };
+            match call(&self.actor, &handle, &Start {}, self.shared.settings.start_timeout).await {
+                Ok(status) => {
+                    // An update pushed meanwhile (a quick task may have exited) is newer
+                    // and wins: record_status keeps the newest.
+                    self.record_status(&name, status);
+                }
+                Err(error) => {
+                    return Err((
+                        handle.peer.clone(),
+                        format!(
+                            "allocation {name} did not start on {}: {error}",
+                            select::short(&handle.peer)
+                        ),
+                    ));
+                }
+            }
+        }
+        self.change(None, "every allocation started", |r| {
+            r.state = r.settled();
+            r.reason = (r.state == DeploymentState::Failed).then(|| first_failure(r)).flatten();
+        });
+        Ok(())
+    }
+
+    /// Reverts everything every placed provider holds for this deployment.
+    pub(crate) async fn revert_all(&self) {
+        let record = self.snapshot();
+        let mut peers: BTreeMap<String, Handle> = record
+            .placement
+            .values()
+            .map(|p| (p.provider.peer.clone(), p.provider.clone()))
+            .collect();
+        for view in record.allocations.values() {
+            if let Some(handle) = &view.handle
+                && let Some(root) = (self.shared.root_of)(&handle.peer)
+            {
+                peers.insert(handle.peer.clone(), root);
+            }
+        }
+        let mut calls = JoinSet::new();
+        for to in peers.into_values() {
+            let revert = Revert { deployment: record.id.clone(), node: None };
+            let actor = self.actor.clone();
+            let timeout = self.shared.settings.call_timeout;
+            calls
+                .spawn(async move { (to.peer.clone(), call(&actor, &to, &revert, timeout).await) });
+        }
+        while let Some(Ok((peer, result))) = calls.join_next().await {
+            if let Err(error) = result {
+                warn!(%peer, %error, "Could not revert on a provider; its reservation lapses on its own.");
+            }
+        }
+    }
+}

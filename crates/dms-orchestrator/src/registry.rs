@@ -1,0 +1,313 @@
+//! The [`Registry`]: every deployment this node orchestrates — created, planned, listed,
+//! followed, shut down, pruned, resumed after a restart and drained at shutdown.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use dms_actor::ActorError;
+use dms_actor::envelope::now_ms;
+use dms_protocol::*;
+use tracing::warn;
+
+use crate::ask;
+use crate::deployment::{AllocationView, Deployment, DeploymentState, Summary};
+use crate::orchestrator::{
+    DEPLOYMENTS, NewDeployment, Orchestrator, Plan, Shared, Status, bad, skipped,
+};
+use crate::select;
+
+/// Every deployment this node orchestrates.
+pub struct Registry {
+    shared: Arc<Shared>,
+    deployments: RwLock<BTreeMap<String, Arc<Orchestrator>>>,
+}
+
+impl Registry {
+    /// Loads the deployments kept in the store and resumes those not finished:
+    /// running ones are asked for their allocations' status, ones caught placing are
+    /// reverted and placed again (if their deadline allows), shutdowns are finished.
+    pub fn open(shared: Shared) -> Result<Arc<Registry>, dms_store::Error> {
+        let shared = Arc::new(shared);
+        let registry = Arc::new(Registry {
+            shared: shared.clone(),
+            deployments: RwLock::new(BTreeMap::new()),
+        });
+        for (id, record) in DEPLOYMENTS.list_now(&shared.store)? {
+            let state = record.state;
+            let orchestrator = Orchestrator::spawn(shared.clone(), record);
+            registry.deployments.write().expect("registry lock").insert(id, orchestrator.clone());
+            if state.is_terminal() {
+                continue;
+            }
+            tokio::spawn(async move {
+                if state == DeploymentState::Running {
+                    orchestrator.change(
+                        None,
+                        "the orchestrating node restarted; asking providers how allocations are",
+                        |_| {},
+                    );
+                    orchestrator.refresh().await;
+                } else if state == DeploymentState::ShuttingDown {
+                    orchestrator.shutdown().await;
+                } else {
+                    orchestrator.revert_all().await;
+                    orchestrator.change(
+                        None,
+                        "the orchestrating node restarted while placing; reverted, placing again",
+                        |r| {
+                            r.placement.clear();
+                            for view in r.allocations.values_mut() {
+                                view.peer = None;
+                                view.handle = None;
+                                view.status = AllocationStatus::default();
+                            }
+                        },
+                    );
+                    let task = tokio::spawn(orchestrator.clone().place());
+                    *orchestrator.placing.lock().expect("placing lock") = Some(task);
+                }
+            });
+        }
+        Ok(registry)
+    }
+
+    /// For a node shutdown: stops placing (unfinished deployments resume after the
+    /// restart), writes every record durably and stops the orchestrator actors.
+    pub async fn drain(&self) {
+        let all: Vec<Arc<Orchestrator>> =
+            self.deployments.read().expect("registry lock").values().cloned().collect();
+        for orchestrator in all {
+            let placing = orchestrator.placing.lock().expect("placing lock").take();
+            if let Some(placing) = placing {
+                placing.abort();
+                let _ = placing.await;
+            }
+            let latest = orchestrator.snapshot().next_seq.saturating_sub(1);
+            orchestrator.writer.durable.store(true, Ordering::SeqCst);
+            orchestrator.writer.dirty.notify_one();
+            orchestrator.durable(latest).await;
+            orchestrator.actor.stop();
+        }
+    }
+
+    fn get(&self, id: &str) -> Result<Arc<Orchestrator>, ActorError> {
+        self.deployments.read().expect("registry lock").get(id).cloned().ok_or_else(|| {
+            bad(format!("no deployment {id:?} on this node; see `dms deployments list`"))
+        })
+    }
+
+    fn check(request: &NewDeployment) -> Result<(), ActorError> {
+        let errors: Vec<String> = dms_ensemble::check(&request.ensemble)
+            .into_iter()
+            .filter(dms_ensemble::Diagnostic::is_error)
+            .map(|d| d.render("ensemble"))
+            .collect();
+        if !errors.is_empty() {
+            return Err(bad(format!("the ensemble is invalid:\n{}", errors.join("\n"))));
+        }
+        for name in request.modules.keys() {
+            if !request.ensemble.allocations.contains_key(name) {
+                return Err(bad(format!(
+                    "a module was sent for {name:?}, which is not an allocation"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a deployment and starts placing it; returns its id at once.
+    pub async fn create(&self, request: NewDeployment) -> Result<String, ActorError> {
+        Registry::check(&request)?;
+        let id = format!("d-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
+        let timeout = request
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(self.shared.settings.default_deadline);
+        let node_of = ask::node_of(&request.ensemble);
+        let allocations = request
+            .ensemble
+            .allocations
+            .iter()
+            .map(|(name, a)| {
+                (
+                    name.clone(),
+                    AllocationView {
+                        node: node_of.get(name).cloned().unwrap_or_default(),
+                        kind: a.kind,
+                        executor: a.executor.name().into(),
+                        peer: None,
+                        handle: None,
+                        status: AllocationStatus::default(),
+                    },
+                )
+            })
+            .collect();
+        let now = now_ms();
+        let record = Deployment {
+            id: id.clone(),
+            created_ms: now,
+            deadline_ms: now.saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+            state: DeploymentState::Bidding,
+            reason: None,
+            ensemble: request.ensemble,
+            modules: request.modules,
+            placement: BTreeMap::new(),
+            allocations,
+            failed_peers: BTreeSet::new(),
+            attempts: 0,
+            events: Default::default(),
+            next_seq: 0,
+        };
+        let orchestrator = Orchestrator::spawn(self.shared.clone(), record);
+        let submitted = orchestrator.change_at(
+            None,
+            format!("submitted; placement deadline in {timeout:?}"),
+            |_| {},
+        );
+        self.deployments.write().expect("registry lock").insert(id.clone(), orchestrator.clone());
+        let task = tokio::spawn(orchestrator.clone().place());
+        *orchestrator.placing.lock().expect("placing lock") = Some(task);
+        // Bids go out meanwhile; the caller hears "submitted" once it is on disk.
+        orchestrator.durable(submitted).await;
+        Ok(id)
+    }
+
+    /// Asks for bids without reserving anything, and says what would be chosen.
+    pub async fn plan(&self, request: NewDeployment) -> Result<Plan, ActorError> {
+        Registry::check(&request)?;
+        let record = Deployment {
+            id: format!("plan-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff),
+            created_ms: now_ms(),
+            deadline_ms: now_ms(),
+            state: DeploymentState::Bidding,
+            reason: None,
+            ensemble: request.ensemble,
+            modules: BTreeMap::new(),
+            placement: BTreeMap::new(),
+            allocations: BTreeMap::new(),
+            failed_peers: BTreeSet::new(),
+            attempts: 0,
+            events: Default::default(),
+            next_seq: 0,
+        };
+        let asks = ask::asks(&record.ensemble);
+        let orchestrator = Orchestrator::spawn(self.shared.clone(), record.clone());
+        let answers = orchestrator.bids(&record, &asks, true).await;
+        orchestrator.actor.stop();
+        let placement = select::place(&asks, &answers, &skipped(&record), &record.ensemble.edges)
+            .map(|choice| choice.into_iter().map(|(node, c)| (node, c.peer)).collect());
+        Ok(Plan {
+            answered: answers.iter().map(|a| a.peer.clone()).collect(),
+            nodes: select::plan(&asks, &answers),
+            placement,
+        })
+    }
+
+    /// The status with the events after `after`; waits up to `wait` for a new event
+    /// when there is none yet.
+    pub async fn status(&self, id: &str, after: u64, wait: Duration) -> Result<Status, ActorError> {
+        let orchestrator = self.get(id)?;
+        let mut changed = orchestrator.changed.subscribe();
+        if *changed.borrow_and_update() <= after && !wait.is_zero() {
+            let _ = tokio::time::timeout(wait, changed.changed()).await;
+        }
+        Ok(orchestrator.status(after))
+    }
+
+    /// Summaries, newest first.
+    pub fn list(&self) -> Vec<Summary> {
+        let mut list: Vec<Summary> = self
+            .deployments
+            .read()
+            .expect("registry lock")
+            .values()
+            .map(|o| o.snapshot().summary())
+            .collect();
+        list.sort_by_key(|s| std::cmp::Reverse(s.created_ms));
+        list
+    }
+
+    /// The whole record (ensemble, placement, events).
+    pub fn manifest(&self, id: &str) -> Result<Deployment, ActorError> {
+        Ok(self.get(id)?.snapshot())
+    }
+
+    /// The output of the deployment's allocations (or one of them).
+    pub async fn logs(
+        &self,
+        id: &str,
+        allocation: Option<&str>,
+        tail: Option<usize>,
+    ) -> Result<BTreeMap<String, Result<Logs, String>>, ActorError> {
+        let orchestrator = self.get(id)?;
+        let record = orchestrator.snapshot();
+        if let Some(name) = allocation
+            && !record.allocations.contains_key(name)
+        {
+            return Err(bad(format!("deployment {id} has no allocation {name:?}")));
+        }
+        let mut out = BTreeMap::new();
+        for (name, view) in &record.allocations {
+            if allocation.is_some_and(|a| a != name) {
+                continue;
+            }
+            let Some(handle) = &view.handle else {
+                out.insert(name.clone(), Err("not placed".to_string()));
+                continue;
+            };
+            let logs = call(
+                &orchestrator.actor,
+                handle,
+                &LogsRequest { tail },
+                self.shared.settings.call_timeout,
+            )
+            .await;
+            out.insert(name.clone(), logs.map_err(|e| e.to_string()));
+        }
+        Ok(out)
+    }
+
+    /// Shuts a deployment down (stops placing it, stops its allocations, releases every
+    /// resource) and returns its final record.
+    pub async fn shutdown(&self, id: &str) -> Result<Deployment, ActorError> {
+        let orchestrator = self.get(id)?;
+        Ok(orchestrator.shutdown().await)
+    }
+
+    /// Forgets finished deployments (completed, failed, shut down), releasing what their
+    /// providers still hold; returns their ids.
+    pub async fn prune(&self) -> Vec<String> {
+        let finished: Vec<Arc<Orchestrator>> = self
+            .deployments
+            .read()
+            .expect("registry lock")
+            .values()
+            .filter(|o| o.snapshot().state.is_terminal())
+            .cloned()
+            .collect();
+        let mut pruned = Vec::new();
+        for orchestrator in finished {
+            if orchestrator.snapshot().state != DeploymentState::ShutDown {
+                orchestrator.clone().shutdown().await;
+            }
+            let id = orchestrator.actor.handle().inbox.clone();
+            orchestrator.actor.stop();
+            // End the writer first (waiting out a write in progress), so that no late
+            // write brings the record back after it is deleted.
+            orchestrator.writer.closed.store(true, Ordering::SeqCst);
+            let writing = orchestrator.writer.writing.clone().lock_owned().await;
+            orchestrator.writer.dirty.notify_one();
+            let deleted = DEPLOYMENTS.delete_now(&self.shared.store, &id);
+            drop(writing);
+            if let Err(error) = deleted {
+                warn!(%id, %error, "Could not delete a pruned deployment.");
+                continue;
+            }
+            self.deployments.write().expect("registry lock").remove(&id);
+            pruned.push(id);
+        }
+        pruned
+    }
+}

@@ -1,0 +1,172 @@
+//! Allocation actor ↔ orchestrator: start, status, logs, shutdown, and the updates an
+//! allocation pushes when its state changes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Request;
+
+/// Orchestrator actor: an allocation changed state ([`Update`]).
+pub const UPDATE: &str = "/dms/deployment/update";
+/// Allocation actor: start the workload.
+pub const ALLOCATION_START: &str = "/dms/allocation/start";
+/// Allocation actor: its [`AllocationStatus`].
+pub const ALLOCATION_STATUS: &str = "/dms/allocation/status";
+/// Allocation actor: its output ([`LogsRequest`] → [`Logs`]).
+pub const ALLOCATION_LOGS: &str = "/dms/allocation/logs";
+/// Allocation actor: stop and remove the workload, release its resources.
+pub const ALLOCATION_SHUTDOWN: &str = "/dms/allocation/shutdown";
+
+/// An allocation's state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AllocationState {
+    /// Not placed yet.
+    #[default]
+    Pending,
+    /// Placed; its actor exists; not started.
+    Allocated,
+    /// Starting.
+    Starting,
+    /// Running.
+    Running,
+    /// A task that exited with code 0.
+    Completed,
+    /// Exited with a non-zero code, could not start, or was lost.
+    Failed,
+    /// Stopped by a shutdown.
+    Stopped,
+}
+
+impl AllocationState {
+    /// Whether it will not change any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            AllocationState::Completed | AllocationState::Failed | AllocationState::Stopped
+        )
+    }
+}
+
+/// What an allocation is doing, and how it ended.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AllocationStatus {
+    /// Its state.
+    pub state: AllocationState,
+    /// The exit code, once exited.
+    #[serde(default)]
+    pub exit_code: Option<i64>,
+    /// Why it failed or stopped, for people.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// The end of its standard output, once exited (at most [`OUTPUT_KEEP`] bytes).
+    #[serde(default)]
+    pub output: Option<String>,
+    /// When it started running (Unix milliseconds).
+    #[serde(default)]
+    pub started_ms: Option<u64>,
+    /// When it exited (Unix milliseconds).
+    #[serde(default)]
+    pub finished_ms: Option<u64>,
+    /// How long the executor took to start it, in microseconds (what `dms bench deploy`
+    /// compares the whole submit-to-running time with).
+    #[serde(default)]
+    pub start_us: Option<u64>,
+    /// How many times the provider restarted it (by its `restart` policy).
+    #[serde(default)]
+    pub restarts: u32,
+    /// Bumped by the provider on every change: statuses can arrive out of order (an
+    /// update pushed while the answer to `start` is on its way), and only a newer one
+    /// counts. See [`AllocationStatus::supersedes`].
+    #[serde(default)]
+    pub version: u64,
+}
+
+impl AllocationStatus {
+    /// Whether this status, arriving now, replaces `current`: it must be newer, and an
+    /// ended allocation never comes back to life (a terminal state is final).
+    pub fn supersedes(&self, current: &AllocationStatus) -> bool {
+        let revives = current.state.is_terminal() && !self.state.is_terminal();
+        self.version > current.version && !revives
+    }
+}
+
+/// Most bytes of output kept with an exited allocation's status.
+pub const OUTPUT_KEEP: usize = 16 * 1024;
+
+/// An allocation changed state (provider → orchestrator).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Update {
+    /// The deployment id.
+    pub deployment: String,
+    /// The allocation name.
+    pub allocation: String,
+    /// Its status now.
+    pub status: AllocationStatus,
+}
+
+/// Ask an allocation for its output.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LogsRequest {
+    /// Only the last lines.
+    #[serde(default)]
+    pub tail: Option<usize>,
+}
+
+/// One line of output.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LogLine {
+    /// `stdout` or `stderr`.
+    pub stream: String,
+    /// The text, without its line end.
+    pub text: String,
+}
+
+/// An allocation's output.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Logs {
+    /// The lines, oldest first.
+    pub lines: Vec<LogLine>,
+    /// Whether the allocation has exited (no more lines will come).
+    pub exited: bool,
+}
+
+/// Start the workload (answer: the status after the start).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Start {}
+
+/// The allocation's status now.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct StatusRequest {}
+
+/// Stop and remove the workload, release its resources (answer: the final status).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Shutdown {}
+
+/// An update was taken.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Ack {}
+
+impl Request for Start {
+    const BEHAVIOR: &'static str = ALLOCATION_START;
+    type Response = AllocationStatus;
+}
+
+impl Request for StatusRequest {
+    const BEHAVIOR: &'static str = ALLOCATION_STATUS;
+    type Response = AllocationStatus;
+}
+
+impl Request for LogsRequest {
+    const BEHAVIOR: &'static str = ALLOCATION_LOGS;
+    type Response = Logs;
+}
+
+impl Request for Shutdown {
+    const BEHAVIOR: &'static str = ALLOCATION_SHUTDOWN;
+    type Response = AllocationStatus;
+}
+
+impl Request for Update {
+    const BEHAVIOR: &'static str = UPDATE;
+    type Response = Ack;
+}

@@ -1,0 +1,317 @@
+//! The allocation actor: one state-owning actor per hosted allocation (inbox
+//! `<deployment>.<allocation>`), owning its record, its executor handle, its watcher and
+//! its restart timer. Its life cycle is [`machine`] (sans-IO); this module carries out
+//! the effects and feeds their results back, one message at a time.
+//!
+//! | Behavior | Request → answer |
+//! |---|---|
+//! | `/dms/allocation/start` | `Start` → `AllocationStatus` (an error when the first start fails) |
+//! | `/dms/allocation/status` | `StatusRequest` → `AllocationStatus` |
+//! | `/dms/allocation/logs` | `LogsRequest` → `Logs` |
+//! | `/dms/allocation/shutdown` | `Shutdown` → the final `AllocationStatus`; the actor then ends |
+//!
+//! It authorizes with the node's live capability context (a revocation is in force for
+//! it at once): its orchestrator must hold `/dms/allocation`, and only that orchestrator
+//! is obeyed. Every state change after the first start is pushed to the orchestrator
+//! (`/dms/deployment/update`, retried with back-off by a task the actor owns).
+
+pub mod machine;
+pub(crate) mod work;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dms_actor::envelope::now_ms;
+use dms_actor::stateful::{Context, ExitReason, Stateful};
+use dms_actor::{Actor, ActorError, Message, Reply};
+use dms_executor::{ExecutionId, Executor, LogOptions, OutputStream};
+use dms_protocol::{
+    AllocationStatus, LogLine, Logs, LogsRequest, Request, Shutdown, Start, StatusRequest, Update,
+};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, warn};
+
+use crate::Shared;
+use crate::hosted::{self, Hosted};
+use machine::{Effect, Input};
+
+/// Grace of a stop before the workload is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// What the actor hears besides requests.
+pub(crate) enum Internal {
+    /// The result of one of its tasks or timers.
+    Input(Input),
+    /// The provider stops it (a revert); the final status comes back.
+    Stop(oneshot::Sender<AllocationStatus>),
+    /// The provider restarted; the execution the engine still had, if any.
+    Recovered(Option<String>),
+}
+
+/// A running allocation actor, as the provider holds it.
+#[derive(Clone)]
+pub(crate) struct Running {
+    /// The actor.
+    pub actor: Actor,
+    /// Its internal mailbox, for the provider's controls.
+    pub control: mpsc::Sender<Internal>,
+    /// The ensemble node it belongs to.
+    pub node: String,
+}
+
+impl Running {
+    /// Stops the allocation and waits for its final status.
+    pub async fn stop(&self) -> Option<AllocationStatus> {
+        let (tx, rx) = oneshot::channel();
+        self.control.send(Internal::Stop(tx)).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+/// The actor's state.
+pub(crate) struct Allocation {
+    hosted: Hosted,
+    shared: Arc<Shared>,
+}
+
+/// Spawns the actor of `hosted` on the provider's node.
+pub(crate) fn spawn(shared: &Arc<Shared>, hosted: Hosted) -> Running {
+    let root = &shared.root;
+    let actor = Actor::spawn_sequential(
+        &shared.router,
+        &hosted.id,
+        root.signing_key().clone(),
+        root.live_context().clone(),
+        root.verifier().clone(),
+    );
+    let node = hosted.node.clone();
+    let state = Allocation { hosted, shared: shared.clone() };
+    let (actor, control) = dms_actor::stateful::spawn_with_sender(actor, state);
+    Running { actor, control, node }
+}
+
+impl Stateful for Allocation {
+    type Internal = Internal;
+
+    fn behaviors(&self) -> Vec<String> {
+        [Start::BEHAVIOR, StatusRequest::BEHAVIOR, LogsRequest::BEHAVIOR, Shutdown::BEHAVIOR]
+            .map(String::from)
+            .to_vec()
+    }
+
+    async fn handle(&mut self, ctx: &mut Context<Internal>, message: Message) -> Reply {
+        self.check_owner(&message)?;
+        let payload = &message.envelope.payload;
+        match message.envelope.behavior.as_str() {
+            Start::BEHAVIOR => {
+                dms_protocol::decode::<Start>(payload)?;
+                let first = self.hosted.status.state == dms_protocol::AllocationState::Allocated;
+                self.apply(ctx, Input::Start).await;
+                let status = &self.hosted.status;
+                if first && status.state == dms_protocol::AllocationState::Failed {
+                    let why = status.message.clone().unwrap_or_else(|| "could not start".into());
+                    return Err(ActorError::handler(why));
+                }
+                dms_protocol::respond::<Start>(status)
+            }
+            StatusRequest::BEHAVIOR => {
+                dms_protocol::decode::<StatusRequest>(payload)?;
+                dms_protocol::respond::<StatusRequest>(&self.hosted.status)
+            }
+            LogsRequest::BEHAVIOR => {
+                let request = dms_protocol::decode::<LogsRequest>(payload)?;
+                dms_protocol::respond::<LogsRequest>(&self.logs(request.tail).await?)
+            }
+            Shutdown::BEHAVIOR => {
+                dms_protocol::decode::<Shutdown>(payload)?;
+                self.apply(ctx, Input::Stop).await;
+                dms_protocol::respond::<Shutdown>(&self.hosted.status)
+            }
+            other => Err(ActorError::UnknownBehavior { behavior: other.into() }),
+        }
+    }
+
+    async fn internal(&mut self, ctx: &mut Context<Internal>, message: Internal) {
+        match message {
+            Internal::Input(input) => self.apply(ctx, input).await,
+            Internal::Stop(done) => {
+                self.apply(ctx, Input::Stop).await;
+                let _ = done.send(self.hosted.status.clone());
+            }
+            Internal::Recovered(execution) => {
+                self.apply(ctx, Input::Recovered { execution }).await;
+            }
+        }
+    }
+
+    async fn stopping(&mut self, _: &mut Context<Internal>, reason: &ExitReason) {
+        debug!(allocation = %self.hosted.id, %reason, "Allocation actor stopped.");
+    }
+}
+
+impl Allocation {
+    /// Only the orchestrator that created the allocation commands it.
+    fn check_owner(&self, message: &Message) -> Result<(), ActorError> {
+        let owner = &self.hosted.orchestrator.did;
+        if message.envelope.from.did == *owner {
+            return Ok(());
+        }
+        Err(ActorError::Unauthorized {
+            code: "not_the_orchestrator".into(),
+            reason: format!(
+                "only the deployment's orchestrator ({owner}) commands this allocation, not {}",
+                message.envelope.from.did
+            ),
+        })
+    }
+
+    fn executor(&self) -> Option<Arc<dyn Executor>> {
+        self.shared.executors.get(self.hosted.spec.allocation.executor)
+    }
+
+    /// Feeds `input` to the life cycle and carries out its effects, feeding their
+    /// results back until none is left.
+    async fn apply(&mut self, ctx: &mut Context<Internal>, input: Input) {
+        let mut inputs = VecDeque::from([input]);
+        while let Some(input) = inputs.pop_front() {
+            for effect in machine::step(&mut self.hosted, input, now_ms()) {
+                if let Some(next) = self.carry_out(ctx, effect).await {
+                    inputs.push_back(next);
+                }
+            }
+        }
+    }
+
+    /// Carries out one effect; the input it produced at once, if any.
+    async fn carry_out(&mut self, ctx: &mut Context<Internal>, effect: Effect) -> Option<Input> {
+        match effect {
+            Effect::StartExecution => return Some(self.start().await),
+            Effect::RemoveExecution(execution) => {
+                if let Some(executor) = self.executor() {
+                    let _ = executor.remove(&ExecutionId(execution)).await;
+                }
+            }
+            Effect::StopExecution(execution) => {
+                if let Some(executor) = self.executor() {
+                    let execution = ExecutionId(execution);
+                    let _ = executor.stop(&execution, STOP_GRACE).await;
+                    if let Err(error) = executor.remove(&execution).await {
+                        warn!(allocation = %self.hosted.id, %error, "Could not remove the workload.");
+                    }
+                }
+            }
+            Effect::Watch => self.watch(ctx),
+            Effect::ScheduleRestart(delay) => ctx.after(delay, Internal::Input(Input::RestartDue)),
+            Effect::Persist { durable } => {
+                hosted::save(&self.shared.store, &self.hosted, durable).await;
+            }
+            Effect::Tell => self.tell(ctx),
+            Effect::Ended => {
+                self.shared.ledger.ended(&self.hosted.reservation, &self.hosted.id).await
+            }
+            Effect::Forget => {
+                hosted::forget(&self.shared.store, &self.hosted.id).await;
+                self.shared.forget(&self.hosted.id);
+                ctx.stop(ExitReason::Normal);
+            }
+        }
+        None
+    }
+
+    async fn start(&mut self) -> Input {
+        let Some(executor) = self.executor() else {
+            let kind = self.hosted.spec.allocation.executor.name();
+            return Input::StartFailed { error: format!("no {kind} executor here") };
+        };
+        let spec = match work::executor_spec(&self.hosted) {
+            Ok(spec) => spec,
+            Err(error) => return Input::StartFailed { error },
+        };
+        let starting = std::time::Instant::now();
+        match executor.start(spec).await {
+            Ok(execution) => Input::Started {
+                execution: execution.0,
+                start_us: u64::try_from(starting.elapsed().as_micros()).unwrap_or(u64::MAX),
+            },
+            Err(error) => Input::StartFailed { error: error.to_string() },
+        }
+    }
+
+    /// Waits for the current execution to exit, on a task the actor owns.
+    fn watch(&self, ctx: &mut Context<Internal>) {
+        let (Some(executor), Some(execution)) = (self.executor(), self.hosted.execution.clone())
+        else {
+            return;
+        };
+        ctx.spawn(async move {
+            let execution = ExecutionId(execution);
+            let input = match executor.wait(&execution).await {
+                Ok(exit) => Input::Exited {
+                    code: exit.code,
+                    reason: format!("{:?}", exit.reason),
+                    output: work::output_of(executor.as_ref(), &execution).await,
+                },
+                Err(error) => Input::Lost { error: error.to_string() },
+            };
+            Some(Internal::Input(input))
+        });
+    }
+
+    /// Pushes the status to the orchestrator, retrying with back-off, on a task the
+    /// actor owns (versions let the orchestrator drop a late, older one).
+    fn tell(&self, ctx: &mut Context<Internal>) {
+        let actor = ctx.actor().clone();
+        let to = self.hosted.orchestrator.clone();
+        let (id, update) = (
+            self.hosted.id.clone(),
+            Update {
+                deployment: self.hosted.deployment.clone(),
+                allocation: self.hosted.spec.name.clone(),
+                status: self.hosted.status.clone(),
+            },
+        );
+        ctx.spawn(async move {
+            let mut delay = Duration::from_millis(500);
+            for attempt in 1..=4 {
+                match dms_protocol::call(&actor, &to, &update, Duration::from_secs(5)).await {
+                    Ok(_) => break,
+                    Err(error) if attempt == 4 => warn!(allocation = %id, %error,
+                        "The orchestrator did not take the update; it asks again when it resumes."),
+                    Err(_) => {
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                    }
+                }
+            }
+            None
+        });
+    }
+
+    async fn logs(&self, tail: Option<usize>) -> Result<Logs, ActorError> {
+        let exited = self.hosted.status.state.is_terminal();
+        let Some(execution) = self.hosted.execution.clone() else {
+            return Ok(Logs { lines: Vec::new(), exited });
+        };
+        let executor = self.executor().ok_or_else(|| ActorError::handler("executor gone"))?;
+        let options = LogOptions { follow: false, tail, stdout: true, stderr: true };
+        let failed = |e: dms_executor::Error| ActorError::handler(e.to_string());
+        let lines = executor
+            .logs(&ExecutionId(execution), options)
+            .await
+            .map_err(failed)?
+            .collect()
+            .await
+            .map_err(failed)?
+            .into_iter()
+            .map(|l| LogLine {
+                stream: match l.stream {
+                    OutputStream::Stdout => "stdout".into(),
+                    OutputStream::Stderr => "stderr".into(),
+                },
+                text: l.text.trim_end_matches('\n').to_string(),
+            })
+            .collect();
+        Ok(Logs { lines, exited })
+    }
+}

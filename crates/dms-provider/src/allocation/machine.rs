@@ -1,0 +1,290 @@
+//! The allocation life cycle as a plain state machine: the record and an input in,
+//! the record changed and the effects to carry out (sans-IO; the actor in
+//! [`super`] does the I/O and feeds results back as inputs).
+//!
+//! ```text
+//!              Start                 Started
+//!  Allocated ─────────▶ Starting ─────────────▶ Running ──Exited(policy: restart)──┐
+//!      │                   │  ▲                   │                               │
+//!      │                   │  └────RestartDue─────┼───────── Starting ◀───────────┘
+//!      │            StartFailed                 Exited / Lost
+//!      │                   ▼                      ▼
+//!      │                Failed ◀─────────── Completed | Failed
+//!      └──Stop──▶ Stopped ◀──Stop── (any state that has not ended)
+//! ```
+//!
+//! Rules every path keeps: a terminal state (completed, failed, stopped) is final —
+//! inputs after it change nothing but a `Stop` still removes leftovers; entering a
+//! terminal state emits [`Effect::Ended`] exactly once (the resources of the
+//! allocation may then be released); every status change bumps the status version and
+//! is persisted.
+
+use std::time::Duration;
+
+use dms_ensemble::model::{AllocationType, Restart};
+use dms_protocol::{AllocationState, AllocationStatus};
+
+use crate::hosted::Hosted;
+
+/// What happened to the allocation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Input {
+    /// Its orchestrator asked to start it.
+    Start,
+    /// The executor started it.
+    Started {
+        /// The executor's id of the execution.
+        execution: String,
+        /// How long the start took, in microseconds.
+        start_us: u64,
+    },
+    /// The executor could not start it.
+    StartFailed {
+        /// Why.
+        error: String,
+    },
+    /// The execution exited.
+    Exited {
+        /// Exit code.
+        code: i64,
+        /// How it ended, for people.
+        reason: String,
+        /// The end of its standard output.
+        output: String,
+    },
+    /// The executor lost track of the execution.
+    Lost {
+        /// Why.
+        error: String,
+    },
+    /// The restart policy's delay passed.
+    RestartDue,
+    /// Stop it and forget it (shutdown by its orchestrator, revert by the provider).
+    Stop,
+    /// The provider restarted; the execution the engine still has for the allocation
+    /// (found by its label, whatever the record says), if any.
+    Recovered {
+        /// The execution found and re-attached.
+        execution: Option<String>,
+    },
+}
+
+/// What the driver must do, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Start an execution from the record's spec; feed back `Started` or `StartFailed`.
+    StartExecution,
+    /// Remove a previous execution (before a restart).
+    RemoveExecution(String),
+    /// Wait for the current execution to exit; feed back `Exited` or `Lost`.
+    Watch,
+    /// Stop and remove an execution.
+    StopExecution(String),
+    /// Feed back `RestartDue` after this delay.
+    ScheduleRestart(Duration),
+    /// Write the record (durably: before anything is told).
+    Persist {
+        /// Flushed to disk before going on.
+        durable: bool,
+    },
+    /// Push the status to the orchestrator.
+    Tell,
+    /// The allocation has ended: its share of the resources may be released.
+    Ended,
+    /// Delete the record and stop the actor once the current answer is sent.
+    Forget,
+}
+
+/// Applies `input` at time `now_ms`; returns the effects.
+pub fn step(hosted: &mut Hosted, input: Input, now_ms: u64) -> Vec<Effect> {
+    use AllocationState as S;
+    let state = hosted.status.state;
+    if state.is_terminal() {
+        return match input {
+            Input::Stop => {
+                let mut effects: Vec<Effect> =
+                    hosted.execution.take().map(Effect::StopExecution).into_iter().collect();
+                effects.push(Effect::Forget);
+                effects
+            }
+            _ => Vec::new(),
+        };
+    }
+    match (state, input) {
+        (S::Allocated, Input::Start) => {
+            change(hosted, |s| s.state = S::Starting);
+            vec![Effect::Persist { durable: false }, Effect::StartExecution]
+        }
+        (S::Starting, Input::Started { execution, start_us }) => {
+            hosted.execution = Some(execution);
+            let restarts = hosted.status.restarts;
+            change(hosted, |s| {
+                *s = AllocationStatus {
+                    state: S::Running,
+                    started_ms: Some(now_ms),
+                    start_us: Some(start_us),
+                    restarts,
+                    version: s.version,
+                    ..AllocationStatus::default()
+                };
+            });
+            // The first start is answered to the orchestrator's call; restarts are told.
+            let mut effects = vec![Effect::Persist { durable: restarts > 0 }, Effect::Watch];
+            if restarts > 0 {
+                effects.push(Effect::Tell);
+            }
+            effects
+        }
+        (S::Starting, Input::StartFailed { error }) => {
+            let verb = if hosted.status.restarts > 0 { "restart" } else { "start" };
+            end(hosted, S::Failed, format!("could not {verb}: {error}"), now_ms)
+        }
+        (S::Starting, Input::RestartDue) => {
+            let mut effects: Vec<Effect> =
+                hosted.execution.take().map(Effect::RemoveExecution).into_iter().collect();
+            effects.push(Effect::StartExecution);
+            effects
+        }
+        (S::Running, Input::Exited { code, reason, output }) => {
+            exited(hosted, code, &reason, output, now_ms)
+        }
+        (S::Running, Input::Lost { error }) => {
+            end(hosted, S::Failed, format!("lost track of the workload: {error}"), now_ms)
+        }
+        (_, Input::Stop) => {
+            let mut effects: Vec<Effect> =
+                hosted.execution.take().map(Effect::StopExecution).into_iter().collect();
+            effects.extend(end(hosted, S::Stopped, "stopped by a shutdown".into(), now_ms));
+            effects.retain(|e| *e != Effect::Tell); // the orchestrator asked: it gets the answer
+            effects.push(Effect::Forget);
+            effects
+        }
+        (S::Running | S::Allocated, Input::Recovered { execution: Some(execution) }) => {
+            hosted.execution = Some(execution);
+            if state == S::Allocated {
+                // The start was written lazily and lost in the crash, the container wasn't.
+                change(hosted, |s| {
+                    s.state = S::Running;
+                    s.started_ms.get_or_insert(now_ms);
+                });
+                vec![Effect::Persist { durable: true }, Effect::Watch, Effect::Tell]
+            } else {
+                vec![Effect::Persist { durable: true }, Effect::Watch]
+            }
+        }
+        (S::Allocated | S::Starting | S::Running, Input::Recovered { execution }) => {
+            if execution.is_some() {
+                hosted.execution = execution; // what is left of it is removed on stop
+            }
+            let message = if hosted.spec.allocation.executor == dms_ensemble::model::Executor::Wasm
+            {
+                "the provider restarted; a WebAssembly run does not survive a restart"
+            } else {
+                "the provider restarted and the workload was gone"
+            };
+            end(hosted, S::Failed, message.into(), now_ms)
+        }
+        // Late or out-of-place inputs (an exit after a restart began, a start twice).
+        _ => Vec::new(),
+    }
+}
+
+/// An execution exited: restart it by policy, or end.
+fn exited(
+    hosted: &mut Hosted,
+    code: i64,
+    reason: &str,
+    output: String,
+    now_ms: u64,
+) -> Vec<Effect> {
+    use AllocationState as S;
+    let task = hosted.spec.allocation.kind == AllocationType::Task;
+    let ok = code == 0 && task;
+    let mut message = (!ok).then(|| {
+        if task {
+            format!("the task exited with code {code} ({reason})")
+        } else {
+            format!("the service exited ({reason})")
+        }
+    });
+    match restart_due(hosted, code, now_ms) {
+        Some(Ok(delay)) => {
+            let restarts = hosted.status.restarts + 1;
+            let max = hosted.spec.allocation.restart.as_ref().and_then(|p| p.max_attempts);
+            let note = format!(
+                "exited with code {code}; restarting in {delay:?} (restart {restarts}{})",
+                max.map(|m| format!(" of {m}")).unwrap_or_default()
+            );
+            hosted.restart_times.push(now_ms);
+            change(hosted, |s| {
+                s.state = S::Starting;
+                s.exit_code = Some(code);
+                s.message = Some(note);
+                s.output = Some(output);
+                s.finished_ms = Some(now_ms);
+                s.restarts = restarts;
+            });
+            vec![Effect::Persist { durable: true }, Effect::Tell, Effect::ScheduleRestart(delay)]
+        }
+        Some(Err(made)) => {
+            let text = message.take().unwrap_or_else(|| format!("exited with code {code}"));
+            change(hosted, |s| {
+                s.exit_code = Some(code);
+                s.output = Some(output);
+            });
+            end(hosted, S::Failed, format!("{text}; gave up after {made} restarts"), now_ms)
+        }
+        None => {
+            let state = if ok { S::Completed } else { S::Failed };
+            change(hosted, |s| {
+                s.exit_code = Some(code);
+                s.output = Some(output);
+            });
+            end(hosted, state, message.unwrap_or_default(), now_ms)
+        }
+    }
+}
+
+/// Enters terminal `state` with `message`.
+fn end(hosted: &mut Hosted, state: AllocationState, message: String, now_ms: u64) -> Vec<Effect> {
+    change(hosted, |s| {
+        s.state = state;
+        s.message = (!message.is_empty()).then_some(message);
+        s.finished_ms = Some(now_ms);
+    });
+    vec![Effect::Persist { durable: true }, Effect::Ended, Effect::Tell]
+}
+
+/// Applies `change` to the status; bumps the version when it changed anything.
+fn change(hosted: &mut Hosted, change: impl FnOnce(&mut AllocationStatus)) {
+    let before = hosted.status.clone();
+    change(&mut hosted.status);
+    hosted.status.version = before.version;
+    if hosted.status != before {
+        hosted.status.version += 1;
+    }
+}
+
+/// Whether the allocation's restart policy restarts it after exiting with `code`, and
+/// after how long; `Err` with the number of restarts made when the policy gave up.
+pub fn restart_due(hosted: &Hosted, code: i64, now: u64) -> Option<Result<Duration, u32>> {
+    let policy = hosted.spec.allocation.restart.as_ref()?;
+    let wanted = match policy.policy {
+        Restart::Never => false,
+        Restart::OnFailure => code != 0,
+        Restart::Always => true,
+    };
+    if !wanted {
+        return None;
+    }
+    let window = policy.window.map(|w| u64::try_from(w.to_std().as_millis()).unwrap_or(u64::MAX));
+    let recent = hosted
+        .restart_times
+        .iter()
+        .filter(|t| window.is_none_or(|w| now.saturating_sub(**t) <= w))
+        .count();
+    if policy.max_attempts.is_some_and(|max| recent >= max as usize) {
+        return Some(Err(hosted.status.restarts));
+    }
+    Some(Ok(policy.delay.map_or(Duration::from_secs(1), |d| d.to_std())))
+}

@@ -1,0 +1,65 @@
+//! The record of an allocation this node hosts, as persisted (table
+//! `hosted_allocations`, keyed by `<deployment>.<allocation>`). Its allocation actor is
+//! the only writer of a record while it runs; recovery reads them all at start.
+
+use dms_actor::Handle;
+use dms_protocol::{AllocationSpec, AllocationStatus};
+use dms_store::{Repo, Store};
+use serde::{Deserialize, Serialize};
+
+/// The table of hosted allocations.
+pub(crate) const HOSTED: Repo<Hosted> = Repo::new("hosted_allocations");
+
+/// An allocation this node hosts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Hosted {
+    /// `<deployment>.<allocation>`: the actor's inbox and the executor's allocation id.
+    pub id: String,
+    /// The deployment.
+    pub deployment: String,
+    /// The ensemble node.
+    pub node: String,
+    /// The resource account of the node's allocations.
+    pub reservation: String,
+    /// The orchestrator actor: the only one obeyed, and told of every change.
+    pub orchestrator: Handle,
+    /// What to run.
+    pub spec: AllocationSpec,
+    /// The executor's id, once started.
+    #[serde(default)]
+    pub execution: Option<String>,
+    /// Its status.
+    pub status: AllocationStatus,
+    /// When it was restarted (Unix milliseconds), for the policy's window.
+    #[serde(default)]
+    pub restart_times: Vec<u64>,
+}
+
+/// Writes `hosted` (durably: flushed before returning), off the async threads.
+pub(crate) async fn save(store: &Store, hosted: &Hosted, durable: bool) {
+    let (store, record) = (store.clone(), hosted.clone());
+    let written = tokio::task::spawn_blocking(move || {
+        if durable {
+            HOSTED.put_now(&store, &record.id, &record)
+        } else {
+            HOSTED.put_lazy(&store, &record.id, &record)
+        }
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::warn!(allocation = %hosted.id, %error, "Could not persist an allocation.");
+        }
+        Err(error) => tracing::warn!(%error, "The allocation writer failed."),
+    }
+}
+
+/// Deletes a record, off the async threads.
+pub(crate) async fn forget(store: &Store, id: &str) {
+    let (store, id) = (store.clone(), id.to_string());
+    let deleted = tokio::task::spawn_blocking(move || HOSTED.delete_now(&store, &id)).await;
+    if !matches!(deleted, Ok(Ok(_))) {
+        tracing::warn!("Could not delete a forgotten allocation's record.");
+    }
+}

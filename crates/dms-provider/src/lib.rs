@@ -1,0 +1,383 @@
+//! The providing side of deployments: what this machine offers, bids, reservations,
+//! and the allocation actors that run workloads on its executors.
+//!
+//! | Behavior (root actor) | Request → answer |
+//! |---|---|
+//! | `/dms/deployment/request` (topic `/dms/deployment`, or direct) | `BidRequest` → `BidAnswer`: per node a bid (with a reservation) or a refusal with reasons |
+//! | `/dms/deployment/commit` | `Commit` → `Committed` (keeps the reservation; fails when it lapsed) |
+//! | `/dms/deployment/allocate` | `Allocate` → `Allocated`: the allocation actors' handles |
+//! | `/dms/deployment/revert` | `Revert` → `Reverted`: reservations released, allocations stopped |
+//!
+//! A bid is a pure evaluation of the request against one snapshot of the machine
+//! ([`bid::evaluate`]), then one reservation backs every bid of the answer. Each hosted
+//! allocation is a state-owning actor ([`allocation`]) that owns its record, executor
+//! handle, watcher and restart timer; the [`Ledger`] releases a node's resources once,
+//! when the last of its allocations ends. After a restart, [`recover`] rebuilds every
+//! actor from the stored records (nothing depends on the shape of ids).
+//!
+//! # Module map
+//! - [`bid`]: the pure bid evaluation.
+//! - [`allocation`]: the allocation actor; [`allocation::machine`] its life cycle.
+//! - [`hosted`]: the persisted allocation record.
+//! - [`recover`]: rebuilding allocations after a restart.
+//! - [`resources`]: the resource manager (onboarded, committed, allocated, free).
+//! - [`onboarding`]: onboarding, resource and hardware behaviors, benchmarks.
+//! - [`executors`]: the executor set the composition root builds.
+
+pub mod allocation;
+pub mod bid;
+pub mod executors;
+pub mod hosted;
+pub mod onboarding;
+pub mod recover;
+pub mod resources;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dms_actor::{Actor, ActorError, BoxFuture, Router};
+use dms_protocol::{
+    Allocate, Allocated, AllocationSpec, AllocationState, AllocationStatus, BidAnswer, BidRequest,
+    Commit, Committed, DEPLOYMENT_TOPIC, Revert, Reverted,
+};
+use dms_store::Store;
+use dms_types::capability::{Location, Machine};
+use tracing::warn;
+
+pub use executors::Executors;
+use hosted::{HOSTED, Hosted};
+use resources::ResourceManager;
+
+/// How long a committed reservation is kept for its allocate.
+const COMMIT_TTL: Duration = Duration::from_secs(120);
+
+/// Round-trip times to connected peers, in milliseconds, by peer id (the network's
+/// ping; wired by the composition root).
+pub type Rtts = Arc<dyn Fn() -> BoxFuture<BTreeMap<String, u64>> + Send + Sync>;
+
+/// Provider settings (`[deployment]`).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Longest a bid's reservation is held.
+    pub max_reservation: Duration,
+    /// Refuse ensembles without a contract.
+    pub require_contract: bool,
+    /// Price per hour asked.
+    pub price_per_hour: f64,
+    /// Where the machine is.
+    pub location: Option<Location>,
+}
+
+/// What the provider is built from.
+pub struct Deps {
+    /// Resource accounts.
+    pub manager: ResourceManager,
+    /// The node's store.
+    pub store: Store,
+    /// The node's router.
+    pub router: Router,
+    /// The node's root actor (bids are its behaviors; allocation actors share its key
+    /// and live capability context).
+    pub root: Actor,
+    /// Round-trip times for bids.
+    pub rtts: Rtts,
+    /// Settings.
+    pub settings: Settings,
+    /// The executors allocations run on.
+    pub executors: Executors,
+}
+
+/// What the provider and its allocation actors share.
+pub struct Shared {
+    store: Store,
+    router: Router,
+    root: Actor,
+    manager: ResourceManager,
+    executors: Executors,
+    ledger: Ledger,
+    settings: Settings,
+    rtts: Rtts,
+    allocations: Mutex<BTreeMap<String, allocation::Running>>,
+}
+
+impl Shared {
+    fn forget(&self, id: &str) {
+        self.allocations.lock().expect("allocations lock").remove(id);
+    }
+
+    fn running(&self, deployment: &str, node: Option<&str>) -> Vec<allocation::Running> {
+        let prefix = format!("{deployment}.");
+        self.allocations
+            .lock()
+            .expect("allocations lock")
+            .iter()
+            .filter(|(id, _)| id.starts_with(&prefix))
+            .filter(|(_, running)| node.is_none_or(|n| running.node == n))
+            .map(|(_, running)| running.clone())
+            .collect()
+    }
+}
+
+/// Releases a node's resources once, when the last of its allocations has ended.
+pub struct Ledger {
+    manager: ResourceManager,
+    /// Allocations not ended yet, by reservation.
+    live: Mutex<BTreeMap<String, BTreeSet<String>>>,
+}
+
+impl Ledger {
+    fn new(manager: ResourceManager) -> Ledger {
+        Ledger { manager, live: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// `allocation` runs on `reservation` and has not ended.
+    fn hosting(&self, reservation: &str, allocation: &str) {
+        let mut live = self.live.lock().expect("ledger lock");
+        live.entry(reservation.to_string()).or_default().insert(allocation.to_string());
+    }
+
+    /// `allocation` ended; the reservation is released when it was the last.
+    async fn ended(&self, reservation: &str, allocation: &str) {
+        let last = {
+            let mut live = self.live.lock().expect("ledger lock");
+            let emptied = live.get_mut(reservation).is_some_and(|set| {
+                set.remove(allocation);
+                set.is_empty()
+            });
+            emptied && live.remove(reservation).is_some()
+        };
+        if last {
+            self.release(reservation).await;
+        }
+    }
+
+    async fn release(&self, reservation: &str) {
+        let (manager, id) = (self.manager.clone(), reservation.to_string());
+        match tokio::task::spawn_blocking(move || manager.release(&id)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => warn!(%reservation, %error, "Could not release resources."),
+            Err(error) => warn!(%reservation, %error, "The release failed."),
+        }
+    }
+}
+
+/// The provider: its behaviors are on the node's root actor.
+pub struct Provider {
+    shared: Arc<Shared>,
+}
+
+/// A behavior failed (store, resources), for the caller.
+pub(crate) fn failed(error: impl std::fmt::Display) -> ActorError {
+    ActorError::handler(error.to_string())
+}
+
+/// A request the behavior cannot use.
+pub(crate) fn bad(reason: impl std::fmt::Display) -> ActorError {
+    ActorError::BadPayload { reason: reason.to_string() }
+}
+
+impl Provider {
+    /// Registers the behaviors on the root actor, subscribes it to bid requests and
+    /// recovers the allocations kept in the store. (The composition root joins the
+    /// network topic [`DEPLOYMENT_TOPIC`].)
+    pub async fn start(deps: Deps) -> Result<Provider, ActorError> {
+        let shared = Arc::new(Shared {
+            ledger: Ledger::new(deps.manager.clone()),
+            store: deps.store,
+            router: deps.router,
+            root: deps.root,
+            manager: deps.manager,
+            executors: deps.executors,
+            settings: deps.settings,
+            rtts: deps.rtts,
+            allocations: Mutex::new(BTreeMap::new()),
+        });
+        register(&shared)?;
+        shared.root.subscribe(DEPLOYMENT_TOPIC);
+        recover::recover(&shared).await;
+        Ok(Provider { shared })
+    }
+
+    /// Stops every allocation actor (their workloads keep running, to be re-attached
+    /// after a restart) and flushes what was written lazily.
+    pub async fn shutdown(&self) {
+        let running: Vec<allocation::Running> =
+            self.shared.allocations.lock().expect("allocations lock").values().cloned().collect();
+        for running in running {
+            running.actor.stop();
+        }
+        let store = self.shared.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.write(|_| Ok(()))).await;
+    }
+}
+
+fn register(shared: &Arc<Shared>) -> Result<(), ActorError> {
+    let root = &shared.root;
+    let s = shared.clone();
+    dms_protocol::handle::<BidRequest, _, _>(root, move |_, request| {
+        let s = s.clone();
+        async move { Ok(bid(&s, &request).await) }
+    })?;
+    let s = shared.clone();
+    dms_protocol::handle::<Commit, _, _>(root, move |_, commit| {
+        let s = s.clone();
+        async move {
+            own_reservation(&commit.reservation, &commit.deployment)?;
+            let (manager, id) = (s.manager.clone(), commit.reservation.clone());
+            let kept = tokio::task::spawn_blocking(move || manager.extend(&id, COMMIT_TTL))
+                .await
+                .map_err(failed)?
+                .map_err(failed)?;
+            Ok(Committed { expires_ms: kept.expires_ms })
+        }
+    })?;
+    let s = shared.clone();
+    dms_protocol::handle::<Allocate, _, _>(root, move |_, request| {
+        let s = s.clone();
+        async move { allocate(&s, request).await }
+    })?;
+    let s = shared.clone();
+    dms_protocol::handle::<Revert, _, _>(root, move |_, revert| {
+        let s = s.clone();
+        async move { Ok(Reverted { released: revert_all(&s, &revert).await }) }
+    })?;
+    Ok(())
+}
+
+/// Reservations of a deployment are named `<deployment>/…` by this provider.
+fn own_reservation(reservation: &str, deployment: &str) -> Result<(), ActorError> {
+    if reservation.strip_prefix(deployment).is_some_and(|rest| rest.starts_with('/')) {
+        Ok(())
+    } else {
+        Err(bad(format!("reservation {reservation} is not for deployment {deployment}")))
+    }
+}
+
+/// What this machine offers now.
+fn machine(shared: &Shared) -> Machine {
+    let price = shared.settings.price_per_hour;
+    Machine {
+        free: shared.manager.status().free,
+        architecture: std::env::consts::ARCH.to_string(),
+        executors: shared.executors.names(),
+        price_per_hour: (price > 0.0).then_some(price),
+        location: shared.settings.location.clone(),
+        benchmarks: onboarding::benchmark_scores(&shared.store),
+        ..Machine::default()
+    }
+}
+
+/// Judges the request against one snapshot of the machine, then backs every bid with
+/// one reservation (a provider takes at most one node of a deployment).
+async fn bid(shared: &Shared, request: &BidRequest) -> BidAnswer {
+    let me = shared.router.peer().to_string();
+    let rtt_ms: BTreeMap<String, f64> =
+        (shared.rtts)().await.into_iter().map(|(peer, rtt)| (peer, rtt as f64)).collect();
+    let machine = machine(shared);
+    let onboarded = shared.manager.status().onboarded.map(|o| o.resources);
+    let offer = bid::Offer {
+        me: &me,
+        machine: &machine,
+        onboarded: onboarded.as_ref(),
+        require_contract: shared.settings.require_contract,
+        rtt_ms: &rtt_ms,
+    };
+    let (mut answer, claims) = bid::evaluate(request, &offer);
+    if request.dry_run || answer.bids.is_empty() {
+        return answer;
+    }
+    let ttl =
+        Duration::from_millis(request.reservation_ms.max(1)).min(shared.settings.max_reservation);
+    let id = format!("{}/{:08x}", request.deployment, rand::random::<u32>());
+    let (manager, claim) = (shared.manager.clone(), bid::largest(&claims));
+    match tokio::task::spawn_blocking(move || manager.reserve(&id, claim, ttl)).await {
+        Ok(Ok(reservation)) => {
+            for bid in &mut answer.bids {
+                bid.reservation = reservation.id.clone();
+                bid.expires_ms = reservation.expires_ms;
+            }
+        }
+        Ok(Err(error)) => bid::unreserved(&mut answer, &error.to_string()),
+        Err(error) => bid::unreserved(&mut answer, &error.to_string()),
+    }
+    answer
+}
+
+/// Turns a committed reservation into allocation actors.
+async fn allocate(shared: &Arc<Shared>, request: Allocate) -> Result<Allocated, ActorError> {
+    own_reservation(&request.reservation, &request.deployment)?;
+    // Check every workload before taking the resources.
+    for spec in &request.allocations {
+        allocation::work::workload(spec)
+            .map_err(|e| bad(format!("allocation {}: {e}", spec.name)))?;
+        if shared.executors.get(spec.allocation.executor).is_none() {
+            let kind = spec.allocation.executor.name();
+            return Err(failed(format!("allocation {}: no {kind} executor here", spec.name)));
+        }
+    }
+    let (needed, gpus) = dms_protocol::total(request.allocations.iter().map(|a| &a.allocation));
+    let records: Vec<Hosted> = request
+        .allocations
+        .into_iter()
+        .map(|spec: AllocationSpec| Hosted {
+            id: format!("{}.{}", request.deployment, spec.name),
+            deployment: request.deployment.clone(),
+            node: request.node.clone(),
+            reservation: request.reservation.clone(),
+            orchestrator: request.orchestrator.clone(),
+            spec,
+            execution: None,
+            status: AllocationStatus { state: AllocationState::Allocated, ..Default::default() },
+            restart_times: Vec::new(),
+        })
+        .collect();
+    // The records are written lazily first; the durable allocation of the resources
+    // then flushes them too, so both survive a crash or neither does.
+    let (store, manager, written) = (shared.store.clone(), shared.manager.clone(), records.clone());
+    let reservation = request.reservation.clone();
+    tokio::task::spawn_blocking(move || {
+        for hosted in &written {
+            HOSTED.put_lazy(&store, &hosted.id, hosted).map_err(failed)?;
+        }
+        if let Err(error) = manager.allocate_as(&reservation, needed, gpus as usize) {
+            for hosted in &written {
+                let _ = HOSTED.delete_now(&store, &hosted.id);
+            }
+            return Err(failed(error));
+        }
+        Ok(())
+    })
+    .await
+    .map_err(failed)??;
+    let mut allocated = Allocated::default();
+    for hosted in records {
+        shared.ledger.hosting(&hosted.reservation, &hosted.id);
+        let (id, name) = (hosted.id.clone(), hosted.spec.name.clone());
+        let running = allocation::spawn(shared, hosted);
+        allocated.allocations.insert(name, running.actor.handle().clone());
+        shared.allocations.lock().expect("allocations lock").insert(id, running);
+    }
+    Ok(allocated)
+}
+
+/// Releases the reservations of a deployment and stops its allocations (of one node).
+async fn revert_all(shared: &Shared, revert: &Revert) -> usize {
+    // Reservations back every bid of a deployment at once, so only a whole revert
+    // releases them; a revert of one node stops that node's allocations.
+    let mut released = 0;
+    if revert.node.is_none() {
+        for reservation in shared.manager.status().reservations {
+            if own_reservation(&reservation.id, &revert.deployment).is_ok() {
+                shared.ledger.release(&reservation.id).await;
+                released += 1;
+            }
+        }
+    }
+    for running in shared.running(&revert.deployment, revert.node.as_deref()) {
+        if running.stop().await.is_some() {
+            released += 1;
+        }
+    }
+    released
+}

@@ -1,0 +1,96 @@
+//! After a restart: every stored allocation record gets its actor back. Containers are
+//! re-attached by label; allocations whose workload did not survive (WebAssembly runs
+//! live in the process) are reported failed with that reason; resources that no record
+//! accounts for are freed. Everything is keyed by the records themselves.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use dms_ensemble::model::Executor as Kind;
+use tracing::{info, warn};
+
+use crate::Shared;
+use crate::allocation::{self, Internal};
+use crate::hosted::{HOSTED, Hosted};
+
+/// Rebuilds the allocation actors from the store.
+pub(crate) async fn recover(shared: &Arc<Shared>) {
+    let store = shared.store.clone();
+    let records: Vec<Hosted> =
+        match tokio::task::spawn_blocking(move || HOSTED.list_now(&store)).await {
+            Ok(Ok(records)) => records.into_iter().map(|(_, h)| h).collect(),
+            Ok(Err(error)) => {
+                warn!(%error, "Could not read the hosted allocations; none recovered.");
+                return;
+            }
+            Err(error) => {
+                warn!(%error, "Reading the hosted allocations failed.");
+                return;
+            }
+        };
+    let reattached = reattach(shared, &records).await;
+    release_unaccounted(shared, &records).await;
+    let mut by_reservation: BTreeMap<&str, Vec<&Hosted>> = BTreeMap::new();
+    for hosted in &records {
+        by_reservation.entry(&hosted.reservation).or_default().push(hosted);
+    }
+    for (reservation, hosted) in by_reservation {
+        let live: Vec<&&Hosted> = hosted.iter().filter(|h| !h.status.state.is_terminal()).collect();
+        if live.is_empty() {
+            // Every allocation had ended; a crash came before the release.
+            shared.ledger.release(reservation).await;
+        }
+        for h in live {
+            shared.ledger.hosting(reservation, &h.id);
+        }
+    }
+    let count = records.len();
+    for hosted in records {
+        let (id, ended) = (hosted.id.clone(), hosted.status.state.is_terminal());
+        let running = allocation::spawn(shared, hosted);
+        if !ended {
+            let found = reattached.get(&id).cloned();
+            if running.control.send(Internal::Recovered(found)).await.is_err() {
+                warn!(allocation = %id, "An allocation actor ended before it recovered.");
+            }
+        }
+        shared.allocations.lock().expect("allocations lock").insert(id, running);
+    }
+    if count > 0 {
+        info!(allocations = count, reattached = reattached.len(), "Recovered hosted allocations.");
+    }
+}
+
+/// Re-attaches the containers of allocations that had not ended: execution ids by
+/// allocation.
+async fn reattach(shared: &Shared, records: &[Hosted]) -> BTreeMap<String, String> {
+    let wanted: std::collections::HashSet<String> = records
+        .iter()
+        .filter(|h| h.spec.allocation.executor == Kind::Docker && !h.status.state.is_terminal())
+        .map(|h| h.id.clone())
+        .collect();
+    let Some(docker) = shared.executors.get(Kind::Docker).filter(|_| !wanted.is_empty()) else {
+        return BTreeMap::new();
+    };
+    match docker.reattach(&wanted).await {
+        Ok(recovery) => {
+            recovery.reattached.into_iter().map(|info| (info.allocation, info.id.0)).collect()
+        }
+        Err(error) => {
+            warn!(%error, "Could not re-attach containers.");
+            BTreeMap::new()
+        }
+    }
+}
+
+/// Frees allocated resources that no stored allocation record names (a crash between
+/// allocating and writing the records).
+async fn release_unaccounted(shared: &Shared, records: &[Hosted]) {
+    let accounted: BTreeSet<&str> = records.iter().map(|h| h.reservation.as_str()).collect();
+    for id in shared.manager.status().allocations.keys() {
+        if !accounted.contains(id.as_str()) {
+            info!(reservation = %id, "Releasing resources no allocation accounts for.");
+            shared.ledger.release(id).await;
+        }
+    }
+}
