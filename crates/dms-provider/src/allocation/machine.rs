@@ -7,6 +7,8 @@
 //!  Allocated ─────────▶ Starting ─────────────▶ Running ──Exited(policy: restart)──┐
 //!      │                   │  ▲                   │                               │
 //!      │                   │  └────RestartDue─────┼───────── Starting ◀───────────┘
+//!      │   (after a provider restart: Recovered with the execution found → Running,
+//!      │    without → Failed; from any state that has not ended)
 //!      │            StartFailed                 Exited / Lost
 //!      │                   ▼                      ▼
 //!      │                Failed ◀─────────── Completed | Failed
@@ -159,23 +161,21 @@ pub fn step(hosted: &mut Hosted, input: Input, now_ms: u64) -> Vec<Effect> {
             effects.push(Effect::Forget);
             effects
         }
-        (S::Running | S::Allocated, Input::Recovered { execution: Some(execution) }) => {
+        (_, Input::Recovered { execution: Some(execution) }) => {
+            // The engine still has it: follow it again. (A start or restart written
+            // lazily may have been lost in the crash; the container was not. If it has
+            // exited meanwhile, the watcher says so at once and the policy decides.)
             hosted.execution = Some(execution);
-            if state == S::Allocated {
-                // The start was written lazily and lost in the crash, the container wasn't.
-                change(hosted, |s| {
-                    s.state = S::Running;
-                    s.started_ms.get_or_insert(now_ms);
-                });
-                vec![Effect::Persist { durable: true }, Effect::Watch, Effect::Tell]
-            } else {
-                vec![Effect::Persist { durable: true }, Effect::Watch]
+            if state == S::Running {
+                return vec![Effect::Persist { durable: true }, Effect::Watch];
             }
+            change(hosted, |s| {
+                s.state = S::Running;
+                s.started_ms.get_or_insert(now_ms);
+            });
+            vec![Effect::Persist { durable: true }, Effect::Watch, Effect::Tell]
         }
-        (S::Allocated | S::Starting | S::Running, Input::Recovered { execution }) => {
-            if execution.is_some() {
-                hosted.execution = execution; // what is left of it is removed on stop
-            }
+        (_, Input::Recovered { execution: None }) => {
             let message = if hosted.spec.allocation.executor == dms_ensemble::model::Executor::Wasm
             {
                 "the provider restarted; a WebAssembly run does not survive a restart"
