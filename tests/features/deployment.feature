@@ -13,7 +13,7 @@ Feature: Deploying ensembles across a network
     And the output shows "hello from the greet allocation"
     And the output shows "42: the answer allocation ran on another machine"
     And the deployment is "completed" with its 2 allocations on 2 different peers
-    And "dms deployments info" shows where each node went and the latest events
+    And "dms deployments info" shows where each node went, each actor's own DID and the latest events
 
   Scenario: A service runs until it is shut down, and every resource comes back
     Given the free resources of every node are noted

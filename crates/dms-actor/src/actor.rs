@@ -52,6 +52,8 @@ pub(crate) struct ActorInner {
     pub(crate) exit_watchers: Mutex<Vec<mpsc::UnboundedSender<(Handle, ExitReason)>>>,
     /// Why it stopped, once it has.
     pub(crate) exit: Mutex<Option<ExitReason>>,
+    /// Chains delegated to this actor's own identity (when it is not its node's).
+    pub(crate) held: RwLock<Vec<dms_ucan::Chain>>,
 }
 
 /// A message waiting in a state-owning actor's mailbox.
@@ -122,6 +124,7 @@ impl Actor {
                 sequential_rx: Mutex::new(sequential_rx),
                 exit_watchers: Mutex::new(Vec::new()),
                 exit: Mutex::new(None),
+                held: RwLock::new(Vec::new()),
             }),
         };
         tokio::spawn(run_mailbox(rx, actor.inner.permits.clone()));
@@ -184,6 +187,15 @@ impl Actor {
     /// The live capability context this actor authorizes with (shared).
     pub fn live_context(&self) -> &LiveContext {
         &self.inner.context
+    }
+
+    /// Holds `chain`, delegated to this actor's own identity: it is presented when the
+    /// actor invokes what it grants (an actor that shares its node's identity presents
+    /// the node's provide anchors instead).
+    pub fn hold(&self, chain: dms_ucan::Chain) {
+        if let Ok(mut held) = self.inner.held.write() {
+            held.push(chain);
+        }
     }
 
     /// The verifier this actor checks chains with.

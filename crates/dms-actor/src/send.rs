@@ -52,12 +52,19 @@ impl Actor {
         ttl: Duration,
     ) -> Envelope {
         let subject = to.as_ref().map_or(&self.inner.handle.did, |t| &t.did).clone();
-        let chain = self
-            .inner
-            .context
-            .read()
-            .chain_for(&self.inner.verifier, &behavior, &subject, now_ms() / 1000)
-            .unwrap_or_else(Chain::empty);
+        let (now, verifier) = (now_ms() / 1000, &self.inner.verifier);
+        let context = self.inner.context.read();
+        let me = &self.inner.handle.did;
+        // An actor with its own identity presents the chains delegated to it; one that
+        // shares its node's identity, the node's.
+        let chain = if *me == context.did {
+            context.chain_for(verifier, &behavior, &subject, now)
+        } else {
+            let held = self.inner.held.read().map(|h| h.clone()).unwrap_or_default();
+            context.chain_among(&held, me, verifier, &behavior, &subject, now)
+        };
+        drop(context);
+        let chain = chain.unwrap_or_else(Chain::empty);
         self.bare_envelope(to, behavior, payload, ttl, &chain)
     }
 

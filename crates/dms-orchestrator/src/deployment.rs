@@ -154,6 +154,10 @@ pub struct Deployment {
     /// The next event's sequence number.
     #[serde(default)]
     pub next_seq: u64,
+    /// The orchestrator actor: its own DID (the node's, for deployments made before
+    /// orchestrators had identities of their own).
+    #[serde(default)]
+    pub orchestrator: Option<dms_actor::Handle>,
 }
 
 impl Deployment {

@@ -22,6 +22,7 @@
 //! exited 0, fails when all ended and one failed, and otherwise runs until shut down.
 //! Every change is an [`Event`] and is written to the store before it is shown.
 
+pub(crate) mod identity;
 pub mod placement;
 pub mod policy;
 pub(crate) mod writer;
@@ -32,6 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dms_actor::{Actor, ActorError, BoxFuture, Handle, Router};
+use dms_crypto::KeyPair;
 use dms_ensemble::model::Ensemble;
 use dms_store::{Repo, Store};
 use serde::{Deserialize, Serialize};
@@ -162,14 +164,26 @@ pub(crate) fn bad(reason: impl std::fmt::Display) -> ActorError {
 }
 
 impl Orchestrator {
-    pub(crate) fn spawn(shared: Arc<Shared>, record: Deployment) -> Arc<Orchestrator> {
+    /// The orchestrator of `record`, its actor signing with `key` (its own identity,
+    /// holding the node's rights delegated to it).
+    pub(crate) fn spawn(
+        shared: Arc<Shared>,
+        mut record: Deployment,
+        key: KeyPair,
+    ) -> Arc<Orchestrator> {
+        let own = key.did() != shared.root.handle().did;
+        let delegated = if own { identity::delegated(&shared, &key) } else { Vec::new() };
         let actor = Actor::spawn(
             &shared.router,
             &record.id,
-            shared.root.signing_key().clone(),
+            key,
             shared.root.live_context().clone(),
             shared.root.verifier().clone(),
         );
+        for chain in delegated {
+            actor.hold(chain);
+        }
+        record.orchestrator = Some(actor.handle().clone());
         let (changed, _) = watch::channel(record.next_seq);
         let (flushed_tx, flushed) = watch::channel(record.next_seq);
         let (dirty, durable) = (Arc::new(Notify::new()), Arc::new(AtomicBool::new(false)));

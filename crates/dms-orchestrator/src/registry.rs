@@ -13,6 +13,7 @@ use tracing::warn;
 
 use crate::ask;
 use crate::deployment::{AllocationView, Deployment, DeploymentState, Summary};
+use crate::orchestrator::identity;
 use crate::orchestrator::{
     DEPLOYMENTS, NewDeployment, Orchestrator, Plan, Shared, Status, bad, skipped,
 };
@@ -36,7 +37,8 @@ impl Registry {
         });
         for (id, record) in DEPLOYMENTS.list_now(&shared.store)? {
             let state = record.state;
-            let orchestrator = Orchestrator::spawn(shared.clone(), record);
+            let key = identity::load(&shared, &id);
+            let orchestrator = Orchestrator::spawn(shared.clone(), record, key);
             registry.deployments.write().expect("registry lock").insert(id, orchestrator.clone());
             if state.is_terminal() {
                 continue;
@@ -159,8 +161,12 @@ impl Registry {
             attempts: 0,
             events: Default::default(),
             next_seq: 0,
+            orchestrator: None,
         };
-        let orchestrator = Orchestrator::spawn(self.shared.clone(), record);
+        let key = identity::create(&self.shared.store, &id).map_err(|e| {
+            ActorError::handler(format!("could not store the orchestrator's key: {e}"))
+        })?;
+        let orchestrator = Orchestrator::spawn(self.shared.clone(), record, key);
         let submitted = orchestrator.change_at(
             None,
             format!("submitted; placement deadline in {timeout:?}"),
@@ -191,9 +197,11 @@ impl Registry {
             attempts: 0,
             events: Default::default(),
             next_seq: 0,
+            orchestrator: None,
         };
         let asks = ask::asks(&record.ensemble);
-        let orchestrator = Orchestrator::spawn(self.shared.clone(), record.clone());
+        let key = dms_crypto::KeyPair::generate(dms_crypto::KeyType::Ed25519);
+        let orchestrator = Orchestrator::spawn(self.shared.clone(), record.clone(), key);
         let answers = orchestrator.bids(&record, &asks, true).await;
         orchestrator.actor.stop();
         let placement = select::place(&asks, &answers, &skipped(&record), &record.ensemble.edges)
@@ -300,6 +308,7 @@ impl Registry {
             let writing = orchestrator.writer.writing.clone().lock_owned().await;
             orchestrator.writer.dirty.notify_one();
             let deleted = DEPLOYMENTS.delete_now(&self.shared.store, &id);
+            identity::forget(&self.shared.store, &id);
             drop(writing);
             if let Err(error) = deleted {
                 warn!(%id, %error, "Could not delete a pruned deployment.");

@@ -132,7 +132,12 @@ pub struct Logs {
 
 /// Start the workload (answer: the status after the start).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Start {}
+pub struct Start {
+    /// The orchestrator's grant to the allocation actor (`dmscap1.…`): the right to
+    /// push updates to it, presented with every update.
+    #[serde(default)]
+    pub grant: Option<String>,
+}
 
 /// The allocation's status now.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -25,6 +25,7 @@ use std::time::Duration;
 use dms_actor::envelope::now_ms;
 use dms_actor::stateful::{Context, ExitReason, Stateful};
 use dms_actor::{Actor, ActorError, Message, Reply};
+use dms_crypto::KeyPair;
 use dms_executor::{ExecutionId, Executor, LogOptions, OutputStream};
 use dms_protocol::{
     AllocationStatus, LogLine, Logs, LogsRequest, Request, Shutdown, Start, StatusRequest, Update,
@@ -75,16 +76,20 @@ pub(crate) struct Allocation {
     shared: Arc<Shared>,
 }
 
-/// Spawns the actor of `hosted` on the provider's node.
-pub(crate) fn spawn(shared: &Arc<Shared>, hosted: Hosted) -> Running {
+/// Spawns the actor of `hosted` on the provider's node, signing with `key` (its own
+/// identity), holding the orchestrator's grant once it has one.
+pub(crate) fn spawn(shared: &Arc<Shared>, hosted: Hosted, key: KeyPair) -> Running {
     let root = &shared.root;
     let actor = Actor::spawn_sequential(
         &shared.router,
         &hosted.id,
-        root.signing_key().clone(),
+        key,
         root.live_context().clone(),
         root.verifier().clone(),
     );
+    if let Some(chain) = hosted.grant.as_deref().and_then(|g| g.parse().ok()) {
+        actor.hold(chain);
+    }
     let node = hosted.node.clone();
     let state = Allocation { hosted, shared: shared.clone() };
     let (actor, control) = dms_actor::stateful::spawn_with_sender(actor, state);
@@ -105,7 +110,8 @@ impl Stateful for Allocation {
         let payload = &message.envelope.payload;
         match message.envelope.behavior.as_str() {
             Start::BEHAVIOR => {
-                dms_protocol::decode::<Start>(payload)?;
+                let start = dms_protocol::decode::<Start>(payload)?;
+                self.take_grant(ctx, start.grant)?;
                 let first = self.hosted.status.state == dms_protocol::AllocationState::Allocated;
                 self.apply(ctx, Input::Start).await;
                 let status = &self.hosted.status;
@@ -164,6 +170,22 @@ impl Allocation {
                 message.envelope.from.did
             ),
         })
+    }
+
+    /// Holds the orchestrator's grant (the right to update it); it is persisted with
+    /// the record by the start that follows.
+    fn take_grant(
+        &mut self,
+        ctx: &Context<Internal>,
+        grant: Option<String>,
+    ) -> Result<(), ActorError> {
+        let Some(text) = grant else { return Ok(()) };
+        let chain: dms_ucan::Chain = text
+            .parse()
+            .map_err(|e| ActorError::BadPayload { reason: format!("start: the grant: {e}") })?;
+        ctx.actor().hold(chain);
+        self.hosted.grant = Some(text);
+        Ok(())
     }
 
     fn executor(&self) -> Option<Arc<dyn Executor>> {

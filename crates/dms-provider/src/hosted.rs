@@ -3,6 +3,7 @@
 //! the only writer of a record while it runs; recovery reads them all at start.
 
 use dms_actor::Handle;
+use dms_crypto::{KeyPair, KeyType};
 use dms_protocol::{AllocationSpec, AllocationStatus};
 use dms_store::{Repo, Store};
 use serde::{Deserialize, Serialize};
@@ -33,6 +34,41 @@ pub struct Hosted {
     /// When it was restarted (Unix milliseconds), for the policy's window.
     #[serde(default)]
     pub restart_times: Vec<u64>,
+    /// The orchestrator's grant to this allocation's own identity (`dmscap1.…`): the
+    /// right to push updates to it.
+    #[serde(default)]
+    pub grant: Option<String>,
+}
+
+/// Allocation actors' own keys (the secret, hex), by allocation id: beside the records,
+/// never in them.
+const KEYS: Repo<String> = Repo::new("allocation_keys");
+
+/// Writes new allocations' records with a new key for each, in one lazy transaction
+/// (the durable allocation of their resources that follows flushes it); the keys.
+pub(crate) fn create(store: &Store, records: &[Hosted]) -> Result<Vec<KeyPair>, dms_store::Error> {
+    store.write_lazy(|tx| {
+        let mut keys = Vec::with_capacity(records.len());
+        for hosted in records {
+            let key = KeyPair::generate(KeyType::Ed25519);
+            HOSTED.put(tx, &hosted.id, hosted)?;
+            KEYS.put(tx, &hosted.id, &hex::encode(key.secret_bytes().as_slice()))?;
+            keys.push(key);
+        }
+        Ok(keys)
+    })
+}
+
+/// The key of allocation `id`; `fallback` (the node's) for allocations made before
+/// allocations had keys of their own.
+pub(crate) fn key(store: &Store, id: &str, fallback: &KeyPair) -> KeyPair {
+    let stored = KEYS.get_now(store, id).ok().flatten();
+    stored
+        .and_then(|secret| {
+            let bytes = hex::decode(secret).ok()?;
+            KeyPair::from_secret_bytes(KeyType::Ed25519, &bytes).ok()
+        })
+        .unwrap_or_else(|| fallback.clone())
 }
 
 /// Writes `hosted` (durably: flushed before returning), off the async threads.
@@ -55,10 +91,14 @@ pub(crate) async fn save(store: &Store, hosted: &Hosted, durable: bool) {
     }
 }
 
-/// Deletes a record, off the async threads.
+/// Deletes a record and the allocation's key, off the async threads.
 pub(crate) async fn forget(store: &Store, id: &str) {
     let (store, id) = (store.clone(), id.to_string());
-    let deleted = tokio::task::spawn_blocking(move || HOSTED.delete_now(&store, &id)).await;
+    let deleted = tokio::task::spawn_blocking(move || {
+        KEYS.delete_now(&store, &id)?;
+        HOSTED.delete_now(&store, &id)
+    })
+    .await;
     if !matches!(deleted, Ok(Ok(_))) {
         tracing::warn!("Could not delete a forgotten allocation's record.");
     }

@@ -330,31 +330,31 @@ async fn allocate(shared: &Arc<Shared>, request: Allocate) -> Result<Allocated, 
             execution: None,
             status: AllocationStatus { state: AllocationState::Allocated, ..Default::default() },
             restart_times: Vec::new(),
+            grant: None,
         })
         .collect();
     // The records are written lazily first; the durable allocation of the resources
     // then flushes them too, so both survive a crash or neither does.
     let (store, manager, written) = (shared.store.clone(), shared.manager.clone(), records.clone());
     let reservation = request.reservation.clone();
-    tokio::task::spawn_blocking(move || {
-        for hosted in &written {
-            HOSTED.put_lazy(&store, &hosted.id, hosted).map_err(failed)?;
-        }
+    // Each allocation actor has a key of its own.
+    let keys = tokio::task::spawn_blocking(move || {
+        let keys = hosted::create(&store, &written).map_err(failed)?;
         if let Err(error) = manager.allocate_as(&reservation, needed, gpus as usize) {
             for hosted in &written {
                 let _ = HOSTED.delete_now(&store, &hosted.id);
             }
             return Err(failed(error));
         }
-        Ok(())
+        Ok(keys)
     })
     .await
     .map_err(failed)??;
     let mut allocated = Allocated::default();
-    for hosted in records {
+    for (hosted, key) in records.into_iter().zip(keys) {
         shared.ledger.hosting(&hosted.reservation, &hosted.id);
         let (id, name) = (hosted.id.clone(), hosted.spec.name.clone());
-        let running = allocation::spawn(shared, hosted);
+        let running = allocation::spawn(shared, hosted, key);
         allocated.allocations.insert(name, running.actor.handle().clone());
         shared.allocations.lock().expect("allocations lock").insert(id, running);
     }

@@ -47,7 +47,8 @@ pub(crate) async fn recover(shared: &Arc<Shared>) {
     let count = records.len();
     for hosted in records {
         let (id, ended) = (hosted.id.clone(), hosted.status.state.is_terminal());
-        let running = allocation::spawn(shared, hosted);
+        let key = crate::hosted::key(&shared.store, &id, shared.root.signing_key());
+        let running = allocation::spawn(shared, hosted, key);
         if !ended {
             let found = reattached.get(&id).cloned();
             if running.control.send(Internal::Recovered(found)).await.is_err() {

@@ -28,6 +28,7 @@ fn hosted(policy: &str, kind: &str) -> Hosted {
         execution: None,
         status: AllocationStatus { state: AllocationState::Allocated, ..Default::default() },
         restart_times: Vec::new(),
+        grant: None,
     }
 }
 

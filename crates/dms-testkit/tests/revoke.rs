@@ -46,6 +46,7 @@ async fn a_gossiped_revocation_stops_running_orchestrators_and_allocations() {
     for node in [orchestrating, provider] {
         node.trust(&authority.did());
         node.provide(&authority.grant(&node.did(), &DEPLOY, &["/dms/deployment"]));
+        // (Grants delegate on: orchestrators and allocations get their part.)
     }
     let engine = Arc::new(fake::Executor::new());
     let offer = Resources { cpu_millicores: 2000, ram_bytes: 1 << 30, ..Resources::default() };
@@ -63,11 +64,8 @@ async fn a_gossiped_revocation_stops_running_orchestrators_and_allocations() {
     .await;
     let record = registry.manifest(&id).expect("manifest");
     let web = record.allocations["web"].clone();
-    let orchestrator = dms_actor::Handle {
-        did: orchestrating.did(),
-        peer: orchestrating.peer_id().to_string(),
-        inbox: id.clone(),
-    };
+    let orchestrator = record.orchestrator.clone().expect("the orchestrator's handle");
+    assert_ne!(orchestrator.did, orchestrating.did(), "the orchestrator has a DID of its own");
     let update = serde_json::to_vec(&Update {
         deployment: id.clone(),
         allocation: "web".into(),
@@ -83,13 +81,21 @@ async fn a_gossiped_revocation_stops_running_orchestrators_and_allocations() {
             e.capabilities = chain
         })
     };
-    update_with_grant().await.expect("the provider may update");
+    // Authorized by the grant; refused only because the provider's root actor is not
+    // the allocation's host.
+    assert!(
+        matches!(
+            update_with_grant().await,
+            Err(ActorError::Unauthorized { ref code, .. }) if code == "not_the_host"
+        ),
+        "the grant authorizes the provider's key"
+    );
     let logs = registry.logs(&id, None, None).await.expect("logs");
     assert!(logs["web"].is_ok(), "the orchestrator may read its allocation: {logs:?}");
     let allocation = web.handle.clone().expect("the allocation actor");
     let granted = orchestrating.actor().context().provide[0].clone();
-    // The orchestrating node's key asks the allocation with the grant, as its
-    // orchestrator does.
+    // The orchestrating node's key asks the allocation with the node's grant (which its
+    // orchestrator's own rights are delegated from).
     let ask_with_grant = || {
         let chain = granted.to_bytes();
         orchestrating.actor().invoke_with(
@@ -100,7 +106,18 @@ async fn a_gossiped_revocation_stops_running_orchestrators_and_allocations() {
             move |envelope| envelope.capabilities = chain,
         )
     };
-    ask_with_grant().await.expect("granted: the allocation answers");
+    assert!(
+        matches!(
+            ask_with_grant().await,
+            Err(ActorError::Unauthorized { ref code, .. }) if code == "not_the_orchestrator"
+        ),
+        "the grant authorizes the node's key; only the orchestrator's own DID is obeyed"
+    );
+    assert_ne!(
+        web.handle.as_ref().map(|h| h.did.clone()),
+        Some(provider.did()),
+        "the allocation has a DID of its own"
+    );
 
     // The authority revokes both grants through its own behavior, which spreads them.
     for grant in [granted.clone(), provider_grant.clone()] {

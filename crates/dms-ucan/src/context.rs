@@ -381,7 +381,9 @@ impl CapContext {
         request: Request<'_>,
         now: u64,
     ) -> Result<Authorization, Denial> {
-        if self.trusted(request.invoker) {
+        // The subject is the authority over itself (UCAN): an actor with its own
+        // identity obeys itself and the chains it roots.
+        if self.trusted(request.invoker) || request.invoker == request.subject {
             return Ok(Authorization::Root);
         }
         if request.chain.is_empty() {
@@ -415,7 +417,7 @@ impl CapContext {
             }));
         }
         let (authorization, extra_policies) =
-            self.trust(verifier, request.chain, &verified, now)?;
+            self.trust(verifier, request.chain, &verified, request.subject, now)?;
         let null = Value::Null;
         let args = request.args.unwrap_or(&null);
         for predicate in verified.policies.iter().chain(&extra_policies) {
@@ -433,10 +435,11 @@ impl CapContext {
         verifier: &Verifier,
         chain: &Chain,
         verified: &Verified,
+        subject: &Did,
         now: u64,
     ) -> Result<(Authorization, Vec<Predicate>), Denial> {
         let root_issuer = verified.root_issuer();
-        if self.trusted(root_issuer) {
+        if self.trusted(root_issuer) || root_issuer == subject {
             return Ok((Authorization::Chain, Vec::new()));
         }
         let root = chain.root().expect("verified chains are not empty").payload();
@@ -511,11 +514,25 @@ impl CapContext {
         subject: &Did,
         now: u64,
     ) -> Option<Chain> {
-        self.provide
+        self.chain_among(&self.provide, &self.did, verifier, behavior, subject, now)
+    }
+
+    /// Like [`CapContext::chain_for`], among `chains` held by `holder` (an actor with an
+    /// identity of its own), judged against this context's revocations.
+    pub fn chain_among(
+        &self,
+        chains: &[Chain],
+        holder: &Did,
+        verifier: &Verifier,
+        behavior: &Command,
+        subject: &Did,
+        now: u64,
+    ) -> Option<Chain> {
+        chains
             .iter()
             .filter_map(|chain| verifier.verify(chain, now).ok().map(|v| (chain, v)))
             .filter(|(_, v)| {
-                v.audience == self.did
+                v.audience == *holder
                     && behavior.is_implied_by_any(&v.commands)
                     && v.subject.as_ref().is_none_or(|s| s == subject)
                     && self.revocation_of(v).is_none()

@@ -14,7 +14,7 @@ use tokio::task::JoinSet;
 use tracing::warn;
 
 use super::policy::{Attempts, BidWindow, Next};
-use super::{Orchestrator, first_failure, skipped};
+use super::{Orchestrator, first_failure, identity, skipped};
 use crate::ask;
 use crate::deployment::{Deployment, DeploymentState, Placed};
 use crate::select;
@@ -366,7 +366,9 @@ impl Orchestrator {
                     format!("allocation {name} has no actor"),
                 ));
             };
-            match call(&self.actor, &handle, &Start {}, self.shared.settings.start_timeout).await {
+            let grant = identity::update_grant(self.actor.signing_key(), &handle.did);
+            let start = Start { grant: grant.map(|g| g.to_string()) };
+            match call(&self.actor, &handle, &start, self.shared.settings.start_timeout).await {
                 Ok(status) => {
                     // An update pushed meanwhile (a quick task may have exited) is newer
                     // and wins: record_status keeps the newest.

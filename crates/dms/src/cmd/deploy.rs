@@ -229,6 +229,7 @@ fn print_info(record: &Value, events: usize) {
         ("submitted", when(&record["created_ms"])),
         ("deadline", when(&record["deadline_ms"])),
         ("attempts", record["attempts"].to_string()),
+        ("orchestrator", record["orchestrator"]["did"].as_str().unwrap_or("-").into()),
         (
             "failed peers",
             record["failed_peers"]
@@ -253,6 +254,17 @@ fn print_info(record: &Value, events: usize) {
     if !placement.is_empty() {
         println!();
         output::table(&["node", "provider", "score"], &placement);
+    }
+    // Every allocation actor has an identity of its own.
+    let identities: Vec<Vec<String>> = record["allocations"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(name, a)| Some(vec![name.clone(), a["handle"]["did"].as_str()?.into()]))
+        .collect();
+    if !identities.is_empty() {
+        println!();
+        output::table(&["allocation", "actor DID"], &identities);
     }
     let status = json!({ "id": record["id"], "state": record["state"], "allocations": record["allocations"] });
     print_summary(&status);

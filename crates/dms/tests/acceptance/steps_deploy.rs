@@ -340,7 +340,7 @@ async fn spread(world: &mut DmsWorld, state: String, allocations: usize, peers: 
     }
 }
 
-#[then(r#""dms deployments info" shows where each node went and the latest events"#)]
+#[then(r#""dms deployments info" shows where each node went, each actor's own DID and the latest events"#)]
 async fn info(world: &mut DmsWorld) {
     let id = world.deployment.clone().expect("a deployment");
     let out = devnet_cli(world, 0, &["deployments", "info", &id]).await;
@@ -348,6 +348,18 @@ async fn info(world: &mut DmsWorld) {
     for text in ["PROVIDER", "first", "second", "latest events:", "every allocation started"] {
         assert!(out.stdout.contains(text), "{text:?} not in:\n{}", out.stdout);
     }
+    // The orchestrator and every allocation have DIDs of their own, none a node's.
+    let nodes: Vec<String> = world.devnet.as_ref().expect("devnet")["nodes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n["did"].as_str().map(String::from))
+        .collect();
+    let dids: Vec<&str> =
+        out.stdout.split_whitespace().filter(|w| w.starts_with("did:key:")).collect();
+    let distinct: std::collections::BTreeSet<&&str> = dids.iter().collect();
+    assert!(distinct.len() >= 3, "orchestrator + 2 allocation DIDs in:\n{}", out.stdout);
+    assert!(dids.iter().all(|d| !nodes.iter().any(|n| n == d)), "{dids:?} vs nodes {nodes:?}");
 }
 
 async fn free_of_all(world: &DmsWorld) -> Vec<Value> {

@@ -1,0 +1,94 @@
+//! Each orchestrator has a key pair and DID of its own. Its key is kept beside the
+//! deployment's record (never in it: records are shown to users), so it survives a
+//! restart of the node. Its rights are the node's, delegated to it: the node's provide
+//! anchors for `/dms/deployment` and `/dms/allocation` (or, on a node that holds none —
+//! one its peers trust as a root — a grant from the node itself). Allocation actors get
+//! from it the one right they need: `/dms/deployment/update` on this orchestrator.
+
+use dms_crypto::{KeyPair, KeyType};
+use dms_store::{Repo, Store};
+use dms_ucan::{CapContext, Chain, Command, Spec};
+use tracing::warn;
+
+use super::Shared;
+
+/// Orchestrator keys (the secret, hex), by deployment id.
+const KEYS: Repo<String> = Repo::new("orchestrator_keys");
+
+/// A new key for deployment `id`, stored lazily: the record's first durable write, which
+/// `Registry::create` waits for, flushes it too.
+pub(crate) fn create(store: &Store, id: &str) -> Result<KeyPair, dms_store::Error> {
+    let key = KeyPair::generate(KeyType::Ed25519);
+    KEYS.put_lazy(store, id, &hex::encode(key.secret_bytes().as_slice()))?;
+    Ok(key)
+}
+
+/// The key of deployment `id`; the node's own for deployments made before orchestrators
+/// had keys (their allocations obey the node's DID).
+pub(crate) fn load(shared: &Shared, id: &str) -> KeyPair {
+    let stored = KEYS.get_now(&shared.store, id).ok().flatten();
+    let key = stored.and_then(|secret| {
+        let bytes = hex::decode(secret).ok()?;
+        KeyPair::from_secret_bytes(KeyType::Ed25519, &bytes).ok()
+    });
+    key.unwrap_or_else(|| shared.root.signing_key().clone())
+}
+
+/// Forgets the key of a pruned deployment.
+pub(crate) fn forget(store: &Store, id: &str) {
+    if let Err(error) = KEYS.delete_now(store, id) {
+        warn!(deployment = %id, %error, "Could not delete an orchestrator's key.");
+    }
+}
+
+fn paths(paths: &[&str]) -> Vec<Command> {
+    paths.iter().filter_map(|p| Command::parse(p).ok()).collect()
+}
+
+/// The chains the orchestrator with `key` presents: the node's rights, delegated.
+pub(crate) fn delegated(shared: &Shared, key: &KeyPair) -> Vec<Chain> {
+    let node_key = shared.root.signing_key();
+    let context = shared.root.live_context().snapshot();
+    let verifier = shared.root.verifier();
+    let now = dms_ucan::now();
+    let wanted = [
+        Spec {
+            commands: paths(&["/dms/deployment", "/dms/allocation"]),
+            topics: paths(&["/dms/deployment"]),
+            ..Spec::default()
+        },
+        Spec {
+            commands: paths(&["/dms/deployment"]),
+            topics: paths(&["/dms/deployment"]),
+            ..Spec::default()
+        },
+        Spec { commands: paths(&["/dms/allocation"]), ..Spec::default() },
+    ];
+    let whole = context.delegate(node_key, key.did(), &wanted[0], verifier, now);
+    let mut chains: Vec<Chain> = match whole {
+        Ok(chain) => vec![chain],
+        Err(_) => wanted[1..]
+            .iter()
+            .filter_map(|spec| context.delegate(node_key, key.did(), spec, verifier, now).ok())
+            .collect(),
+    };
+    if chains.is_empty() {
+        match context.grant(node_key, key.did(), &wanted[0]) {
+            Ok(chain) => chains.push(chain),
+            Err(error) => warn!(%error, "Could not grant an orchestrator the node's rights."),
+        }
+    }
+    chains
+}
+
+/// The right an allocation actor needs: to update this orchestrator, and nothing else.
+pub(crate) fn update_grant(key: &KeyPair, allocation: &dms_crypto::Did) -> Option<Chain> {
+    let issuer = CapContext::new("orchestrator", key.did());
+    let spec = Spec {
+        commands: paths(&[dms_protocol::UPDATE]),
+        subject: Some(key.did()),
+        depth: Some(0),
+        ..Spec::default()
+    };
+    issuer.grant(key, allocation.clone(), &spec).ok()
+}
