@@ -17,15 +17,18 @@
 //! - [`orchestrator`]: the orchestrator actor's life cycle; placement and its sans-IO
 //!   policy (bid window, back-off, strikes) in its submodules.
 //! - [`registry`]: the [`Registry`] of a node's deployments.
+//! - [`error`]: the typed [`Error`] of deployment requests.
 //! - [`behaviors`]: `/dms/node/deployment/*` on the node's root actor.
 
 pub mod ask;
 pub mod behaviors;
 pub mod deployment;
+pub mod error;
 pub mod orchestrator;
 pub mod registry;
 pub mod select;
 
 pub use deployment::{Deployment, DeploymentState, Event, Summary};
 pub use dms_protocol as protocol;
+pub use error::Error;
 pub use orchestrator::{NewDeployment, Plan, Registry, Settings, Shared, Status};

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use dms_actor::ActorError;
+use crate::error::Error;
 use dms_actor::envelope::now_ms;
 use dms_protocol::*;
 use tracing::warn;
@@ -15,7 +15,7 @@ use crate::ask;
 use crate::deployment::{AllocationView, Deployment, DeploymentState, Summary};
 use crate::orchestrator::identity;
 use crate::orchestrator::{
-    DEPLOYMENTS, NewDeployment, Orchestrator, Plan, Shared, Status, bad, skipped,
+    DEPLOYMENTS, NewDeployment, Orchestrator, Plan, Shared, Status, skipped,
 };
 use crate::select;
 
@@ -94,33 +94,34 @@ impl Registry {
         }
     }
 
-    fn get(&self, id: &str) -> Result<Arc<Orchestrator>, ActorError> {
-        self.deployments.read().expect("registry lock").get(id).cloned().ok_or_else(|| {
-            bad(format!("no deployment {id:?} on this node; see `dms deployments list`"))
-        })
+    fn get(&self, id: &str) -> Result<Arc<Orchestrator>, Error> {
+        self.deployments
+            .read()
+            .expect("registry lock")
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::NoDeployment(id.to_string()))
     }
 
-    fn check(request: &NewDeployment) -> Result<(), ActorError> {
+    fn check(request: &NewDeployment) -> Result<(), Error> {
         let errors: Vec<String> = dms_ensemble::check(&request.ensemble)
             .into_iter()
             .filter(dms_ensemble::Diagnostic::is_error)
             .map(|d| d.render("ensemble"))
             .collect();
         if !errors.is_empty() {
-            return Err(bad(format!("the ensemble is invalid:\n{}", errors.join("\n"))));
+            return Err(Error::InvalidEnsemble(errors.join("\n")));
         }
         for name in request.modules.keys() {
             if !request.ensemble.allocations.contains_key(name) {
-                return Err(bad(format!(
-                    "a module was sent for {name:?}, which is not an allocation"
-                )));
+                return Err(Error::StrayModule(name.clone()));
             }
         }
         Ok(())
     }
 
     /// Creates a deployment and starts placing it; returns its id at once.
-    pub async fn create(&self, request: NewDeployment) -> Result<String, ActorError> {
+    pub async fn create(&self, request: NewDeployment) -> Result<String, Error> {
         Registry::check(&request)?;
         let id = format!("d-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
         let timeout = request
@@ -163,9 +164,7 @@ impl Registry {
             next_seq: 0,
             orchestrator: None,
         };
-        let key = identity::create(&self.shared.store, &id).map_err(|e| {
-            ActorError::handler(format!("could not store the orchestrator's key: {e}"))
-        })?;
+        let key = identity::create(&self.shared.store, &id)?;
         let orchestrator = Orchestrator::spawn(self.shared.clone(), record, key);
         let submitted = orchestrator.change_at(
             None,
@@ -181,7 +180,7 @@ impl Registry {
     }
 
     /// Asks for bids without reserving anything, and says what would be chosen.
-    pub async fn plan(&self, request: NewDeployment) -> Result<Plan, ActorError> {
+    pub async fn plan(&self, request: NewDeployment) -> Result<Plan, Error> {
         Registry::check(&request)?;
         let record = Deployment {
             id: format!("plan-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff),
@@ -215,7 +214,7 @@ impl Registry {
 
     /// The status with the events after `after`; waits up to `wait` for a new event
     /// when there is none yet.
-    pub async fn status(&self, id: &str, after: u64, wait: Duration) -> Result<Status, ActorError> {
+    pub async fn status(&self, id: &str, after: u64, wait: Duration) -> Result<Status, Error> {
         let orchestrator = self.get(id)?;
         let mut changed = orchestrator.changed.subscribe();
         if *changed.borrow_and_update() <= after && !wait.is_zero() {
@@ -238,7 +237,7 @@ impl Registry {
     }
 
     /// The whole record (ensemble, placement, events).
-    pub fn manifest(&self, id: &str) -> Result<Deployment, ActorError> {
+    pub fn manifest(&self, id: &str) -> Result<Deployment, Error> {
         Ok(self.get(id)?.snapshot())
     }
 
@@ -248,13 +247,13 @@ impl Registry {
         id: &str,
         allocation: Option<&str>,
         tail: Option<usize>,
-    ) -> Result<BTreeMap<String, Result<Logs, String>>, ActorError> {
+    ) -> Result<BTreeMap<String, Result<Logs, String>>, Error> {
         let orchestrator = self.get(id)?;
         let record = orchestrator.snapshot();
         if let Some(name) = allocation
             && !record.allocations.contains_key(name)
         {
-            return Err(bad(format!("deployment {id} has no allocation {name:?}")));
+            return Err(Error::NoAllocation { deployment: id.into(), allocation: name.into() });
         }
         let mut out = BTreeMap::new();
         for (name, view) in &record.allocations {
@@ -279,7 +278,7 @@ impl Registry {
 
     /// Shuts a deployment down (stops placing it, stops its allocations, releases every
     /// resource) and returns its final record.
-    pub async fn shutdown(&self, id: &str) -> Result<Deployment, ActorError> {
+    pub async fn shutdown(&self, id: &str) -> Result<Deployment, Error> {
         let orchestrator = self.get(id)?;
         Ok(orchestrator.shutdown().await)
     }

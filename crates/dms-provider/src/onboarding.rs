@@ -240,8 +240,15 @@ pub fn register(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
                     }),
                 }
             }
-            d.manager.onboard(wanted, &capacity).map_err(refused)?;
-            d.refresh_capability(&hardware);
+            // Durable writes: off the async threads.
+            let (writer, hardware) = (d.clone(), hardware.clone());
+            tokio::task::spawn_blocking(move || {
+                writer.manager.onboard(wanted, &capacity).map_err(refused)?;
+                writer.refresh_capability(&hardware);
+                Ok::<_, ActorError>(())
+            })
+            .await
+            .map_err(failed)??;
             let budget = d.benchmark_budget;
             if !budget.is_zero()
                 && d.latest_benchmark().is_none()
@@ -261,8 +268,14 @@ pub fn register(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
     actor.behavior("/dms/node/onboarding/offboard", move |_| {
         let d = d.clone();
         async move {
-            d.manager.offboard().map_err(refused)?;
-            let _ = CAPABILITY.delete_now(&d.store, LATEST);
+            let writer = d.clone();
+            tokio::task::spawn_blocking(move || {
+                writer.manager.offboard().map_err(refused)?;
+                let _ = CAPABILITY.delete_now(&writer.store, LATEST);
+                Ok::<_, ActorError>(())
+            })
+            .await
+            .map_err(failed)??;
             json_reply(&json!({ "offboarded": true }))
         }
     })?;
