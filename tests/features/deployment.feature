@@ -64,6 +64,13 @@ Feature: Deploying ensembles across a network
     When the devnet user shuts the deployment down
     Then the deployment is "shut_down"
 
+  Scenario: A revocation spread over gossip reaches a running deployment's actors at once
+    When the devnet user deploys a WebAssembly service that avoids node 0
+    Then the deployment succeeds
+    And the deployment's logs can be read
+    When the devnet user revokes node 0's deployment grant and spreads the revocation over gossip
+    Then the deployment's logs are soon refused as "unauthorized"
+
   Scenario: A provider that requires contracts refuses bids without one, and the plan says so
     Given node 2 requires contracts
     When the devnet user plans "examples/hello.yaml"

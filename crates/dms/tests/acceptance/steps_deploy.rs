@@ -248,6 +248,53 @@ async fn submit_many(world: &mut DmsWorld, count: usize) {
     }
 }
 
+#[then("the deployment's logs can be read")]
+async fn logs_readable(world: &mut DmsWorld) {
+    let id = world.deployment.clone().expect("a deployment");
+    let out = devnet_cli(world, 0, &["deployments", "logs", &id]).await;
+    assert!(out.status.success() && !out.stderr.contains("unauthorized"), "{out:?}");
+}
+
+#[when("the devnet user revokes node 0's deployment grant and spreads the revocation over gossip")]
+async fn revoke_node_grant(world: &mut DmsWorld) {
+    // The grant node 0 holds from the devnet user (its provide anchor), read from node 0.
+    let home = node(world, 0)["home"].as_str().expect("node home").to_string();
+    let out =
+        run(std::path::Path::new(&home), &["cap", "list", "-c", "dms", "-o", "json"], &[]).await;
+    assert!(out.status.success(), "{}", out.stderr);
+    let context: Value = serde_json::from_str(&out.stdout).expect("context JSON");
+    let grant = context[0]["provide"][0].as_str().expect("node 0 holds a grant").to_string();
+    // The user revokes it (offline, in its own context) ...
+    let out = devnet_cli(world, 0, &["cap", "revoke", "-c", "user", &grant]).await;
+    assert!(out.status.success(), "{}", out.stderr);
+    let revocation = out
+        .stdout
+        .split_whitespace()
+        .find(|w| w.starts_with("dmscap1."))
+        .expect("a revocation token")
+        .to_string();
+    // ... and publishes it on the revocation topic through node 1: gossip carries it.
+    let token = format!("token={revocation}");
+    let args =
+        ["actor", "broadcast", "/public/cap/revocation", "--topic", "/dms/cap/revocations", &token];
+    let out = devnet_cli(world, 1, &args).await;
+    assert!(out.status.success(), "{}", out.stderr);
+}
+
+#[then(regex = r#"^the deployment's logs are soon refused as "(\w+)"$"#)]
+async fn logs_refused(world: &mut DmsWorld, code: String) {
+    let id = world.deployment.clone().expect("a deployment");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = devnet_cli(world, 0, &["deployments", "logs", &id]).await;
+        if out.stderr.contains(&code) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "logs still readable: {out:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 #[then(regex = r"^all (\d+) are accepted with distinct ids$")]
 async fn all_accepted(world: &mut DmsWorld, count: usize) {
     let ids: std::collections::BTreeSet<&String> =
