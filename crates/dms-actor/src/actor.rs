@@ -54,7 +54,12 @@ pub(crate) struct ActorInner {
     pub(crate) exit: Mutex<Option<ExitReason>>,
     /// Chains delegated to this actor's own identity (when it is not its node's).
     pub(crate) held: RwLock<Vec<dms_ucan::Chain>>,
+    /// Delegates afresh when no held chain serves (expired, revoked, newer anchors).
+    pub(crate) renew: RwLock<Option<Renewal>>,
 }
+
+/// Fresh chains for an actor with its own identity (see [`Actor::renew_with`]).
+pub type Renewal = Arc<dyn Fn() -> Vec<dms_ucan::Chain> + Send + Sync>;
 
 /// A message waiting in a state-owning actor's mailbox.
 pub(crate) type Queued = (Message, Option<Responder>);
@@ -125,6 +130,7 @@ impl Actor {
                 exit_watchers: Mutex::new(Vec::new()),
                 exit: Mutex::new(None),
                 held: RwLock::new(Vec::new()),
+                renew: RwLock::new(None),
             }),
         };
         tokio::spawn(run_mailbox(rx, actor.inner.permits.clone()));
@@ -196,6 +202,20 @@ impl Actor {
         if let Ok(mut held) = self.inner.held.write() {
             held.push(chain);
         }
+    }
+
+    /// Sets how this actor gets fresh chains when none of those it holds serves a
+    /// message (its delegator's anchors changed, expired or were revoked): `renew`
+    /// returns the chains to hold from then on.
+    pub fn renew_with(&self, renew: Renewal) {
+        if let Ok(mut slot) = self.inner.renew.write() {
+            *slot = Some(renew);
+        }
+    }
+
+    /// Whether both are the same actor (not merely the same inbox).
+    pub fn same(&self, other: &Actor) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// The verifier this actor checks chains with.
@@ -288,7 +308,11 @@ impl Actor {
             gathering.clear();
         }
         if let Ok(mut actors) = self.inner.router.inner.actors.write() {
-            actors.remove(&self.inner.handle.inbox);
+            // Only this actor: a newer one may hold the inbox by now.
+            let mine = actors.get(&self.inner.handle.inbox).is_some_and(|a| a.same(self));
+            if mine {
+                actors.remove(&self.inner.handle.inbox);
+            }
         }
     }
 }

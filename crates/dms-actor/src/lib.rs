@@ -28,7 +28,7 @@ pub mod runtime;
 mod send;
 pub mod stateful;
 
-pub use actor::Actor;
+pub use actor::{Actor, Renewal};
 pub use envelope::{Envelope, Handle};
 pub use error::ActorError;
 pub use relay::{BroadcastReply, client_request};

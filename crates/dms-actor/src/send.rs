@@ -64,6 +64,22 @@ impl Actor {
             context.chain_among(&held, me, verifier, &behavior, &subject, now)
         };
         drop(context);
+        let renew = self.inner.renew.read().ok().and_then(|r| r.clone());
+        let chain = match (chain, renew) {
+            (None, Some(renew)) if !behavior.as_str().starts_with("/public/") => {
+                let fresh = renew();
+                let chain = self
+                    .inner
+                    .context
+                    .read()
+                    .chain_among(&fresh, me, verifier, &behavior, &subject, now);
+                if let Ok(mut held) = self.inner.held.write() {
+                    *held = fresh;
+                }
+                chain
+            }
+            (chain, _) => chain,
+        };
         let chain = chain.unwrap_or_else(Chain::empty);
         self.bare_envelope(to, behavior, payload, ttl, &chain)
     }

@@ -183,6 +183,14 @@ impl Orchestrator {
         for chain in delegated {
             actor.hold(chain);
         }
+        if own {
+            // The node's anchors change (renewed, added, revoked): delegate afresh when
+            // none of the held chains serves a message any more.
+            let (renewer, did) = (shared.clone(), actor.handle().did.clone());
+            let key = actor.signing_key().clone();
+            debug_assert_eq!(key.did(), did);
+            actor.renew_with(Arc::new(move || identity::delegated(&renewer, &key)));
+        }
         record.orchestrator = Some(actor.handle().clone());
         let (changed, _) = watch::channel(record.next_seq);
         let (flushed_tx, flushed) = watch::channel(record.next_seq);

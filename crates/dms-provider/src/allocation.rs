@@ -59,6 +59,8 @@ pub(crate) struct Running {
     pub control: mpsc::Sender<Internal>,
     /// The ensemble node it belongs to.
     pub node: String,
+    /// The orchestrator it obeys.
+    pub orchestrator: dms_crypto::Did,
 }
 
 impl Running {
@@ -90,10 +92,10 @@ pub(crate) fn spawn(shared: &Arc<Shared>, hosted: Hosted, key: KeyPair) -> Runni
     if let Some(chain) = hosted.grant.as_deref().and_then(|g| g.parse().ok()) {
         actor.hold(chain);
     }
-    let node = hosted.node.clone();
+    let (node, orchestrator) = (hosted.node.clone(), hosted.orchestrator.did.clone());
     let state = Allocation { hosted, shared: shared.clone() };
     let (actor, control) = dms_actor::stateful::spawn_with_sender(actor, state);
-    Running { actor, control, node }
+    Running { actor, control, node, orchestrator }
 }
 
 impl Stateful for Allocation {
@@ -234,7 +236,7 @@ impl Allocation {
             }
             Effect::Forget => {
                 hosted::forget(&self.shared.store, &self.hosted.id).await;
-                self.shared.forget(&self.hosted.id);
+                self.shared.forget(&self.hosted.id, ctx.actor());
                 ctx.stop(ExitReason::Normal);
             }
         }

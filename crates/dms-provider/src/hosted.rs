@@ -94,9 +94,12 @@ pub(crate) async fn save(store: &Store, hosted: &Hosted, durable: bool) {
 /// Deletes a record and the allocation's key, off the async threads.
 pub(crate) async fn forget(store: &Store, id: &str) {
     let (store, id) = (store.clone(), id.to_string());
+    // One transaction: a record never outlives its key (its identity).
     let deleted = tokio::task::spawn_blocking(move || {
-        KEYS.delete_now(&store, &id)?;
-        HOSTED.delete_now(&store, &id)
+        store.write(|tx| {
+            KEYS.delete(tx, &id)?;
+            HOSTED.delete(tx, &id)
+        })
     })
     .await;
     if !matches!(deleted, Ok(Ok(_))) {

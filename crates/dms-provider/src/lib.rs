@@ -102,8 +102,12 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn forget(&self, id: &str) {
-        self.allocations.lock().expect("allocations lock").remove(id);
+    /// Forgets allocation `id` if `actor` is still the one hosting it.
+    fn forget(&self, id: &str, actor: &Actor) {
+        let mut allocations = self.allocations.lock().expect("allocations lock");
+        if allocations.get(id).is_some_and(|running| running.actor.same(actor)) {
+            allocations.remove(id);
+        }
     }
 
     fn running(&self, deployment: &str, node: Option<&str>) -> Vec<allocation::Running> {
@@ -238,9 +242,10 @@ fn register(shared: &Arc<Shared>) -> Result<(), ActorError> {
         async move { allocate(&s, request).await }
     })?;
     let s = shared.clone();
-    dms_protocol::handle::<Revert, _, _>(root, move |_, revert| {
+    dms_protocol::handle::<Revert, _, _>(root, move |message, revert| {
         let s = s.clone();
-        async move { Ok(Reverted { released: revert_all(&s, &revert).await }) }
+        let from = message.envelope.from.did.clone();
+        async move { Ok(Reverted { released: revert_all(&s, &revert, &from).await }) }
     })?;
     Ok(())
 }
@@ -307,6 +312,21 @@ async fn bid(shared: &Shared, request: &BidRequest) -> BidAnswer {
 /// Turns a committed reservation into allocation actors.
 async fn allocate(shared: &Arc<Shared>, request: Allocate) -> Result<Allocated, ActorError> {
     own_reservation(&request.reservation, &request.deployment)?;
+    // An allocation id is taken once: a second allocate (a retry racing a slow revert, or
+    // a caller naming someone else's deployment) must not replace a live allocation.
+    {
+        let live = shared.allocations.lock().expect("allocations lock");
+        if let Some(spec) = request
+            .allocations
+            .iter()
+            .find(|a| live.contains_key(&format!("{}.{}", request.deployment, a.name)))
+        {
+            return Err(failed(format!(
+                "allocation {}.{} exists on this node already; revert it first",
+                request.deployment, spec.name
+            )));
+        }
+    }
     // Check every workload before taking the resources.
     for spec in &request.allocations {
         allocation::work::workload(spec)
@@ -361,8 +381,9 @@ async fn allocate(shared: &Arc<Shared>, request: Allocate) -> Result<Allocated, 
     Ok(allocated)
 }
 
-/// Releases the reservations of a deployment and stops its allocations (of one node).
-async fn revert_all(shared: &Shared, revert: &Revert) -> usize {
+/// Releases the reservations of a deployment and stops its allocations (of one node)
+/// that `from` orchestrates: nobody else's.
+async fn revert_all(shared: &Shared, revert: &Revert, from: &dms_crypto::Did) -> usize {
     // Reservations back every bid of a deployment at once, so only a whole revert
     // releases them; a revert of one node stops that node's allocations.
     let mut released = 0;
@@ -374,7 +395,8 @@ async fn revert_all(shared: &Shared, revert: &Revert) -> usize {
             }
         }
     }
-    for running in shared.running(&revert.deployment, revert.node.as_deref()) {
+    let running = shared.running(&revert.deployment, revert.node.as_deref());
+    for running in running.into_iter().filter(|r| r.orchestrator == *from) {
         if running.stop().await.is_some() {
             released += 1;
         }

@@ -288,13 +288,17 @@ impl Orchestrator {
             calls
                 .spawn(async move { (to.peer.clone(), call(&actor, &to, &commit, timeout).await) });
         }
+        // Every call is waited for, failed or not: a revert must not overtake a commit
+        // or an allocate still on its way to a provider.
+        let mut failed = None;
         while let Some(Ok((peer, result))) = calls.join_next().await {
             if let Err(error) = result {
-                return Err((
-                    peer.clone(),
-                    format!("commit on {} failed: {error}", select::short(&peer)),
-                ));
+                let why = format!("commit on {} failed: {error}", select::short(&peer));
+                failed.get_or_insert((peer, why));
             }
+        }
+        if let Some(failed) = failed {
+            return Err(failed);
         }
         if self.cancelled() {
             return Err((String::new(), "cancelled".into()));
@@ -347,12 +351,13 @@ impl Orchestrator {
                     },
                 ),
                 Err(error) => {
-                    return Err((
-                        peer.clone(),
-                        format!("allocate on {} failed: {error}", select::short(&peer)),
-                    ));
+                    let why = format!("allocate on {} failed: {error}", select::short(&peer));
+                    failed.get_or_insert((peer, why));
                 }
             }
+        }
+        if let Some(failed) = failed {
+            return Err(failed);
         }
         self.set_state(DeploymentState::Starting, "starting allocations in dependency order");
         for name in ask::start_order(&record.ensemble) {
