@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dms_actor::{Actor, ActorError, BoxFuture, Router};
+use dms_crypto::Did;
 use dms_protocol::{
     Allocate, Allocated, AllocationSpec, AllocationState, AllocationStatus, BidAnswer, BidRequest,
     Commit, Committed, DEPLOYMENT_TOPIC, Revert, Reverted,
@@ -99,9 +100,38 @@ pub struct Shared {
     settings: Settings,
     rtts: Rtts,
     allocations: Mutex<BTreeMap<String, allocation::Running>>,
+    /// Who asked for each reservation (the orchestrator whose bid request made it): only
+    /// it may commit, allocate or revert it. Kept in memory: a reservation outlives a
+    /// restart only by its time to live, and one made before the restart is judged by
+    /// its deployment id alone.
+    reservers: Mutex<BTreeMap<String, Did>>,
 }
 
 impl Shared {
+    /// Refuses `from` on `reservation` when another orchestrator made it.
+    fn check_reserver(&self, reservation: &str, from: &Did) -> Result<(), ActorError> {
+        let reservers = self.reservers.lock().expect("reservers lock");
+        match reservers.get(reservation) {
+            Some(owner) if owner != from => Err(ActorError::Unauthorized {
+                code: "not_the_reserver".into(),
+                reason: format!("reservation {reservation} was made for {owner}, not {from}"),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Forgets who made reservations that no longer exist.
+    fn prune_reservers(&self) {
+        let status = self.manager.status();
+        let live: BTreeSet<&str> = status
+            .reservations
+            .iter()
+            .map(|r| r.id.as_str())
+            .chain(status.allocations.keys().map(String::as_str))
+            .collect();
+        self.reservers.lock().expect("reservers lock").retain(|id, _| live.contains(id.as_str()));
+    }
+
     /// Forgets allocation `id` if `actor` is still the one hosting it.
     fn forget(&self, id: &str, actor: &Actor) {
         let mut allocations = self.allocations.lock().expect("allocations lock");
@@ -196,6 +226,7 @@ impl Provider {
             settings: deps.settings,
             rtts: deps.rtts,
             allocations: Mutex::new(BTreeMap::new()),
+            reservers: Mutex::new(BTreeMap::new()),
         });
         register(&shared)?;
         shared.root.subscribe(DEPLOYMENT_TOPIC);
@@ -219,15 +250,18 @@ impl Provider {
 fn register(shared: &Arc<Shared>) -> Result<(), ActorError> {
     let root = &shared.root;
     let s = shared.clone();
-    dms_protocol::handle::<BidRequest, _, _>(root, move |_, request| {
+    dms_protocol::handle::<BidRequest, _, _>(root, move |message, request| {
         let s = s.clone();
-        async move { Ok(bid(&s, &request).await) }
+        let from = message.envelope.from.did.clone();
+        async move { Ok(bid(&s, &request, from).await) }
     })?;
     let s = shared.clone();
-    dms_protocol::handle::<Commit, _, _>(root, move |_, commit| {
+    dms_protocol::handle::<Commit, _, _>(root, move |message, commit| {
         let s = s.clone();
+        let from = message.envelope.from.did.clone();
         async move {
             own_reservation(&commit.reservation, &commit.deployment)?;
+            s.check_reserver(&commit.reservation, &from)?;
             let (manager, id) = (s.manager.clone(), commit.reservation.clone());
             let kept = tokio::task::spawn_blocking(move || manager.extend(&id, COMMIT_TTL))
                 .await
@@ -237,9 +271,13 @@ fn register(shared: &Arc<Shared>) -> Result<(), ActorError> {
         }
     })?;
     let s = shared.clone();
-    dms_protocol::handle::<Allocate, _, _>(root, move |_, request| {
+    dms_protocol::handle::<Allocate, _, _>(root, move |message, request| {
         let s = s.clone();
-        async move { allocate(&s, request).await }
+        let from = message.envelope.from.did.clone();
+        async move {
+            s.check_reserver(&request.reservation, &from)?;
+            allocate(&s, request).await
+        }
     })?;
     let s = shared.clone();
     dms_protocol::handle::<Revert, _, _>(root, move |message, revert| {
@@ -275,7 +313,7 @@ fn machine(shared: &Shared) -> Machine {
 
 /// Judges the request against one snapshot of the machine, then backs every bid with
 /// one reservation (a provider takes at most one node of a deployment).
-async fn bid(shared: &Shared, request: &BidRequest) -> BidAnswer {
+async fn bid(shared: &Shared, request: &BidRequest, from: Did) -> BidAnswer {
     let me = shared.router.peer().to_string();
     let rtt_ms: BTreeMap<String, f64> =
         (shared.rtts)().await.into_iter().map(|(peer, rtt)| (peer, rtt as f64)).collect();
@@ -298,6 +336,8 @@ async fn bid(shared: &Shared, request: &BidRequest) -> BidAnswer {
     let (manager, claim) = (shared.manager.clone(), bid::largest(&claims));
     match tokio::task::spawn_blocking(move || manager.reserve(&id, claim, ttl)).await {
         Ok(Ok(reservation)) => {
+            shared.prune_reservers();
+            shared.reservers.lock().expect("reservers lock").insert(reservation.id.clone(), from);
             for bid in &mut answer.bids {
                 bid.reservation = reservation.id.clone();
                 bid.expires_ms = reservation.expires_ms;
@@ -389,7 +429,9 @@ async fn revert_all(shared: &Shared, revert: &Revert, from: &dms_crypto::Did) ->
     let mut released = 0;
     if revert.node.is_none() {
         for reservation in shared.manager.status().reservations {
-            if own_reservation(&reservation.id, &revert.deployment).is_ok() {
+            if own_reservation(&reservation.id, &revert.deployment).is_ok()
+                && shared.check_reserver(&reservation.id, from).is_ok()
+            {
                 shared.ledger.release(&reservation.id).await;
                 released += 1;
             }

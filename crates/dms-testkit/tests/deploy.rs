@@ -140,3 +140,32 @@ async fn ten_deployments_of_a_hundred_instant_tasks_all_complete() {
     }
     net.shutdown().await;
 }
+
+/// A reservation belongs to the orchestrator whose bid request made it: another caller
+/// holding the same rights cannot commit it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reservation_is_committed_only_by_whoever_asked_for_it() {
+    use dms_orchestrator::protocol::{BidRequest, Commit, call};
+    let (net, _registries, _engine) = network(3).await;
+    let (asker, other, provider) = (net.node(0), net.node(1), net.node(2));
+    let request = BidRequest {
+        deployment: "d-test".into(),
+        orchestrator: asker.handle().clone(),
+        nodes: dms_orchestrator::ask::asks(&ensemble(1, 0.5).ensemble),
+        exclude: Vec::new(),
+        contracts: Vec::new(),
+        dry_run: false,
+        reservation_ms: 10_000,
+    };
+    let t = Duration::from_secs(5);
+    let answer = call(asker.actor(), provider.handle(), &request, t).await.expect("bid");
+    let reservation = answer.bids[0].reservation.clone();
+    let commit = Commit { deployment: "d-test".into(), node: "n0".into(), reservation };
+    let stolen = call(other.actor(), provider.handle(), &commit, t).await;
+    assert!(
+        matches!(&stolen, Err(dms_actor::ActorError::Unauthorized { code, .. }) if code == "not_the_reserver"),
+        "{stolen:?}"
+    );
+    call(asker.actor(), provider.handle(), &commit, t).await.expect("the asker commits");
+    net.shutdown().await;
+}
