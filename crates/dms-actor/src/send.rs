@@ -60,8 +60,9 @@ impl Actor {
         let chain = if *me == context.did {
             context.chain_for(verifier, &behavior, &subject, now)
         } else {
-            let held = self.inner.held.read().map(|h| h.clone()).unwrap_or_default();
-            context.chain_among(&held, me, verifier, &behavior, &subject, now)
+            let held = self.inner.held.read();
+            let held = held.as_deref().map(Vec::as_slice).unwrap_or_default();
+            context.chain_among(held, me, verifier, &behavior, &subject, now)
         };
         drop(context);
         let renew = self.inner.renew.read().ok().and_then(|r| r.clone());

@@ -97,7 +97,6 @@ pub trait Stateful: Send + 'static {
 /// What a handler may do besides changing its state.
 pub struct Context<I> {
     actor: Actor,
-    internal: mpsc::Sender<I>,
     tasks: JoinSet<Option<I>>,
     stop: Option<ExitReason>,
     children: mpsc::UnboundedSender<(Handle, ExitReason)>,
@@ -121,12 +120,6 @@ impl<I: Send + 'static> Context<I> {
             tokio::time::sleep(delay).await;
             Some(message)
         });
-    }
-
-    /// A sender of internal messages, for code that outlives one handler call but is
-    /// not a task of the actor (bounded: sends wait when the actor is behind).
-    pub fn internal_sender(&self) -> mpsc::Sender<I> {
-        self.internal.clone()
     }
 
     /// Links `child` to this actor: when the child stops, this actor hears
@@ -165,9 +158,7 @@ pub fn spawn_with_sender<S: Stateful>(
     actor.declare(state.behaviors());
     let (internal, internal_rx) = mpsc::channel(INTERNAL_QUEUE);
     let (children, children_rx) = mpsc::unbounded_channel();
-    let sender = internal.clone();
-    let ctx =
-        Context { actor: actor.clone(), internal, tasks: JoinSet::new(), stop: None, children };
+    let ctx = Context { actor: actor.clone(), tasks: JoinSet::new(), stop: None, children };
     let running = actor.clone();
     let task = tokio::spawn(run(state, ctx, mailbox, internal_rx, children_rx));
     tokio::spawn(async move {
@@ -183,7 +174,7 @@ pub fn spawn_with_sender<S: Stateful>(
         running.stop();
         running.exited(reason);
     });
-    (actor, sender)
+    (actor, internal)
 }
 
 fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {

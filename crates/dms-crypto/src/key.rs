@@ -346,6 +346,24 @@ impl KeyPair {
         Ok(KeyPair { inner })
     }
 
+    /// The secret as hex, for keys kept outside the keystore (actors' own keys, stored
+    /// beside their records). The returned text is wiped when dropped.
+    pub fn secret_hex(&self) -> Zeroizing<String> {
+        Zeroizing::new(hex::encode(self.secret_bytes().as_slice()))
+    }
+
+    /// A key pair from [`KeyPair::secret_hex`]'s text.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSecretKey`] if the text is not hex of a valid secret.
+    pub fn from_secret_hex(kind: KeyType, text: &str) -> Result<KeyPair, Error> {
+        let bytes = Zeroizing::new(hex::decode(text).map_err(|e| Error::InvalidSecretKey {
+            key_type: kind,
+            reason: format!("not hex: {e}"),
+        })?);
+        KeyPair::from_secret_bytes(kind, &bytes)
+    }
+
     /// The secret: the Ed25519 seed or the secp256k1 scalar (32 bytes).
     /// The returned buffer is wiped when dropped.
     pub fn secret_bytes(&self) -> Zeroizing<Vec<u8>> {

@@ -186,9 +186,7 @@ impl Orchestrator {
         if own {
             // The node's anchors change (renewed, added, revoked): delegate afresh when
             // none of the held chains serves a message any more.
-            let (renewer, did) = (shared.clone(), actor.handle().did.clone());
-            let key = actor.signing_key().clone();
-            debug_assert_eq!(key.did(), did);
+            let (renewer, key) = (shared.clone(), actor.signing_key().clone());
             actor.renew_with(Arc::new(move || identity::delegated(&renewer, &key)));
         }
         record.orchestrator = Some(actor.handle().clone());

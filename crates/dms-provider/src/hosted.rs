@@ -52,7 +52,7 @@ pub(crate) fn create(store: &Store, records: &[Hosted]) -> Result<Vec<KeyPair>, 
         for hosted in records {
             let key = KeyPair::generate(KeyType::Ed25519);
             HOSTED.put(tx, &hosted.id, hosted)?;
-            KEYS.put(tx, &hosted.id, &hex::encode(key.secret_bytes().as_slice()))?;
+            KEYS.put(tx, &hosted.id, &*key.secret_hex())?;
             keys.push(key);
         }
         Ok(keys)
@@ -64,10 +64,7 @@ pub(crate) fn create(store: &Store, records: &[Hosted]) -> Result<Vec<KeyPair>, 
 pub(crate) fn key(store: &Store, id: &str, fallback: &KeyPair) -> KeyPair {
     let stored = KEYS.get_now(store, id).ok().flatten();
     stored
-        .and_then(|secret| {
-            let bytes = hex::decode(secret).ok()?;
-            KeyPair::from_secret_bytes(KeyType::Ed25519, &bytes).ok()
-        })
+        .and_then(|secret| KeyPair::from_secret_hex(KeyType::Ed25519, &secret).ok())
         .unwrap_or_else(|| fallback.clone())
 }
 

@@ -120,9 +120,8 @@ impl Shared {
         }
     }
 
-    /// Forgets who made reservations that no longer exist.
-    fn prune_reservers(&self) {
-        let status = self.manager.status();
+    /// Forgets who made reservations that no longer exist in `status`.
+    fn prune_reservers(&self, status: &resources::Status) {
         let live: BTreeSet<&str> = status
             .reservations
             .iter()
@@ -297,11 +296,11 @@ fn own_reservation(reservation: &str, deployment: &str) -> Result<(), ActorError
     }
 }
 
-/// What this machine offers now.
-fn machine(shared: &Shared) -> Machine {
+/// What this machine offers, given its accounts now.
+fn machine(shared: &Shared, status: &resources::Status) -> Machine {
     let price = shared.settings.price_per_hour;
     Machine {
-        free: shared.manager.status().free,
+        free: status.free.clone(),
         architecture: std::env::consts::ARCH.to_string(),
         executors: shared.executors.names(),
         price_per_hour: (price > 0.0).then_some(price),
@@ -317,8 +316,10 @@ async fn bid(shared: &Shared, request: &BidRequest, from: Did) -> BidAnswer {
     let me = shared.router.peer().to_string();
     let rtt_ms: BTreeMap<String, f64> =
         (shared.rtts)().await.into_iter().map(|(peer, rtt)| (peer, rtt as f64)).collect();
-    let machine = machine(shared);
-    let onboarded = shared.manager.status().onboarded.map(|o| o.resources);
+    // One snapshot of the accounts for the whole answer.
+    let status = shared.manager.status();
+    let machine = machine(shared, &status);
+    let onboarded = status.onboarded.as_ref().map(|o| o.resources.clone());
     let offer = bid::Offer {
         me: &me,
         machine: &machine,
@@ -336,7 +337,7 @@ async fn bid(shared: &Shared, request: &BidRequest, from: Did) -> BidAnswer {
     let (manager, claim) = (shared.manager.clone(), bid::largest(&claims));
     match tokio::task::spawn_blocking(move || manager.reserve(&id, claim, ttl)).await {
         Ok(Ok(reservation)) => {
-            shared.prune_reservers();
+            shared.prune_reservers(&status);
             shared.reservers.lock().expect("reservers lock").insert(reservation.id.clone(), from);
             for bid in &mut answer.bids {
                 bid.reservation = reservation.id.clone();

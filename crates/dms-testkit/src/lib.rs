@@ -294,6 +294,20 @@ impl Net {
     }
 }
 
+/// Waits until `check` holds, polling every 50 ms; fails the test with `what` after
+/// [`PATIENCE`].
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < PATIENCE, "{what}: not within {PATIENCE:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Starts one node with a fresh key and store.
 pub async fn start_node(options: &Options, bootstrap: Vec<Multiaddr>) -> Node {
     let key = KeyPair::generate(KeyType::Ed25519);

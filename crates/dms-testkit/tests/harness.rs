@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use dms_actor::{ActorError, Handle, client_request};
-use dms_testkit::{Net, Options, PATIENCE};
+use dms_testkit::{Net, Options, PATIENCE, eventually};
 use dms_ucan::{Chain, Command};
 use serde_json::{Value, json};
 
@@ -16,18 +16,6 @@ fn ids(value: &Value) -> Vec<String> {
         .flatten()
         .filter_map(|p| p["peer_id"].as_str().map(String::from))
         .collect()
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = std::time::Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < PATIENCE, "{what}: not within {PATIENCE:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

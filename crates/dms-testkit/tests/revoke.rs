@@ -9,7 +9,7 @@ use dms_actor::ActorError;
 use dms_executor::fake;
 use dms_orchestrator::protocol::{UPDATE, Update};
 use dms_orchestrator::{DeploymentState, NewDeployment};
-use dms_testkit::{Net, Options, PATIENCE};
+use dms_testkit::{Net, Options, PATIENCE, eventually};
 use dms_types::resources::Resources;
 use serde_json::json;
 
@@ -23,18 +23,6 @@ fn service_pinned_to(peer: &str) -> NewDeployment {
     );
     let ensemble = dms_ensemble::load(&text).expect("valid ensemble").ensemble;
     NewDeployment { ensemble, modules: Default::default(), timeout_ms: Some(20_000) }
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = std::time::Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < PATIENCE, "{what}: not within {PATIENCE:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

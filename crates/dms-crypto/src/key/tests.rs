@@ -196,3 +196,14 @@ fn signature_container() {
     assert_eq!(format!("{sig:?}"), "Signature(010203)");
     assert_eq!(sig.into_bytes(), vec![1, 2, 3]);
 }
+
+#[test]
+fn secret_hex_round_trips_and_refuses_garbage() {
+    for kind in [KeyType::Ed25519, KeyType::Secp256k1] {
+        let key = KeyPair::generate(kind);
+        let back = KeyPair::from_secret_hex(kind, &key.secret_hex()).expect("round trip");
+        assert_eq!(back.did(), key.did());
+    }
+    assert!(KeyPair::from_secret_hex(KeyType::Ed25519, "not hex").is_err());
+    assert!(KeyPair::from_secret_hex(KeyType::Ed25519, "abcd").is_err(), "too short");
+}

@@ -19,7 +19,7 @@ const KEYS: Repo<String> = Repo::new("orchestrator_keys");
 /// `Registry::create` waits for, flushes it too.
 pub(crate) fn create(store: &Store, id: &str) -> Result<KeyPair, dms_store::Error> {
     let key = KeyPair::generate(KeyType::Ed25519);
-    KEYS.put_lazy(store, id, &hex::encode(key.secret_bytes().as_slice()))?;
+    KEYS.put_lazy(store, id, &*key.secret_hex())?;
     Ok(key)
 }
 
@@ -27,10 +27,7 @@ pub(crate) fn create(store: &Store, id: &str) -> Result<KeyPair, dms_store::Erro
 /// had keys (their allocations obey the node's DID).
 pub(crate) fn load(shared: &Shared, id: &str) -> KeyPair {
     let stored = KEYS.get_now(&shared.store, id).ok().flatten();
-    let key = stored.and_then(|secret| {
-        let bytes = hex::decode(secret).ok()?;
-        KeyPair::from_secret_bytes(KeyType::Ed25519, &bytes).ok()
-    });
+    let key = stored.and_then(|secret| KeyPair::from_secret_hex(KeyType::Ed25519, &secret).ok());
     key.unwrap_or_else(|| shared.root.signing_key().clone())
 }
 
@@ -48,7 +45,7 @@ fn paths(paths: &[&str]) -> Vec<Command> {
 /// The chains the orchestrator with `key` presents: the node's rights, delegated.
 pub(crate) fn delegated(shared: &Shared, key: &KeyPair) -> Vec<Chain> {
     let node_key = shared.root.signing_key();
-    let context = shared.root.live_context().snapshot();
+    let context = shared.root.live_context().read();
     let verifier = shared.root.verifier();
     let now = dms_ucan::now();
     let wanted = [
