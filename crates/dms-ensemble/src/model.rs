@@ -121,6 +121,16 @@ pub enum AllocationType {
     Task,
 }
 
+impl AllocationType {
+    /// The lower-case name used in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            AllocationType::Service => "service",
+            AllocationType::Task => "task",
+        }
+    }
+}
+
 /// The executor kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

@@ -1,38 +1,28 @@
 //! The node actor's behaviors: peers and the DHT, public greetings, broadcast hello,
 //! and remote capability management with revocations spread over gossip.
 //!
-//! | Behavior | Payload | Answer |
-//! |---|---|---|
-//! | `/dms/node/peers/list` | — | connected peers: address, direct/relayed, ping RTT |
-//! | `/dms/node/peers/self` | — | peer id, listen addresses, NAT status |
-//! | `/dms/node/peers/connect` | `{address}` | dials a multiaddr with `/p2p/<id>` |
-//! | `/dms/node/peers/ping` | `{peer}` | actor round trip to that peer's `/public/hello` |
-//! | `/dms/node/peers/dht` | — | the Kademlia routing table |
-//! | `/dms/node/peers/score` | — | gossipsub scores of connected peers |
-//! | `/public/hello`, `/public/status` | — | DID, peer, version / peers, uptime |
-//! | `/broadcast/hello` (topic [`HELLO_TOPIC`]) | — | DID, peer, version |
-//! | `/dms/cap/list` | — | the node's capability context |
-//! | `/dms/cap/anchor` | `{root?, require?, provide?}` | adds trust anchors |
-//! | `/dms/cap/revoke` | `{cid}` | revokes, stores, and broadcasts the revocation |
-//! | `/public/cap/revocation` (topic [`REVOCATION_TOPIC`]) | `{token}` | imports a revocation |
+//! The typed pairs and their tables are in `dms_protocol::peers` (peers, DHT, scores,
+//! greetings) and `dms_protocol::cap` (context, anchors, revocations); this module
+//! answers them with the network client and the node's one capability write path.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dms_actor::{Actor, ActorError, Handle, json_reply};
+use dms_actor::{Actor, ActorError, Handle};
 use dms_network::Client;
+use dms_protocol::cap::{Anchor, Anchored, Imported, ListContext, Revocation, Revoke, Revoked};
+use dms_protocol::peers::{
+    BroadcastHello, Connect, Connected, Dht, Greeting, Hello, ListPeers, NodeStatus, Ping, Pong,
+    PublicStatus, Scores, SelfInfoRequest,
+};
+use dms_protocol::{Request, handle};
 use dms_ucan::{CapContext, Chain, Contexts, Verifier};
-use serde::Deserialize;
 use tracing::info;
 
 use crate::caps::NODE_CONTEXT;
 
-/// Topic of `/broadcast/hello`.
-pub const HELLO_TOPIC: &str = "/dms/hello";
-/// Topic revocations are spread on.
-pub const REVOCATION_TOPIC: &str = "/dms/cap/revocations";
-/// Behavior that receives spread revocations.
-pub const REVOCATION_BEHAVIOR: &str = "/public/cap/revocation";
+pub use dms_protocol::cap::{REVOCATION_BEHAVIOR, REVOCATION_TOPIC};
+pub use dms_protocol::peers::HELLO_TOPIC;
 
 /// What the behaviors use.
 #[derive(Clone)]
@@ -55,40 +45,6 @@ pub(crate) fn failed(error: impl std::fmt::Display) -> ActorError {
 /// A payload the behavior cannot use.
 pub(crate) fn bad(reason: impl std::fmt::Display) -> ActorError {
     ActorError::BadPayload { reason: reason.to_string() }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Connect {
-    /// Multiaddr with `/p2p/<peer id>`.
-    address: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Ping {
-    /// Peer id to ping.
-    peer: String,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct Anchor {
-    root: Option<String>,
-    require: Option<String>,
-    provide: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Revoke {
-    cid: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Revocation {
-    token: String,
 }
 
 /// The root actor handle of the node at `peer` (a peer id names its node key).
@@ -123,77 +79,67 @@ pub fn register(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
 
 fn peers(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
     let c = deps.client.clone();
-    actor.behavior("/dms/node/peers/list", move |_| {
+    handle(actor, move |_, ListPeers {}| {
         let c = c.clone();
-        async move { json_reply(&c.peers().await.map_err(failed)?) }
+        async move { c.peers().await.map_err(failed) }
     })?;
     let c = deps.client.clone();
-    actor.behavior("/dms/node/peers/self", move |_| {
+    handle(actor, move |_, SelfInfoRequest {}| {
         let c = c.clone();
-        async move { json_reply(&c.self_info().await.map_err(failed)?) }
+        async move { c.self_info().await.map_err(failed) }
     })?;
     let c = deps.client.clone();
-    actor.behavior("/dms/node/peers/connect", move |message| {
+    handle(actor, move |_, Connect { address }| {
         let c = c.clone();
         async move {
-            let Connect { address } = message.json()?;
             let addr = address.parse().map_err(|e| bad(format!("{address:?}: {e}")))?;
             c.dial(addr).await.map_err(failed)?;
-            json_reply(&serde_json::json!({ "connected": address }))
+            Ok(Connected { connected: address })
         }
     })?;
-    actor.behavior("/dms/node/peers/ping", move |message| async move {
-        let Ping { peer } = message.json()?;
+    handle(actor, move |message, Ping { peer }| async move {
         let to = root_of(&peer)?;
         let started = Instant::now();
+        let hello = dms_protocol::encode(&Hello {})?;
         let reply =
-            message.actor.invoke(&to, "/public/hello", Vec::new(), Duration::from_secs(10)).await?;
+            message.actor.invoke(&to, Hello::BEHAVIOR, hello, Duration::from_secs(10)).await?;
         let rtt = started.elapsed();
-        let hello: serde_json::Value = serde_json::from_slice(&reply).unwrap_or_default();
-        json_reply(&serde_json::json!({
-            "peer": peer,
-            "did": to.did,
-            "rtt_ms": rtt.as_secs_f64() * 1000.0,
-            "version": hello.get("version"),
-        }))
+        // A peer that answers but says nothing readable still answered: its version
+        // is just unknown.
+        let version = dms_protocol::decode_response::<Hello>(&reply).ok().map(|g| g.version);
+        Ok(Pong { peer, did: to.did, rtt_ms: rtt.as_secs_f64() * 1000.0, version })
     })?;
     let c = deps.client.clone();
-    actor.behavior("/dms/node/peers/dht", move |_| {
+    handle(actor, move |_, Dht {}| {
         let c = c.clone();
-        async move { json_reply(&c.dht().await.map_err(failed)?) }
+        async move { c.dht().await.map_err(failed) }
     })?;
     let c = deps.client.clone();
-    actor.behavior("/dms/node/peers/score", move |_| {
+    handle(actor, move |_, Scores {}| {
         let c = c.clone();
-        async move { json_reply(&c.scores().await.map_err(failed)?) }
+        async move { c.scores().await.map_err(failed) }
     })?;
     Ok(())
 }
 
-fn hello(actor: &Actor) -> serde_json::Value {
+fn greeting(actor: &Actor) -> Greeting {
     let me = actor.handle();
-    serde_json::json!({ "did": me.did, "peer_id": me.peer, "version": crate::VERSION })
+    Greeting { did: me.did.clone(), peer_id: me.peer.clone(), version: crate::VERSION.into() }
 }
 
 fn public(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
-    actor.behavior(
-        "/public/hello",
-        move |message| async move { json_reply(&hello(&message.actor)) },
-    )?;
-    actor.behavior("/broadcast/hello", move |message| async move {
-        json_reply(&hello(&message.actor))
-    })?;
+    handle(actor, move |message, Hello {}| async move { Ok(greeting(&message.actor)) })?;
+    handle(actor, move |message, BroadcastHello {}| async move { Ok(greeting(&message.actor)) })?;
     actor.subscribe(HELLO_TOPIC);
     let (c, started) = (deps.client.clone(), deps.started);
-    actor.behavior("/public/status", move |message| {
+    handle(actor, move |message, PublicStatus {}| {
         let c = c.clone();
         async move {
-            let peers = c.peers().await.map_err(failed)?.len();
-            json_reply(&serde_json::json!({
-                "did": message.actor.handle().did,
-                "peers": peers,
-                "uptime_secs": started.elapsed().as_secs(),
-            }))
+            Ok(NodeStatus {
+                did: message.actor.handle().did.clone(),
+                peers: c.peers().await.map_err(failed)?.len(),
+                uptime_secs: started.elapsed().as_secs(),
+            })
         }
     })?;
     Ok(())
@@ -216,67 +162,35 @@ fn chain(text: &str) -> Result<Chain, ActorError> {
 }
 
 fn capabilities(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
-    actor.behavior("/dms/cap/list", move |message| async move {
-        json_reply(&Some(message.actor.context()))
+    handle(actor, move |message, ListContext {}| async move { Ok(Some(message.actor.context())) })?;
+    let (contexts, verifier) = (deps.contexts.clone(), deps.verifier.clone());
+    handle(actor, move |_, anchor: Anchor| {
+        let (contexts, verifier) = (contexts.clone(), verifier.clone());
+        async move { self::anchor(&contexts, verifier, anchor).await }
     })?;
     let (contexts, verifier) = (deps.contexts.clone(), deps.verifier.clone());
-    actor.behavior("/dms/cap/anchor", move |message| {
+    handle(actor, move |message, Revoke { cid }| {
         let (contexts, verifier) = (contexts.clone(), verifier.clone());
         async move {
-            let anchor: Anchor = message.json()?;
-            if anchor.root.is_none() && anchor.require.is_none() && anchor.provide.is_none() {
-                return Err(bad("give at least one of root, require, provide"));
-            }
-            let root = anchor.root.as_deref().map(str::parse).transpose().map_err(bad)?;
-            let require = anchor.require.as_deref().map(chain).transpose()?;
-            let provide = anchor.provide.as_deref().map(chain).transpose()?;
-            let now = dms_ucan::now();
-            let version = change_context(&contexts, move |context| {
-                if let Some(did) = &root {
-                    context.add_root(dms_crypto::Did::clone(did));
-                }
-                if let Some(chain) = &require {
-                    context.add_require(chain.clone(), &verifier, now).map_err(failed)?;
-                }
-                if let Some(chain) = &provide {
-                    context.add_provide(chain.clone(), &verifier, now).map_err(failed)?;
-                }
-                Ok(context.version)
-            })
-            .await?;
-            json_reply(&serde_json::json!({ "context": NODE_CONTEXT, "version": version }))
-        }
-    })?;
-    let (contexts, verifier) = (deps.contexts.clone(), deps.verifier.clone());
-    actor.behavior("/dms/cap/revoke", move |message| {
-        let (contexts, verifier) = (contexts.clone(), verifier.clone());
-        async move {
-            let Revoke { cid } = message.json()?;
             let key = message.actor.signing_key().clone();
             let revoked = cid.clone();
             let token = change_context(&contexts, move |context| {
                 context.revoke(&key, &revoked, &verifier).map_err(failed)
             })
             .await?;
-            let text = token.to_string();
-            let payload = serde_json::to_vec(&serde_json::json!({ "token": text }))
-                .map_err(|e| ActorError::Internal { reason: e.to_string() })?;
+            let token = token.to_string();
+            let payload = dms_protocol::encode(&Revocation { token: token.clone() })?;
             let spread = message
                 .actor
                 .broadcast(REVOCATION_TOPIC, REVOCATION_BEHAVIOR, payload, Duration::from_secs(60))
                 .await;
-            json_reply(&serde_json::json!({
-                "revoked": cid,
-                "token": text,
-                "broadcast": spread.is_ok(),
-            }))
+            Ok(Revoked { revoked: cid, token, broadcast: spread.is_ok() })
         }
     })?;
     let (contexts, verifier) = (deps.contexts.clone(), deps.verifier.clone());
-    actor.behavior(REVOCATION_BEHAVIOR, move |message| {
+    handle(actor, move |_, Revocation { token }| {
         let (contexts, verifier) = (contexts.clone(), verifier.clone());
         async move {
-            let Revocation { token } = message.json()?;
             let token = chain(&token)?;
             let by = token.leaf().map(|t| t.payload().iss.clone()).ok_or_else(|| bad("empty"))?;
             let issuer = by.clone();
@@ -291,9 +205,39 @@ fn capabilities(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
             if imported {
                 info!(by = %by, "Imported a revocation spread over gossip.");
             }
-            json_reply(&serde_json::json!({ "imported": imported }))
+            Ok(Imported { imported })
         }
     })?;
     actor.subscribe(REVOCATION_TOPIC);
     Ok(())
+}
+
+/// Adds the trust anchors of `anchor` to the node context.
+async fn anchor(
+    contexts: &Arc<Contexts>,
+    verifier: Arc<Verifier>,
+    anchor: Anchor,
+) -> Result<Anchored, ActorError> {
+    if anchor.root.is_none() && anchor.require.is_none() && anchor.provide.is_none() {
+        return Err(bad("give at least one of root, require, provide"));
+    }
+    let root: Option<dms_crypto::Did> =
+        anchor.root.as_deref().map(str::parse).transpose().map_err(bad)?;
+    let require = anchor.require.as_deref().map(chain).transpose()?;
+    let provide = anchor.provide.as_deref().map(chain).transpose()?;
+    let now = dms_ucan::now();
+    let version = change_context(contexts, move |context| {
+        if let Some(did) = &root {
+            context.add_root(did.clone());
+        }
+        if let Some(chain) = &require {
+            context.add_require(chain.clone(), &verifier, now).map_err(failed)?;
+        }
+        if let Some(chain) = &provide {
+            context.add_provide(chain.clone(), &verifier, now).map_err(failed)?;
+        }
+        Ok(context.version)
+    })
+    .await?;
+    Ok(Anchored { context: NODE_CONTEXT.into(), version })
 }

@@ -13,16 +13,17 @@
 //! # Module map
 //! - [`ask`]: ensemble nodes → what providers are asked for; start order.
 //! - [`select`]: choosing bids, and explaining why nothing fits.
-//! - [`deployment`]: the persisted record, states and events.
-//! - [`orchestrator`]: the orchestrator actor's life cycle; placement and its sans-IO
-//!   policy (bid window, back-off, strikes) in its submodules.
+//! - [`deployment`]: the persisted record, states and events (defined in
+//!   `dms_protocol::record`, since the CLI reads them too).
+//! - [`orchestrator`]: the orchestrator actor's life cycle; in its submodules the sans-IO
+//!   placement machine (record × input → effects), its policy (bid window, back-off,
+//!   strikes) and the driver that carries its effects out.
 //! - [`registry`]: the [`Registry`] of a node's deployments.
 //! - [`error`]: the typed [`Error`] of deployment requests.
 //! - [`behaviors`]: `/dms/node/deployment/*` on the node's root actor.
 
 pub mod ask;
 pub mod behaviors;
-pub mod deployment;
 pub mod error;
 pub mod orchestrator;
 pub mod registry;
@@ -30,5 +31,6 @@ pub mod select;
 
 pub use deployment::{Deployment, DeploymentState, Event, Summary};
 pub use dms_protocol as protocol;
+pub use dms_protocol::record as deployment;
 pub use error::Error;
 pub use orchestrator::{NewDeployment, Plan, Registry, Settings, Shared, Status};

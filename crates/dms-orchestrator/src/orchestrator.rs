@@ -23,26 +23,26 @@
 //! Every change is an [`Event`] and is written to the store before it is shown.
 
 pub(crate) mod identity;
+pub mod machine;
 pub mod placement;
 pub mod policy;
 pub(crate) mod writer;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dms_actor::{Actor, ActorError, BoxFuture, Handle, Router};
 use dms_crypto::KeyPair;
-use dms_ensemble::model::Ensemble;
 use dms_store::{Repo, Store};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::deployment::{AllocationView, Deployment, DeploymentState, Event};
-use crate::select::{self, NodePlan};
+use crate::deployment::{Deployment, DeploymentState};
+use crate::select;
+pub use dms_protocol::node::{NewDeployment, NodePlan, Plan, Status};
 use dms_protocol::*;
 
 pub(crate) const DEPLOYMENTS: Repo<Deployment> = Repo::new("deployments");
@@ -100,51 +100,6 @@ pub struct Shared {
     pub peers: PeerCount,
     /// Peer id to root handle.
     pub root_of: RootOf,
-}
-
-/// A request to deploy (`/dms/node/deployment/new` and `/dms/node/deployment/plan`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct NewDeployment {
-    /// The ensemble.
-    pub ensemble: Ensemble,
-    /// WebAssembly modules by allocation name, base64 (the CLI reads local files).
-    #[serde(default)]
-    pub modules: BTreeMap<String, String>,
-    /// Placement deadline in milliseconds from now.
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
-}
-
-/// The answer to a plan request.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Plan {
-    /// Peers that answered.
-    pub answered: Vec<String>,
-    /// Per node: candidates with scores, rejections with reasons.
-    pub nodes: BTreeMap<String, NodePlan>,
-    /// The placement a deployment would choose now, or why there is none.
-    pub placement: Result<BTreeMap<String, String>, String>,
-}
-
-/// A deployment's status with the events after a sequence number.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Status {
-    /// Id.
-    pub id: String,
-    /// State.
-    pub state: DeploymentState,
-    /// Why it failed.
-    pub reason: Option<String>,
-    /// When submitted.
-    pub created_ms: u64,
-    /// Placement deadline.
-    pub deadline_ms: u64,
-    /// Attempts so far.
-    pub attempts: u32,
-    /// Allocations.
-    pub allocations: BTreeMap<String, AllocationView>,
-    /// Events after the one asked for.
-    pub events: Vec<Event>,
 }
 
 /// One deployment's orchestrator.
@@ -226,6 +181,13 @@ impl Orchestrator {
             warn!(%error, "Could not register the orchestrator's update behavior.");
         }
         orchestrator
+    }
+
+    /// Starts placing on a task the orchestrator owns (a shutdown waits for it, a
+    /// drain aborts it).
+    pub(crate) fn start_placing(self: &Arc<Self>, input: machine::Input) {
+        let mut placing = self.placing.lock().expect("placing lock");
+        *placing = Some(tokio::spawn(self.clone().place(input)));
     }
 
     /// The deployment as it is now.

@@ -3,17 +3,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::error::Error;
 use dms_actor::envelope::now_ms;
 use dms_protocol::*;
+use tokio::task::JoinSet;
 use tracing::warn;
 
 use crate::ask;
 use crate::deployment::{AllocationView, Deployment, DeploymentState, Summary};
 use crate::orchestrator::identity;
+use crate::orchestrator::machine::Input;
 use crate::orchestrator::{
     DEPLOYMENTS, NewDeployment, Orchestrator, Plan, Shared, Status, skipped,
 };
@@ -23,6 +25,9 @@ use crate::select;
 pub struct Registry {
     shared: Arc<Shared>,
     deployments: RwLock<BTreeMap<String, Arc<Orchestrator>>>,
+    /// What a restart resumed besides placing (status refreshes, unfinished
+    /// shutdowns); aborted by [`Registry::drain`].
+    resumed: Mutex<JoinSet<()>>,
 }
 
 impl Registry {
@@ -34,6 +39,7 @@ impl Registry {
         let registry = Arc::new(Registry {
             shared: shared.clone(),
             deployments: RwLock::new(BTreeMap::new()),
+            resumed: Mutex::new(JoinSet::new()),
         });
         for (id, record) in DEPLOYMENTS.list_now(&shared.store)? {
             let state = record.state;
@@ -43,7 +49,11 @@ impl Registry {
             if state.is_terminal() {
                 continue;
             }
-            tokio::spawn(async move {
+            if state.is_placing() {
+                orchestrator.start_placing(Input::Resume);
+                continue;
+            }
+            registry.resumed.lock().expect("resumed lock").spawn(async move {
                 if state == DeploymentState::Running {
                     orchestrator.change(
                         None,
@@ -51,24 +61,8 @@ impl Registry {
                         |_| {},
                     );
                     orchestrator.refresh().await;
-                } else if state == DeploymentState::ShuttingDown {
-                    orchestrator.shutdown().await;
                 } else {
-                    orchestrator.revert_all().await;
-                    orchestrator.change(
-                        None,
-                        "the orchestrating node restarted while placing; reverted, placing again",
-                        |r| {
-                            r.placement.clear();
-                            for view in r.allocations.values_mut() {
-                                view.peer = None;
-                                view.handle = None;
-                                view.status = AllocationStatus::default();
-                            }
-                        },
-                    );
-                    let task = tokio::spawn(orchestrator.clone().place());
-                    *orchestrator.placing.lock().expect("placing lock") = Some(task);
+                    orchestrator.shutdown().await;
                 }
             });
         }
@@ -78,6 +72,8 @@ impl Registry {
     /// For a node shutdown: stops placing (unfinished deployments resume after the
     /// restart), writes every record durably and stops the orchestrator actors.
     pub async fn drain(&self) {
+        let mut resumed = std::mem::take(&mut *self.resumed.lock().expect("resumed lock"));
+        resumed.shutdown().await;
         let all: Vec<Arc<Orchestrator>> =
             self.deployments.read().expect("registry lock").values().cloned().collect();
         for orchestrator in all {
@@ -172,8 +168,7 @@ impl Registry {
             |_| {},
         );
         self.deployments.write().expect("registry lock").insert(id.clone(), orchestrator.clone());
-        let task = tokio::spawn(orchestrator.clone().place());
-        *orchestrator.placing.lock().expect("placing lock") = Some(task);
+        orchestrator.start_placing(Input::Start);
         // Bids go out meanwhile; the caller hears "submitted" once it is on disk.
         orchestrator.durable(submitted).await;
         Ok(id)

@@ -13,6 +13,7 @@ use std::fmt::Write as _;
 use dms_ensemble::model::Edge;
 use serde::{Deserialize, Serialize};
 
+use dms_protocol::node::NodePlan;
 use dms_protocol::{Bid, BidAnswer, NodeAsk};
 
 /// Most search steps before the search gives up (bounds the work on huge networks).
@@ -27,15 +28,6 @@ pub struct Choice {
     pub reservation: String,
     /// The bid's score.
     pub score: f64,
-}
-
-/// A node's candidates and rejections, for `dms deploy --plan`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct NodePlan {
-    /// Bids, best first: (peer, score).
-    pub candidates: Vec<(String, f64)>,
-    /// Peers that did not bid, with every reason.
-    pub rejected: Vec<(String, Vec<String>)>,
 }
 
 /// Every node's chosen bid, or why there is none.

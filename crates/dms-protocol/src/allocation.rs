@@ -45,6 +45,19 @@ impl AllocationState {
             AllocationState::Completed | AllocationState::Failed | AllocationState::Stopped
         )
     }
+
+    /// The snake-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            AllocationState::Pending => "pending",
+            AllocationState::Allocated => "allocated",
+            AllocationState::Starting => "starting",
+            AllocationState::Running => "running",
+            AllocationState::Completed => "completed",
+            AllocationState::Failed => "failed",
+            AllocationState::Stopped => "stopped",
+        }
+    }
 }
 
 /// What an allocation is doing, and how it ended.

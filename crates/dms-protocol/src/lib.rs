@@ -1,5 +1,6 @@
-//! Every request/response pair between orchestrators, providers and allocation actors,
-//! in one neutral place both sides use: neither imports the other.
+//! Every request/response pair between the CLI and its node, orchestrators and
+//! providers, and orchestrators and allocation actors, in one neutral place every side
+//! uses: none imports another.
 //!
 //! A message type implements [`Request`]: the behavior it is sent to, its protocol
 //! version and the type of its answer (Garage `src/net/message.rs` style). [`call`]
@@ -13,9 +14,24 @@
 //!   revert.
 //! - [`allocation`]: orchestrator ↔ allocation actor: start, status, logs, shutdown,
 //!   and the updates an allocation pushes.
+//! - [`node`]: CLI → node: submit, plan, list, follow, inspect, read the logs of, shut
+//!   down and prune deployments.
+//! - [`record`]: the deployment record those answers carry (and the orchestrating node
+//!   persists): states, placement, allocation views, events.
+//! - [`peers`]: CLI → node: peers, DHT, gossip scores; the public greetings.
+//! - [`onboarding`]: CLI → node: onboarding, resources, hardware, benchmarks; the
+//!   provider's accounts.
+//! - [`cap`]: remote capability management and the revocations spread over gossip.
+//!
+//! `dms actor cmd` stays untyped on purpose: it sends any behavior a person names.
 
 pub mod allocation;
+pub mod cap;
 pub mod deployment;
+pub mod node;
+pub mod onboarding;
+pub mod peers;
+pub mod record;
 
 use std::future::Future;
 use std::time::Duration;

@@ -121,7 +121,7 @@ impl Shared {
     }
 
     /// Forgets who made reservations that no longer exist in `status`.
-    fn prune_reservers(&self, status: &resources::Status) {
+    fn prune_reservers(&self, status: &resources::Accounts) {
         let live: BTreeSet<&str> = status
             .reservations
             .iter()
@@ -297,7 +297,7 @@ fn own_reservation(reservation: &str, deployment: &str) -> Result<(), ActorError
 }
 
 /// What this machine offers, given its accounts now.
-fn machine(shared: &Shared, status: &resources::Status) -> Machine {
+fn machine(shared: &Shared, status: &resources::Accounts) -> Machine {
     let price = shared.settings.price_per_hour;
     Machine {
         free: status.free.clone(),

@@ -1,14 +1,8 @@
 //! Onboarding, resources and hardware behaviors of the root actor.
 //!
-//! | Behavior | Payload | Answer |
-//! |---|---|---|
-//! | `/dms/node/onboarding/onboard` | `{cpu, ram, disk, gpus?}` (human units) | the status |
-//! | `/dms/node/onboarding/offboard` | — | `{offboarded: true}` |
-//! | `/dms/node/onboarding/status` | — | onboarded, committed, allocated, free, benchmark, capability, peer RTTs |
-//! | `/dms/node/resources/{onboarded,free,allocated}` | — | resources |
-//! | `/dms/node/hardware/spec` | — | CPU, RAM, disks, GPUs |
-//! | `/dms/node/hardware/usage` | — | live usage |
-//! | `/dms/node/hardware/benchmark` | `{report?}` | runs (or records) the benchmarks |
+//! The typed pairs are in `dms_protocol::onboarding` (which has the table):
+//! onboard/offboard/status, resources onboarded/free/allocated, hardware spec/usage,
+//! and benchmark (run here, or record a report run by the CLI).
 //!
 //! Capacity (what onboarding may offer) is read from the hardware at each request: all
 //! logical CPUs, all RAM, the free space of the disk holding the dms home, the GPUs
@@ -21,13 +15,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use dms_actor::{Actor, ActorError, json_reply};
+use dms_actor::{Actor, ActorError};
 use dms_hardware::{BenchmarkReport, Hardware};
+use dms_protocol::handle;
+use dms_protocol::onboarding::{
+    AllocatedResources, Benchmark, FreeResources, GetOnboarding, HardwareSpec, HardwareUsage,
+    Offboard, Offboarded, Onboard, OnboardedResources, OnboardingStatus, PeerRtt,
+};
 use dms_store::{Repo, Store};
 use dms_types::capability::{BenchmarkScores, Machine};
 use dms_types::resources::{Gpu, GpuVendor, Resources, parse_bytes, parse_cpu};
-use serde::Deserialize;
-use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use crate::resources::{ResourceError, ResourceManager};
@@ -63,39 +60,6 @@ fn refused(error: ResourceError) -> ActorError {
         ResourceError::Store(e) => ActorError::Internal { reason: e.to_string() },
         other => ActorError::handler(other.to_string()),
     }
-}
-
-/// A size or CPU amount given as a string ("8GiB", "500m") or a number.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Amount {
-    Text(String),
-    Number(f64),
-}
-
-impl Amount {
-    fn text(&self) -> String {
-        match self {
-            Amount::Text(t) => t.clone(),
-            Amount::Number(n) => n.to_string(),
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Onboard {
-    cpu: Amount,
-    ram: Amount,
-    disk: Amount,
-    #[serde(default)]
-    gpus: Vec<u32>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct Record {
-    report: Option<BenchmarkReport>,
 }
 
 /// The free space of the disk holding `path` (the longest mount point that contains it).
@@ -155,28 +119,71 @@ impl Deps {
         Some(machine)
     }
 
-    /// Round-trip times to the connected peers, as ping measures them.
-    async fn peer_rtts(&self) -> Value {
-        (self.rtts)()
-            .await
-            .into_iter()
-            .map(|(peer, rtt)| json!({ "peer_id": peer, "rtt_ms": rtt }))
-            .collect()
+    /// Offers `request`'s resources (checked against the hardware), then starts the
+    /// first benchmark in the background when there is none yet.
+    async fn onboard(&self, request: Onboard) -> Result<OnboardingStatus, ActorError> {
+        let Onboard { cpu, ram, disk, gpus } = request;
+        let hardware = detect().await?;
+        let capacity = capacity(&hardware, &self.home);
+        let mut wanted = Resources {
+            cpu_millicores: parse_cpu(&cpu.text()).map_err(bad)?,
+            ram_bytes: parse_bytes(&ram.text()).map_err(bad)?,
+            disk_bytes: parse_bytes(&disk.text()).map_err(bad)?,
+            gpus: Vec::new(),
+        };
+        for index in gpus {
+            let gpu = capacity.gpus.iter().find(|g| g.index == index).cloned();
+            wanted.gpus.push(gpu.unwrap_or(Gpu {
+                index,
+                vendor: GpuVendor::Other,
+                model: String::new(),
+                vram_bytes: 0,
+                uuid: None,
+            }));
+        }
+        // Durable writes: off the async threads.
+        let writer = self.clone();
+        tokio::task::spawn_blocking(move || {
+            writer.manager.onboard(wanted, &capacity).map_err(refused)?;
+            writer.refresh_capability(&hardware);
+            Ok::<_, ActorError>(())
+        })
+        .await
+        .map_err(failed)??;
+        let budget = self.benchmark_budget;
+        if !budget.is_zero()
+            && self.latest_benchmark().is_none()
+            && !self.benchmarking.load(Ordering::SeqCst)
+        {
+            let background = self.clone();
+            tokio::spawn(async move {
+                if let Err(error) = background.benchmark(budget).await {
+                    warn!(%error, "Onboarding benchmark failed.");
+                }
+            });
+        }
+        Ok(self.status().await)
     }
 
-    async fn status(&self) -> Value {
-        let status = self.manager.status();
-        let capability = CAPABILITY.get_now(&self.store, LATEST).ok().flatten();
-        let mut value = serde_json::to_value(&status).unwrap_or_default();
-        value["benchmark"] = serde_json::to_value(self.latest_benchmark()).unwrap_or_default();
-        value["benchmark_running"] = Value::Bool(self.benchmarking.load(Ordering::SeqCst));
-        value["peer_rtt_ms"] = self.peer_rtts().await;
-        value["capability"] = if status.onboarded.is_some() {
-            serde_json::to_value(capability).unwrap_or_default()
-        } else {
-            Value::Null
+    async fn status(&self) -> OnboardingStatus {
+        let accounts = self.manager.status();
+        let capability = match accounts.onboarded {
+            Some(_) => CAPABILITY.get_now(&self.store, LATEST).ok().flatten(),
+            None => None,
         };
-        value
+        // Round-trip times to the connected peers, as ping measures them.
+        let peer_rtt_ms = (self.rtts)()
+            .await
+            .into_iter()
+            .map(|(peer_id, rtt_ms)| PeerRtt { peer_id, rtt_ms })
+            .collect();
+        OnboardingStatus {
+            accounts,
+            benchmark: self.latest_benchmark(),
+            benchmark_running: self.benchmarking.load(Ordering::SeqCst),
+            peer_rtt_ms,
+            capability,
+        }
     }
 
     fn store_benchmark(&self, report: &BenchmarkReport) -> Result<(), ActorError> {
@@ -216,56 +223,12 @@ impl Deps {
 /// Registers the behaviors of the table above.
 pub fn register(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
     let d = deps.clone();
-    actor.behavior("/dms/node/onboarding/onboard", move |message| {
+    handle(actor, move |_, request: Onboard| {
         let d = d.clone();
-        async move {
-            let Onboard { cpu, ram, disk, gpus } = message.json()?;
-            let hardware = detect().await?;
-            let capacity = capacity(&hardware, &d.home);
-            let mut wanted = Resources {
-                cpu_millicores: parse_cpu(&cpu.text()).map_err(bad)?,
-                ram_bytes: parse_bytes(&ram.text()).map_err(bad)?,
-                disk_bytes: parse_bytes(&disk.text()).map_err(bad)?,
-                gpus: Vec::new(),
-            };
-            for index in gpus {
-                match capacity.gpus.iter().find(|g| g.index == index) {
-                    Some(gpu) => wanted.gpus.push(gpu.clone()),
-                    None => wanted.gpus.push(Gpu {
-                        index,
-                        vendor: GpuVendor::Other,
-                        model: String::new(),
-                        vram_bytes: 0,
-                        uuid: None,
-                    }),
-                }
-            }
-            // Durable writes: off the async threads.
-            let (writer, hardware) = (d.clone(), hardware.clone());
-            tokio::task::spawn_blocking(move || {
-                writer.manager.onboard(wanted, &capacity).map_err(refused)?;
-                writer.refresh_capability(&hardware);
-                Ok::<_, ActorError>(())
-            })
-            .await
-            .map_err(failed)??;
-            let budget = d.benchmark_budget;
-            if !budget.is_zero()
-                && d.latest_benchmark().is_none()
-                && !d.benchmarking.load(Ordering::SeqCst)
-            {
-                let background = d.clone();
-                tokio::spawn(async move {
-                    if let Err(error) = background.benchmark(budget).await {
-                        warn!(%error, "Onboarding benchmark failed.");
-                    }
-                });
-            }
-            json_reply(&d.status().await)
-        }
+        async move { d.onboard(request).await }
     })?;
     let d = deps.clone();
-    actor.behavior("/dms/node/onboarding/offboard", move |_| {
+    handle(actor, move |_, Offboard {}| {
         let d = d.clone();
         async move {
             let writer = d.clone();
@@ -276,57 +239,48 @@ pub fn register(actor: &Actor, deps: &Deps) -> Result<(), ActorError> {
             })
             .await
             .map_err(failed)??;
-            json_reply(&json!({ "offboarded": true }))
+            Ok(Offboarded { offboarded: true })
         }
     })?;
     let d = deps.clone();
-    actor.behavior("/dms/node/onboarding/status", move |_| {
+    handle(actor, move |_, GetOnboarding {}| {
         let d = d.clone();
-        async move { json_reply(&d.status().await) }
+        async move { Ok(d.status().await) }
     })?;
     let d = deps.clone();
-    actor.behavior("/dms/node/resources/onboarded", move |_| {
+    handle(actor, move |_, OnboardedResources {}| {
+        let d = d.clone();
+        async move { Ok(d.manager.status().onboarded.map(|o| o.resources).unwrap_or_default()) }
+    })?;
+    let d = deps.clone();
+    handle(actor, move |_, FreeResources {}| {
+        let d = d.clone();
+        async move { Ok(d.manager.status().free) }
+    })?;
+    let d = deps.clone();
+    handle(actor, move |_, AllocatedResources {}| {
+        let d = d.clone();
+        async move { Ok(d.manager.status().allocated) }
+    })?;
+    handle(actor, move |_, HardwareSpec {}| async move { detect().await })?;
+    handle(actor, move |_, HardwareUsage {}| async move {
+        tokio::task::spawn_blocking(dms_hardware::usage).await.map_err(failed)
+    })?;
+    let d = deps.clone();
+    handle(actor, move |_, Benchmark { report }| {
         let d = d.clone();
         async move {
-            let status = d.manager.status();
-            json_reply(&status.onboarded.map(|o| o.resources).unwrap_or_default())
-        }
-    })?;
-    let d = deps.clone();
-    actor.behavior("/dms/node/resources/free", move |_| {
-        let d = d.clone();
-        async move { json_reply(&d.manager.status().free) }
-    })?;
-    let d = deps.clone();
-    actor.behavior("/dms/node/resources/allocated", move |_| {
-        let d = d.clone();
-        async move { json_reply(&d.manager.status().allocated) }
-    })?;
-    actor.behavior(
-        "/dms/node/hardware/spec",
-        move |_| async move { json_reply(&detect().await?) },
-    )?;
-    actor.behavior("/dms/node/hardware/usage", move |_| async move {
-        let usage = tokio::task::spawn_blocking(dms_hardware::usage).await.map_err(failed)?;
-        json_reply(&usage)
-    })?;
-    let d = deps.clone();
-    actor.behavior("/dms/node/hardware/benchmark", move |message| {
-        let d = d.clone();
-        async move {
-            let Record { report } = message.json::<Option<Record>>()?.unwrap_or_default();
-            let report = match report {
+            match report {
                 Some(report) => {
                     d.store_benchmark(&report)?;
                     if let Ok(hardware) = detect().await {
                         d.refresh_capability(&hardware);
                     }
-                    report
+                    Ok(report)
                 }
-                None if d.benchmark_budget.is_zero() => d.benchmark(BENCHMARK_BUDGET).await?,
-                None => d.benchmark(d.benchmark_budget).await?,
-            };
-            json_reply(&report)
+                None if d.benchmark_budget.is_zero() => d.benchmark(BENCHMARK_BUDGET).await,
+                None => d.benchmark(d.benchmark_budget).await,
+            }
         }
     })?;
     Ok(())

@@ -14,7 +14,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dms_store::{Repo, Store};
 use dms_types::resources::{Resources, format_bytes, format_cpu};
-use serde::{Deserialize, Serialize};
 
 /// Why a resource change was refused. Every message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -70,42 +69,7 @@ pub enum ResourceError {
     Store(#[from] dms_store::Error),
 }
 
-/// What is onboarded, and when.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Onboarding {
-    /// The resources offered.
-    pub resources: Resources,
-    /// Unix seconds of the last change.
-    pub since: u64,
-}
-
-/// Resources promised to a deployment until `expires_ms`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reservation {
-    /// Who holds it (a deployment or bid id).
-    pub id: String,
-    /// What it holds.
-    pub resources: Resources,
-    /// Unix milliseconds after which it is void.
-    pub expires_ms: u64,
-}
-
-/// A snapshot of the accounts.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Status {
-    /// Offered resources (`None` when not onboarded).
-    pub onboarded: Option<Onboarding>,
-    /// Sum of live reservations.
-    pub committed: Resources,
-    /// Sum of running allocations.
-    pub allocated: Resources,
-    /// Onboarded minus committed minus allocated.
-    pub free: Resources,
-    /// Live reservations.
-    pub reservations: Vec<Reservation>,
-    /// Running allocations by id.
-    pub allocations: BTreeMap<String, Resources>,
-}
+pub use dms_protocol::onboarding::{Accounts, Onboarding, Reservation};
 
 const ONBOARDING: Repo<Onboarding> = Repo::new("resources_onboarding");
 const RESERVATIONS: Repo<Reservation> = Repo::new("resources_reservations");
@@ -397,12 +361,12 @@ impl ResourceManager {
     }
 
     /// The accounts now.
-    pub fn status(&self) -> Status {
+    pub fn status(&self) -> Accounts {
         let mut state = self.state.lock().expect("resource state lock is not poisoned");
         // Expired reservations stop counting at once; the store catches up on the next
         // change (or the next start).
         state.expire((self.clock)());
-        Status {
+        Accounts {
             onboarded: state.onboarded.clone(),
             committed: sum(state.reservations.values().map(|r| &r.resources)),
             allocated: sum(state.allocations.values()),

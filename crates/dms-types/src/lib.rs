@@ -34,10 +34,12 @@
 //!   ([`parse_bytes`], [`format_bytes`], [`parse_cpu`], [`format_cpu`]).
 //! - [`capability`]: [`Requirements`], [`Machine`] and their parts; [`explain`],
 //!   [`score`], GPU selection.
+//! - [`peers`]: what a node says about its network (peers, itself, DHT, gossip scores).
 //! - [`error`]: [`Error`], for human-written amounts that do not parse.
 
 pub mod capability;
 pub mod error;
+pub mod peers;
 pub mod resources;
 
 pub use capability::{

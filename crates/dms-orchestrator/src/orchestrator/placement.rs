@@ -1,11 +1,11 @@
-//! Placement, attempt by attempt until the deadline: ask for bids (the window closes
-//! as [`policy::BidWindow`] says), choose, release the unchosen, commit and allocate on
-//! the chosen providers, start in dependency order; on failure revert, remember the
-//! peer and try again after [`policy::Attempts`]' back-off, or fail when it says so.
+//! Placement's I/O: the driver of the sans-IO [`Placement`] machine, and the steps it
+//! carries out — ask for bids (the window closes as [`BidWindow`] says), release the
+//! unchosen, commit and allocate on the chosen providers, start in dependency order,
+//! revert. What to do when (attempts, back-off, strikes, deadline, cancellation,
+//! resume after a restart) is the machine's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use dms_actor::Handle;
 use dms_actor::envelope::now_ms;
@@ -13,7 +13,8 @@ use dms_protocol::*;
 use tokio::task::JoinSet;
 use tracing::warn;
 
-use super::policy::{Attempts, BidWindow, Next};
+use super::machine::{Effect, Input, Placement};
+use super::policy::BidWindow;
 use super::{Orchestrator, first_failure, identity, skipped};
 use crate::ask;
 use crate::deployment::{Deployment, DeploymentState, Placed};
@@ -21,80 +22,92 @@ use crate::select;
 
 impl Orchestrator {
     /// Places and starts the deployment, attempt after attempt, until it runs, fails
-    /// or is cancelled.
-    pub(crate) async fn place(self: Arc<Self>) {
-        let mut attempts = Attempts::default();
+    /// or is cancelled: carries out what the [`Placement`] machine decides, feeding it
+    /// what came of each step. `start` is [`Input::Start`] for a new deployment and
+    /// [`Input::Resume`] for one found placing after a restart.
+    pub(crate) async fn place(self: Arc<Self>, start: Input) {
+        let mut machine = Placement::default();
+        let mut input = start;
         loop {
             if self.cancelled() {
-                return;
+                machine.cancel();
             }
-            let record = self.snapshot();
-            if let Some(why) = attempts.past_deadline(now_ms(), record.deadline_ms, record.attempts)
-            {
-                self.fail(why);
-                return;
-            }
-            let attempt = record.attempts + 1;
-            if attempt == 1 {
-                self.note_unchecked_bandwidth(&record);
-            }
-            self.change(None, format!("attempt {attempt}: asking for bids"), |r| {
-                r.state = DeploymentState::Bidding;
-                r.attempts = attempt;
-            });
-            let asks = ask::asks(&record.ensemble);
-            let answers = self.bids(&record, &asks, false).await;
-            if self.cancelled() {
-                self.release(&answers, &BTreeMap::new()).await;
-                return;
-            }
-            let left = || Duration::from_millis(record.deadline_ms.saturating_sub(now_ms()));
-            let next =
-                match select::place(&asks, &answers, &skipped(&record), &record.ensemble.edges) {
-                    Err(reason) => {
-                        self.release(&answers, &BTreeMap::new()).await;
-                        // Only lasting reasons end it early: resources in use may free up.
-                        let lasting = !answers.is_empty()
-                            && !answers
-                                .iter()
-                                .flat_map(|a| &a.refusals)
-                                .flat_map(|r| &r.reasons)
-                                .any(|r| r.transient);
-                        let next = attempts.unplaceable(&reason, lasting, left());
-                        if matches!(next, Next::Retry(_)) {
-                            // A pending deployment says why it is pending (`dms deployments list`).
-                            self.change(None, format!("cannot place yet: {reason}"), |r| {
-                                r.reason = Some(format!("pending: {reason}"));
-                            });
-                        }
-                        next
-                    }
-                    Ok(choice) => {
-                        let providers: BTreeMap<String, Handle> = answers
-                            .iter()
-                            .filter_map(|a| Some((a.peer.clone(), (self.shared.root_of)(&a.peer)?)))
-                            .collect();
-                        // Unchosen reservations are released beside the commit, not before it.
-                        let (_, placed) = tokio::join!(
-                            self.release(&answers, &choice),
-                            self.clone().commit_and_start(&record, &choice, &providers)
-                        );
-                        let Err((peer, reason)) = placed else { return };
-                        self.revert_all().await;
-                        if self.cancelled() {
-                            return;
-                        }
-                        self.forget_placement(&peer, &reason);
-                        attempts.provider_failed(&reason, left())
-                    }
-                };
-            match next {
-                Next::Retry(pause) => self.pause(pause).await,
-                Next::Fail(why) => {
-                    self.fail(why);
-                    return;
+            let effects = machine.step(&self.snapshot(), input, now_ms());
+            let mut next = None;
+            for effect in effects {
+                if let Some(produced) = self.clone().carry_out(effect).await {
+                    next = Some(produced);
                 }
             }
+            match next {
+                Some(produced) if !machine.is_done() => input = produced,
+                _ => return,
+            }
+        }
+    }
+
+    /// Carries out one effect; what came of it, when the machine waits for that.
+    async fn carry_out(self: Arc<Self>, effect: Effect) -> Option<Input> {
+        match effect {
+            Effect::Bidding { attempt } => {
+                if attempt == 1 {
+                    self.note_unchecked_bandwidth(&self.snapshot());
+                }
+                self.change(None, format!("attempt {attempt}: asking for bids"), |r| {
+                    r.state = DeploymentState::Bidding;
+                    r.attempts = attempt;
+                });
+                None
+            }
+            Effect::AskBids(asks) => {
+                Some(Input::Bids(self.bids(&self.snapshot(), &asks, false).await))
+            }
+            Effect::Release(answers) => {
+                self.release(&answers, &BTreeMap::new()).await;
+                None
+            }
+            Effect::Pending(reason) => {
+                // A pending deployment says why it is pending (`dms deployments list`).
+                self.change(None, format!("cannot place yet: {reason}"), |r| {
+                    r.reason = Some(format!("pending: {reason}"));
+                });
+                None
+            }
+            Effect::CommitAndStart { answers, choice } => {
+                let providers: BTreeMap<String, Handle> = answers
+                    .iter()
+                    .filter_map(|a| Some((a.peer.clone(), (self.shared.root_of)(&a.peer)?)))
+                    .collect();
+                let record = self.snapshot();
+                // Unchosen reservations are released beside the commit, not before it.
+                let (_, placed) = tokio::join!(
+                    self.release(&answers, &choice),
+                    self.clone().commit_and_start(&record, &choice, &providers)
+                );
+                Some(match placed {
+                    Ok(()) => Input::Started,
+                    Err((peer, reason)) => Input::ProviderFailed { peer, reason },
+                })
+            }
+            Effect::RevertAll => {
+                self.revert_all().await;
+                Some(Input::Reverted)
+            }
+            Effect::ForgetPlacement { peer, reason } => {
+                self.forget_placement(peer.as_deref(), &reason);
+                None
+            }
+            Effect::Wait(pause) => {
+                if !self.cancelled() {
+                    self.pause(pause).await;
+                }
+                Some(Input::Due)
+            }
+            Effect::Fail(why) => {
+                self.fail(why);
+                None
+            }
+            Effect::Done => None,
         }
     }
 
@@ -113,23 +126,27 @@ impl Orchestrator {
         }
     }
 
-    /// After a failed commit or start: the peer is not asked again, the placement is
-    /// forgotten.
-    fn forget_placement(&self, peer: &str, reason: &str) {
-        self.change(
-            None,
-            format!("{reason}; reverted, {} will not be asked again", select::short(peer)),
-            |r| {
+    /// After a failed commit or start (the peer is not asked again), or a restart while
+    /// placing: the placement is forgotten.
+    fn forget_placement(&self, peer: Option<&str>, reason: &str) {
+        let message = match peer {
+            Some(peer) => {
+                format!("{reason}; reverted, {} will not be asked again", select::short(peer))
+            }
+            None => format!("{reason}; reverted, placing again"),
+        };
+        self.change(None, message, |r| {
+            if let Some(peer) = peer {
                 r.failed_peers.insert(peer.to_string());
                 r.reason = Some(format!("pending: {reason}"));
-                r.placement.clear();
-                for view in r.allocations.values_mut() {
-                    view.peer = None;
-                    view.handle = None;
-                    view.status = AllocationStatus::default();
-                }
-            },
-        );
+            }
+            r.placement.clear();
+            for view in r.allocations.values_mut() {
+                view.peer = None;
+                view.handle = None;
+                view.status = AllocationStatus::default();
+            }
+        });
     }
 
     /// Asks for bids and collects the answers until the window can close.

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use dms_actor::{ActorError, Handle, client_request};
+use dms_protocol::Request;
+use dms_protocol::peers::{Connect, Dht, ListPeers, Path, Ping, Scores, SelfInfoRequest};
 use dms_ucan::{Command, Verifier};
 use serde_json::{Map, Value};
 
@@ -271,6 +273,21 @@ fn refusal(dest: &Handle, behavior: &str, body: dms_api::ErrorBody) -> anyhow::E
     anyhow!("{behavior} on {}: {} ({}){hint}", dest.peer, body.message, body.error)
 }
 
+/// Sends a signed request and returns the answer's bytes, or the refusal as a sentence.
+async fn invoke_raw(
+    session: &Session,
+    dest: &Handle,
+    behavior: &str,
+    payload: Vec<u8>,
+    timeout: Duration,
+) -> anyhow::Result<Vec<u8>> {
+    let envelope = session.envelope(Some(dest), behavior, None, payload, timeout)?;
+    match session.api.post_cbor("/api/v1/actor/invoke", envelope).await? {
+        Ok(bytes) => Ok(bytes),
+        Err(body) => Err(refusal(dest, behavior, body)),
+    }
+}
+
 async fn invoke(
     session: &Session,
     dest: &Handle,
@@ -278,24 +295,21 @@ async fn invoke(
     payload: Vec<u8>,
     timeout: Duration,
 ) -> anyhow::Result<Value> {
-    let envelope = session.envelope(Some(dest), behavior, None, payload, timeout)?;
-    match session.api.post_cbor("/api/v1/actor/invoke", envelope).await? {
-        Ok(bytes) if bytes.is_empty() => Ok(Value::Null),
-        Ok(bytes) => Ok(serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(format!("{} bytes", bytes.len())))),
-        Err(body) => Err(refusal(dest, behavior, body)),
+    let bytes = invoke_raw(session, dest, behavior, payload, timeout).await?;
+    if bytes.is_empty() {
+        return Ok(Value::Null);
     }
+    Ok(serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(format!("{} bytes", bytes.len()))))
 }
 
-/// Invokes `behavior` with a JSON payload on the target node and returns the answer
-/// (for commands built on behaviors: `dms onboard`, `dms hardware`, ...).
-pub(super) async fn call(
+/// Sends a typed request to the target node and reads its typed answer.
+pub(super) async fn request<R: Request>(
     ctx: &Ctx,
     target: &ActorTarget,
-    behavior: &str,
-    payload: Value,
-) -> anyhow::Result<Value> {
-    Caller::open(ctx, target).await?.call(behavior, payload, timeout(&target.timeout)?).await
+    request: &R,
+) -> anyhow::Result<R::Response> {
+    Caller::open(ctx, target).await?.request(request, timeout(&target.timeout)?).await
 }
 
 /// A signer opened once (key unlocked, context loaded) for many calls to one node.
@@ -312,15 +326,21 @@ impl Caller {
         Ok(Caller { session, dest })
     }
 
-    /// Invokes `behavior` with a JSON payload, waiting up to `timeout`.
-    pub(super) async fn call(
+    /// Sends a typed request, waiting up to `timeout` for its typed answer.
+    pub(super) async fn request<R: Request>(
         &self,
-        behavior: &str,
-        payload: Value,
+        request: &R,
         timeout: Duration,
-    ) -> anyhow::Result<Value> {
-        let bytes = if payload.is_null() { Vec::new() } else { serde_json::to_vec(&payload)? };
-        invoke(&self.session, &self.dest, behavior, bytes, timeout).await
+    ) -> anyhow::Result<R::Response> {
+        let payload = dms_protocol::encode(request)?;
+        let bytes = invoke_raw(&self.session, &self.dest, R::BEHAVIOR, payload, timeout).await?;
+        dms_protocol::decode_response::<R>(&bytes).with_context(|| {
+            format!(
+                "{} on {}: the node answered what this dms cannot read; are both the same version?",
+                R::BEHAVIOR,
+                self.dest.peer
+            )
+        })
     }
 }
 
@@ -436,43 +456,24 @@ async fn broadcast(
 
 /// `dms peers ...`: friendly verbs over `/dms/node/peers/*`.
 pub async fn peers(ctx: &Ctx, command: PeersCommand) -> anyhow::Result<()> {
-    let (behavior, words, target) = match command {
-        PeersCommand::List { target } => ("/dms/node/peers/list", vec![], target),
-        PeersCommand::Self_ { target } => ("/dms/node/peers/self", vec![], target),
-        PeersCommand::Ping { peer, target } => {
-            ("/dms/node/peers/ping", vec![format!("peer={peer}")], target)
-        }
-        PeersCommand::Connect { address, target } => {
-            ("/dms/node/peers/connect", vec![format!("address={address}")], target)
-        }
-        PeersCommand::Dht { target } => ("/dms/node/peers/dht", vec![], target),
-        PeersCommand::Score { target } => ("/dms/node/peers/score", vec![], target),
-    };
-    let session = Session::open(ctx, &target.context).await?;
-    let dest = session.destination(target.dest.as_deref()).await?;
-    let value = invoke(
-        &session,
-        &dest,
-        behavior,
-        payload(spec(behavior), &words)?,
-        timeout(&target.timeout)?,
-    )
-    .await?;
-    if ctx.output == Output::Json {
-        return output::json(&value);
-    }
-    match behavior {
-        "/dms/node/peers/list" => {
-            let rows: Vec<Vec<String>> = value
-                .as_array()
-                .into_iter()
-                .flatten()
+    match command {
+        PeersCommand::List { target } => {
+            let peers = request(ctx, &target, &ListPeers {}).await?;
+            if ctx.output == Output::Json {
+                return output::json(&peers);
+            }
+            let rows: Vec<Vec<String>> = peers
+                .iter()
                 .map(|p| {
+                    let path = match p.path {
+                        Path::Direct => "direct",
+                        Path::Relayed => "relayed",
+                    };
                     vec![
-                        p["peer_id"].as_str().unwrap_or_default().to_string(),
-                        p["path"].as_str().unwrap_or_default().to_string(),
-                        p["rtt_ms"].as_u64().map(|r| format!("{r} ms")).unwrap_or("-".into()),
-                        p["addrs"][0].as_str().unwrap_or_default().to_string(),
+                        p.peer_id.clone(),
+                        path.into(),
+                        p.rtt_ms.map_or("-".into(), |r| format!("{r} ms")),
+                        p.addrs.first().cloned().unwrap_or_default(),
                     ]
                 })
                 .collect();
@@ -480,15 +481,22 @@ pub async fn peers(ctx: &Ctx, command: PeersCommand) -> anyhow::Result<()> {
             output::table(&["peer id", "path", "rtt", "address"], &rows);
             Ok(())
         }
-        "/dms/node/peers/ping" => {
-            println!(
-                "{} answered in {:.1} ms (dms {})",
-                value["peer"].as_str().unwrap_or_default(),
-                value["rtt_ms"].as_f64().unwrap_or_default(),
-                value["version"].as_str().unwrap_or("?")
-            );
+        PeersCommand::Ping { peer, target } => {
+            let pong = request(ctx, &target, &Ping { peer }).await?;
+            if ctx.output == Output::Json {
+                return output::json(&pong);
+            }
+            let version = pong.version.as_deref().unwrap_or("?");
+            println!("{} answered in {:.1} ms (dms {version})", pong.peer, pong.rtt_ms);
             Ok(())
         }
-        _ => output::json(&value),
+        PeersCommand::Self_ { target } => {
+            output::json(&request(ctx, &target, &SelfInfoRequest {}).await?)
+        }
+        PeersCommand::Connect { address, target } => {
+            output::json(&request(ctx, &target, &Connect { address }).await?)
+        }
+        PeersCommand::Dht { target } => output::json(&request(ctx, &target, &Dht {}).await?),
+        PeersCommand::Score { target } => output::json(&request(ctx, &target, &Scores {}).await?),
     }
 }

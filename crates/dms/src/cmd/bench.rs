@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail};
 use base64::Engine as _;
-use serde_json::{Value, json};
+use dms_protocol::AllocationState;
+use dms_protocol::node::{DeploymentStatus, NewDeployment, ShutdownDeployment};
+use dms_protocol::record::DeploymentState;
+use serde_json::json;
 
 use super::Ctx;
 use super::actor::Caller;
@@ -45,41 +48,31 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// One run: (submit → running, executor start), in milliseconds.
-async fn once(caller: &Caller, request: &Value) -> anyhow::Result<(f64, f64)> {
+async fn once(caller: &Caller, request: &NewDeployment) -> anyhow::Result<(f64, f64)> {
     let started = Instant::now();
-    let answer =
-        caller.call("/dms/node/deployment/new", request.clone(), Duration::from_secs(10)).await?;
-    let id = answer["id"].as_str().ok_or_else(|| anyhow!("no id in {answer}"))?.to_string();
+    let id = caller.request(request, Duration::from_secs(10)).await?.id;
     let mut after = 0;
     let result = loop {
-        let status = caller
-            .call(
-                "/dms/node/deployment/status",
-                json!({ "id": id, "after": after, "wait_ms": 5000 }),
-                Duration::from_secs(20),
-            )
-            .await?;
-        after = status["events"]
-            .as_array()
-            .and_then(|e| e.last())
-            .and_then(|e| e["seq"].as_u64())
-            .unwrap_or(after);
-        let work = &status["allocations"]["work"]["status"];
-        if work["state"] == "running" {
+        let ask = DeploymentStatus { id: id.clone(), after, wait_ms: 5000 };
+        let status = caller.request(&ask, Duration::from_secs(20)).await?;
+        after = status.events.last().map_or(after, |e| e.seq);
+        let work = status.allocations.get("work").map(|a| &a.status);
+        if let Some(work) = work
+            && work.state == AllocationState::Running
+        {
             let elapsed = started.elapsed().as_secs_f64() * 1000.0;
-            let start = work["start_us"].as_f64().unwrap_or(f64::NAN) / 1000.0;
+            let start = work.start_us.map_or(f64::NAN, |us| us as f64 / 1000.0);
             break Ok((elapsed, start));
         }
-        if status["state"] == "failed" {
-            break Err(anyhow!("deployment {id} failed: {}", status["reason"]));
+        if status.state == DeploymentState::Failed {
+            let reason = status.reason.unwrap_or_default();
+            break Err(anyhow!("deployment {id} failed: {reason}"));
         }
         if started.elapsed() > Duration::from_secs(60) {
             break Err(anyhow!("deployment {id} did not run within 60 s"));
         }
     };
-    caller
-        .call("/dms/node/deployment/shutdown", json!({ "id": id }), Duration::from_secs(60))
-        .await?;
+    caller.request(&ShutdownDeployment { id }, Duration::from_secs(60)).await?;
     result
 }
 
@@ -91,7 +84,11 @@ pub async fn deploy(ctx: &Ctx, runs: usize, target: &ActorTarget) -> anyhow::Res
     let ensemble =
         dms_ensemble::load(ENSEMBLE).map_err(|e| anyhow!("bench ensemble: {e}"))?.ensemble;
     let module = base64::engine::general_purpose::STANDARD.encode(SPIN);
-    let request = json!({ "ensemble": ensemble, "modules": { "work": module } });
+    let request = NewDeployment {
+        ensemble,
+        modules: [("work".to_string(), module)].into(),
+        timeout_ms: None,
+    };
     // The key is unlocked once: the runs measure the deployment, not the CLI.
     let caller = Caller::open(ctx, target).await?;
     let mut totals = Vec::new();

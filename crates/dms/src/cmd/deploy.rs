@@ -11,10 +11,16 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use base64::Engine as _;
-use serde_json::{Value, json};
+use dms_ensemble::model::AllocationType;
+use dms_protocol::AllocationState;
+use dms_protocol::node::{
+    DeploymentLogs, DeploymentStatus, ListDeployments, LogsEntry, Manifest, NewDeployment, Plan,
+    PlanDeployment, Prune, ShutdownDeployment, Status,
+};
+use dms_protocol::record::{AllocationView, Deployment, DeploymentState, Event};
 
 use super::Ctx;
-use super::actor::{Caller, call, timeout};
+use super::actor::{self, Caller, timeout};
 use crate::cli::{ActorTarget, DeploymentsCommand, Output};
 use crate::output;
 
@@ -32,7 +38,7 @@ fn with_timeout(target: &ActorTarget, timeout: &str) -> ActorTarget {
 }
 
 /// Loads and checks the ensemble, and reads the modules it names by path.
-fn request(file: &Path, timeout: Option<Duration>) -> anyhow::Result<Value> {
+fn request(file: &Path, timeout: Option<Duration>) -> anyhow::Result<NewDeployment> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let name = file.display().to_string();
@@ -66,11 +72,11 @@ fn request(file: &Path, timeout: Option<Duration>) -> anyhow::Result<Value> {
         }
         modules.insert(alloc.clone(), base64::engine::general_purpose::STANDARD.encode(bytes));
     }
-    let mut request = json!({ "ensemble": loaded.ensemble, "modules": modules });
-    if let Some(timeout) = timeout {
-        request["timeout_ms"] = json!(timeout.as_millis() as u64);
-    }
-    Ok(request)
+    Ok(NewDeployment {
+        ensemble: loaded.ensemble,
+        modules,
+        timeout_ms: timeout.map(|t| t.as_millis() as u64),
+    })
 }
 
 /// `dms deploy <file> [--plan] [--timeout] [--detach]`
@@ -87,26 +93,22 @@ pub async fn deploy(
             humantime::parse_duration(t).with_context(|| format!("--deadline {t:?}: e.g. 2m, 90s"))
         })
         .transpose()?;
-    let request = request(file, deadline)?;
+    let submission = request(file, deadline)?;
     if plan {
-        let answer =
-            call(ctx, &with_timeout(target, "30s"), "/dms/node/deployment/plan", request).await?;
-        return print_plan(ctx, &answer);
+        let plan =
+            actor::request(ctx, &with_timeout(target, "30s"), &PlanDeployment(submission)).await?;
+        return print_plan(ctx, &plan);
     }
     // One signer for the submission and every status poll: the key is unlocked once.
     let caller = Caller::open(ctx, target).await?;
-    let answer =
-        caller.call("/dms/node/deployment/new", request, timeout(&target.timeout)?).await?;
-    let id = answer["id"]
-        .as_str()
-        .ok_or_else(|| anyhow!("the node answered without an id: {answer}"))?
-        .to_string();
+    let created = caller.request(&submission, timeout(&target.timeout)?).await?;
+    let id = created.id.clone();
     if ctx.output == Output::Table {
         println!("deployment {id} submitted");
     }
     if detach {
         if ctx.output == Output::Json {
-            output::json(&answer)?;
+            output::json(&created)?;
         } else {
             println!("follow it with `dms deployments status {id}`");
         }
@@ -123,88 +125,77 @@ async fn follow(
     caller: &Caller,
     id: &str,
     until_settled: bool,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<Status> {
     let wait = Duration::from_millis(STATUS_WAIT_MS) + Duration::from_secs(10);
     let mut first_at: Option<u64> = None;
     let mut after = 0;
     loop {
-        let status = caller
-            .call(
-                "/dms/node/deployment/status",
-                json!({ "id": id, "after": after, "wait_ms": STATUS_WAIT_MS }),
-                wait,
-            )
-            .await?;
-        for event in status["events"].as_array().into_iter().flatten() {
-            after = after.max(event["seq"].as_u64().unwrap_or(0));
+        let ask = DeploymentStatus { id: id.into(), after, wait_ms: STATUS_WAIT_MS };
+        let status = caller.request(&ask, wait).await?;
+        for event in &status.events {
+            after = after.max(event.seq);
             if ctx.output == Output::Table {
-                let at_ms = event["at_ms"].as_u64().unwrap_or(0);
-                let at = at_ms.saturating_sub(*first_at.get_or_insert(at_ms)) as f64 / 1000.0;
-                let subject =
-                    event["allocation"].as_str().map(|a| format!("{a}: ")).unwrap_or_default();
-                println!(
-                    "[{at:6.2}s] {:<13} {subject}{}",
-                    event["state"].as_str().unwrap_or(""),
-                    event["message"].as_str().unwrap_or("")
-                );
+                let at = event.at_ms.saturating_sub(*first_at.get_or_insert(event.at_ms));
+                println!("[{:6.2}s] {}", at as f64 / 1000.0, event_line(event));
             }
         }
-        let state = status["state"].as_str().unwrap_or("");
-        let terminal = matches!(state, "completed" | "failed" | "shut_down");
-        let only_services_left = state == "running"
-            && status["allocations"].as_object().is_some_and(|a| {
-                a.values().all(|v| {
-                    v["kind"] == "service"
-                        || matches!(
-                            v["status"]["state"].as_str(),
-                            Some("completed" | "failed" | "stopped")
-                        )
-                })
+        let only_services_left = status.state == DeploymentState::Running
+            && status.allocations.values().all(|a| {
+                a.kind == AllocationType::Service
+                    || matches!(
+                        a.status.state,
+                        AllocationState::Completed
+                            | AllocationState::Failed
+                            | AllocationState::Stopped
+                    )
             });
-        if terminal || (until_settled && only_services_left) {
+        if status.state.is_terminal() || (until_settled && only_services_left) {
             return Ok(status);
         }
     }
 }
 
-fn finish(ctx: &Ctx, status: &Value) -> anyhow::Result<()> {
+/// An event as one line: its state, then what it is about and what happened.
+fn event_line(event: &Event) -> String {
+    let subject = event.allocation.as_deref().map(|a| format!("{a}: ")).unwrap_or_default();
+    format!("{:<13} {subject}{}", event.state.name(), event.message)
+}
+
+fn finish(ctx: &Ctx, status: &Status) -> anyhow::Result<()> {
     if ctx.output == Output::Json {
         output::json(status)?;
     } else {
-        print_summary(status);
+        print_summary(&status.id, status.state, &status.allocations);
     }
-    if status["state"] == "failed" {
+    if status.state == DeploymentState::Failed {
         bail!(
             "deployment {} failed: {}",
-            status["id"].as_str().unwrap_or(""),
-            status["reason"].as_str().unwrap_or("see its events")
+            status.id,
+            status.reason.as_deref().unwrap_or("see its events")
         );
     }
     Ok(())
 }
 
-fn print_summary(status: &Value) {
+fn print_summary(id: &str, state: DeploymentState, allocations: &BTreeMap<String, AllocationView>) {
     println!();
-    let mut rows = Vec::new();
-    let allocations = status["allocations"].as_object().cloned().unwrap_or_default();
-    for (name, view) in &allocations {
-        rows.push(vec![
-            name.clone(),
-            view["kind"].as_str().unwrap_or("").into(),
-            view["node"].as_str().unwrap_or("").into(),
-            view["peer"].as_str().unwrap_or("-").into(),
-            view["status"]["state"].as_str().unwrap_or("").into(),
-            view["status"]["exit_code"].as_i64().map_or("-".into(), |c| c.to_string()),
-        ]);
-    }
-    println!(
-        "deployment {}: {}",
-        status["id"].as_str().unwrap_or(""),
-        status["state"].as_str().unwrap_or("")
-    );
+    let rows: Vec<Vec<String>> = allocations
+        .iter()
+        .map(|(name, view)| {
+            vec![
+                name.clone(),
+                view.kind.name().into(),
+                view.node.clone(),
+                view.peer.clone().unwrap_or_else(|| "-".into()),
+                view.status.state.name().into(),
+                view.status.exit_code.map_or("-".into(), |c| c.to_string()),
+            ]
+        })
+        .collect();
+    println!("deployment {id}: {}", state.name());
     output::table(&["allocation", "type", "node", "peer", "state", "exit"], &rows);
-    for (name, view) in &allocations {
-        if let Some(text) = view["status"]["output"].as_str()
+    for (name, view) in allocations {
+        if let Some(text) = &view.status.output
             && !text.is_empty()
         {
             println!("\n--- output of {name} ---\n{}", text.trim_end());
@@ -212,129 +203,102 @@ fn print_summary(status: &Value) {
     }
 }
 
-fn when(ms: &Value) -> String {
-    ms.as_u64()
-        .map(|ms| {
-            let time = std::time::UNIX_EPOCH + Duration::from_millis(ms);
-            humantime::format_rfc3339_seconds(time).to_string()
-        })
-        .unwrap_or_else(|| "-".into())
+fn when(ms: u64) -> String {
+    let time = std::time::UNIX_EPOCH + Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
-fn print_info(record: &Value, events: usize) {
+fn print_info(record: &Deployment, events: usize) {
+    let failed_peers: Vec<&str> = record.failed_peers.iter().map(String::as_str).collect();
     output::fields(&[
-        ("deployment", record["id"].as_str().unwrap_or("").into()),
-        ("state", record["state"].as_str().unwrap_or("").into()),
-        ("reason", record["reason"].as_str().unwrap_or("-").into()),
-        ("submitted", when(&record["created_ms"])),
-        ("deadline", when(&record["deadline_ms"])),
-        ("attempts", record["attempts"].to_string()),
-        ("orchestrator", record["orchestrator"]["did"].as_str().unwrap_or("-").into()),
+        ("deployment", record.id.clone()),
+        ("state", record.state.name().into()),
+        ("reason", record.reason.clone().unwrap_or_else(|| "-".into())),
+        ("submitted", when(record.created_ms)),
+        ("deadline", when(record.deadline_ms)),
+        ("attempts", record.attempts.to_string()),
+        ("orchestrator", record.orchestrator.as_ref().map_or("-".into(), |h| h.did.to_string())),
         (
             "failed peers",
-            record["failed_peers"]
-                .as_array()
-                .map(|p| p.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", "))
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| "-".into()),
+            if failed_peers.is_empty() { "-".into() } else { failed_peers.join(", ") },
         ),
     ]);
-    let placement: Vec<Vec<String>> = record["placement"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(node, p)| {
-            vec![
-                node.clone(),
-                p["provider"]["peer"].as_str().unwrap_or("").into(),
-                format!("{:.3}", p["score"].as_f64().unwrap_or(0.0)),
-            ]
-        })
+    let placement: Vec<Vec<String>> = record
+        .placement
+        .iter()
+        .map(|(node, p)| vec![node.clone(), p.provider.peer.clone(), format!("{:.3}", p.score)])
         .collect();
     if !placement.is_empty() {
         println!();
         output::table(&["node", "provider", "score"], &placement);
     }
     // Every allocation actor has an identity of its own.
-    let identities: Vec<Vec<String>> = record["allocations"]
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(name, a)| Some(vec![name.clone(), a["handle"]["did"].as_str()?.into()]))
+    let identities: Vec<Vec<String>> = record
+        .allocations
+        .iter()
+        .filter_map(|(name, a)| Some(vec![name.clone(), a.handle.as_ref()?.did.to_string()]))
         .collect();
     if !identities.is_empty() {
         println!();
         output::table(&["allocation", "actor DID"], &identities);
     }
-    let status = json!({ "id": record["id"], "state": record["state"], "allocations": record["allocations"] });
-    print_summary(&status);
-    let all = record["events"].as_array().cloned().unwrap_or_default();
+    print_summary(&record.id, record.state, &record.allocations);
     println!("\nlatest events:");
-    for event in all.iter().skip(all.len().saturating_sub(events)) {
-        let subject = event["allocation"].as_str().map(|a| format!("{a}: ")).unwrap_or_default();
-        println!(
-            "  {} {:<13} {subject}{}",
-            when(&event["at_ms"]),
-            event["state"].as_str().unwrap_or(""),
-            event["message"].as_str().unwrap_or("")
-        );
+    for event in record.events.iter().skip(record.events.len().saturating_sub(events)) {
+        println!("  {} {}", when(event.at_ms), event_line(event));
     }
 }
 
-fn print_plan(ctx: &Ctx, plan: &Value) -> anyhow::Result<()> {
+fn print_plan(ctx: &Ctx, plan: &Plan) -> anyhow::Result<()> {
     if ctx.output == Output::Json {
         return output::json(plan);
     }
-    let answered = plan["answered"].as_array().map_or(0, Vec::len);
-    println!("{answered} peers answered");
-    for (node, p) in plan["nodes"].as_object().cloned().unwrap_or_default() {
+    println!("{} peers answered", plan.answered.len());
+    for (node, p) in &plan.nodes {
         println!("\nnode {node}:");
-        let mut rows = Vec::new();
-        for c in p["candidates"].as_array().into_iter().flatten() {
-            rows.push(vec![
-                c[0].as_str().unwrap_or("").into(),
-                format!("{:.3}", c[1].as_f64().unwrap_or(0.0)),
-                "candidate".into(),
-            ]);
-        }
-        for r in p["rejected"].as_array().into_iter().flatten() {
-            let reasons: Vec<&str> =
-                r[1].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-            rows.push(vec![
-                r[0].as_str().unwrap_or("").into(),
-                "-".into(),
-                format!("rejected: {}", reasons.join("; ")),
-            ]);
-        }
+        let candidates = p
+            .candidates
+            .iter()
+            .map(|(peer, score)| vec![peer.clone(), format!("{score:.3}"), "candidate".into()]);
+        let rejected = p.rejected.iter().map(|(peer, reasons)| {
+            vec![peer.clone(), "-".into(), format!("rejected: {}", reasons.join("; "))]
+        });
+        let rows: Vec<Vec<String>> = candidates.chain(rejected).collect();
         output::table(&["peer", "score", "verdict"], &rows);
     }
-    match plan["placement"].as_object() {
-        Some(placement) if placement.contains_key("Ok") => {
+    match &plan.placement {
+        Ok(placement) => {
             println!("\nwould place:");
-            for (node, peer) in placement["Ok"].as_object().cloned().unwrap_or_default() {
-                println!("  {node} → {}", peer.as_str().unwrap_or(""));
+            for (node, peer) in placement {
+                println!("  {node} → {peer}");
             }
         }
-        Some(placement) => {
-            println!("\ncannot be placed now: {}", placement["Err"].as_str().unwrap_or(""))
-        }
-        None => {}
+        Err(why) => println!("\ncannot be placed now: {why}"),
     }
     Ok(())
+}
+
+/// The `--state` filter of `dms deployments list`, checked.
+fn state_filter(state: Option<&str>) -> anyhow::Result<Option<DeploymentState>> {
+    state
+        .map(|s| {
+            serde_json::from_value(serde_json::Value::String(s.into())).map_err(|_| {
+                anyhow!(
+                    "--state {s:?} is not a deployment state; one of bidding, committing, \
+                     allocating, starting, running, completed, failed, shutting_down, shut_down"
+                )
+            })
+        })
+        .transpose()
 }
 
 /// `dms deployments ...`
 pub async fn deployments(ctx: &Ctx, command: DeploymentsCommand) -> anyhow::Result<()> {
     match command {
         DeploymentsCommand::List { state, target } => {
-            let list = call(ctx, &target, "/dms/node/deployment/list", Value::Null).await?;
-            let list: Vec<Value> = list
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|d| state.as_deref().is_none_or(|s| d["state"] == s))
-                .collect();
+            let state = state_filter(state.as_deref())?;
+            let mut list = actor::request(ctx, &target, &ListDeployments {}).await?;
+            list.retain(|d| state.is_none_or(|s| d.state == s));
             if ctx.output == Output::Json {
                 return output::json(&list);
             }
@@ -342,11 +306,11 @@ pub async fn deployments(ctx: &Ctx, command: DeploymentsCommand) -> anyhow::Resu
                 .iter()
                 .map(|d| {
                     vec![
-                        d["id"].as_str().unwrap_or("").into(),
-                        d["state"].as_str().unwrap_or("").into(),
-                        format!("{}/{}", d["running"], d["allocations"]),
-                        d["peers"].as_array().map_or(0, Vec::len).to_string(),
-                        d["reason"].as_str().unwrap_or("").into(),
+                        d.id.clone(),
+                        d.state.name().into(),
+                        format!("{}/{}", d.running, d.allocations),
+                        d.peers.len().to_string(),
+                        d.reason.clone().unwrap_or_default(),
                     ]
                 })
                 .collect();
@@ -359,20 +323,19 @@ pub async fn deployments(ctx: &Ctx, command: DeploymentsCommand) -> anyhow::Resu
             finish(ctx, &status)
         }
         DeploymentsCommand::Status { id, follow: false, target } => {
-            let status =
-                call(ctx, &target, "/dms/node/deployment/status", json!({ "id": id })).await?;
+            let ask = DeploymentStatus { id, ..Default::default() };
+            let status = actor::request(ctx, &target, &ask).await?;
             if ctx.output == Output::Json {
                 return output::json(&status);
             }
-            print_summary(&status);
-            if let Some(reason) = status["reason"].as_str() {
+            print_summary(&status.id, status.state, &status.allocations);
+            if let Some(reason) = &status.reason {
                 println!("\nreason: {reason}");
             }
             Ok(())
         }
         DeploymentsCommand::Info { id, events, target } => {
-            let record =
-                call(ctx, &target, "/dms/node/deployment/manifest", json!({ "id": id })).await?;
+            let record = actor::request(ctx, &target, &Manifest { id }).await?;
             if ctx.output == Output::Json {
                 return output::json(&record);
             }
@@ -380,36 +343,27 @@ pub async fn deployments(ctx: &Ctx, command: DeploymentsCommand) -> anyhow::Resu
             Ok(())
         }
         DeploymentsCommand::Manifest { id, target } => {
-            let manifest =
-                call(ctx, &target, "/dms/node/deployment/manifest", json!({ "id": id })).await?;
-            output::json(&manifest)
+            output::json(&actor::request(ctx, &target, &Manifest { id }).await?)
         }
         DeploymentsCommand::Logs { id, allocation, tail, follow, target } => {
             logs(ctx, &id, allocation.as_deref(), tail, follow, &target).await
         }
         DeploymentsCommand::Shutdown { id, target } => {
-            let record = call(
-                ctx,
-                &with_timeout(&target, "90s"),
-                "/dms/node/deployment/shutdown",
-                json!({ "id": id }),
-            )
-            .await?;
+            let target = with_timeout(&target, "90s");
+            let record =
+                actor::request(ctx, &target, &ShutdownDeployment { id: id.clone() }).await?;
             if ctx.output == Output::Json {
                 return output::json(&record);
             }
-            println!("deployment {id}: {}", record["state"].as_str().unwrap_or(""));
+            println!("deployment {id}: {}", record.state.name());
             Ok(())
         }
         DeploymentsCommand::Prune { target } => {
-            let answer =
-                call(ctx, &with_timeout(&target, "90s"), "/dms/node/deployment/prune", Value::Null)
-                    .await?;
+            let answer = actor::request(ctx, &with_timeout(&target, "90s"), &Prune {}).await?;
             if ctx.output == Output::Json {
                 return output::json(&answer);
             }
-            let pruned = answer["pruned"].as_array().cloned().unwrap_or_default();
-            println!("pruned {} finished deployment(s)", pruned.len());
+            println!("pruned {} finished deployment(s)", answer.pruned.len());
             Ok(())
         }
     }
@@ -426,35 +380,37 @@ async fn logs(
     let caller = Caller::open(ctx, target).await?;
     let wait = timeout(&target.timeout)?;
     let mut printed: BTreeMap<String, usize> = BTreeMap::new();
+    let ask = DeploymentLogs {
+        id: id.into(),
+        allocation: allocation.map(String::from),
+        tail: if follow { None } else { tail },
+    };
     loop {
-        let mut payload = json!({ "id": id, "allocation": allocation });
-        if !follow && let Some(tail) = tail {
-            payload["tail"] = json!(tail);
-        }
-        let logs = caller.call("/dms/node/deployment/logs", payload, wait).await?;
+        let logs = caller.request(&ask, wait).await?;
         if ctx.output == Output::Json && !follow {
             return output::json(&logs);
         }
         let mut all_exited = true;
-        let several = logs.as_object().is_some_and(|l| l.len() > 1);
-        for (name, entry) in logs.as_object().cloned().unwrap_or_default() {
-            if let Some(error) = entry["error"].as_str() {
-                eprintln!("{name}: {error}");
-                continue;
-            }
-            let lines = entry["lines"].as_array().cloned().unwrap_or_default();
-            let seen = printed.entry(name.clone()).or_default();
-            for line in lines.iter().skip(*seen) {
-                let text = line["text"].as_str().unwrap_or("");
-                let prefix = if several { format!("{name} | ") } else { String::new() };
-                if line["stream"] == "stderr" {
-                    eprintln!("{prefix}{text}");
+        let several = logs.len() > 1;
+        for (name, entry) in logs {
+            let logs = match entry {
+                LogsEntry::Logs(logs) => logs,
+                LogsEntry::Error { error } => {
+                    eprintln!("{name}: {error}");
+                    continue;
+                }
+            };
+            let prefix = if several { format!("{name} | ") } else { String::new() };
+            let seen = printed.entry(name).or_default();
+            for line in logs.lines.iter().skip(*seen) {
+                if line.stream == "stderr" {
+                    eprintln!("{prefix}{}", line.text);
                 } else {
-                    println!("{prefix}{text}");
+                    println!("{prefix}{}", line.text);
                 }
             }
-            *seen = (*seen).max(lines.len());
-            all_exited &= entry["exited"].as_bool().unwrap_or(true);
+            *seen = (*seen).max(logs.lines.len());
+            all_exited &= logs.exited;
         }
         if !follow || all_exited {
             return Ok(());

@@ -5,15 +5,20 @@
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
-use serde_json::{Value, json};
+use dms_hardware::BenchmarkReport;
+use dms_protocol::onboarding::{
+    Amount, Benchmark, GetOnboarding, HardwareSpec, HardwareUsage, Offboard, Onboard,
+    OnboardingStatus,
+};
+use serde::Serialize;
 
 use super::Ctx;
-use super::actor::call;
+use super::actor::request;
 use crate::cli::{ActorTarget, OnboardArgs, Output};
 use crate::client::ApiClient;
 use crate::output;
 
-fn print_or<F: FnOnce(&Value)>(ctx: &Ctx, value: &Value, table: F) -> anyhow::Result<()> {
+fn print_or<T: Serialize>(ctx: &Ctx, value: &T, table: impl FnOnce(&T)) -> anyhow::Result<()> {
     match ctx.output {
         Output::Json => output::json(value),
         Output::Table => {
@@ -23,70 +28,52 @@ fn print_or<F: FnOnce(&Value)>(ctx: &Ctx, value: &Value, table: F) -> anyhow::Re
     }
 }
 
-fn line(label: &str, r: &Value) -> (String, String) {
-    let text = serde_json::from_value::<dms_types::resources::Resources>(r.clone())
-        .map(|r| r.to_string())
-        .unwrap_or_else(|_| "-".into());
-    (label.to_string(), text)
-}
-
-fn print_status(status: &Value) {
-    if status["onboarded"].is_null() {
-        println!(
+fn print_status(status: &OnboardingStatus) {
+    let accounts = &status.accounts;
+    match &accounts.onboarded {
+        None => println!(
             "This machine is not onboarded. Offer resources with `dms onboard --cpu N --ram SIZE --disk SIZE`."
-        );
-    } else {
-        let rows = [
-            line("onboarded", &status["onboarded"]["resources"]),
-            line("committed", &status["committed"]),
-            line("allocated", &status["allocated"]),
-            line("free", &status["free"]),
-        ];
-        let pairs: Vec<(&str, String)> =
-            rows.iter().map(|(l, t)| (l.as_str(), t.clone())).collect();
-        output::fields(&pairs);
+        ),
+        Some(onboarded) => output::fields(&[
+            ("onboarded", onboarded.resources.to_string()),
+            ("committed", accounts.committed.to_string()),
+            ("allocated", accounts.allocated.to_string()),
+            ("free", accounts.free.to_string()),
+        ]),
     }
-    if let Some(rtts) = status["peer_rtt_ms"].as_array().filter(|r| !r.is_empty()) {
-        let text: Vec<String> = rtts
+    if !status.peer_rtt_ms.is_empty() {
+        let text: Vec<String> = status
+            .peer_rtt_ms
             .iter()
             .map(|r| {
-                let peer = r["peer_id"].as_str().unwrap_or_default();
-                let short = &peer[peer.len().saturating_sub(8)..];
-                format!("…{short} {} ms", r["rtt_ms"])
+                let short = &r.peer_id[r.peer_id.len().saturating_sub(8)..];
+                format!("…{short} {} ms", r.rtt_ms)
             })
             .collect();
         println!("peer round trips: {}", text.join(", "));
     }
-    let benchmark = &status["benchmark"];
-    if status["benchmark_running"].as_bool() == Some(true) {
-        println!("benchmark: running");
-    } else if benchmark.is_null() {
-        println!("benchmark: none yet (run `dms benchmark`)");
-    } else {
-        print_scores(benchmark);
+    match &status.benchmark {
+        _ if status.benchmark_running => println!("benchmark: running"),
+        None => println!("benchmark: none yet (run `dms benchmark`)"),
+        Some(report) => print_scores(report),
     }
 }
 
-fn print_scores(report: &Value) {
-    let s = &report["scores"];
-    let when = report["timestamp"]
-        .as_u64()
-        .map(|t| {
-            humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(t),
-            )
-            .to_string()
-        })
-        .unwrap_or_default();
+fn print_scores(report: &BenchmarkReport) {
+    let s = &report.scores;
+    let when = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(report.timestamp),
+    );
     println!("benchmark ({when}):");
-    let f = |key: &str| s[key].as_f64().map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
+    let f = |v: f64| format!("{v:.1}");
+    let g = |v: Option<f64>| v.map_or_else(|| "-".into(), f);
     output::fields(&[
-        ("  cpu single-core", f("cpu_single")),
-        ("  cpu multi-core", f("cpu_multi")),
-        ("  memory GiB/s", f("memory_gib_per_sec")),
-        ("  disk write MiB/s", f("disk_write_mib_per_sec")),
-        ("  disk read MiB/s", f("disk_read_mib_per_sec")),
-        ("  disk random IOPS", f("disk_random_read_iops")),
+        ("  cpu single-core", f(s.cpu_single)),
+        ("  cpu multi-core", f(s.cpu_multi)),
+        ("  memory GiB/s", f(s.memory_gib_per_sec)),
+        ("  disk write MiB/s", g(s.disk_write_mib_per_sec)),
+        ("  disk read MiB/s", g(s.disk_read_mib_per_sec)),
+        ("  disk random IOPS", g(s.disk_random_read_iops)),
     ]);
 }
 
@@ -98,8 +85,13 @@ pub async fn onboard(ctx: &Ctx, amounts: OnboardArgs) -> anyhow::Result<()> {
              or see what is offered with `dms onboard status`"
         );
     };
-    let payload = json!({ "cpu": cpu, "ram": ram, "disk": disk, "gpus": amounts.gpus });
-    let answer = call(ctx, &amounts.target, "/dms/node/onboarding/onboard", payload).await?;
+    let onboard = Onboard {
+        cpu: Amount::Text(cpu.clone()),
+        ram: Amount::Text(ram.clone()),
+        disk: Amount::Text(disk.clone()),
+        gpus: amounts.gpus.clone(),
+    };
+    let answer = request(ctx, &amounts.target, &onboard).await?;
     print_or(ctx, &answer, |status| {
         println!("Onboarded.");
         print_status(status);
@@ -108,21 +100,23 @@ pub async fn onboard(ctx: &Ctx, amounts: OnboardArgs) -> anyhow::Result<()> {
 
 /// `dms onboard status`
 pub async fn status(ctx: &Ctx, target: &ActorTarget) -> anyhow::Result<()> {
-    let status = call(ctx, target, "/dms/node/onboarding/status", Value::Null).await?;
+    let status = request(ctx, target, &GetOnboarding {}).await?;
     print_or(ctx, &status, print_status)
 }
 
 /// `dms offboard`
 pub async fn offboard(ctx: &Ctx, target: &ActorTarget) -> anyhow::Result<()> {
-    let answer = call(ctx, target, "/dms/node/onboarding/offboard", Value::Null).await?;
+    let answer = request(ctx, target, &Offboard {}).await?;
     print_or(ctx, &answer, |_| println!("Offboarded: this machine offers nothing now."))
 }
 
 /// `dms hardware [--usage]`
 pub async fn hardware(ctx: &Ctx, usage: bool, target: &ActorTarget) -> anyhow::Result<()> {
-    let behavior = if usage { "/dms/node/hardware/usage" } else { "/dms/node/hardware/spec" };
-    let answer = call(ctx, target, behavior, Value::Null).await?;
-    output::json(&answer)
+    if usage {
+        output::json(&request(ctx, target, &HardwareUsage {}).await?)
+    } else {
+        output::json(&request(ctx, target, &HardwareSpec {}).await?)
+    }
 }
 
 /// `dms benchmark`: runs here with a progress bar, then records the report with the
@@ -136,7 +130,7 @@ pub async fn benchmark(
     let budget = humantime::parse_duration(budget)
         .with_context(|| format!("--budget {budget:?}: e.g. 15s"))?;
     // Fail before a long run when there is no daemon to record the result.
-    ApiClient::new(ctx.api_addr()?)?.get::<Value>("/api/v1/actor/handle").await?;
+    ApiClient::new(ctx.api_addr()?)?.get::<dms_actor::Handle>("/api/v1/actor/handle").await?;
     let dir = dir.unwrap_or_else(|| ctx.home.root().to_path_buf());
     let options = dms_hardware::Options { dir, total_budget: budget, ..Default::default() };
     let bar = indicatif::ProgressBar::new(1000);
@@ -154,7 +148,6 @@ pub async fn benchmark(
     .await
     .context("the benchmark task failed")??;
     bar.finish_and_clear();
-    let report = serde_json::to_value(&report)?;
-    call(ctx, target, "/dms/node/hardware/benchmark", json!({ "report": report })).await?;
+    let report = request(ctx, target, &Benchmark { report: Some(report) }).await?;
     print_or(ctx, &report, print_scores)
 }

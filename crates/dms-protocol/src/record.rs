@@ -1,5 +1,6 @@
 //! The deployment record the orchestrating node keeps (and persists): its state, where
-//! each allocation went and how it is doing, and the events that got it there.
+//! each allocation went and how it is doing, and the events that got it there. The CLI
+//! reads the same types from the node's answers (see [`crate::node`]).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -7,7 +8,7 @@ use dms_actor::Handle;
 use dms_ensemble::model::{AllocationType, Ensemble};
 use serde::{Deserialize, Serialize};
 
-use dms_protocol::{AllocationState, AllocationStatus};
+use crate::{AllocationState, AllocationStatus};
 
 /// Most events kept per deployment (the oldest are dropped).
 pub const MAX_EVENTS: usize = 500;

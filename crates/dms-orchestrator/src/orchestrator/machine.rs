@@ -1,0 +1,244 @@
+//! A deployment's placement as a sans-IO state machine: the record as it is, plus what
+//! just happened ([`Input`]), gives what to do next ([`Effect`]). It asks nobody, sleeps
+//! never and writes nothing; `placement.rs` carries its effects out (bids, commits,
+//! reverts, pauses, record changes) and feeds back what came of them. Every decision of
+//! a placement is here: when an attempt begins or the deadline ends it, what the bids
+//! allow, how a failed provider or a restart is cleaned up, and what a cancellation
+//! leaves to undo.
+//!
+//! ```text
+//!   Start ──▶ attempt ──▶ Bidding ──Bids ok──▶ Placing ──Started──▶ Done
+//!   Resume ─▶ Reverting ──┐  │ Bids: none fit        │ ProviderFailed
+//!                         │  ▼                       ▼
+//!              Reverted   └─▶ Waiting ◀──Reverted── Reverting
+//!                              │ Due: deadline passed / three strikes ─▶ Fail, Done
+//!                              └──Due──▶ attempt
+//! ```
+//!
+//! A cancellation (a shutdown) is noted at once; the machine then answers whatever
+//! arrives by undoing only what that step left: unchosen bids are released, a failed
+//! or interrupted placement is reverted, a pause ends.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use dms_protocol::{BidAnswer, NodeAsk};
+
+use super::policy::{Attempts, Next};
+use super::skipped;
+use crate::deployment::Deployment;
+use crate::{ask, select};
+
+/// What happened, fed to [`Placement::step`].
+#[derive(Debug)]
+pub enum Input {
+    /// A new deployment: place it.
+    Start,
+    /// A deployment found placing after a restart of this node: whatever providers
+    /// hold for it is reverted, then it is placed again.
+    Resume,
+    /// The pause is over: the next attempt is due.
+    Due,
+    /// The bid window closed with these answers.
+    Bids(Vec<BidAnswer>),
+    /// Every allocation was committed, allocated and started.
+    Started,
+    /// A chosen provider failed to commit, allocate or start (`peer` is empty when the
+    /// placement was interrupted by a cancellation).
+    ProviderFailed {
+        /// The provider to blame.
+        peer: String,
+        /// Why.
+        reason: String,
+    },
+    /// Every placed provider was asked to revert.
+    Reverted,
+}
+
+/// What to do, in order.
+#[derive(Debug)]
+pub enum Effect {
+    /// Record that attempt `attempt` begins and bids are asked for.
+    Bidding {
+        /// Its number, from 1.
+        attempt: u32,
+    },
+    /// Ask for bids; answer [`Input::Bids`].
+    AskBids(Vec<NodeAsk>),
+    /// Release the reservations of every bid in `answers`.
+    Release(Vec<BidAnswer>),
+    /// Record that the deployment cannot be placed yet, and why.
+    Pending(String),
+    /// Commit, allocate and start `choice`, releasing the bids of `answers` that were
+    /// not chosen beside it; answer [`Input::Started`] or [`Input::ProviderFailed`].
+    CommitAndStart {
+        /// Every answer of the window.
+        answers: Vec<BidAnswer>,
+        /// The chosen bid per node.
+        choice: BTreeMap<String, select::Choice>,
+    },
+    /// Revert what every placed provider holds; answer [`Input::Reverted`].
+    RevertAll,
+    /// Record that the placement is void: `peer` failed (it is not asked again) for
+    /// `reason`, or (no peer) this node restarted while placing.
+    ForgetPlacement {
+        /// The provider that failed.
+        peer: Option<String>,
+        /// Why.
+        reason: String,
+    },
+    /// Wait this long (ending early on a cancellation); answer [`Input::Due`].
+    Wait(Duration),
+    /// Record that the deployment failed, and why.
+    Fail(String),
+    /// Nothing more to do.
+    Done,
+}
+
+#[derive(Debug)]
+enum Phase {
+    Idle,
+    Bidding(Vec<NodeAsk>),
+    Placing,
+    Reverting(AfterRevert),
+    Waiting,
+    Done,
+}
+
+#[derive(Debug)]
+enum AfterRevert {
+    /// A provider failed: forget it, pause, try again.
+    Retry { peer: String, reason: String },
+    /// This node restarted while placing: forget the old placement, try again now.
+    Restarted,
+}
+
+/// One deployment's placement.
+#[derive(Debug)]
+pub struct Placement {
+    attempts: Attempts,
+    phase: Phase,
+    cancelled: bool,
+}
+
+impl Default for Placement {
+    fn default() -> Placement {
+        Placement { attempts: Attempts::default(), phase: Phase::Idle, cancelled: false }
+    }
+}
+
+impl Placement {
+    /// Notes a cancellation: from now on every input is answered by undoing what its
+    /// step left, and then [`Effect::Done`].
+    pub fn cancel(&mut self) {
+        self.cancelled = true;
+    }
+
+    /// Whether nothing more will be done.
+    pub fn is_done(&self) -> bool {
+        matches!(self.phase, Phase::Done)
+    }
+
+    /// What to do after `input`, given `record` as it is now and the time (Unix ms).
+    pub fn step(&mut self, record: &Deployment, input: Input, now_ms: u64) -> Vec<Effect> {
+        if self.is_done() {
+            return vec![Effect::Done];
+        }
+        let left = Duration::from_millis(record.deadline_ms.saturating_sub(now_ms));
+        match (std::mem::replace(&mut self.phase, Phase::Idle), input) {
+            (Phase::Idle, Input::Start) | (Phase::Waiting, Input::Due) => {
+                self.attempt(record, now_ms)
+            }
+            (Phase::Idle, Input::Resume) => self.revert(AfterRevert::Restarted),
+            (Phase::Bidding(asks), Input::Bids(answers)) => self.bids(record, &asks, answers, left),
+            (Phase::Placing, Input::Started) => self.done(Vec::new()),
+            (Phase::Placing, Input::ProviderFailed { peer, reason }) => {
+                self.revert(AfterRevert::Retry { peer, reason })
+            }
+            (Phase::Reverting(_), Input::Reverted) if self.cancelled => self.done(Vec::new()),
+            (Phase::Reverting(AfterRevert::Retry { peer, reason }), Input::Reverted) => {
+                let Next::Retry(pause) = self.attempts.provider_failed(&reason, left) else {
+                    unreachable!("a provider failure is always retried")
+                };
+                self.phase = Phase::Waiting;
+                vec![Effect::ForgetPlacement { peer: Some(peer), reason }, Effect::Wait(pause)]
+            }
+            (Phase::Reverting(AfterRevert::Restarted), Input::Reverted) => {
+                let reason = "the orchestrating node restarted while placing".to_string();
+                let mut effects = vec![Effect::ForgetPlacement { peer: None, reason }];
+                effects.extend(self.attempt(record, now_ms));
+                effects
+            }
+            (phase, input) => {
+                // A driver bug, not a user's: say so loudly and stop placing rather
+                // than guess.
+                let why = format!("placement got {input:?} while {phase:?}");
+                tracing::error!(deployment = %record.id, "{why}");
+                self.done(vec![Effect::Fail(format!("internal error: {why}"))])
+            }
+        }
+    }
+
+    /// Begins an attempt, unless the deadline passed or the placement was cancelled.
+    fn attempt(&mut self, record: &Deployment, now_ms: u64) -> Vec<Effect> {
+        if self.cancelled {
+            return self.done(Vec::new());
+        }
+        if let Some(why) = self.attempts.past_deadline(now_ms, record.deadline_ms, record.attempts)
+        {
+            return self.done(vec![Effect::Fail(why)]);
+        }
+        let asks = ask::asks(&record.ensemble);
+        self.phase = Phase::Bidding(asks.clone());
+        vec![Effect::Bidding { attempt: record.attempts + 1 }, Effect::AskBids(asks)]
+    }
+
+    /// The window closed: place, or say why not and wait, or give up.
+    fn bids(
+        &mut self,
+        record: &Deployment,
+        asks: &[NodeAsk],
+        answers: Vec<BidAnswer>,
+        left: Duration,
+    ) -> Vec<Effect> {
+        if self.cancelled {
+            return self.done(vec![Effect::Release(answers)]);
+        }
+        match select::place(asks, &answers, &skipped(record), &record.ensemble.edges) {
+            Ok(choice) => {
+                self.phase = Phase::Placing;
+                vec![Effect::CommitAndStart { answers, choice }]
+            }
+            Err(reason) => {
+                // Only lasting reasons end it early: resources in use may free up.
+                let lasting = !answers.is_empty()
+                    && !answers
+                        .iter()
+                        .flat_map(|a| &a.refusals)
+                        .flat_map(|r| &r.reasons)
+                        .any(|r| r.transient);
+                match self.attempts.unplaceable(&reason, lasting, left) {
+                    Next::Retry(pause) => {
+                        self.phase = Phase::Waiting;
+                        vec![Effect::Release(answers), Effect::Pending(reason), Effect::Wait(pause)]
+                    }
+                    Next::Fail(why) => self.done(vec![Effect::Release(answers), Effect::Fail(why)]),
+                }
+            }
+        }
+    }
+
+    fn revert(&mut self, then: AfterRevert) -> Vec<Effect> {
+        self.phase = Phase::Reverting(then);
+        vec![Effect::RevertAll]
+    }
+
+    fn done(&mut self, mut effects: Vec<Effect>) -> Vec<Effect> {
+        self.phase = Phase::Done;
+        effects.push(Effect::Done);
+        effects
+    }
+}
+
+#[cfg(test)]
+mod tests;

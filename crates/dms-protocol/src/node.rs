@@ -1,0 +1,263 @@
+//! CLI → node: the `/dms/node/deployment/*` behaviors of a node's root actor, which
+//! `dms deploy` and `dms deployments` call through the local API.
+//!
+//! | Request | Behavior | Answer |
+//! |---|---|---|
+//! | [`NewDeployment`] | `/dms/node/deployment/new` | [`Created`] |
+//! | [`PlanDeployment`] | `/dms/node/deployment/plan` | [`Plan`]: candidates, rejections, choice |
+//! | [`ListDeployments`] | `/dms/node/deployment/list` | [`Summary`] list, newest first |
+//! | [`DeploymentStatus`] | `/dms/node/deployment/status` | [`Status`] with the events after `after` |
+//! | [`Manifest`] | `/dms/node/deployment/manifest` | the whole [`Deployment`] record |
+//! | [`DeploymentLogs`] | `/dms/node/deployment/logs` | [`LogsEntry`] by allocation |
+//! | [`ShutdownDeployment`] | `/dms/node/deployment/shutdown` | the final [`Deployment`] |
+//! | [`Prune`] | `/dms/node/deployment/prune` | [`Pruned`] |
+
+use std::collections::BTreeMap;
+
+use dms_ensemble::model::Ensemble;
+use serde::{Deserialize, Serialize};
+
+use crate::record::{AllocationView, Deployment, DeploymentState, Event, Summary};
+use crate::{Logs, Request};
+
+/// Behavior: submit a deployment.
+pub const NEW: &str = "/dms/node/deployment/new";
+/// Behavior: what placing a deployment would choose now, without placing it.
+pub const PLAN: &str = "/dms/node/deployment/plan";
+/// Behavior: every deployment the node orchestrates.
+pub const LIST: &str = "/dms/node/deployment/list";
+/// Behavior: one deployment's status and its new events.
+pub const STATUS: &str = "/dms/node/deployment/status";
+/// Behavior: one deployment's whole record.
+pub const MANIFEST: &str = "/dms/node/deployment/manifest";
+/// Behavior: the output of a deployment's allocations.
+pub const LOGS: &str = "/dms/node/deployment/logs";
+/// Behavior: shut a deployment down.
+pub const SHUTDOWN: &str = "/dms/node/deployment/shutdown";
+/// Behavior: forget finished deployments.
+pub const PRUNE: &str = "/dms/node/deployment/prune";
+
+/// Submit an ensemble (answer: [`Created`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewDeployment {
+    /// The ensemble.
+    pub ensemble: Ensemble,
+    /// WebAssembly modules by allocation name, base64 (the CLI reads local files).
+    #[serde(default)]
+    pub modules: BTreeMap<String, String>,
+    /// Placement deadline in milliseconds from now.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+impl Request for NewDeployment {
+    const BEHAVIOR: &'static str = NEW;
+    type Response = Created;
+}
+
+/// A deployment was accepted.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Created {
+    /// Its id.
+    pub id: String,
+}
+
+/// Ask for a plan of the same submission (answer: [`Plan`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PlanDeployment(pub NewDeployment);
+
+impl Request for PlanDeployment {
+    const BEHAVIOR: &'static str = PLAN;
+    type Response = Plan;
+}
+
+/// The answer to a plan request.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Plan {
+    /// Peers that answered.
+    pub answered: Vec<String>,
+    /// Per node: candidates with scores, rejections with reasons.
+    pub nodes: BTreeMap<String, NodePlan>,
+    /// The placement a deployment would choose now (node → peer), or why there is none.
+    pub placement: Result<BTreeMap<String, String>, String>,
+}
+
+/// A node's candidates and rejections, for `dms deploy --plan`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NodePlan {
+    /// Bids, best first: (peer, score).
+    pub candidates: Vec<(String, f64)>,
+    /// Peers that did not bid, with every reason.
+    pub rejected: Vec<(String, Vec<String>)>,
+}
+
+/// List the node's deployments (answer: [`Summary`] list, newest first).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ListDeployments {}
+
+impl Request for ListDeployments {
+    const BEHAVIOR: &'static str = LIST;
+    type Response = Vec<Summary>;
+}
+
+/// One deployment's status with the events after `after`; waits up to `wait_ms` (at
+/// most 20 s) for a new one when there is none yet (answer: [`Status`]).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DeploymentStatus {
+    /// The deployment.
+    pub id: String,
+    /// The last event sequence number already seen.
+    #[serde(default)]
+    pub after: u64,
+    /// How long to wait for a new event.
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+impl Request for DeploymentStatus {
+    const BEHAVIOR: &'static str = STATUS;
+    type Response = Status;
+}
+
+/// A deployment's status with the events after a sequence number.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Status {
+    /// Id.
+    pub id: String,
+    /// State.
+    pub state: DeploymentState,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// When submitted.
+    pub created_ms: u64,
+    /// Placement deadline.
+    pub deadline_ms: u64,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// Allocations.
+    pub allocations: BTreeMap<String, AllocationView>,
+    /// Events after the one asked for.
+    pub events: Vec<Event>,
+}
+
+/// One deployment's whole record (answer: [`Deployment`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The deployment.
+    pub id: String,
+}
+
+impl Request for Manifest {
+    const BEHAVIOR: &'static str = MANIFEST;
+    type Response = Deployment;
+}
+
+/// The output of a deployment's allocations, or of one (answer: [`LogsEntry`] by
+/// allocation name).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DeploymentLogs {
+    /// The deployment.
+    pub id: String,
+    /// Only this allocation.
+    #[serde(default)]
+    pub allocation: Option<String>,
+    /// Only the last lines.
+    #[serde(default)]
+    pub tail: Option<usize>,
+}
+
+impl Request for DeploymentLogs {
+    const BEHAVIOR: &'static str = LOGS;
+    type Response = BTreeMap<String, LogsEntry>;
+}
+
+/// One allocation's output, or why it could not be read.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LogsEntry {
+    /// Why not (not placed, or its provider did not answer).
+    Error {
+        /// The reason.
+        error: String,
+    },
+    /// Its output.
+    Logs(Logs),
+}
+
+/// Shut a deployment down (answer: its final [`Deployment`] record).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ShutdownDeployment {
+    /// The deployment.
+    pub id: String,
+}
+
+impl Request for ShutdownDeployment {
+    const BEHAVIOR: &'static str = SHUTDOWN;
+    type Response = Deployment;
+}
+
+/// Forget finished deployments (answer: [`Pruned`]).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Prune {}
+
+impl Request for Prune {
+    const BEHAVIOR: &'static str = PRUNE;
+    type Response = Pruned;
+}
+
+/// The deployments forgotten.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Pruned {
+    /// Their ids.
+    pub pruned: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{LogLine, decode, decode_response, encode, respond};
+
+    #[test]
+    fn a_plan_request_is_the_submission_under_another_behavior() {
+        let ensemble = dms_ensemble::load(
+            "version: V1\nallocations:\n  a:\n    type: task\n    executor: wasm\n    resources: {cpu: {cores: 1}, ram: 1MiB}\n    execution: {module: m.wasm}\nnodes:\n  n: {allocations: [a]}\n",
+        )
+        .expect("a valid ensemble")
+        .ensemble;
+        let submission = NewDeployment { ensemble, modules: BTreeMap::new(), timeout_ms: Some(5) };
+        let wire = encode(&PlanDeployment(submission)).expect("encodes");
+        let PlanDeployment(back) = decode::<PlanDeployment>(&wire).expect("decodes");
+        assert_eq!(back.timeout_ms, Some(5));
+        assert!(back.ensemble.allocations.contains_key("a"));
+        assert_eq!(decode::<NewDeployment>(&wire).expect("same fields").timeout_ms, Some(5));
+    }
+
+    #[test]
+    fn logs_answers_carry_output_or_the_reason_there_is_none() {
+        let answer: BTreeMap<String, LogsEntry> = [
+            ("a".to_string(), LogsEntry::Error { error: "not placed".into() }),
+            (
+                "b".to_string(),
+                LogsEntry::Logs(Logs {
+                    lines: vec![LogLine { stream: "stdout".into(), text: "hi".into() }],
+                    exited: true,
+                }),
+            ),
+        ]
+        .into();
+        let bytes = respond::<DeploymentLogs>(&answer).expect("encodes");
+        let back = decode_response::<DeploymentLogs>(&bytes).expect("decodes");
+        assert!(matches!(&back["a"], LogsEntry::Error { error } if error == "not placed"));
+        assert!(matches!(&back["b"], LogsEntry::Logs(l) if l.exited && l.lines[0].text == "hi"));
+    }
+
+    #[test]
+    fn empty_requests_accept_an_empty_payload_and_refuse_other_versions() {
+        assert!(decode::<ListDeployments>(b"").is_ok());
+        assert!(decode::<Prune>(br#"{"v": 1}"#).is_ok());
+        assert!(decode::<Prune>(br#"{"v": 7}"#).is_err());
+        let status = decode::<DeploymentStatus>(br#"{"id": "d-1"}"#).expect("defaults");
+        assert_eq!((status.after, status.wait_ms), (0, 0));
+    }
+}
