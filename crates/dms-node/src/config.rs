@@ -60,6 +60,18 @@ pub struct DeploymentConfig {
     /// Where this machine is: `continent[/country[/city]]`, e.g. `EU/DE/Berlin`
     /// (empty: not said, and ensembles that accept only some places skip it).
     pub location: String,
+    /// How often allocations of the deployments this node orchestrates send a
+    /// heartbeat.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    /// How long a provider may be silent before this node, as orchestrator, checks it
+    /// and declares it lost (then its allocations are placed elsewhere).
+    #[serde(with = "humantime_serde")]
+    pub lost_after: Duration,
+    /// How long allocations of this node's deployments run on without an answer from
+    /// it before their providers stop them.
+    #[serde(with = "humantime_serde")]
+    pub stop_after: Duration,
 }
 
 impl DeploymentConfig {
@@ -84,6 +96,9 @@ impl Default for DeploymentConfig {
             require_contract: false,
             price_per_hour: 0.0,
             location: String::new(),
+            heartbeat_interval: Duration::from_secs(1),
+            lost_after: Duration::from_secs(5),
+            stop_after: Duration::from_secs(60),
         }
     }
 }
@@ -236,6 +251,16 @@ impl Config {
         if !price.is_finite() || price < 0.0 {
             return Err(Error::Rule(format!(
                 "deployment.price_per_hour is {price}; it must be a number, 0 or more"
+            )));
+        }
+        let d = &self.deployment;
+        if d.heartbeat_interval.is_zero()
+            || d.lost_after <= d.heartbeat_interval
+            || d.stop_after <= d.lost_after
+        {
+            return Err(Error::Rule(format!(
+                "deployment.heartbeat_interval ({:?}) < deployment.lost_after ({:?}) <                  deployment.stop_after ({:?}) must hold, the first above zero: a provider is                  declared lost only after missing heartbeats, and allocations stop themselves                  only after their orchestrator could have replaced them",
+                d.heartbeat_interval, d.lost_after, d.stop_after
             )));
         }
         Ok(())

@@ -314,9 +314,12 @@ pub async fn start_deployments(
         .await
         .map_err(|e| Error::Network(e.to_string()))?;
     let client = network.client.clone();
-    let peers: dms_orchestrator::orchestrator::PeerCount = Arc::new(move || {
+    let connected: dms_orchestrator::orchestrator::Connected = Arc::new(move || {
         let client = client.clone();
-        Box::pin(async move { client.peers().await.map(|p| p.len()).unwrap_or(0) + 1 })
+        Box::pin(async move {
+            let peers = client.peers().await.unwrap_or_default();
+            peers.into_iter().map(|p| p.peer_id).collect()
+        })
     });
     let root_of: dms_orchestrator::orchestrator::RootOf =
         Arc::new(|peer| behaviors::root_of(peer).ok());
@@ -327,9 +330,12 @@ pub async fn start_deployments(
         settings: dms_orchestrator::Settings {
             bid_window: d.bid_window,
             default_deadline: d.default_timeout,
+            heartbeat: d.heartbeat_interval,
+            lost_after: d.lost_after,
+            stop_after: d.stop_after,
             ..dms_orchestrator::Settings::default()
         },
-        peers,
+        connected,
         root_of,
     })?;
     dms_orchestrator::behaviors::register(&network.actor, &registry)

@@ -23,6 +23,7 @@
 //! Every change is an [`Event`] and is written to the store before it is shown.
 
 pub(crate) mod identity;
+pub(crate) mod liveness;
 pub mod machine;
 pub mod placement;
 pub mod policy;
@@ -64,8 +65,19 @@ pub struct Settings {
     pub call_timeout: Duration,
     /// Timeout of an allocation's start (image checks, container creation).
     pub start_timeout: Duration,
-    /// Placement deadline when the request gives none.
+    /// Placement deadline when the request gives none (and of the replacement of a
+    /// lost provider's nodes).
     pub default_deadline: Duration,
+    /// How often allocations send a heartbeat (and how often providers are checked).
+    pub heartbeat: Duration,
+    /// How long a provider's allocations may be silent before it is checked and,
+    /// failing that, declared lost.
+    pub lost_after: Duration,
+    /// How long an allocation runs on without an answer from its orchestrator before
+    /// it stops itself.
+    pub stop_after: Duration,
+    /// After a restart of this node, nobody is declared lost before this has passed.
+    pub restart_grace: Duration,
 }
 
 impl Default for Settings {
@@ -77,12 +89,16 @@ impl Default for Settings {
             call_timeout: Duration::from_secs(10),
             start_timeout: Duration::from_secs(60),
             default_deadline: Duration::from_secs(120),
+            heartbeat: Duration::from_secs(1),
+            lost_after: Duration::from_secs(5),
+            stop_after: Duration::from_secs(60),
+            restart_grace: Duration::from_secs(10),
         }
     }
 }
 
-/// Counts the peers expected to answer a bid request (this node included).
-pub type PeerCount = Arc<dyn Fn() -> BoxFuture<usize> + Send + Sync>;
+/// The peers this node is connected to now (peer ids; this node not included).
+pub type Connected = Arc<dyn Fn() -> BoxFuture<Vec<String>> + Send + Sync>;
 /// The root actor handle of a node, from its peer id.
 pub type RootOf = Arc<dyn Fn(&str) -> Option<Handle> + Send + Sync>;
 
@@ -96,8 +112,8 @@ pub struct Shared {
     pub store: Store,
     /// Timing.
     pub settings: Settings,
-    /// Peers expected to bid.
-    pub peers: PeerCount,
+    /// Connected peers: who is expected to bid, and whether this node reaches anyone.
+    pub connected: Connected,
     /// Peer id to root handle.
     pub root_of: RootOf,
 }
@@ -112,6 +128,8 @@ pub struct Orchestrator {
     wake: Notify,
     pub(crate) placing: Mutex<Option<tokio::task::JoinHandle<()>>>,
     pub(crate) writer: Writer,
+    heard: Mutex<liveness::Heard>,
+    watching: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 pub(crate) fn bad(reason: impl std::fmt::Display) -> ActorError {
@@ -158,6 +176,8 @@ impl Orchestrator {
             cancel: AtomicBool::new(false),
             wake: Notify::new(),
             placing: Mutex::new(None),
+            heard: Mutex::new(liveness::Heard::new()),
+            watching: Mutex::new(None),
             writer: Writer {
                 dirty: dirty.clone(),
                 durable: durable.clone(),
@@ -173,12 +193,14 @@ impl Orchestrator {
                 let weak = weak.clone();
                 async move {
                     let Some(orchestrator) = weak.upgrade() else { return Err(ActorError::Closed) };
-                    orchestrator.apply(&message.envelope.from, update)?;
-                    Ok(Ack {})
+                    orchestrator.apply(&message.envelope.from, update)
                 }
             });
         if let Err(error) = registered {
             warn!(%error, "Could not register the orchestrator's update behavior.");
+        }
+        if !orchestrator.snapshot().state.is_terminal() {
+            orchestrator.start_watching();
         }
         orchestrator
     }
@@ -266,7 +288,7 @@ impl Orchestrator {
         });
     }
 
-    fn cancelled(&self) -> bool {
+    pub(crate) fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::SeqCst)
     }
 
@@ -275,34 +297,10 @@ impl Orchestrator {
         let _ = tokio::time::timeout(duration, self.wake.notified()).await;
     }
 
-    /// An update from an allocation's provider.
-    fn apply(&self, from: &Handle, update: Update) -> Result<(), ActorError> {
-        let record = self.snapshot();
-        if update.deployment != record.id {
-            return Err(bad(format!(
-                "this is deployment {}, not {}",
-                record.id, update.deployment
-            )));
-        }
-        let view = record
-            .allocations
-            .get(&update.allocation)
-            .ok_or_else(|| bad(format!("no allocation {:?}", update.allocation)))?;
-        let owner = view.handle.as_ref().is_some_and(|h| h.peer == from.peer && h.did == from.did);
-        if !owner {
-            return Err(ActorError::Unauthorized {
-                code: "not_the_host".into(),
-                reason: format!("allocation {} is not hosted by {}", update.allocation, from.peer),
-            });
-        }
-        self.record_status(&update.allocation, update.status);
-        Ok(())
-    }
-
     /// Records an allocation's status if it supersedes the one recorded (newer, and not
     /// reviving an ended allocation), deciding under the record's lock: statuses from
     /// updates, start answers and status polls arrive in any order.
-    fn record_status(&self, allocation: &str, status: AllocationStatus) -> bool {
+    pub(crate) fn record_status(&self, allocation: &str, status: AllocationStatus) -> bool {
         let message = describe(&status);
         self.change_when(Some(allocation), message, |r| {
             let Some(view) = r.allocations.get_mut(allocation) else { return false };
@@ -349,7 +347,7 @@ impl Orchestrator {
                 Err(error) => self.change(Some(&name), format!("could not stop: {error} (its provider releases it when it expires or restarts)"), |_| {}),
             }
         }
-        self.revert_all().await;
+        self.revert(None).await;
         self.set_state(DeploymentState::ShutDown, "shut down; every resource released");
         self.snapshot()
     }
@@ -369,7 +367,10 @@ impl Orchestrator {
                 }
                 Err(error) => self.change(
                     Some(&name),
-                    format!("provider {} did not answer: {error}", select::short(&handle.peer)),
+                    format!(
+                        "provider {} did not answer yet ({error}); its heartbeats will say how                          it is once it reconnects",
+                        select::short(&handle.peer)
+                    ),
                     |_| {},
                 ),
             }
@@ -377,7 +378,12 @@ impl Orchestrator {
     }
 
     pub(crate) fn status(&self, after: u64) -> Status {
+        let heard = self.heard_ms();
         let record = self.record.lock().expect("deployment lock");
+        let mut allocations = record.allocations.clone();
+        for (name, view) in &mut allocations {
+            view.heard_ms = heard.get(name).copied();
+        }
         Status {
             id: record.id.clone(),
             state: record.state,
@@ -385,7 +391,7 @@ impl Orchestrator {
             created_ms: record.created_ms,
             deadline_ms: record.deadline_ms,
             attempts: record.attempts,
-            allocations: record.allocations.clone(),
+            allocations,
             events: record.events.iter().filter(|e| e.seq > after).cloned().collect(),
         }
     }

@@ -53,6 +53,8 @@ impl Registry {
                 orchestrator.start_placing(Input::Resume);
                 continue;
             }
+            // Providers need time to reconnect before anyone is declared lost.
+            orchestrator.grace(shared.settings.restart_grace);
             registry.resumed.lock().expect("resumed lock").spawn(async move {
                 if state == DeploymentState::Running {
                     orchestrator.change(
@@ -77,6 +79,7 @@ impl Registry {
         let all: Vec<Arc<Orchestrator>> =
             self.deployments.read().expect("registry lock").values().cloned().collect();
         for orchestrator in all {
+            orchestrator.stop_watching();
             let placing = orchestrator.placing.lock().expect("placing lock").take();
             if let Some(placing) = placing {
                 placing.abort();
@@ -139,6 +142,8 @@ impl Registry {
                         peer: None,
                         handle: None,
                         status: AllocationStatus::default(),
+                        lineage: Vec::new(),
+                        heard_ms: None,
                     },
                 )
             })

@@ -106,7 +106,8 @@ impl AllocationStatus {
 /// Most bytes of output kept with an exited allocation's status.
 pub const OUTPUT_KEEP: usize = 16 * 1024;
 
-/// An allocation changed state (provider → orchestrator).
+/// An allocation changed state, or (with `heartbeat`) says it is alive (provider →
+/// orchestrator). The answer says whether it is still the deployment's copy.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Update {
     /// The deployment id.
@@ -115,6 +116,26 @@ pub struct Update {
     pub allocation: String,
     /// Its status now.
     pub status: AllocationStatus,
+    /// A periodic heartbeat rather than a change (it carries the status all the same).
+    #[serde(default)]
+    pub heartbeat: bool,
+}
+
+/// How an allocation and its orchestrator watch each other, set by the orchestrator in
+/// [`Start`] and kept with the allocation's record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Liveness {
+    /// How often the allocation sends a heartbeat ([`Update`] with `heartbeat`).
+    pub heartbeat_ms: u64,
+    /// How long the orchestrator may stay silent (no heartbeat answered) before the
+    /// allocation stops itself and frees its resources: no orphans.
+    pub stop_after_ms: u64,
+}
+
+impl Default for Liveness {
+    fn default() -> Liveness {
+        Liveness { heartbeat_ms: 1_000, stop_after_ms: 60_000 }
+    }
 }
 
 /// Ask an allocation for its output.
@@ -150,6 +171,10 @@ pub struct Start {
     /// push updates to it, presented with every update.
     #[serde(default)]
     pub grant: Option<String>,
+    /// How the allocation and the orchestrator watch each other (`None`: the
+    /// provider's defaults).
+    #[serde(default)]
+    pub liveness: Option<Liveness>,
 }
 
 /// The allocation's status now.
@@ -161,8 +186,24 @@ pub struct StatusRequest {}
 pub struct Shutdown {}
 
 /// An update was taken.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Ack {}
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Ack {
+    /// Whether the sender is still the deployment's copy of the allocation. `false`:
+    /// it was placed elsewhere meanwhile (its provider was lost), or the deployment
+    /// ended; the sender stops and frees its resources.
+    #[serde(default = "yes")]
+    pub keep: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Ack {
+    fn default() -> Ack {
+        Ack { keep: true }
+    }
+}
 
 impl Request for Start {
     const BEHAVIOR: &'static str = ALLOCATION_START;

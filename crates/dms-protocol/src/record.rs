@@ -101,6 +101,27 @@ pub struct AllocationView {
     pub handle: Option<Handle>,
     /// What it is doing.
     pub status: AllocationStatus,
+    /// Its earlier copies, oldest first, and why each was replaced: this is attempt
+    /// `lineage.len() + 1`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lineage: Vec<Replaced>,
+    /// When its orchestrator last heard from it (Unix ms): filled in by status answers,
+    /// not persisted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heard_ms: Option<u64>,
+}
+
+/// An earlier copy of an allocation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Replaced {
+    /// The provider it ran on.
+    pub peer: String,
+    /// Its allocation actor (a copy that comes back is told to stop).
+    pub did: dms_crypto::Did,
+    /// When it was given up (Unix ms).
+    pub at_ms: u64,
+    /// Why.
+    pub why: String,
 }
 
 /// Something that happened to a deployment.

@@ -13,8 +13,12 @@
 //! It authorizes with the node's live capability context (a revocation is in force for
 //! it at once): its orchestrator must hold `/dms/allocation`, and only that orchestrator
 //! is obeyed. Every state change after the first start is pushed to the orchestrator
-//! (`/dms/deployment/update`, retried with back-off by a task the actor owns).
+//! (`/dms/deployment/update`, retried with back-off by a task the actor owns), and a
+//! heartbeat follows every `heartbeat_ms` ([`beat`]): an allocation whose orchestrator
+//! placed it elsewhere, or has been silent for `stop_after_ms`, stops and frees its
+//! resources.
 
+mod beat;
 pub mod machine;
 pub(crate) mod work;
 
@@ -48,6 +52,10 @@ pub(crate) enum Internal {
     Stop(oneshot::Sender<AllocationStatus>),
     /// The provider restarted; the execution the engine still had, if any.
     Recovered(Option<String>),
+    /// Time for a heartbeat.
+    Beat,
+    /// The orchestrator's answer to a heartbeat, or why there was none.
+    Beaten(Result<dms_protocol::Ack, String>),
 }
 
 /// A running allocation actor, as the provider holds it.
@@ -76,6 +84,7 @@ impl Running {
 pub(crate) struct Allocation {
     hosted: Hosted,
     shared: Arc<Shared>,
+    beats: beat::Beats,
 }
 
 /// Spawns the actor of `hosted` on the provider's node, signing with `key` (its own
@@ -93,7 +102,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, hosted: Hosted, key: KeyPair) -> Runni
         actor.hold(chain);
     }
     let (node, orchestrator) = (hosted.node.clone(), hosted.orchestrator.did.clone());
-    let state = Allocation { hosted, shared: shared.clone() };
+    let state = Allocation { hosted, shared: shared.clone(), beats: beat::Beats::new() };
     let (actor, control) = dms_actor::stateful::spawn_with_sender(actor, state);
     Running { actor, control, node, orchestrator }
 }
@@ -114,8 +123,12 @@ impl Stateful for Allocation {
             Start::BEHAVIOR => {
                 let start = dms_protocol::decode::<Start>(payload)?;
                 self.take_grant(ctx, start.grant)?;
+                if start.liveness.is_some() {
+                    self.hosted.liveness = start.liveness;
+                }
                 let first = self.hosted.status.state == dms_protocol::AllocationState::Allocated;
                 self.apply(ctx, Input::Start).await;
+                self.beat_soon(ctx);
                 let status = &self.hosted.status;
                 if first && status.state == dms_protocol::AllocationState::Failed {
                     let why = status.message.clone().unwrap_or_else(|| "could not start".into());
@@ -149,7 +162,10 @@ impl Stateful for Allocation {
             }
             Internal::Recovered(execution) => {
                 self.apply(ctx, Input::Recovered { execution }).await;
+                self.beat_soon(ctx);
             }
+            Internal::Beat => self.beat(ctx),
+            Internal::Beaten(answer) => self.beaten(ctx, answer).await,
         }
     }
 
@@ -188,6 +204,10 @@ impl Allocation {
         ctx.actor().hold(chain);
         self.hosted.grant = Some(text);
         Ok(())
+    }
+
+    fn liveness(&self) -> dms_protocol::Liveness {
+        self.hosted.liveness.unwrap_or_default()
     }
 
     fn executor(&self) -> Option<Arc<dyn Executor>> {
@@ -293,6 +313,7 @@ impl Allocation {
                 deployment: self.hosted.deployment.clone(),
                 allocation: self.hosted.spec.name.clone(),
                 status: self.hosted.status.clone(),
+                heartbeat: false,
             },
         );
         ctx.spawn(async move {

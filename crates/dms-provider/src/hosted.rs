@@ -4,7 +4,7 @@
 
 use dms_actor::Handle;
 use dms_crypto::{KeyPair, KeyType};
-use dms_protocol::{AllocationSpec, AllocationStatus};
+use dms_protocol::{AllocationSpec, AllocationStatus, Liveness};
 use dms_store::{Repo, Store};
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,10 @@ pub struct Hosted {
     /// right to push updates to it.
     #[serde(default)]
     pub grant: Option<String>,
+    /// How it and its orchestrator watch each other, as the start said (`None`: the
+    /// defaults).
+    #[serde(default)]
+    pub liveness: Option<Liveness>,
 }
 
 /// Allocation actors' own keys (the secret, hex), by allocation id: beside the records,

@@ -392,6 +392,7 @@ async fn allocate(shared: &Arc<Shared>, request: Allocate) -> Result<Allocated, 
             status: AllocationStatus { state: AllocationState::Allocated, ..Default::default() },
             restart_times: Vec::new(),
             grant: None,
+            liveness: None,
         })
         .collect();
     // The records are written lazily first; the durable allocation of the resources

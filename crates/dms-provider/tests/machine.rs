@@ -1,7 +1,8 @@
 //! The allocation life cycle under random sequences of start, exit, loss, restart
-//! timers, stop and provider restarts (crashes between any two effects, the record
-//! reloaded as last persisted): resources are released exactly once, never while the
-//! workload may run, and the allocation always ends terminal.
+//! timers, stop, abandonment (replaced elsewhere, orchestrator silent) and provider
+//! restarts (crashes between any two effects, the record reloaded as last persisted):
+//! resources are released exactly once, never while the workload may run, and the
+//! allocation always ends terminal.
 
 use dms_actor::Handle;
 use dms_protocol::{AllocationSpec, AllocationState, AllocationStatus};
@@ -29,6 +30,7 @@ fn hosted(policy: &str, kind: &str) -> Hosted {
         status: AllocationStatus { state: AllocationState::Allocated, ..Default::default() },
         restart_times: Vec::new(),
         grant: None,
+        liveness: None,
     }
 }
 
@@ -154,7 +156,7 @@ impl World {
 
     fn act(&mut self) -> Result<(), String> {
         self.now += 700;
-        match self.choose(7) {
+        match self.choose(8) {
             0 => self.feed(Input::Start),
             1 if self.watched && self.container.is_some() => {
                 self.watched = false;
@@ -171,6 +173,7 @@ impl World {
             }
             4 => self.feed(Input::Stop),
             5 => self.crash(),
+            6 => self.feed(Input::Abandon { reason: "replaced elsewhere".into() }),
             // Late and duplicate inputs change nothing they should not.
             _ => self.feed(Input::Exited { code: 1, reason: "late".into(), output: String::new() }),
         }

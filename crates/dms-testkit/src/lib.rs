@@ -142,6 +142,17 @@ impl Node {
         executor: Arc<dyn dms_executor::Executor>,
         offer: dms_types::resources::Resources,
     ) -> Arc<dms_orchestrator::Registry> {
+        self.serve_deployments_with(executor, offer, &dms_node::Config::default()).await
+    }
+
+    /// [`Node::serve_deployments`] with the deployment settings of `config` (e.g. short
+    /// heartbeats for supervision tests).
+    pub async fn serve_deployments_with(
+        &self,
+        executor: Arc<dyn dms_executor::Executor>,
+        offer: dms_types::resources::Resources,
+        config: &dms_node::Config,
+    ) -> Arc<dms_orchestrator::Registry> {
         let manager = dms_provider::resources::ResourceManager::open(
             self.store.clone(),
             dms_provider::resources::system_clock(),
@@ -152,16 +163,10 @@ impl Node {
         let executors = dms_provider::Executors::new()
             .with(Kind::Wasm, executor.clone())
             .with(Kind::Docker, executor);
-        dms_node::start_deployments(
-            &self.runtime,
-            manager,
-            &self.store,
-            &dms_node::Config::default(),
-            executors,
-        )
-        .await
-        .expect("deployments start")
-        .registry
+        dms_node::start_deployments(&self.runtime, manager, &self.store, config, executors)
+            .await
+            .expect("deployments start")
+            .registry
     }
 
     /// The peer ids this node is connected to.

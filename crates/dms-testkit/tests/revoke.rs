@@ -58,6 +58,7 @@ async fn a_gossiped_revocation_stops_running_orchestrators_and_allocations() {
         deployment: id.clone(),
         allocation: "web".into(),
         status: web.status.clone(),
+        heartbeat: false,
     })
     .expect("JSON");
     let provider_grant = provider.actor().context().provide[0].clone();

@@ -61,6 +61,21 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "Where this machine is, checked against the location accept/reject lists of ensemble nodes. Empty: not said, so nodes that accept only some places are not bid on.",
     },
     KeyDoc {
+        key: "deployment.heartbeat_interval",
+        expected: "a duration such as 1s",
+        doc: "How often the allocations of deployments this node orchestrates send it a heartbeat.",
+    },
+    KeyDoc {
+        key: "deployment.lost_after",
+        expected: "a duration such as 5s (longer than heartbeat_interval)",
+        doc: "How long a provider of this node's deployments may stay silent before it is asked directly and, if it does not answer while other peers do, declared lost: its allocations are placed elsewhere.",
+    },
+    KeyDoc {
+        key: "deployment.stop_after",
+        expected: "a duration such as 60s (longer than lost_after)",
+        doc: "How long allocations of this node's deployments run on without an answer from this node before their providers stop them and free their resources (no orphans).",
+    },
+    KeyDoc {
         key: "api.addr",
         expected: "HOST:PORT with an IP address, e.g. 127.0.0.1:9999",
         doc: "Address of the local REST API. The CLI talks to the daemon here (override with --api-addr).",

@@ -18,8 +18,13 @@
 //! A cancellation (a shutdown) is noted at once; the machine then answers whatever
 //! arrives by undoing only what that step left: unchosen bids are released, a failed
 //! or interrupted placement is reverted, a pause ends.
+//!
+//! The same machine replaces the nodes of a lost provider in a running deployment
+//! ([`Placement::replacing`]): only those nodes are asked for, on peers other than the
+//! ones running the rest, with a deadline of their own; a failure reverts only them,
+//! and the deployment stays `running` meanwhile.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use dms_protocol::{BidAnswer, NodeAsk};
@@ -63,11 +68,20 @@ pub enum Effect {
         /// Its number, from 1.
         attempt: u32,
     },
+    /// Record that attempt `attempt` to replace `nodes` begins (the deployment keeps
+    /// its state).
+    Replacing {
+        /// The nodes being placed again.
+        nodes: BTreeSet<String>,
+        /// Its number, from 1.
+        attempt: u32,
+    },
     /// Ask for bids; answer [`Input::Bids`].
     AskBids(Vec<NodeAsk>),
     /// Release the reservations of every bid in `answers`.
     Release(Vec<BidAnswer>),
-    /// Record that the deployment cannot be placed yet, and why.
+    /// Record that the deployment (or the nodes being replaced) cannot be placed yet,
+    /// and why.
     Pending(String),
     /// Commit, allocate and start `choice`, releasing the bids of `answers` that were
     /// not chosen beside it; answer [`Input::Started`] or [`Input::ProviderFailed`].
@@ -77,15 +91,19 @@ pub enum Effect {
         /// The chosen bid per node.
         choice: BTreeMap<String, select::Choice>,
     },
-    /// Revert what every placed provider holds; answer [`Input::Reverted`].
-    RevertAll,
-    /// Record that the placement is void: `peer` failed (it is not asked again) for
-    /// `reason`, or (no peer) this node restarted while placing.
+    /// Revert what the providers of `nodes` hold (every placed provider when `None`);
+    /// answer [`Input::Reverted`].
+    Revert(Option<BTreeSet<String>>),
+    /// Record that the placement of `nodes` (all when `None`) is void: `peer` failed
+    /// (it is not asked again) for `reason`, or (no peer) this node restarted while
+    /// placing.
     ForgetPlacement {
         /// The provider that failed.
         peer: Option<String>,
         /// Why.
         reason: String,
+        /// The nodes forgotten.
+        nodes: Option<BTreeSet<String>>,
     },
     /// Wait this long (ending early on a cancellation); answer [`Input::Due`].
     Wait(Duration),
@@ -113,21 +131,41 @@ enum AfterRevert {
     Restarted,
 }
 
-/// One deployment's placement.
+/// One deployment's placement, or the replacement of some of its nodes.
 #[derive(Debug)]
 pub struct Placement {
     attempts: Attempts,
     phase: Phase,
     cancelled: bool,
+    /// Replacing only these nodes, by this deadline (Unix ms), attempts counted here.
+    replacing: Option<(BTreeSet<String>, u64)>,
+    tries: u32,
 }
 
 impl Default for Placement {
     fn default() -> Placement {
-        Placement { attempts: Attempts::default(), phase: Phase::Idle, cancelled: false }
+        Placement {
+            attempts: Attempts::default(),
+            phase: Phase::Idle,
+            cancelled: false,
+            replacing: None,
+            tries: 0,
+        }
     }
 }
 
 impl Placement {
+    /// Places `nodes` of a running deployment again (their provider was lost) by
+    /// `deadline_ms`; start it with [`Input::Start`].
+    pub fn replacing(nodes: BTreeSet<String>, deadline_ms: u64) -> Placement {
+        Placement { replacing: Some((nodes, deadline_ms)), ..Placement::default() }
+    }
+
+    /// The nodes being replaced, when this is a replacement.
+    pub fn scope(&self) -> Option<&BTreeSet<String>> {
+        self.replacing.as_ref().map(|(nodes, _)| nodes)
+    }
+
     /// Notes a cancellation: from now on every input is answered by undoing what its
     /// step left, and then [`Effect::Done`].
     pub fn cancel(&mut self) {
@@ -144,7 +182,7 @@ impl Placement {
         if self.is_done() {
             return vec![Effect::Done];
         }
-        let left = Duration::from_millis(record.deadline_ms.saturating_sub(now_ms));
+        let left = Duration::from_millis(self.deadline_ms(record).saturating_sub(now_ms));
         match (std::mem::replace(&mut self.phase, Phase::Idle), input) {
             (Phase::Idle, Input::Start) | (Phase::Waiting, Input::Due) => {
                 self.attempt(record, now_ms)
@@ -161,11 +199,16 @@ impl Placement {
                     unreachable!("a provider failure is always retried")
                 };
                 self.phase = Phase::Waiting;
-                vec![Effect::ForgetPlacement { peer: Some(peer), reason }, Effect::Wait(pause)]
+                let nodes = self.scope().cloned();
+                vec![
+                    Effect::ForgetPlacement { peer: Some(peer), reason, nodes },
+                    Effect::Wait(pause),
+                ]
             }
             (Phase::Reverting(AfterRevert::Restarted), Input::Reverted) => {
                 let reason = "the orchestrating node restarted while placing".to_string();
-                let mut effects = vec![Effect::ForgetPlacement { peer: None, reason }];
+                let nodes = self.scope().cloned();
+                let mut effects = vec![Effect::ForgetPlacement { peer: None, reason, nodes }];
                 effects.extend(self.attempt(record, now_ms));
                 effects
             }
@@ -179,18 +222,46 @@ impl Placement {
         }
     }
 
+    fn deadline_ms(&self, record: &Deployment) -> u64 {
+        self.replacing.as_ref().map_or(record.deadline_ms, |(_, deadline)| *deadline)
+    }
+
     /// Begins an attempt, unless the deadline passed or the placement was cancelled.
     fn attempt(&mut self, record: &Deployment, now_ms: u64) -> Vec<Effect> {
         if self.cancelled {
             return self.done(Vec::new());
         }
-        if let Some(why) = self.attempts.past_deadline(now_ms, record.deadline_ms, record.attempts)
-        {
+        let made = if self.replacing.is_some() { self.tries } else { record.attempts };
+        if let Some(why) = self.attempts.past_deadline(now_ms, self.deadline_ms(record), made) {
             return self.done(vec![Effect::Fail(why)]);
         }
-        let asks = ask::asks(&record.ensemble);
+        let mut asks = ask::asks(&record.ensemble);
+        if let Some(nodes) = self.scope() {
+            asks.retain(|a| nodes.contains(&a.node));
+        }
         self.phase = Phase::Bidding(asks.clone());
-        vec![Effect::Bidding { attempt: record.attempts + 1 }, Effect::AskBids(asks)]
+        self.tries += 1;
+        let begins = match &self.replacing {
+            Some((nodes, _)) => Effect::Replacing { nodes: nodes.clone(), attempt: self.tries },
+            None => Effect::Bidding { attempt: record.attempts + 1 },
+        };
+        vec![begins, Effect::AskBids(asks)]
+    }
+
+    /// Peers not to choose: failed and excluded ones, and (when replacing) the ones
+    /// running the other nodes, one node per peer.
+    fn skip(&self, record: &Deployment) -> BTreeSet<String> {
+        let mut skip = skipped(record);
+        if let Some(nodes) = self.scope() {
+            skip.extend(
+                record
+                    .placement
+                    .iter()
+                    .filter(|(node, _)| !nodes.contains(*node))
+                    .map(|(_, placed)| placed.provider.peer.clone()),
+            );
+        }
+        skip
     }
 
     /// The window closed: place, or say why not and wait, or give up.
@@ -204,7 +275,7 @@ impl Placement {
         if self.cancelled {
             return self.done(vec![Effect::Release(answers)]);
         }
-        match select::place(asks, &answers, &skipped(record), &record.ensemble.edges) {
+        match select::place(asks, &answers, &self.skip(record), &record.ensemble.edges) {
             Ok(choice) => {
                 self.phase = Phase::Placing;
                 vec![Effect::CommitAndStart { answers, choice }]
@@ -230,7 +301,7 @@ impl Placement {
 
     fn revert(&mut self, then: AfterRevert) -> Vec<Effect> {
         self.phase = Phase::Reverting(then);
-        vec![Effect::RevertAll]
+        vec![Effect::Revert(self.scope().cloned())]
     }
 
     fn done(&mut self, mut effects: Vec<Effect>) -> Vec<Effect> {

@@ -17,7 +17,7 @@ use super::machine::{Effect, Input, Placement};
 use super::policy::BidWindow;
 use super::{Orchestrator, first_failure, identity, skipped};
 use crate::ask;
-use crate::deployment::{Deployment, DeploymentState, Placed};
+use crate::deployment::{AllocationView, Deployment, DeploymentState, Placed, Replaced};
 use crate::select;
 
 impl Orchestrator {
@@ -26,7 +26,17 @@ impl Orchestrator {
     /// what came of each step. `start` is [`Input::Start`] for a new deployment and
     /// [`Input::Resume`] for one found placing after a restart.
     pub(crate) async fn place(self: Arc<Self>, start: Input) {
-        let mut machine = Placement::default();
+        self.drive(Placement::default(), start).await;
+    }
+
+    /// Places `nodes` of the running deployment again (their provider was lost), by
+    /// `deadline_ms`.
+    pub(crate) async fn replace(self: Arc<Self>, nodes: BTreeSet<String>, deadline_ms: u64) {
+        self.drive(Placement::replacing(nodes, deadline_ms), Input::Start).await;
+    }
+
+    /// Runs `machine` from `start` until it is done, carrying out its effects.
+    async fn drive(self: Arc<Self>, mut machine: Placement, start: Input) {
         let mut input = start;
         loop {
             if self.cancelled() {
@@ -35,7 +45,7 @@ impl Orchestrator {
             let effects = machine.step(&self.snapshot(), input, now_ms());
             let mut next = None;
             for effect in effects {
-                if let Some(produced) = self.clone().carry_out(effect).await {
+                if let Some(produced) = self.clone().carry_out(effect, machine.scope()).await {
                     next = Some(produced);
                 }
             }
@@ -46,8 +56,13 @@ impl Orchestrator {
         }
     }
 
-    /// Carries out one effect; what came of it, when the machine waits for that.
-    async fn carry_out(self: Arc<Self>, effect: Effect) -> Option<Input> {
+    /// Carries out one effect (of a replacement of `scope`, when given); what came of
+    /// it, when the machine waits for that.
+    async fn carry_out(
+        self: Arc<Self>,
+        effect: Effect,
+        scope: Option<&BTreeSet<String>>,
+    ) -> Option<Input> {
         match effect {
             Effect::Bidding { attempt } => {
                 if attempt == 1 {
@@ -59,11 +74,20 @@ impl Orchestrator {
                 });
                 None
             }
+            Effect::Replacing { nodes, attempt } => {
+                let nodes = nodes.into_iter().collect::<Vec<_>>().join(", ");
+                self.change(None, format!("placing {nodes} again: attempt {attempt}"), |_| {});
+                None
+            }
             Effect::AskBids(asks) => {
                 Some(Input::Bids(self.bids(&self.snapshot(), &asks, false).await))
             }
             Effect::Release(answers) => {
                 self.release(&answers, &BTreeMap::new()).await;
+                None
+            }
+            Effect::Pending(reason) if scope.is_some() => {
+                self.change(None, format!("cannot place it again yet: {reason}"), |_| {});
                 None
             }
             Effect::Pending(reason) => {
@@ -82,19 +106,19 @@ impl Orchestrator {
                 // Unchosen reservations are released beside the commit, not before it.
                 let (_, placed) = tokio::join!(
                     self.release(&answers, &choice),
-                    self.clone().commit_and_start(&record, &choice, &providers)
+                    self.clone().commit_and_start(&record, &choice, &providers, scope.is_some())
                 );
                 Some(match placed {
                     Ok(()) => Input::Started,
                     Err((peer, reason)) => Input::ProviderFailed { peer, reason },
                 })
             }
-            Effect::RevertAll => {
-                self.revert_all().await;
+            Effect::Revert(nodes) => {
+                self.revert(nodes.as_ref()).await;
                 Some(Input::Reverted)
             }
-            Effect::ForgetPlacement { peer, reason } => {
-                self.forget_placement(peer.as_deref(), &reason);
+            Effect::ForgetPlacement { peer, reason, nodes } => {
+                self.forget_placement(peer.as_deref(), &reason, nodes.as_ref());
                 None
             }
             Effect::Wait(pause) => {
@@ -127,24 +151,29 @@ impl Orchestrator {
     }
 
     /// After a failed commit or start (the peer is not asked again), or a restart while
-    /// placing: the placement is forgotten.
-    fn forget_placement(&self, peer: Option<&str>, reason: &str) {
+    /// placing: the placement of `nodes` (all when `None`) is forgotten; allocation
+    /// actors it had made join their lineage, so that a copy that comes back is told to
+    /// stop.
+    fn forget_placement(&self, peer: Option<&str>, reason: &str, nodes: Option<&BTreeSet<String>>) {
         let message = match peer {
             Some(peer) => {
                 format!("{reason}; reverted, {} will not be asked again", select::short(peer))
             }
             None => format!("{reason}; reverted, placing again"),
         };
+        let replacing = nodes.is_some();
         self.change(None, message, |r| {
             if let Some(peer) = peer {
                 r.failed_peers.insert(peer.to_string());
-                r.reason = Some(format!("pending: {reason}"));
+                if !replacing {
+                    r.reason = Some(format!("pending: {reason}"));
+                }
             }
-            r.placement.clear();
+            r.placement.retain(|node, _| nodes.is_some_and(|n| !n.contains(node)));
             for view in r.allocations.values_mut() {
-                view.peer = None;
-                view.handle = None;
-                view.status = AllocationStatus::default();
+                if nodes.is_none_or(|n| n.contains(&view.node)) {
+                    give_up(view, reason, AllocationStatus::default());
+                }
             }
         });
     }
@@ -192,7 +221,7 @@ impl Orchestrator {
             }
             return answers;
         }
-        let expected = (self.shared.peers)().await;
+        let expected = (self.shared.connected)().await.len() + 1;
         let Ok(payload) = dms_protocol::encode(&request) else { return answers };
         let mut gathered = match self
             .actor
@@ -263,11 +292,14 @@ impl Orchestrator {
     }
 
     /// Commit, allocate, start; on failure, the peer to blame and why.
+    /// `replacing`: only the nodes in `choice` are placed, into a running deployment
+    /// (the placement of the others stays, and so does the deployment's state).
     pub(crate) async fn commit_and_start(
         self: Arc<Self>,
         record: &Deployment,
         choice: &BTreeMap<String, select::Choice>,
         providers: &BTreeMap<String, Handle>,
+        replacing: bool,
     ) -> Result<(), (String, String)> {
         let timeout = self.shared.settings.call_timeout;
         let placement: BTreeMap<String, Placed> = choice
@@ -288,10 +320,15 @@ impl Orchestrator {
             .map(|(n, p)| format!("{n} → {} ({:.2})", select::short(&p.provider.peer), p.score))
             .collect();
         let chosen = self.change_at(None, format!("chose {}; committing", text.join(", ")), |r| {
-            r.state = DeploymentState::Committing;
-            r.placement = placement.clone();
+            if !replacing {
+                r.state = DeploymentState::Committing;
+                r.placement.clear();
+            }
+            r.placement.extend(placement.clone());
             for view in r.allocations.values_mut() {
-                view.peer = placement.get(&view.node).map(|p| p.provider.peer.clone());
+                if let Some(placed) = placement.get(&view.node) {
+                    view.peer = Some(placed.provider.peer.clone());
+                }
             }
         });
         let mut calls = JoinSet::new();
@@ -324,7 +361,7 @@ impl Orchestrator {
         // first, so that a restart knows whom to revert. (Commits need not wait: their
         // reservations lapse on their own.)
         self.durable(chosen).await;
-        self.set_state(DeploymentState::Allocating, "every provider committed; allocating");
+        self.phase(replacing, DeploymentState::Allocating, "every provider committed; allocating");
         let mut calls = JoinSet::new();
         for (node, placed) in &placement {
             let names = &record.ensemble.nodes[node].allocations;
@@ -376,8 +413,16 @@ impl Orchestrator {
         if let Some(failed) = failed {
             return Err(failed);
         }
-        self.set_state(DeploymentState::Starting, "starting allocations in dependency order");
+        self.phase(
+            replacing,
+            DeploymentState::Starting,
+            "starting allocations in dependency order",
+        );
         for name in ask::start_order(&record.ensemble) {
+            let node = record.ensemble.nodes.iter().find(|(_, n)| n.allocations.contains(&name));
+            if node.is_none_or(|(node, _)| !placement.contains_key(node)) {
+                continue;
+            }
             if self.cancelled() {
                 return Err((String::new(), "cancelled".into()));
             }
@@ -389,7 +434,8 @@ impl Orchestrator {
                 ));
             };
             let grant = identity::update_grant(self.actor.signing_key(), &handle.did);
-            let start = Start { grant: grant.map(|g| g.to_string()) };
+            let start =
+                Start { grant: grant.map(|g| g.to_string()), liveness: Some(self.liveness()) };
             match call(&self.actor, &handle, &start, self.shared.settings.start_timeout).await {
                 Ok(status) => {
                     // An update pushed meanwhile (a quick task may have exited) is newer
@@ -414,15 +460,20 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// Reverts everything every placed provider holds for this deployment.
-    pub(crate) async fn revert_all(&self) {
+    /// Reverts what providers hold for this deployment: every placed provider, or (for
+    /// `nodes`) the providers of those nodes only.
+    pub(crate) async fn revert(&self, nodes: Option<&BTreeSet<String>>) {
         let record = self.snapshot();
         let mut peers: BTreeMap<String, Handle> = record
             .placement
-            .values()
-            .map(|p| (p.provider.peer.clone(), p.provider.clone()))
+            .iter()
+            .filter(|(node, _)| nodes.is_none_or(|n| n.contains(*node)))
+            .map(|(_, p)| (p.provider.peer.clone(), p.provider.clone()))
             .collect();
         for view in record.allocations.values() {
+            if nodes.is_some_and(|n| !n.contains(&view.node)) {
+                continue;
+            }
             if let Some(handle) = &view.handle
                 && let Some(root) = (self.shared.root_of)(&handle.peer)
             {
@@ -443,4 +494,29 @@ impl Orchestrator {
             }
         }
     }
+
+    /// Records the next phase of a placement (only an event when replacing nodes of a
+    /// running deployment).
+    fn phase(&self, replacing: bool, state: DeploymentState, message: &str) {
+        self.change(None, message, |r| {
+            if !replacing {
+                r.state = state;
+            }
+        });
+    }
+}
+
+/// An allocation copy is given up for `why`: it joins the lineage (when it had an
+/// actor), and the view starts over with `status`.
+pub(crate) fn give_up(view: &mut AllocationView, why: &str, status: AllocationStatus) {
+    if let Some(handle) = view.handle.take() {
+        view.lineage.push(Replaced {
+            peer: handle.peer,
+            did: handle.did,
+            at_ms: now_ms(),
+            why: why.to_string(),
+        });
+    }
+    view.peer = None;
+    view.status = status;
 }

@@ -12,7 +12,7 @@
 //!      │            StartFailed                 Exited / Lost
 //!      │                   ▼                      ▼
 //!      │                Failed ◀─────────── Completed | Failed
-//!      └──Stop──▶ Stopped ◀──Stop── (any state that has not ended)
+//!      └──Stop──▶ Stopped ◀──Stop / Abandon── (any state that has not ended)
 //! ```
 //!
 //! Rules every path keeps: a terminal state (completed, failed, stopped) is final —
@@ -63,6 +63,13 @@ pub enum Input {
     RestartDue,
     /// Stop it and forget it (shutdown by its orchestrator, revert by the provider).
     Stop,
+    /// Stop it and forget it on the provider's own account, for `reason`: the
+    /// orchestrator placed it elsewhere, or has been silent too long. Nobody is told
+    /// (nobody is listening who should be).
+    Abandon {
+        /// Why, for the record and the log.
+        reason: String,
+    },
     /// The provider restarted; the execution the engine still has for the allocation
     /// (found by its label, whatever the record says), if any.
     Recovered {
@@ -103,7 +110,7 @@ pub fn step(hosted: &mut Hosted, input: Input, now_ms: u64) -> Vec<Effect> {
     let state = hosted.status.state;
     if state.is_terminal() {
         return match input {
-            Input::Stop => {
+            Input::Stop | Input::Abandon { .. } => {
                 let mut effects: Vec<Effect> =
                     hosted.execution.take().map(Effect::StopExecution).into_iter().collect();
                 effects.push(Effect::Forget);
@@ -158,6 +165,14 @@ pub fn step(hosted: &mut Hosted, input: Input, now_ms: u64) -> Vec<Effect> {
                 hosted.execution.take().map(Effect::StopExecution).into_iter().collect();
             effects.extend(end(hosted, S::Stopped, "stopped by a shutdown".into(), now_ms));
             effects.retain(|e| *e != Effect::Tell); // the orchestrator asked: it gets the answer
+            effects.push(Effect::Forget);
+            effects
+        }
+        (_, Input::Abandon { reason }) => {
+            let mut effects: Vec<Effect> =
+                hosted.execution.take().map(Effect::StopExecution).into_iter().collect();
+            effects.extend(end(hosted, S::Stopped, reason, now_ms));
+            effects.retain(|e| *e != Effect::Tell);
             effects.push(Effect::Forget);
             effects
         }

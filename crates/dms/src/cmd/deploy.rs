@@ -179,9 +179,13 @@ fn finish(ctx: &Ctx, status: &Status) -> anyhow::Result<()> {
 
 fn print_summary(id: &str, state: DeploymentState, allocations: &BTreeMap<String, AllocationView>) {
     println!();
+    let now = dms_actor::envelope::now_ms();
     let rows: Vec<Vec<String>> = allocations
         .iter()
         .map(|(name, view)| {
+            let heard = view.heard_ms.map_or("-".into(), |at| {
+                format!("{:.1} s ago", now.saturating_sub(at) as f64 / 1000.0)
+            });
             vec![
                 name.clone(),
                 view.kind.name().into(),
@@ -189,11 +193,21 @@ fn print_summary(id: &str, state: DeploymentState, allocations: &BTreeMap<String
                 view.peer.clone().unwrap_or_else(|| "-".into()),
                 view.status.state.name().into(),
                 view.status.exit_code.map_or("-".into(), |c| c.to_string()),
+                view.status.restarts.to_string(),
+                (view.lineage.len() + 1).to_string(),
+                heard,
             ]
         })
         .collect();
     println!("deployment {id}: {}", state.name());
-    output::table(&["allocation", "type", "node", "peer", "state", "exit"], &rows);
+    let header =
+        ["allocation", "type", "node", "peer", "state", "exit", "restarts", "attempt", "heard"];
+    output::table(&header, &rows);
+    for (name, view) in allocations {
+        for (n, copy) in view.lineage.iter().enumerate() {
+            println!("  {name} attempt {} on {}: {}", n + 1, copy.peer, copy.why);
+        }
+    }
     for (name, view) in allocations {
         if let Some(text) = &view.status.output
             && !text.is_empty()

@@ -15,25 +15,40 @@ use crate::deployment::{AllocationView, DeploymentState};
 const T0: u64 = 1_000_000;
 
 fn record(deadline_after: Duration) -> Deployment {
-    let ensemble = dms_ensemble::load(
-        "version: V1\nallocations:\n  work:\n    type: service\n    executor: wasm\n    \
-         resources: {cpu: {cores: 1}, ram: 16MiB}\n    execution: {module: m.wasm}\n\
-         nodes:\n  only: {allocations: [work]}\n",
-    )
-    .expect("a valid ensemble")
-    .ensemble;
-    let allocations = [(
-        "work".to_string(),
-        AllocationView {
-            node: "only".into(),
-            kind: dms_ensemble::model::AllocationType::Service,
-            executor: "wasm".into(),
-            peer: None,
-            handle: None,
-            status: Default::default(),
-        },
-    )]
-    .into();
+    record_of(&["only"], deadline_after)
+}
+
+/// A deployment of one WebAssembly service per node, each allocation named after its
+/// node.
+fn record_of(nodes: &[&str], deadline_after: Duration) -> Deployment {
+    let mut text = String::from("version: V1\nallocations:\n");
+    for node in nodes {
+        text.push_str(&format!(
+            "  {node}:\n    type: service\n    executor: wasm\n    resources: {{cpu: {{cores: \
+             1}}, ram: 16MiB}}\n    execution: {{module: m.wasm}}\n"
+        ));
+    }
+    text.push_str("nodes:\n");
+    for node in nodes {
+        text.push_str(&format!("  {node}: {{allocations: [{node}]}}\n"));
+    }
+    let ensemble = dms_ensemble::load(&text).expect("a valid ensemble").ensemble;
+    let allocations = nodes
+        .iter()
+        .map(|node| {
+            let view = AllocationView {
+                node: node.to_string(),
+                kind: dms_ensemble::model::AllocationType::Service,
+                executor: "wasm".into(),
+                peer: None,
+                handle: None,
+                status: Default::default(),
+                lineage: Vec::new(),
+                heard_ms: None,
+            };
+            (node.to_string(), view)
+        })
+        .collect();
     Deployment {
         id: "d-test".into(),
         created_ms: T0,
@@ -53,8 +68,12 @@ fn record(deadline_after: Duration) -> Deployment {
 }
 
 fn bid(peer: &str) -> BidAnswer {
+    bid_for(peer, "only")
+}
+
+fn bid_for(peer: &str, node: &str) -> BidAnswer {
     let bid = Bid {
-        node: "only".into(),
+        node: node.into(),
         reservation: format!("r-{peer}"),
         expires_ms: 0,
         machine: Machine::default(),
@@ -97,6 +116,9 @@ struct World {
     /// Cancel while committing (a shutdown arrives meanwhile).
     cancel_during_commit: bool,
     cancelled: bool,
+    /// The nodes a replacement places.
+    replacing: Option<BTreeSet<String>>,
+    replacements: u32,
 }
 
 impl World {
@@ -114,6 +136,8 @@ impl World {
             windows_closed: 0,
             cancel_during_commit: false,
             cancelled: false,
+            replacing: None,
+            replacements: 0,
         }
     }
 
@@ -151,6 +175,11 @@ impl World {
                 self.record.attempts = attempt;
                 None
             }
+            Effect::Replacing { nodes, attempt } => {
+                assert_eq!(Some(&nodes), self.replacing.as_ref());
+                self.replacements = attempt;
+                None
+            }
             Effect::AskBids(asks) => {
                 assert_eq!(asks.len(), 1, "one ensemble node, one ask");
                 self.windows_closed += 1;
@@ -165,7 +194,8 @@ impl World {
                 None
             }
             Effect::CommitAndStart { choice, .. } => {
-                self.chosen.push(choice["only"].peer.clone());
+                let node = choice.keys().next().expect("one node chosen").clone();
+                self.chosen.push(choice[&node].peer.clone());
                 self.cancelled |= self.cancel_during_commit;
                 Some(match self.outcomes.pop_front().unwrap_or(Ok(())) {
                     Ok(()) => {
@@ -177,16 +207,21 @@ impl World {
                     }
                 })
             }
-            Effect::RevertAll => {
+            Effect::Revert(nodes) => {
+                assert_eq!(nodes.as_ref(), self.replacing.as_ref(), "reverts only what it places");
                 self.reverts += 1;
                 Some(Input::Reverted)
             }
-            Effect::ForgetPlacement { peer, reason } => {
+            Effect::ForgetPlacement { peer, reason, nodes } => {
+                assert_eq!(nodes.as_ref(), self.replacing.as_ref());
                 if let Some(peer) = peer {
                     self.record.failed_peers.insert(peer);
                 }
                 self.record.reason = Some(format!("pending: {reason}"));
-                self.record.placement.clear();
+                match nodes {
+                    Some(nodes) => self.record.placement.retain(|n, _| !nodes.contains(n)),
+                    None => self.record.placement.clear(),
+                }
                 None
             }
             Effect::Wait(pause) => {
@@ -354,4 +389,67 @@ fn an_input_out_of_turn_fails_loudly_instead_of_guessing() {
         matches!(effects.as_slice(), [Effect::Fail(why), Effect::Done] if why.contains("internal error")),
         "{effects:?}"
     );
+}
+
+/// A deployment running `a` on p1 and `b` on p2, as the lost-provider path leaves it
+/// when p1 is lost: `a` unplaced, p1 not to be asked again.
+fn lost_a(deadline_after: Duration) -> World {
+    let mut record = record_of(&["a", "b"], deadline_after);
+    record.state = DeploymentState::Running;
+    record.attempts = 1;
+    let provider = dms_actor::Handle {
+        did: dms_crypto::KeyPair::generate(dms_crypto::KeyType::Ed25519).did(),
+        peer: "p2".into(),
+        inbox: "root".into(),
+    };
+    let placed = crate::deployment::Placed { provider, reservation: "r".into(), score: 1.0 };
+    record.placement.insert("b".into(), placed);
+    record.failed_peers.insert("p1".into());
+    let mut world = World::new(record);
+    world.replacing = Some(["a".to_string()].into());
+    world
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_node_is_placed_again_alone_on_a_peer_that_runs_nothing_else() {
+    let mut world = lost_a(Duration::from_secs(1));
+    // The deployment's own placement deadline is long past; the replacement has its own.
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let both = |peer: &str| {
+        let mut answer = bid_for(peer, "a");
+        answer.bids.extend(bid_for(peer, "b").bids);
+        answer
+    };
+    world.windows.push_back(vec![both("p1"), both("p2"), both("p3")]);
+    let deadline = world.now_ms() + 60_000;
+    let mut machine = Placement::replacing(["a".to_string()].into(), deadline);
+    world.run(&mut machine, Input::Start).await;
+    assert_eq!(world.chosen, ["p3"], "not the lost p1, not p2 which runs b");
+    assert_eq!((world.replacements, world.record.attempts), (1, 1), "its own attempt count");
+    assert_eq!(world.record.state, DeploymentState::Running);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_replacement_reverts_only_its_nodes_and_tries_another_peer() {
+    let mut world = lost_a(Duration::from_secs(60));
+    world.windows.push_back(vec![bid_for("p3", "a")]);
+    world.windows.push_back(vec![bid_for("p3", "a"), bid_for("p4", "a")]);
+    world.outcomes.push_back(Err(("p3", "allocate on p3 failed: no space")));
+    let deadline = world.now_ms() + 60_000;
+    world.run(&mut Placement::replacing(["a".to_string()].into(), deadline), Input::Start).await;
+    assert_eq!(world.chosen, ["p3", "p4"]);
+    assert_eq!((world.reverts, world.replacements), (1, 2));
+    assert!(world.record.placement.contains_key("b"), "the other node's placement stays");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replacement_that_finds_no_peer_fails_at_its_own_deadline() {
+    let mut world = lost_a(Duration::from_secs(600));
+    for _ in 0..50 {
+        world.windows.push_back(vec![refusal("p3", true)]);
+    }
+    let deadline = world.now_ms() + 3_000;
+    world.run(&mut Placement::replacing(["a".to_string()].into(), deadline), Input::Start).await;
+    assert_eq!(world.record.state, DeploymentState::Failed);
+    assert_eq!(world.started.elapsed(), Duration::from_secs(3), "its deadline, not the record's");
 }

@@ -1,0 +1,321 @@
+//! How an orchestrator watches its providers, and what it does when one is lost.
+//!
+//! Allocations send a heartbeat every `heartbeat` (an `Update` carrying their status);
+//! the orchestrator notes when it last heard from each. A provider whose allocations
+//! have all been silent for `lost_after` is asked directly (a heartbeat may be lost
+//! where the provider is not); when that fails too, it is **lost only on positive
+//! evidence**: this node still reaches some other peer. A node that reaches nobody
+//! cannot tell whether the provider or itself is cut off, and waits instead of tearing
+//! down work that may be healthy.
+//!
+//! A lost provider's nodes are placed again elsewhere (the lost peer excluded, attempt
+//! counted in each allocation's lineage) unless the ensemble's `escalation` is
+//! `teardown`, which shuts the deployment down. A copy that comes back after it was
+//! replaced is told to stop (`keep: false` in the answer to its next heartbeat); so is
+//! any copy of a deployment being shut down. After a restart of this node nobody is
+//! declared lost before `restart_grace` has passed: providers need time to reconnect.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dms_actor::envelope::now_ms;
+use dms_actor::{ActorError, Handle};
+use dms_ensemble::model::Escalation;
+use dms_protocol::*;
+use tokio::time::{Instant, MissedTickBehavior};
+use tracing::info;
+
+use super::placement::give_up;
+use super::{Orchestrator, bad};
+use crate::deployment::{Deployment, DeploymentState};
+use crate::select;
+
+/// How long a direct status question to a silent allocation may take.
+const ASK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What an orchestrator knows of its allocations' liveness (in memory: a restart
+/// starts it afresh, with a grace).
+#[derive(Debug)]
+pub(crate) struct Heard {
+    /// When each allocation was last heard from.
+    last: BTreeMap<String, Instant>,
+    /// Nobody is declared lost before this.
+    grace_until: Instant,
+    /// Stale copies already told to stop (by DID), so that each is an event once.
+    told: BTreeSet<String>,
+    /// Providers reported as undecidable (this node reaches nobody), once each.
+    undecided: BTreeSet<String>,
+}
+
+impl Heard {
+    pub(crate) fn new() -> Heard {
+        Heard {
+            last: BTreeMap::new(),
+            grace_until: Instant::now(),
+            told: BTreeSet::new(),
+            undecided: BTreeSet::new(),
+        }
+    }
+}
+
+impl Orchestrator {
+    /// How allocations and this orchestrator watch each other (sent with `start`).
+    pub(crate) fn liveness(&self) -> Liveness {
+        let settings = &self.shared.settings;
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        Liveness { heartbeat_ms: ms(settings.heartbeat), stop_after_ms: ms(settings.stop_after) }
+    }
+
+    /// Nobody is declared lost for `grace` from now (after a restart of this node).
+    pub(crate) fn grace(&self, grace: Duration) {
+        self.heard.lock().expect("heard lock").grace_until = Instant::now() + grace;
+    }
+
+    /// When each allocation was last heard from (Unix ms), for status answers.
+    pub(crate) fn heard_ms(&self) -> BTreeMap<String, u64> {
+        let (now, unix) = (Instant::now(), now_ms());
+        let heard = self.heard.lock().expect("heard lock");
+        heard
+            .last
+            .iter()
+            .map(|(name, at)| (name.clone(), unix.saturating_sub(ms(now - *at))))
+            .collect()
+    }
+
+    fn note_heard(&self, allocation: &str) {
+        let mut heard = self.heard.lock().expect("heard lock");
+        heard.last.insert(allocation.to_string(), Instant::now());
+    }
+
+    /// An update or heartbeat from an allocation: recorded when it comes from the
+    /// deployment's copy; an earlier copy (replaced, or forgotten after a failed
+    /// placement) and every copy of a deployment being shut down are told to stop.
+    pub(crate) fn apply(&self, from: &Handle, update: Update) -> Result<Ack, ActorError> {
+        let record = self.snapshot();
+        if update.deployment != record.id {
+            return Err(bad(format!(
+                "this is deployment {}, not {}",
+                record.id, update.deployment
+            )));
+        }
+        let view = record
+            .allocations
+            .get(&update.allocation)
+            .ok_or_else(|| bad(format!("no allocation {:?}", update.allocation)))?;
+        let current =
+            view.handle.as_ref().is_some_and(|h| h.peer == from.peer && h.did == from.did);
+        let earlier = view.lineage.iter().any(|copy| copy.did == from.did);
+        if !current && !earlier {
+            return Err(ActorError::Unauthorized {
+                code: "not_the_host".into(),
+                reason: format!("allocation {} is not hosted by {}", update.allocation, from.peer),
+            });
+        }
+        let ending =
+            matches!(record.state, DeploymentState::ShuttingDown | DeploymentState::ShutDown);
+        if !current || ending {
+            self.tell_to_stop(&update.allocation, from, ending);
+            return Ok(Ack { keep: false });
+        }
+        self.note_heard(&update.allocation);
+        self.record_status(&update.allocation, update.status);
+        Ok(Ack { keep: true })
+    }
+
+    fn tell_to_stop(&self, allocation: &str, from: &Handle, ending: bool) {
+        let first = self.heard.lock().expect("heard lock").told.insert(from.did.to_string());
+        if first {
+            let why = if ending { "the deployment is shut down" } else { "it was replaced" };
+            let message = format!(
+                "a copy on {} is still running; told it to stop ({why})",
+                select::short(&from.peer)
+            );
+            self.change(Some(allocation), message, |_| {});
+        }
+    }
+
+    /// Starts watching the providers, on a task the orchestrator owns (it ends with the
+    /// deployment, and holds the orchestrator only while checking).
+    pub(crate) fn start_watching(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let tick = self.shared.settings.heartbeat.max(Duration::from_millis(50));
+        let task = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(tick);
+            interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+            loop {
+                interval.tick().await;
+                let Some(orchestrator) = weak.upgrade() else { return };
+                if orchestrator.cancelled() || orchestrator.snapshot().state.is_terminal() {
+                    return;
+                }
+                orchestrator.check().await;
+            }
+        });
+        *self.watching.lock().expect("watching lock") = Some(task);
+    }
+
+    /// Stops watching (shutdown, drain).
+    pub(crate) fn stop_watching(&self) {
+        if let Some(task) = self.watching.lock().expect("watching lock").take() {
+            task.abort();
+        }
+    }
+
+    fn placing_now(&self) -> bool {
+        self.placing.lock().expect("placing lock").as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// One look at the providers of a running deployment.
+    async fn check(self: &Arc<Self>) {
+        let record = self.snapshot();
+        if record.state != DeploymentState::Running || self.placing_now() {
+            return;
+        }
+        // Nodes with no copy at all (a replacement cut short by a restart): place them.
+        let unplaced = unplaced(&record);
+        if !unplaced.is_empty() {
+            self.start_replacing(unplaced);
+            return;
+        }
+        for (peer, (silence, allocations)) in self.silent(&record) {
+            if self.answers(&allocations).await {
+                continue;
+            }
+            let others: Vec<String> =
+                (self.shared.connected)().await.into_iter().filter(|p| *p != peer).collect();
+            if others.is_empty() {
+                let first = self.heard.lock().expect("heard lock").undecided.insert(peer.clone());
+                if first {
+                    let message = format!(
+                        "provider {} silent for {:.1} s, but this node reaches no other peer \
+                         either: it cannot tell who is cut off, so it waits",
+                        select::short(&peer),
+                        silence.as_secs_f64()
+                    );
+                    self.change(None, message, |_| {});
+                }
+                continue;
+            }
+            let why = format!(
+                "provider {} lost: no heartbeat for {:.1} s and no answer, while this node \
+                 reaches {} other peer(s)",
+                select::short(&peer),
+                silence.as_secs_f64(),
+                others.len()
+            );
+            self.lost(&record, &peer, &allocations, why).await;
+            return;
+        }
+    }
+
+    /// Providers whose every running allocation has been silent for `lost_after`:
+    /// (silence, their allocations), by peer.
+    fn silent(&self, record: &Deployment) -> BTreeMap<String, (Duration, Vec<(String, Handle)>)> {
+        let lost_after = self.shared.settings.lost_after;
+        let now = Instant::now();
+        let heard = self.heard.lock().expect("heard lock");
+        if now < heard.grace_until {
+            return BTreeMap::new();
+        }
+        let mut by_peer: BTreeMap<String, (Duration, Vec<(String, Handle)>, bool)> =
+            BTreeMap::new();
+        for (name, view) in &record.allocations {
+            let Some(handle) = &view.handle else { continue };
+            if view.status.state.is_terminal() {
+                continue;
+            }
+            let since = heard.last.get(name).copied().unwrap_or(heard.grace_until);
+            let silence = now.saturating_duration_since(since);
+            let entry = by_peer.entry(handle.peer.clone()).or_insert((silence, Vec::new(), true));
+            entry.0 = entry.0.min(silence);
+            entry.1.push((name.clone(), handle.clone()));
+            entry.2 &= silence >= lost_after;
+        }
+        by_peer
+            .into_iter()
+            .filter(|(_, (_, _, all_silent))| *all_silent)
+            .map(|(peer, (silence, allocations, _))| (peer, (silence, allocations)))
+            .collect()
+    }
+
+    /// Asks silent allocations directly; whether any answered (then they are heard).
+    async fn answers(&self, allocations: &[(String, Handle)]) -> bool {
+        let mut answered = false;
+        for (name, handle) in allocations {
+            if let Ok(status) = call(&self.actor, handle, &StatusRequest {}, ASK_TIMEOUT).await {
+                self.note_heard(name);
+                self.record_status(name, status);
+                answered = true;
+            }
+        }
+        answered
+    }
+
+    /// `peer` is lost: place its nodes again elsewhere, or tear the deployment down.
+    async fn lost(
+        self: &Arc<Self>,
+        record: &Deployment,
+        peer: &str,
+        allocations: &[(String, Handle)],
+        why: String,
+    ) {
+        info!(deployment = %record.id, %peer, "{why}");
+        if record.ensemble.escalation == Some(Escalation::Teardown) {
+            self.change(None, format!("{why}; escalation is teardown: shutting down"), |r| {
+                r.reason = Some(why.clone());
+            });
+            self.clone().shutdown().await;
+            return;
+        }
+        let nodes: BTreeSet<String> = allocations
+            .iter()
+            .filter_map(|(name, _)| record.allocations.get(name).map(|v| v.node.clone()))
+            .collect();
+        let list = nodes.iter().cloned().collect::<Vec<_>>().join(", ");
+        let pending = AllocationStatus {
+            message: Some(format!("lost with provider {}; placing it again", select::short(peer))),
+            ..AllocationStatus::default()
+        };
+        self.change(None, format!("{why}; placing {list} elsewhere"), |r| {
+            r.failed_peers.insert(peer.to_string());
+            r.placement.retain(|node, _| !nodes.contains(node));
+            for view in r.allocations.values_mut() {
+                if nodes.contains(&view.node) {
+                    give_up(view, &why, pending.clone());
+                }
+            }
+        });
+        self.start_replacing(nodes);
+    }
+
+    /// Places `nodes` again, on the placing task (deadline: the default placement
+    /// timeout from now).
+    fn start_replacing(self: &Arc<Self>, nodes: BTreeSet<String>) {
+        let deadline = now_ms().saturating_add(ms(self.shared.settings.default_deadline));
+        let mut placing = self.placing.lock().expect("placing lock");
+        *placing = Some(tokio::spawn(self.clone().replace(nodes, deadline)));
+    }
+}
+
+/// Nodes of a running deployment none of whose allocations has a copy or has ended.
+fn unplaced(record: &Deployment) -> BTreeSet<String> {
+    record
+        .ensemble
+        .nodes
+        .iter()
+        .filter(|(_, node)| {
+            node.allocations.iter().all(|name| {
+                record
+                    .allocations
+                    .get(name)
+                    .is_some_and(|v| v.handle.is_none() && !v.status.state.is_terminal())
+            })
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+fn ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}

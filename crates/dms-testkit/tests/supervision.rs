@@ -1,0 +1,170 @@
+//! Supervision across in-process nodes: a provider cut off from the network is lost
+//! and its allocation runs elsewhere; when it comes back its stale copy is told to stop
+//! and its resources are freed; an orchestrator that reaches nobody replaces nothing;
+//! a copy whose orchestrator stays silent stops itself.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dms_executor::fake;
+use dms_orchestrator::{DeploymentState, NewDeployment, Registry};
+use dms_protocol::AllocationState;
+use dms_testkit::{Net, Options, eventually};
+use dms_types::resources::Resources;
+
+fn offer() -> Resources {
+    Resources { cpu_millicores: 4000, ram_bytes: 8 << 30, disk_bytes: 20 << 30, gpus: Vec::new() }
+}
+
+/// Short timings: heartbeats every 200 ms, lost after 1 s, orphans stop after
+/// `stop_after`.
+fn config(stop_after: Duration) -> dms_node::Config {
+    let mut config = dms_node::Config::default();
+    config.deployment.heartbeat_interval = Duration::from_millis(200);
+    config.deployment.lost_after = Duration::from_secs(1);
+    config.deployment.stop_after = stop_after;
+    config
+}
+
+/// One service, never on `exclude` (the orchestrating node, so that losing the
+/// provider never loses the orchestrator).
+fn service(exclude: &str) -> NewDeployment {
+    let text = format!(
+        "version: V1\nallocations:\n  web:\n    type: service\n    executor: wasm\n    \
+         resources: {{cpu: {{cores: 1}}, ram: 16MiB}}\n    execution: {{module: \
+         https://example.invalid/s.wasm}}\nnodes:\n  n: {{allocations: [web]}}\n\
+         exclude_peers: [{exclude}]\n"
+    );
+    let ensemble = dms_ensemble::load(&text).expect("valid ensemble").ensemble;
+    NewDeployment { ensemble, modules: Default::default(), timeout_ms: Some(20_000) }
+}
+
+async fn network(n: usize, stop_after: Duration) -> (Net, Vec<Arc<Registry>>, Arc<fake::Executor>) {
+    let net = Net::start(n, Options::default()).await;
+    net.trust_all();
+    let engine = Arc::new(fake::Executor::new());
+    let mut registries = Vec::new();
+    for node in &net.nodes {
+        registries
+            .push(node.serve_deployments_with(engine.clone(), offer(), &config(stop_after)).await);
+    }
+    (net, registries, engine)
+}
+
+/// Where `web` runs now, once it runs.
+async fn running_on(registry: &Registry, id: &str) -> String {
+    let mut peer = String::new();
+    eventually("web runs", || {
+        let status = registry.manifest(id).expect("manifest");
+        let web = &status.allocations["web"];
+        let running = web.status.state == AllocationState::Running && web.handle.is_some();
+        if running {
+            peer = web.peer.clone().unwrap_or_default();
+        }
+        async move { running }
+    })
+    .await;
+    peer
+}
+
+fn index_of(net: &Net, peer: &str) -> usize {
+    net.nodes.iter().position(|n| n.peer_id().to_string() == peer).expect("a node of the net")
+}
+
+fn events(registry: &Registry, id: &str) -> Vec<String> {
+    registry.manifest(id).expect("manifest").events.iter().map(|e| e.message.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_provider_is_replaced_and_its_stale_copy_stopped_when_it_returns() {
+    let (net, registries, engine) = network(4, Duration::from_secs(60)).await;
+    let orchestrating = net.node(0).peer_id().to_string();
+    let id = registries[0].create(service(&orchestrating)).await.expect("submitted");
+    let first = running_on(&registries[0], &id).await;
+    let lost = index_of(&net, &first);
+
+    let cut = Instant::now();
+    net.partition(&[lost]).await;
+    let mut second = String::new();
+    eventually("web runs on another provider", || {
+        let record = registries[0].manifest(&id).expect("manifest");
+        let web = &record.allocations["web"];
+        let moved = web.status.state == AllocationState::Running
+            && web.peer.as_ref().is_some_and(|p| *p != first);
+        if moved {
+            second = web.peer.clone().unwrap_or_default();
+        }
+        async move { moved }
+    })
+    .await;
+    let took = cut.elapsed();
+    assert!(took < Duration::from_secs(1 + 5), "lost_after + 5 s at most, took {took:?}");
+    let record = registries[0].manifest(&id).expect("manifest");
+    assert_eq!(record.state, DeploymentState::Running);
+    let web = &record.allocations["web"];
+    assert_eq!(web.lineage.len(), 1, "attempt 2: {:?}", web.lineage);
+    assert_eq!(web.lineage[0].peer, first);
+    assert!(record.failed_peers.contains(&first));
+    let said = events(&registries[0], &id);
+    assert!(said.iter().any(|e| e.contains("lost: no heartbeat")), "{said:#?}");
+    assert!(said.iter().any(|e| e.contains("placing n elsewhere")), "{said:#?}");
+
+    // Back: the old copy's next heartbeat is answered "stop"; it frees its resources.
+    net.heal().await;
+    eventually("one copy is left in the engine", || {
+        let copies = engine.world().allocations().len();
+        async move { copies == 1 }
+    })
+    .await;
+    eventually("the stale copy was told to stop", || {
+        let said = events(&registries[0], &id);
+        async move { said.iter().any(|e| e.contains("told it to stop (it was replaced)")) }
+    })
+    .await;
+    assert_eq!(running_on(&registries[0], &id).await, second, "the replacement keeps running");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orchestrator_that_reaches_nobody_replaces_nothing() {
+    let (net, registries, engine) = network(3, Duration::from_secs(60)).await;
+    let orchestrating = net.node(0).peer_id().to_string();
+    let id = registries[0].create(service(&orchestrating)).await.expect("submitted");
+    let first = running_on(&registries[0], &id).await;
+
+    // The orchestrating node is cut off from everyone: it cannot tell who is lost.
+    net.partition(&[0]).await;
+    eventually("the orchestrator says it cannot tell", || {
+        let said = events(&registries[0], &id);
+        async move { said.iter().any(|e| e.contains("reaches no other peer")) }
+    })
+    .await;
+    let record = registries[0].manifest(&id).expect("manifest");
+    assert_eq!(record.allocations["web"].peer.as_deref(), Some(first.as_str()));
+    assert!(record.allocations["web"].lineage.is_empty(), "nothing was replaced");
+
+    // Healed before stop_after: the copy keeps running, still the only one.
+    net.heal().await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let record = registries[0].manifest(&id).expect("manifest");
+    assert_eq!(record.allocations["web"].status.state, AllocationState::Running);
+    assert_eq!(engine.world().allocations().len(), 1);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_whose_orchestrator_stays_silent_stops_itself_and_frees_its_resources() {
+    let (net, registries, engine) = network(3, Duration::from_secs(3)).await;
+    let orchestrating = net.node(0).peer_id().to_string();
+    let id = registries[0].create(service(&orchestrating)).await.expect("submitted");
+    running_on(&registries[0], &id).await;
+    assert_eq!(engine.world().allocations().len(), 1);
+
+    net.partition(&[0]).await;
+    eventually("the orphan stopped itself (stop_after 3 s)", || {
+        let copies = engine.world().allocations().len();
+        async move { copies == 0 }
+    })
+    .await;
+    net.shutdown().await;
+}
