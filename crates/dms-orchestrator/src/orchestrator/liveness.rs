@@ -178,7 +178,7 @@ impl Orchestrator {
             self.start_replacing(unplaced);
             return;
         }
-        for (peer, (silence, allocations)) in self.silent(&record) {
+        for (peer, Silent { silence, allocations, .. }) in self.silent(&record) {
             if self.answers(&allocations).await {
                 continue;
             }
@@ -209,17 +209,16 @@ impl Orchestrator {
         }
     }
 
-    /// Providers whose every running allocation has been silent for `lost_after`:
-    /// (silence, their allocations), by peer.
-    fn silent(&self, record: &Deployment) -> BTreeMap<String, (Duration, Vec<(String, Handle)>)> {
+    /// Providers whose every running allocation has been silent for `lost_after`, by
+    /// peer.
+    fn silent(&self, record: &Deployment) -> BTreeMap<String, Silent> {
         let lost_after = self.shared.settings.lost_after;
         let now = Instant::now();
         let heard = self.heard.lock().expect("heard lock");
         if now < heard.grace_until {
             return BTreeMap::new();
         }
-        let mut by_peer: BTreeMap<String, (Duration, Vec<(String, Handle)>, bool)> =
-            BTreeMap::new();
+        let mut by_peer: BTreeMap<String, Silent> = BTreeMap::new();
         for (name, view) in &record.allocations {
             let Some(handle) = &view.handle else { continue };
             if view.status.state.is_terminal() {
@@ -227,16 +226,17 @@ impl Orchestrator {
             }
             let since = heard.last.get(name).copied().unwrap_or(heard.grace_until);
             let silence = now.saturating_duration_since(since);
-            let entry = by_peer.entry(handle.peer.clone()).or_insert((silence, Vec::new(), true));
-            entry.0 = entry.0.min(silence);
-            entry.1.push((name.clone(), handle.clone()));
-            entry.2 &= silence >= lost_after;
+            let entry = by_peer.entry(handle.peer.clone()).or_insert(Silent {
+                silence,
+                allocations: Vec::new(),
+                all: true,
+            });
+            entry.silence = entry.silence.min(silence);
+            entry.allocations.push((name.clone(), handle.clone()));
+            entry.all &= silence >= lost_after;
         }
+        by_peer.retain(|_, silent| silent.all);
         by_peer
-            .into_iter()
-            .filter(|(_, (_, _, all_silent))| *all_silent)
-            .map(|(peer, (silence, allocations, _))| (peer, (silence, allocations)))
-            .collect()
     }
 
     /// Asks silent allocations directly; whether any answered (then they are heard).
@@ -296,6 +296,14 @@ impl Orchestrator {
         let mut placing = self.placing.lock().expect("placing lock");
         *placing = Some(tokio::spawn(self.clone().replace(nodes, deadline)));
     }
+}
+
+/// A provider's running allocations and how long the least silent has been silent.
+struct Silent {
+    silence: Duration,
+    allocations: Vec<(String, Handle)>,
+    /// Every one of them silent for `lost_after`.
+    all: bool,
 }
 
 /// Nodes of a running deployment none of whose allocations has a copy or has ended.
