@@ -152,7 +152,8 @@ pub async fn run(
     dms_provider::onboarding::register(&network.actor, &onboarding)
         .map_err(|e| Error::Network(e.to_string()))?;
     let deployments =
-        start_deployments(&network, manager, &store, &config, host_executors().await?).await?;
+        start_deployments(&network, manager, &store, &config, host_executors(&network).await?)
+            .await?;
     let caps = dms_api::Caps { contexts: contexts.clone() };
     let relay = dms_api::Relay {
         router: network.router.clone(),
@@ -343,17 +344,28 @@ pub async fn start_deployments(
     Ok(Deployments { provider, registry })
 }
 
+/// The Docker scope label of the node with peer id `peer`: stable across restarts,
+/// distinct between nodes.
+fn docker_scope(peer: &str) -> String {
+    format!("dms-{}", &peer[peer.len().saturating_sub(16)..])
+}
+
 /// How long `dms run` waits for the Docker engine to answer at start.
 const DOCKER_CONNECT: Duration = Duration::from_secs(3);
 
 /// The executors of `dms run`: WebAssembly in-process, and Docker when its engine
 /// answers at start (else this node bids only for WebAssembly allocations).
-async fn host_executors() -> Result<dms_provider::Executors, Error> {
+async fn host_executors(network: &NetworkRuntime) -> Result<dms_provider::Executors, Error> {
     use dms_ensemble::model::Executor as Kind;
     let wasm = dms_executor::wasm::Executor::new(dms_executor::wasm::Config::default())
         .map_err(|e| Error::Executor(format!("WebAssembly: {e}")))?;
     let executors = dms_provider::Executors::new().with(Kind::Wasm, Arc::new(wasm));
-    let config = dms_executor::docker::Config::default();
+    // Containers are this node's by a scope label of its own: nodes sharing one engine
+    // (a devnet, or two nodes on one host) never re-attach or remove each other's.
+    let config = dms_executor::docker::Config {
+        scope: docker_scope(&network.actor.handle().peer),
+        ..dms_executor::docker::Config::default()
+    };
     match tokio::time::timeout(DOCKER_CONNECT, dms_executor::docker::Executor::connect(config))
         .await
     {

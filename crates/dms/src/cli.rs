@@ -610,6 +610,28 @@ pub enum DevnetCommand {
         #[arg(long)]
         kill: bool,
     },
+    /// Stop one node and leave it stopped (its home stays; `dms devnet start` brings
+    /// it back), e.g. to see a deployment survive the loss of a provider.
+    Stop {
+        /// Which node (its index).
+        #[arg(long)]
+        node: usize,
+        /// The devnet directory. Default: $DMS_HOME/devnet.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// SIGKILL instead of a graceful stop (a crash: nothing is drained).
+        #[arg(long)]
+        kill: bool,
+    },
+    /// Start a stopped node again with the same home.
+    Start {
+        /// Which node (its index).
+        #[arg(long)]
+        node: usize,
+        /// The devnet directory. Default: $DMS_HOME/devnet.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Stop every node (SIGTERM, then SIGKILL after 15 s).
     Down {
         /// The devnet directory. Default: $DMS_HOME/devnet.

@@ -122,7 +122,10 @@ pub fn step(hosted: &mut Hosted, input: Input, now_ms: u64) -> Vec<Effect> {
     match (state, input) {
         (S::Allocated, Input::Start) => {
             change(hosted, |s| s.state = S::Starting);
-            vec![Effect::Persist { durable: false }, Effect::StartExecution]
+            // Durable: the start brought the orchestrator's grant and the liveness
+            // settings, without which a copy recovered after a crash could not send
+            // heartbeats (and would stop itself as orphaned).
+            vec![Effect::Persist { durable: true }, Effect::StartExecution]
         }
         (S::Starting, Input::Started { execution, start_us }) => {
             hosted.execution = Some(execution);

@@ -393,15 +393,16 @@ fn cli(dir: &Path, node: usize, args: &[String]) -> anyhow::Result<()> {
 }
 
 fn restart(dir: &Path, index: usize, kill: bool) -> anyhow::Result<()> {
-    let Some(mut devnet) = load(dir)? else {
-        bail!("no devnet in {}: start one with `dms devnet up`", dir.display());
-    };
-    let count = devnet.nodes.len();
-    let node = devnet
-        .nodes
-        .get(index)
-        .cloned()
-        .ok_or_else(|| anyhow!("--node {index}: the devnet has {count} nodes"))?;
+    stop(dir, index, kill)?;
+    start(dir, index)
+}
+
+/// Stops node `index` (SIGTERM, SIGKILL after the grace; at once with `kill`).
+fn stop(dir: &Path, index: usize, kill: bool) -> anyhow::Result<()> {
+    let (_, node) = devnet_node(dir, index)?;
+    if !alive(node.pid) {
+        bail!("{} is not running (start it with `dms devnet start --node {index}`)", node.name);
+    }
     signal(
         node.pid,
         if kill { rustix::process::Signal::KILL } else { rustix::process::Signal::TERM },
@@ -413,6 +414,16 @@ fn restart(dir: &Path, index: usize, kill: bool) -> anyhow::Result<()> {
     if alive(node.pid) {
         signal(node.pid, rustix::process::Signal::KILL);
     }
+    eprintln!("{}: stopped{}", node.name, if kill { " (killed)" } else { "" });
+    Ok(())
+}
+
+/// Starts the stopped node `index` with its home, bootstrapping from a running node.
+fn start(dir: &Path, index: usize) -> anyhow::Result<()> {
+    let (mut devnet, node) = devnet_node(dir, index)?;
+    if alive(node.pid) {
+        bail!("{} is already running (pid {})", node.name, node.pid);
+    }
     let bootstrap = devnet
         .nodes
         .iter()
@@ -420,11 +431,25 @@ fn restart(dir: &Path, index: usize, kill: bool) -> anyhow::Result<()> {
         .find(|(i, n)| *i != index && alive(n.pid))
         .and_then(|(_, n)| n.addrs.first().cloned());
     let passphrase = passphrase(dir)?;
-    let restarted = start_node(&node.name, &node.home, bootstrap.as_deref(), &passphrase)?;
-    eprintln!("{}: restarted, peer {} api {}", restarted.name, restarted.peer_id, restarted.api);
-    devnet.nodes[index] = restarted;
+    let started = start_node(&node.name, &node.home, bootstrap.as_deref(), &passphrase)?;
+    eprintln!("{}: started, peer {} api {}", started.name, started.peer_id, started.api);
+    devnet.nodes[index] = started;
     write_private(&dir.join(STATE), &serde_json::to_string_pretty(&devnet)?)?;
     Ok(())
+}
+
+/// The devnet and its node `index`.
+fn devnet_node(dir: &Path, index: usize) -> anyhow::Result<(Devnet, DevnetNode)> {
+    let Some(devnet) = load(dir)? else {
+        bail!("no devnet in {}: start one with `dms devnet up`", dir.display());
+    };
+    let count = devnet.nodes.len();
+    let node = devnet
+        .nodes
+        .get(index)
+        .cloned()
+        .ok_or_else(|| anyhow!("--node {index}: the devnet has {count} nodes"))?;
+    Ok((devnet, node))
 }
 
 fn down(dir: &Path, purge: bool) -> anyhow::Result<()> {
@@ -467,6 +492,8 @@ pub fn devnet(ctx: &Ctx, command: DevnetCommand) -> anyhow::Result<()> {
             cli(&devnet_dir(ctx, dir), node, &args)
         }
         DevnetCommand::Restart { node, dir, kill } => restart(&devnet_dir(ctx, dir), node, kill),
+        DevnetCommand::Stop { node, dir, kill } => stop(&devnet_dir(ctx, dir), node, kill),
+        DevnetCommand::Start { node, dir } => start(&devnet_dir(ctx, dir), node),
         DevnetCommand::Down { dir, purge } => down(&devnet_dir(ctx, dir), purge),
     }
 }

@@ -8,28 +8,28 @@ use serde_json::Value;
 use super::daemon::{Run, run};
 use super::world::DmsWorld;
 
-const IMAGE: &str = "dms-test/busybox:1";
+pub(super) const IMAGE: &str = "dms-test/busybox:1";
 
-async fn dms(world: &DmsWorld, args: &[&str]) -> Run {
+pub(super) async fn dms(world: &DmsWorld, args: &[&str]) -> Run {
     run(&world.home(0), args, &[]).await
 }
 
-async fn devnet_cli(world: &DmsWorld, node: usize, args: &[&str]) -> Run {
+pub(super) async fn devnet_cli(world: &DmsWorld, node: usize, args: &[&str]) -> Run {
     let node = node.to_string();
     let mut full = vec!["devnet", "cli", "--node", &node];
     full.extend_from_slice(args);
     dms(world, &full).await
 }
 
-fn node(world: &DmsWorld, index: usize) -> &Value {
+pub(super) fn node(world: &DmsWorld, index: usize) -> &Value {
     &world.devnet.as_ref().expect("a devnet is up")["nodes"][index]
 }
 
-fn peer(world: &DmsWorld, index: usize) -> String {
+pub(super) fn peer(world: &DmsWorld, index: usize) -> String {
     node(world, index)["peer_id"].as_str().expect("peer id").to_string()
 }
 
-fn write(world: &DmsWorld, name: &str, text: &str) -> String {
+pub(super) fn write(world: &DmsWorld, name: &str, text: &str) -> String {
     let path = world.home(0).parent().expect("home parent").join(name);
     std::fs::write(&path, text).expect("write ensemble");
     path.display().to_string()
@@ -39,7 +39,7 @@ fn repo_file(relative: &str) -> String {
     format!("{}/../../{relative}", env!("CARGO_MANIFEST_DIR"))
 }
 
-async fn refresh_devnet(world: &mut DmsWorld) {
+pub(super) async fn refresh_devnet(world: &mut DmsWorld) {
     let out = dms(world, &["devnet", "status", "-o", "json"]).await;
     assert!(out.status.success(), "{}", out.stderr);
     world.devnet = Some(serde_json::from_str(&out.stdout).expect("devnet JSON"));
@@ -66,7 +66,7 @@ async fn devnet_up(world: &mut DmsWorld, nodes: usize) {
     }
 }
 
-async fn deploy(world: &mut DmsWorld, file: &str, extra: &[&str]) {
+pub(super) async fn deploy(world: &mut DmsWorld, file: &str, extra: &[&str]) {
     let mut args = vec!["devnet", "deploy", file];
     args.extend_from_slice(extra);
     let out = dms(world, &args).await;
@@ -358,7 +358,7 @@ async fn error_says(world: &mut DmsWorld, text: String) {
     assert!(out.stderr.contains(&text), "{text:?} not in:\n{}", out.stderr);
 }
 
-async fn status(world: &DmsWorld) -> Value {
+pub(super) async fn status(world: &DmsWorld) -> Value {
     let id = world.deployment.clone().expect("a deployment");
     let out = devnet_cli(world, 0, &["deployments", "status", &id, "-o", "json"]).await;
     assert!(out.status.success(), "{}", out.stderr);

@@ -41,6 +41,8 @@ pub struct DmsWorld {
     pub deployment: Option<String>,
     /// Free resources of every devnet node, noted before a deployment.
     pub free_before: Vec<serde_json::Value>,
+    /// A devnet node stopped by the scenario, and the peer the service ran on then.
+    pub stopped: Option<(usize, String)>,
 }
 
 impl Drop for DmsWorld {
@@ -77,6 +79,7 @@ impl DmsWorld {
             devnet: None,
             deployment: None,
             free_before: Vec::new(),
+            stopped: None,
         }
     }
 

@@ -1,0 +1,150 @@
+//! Steps for supervision on a devnet: providers and orchestrators killed with SIGKILL
+//! (`dms devnet stop --kill`) and started again, a Docker service followed through it.
+
+use std::time::{Duration, Instant};
+
+use cucumber::{then, when};
+use serde_json::Value;
+
+use super::steps_deploy::{IMAGE, deploy, devnet_cli, dms, peer, refresh_devnet, status, write};
+use super::world::DmsWorld;
+
+/// The service's allocation, as `dms deployments status -o json` shows it.
+async fn work(world: &DmsWorld) -> Value {
+    status(world).await["allocations"]["work"].clone()
+}
+
+fn index_of(world: &DmsWorld, peer_id: &str) -> usize {
+    let nodes = world.devnet.as_ref().expect("devnet")["nodes"].as_array().cloned();
+    nodes
+        .unwrap_or_default()
+        .iter()
+        .position(|n| n["peer_id"] == peer_id)
+        .unwrap_or_else(|| panic!("{peer_id} is not a devnet node"))
+}
+
+async fn stop(world: &mut DmsWorld, index: usize) {
+    let peer_now = work(world).await["peer"].as_str().unwrap_or_default().to_string();
+    let out = dms(world, &["devnet", "stop", "--node", &index.to_string(), "--kill"]).await;
+    assert!(out.status.success(), "{}", out.stderr);
+    world.stopped = Some((index, peer_now));
+}
+
+async fn start(world: &mut DmsWorld) {
+    let (index, _) = world.stopped.clone().expect("a stopped node");
+    let out = dms(world, &["devnet", "start", "--node", &index.to_string()]).await;
+    assert!(out.status.success(), "{}", out.stderr);
+    refresh_devnet(world).await;
+}
+
+/// Containers of the deployment under test, running now, on the one Docker engine
+/// every devnet node shares.
+async fn containers(world: &DmsWorld) -> usize {
+    let id = world.deployment.clone().expect("a deployment");
+    let out = tokio::process::Command::new("docker")
+        .args(["ps", "-q", "--filter", &format!("label=dms.deployment={id}")])
+        .output()
+        .await
+        .expect("docker runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.trim().is_empty()).count()
+}
+
+#[when("the devnet user deploys a Docker service that avoids node 0")]
+async fn deploy_docker_service(world: &mut DmsWorld) {
+    let text = format!(
+        "version: V1\nallocations:\n  work:\n    type: service\n    executor: docker\n    \
+         resources: {{cpu: {{cores: 0.25}}, ram: 64MiB}}\n    execution: {{image: \"{IMAGE}\", \
+         command: [sleep, \"3600\"]}}\nnodes:\n  only: {{allocations: [work]}}\n\
+         exclude_peers: [{}]\n",
+        peer(world, 0)
+    );
+    let file = write(world, "docker-service.yaml", &text);
+    deploy(world, &file, &[]).await;
+}
+
+#[when("the provider of the service is killed")]
+async fn kill_provider(world: &mut DmsWorld) {
+    let provider = work(world).await["peer"].as_str().expect("placed").to_string();
+    let index = index_of(world, &provider);
+    assert_ne!(index, 0, "the service avoids the orchestrating node");
+    stop(world, index).await;
+}
+
+#[then(regex = r"^within (\d+) seconds the service runs on another node$")]
+async fn runs_elsewhere(world: &mut DmsWorld, seconds: u64) {
+    let (_, lost) = world.stopped.clone().expect("a stopped node");
+    let started = Instant::now();
+    loop {
+        let view = work(world).await;
+        let moved = view["status"]["state"] == "running"
+            && view["peer"].as_str().is_some_and(|p| !p.is_empty() && p != lost);
+        if moved {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(seconds),
+            "not running elsewhere after {seconds} s: {view:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!("running elsewhere {:.1} s after the kill", started.elapsed().as_secs_f64());
+}
+
+#[then("the service is at attempt 2, its first copy given up on the killed node")]
+async fn lineage(world: &mut DmsWorld) {
+    let (_, lost) = world.stopped.clone().expect("a stopped node");
+    let view = work(world).await;
+    let lineage = view["lineage"].as_array().cloned().unwrap_or_default();
+    assert_eq!(lineage.len(), 1, "{view:#}");
+    assert_eq!(lineage[0]["peer"], lost.as_str(), "{view:#}");
+    let id = world.deployment.clone().expect("a deployment");
+    let out = devnet_cli(world, 0, &["deployments", "status", &id]).await;
+    assert!(out.stdout.contains("work attempt 1 on"), "{}", out.stdout);
+}
+
+#[when("the killed node is started again")]
+async fn start_again(world: &mut DmsWorld) {
+    start(world).await;
+}
+
+#[then("its stale copy is stopped, its resources are free, and one copy of the service runs")]
+async fn one_copy(world: &mut DmsWorld) {
+    let (index, _) = world.stopped.clone().expect("a stopped node");
+    let started = Instant::now();
+    loop {
+        let out = devnet_cli(world, index, &["onboard", "status", "-o", "json"]).await;
+        let status: Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+        let allocated = status["allocated"]["cpu_millicores"].as_u64();
+        let copies = containers(world).await;
+        if out.status.success() && allocated == Some(0) && copies == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "node {index} still holds {allocated:?} millicores; {copies} containers run"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let view = work(world).await;
+    assert_eq!(view["status"]["state"], "running", "{view:#}");
+}
+
+#[when(regex = r"^node 0 is killed, kept down for (\d+) seconds and started again$")]
+async fn orchestrator_down(world: &mut DmsWorld, seconds: u64) {
+    stop(world, 0).await;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    start(world).await;
+}
+
+#[then("the service still runs on its first provider, at attempt 1, after a while")]
+async fn still_first(world: &mut DmsWorld) {
+    let (_, first) = world.stopped.clone().expect("a stopped node");
+    // Past the restart grace and lost_after: nothing may have been declared lost.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let view = work(world).await;
+    assert_eq!(view["status"]["state"], "running", "{view:#}");
+    assert_eq!(view["peer"], first.as_str(), "{view:#}");
+    assert!(view["lineage"].as_array().is_none_or(Vec::is_empty), "{view:#}");
+    assert_eq!(containers(world).await, 1);
+}

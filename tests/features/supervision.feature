@@ -1,0 +1,28 @@
+Feature: Supervision: lost providers are noticed and replaced, nothing is orphaned
+  Allocations send their orchestrator a heartbeat every second. A provider silent for
+  `deployment.lost_after` (5 s) that does not answer, while the orchestrating node still
+  reaches other peers, is lost: its allocations are placed again elsewhere. A copy that
+  comes back after it was replaced is told to stop. Real `dms run` processes killed
+  with SIGKILL; Docker containers survive their provider, as they do in production.
+
+  Background:
+    Given the Docker test image is built
+    And a devnet of 3 nodes is up
+
+  Scenario: A killed provider's service runs elsewhere, and its stale copy stops when it returns
+    When the devnet user deploys a Docker service that avoids node 0
+    Then the deployment succeeds
+    When the provider of the service is killed
+    Then within 15 seconds the service runs on another node
+    And its events say "lost: no heartbeat"
+    And the service is at attempt 2, its first copy given up on the killed node
+    When the killed node is started again
+    Then its stale copy is stopped, its resources are free, and one copy of the service runs
+    And its events say "told it to stop (it was replaced)"
+
+  Scenario: The orchestrating node down for 20 seconds keeps its deployment, nothing redeployed
+    When the devnet user deploys a Docker service that avoids node 0
+    Then the deployment succeeds
+    When node 0 is killed, kept down for 20 seconds and started again
+    Then the service still runs on its first provider, at attempt 1, after a while
+    And the deployment is "running"
