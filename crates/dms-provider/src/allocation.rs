@@ -320,6 +320,9 @@ impl Allocation {
             let mut delay = Duration::from_millis(500);
             for attempt in 1..=4 {
                 match dms_protocol::call(&actor, &to, &update, Duration::from_secs(5)).await {
+                    // A copy that was replaced meanwhile hears it here too (an ended one
+                    // sends no heartbeats): it is forgotten.
+                    Ok(ack) if !ack.keep => return Some(Internal::Beaten(Ok(ack))),
                     Ok(_) => break,
                     Err(error) if attempt == 4 => warn!(allocation = %id, %error,
                         "The orchestrator did not take the update; it asks again when it resumes."),

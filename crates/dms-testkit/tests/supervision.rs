@@ -104,7 +104,7 @@ async fn a_lost_provider_is_replaced_and_its_stale_copy_stopped_when_it_returns(
     let web = &record.allocations["web"];
     assert_eq!(web.lineage.len(), 1, "attempt 2: {:?}", web.lineage);
     assert_eq!(web.lineage[0].peer, first);
-    assert!(record.failed_peers.contains(&first));
+    assert!(!record.failed_peers.contains(&first), "a lost peer may host again once back");
     let said = events(&registries[0], &id);
     assert!(said.iter().any(|e| e.contains("lost: no heartbeat")), "{said:#?}");
     assert!(said.iter().any(|e| e.contains("placing n elsewhere")), "{said:#?}");

@@ -481,6 +481,19 @@ pub enum BenchCommand {
         #[command(flatten)]
         target: ActorTarget,
     },
+    /// On a devnet: deploy a WebAssembly service, then kill its provider with SIGKILL N
+    /// times (starting each killed node again) and report kill-to-running-elsewhere
+    /// p50/p99 against `lost_after` (run it as `dms devnet cli bench failover`).
+    Failover {
+        /// Provider kills measured.
+        #[arg(long, default_value_t = 20)]
+        kills: usize,
+        /// The devnet (`dms devnet cli` sets it).
+        #[arg(long, env = "DMS_DEVNET_DIR", value_name = "DIR")]
+        devnet_dir: PathBuf,
+        #[command(flatten)]
+        target: ActorTarget,
+    },
 }
 
 /// `dms deployments ...`

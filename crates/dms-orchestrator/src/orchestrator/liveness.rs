@@ -83,7 +83,8 @@ impl Orchestrator {
             .collect()
     }
 
-    fn note_heard(&self, allocation: &str) {
+    /// Notes that `allocation` was heard from (or a new copy of it placed) now.
+    pub(crate) fn note_heard(&self, allocation: &str) {
         let mut heard = self.heard.lock().expect("heard lock");
         heard.last.insert(allocation.to_string(), Instant::now());
     }
@@ -175,7 +176,7 @@ impl Orchestrator {
         // Nodes with no copy at all (a replacement cut short by a restart): place them.
         let unplaced = unplaced(&record);
         if !unplaced.is_empty() {
-            self.start_replacing(unplaced);
+            self.start_replacing(unplaced, BTreeSet::new());
             return;
         }
         for (peer, Silent { silence, allocations, .. }) in self.silent(&record) {
@@ -278,7 +279,6 @@ impl Orchestrator {
             ..AllocationStatus::default()
         };
         self.change(None, format!("{why}; placing {list} elsewhere"), |r| {
-            r.failed_peers.insert(peer.to_string());
             r.placement.retain(|node, _| !nodes.contains(node));
             for view in r.allocations.values_mut() {
                 if nodes.contains(&view.node) {
@@ -286,15 +286,15 @@ impl Orchestrator {
                 }
             }
         });
-        self.start_replacing(nodes);
+        self.start_replacing(nodes, [peer.to_string()].into());
     }
 
-    /// Places `nodes` again, on the placing task (deadline: the default placement
-    /// timeout from now).
-    fn start_replacing(self: &Arc<Self>, nodes: BTreeSet<String>) {
+    /// Places `nodes` again, not on `avoid`, on the placing task (deadline: the default
+    /// placement timeout from now).
+    fn start_replacing(self: &Arc<Self>, nodes: BTreeSet<String>, avoid: BTreeSet<String>) {
         let deadline = now_ms().saturating_add(ms(self.shared.settings.default_deadline));
         let mut placing = self.placing.lock().expect("placing lock");
-        *placing = Some(tokio::spawn(self.clone().replace(nodes, deadline)));
+        *placing = Some(tokio::spawn(self.clone().replace(nodes, avoid, deadline)));
     }
 }
 

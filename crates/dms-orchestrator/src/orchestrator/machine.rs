@@ -139,6 +139,8 @@ pub struct Placement {
     cancelled: bool,
     /// Replacing only these nodes, by this deadline (Unix ms), attempts counted here.
     replacing: Option<(BTreeSet<String>, u64)>,
+    /// Peers not to choose in this placement only (a lost provider).
+    avoid: BTreeSet<String>,
     tries: u32,
 }
 
@@ -149,16 +151,22 @@ impl Default for Placement {
             phase: Phase::Idle,
             cancelled: false,
             replacing: None,
+            avoid: BTreeSet::new(),
             tries: 0,
         }
     }
 }
 
 impl Placement {
-    /// Places `nodes` of a running deployment again (their provider was lost) by
-    /// `deadline_ms`; start it with [`Input::Start`].
-    pub fn replacing(nodes: BTreeSet<String>, deadline_ms: u64) -> Placement {
-        Placement { replacing: Some((nodes, deadline_ms)), ..Placement::default() }
+    /// Places `nodes` of a running deployment again (their provider was lost), not on
+    /// the peers in `avoid`, by `deadline_ms`; start it with [`Input::Start`]. (A lost
+    /// peer is avoided by this replacement only: once back, it may host again.)
+    pub fn replacing(
+        nodes: BTreeSet<String>,
+        avoid: BTreeSet<String>,
+        deadline_ms: u64,
+    ) -> Placement {
+        Placement { replacing: Some((nodes, deadline_ms)), avoid, ..Placement::default() }
     }
 
     /// The nodes being replaced, when this is a replacement.
@@ -248,10 +256,11 @@ impl Placement {
         vec![begins, Effect::AskBids(asks)]
     }
 
-    /// Peers not to choose: failed and excluded ones, and (when replacing) the ones
-    /// running the other nodes, one node per peer.
+    /// Peers not to choose: failed, excluded and avoided ones, and (when replacing) the
+    /// ones running the other nodes, one node per peer.
     fn skip(&self, record: &Deployment) -> BTreeSet<String> {
         let mut skip = skipped(record);
+        skip.extend(self.avoid.iter().cloned());
         if let Some(nodes) = self.scope() {
             skip.extend(
                 record

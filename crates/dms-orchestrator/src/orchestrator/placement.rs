@@ -29,10 +29,15 @@ impl Orchestrator {
         self.drive(Placement::default(), start).await;
     }
 
-    /// Places `nodes` of the running deployment again (their provider was lost), by
-    /// `deadline_ms`.
-    pub(crate) async fn replace(self: Arc<Self>, nodes: BTreeSet<String>, deadline_ms: u64) {
-        self.drive(Placement::replacing(nodes, deadline_ms), Input::Start).await;
+    /// Places `nodes` of the running deployment again (their provider was lost), not on
+    /// `avoid`, by `deadline_ms`.
+    pub(crate) async fn replace(
+        self: Arc<Self>,
+        nodes: BTreeSet<String>,
+        avoid: BTreeSet<String>,
+        deadline_ms: u64,
+    ) {
+        self.drive(Placement::replacing(nodes, avoid, deadline_ms), Input::Start).await;
     }
 
     /// Runs `machine` from `start` until it is done, carrying out its effects.
@@ -331,6 +336,9 @@ impl Orchestrator {
                 }
             }
         });
+        if replacing {
+            self.clear_earlier_copies(record, &placement).await;
+        }
         let mut calls = JoinSet::new();
         for (node, placed) in &placement {
             let commit = Commit {
@@ -388,22 +396,28 @@ impl Orchestrator {
         }
         while let Some(Ok((peer, result))) = calls.join_next().await {
             match result {
-                Ok(allocated) => self.change(
-                    None,
-                    format!(
-                        "{} allocated {}",
-                        select::short(&peer),
-                        allocated.allocations.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
-                    |r| {
-                        for (name, handle) in allocated.allocations {
-                            if let Some(view) = r.allocations.get_mut(&name) {
-                                view.handle = Some(handle);
-                                view.status.state = AllocationState::Allocated;
+                Ok(allocated) => {
+                    // A new copy is as good as heard: its silence counts from now.
+                    for name in allocated.allocations.keys() {
+                        self.note_heard(name);
+                    }
+                    self.change(
+                        None,
+                        format!(
+                            "{} allocated {}",
+                            select::short(&peer),
+                            allocated.allocations.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                        |r| {
+                            for (name, handle) in allocated.allocations {
+                                if let Some(view) = r.allocations.get_mut(&name) {
+                                    view.handle = Some(handle);
+                                    view.status.state = AllocationState::Allocated;
+                                }
                             }
-                        }
-                    },
-                ),
+                        },
+                    )
+                }
                 Err(error) => {
                     let why = format!("allocate on {} failed: {error}", select::short(&peer));
                     failed.get_or_insert((peer, why));
@@ -491,6 +505,31 @@ impl Orchestrator {
         while let Some(Ok((peer, result))) = calls.join_next().await {
             if let Err(error) = result {
                 warn!(%peer, %error, "Could not revert on a provider; its reservation lapses on its own.");
+            }
+        }
+    }
+
+    /// Before a node is placed again on a provider that hosted an earlier copy of it
+    /// (lost, then back), that copy is stopped and forgotten there: an allocation id is
+    /// taken once per provider. (Only the node's allocations: the fresh reservation of
+    /// the bid stays.)
+    async fn clear_earlier_copies(
+        &self,
+        record: &Deployment,
+        placement: &BTreeMap<String, Placed>,
+    ) {
+        for (node, placed) in placement {
+            let hosted_before = record.allocations.values().any(|view| {
+                view.node == *node
+                    && view.lineage.iter().any(|copy| copy.peer == placed.provider.peer)
+            });
+            if !hosted_before {
+                continue;
+            }
+            let revert = Revert { deployment: record.id.clone(), node: Some(node.clone()) };
+            let timeout = self.shared.settings.call_timeout;
+            if let Err(error) = call(&self.actor, &placed.provider, &revert, timeout).await {
+                warn!(peer = %placed.provider.peer, %error, "Could not clear an earlier copy.");
             }
         }
     }

@@ -326,6 +326,11 @@ impl Caller {
         Ok(Caller { session, dest })
     }
 
+    /// The peer id of the node it talks to.
+    pub(super) fn peer(&self) -> &str {
+        &self.dest.peer
+    }
+
     /// Sends a typed request, waiting up to `timeout` for its typed answer.
     pub(super) async fn request<R: Request>(
         &self,

@@ -22,7 +22,7 @@ use crate::cli::{ActorTarget, Output};
 use crate::output;
 
 /// A WASI module that runs until stopped.
-const SPIN: &str =
+pub(super) const SPIN: &str =
     r#"(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))"#;
 
 const ENSEMBLE: &str = "version: V1
@@ -39,7 +39,7 @@ nodes:
 /// Warm-up runs not counted.
 const WARMUP: usize = 2;
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }

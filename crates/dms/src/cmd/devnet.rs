@@ -115,7 +115,7 @@ fn dms(home: &Path, args: &[&str], passphrase: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
-fn load(dir: &Path) -> anyhow::Result<Option<Devnet>> {
+pub(super) fn load(dir: &Path) -> anyhow::Result<Option<Devnet>> {
     let path = dir.join(STATE);
     match std::fs::read_to_string(&path) {
         Ok(text) => Ok(Some(
@@ -127,11 +127,15 @@ fn load(dir: &Path) -> anyhow::Result<Option<Devnet>> {
     }
 }
 
-fn alive(pid: u32) -> bool {
-    i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-        .is_some_and(|pid| rustix::process::test_kill_process(pid).is_ok())
+/// Whether process `pid` runs. A node this process started and that has exited is
+/// reaped first (a zombie still answers signals, and would look alive).
+pub(super) fn alive(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+        return false;
+    };
+    // Not our child: ECHILD, nothing to reap.
+    let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
+    rustix::process::test_kill_process(pid).is_ok()
 }
 
 fn signal(pid: u32, signal: rustix::process::Signal) {
@@ -384,6 +388,7 @@ fn cli(dir: &Path, node: usize, args: &[String]) -> anyhow::Result<()> {
         .args(["--api-addr", &target.api])
         .args(args)
         .env("DMS_PASSPHRASE", passphrase)
+        .env("DMS_DEVNET_DIR", dir)
         .status()
         .context("cannot run dms")?;
     if !status.success() {
@@ -398,7 +403,7 @@ fn restart(dir: &Path, index: usize, kill: bool) -> anyhow::Result<()> {
 }
 
 /// Stops node `index` (SIGTERM, SIGKILL after the grace; at once with `kill`).
-fn stop(dir: &Path, index: usize, kill: bool) -> anyhow::Result<()> {
+pub(super) fn stop(dir: &Path, index: usize, kill: bool) -> anyhow::Result<()> {
     let (_, node) = devnet_node(dir, index)?;
     if !alive(node.pid) {
         bail!("{} is not running (start it with `dms devnet start --node {index}`)", node.name);
@@ -419,7 +424,7 @@ fn stop(dir: &Path, index: usize, kill: bool) -> anyhow::Result<()> {
 }
 
 /// Starts the stopped node `index` with its home, bootstrapping from a running node.
-fn start(dir: &Path, index: usize) -> anyhow::Result<()> {
+pub(super) fn start(dir: &Path, index: usize) -> anyhow::Result<()> {
     let (mut devnet, node) = devnet_node(dir, index)?;
     if alive(node.pid) {
         bail!("{} is already running (pid {})", node.name, node.pid);

@@ -8,6 +8,7 @@ mod deploy;
 mod devnet;
 mod doctor;
 mod ensemble;
+mod failover;
 mod info;
 mod key;
 mod resources;
@@ -92,6 +93,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(cli::BenchCommand::Deploy { runs, target }) => {
             bench::deploy(&ctx, runs, &target).await
+        }
+        Command::Bench(cli::BenchCommand::Failover { kills, devnet_dir, target }) => {
+            failover::bench(&ctx, kills, &devnet_dir, &target).await
         }
         Command::Deployments(command) => deploy::deployments(&ctx, command).await,
         Command::Devnet(command) => {

@@ -392,7 +392,7 @@ fn an_input_out_of_turn_fails_loudly_instead_of_guessing() {
 }
 
 /// A deployment running `a` on p1 and `b` on p2, as the lost-provider path leaves it
-/// when p1 is lost: `a` unplaced, p1 not to be asked again.
+/// when p1 is lost: `a` unplaced (its replacement avoids p1).
 fn lost_a(deadline_after: Duration) -> World {
     let mut record = record_of(&["a", "b"], deadline_after);
     record.state = DeploymentState::Running;
@@ -404,7 +404,6 @@ fn lost_a(deadline_after: Duration) -> World {
     };
     let placed = crate::deployment::Placed { provider, reservation: "r".into(), score: 1.0 };
     record.placement.insert("b".into(), placed);
-    record.failed_peers.insert("p1".into());
     let mut world = World::new(record);
     world.replacing = Some(["a".to_string()].into());
     world
@@ -422,7 +421,7 @@ async fn a_lost_node_is_placed_again_alone_on_a_peer_that_runs_nothing_else() {
     };
     world.windows.push_back(vec![both("p1"), both("p2"), both("p3")]);
     let deadline = world.now_ms() + 60_000;
-    let mut machine = Placement::replacing(["a".to_string()].into(), deadline);
+    let mut machine = Placement::replacing(["a".to_string()].into(), lost(), deadline);
     world.run(&mut machine, Input::Start).await;
     assert_eq!(world.chosen, ["p3"], "not the lost p1, not p2 which runs b");
     assert_eq!((world.replacements, world.record.attempts), (1, 1), "its own attempt count");
@@ -436,7 +435,9 @@ async fn a_failed_replacement_reverts_only_its_nodes_and_tries_another_peer() {
     world.windows.push_back(vec![bid_for("p3", "a"), bid_for("p4", "a")]);
     world.outcomes.push_back(Err(("p3", "allocate on p3 failed: no space")));
     let deadline = world.now_ms() + 60_000;
-    world.run(&mut Placement::replacing(["a".to_string()].into(), deadline), Input::Start).await;
+    world
+        .run(&mut Placement::replacing(["a".to_string()].into(), lost(), deadline), Input::Start)
+        .await;
     assert_eq!(world.chosen, ["p3", "p4"]);
     assert_eq!((world.reverts, world.replacements), (1, 2));
     assert!(world.record.placement.contains_key("b"), "the other node's placement stays");
@@ -449,7 +450,13 @@ async fn a_replacement_that_finds_no_peer_fails_at_its_own_deadline() {
         world.windows.push_back(vec![refusal("p3", true)]);
     }
     let deadline = world.now_ms() + 3_000;
-    world.run(&mut Placement::replacing(["a".to_string()].into(), deadline), Input::Start).await;
+    world
+        .run(&mut Placement::replacing(["a".to_string()].into(), lost(), deadline), Input::Start)
+        .await;
     assert_eq!(world.record.state, DeploymentState::Failed);
     assert_eq!(world.started.elapsed(), Duration::from_secs(3), "its deadline, not the record's");
+}
+
+fn lost() -> BTreeSet<String> {
+    ["p1".to_string()].into()
 }

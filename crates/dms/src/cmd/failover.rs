@@ -1,0 +1,150 @@
+//! `dms bench failover` (on a devnet: `dms devnet cli bench failover`): how long a
+//! service takes to run elsewhere after its provider dies.
+//!
+//! Deploys a one-allocation WebAssembly service that avoids the orchestrating node,
+//! then N times: kills the node running it with SIGKILL, measures until the service runs
+//! on another node, and starts the killed node again (so that the next kill has
+//! somewhere to go). The goal is set by the orchestrating node's own settings: p99
+//! within `deployment.lost_after` + 5 s.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow, bail};
+use base64::Engine as _;
+use dms_protocol::AllocationState;
+use dms_protocol::node::{DeploymentStatus, NewDeployment, ShutdownDeployment};
+use serde_json::json;
+
+use super::Ctx;
+use super::actor::Caller;
+use super::bench::{SPIN, percentile};
+use super::devnet;
+use crate::cli::{ActorTarget, Output};
+use crate::output;
+
+/// Longest a kill may take to be repaired before the bench gives up.
+const PATIENCE: Duration = Duration::from_secs(90);
+
+/// `dms bench failover --kills N`
+pub async fn bench(
+    ctx: &Ctx,
+    kills: usize,
+    dir: &Path,
+    target: &ActorTarget,
+) -> anyhow::Result<()> {
+    if kills < 1 {
+        bail!("--kills must be at least 1");
+    }
+    let devnet = devnet::load(dir)?
+        .ok_or_else(|| anyhow!("no devnet in {}: start one with `dms devnet up`", dir.display()))?;
+    if devnet.nodes.len() < 3 {
+        bail!("a failover needs somewhere to go: start a devnet of at least 3 nodes");
+    }
+    let caller = Caller::open(ctx, target).await?;
+    let orchestrating = caller.peer().to_string();
+    let lost_after = lost_after(&devnet, &orchestrating)?;
+    let id = caller.request(&service(&orchestrating)?, Duration::from_secs(10)).await?.id;
+    let mut on = wait_running(&caller, &id, None).await?;
+    let mut times = Vec::with_capacity(kills);
+    for kill in 1..=kills {
+        let index = index_of(dir, &on)?;
+        let killed = on.clone();
+        let dir_owned = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || devnet::stop(&dir_owned, index, true)).await??;
+        let started = Instant::now();
+        on = wait_running(&caller, &id, Some(&killed)).await?;
+        let took = started.elapsed().as_secs_f64();
+        times.push(took);
+        if ctx.output == Output::Table {
+            eprintln!("kill {kill}/{kills}: node {index} → running elsewhere in {took:.2} s");
+        }
+        let dir_owned = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || devnet::start(&dir_owned, index)).await??;
+    }
+    caller.request(&ShutdownDeployment { id }, Duration::from_secs(60)).await?;
+    report(ctx, &mut times, lost_after)
+}
+
+/// The orchestrating node's `deployment.lost_after`.
+fn lost_after(devnet: &devnet::Devnet, orchestrating: &str) -> anyhow::Result<Duration> {
+    let node = devnet
+        .nodes
+        .iter()
+        .find(|n| n.peer_id == orchestrating)
+        .ok_or_else(|| anyhow!("the node at --api-addr is not a node of this devnet"))?;
+    let home = dms_node::home::Home::new(node.home.clone());
+    Ok(dms_node::config::load(&home.config_path())?.deployment.lost_after)
+}
+
+fn service(avoid: &str) -> anyhow::Result<NewDeployment> {
+    let text = format!(
+        "version: V1\nallocations:\n  work:\n    type: service\n    executor: wasm\n    \
+         resources: {{cpu: {{cores: 0.1}}, ram: 16MiB}}\n    execution: {{module: spin.wat}}\n\
+         nodes:\n  only: {{allocations: [work]}}\nexclude_peers: [{avoid}]\n"
+    );
+    let ensemble = dms_ensemble::load(&text).map_err(|e| anyhow!("bench ensemble: {e}"))?.ensemble;
+    let module = base64::engine::general_purpose::STANDARD.encode(SPIN);
+    Ok(NewDeployment { ensemble, modules: [("work".into(), module)].into(), timeout_ms: None })
+}
+
+/// Waits until the service runs on a peer other than `not_on`; returns that peer.
+async fn wait_running(caller: &Caller, id: &str, not_on: Option<&str>) -> anyhow::Result<String> {
+    let started = Instant::now();
+    let mut after = 0;
+    loop {
+        let ask = DeploymentStatus { id: id.into(), after, wait_ms: 500 };
+        let status = caller.request(&ask, Duration::from_secs(10)).await?;
+        after = status.events.last().map_or(after, |e| e.seq);
+        if let Some(work) = status.allocations.get("work")
+            && work.status.state == AllocationState::Running
+            && let Some(peer) = &work.peer
+            && not_on.is_none_or(|lost| lost != peer)
+        {
+            return Ok(peer.clone());
+        }
+        if status.state.is_terminal() {
+            bail!("deployment {id} ended: {}", status.reason.unwrap_or_default());
+        }
+        if started.elapsed() > PATIENCE {
+            bail!("deployment {id}: the service did not run elsewhere within {PATIENCE:?}");
+        }
+    }
+}
+
+fn index_of(dir: &Path, peer: &str) -> anyhow::Result<usize> {
+    let devnet = devnet::load(dir)?.context("the devnet went away")?;
+    devnet
+        .nodes
+        .iter()
+        .position(|n| n.peer_id == peer)
+        .ok_or_else(|| anyhow!("peer {peer} is not a devnet node"))
+}
+
+fn report(ctx: &Ctx, times: &mut [f64], lost_after: Duration) -> anyhow::Result<()> {
+    times.sort_by(f64::total_cmp);
+    let (p50, p99) = (percentile(times, 50.0), percentile(times, 99.0));
+    let goal = lost_after.as_secs_f64() + 5.0;
+    let report = json!({
+        "kills": times.len(),
+        "kill_to_running_elsewhere_s": { "p50": p50, "p99": p99, "max": times.last() },
+        "lost_after_s": lost_after.as_secs_f64(),
+        "goal_p99_s": goal,
+        "ratio_p99_to_goal": p99 / goal,
+        "met": p99 <= goal,
+    });
+    match ctx.output {
+        Output::Json => output::json(&report),
+        Output::Table => {
+            println!(
+                "{} provider kills: kill → running elsewhere p50 {p50:.2} s, p99 {p99:.2} s \
+                 (lost_after {:.1} s; goal p99 ≤ {goal:.1} s: {}; ratio {:.2})",
+                times.len(),
+                lost_after.as_secs_f64(),
+                if p99 <= goal { "met" } else { "NOT met" },
+                p99 / goal
+            );
+            Ok(())
+        }
+    }
+}
