@@ -2,7 +2,8 @@ Feature: Supervision: lost providers are noticed and replaced, nothing is orphan
   Allocations send their orchestrator a heartbeat every second. A provider silent for
   `deployment.lost_after` (5 s) that does not answer, while the orchestrating node still
   reaches other peers, is lost: its allocations are placed again elsewhere. A copy that
-  comes back after it was replaced is told to stop. Real `dms run` processes killed
+  comes back after it was replaced is told to stop. Health checks run on the provider;
+  an unhealthy workload is restarted by its policy. Real `dms run` processes killed
   with SIGKILL; Docker containers survive their provider, as they do in production.
 
   Background:
@@ -26,3 +27,10 @@ Feature: Supervision: lost providers are noticed and replaced, nothing is orphan
     When node 0 is killed, kept down for 20 seconds and started again
     Then the service still runs on its first provider, at attempt 1, after a while
     And the deployment is "running"
+
+  Scenario: A service whose HTTP health check answers 500 is restarted by its policy, then given up on
+    When the devnet user deploys a Docker web service whose health check answers 500 and may restart 2 times
+    Then the deployment eventually fails with "unhealthy"
+    And its events say "GET /cgi-bin/health answered 500"
+    And its events say "restart 1 of 2"
+    And its events say "gave up after 2 restarts"

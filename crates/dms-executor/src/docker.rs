@@ -194,8 +194,23 @@ impl Executor {
     }
 
     async fn container_state(&self, id: &ExecutionId) -> Result<Option<ContainerState>> {
+        Ok(self.container(id).await?.map(|(state, _)| state))
+    }
+
+    /// The container's state and its address on its first network, `None` when gone.
+    async fn container(
+        &self,
+        id: &ExecutionId,
+    ) -> Result<Option<(ContainerState, Option<std::net::IpAddr>)>> {
         match self.docker.inspect_container(&id.0, None).await {
-            Ok(c) => Ok(Some(c.state.unwrap_or_default())),
+            Ok(c) => {
+                let address = c
+                    .network_settings
+                    .and_then(|n| n.networks)
+                    .and_then(|n| n.into_values().find_map(|e| e.ip_address))
+                    .and_then(|ip| ip.parse().ok());
+                Ok(Some((c.state.unwrap_or_default(), address)))
+            }
             Err(e) if status(&e) == Some(404) => Ok(None),
             Err(e) => Err(backend_error("inspect container", e)),
         }
@@ -255,13 +270,18 @@ impl Executor {
     }
 
     async fn info(&self, id: &ExecutionId, entry: &Entry) -> Result<ExecutionInfo> {
-        let state = self.container_state(id).await?;
+        let container = self.container(id).await?;
+        let (state, address) = match container {
+            Some((state, address)) => (Some(state), address),
+            None => (None, None),
+        };
         Ok(ExecutionInfo {
             id: id.clone(),
             kind: Kind::Docker,
             allocation: entry.allocation.clone(),
             deployment: entry.deployment.clone(),
             state: self.state_of(id, state.as_ref()),
+            address: address.filter(|ip| !ip.is_unspecified()),
         })
     }
 

@@ -126,6 +126,9 @@ pub struct ExecutionInfo {
     pub deployment: String,
     /// Current state.
     pub state: State,
+    /// Where the workload can be reached from this host (a container's address on its
+    /// network), for health probes; `None` when it has none of its own.
+    pub address: Option<std::net::IpAddr>,
 }
 
 /// Which output stream a log line came from.

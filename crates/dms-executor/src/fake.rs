@@ -184,6 +184,7 @@ impl Executor {
             allocation: run.allocation.clone(),
             deployment: run.deployment.clone(),
             state: run.state.borrow().clone(),
+            address: None,
         }
     }
 }

@@ -205,6 +205,7 @@ impl Executor {
             allocation: entry.allocation.clone(),
             deployment: entry.deployment.clone(),
             state: entry.shared.state.borrow().clone(),
+            address: None,
         }
     }
 }

@@ -339,16 +339,32 @@ impl Orchestrator {
             let timeout = self.shared.settings.start_timeout;
             calls.spawn(async move { (name, call(&actor, &handle, &Shutdown {}, timeout).await) });
         }
+        let mut unreached = Vec::new();
         while let Some(Ok((name, result))) = calls.join_next().await {
             match result {
                 Ok(status) => {
                     self.record_status(&name, status);
                 }
-                Err(error) => self.change(Some(&name), format!("could not stop: {error} (its provider releases it when it expires or restarts)"), |_| {}),
+                Err(error) => {
+                    let message = format!(
+                        "could not stop it: {error}; its copy is told to stop at its next                          heartbeat, or stops itself when this node stays silent"
+                    );
+                    self.change(Some(&name), message, |_| {});
+                    unreached.push(name);
+                }
             }
         }
         self.revert(None).await;
-        self.set_state(DeploymentState::ShutDown, "shut down; every resource released");
+        // Say only what was observed.
+        let message = if unreached.is_empty() {
+            "shut down; every resource released".to_string()
+        } else {
+            format!(
+                "shut down; {} could not be reached to confirm it stopped",
+                unreached.join(", ")
+            )
+        };
+        self.set_state(DeploymentState::ShutDown, message);
         self.snapshot()
     }
 
@@ -460,6 +476,11 @@ pub fn describe(status: &AllocationStatus) -> String {
         AllocationState::Stopped => "stopped",
     };
     let mut text = state.to_string();
+    if let Some(health) = status.health
+        && !status.state.is_terminal()
+    {
+        text.push_str(&format!(", {}", health.name()));
+    }
     if let Some(code) = status.exit_code {
         text.push_str(&format!(" (exit {code})"));
     }

@@ -60,6 +60,29 @@ impl AllocationState {
     }
 }
 
+/// What an allocation's health check says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    /// No probe has passed yet.
+    Starting,
+    /// The last probe passed.
+    Healthy,
+    /// Probes failed `retries` times in a row: the workload is restarted by its policy.
+    Unhealthy,
+}
+
+impl Health {
+    /// The snake-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Health::Starting => "starting",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
 /// What an allocation is doing, and how it ended.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AllocationStatus {
@@ -87,6 +110,9 @@ pub struct AllocationStatus {
     /// How many times the provider restarted it (by its `restart` policy).
     #[serde(default)]
     pub restarts: u32,
+    /// What its health check says, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
     /// Bumped by the provider on every change: statuses can arrive out of order (an
     /// update pushed while the answer to `start` is on its way), and only a newer one
     /// counts. See [`AllocationStatus::supersedes`].

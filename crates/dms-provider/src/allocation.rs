@@ -19,6 +19,7 @@
 //! resources.
 
 mod beat;
+mod health;
 pub mod machine;
 pub(crate) mod work;
 
@@ -52,9 +53,24 @@ pub(crate) enum Internal {
     Stop(oneshot::Sender<AllocationStatus>),
     /// The provider restarted; the execution the engine still had, if any.
     Recovered(Option<String>),
-    /// Time for a heartbeat.
-    Beat,
-    /// The orchestrator's answer to a heartbeat, or why there was none.
+    /// What the watcher of `execution` saw (dropped unless it is the current one).
+    Watched {
+        /// The execution watched.
+        execution: String,
+        /// What happened to it.
+        input: Input,
+    },
+    /// Time to probe `execution`'s health.
+    Probe(String),
+    /// What a probe of `execution` found.
+    Probed {
+        /// The execution probed.
+        execution: String,
+        /// Healthy, or why not.
+        result: Result<(), String>,
+    },
+    /// The heartbeat task's verdict: the orchestrator's `keep: false`, or why the
+    /// allocation is orphaned.
     Beaten(Result<dms_protocol::Ack, String>),
 }
 
@@ -85,6 +101,7 @@ pub(crate) struct Allocation {
     hosted: Hosted,
     shared: Arc<Shared>,
     beats: beat::Beats,
+    probes: health::Probes,
 }
 
 /// Spawns the actor of `hosted` on the provider's node, signing with `key` (its own
@@ -102,7 +119,8 @@ pub(crate) fn spawn(shared: &Arc<Shared>, hosted: Hosted, key: KeyPair) -> Runni
         actor.hold(chain);
     }
     let (node, orchestrator) = (hosted.node.clone(), hosted.orchestrator.did.clone());
-    let state = Allocation { hosted, shared: shared.clone(), beats: beat::Beats::new() };
+    let beats = beat::Beats::new(hosted.status.clone());
+    let state = Allocation { hosted, shared: shared.clone(), beats, probes: Default::default() };
     let (actor, control) = dms_actor::stateful::spawn_with_sender(actor, state);
     Running { actor, control, node, orchestrator }
 }
@@ -164,7 +182,15 @@ impl Stateful for Allocation {
                 self.apply(ctx, Input::Recovered { execution }).await;
                 self.beat_soon(ctx);
             }
-            Internal::Beat => self.beat(ctx),
+            Internal::Watched { execution, input } => {
+                if self.hosted.execution.as_deref() == Some(&execution) {
+                    self.apply(ctx, input).await;
+                } else {
+                    debug!(allocation = %self.hosted.id, %execution, "A stopped execution's exit.");
+                }
+            }
+            Internal::Probe(execution) => self.probe(ctx, execution),
+            Internal::Probed { execution, result } => self.probed(ctx, execution, result).await,
             Internal::Beaten(answer) => self.beaten(ctx, answer).await,
         }
     }
@@ -219,7 +245,10 @@ impl Allocation {
     async fn apply(&mut self, ctx: &mut Context<Internal>, input: Input) {
         let mut inputs = VecDeque::from([input]);
         while let Some(input) = inputs.pop_front() {
-            for effect in machine::step(&mut self.hosted, input, now_ms()) {
+            let effects = machine::step(&mut self.hosted, input, now_ms());
+            // Heartbeats carry the new status even while the effects take long.
+            self.beats.publish(&self.hosted.status);
+            for effect in effects {
                 if let Some(next) = self.carry_out(ctx, effect).await {
                     inputs.push_back(next);
                 }
@@ -245,7 +274,10 @@ impl Allocation {
                     }
                 }
             }
-            Effect::Watch => self.watch(ctx),
+            Effect::Watch => {
+                self.watch(ctx);
+                self.probe_soon(ctx);
+            }
             Effect::ScheduleRestart(delay) => ctx.after(delay, Internal::Input(Input::RestartDue)),
             Effect::Persist { durable } => {
                 hosted::save(&self.shared.store, &self.hosted, durable).await;
@@ -289,16 +321,16 @@ impl Allocation {
             return;
         };
         ctx.spawn(async move {
-            let execution = ExecutionId(execution);
-            let input = match executor.wait(&execution).await {
+            let id = ExecutionId(execution.clone());
+            let input = match executor.wait(&id).await {
                 Ok(exit) => Input::Exited {
                     code: exit.code,
                     reason: format!("{:?}", exit.reason),
-                    output: work::output_of(executor.as_ref(), &execution).await,
+                    output: work::output_of(executor.as_ref(), &id).await,
                 },
                 Err(error) => Input::Lost { error: error.to_string() },
             };
-            Some(Internal::Input(input))
+            Some(Internal::Watched { execution, input })
         });
     }
 

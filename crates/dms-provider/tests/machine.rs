@@ -1,6 +1,6 @@
-//! The allocation life cycle under random sequences of start, exit, loss, restart
-//! timers, stop, abandonment (replaced elsewhere, orchestrator silent) and provider
-//! restarts (crashes between any two effects, the record reloaded as last persisted):
+//! The allocation life cycle under random sequences of start, exit, loss, health
+//! verdicts, restart timers, stop, abandonment (replaced elsewhere, orchestrator
+//! silent) and provider restarts (crashes between any two effects, the record reloaded as last persisted):
 //! resources are released exactly once, never while the workload may run, and the
 //! allocation always ends terminal.
 
@@ -156,7 +156,7 @@ impl World {
 
     fn act(&mut self) -> Result<(), String> {
         self.now += 700;
-        match self.choose(8) {
+        match self.choose(10) {
             0 => self.feed(Input::Start),
             1 if self.watched && self.container.is_some() => {
                 self.watched = false;
@@ -174,6 +174,12 @@ impl World {
             4 => self.feed(Input::Stop),
             5 => self.crash(),
             6 => self.feed(Input::Abandon { reason: "replaced elsewhere".into() }),
+            7 if self.watched && self.container.is_some() => {
+                // The watcher of the stopped execution is dropped by the actor.
+                self.watched = false;
+                self.feed(Input::Unhealthy { reason: "GET / answered 500".into() })
+            }
+            8 => self.feed(Input::Health(dms_protocol::Health::Healthy)),
             // Late and duplicate inputs change nothing they should not.
             _ => self.feed(Input::Exited { code: 1, reason: "late".into(), output: String::new() }),
         }
@@ -234,7 +240,8 @@ fn a_task_that_exits_zero_completes_and_is_told_once() {
     let mut h = hosted("never", "task");
     assert_eq!(
         step(&mut h, Input::Start, 1),
-        vec![Effect::Persist { durable: false }, Effect::StartExecution]
+        vec![Effect::Persist { durable: true }, Effect::StartExecution],
+        "the start brings the grant a recovered copy needs: written durably"
     );
     let started = step(&mut h, Input::Started { execution: "c1".into(), start_us: 7 }, 2);
     assert_eq!(started, vec![Effect::Persist { durable: false }, Effect::Watch]);
@@ -251,4 +258,47 @@ fn a_task_that_exits_zero_completes_and_is_told_once() {
         step(&mut h, Input::Stop, 5),
         vec![Effect::StopExecution("c1".into()), Effect::Forget]
     );
+}
+
+#[test]
+fn an_unhealthy_service_is_stopped_and_restarted_by_its_policy_then_given_up_on() {
+    use dms_protocol::Health;
+    let mut h = hosted("on_failure", "service");
+    h.spec.allocation.healthcheck = Some(
+        serde_json::from_value(serde_json::json!({"type": "http", "port": 8080}))
+            .expect("healthcheck"),
+    );
+    step(&mut h, Input::Start, 1);
+    step(&mut h, Input::Started { execution: "c1".into(), start_us: 7 }, 2);
+    assert_eq!(h.status.health, Some(Health::Starting), "no probe has passed yet");
+    assert_eq!(
+        step(&mut h, Input::Health(Health::Healthy), 3),
+        vec![Effect::Persist { durable: false }, Effect::Tell]
+    );
+    assert!(step(&mut h, Input::Health(Health::Healthy), 4).is_empty(), "no change, no news");
+    for (n, execution) in [(1, "c1"), (2, "c2")] {
+        let reason = "3 health probes failed in a row; the last: GET / answered 500";
+        let effects = step(&mut h, Input::Unhealthy { reason: reason.into() }, 10 * n);
+        assert_eq!(
+            effects,
+            vec![
+                Effect::StopExecution(execution.into()),
+                Effect::Persist { durable: true },
+                Effect::Tell,
+                Effect::ScheduleRestart(std::time::Duration::from_secs(1)),
+            ]
+        );
+        let message = h.status.message.clone().unwrap_or_default();
+        assert!(message.contains(&format!("restart {n} of 2")), "{message}");
+        assert_eq!(h.status.health, Some(Health::Unhealthy));
+        assert_eq!(step(&mut h, Input::RestartDue, 10 * n + 1), vec![Effect::StartExecution]);
+        let next = format!("c{}", n + 1);
+        step(&mut h, Input::Started { execution: next, start_us: 7 }, 10 * n + 2);
+        assert_eq!(h.status.health, Some(Health::Starting), "a new run starts over");
+    }
+    let effects = step(&mut h, Input::Unhealthy { reason: "GET / answered 500".into() }, 40);
+    assert_eq!(h.status.state, AllocationState::Failed);
+    assert!(effects.contains(&Effect::Ended));
+    let message = h.status.message.clone().unwrap_or_default();
+    assert!(message.contains("gave up after 2 restarts"), "{message}");
 }

@@ -168,3 +168,57 @@ async fn a_copy_whose_orchestrator_stays_silent_stops_itself_and_frees_its_resou
     .await;
     net.shutdown().await;
 }
+
+/// `service`, with `extra` appended to the ensemble.
+fn service_with(exclude: &str, extra: &str) -> NewDeployment {
+    let mut request = service(exclude);
+    let mut text = serde_json::to_value(&request.ensemble).expect("JSON");
+    let extra: serde_json::Value = serde_json::from_str(extra).expect("extra JSON");
+    for (key, value) in extra.as_object().expect("an object") {
+        text[key] = value.clone();
+    }
+    request.ensemble = serde_json::from_value(text).expect("still an ensemble");
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_duration_shuts_the_deployment_down_and_says_why() {
+    let (net, registries, engine) = network(3, Duration::from_secs(60)).await;
+    let orchestrating = net.node(0).peer_id().to_string();
+    let request = service_with(&orchestrating, r#"{"requirements": {"max_duration": "2s"}}"#);
+    let id = registries[0].create(request).await.expect("submitted");
+    running_on(&registries[0], &id).await;
+    eventually("shut down at max_duration", || {
+        let state = registries[0].manifest(&id).expect("manifest").state;
+        async move { state == DeploymentState::ShutDown }
+    })
+    .await;
+    let record = registries[0].manifest(&id).expect("manifest");
+    let reason = record.reason.unwrap_or_default();
+    assert!(reason.contains("max_duration 2s reached"), "{reason}");
+    assert!(engine.world().allocations().is_empty(), "its workload was stopped");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escalation_teardown_shuts_down_instead_of_redeploying() {
+    let (net, registries, _engine) = network(4, Duration::from_secs(60)).await;
+    let orchestrating = net.node(0).peer_id().to_string();
+    let request = service_with(&orchestrating, r#"{"escalation": "teardown"}"#);
+    let id = registries[0].create(request).await.expect("submitted");
+    let first = running_on(&registries[0], &id).await;
+    net.partition(&[index_of(&net, &first)]).await;
+    eventually("torn down", || {
+        let state = registries[0].manifest(&id).expect("manifest").state;
+        async move { state == DeploymentState::ShutDown }
+    })
+    .await;
+    let record = registries[0].manifest(&id).expect("manifest");
+    assert!(record.allocations["web"].lineage.is_empty(), "nothing was placed again");
+    let said = events(&registries[0], &id);
+    assert!(said.iter().any(|e| e.contains("escalation is teardown")), "{said:#?}");
+    // The lost provider could not confirm the stop: that is said, not glossed over.
+    assert!(said.iter().any(|e| e.contains("web could not be reached")), "{said:#?}");
+    assert!(!said.iter().any(|e| e.contains("every resource released")), "{said:#?}");
+    net.shutdown().await;
+}

@@ -173,6 +173,9 @@ impl Orchestrator {
         if record.state != DeploymentState::Running || self.placing_now() {
             return;
         }
+        if self.out_of_time(&record).await {
+            return;
+        }
         // Nodes with no copy at all (a replacement cut short by a restart): place them.
         let unplaced = unplaced(&record);
         if !unplaced.is_empty() {
@@ -208,6 +211,20 @@ impl Orchestrator {
             self.lost(&record, &peer, &allocations, why).await;
             return;
         }
+    }
+
+    /// `requirements.max_duration` (counted from the submission) has passed: shut the
+    /// deployment down, saying why. Whether it did.
+    async fn out_of_time(self: &Arc<Self>, record: &Deployment) -> bool {
+        let limit = record.ensemble.requirements.as_ref().and_then(|r| r.max_duration);
+        let Some(limit) = limit.map(|d| d.to_std()) else { return false };
+        if now_ms() < record.created_ms.saturating_add(ms(limit)) {
+            return false;
+        }
+        let why = format!("max_duration {} reached: shut down", humantime::format_duration(limit));
+        self.change(None, why.clone(), |r| r.reason = Some(why.clone()));
+        self.clone().shutdown().await;
+        true
     }
 
     /// Providers whose every running allocation has been silent for `lost_after`, by

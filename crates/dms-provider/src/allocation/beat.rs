@@ -9,14 +9,18 @@
 //!   frees its resources rather than run unowned. A provider restart counts the silence
 //!   afresh (a grace, not a verdict).
 //!
-//! One heartbeat is in flight at a time; the timer and the call are tasks the actor
-//! owns, so they end with it.
+//! The heartbeats run on one task the actor owns, apart from the actor's own work: an
+//! allocation busy for a while (pulling an image, stopping a workload that ignores
+//! SIGTERM) keeps beating with its latest status, which the actor publishes on a
+//! watch channel after every change. The task reports back only a verdict.
 
 use std::time::Duration;
 
 use dms_actor::envelope::now_ms;
 use dms_actor::stateful::Context;
-use dms_protocol::{Ack, Update};
+use dms_actor::{Actor, Handle};
+use dms_protocol::{Ack, AllocationStatus, Liveness, Update};
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::machine::Input;
@@ -25,26 +29,31 @@ use super::{Allocation, Internal};
 /// The heartbeats of one allocation.
 #[derive(Debug)]
 pub(crate) struct Beats {
-    /// When the orchestrator last answered (or the actor started: the grace).
-    last_answer_ms: u64,
-    /// The timer runs.
+    /// The status as last published (what the next heartbeat carries).
+    status: watch::Sender<AllocationStatus>,
+    /// The heartbeat task runs.
     running: bool,
-    /// A heartbeat is on its way.
-    in_flight: bool,
 }
 
 impl Beats {
-    pub(crate) fn new() -> Beats {
-        Beats { last_answer_ms: now_ms(), running: false, in_flight: false }
+    pub(crate) fn new(status: AllocationStatus) -> Beats {
+        Beats { status: watch::Sender::new(status), running: false }
+    }
+
+    /// Publishes the status the next heartbeat carries.
+    pub(crate) fn publish(&self, status: &AllocationStatus) {
+        self.status.send_if_modified(|current| {
+            let changed = current != status;
+            if changed {
+                *current = status.clone();
+            }
+            changed
+        });
     }
 }
 
 impl Allocation {
-    fn interval(&self) -> Duration {
-        Duration::from_millis(self.liveness().heartbeat_ms.max(50))
-    }
-
-    /// Starts the heartbeat timer unless it runs or the allocation has ended or not
+    /// Starts the heartbeat task unless it runs or the allocation has ended or not
     /// started.
     pub(crate) fn beat_soon(&mut self, ctx: &mut Context<Internal>) {
         let state = self.hosted.status.state;
@@ -55,63 +64,85 @@ impl Allocation {
             return;
         }
         self.beats.running = true;
-        ctx.after(self.interval(), Internal::Beat);
+        self.beats.publish(&self.hosted.status);
+        let beating = Beating {
+            actor: ctx.actor().clone(),
+            to: self.hosted.orchestrator.clone(),
+            deployment: self.hosted.deployment.clone(),
+            allocation: self.hosted.spec.name.clone(),
+            status: self.beats.status.subscribe(),
+            liveness: self.liveness(),
+        };
+        ctx.spawn(beating.run());
     }
 
-    /// The timer fired: send one heartbeat (unless one is on its way) and set the next.
-    pub(crate) fn beat(&mut self, ctx: &mut Context<Internal>) {
-        if self.hosted.status.state.is_terminal() {
-            self.beats.running = false;
-            return;
-        }
-        if !self.beats.in_flight {
-            self.beats.in_flight = true;
-            let actor = ctx.actor().clone();
-            let to = self.hosted.orchestrator.clone();
-            let update = Update {
-                deployment: self.hosted.deployment.clone(),
-                allocation: self.hosted.spec.name.clone(),
-                status: self.hosted.status.clone(),
-                heartbeat: true,
-            };
-            let timeout =
-                (self.interval() * 3).clamp(Duration::from_secs(1), Duration::from_secs(5));
-            ctx.spawn(async move {
-                let answer = dms_protocol::call(&actor, &to, &update, timeout).await;
-                Some(Internal::Beaten(answer.map_err(|e| e.to_string())))
-            });
-        }
-        ctx.after(self.interval(), Internal::Beat);
-    }
-
-    /// What came of a heartbeat.
+    /// The heartbeat task's verdict: the orchestrator said stop, or stayed silent.
     pub(crate) async fn beaten(
         &mut self,
         ctx: &mut Context<Internal>,
         answer: Result<Ack, String>,
     ) {
-        self.beats.in_flight = false;
-        let now = now_ms();
-        match answer {
-            Ok(Ack { keep: true }) => self.beats.last_answer_ms = now,
+        self.beats.running = false;
+        let reason = match answer {
+            Ok(Ack { keep: true }) => return,
             Ok(Ack { keep: false }) => {
                 let reason = "stopped: its orchestrator placed it elsewhere while this provider \
                               was unreachable (or the deployment ended)";
                 info!(allocation = %self.hosted.id, "{reason}");
-                self.apply(ctx, Input::Abandon { reason: reason.into() }).await;
+                reason.to_string()
             }
-            Err(error) => {
-                let silent = now.saturating_sub(self.beats.last_answer_ms);
-                if silent < self.liveness().stop_after_ms {
-                    return;
-                }
-                let reason = format!(
-                    "stopped: its orchestrator has not answered for {} s (last: {error}); \
-                     nothing is left running unowned",
-                    silent / 1000
-                );
+            Err(reason) => {
                 warn!(allocation = %self.hosted.id, "{reason}");
-                self.apply(ctx, Input::Abandon { reason }).await;
+                reason
+            }
+        };
+        self.apply(ctx, Input::Abandon { reason }).await;
+    }
+}
+
+/// What the heartbeat task needs.
+struct Beating {
+    actor: Actor,
+    to: Handle,
+    deployment: String,
+    allocation: String,
+    status: watch::Receiver<AllocationStatus>,
+    liveness: Liveness,
+}
+
+impl Beating {
+    /// Beats until the allocation ends (`None`), or until there is a verdict for the
+    /// actor.
+    async fn run(self) -> Option<Internal> {
+        let interval = Duration::from_millis(self.liveness.heartbeat_ms.max(50));
+        let timeout = (interval * 3).clamp(Duration::from_secs(1), Duration::from_secs(5));
+        let mut last_answer = now_ms();
+        loop {
+            tokio::time::sleep(interval).await;
+            let status = self.status.borrow().clone();
+            if status.state.is_terminal() {
+                return None;
+            }
+            let update = Update {
+                deployment: self.deployment.clone(),
+                allocation: self.allocation.clone(),
+                status,
+                heartbeat: true,
+            };
+            match dms_protocol::call(&self.actor, &self.to, &update, timeout).await {
+                Ok(ack) if ack.keep => last_answer = now_ms(),
+                Ok(ack) => return Some(Internal::Beaten(Ok(ack))),
+                Err(error) => {
+                    let silent = now_ms().saturating_sub(last_answer);
+                    if silent >= self.liveness.stop_after_ms {
+                        let reason = format!(
+                            "stopped: its orchestrator has not answered for {} s (last: \
+                             {error}); nothing is left running unowned",
+                            silent / 1000
+                        );
+                        return Some(Internal::Beaten(Err(reason)));
+                    }
+                }
             }
         }
     }

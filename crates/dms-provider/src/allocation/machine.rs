@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!              Start                 Started
-//!  Allocated ─────────▶ Starting ─────────────▶ Running ──Exited(policy: restart)──┐
+//!  Allocated ─────────▶ Starting ─────────────▶ Running ──Exited / Unhealthy(policy: restart)──┐
 //!      │                   │  ▲                   │                               │
 //!      │                   │  └────RestartDue─────┼───────── Starting ◀───────────┘
 //!      │   (after a provider restart: Recovered with the execution found → Running,
@@ -24,7 +24,7 @@
 use std::time::Duration;
 
 use dms_ensemble::model::{AllocationType, Restart};
-use dms_protocol::{AllocationState, AllocationStatus};
+use dms_protocol::{AllocationState, AllocationStatus, Health};
 
 use crate::hosted::Hosted;
 
@@ -61,6 +61,14 @@ pub enum Input {
     },
     /// The restart policy's delay passed.
     RestartDue,
+    /// A health probe passed (`Healthy`) — or the check has no verdict yet.
+    Health(Health),
+    /// Health probes failed `retries` times in a row, for `reason`: the workload is
+    /// stopped and its restart policy decides, as after a failed exit.
+    Unhealthy {
+        /// The last probe's failure.
+        reason: String,
+    },
     /// Stop it and forget it (shutdown by its orchestrator, revert by the provider).
     Stop,
     /// Stop it and forget it on the provider's own account, for `reason`: the
@@ -130,12 +138,14 @@ pub fn step(hosted: &mut Hosted, input: Input, now_ms: u64) -> Vec<Effect> {
         (S::Starting, Input::Started { execution, start_us }) => {
             hosted.execution = Some(execution);
             let restarts = hosted.status.restarts;
+            let health = hosted.spec.allocation.healthcheck.as_ref().map(|_| Health::Starting);
             change(hosted, |s| {
                 *s = AllocationStatus {
                     state: S::Running,
                     started_ms: Some(now_ms),
                     start_us: Some(start_us),
                     restarts,
+                    health,
                     version: s.version,
                     ..AllocationStatus::default()
                 };
@@ -159,6 +169,20 @@ pub fn step(hosted: &mut Hosted, input: Input, now_ms: u64) -> Vec<Effect> {
         }
         (S::Running, Input::Exited { code, reason, output }) => {
             exited(hosted, code, &reason, output, now_ms)
+        }
+        (S::Running, Input::Health(health)) => {
+            if hosted.status.health == Some(health) {
+                return Vec::new();
+            }
+            change(hosted, |s| s.health = Some(health));
+            vec![Effect::Persist { durable: false }, Effect::Tell]
+        }
+        (S::Running, Input::Unhealthy { reason }) => {
+            let mut effects: Vec<Effect> =
+                hosted.execution.take().map(Effect::StopExecution).into_iter().collect();
+            change(hosted, |s| s.health = Some(Health::Unhealthy));
+            effects.extend(unhealthy(hosted, &reason, now_ms));
+            effects
         }
         (S::Running, Input::Lost { error }) => {
             end(hosted, S::Failed, format!("lost track of the workload: {error}"), now_ms)
@@ -260,6 +284,38 @@ fn exited(
             });
             end(hosted, state, message.unwrap_or_default(), now_ms)
         }
+    }
+}
+
+/// Health checks failed for `reason` (the execution is already stopped): restart by
+/// the policy, as after a failed exit, or fail.
+fn unhealthy(hosted: &mut Hosted, reason: &str, now_ms: u64) -> Vec<Effect> {
+    use AllocationState as S;
+    // An unhealthy workload counts as a failed run (exit code 1 for the policy).
+    match restart_due(hosted, 1, now_ms) {
+        Some(Ok(delay)) => {
+            let restarts = hosted.status.restarts + 1;
+            let max = hosted.spec.allocation.restart.as_ref().and_then(|p| p.max_attempts);
+            let note = format!(
+                "{reason}; restarting in {delay:?} (restart {restarts}{})",
+                max.map(|m| format!(" of {m}")).unwrap_or_default()
+            );
+            hosted.restart_times.push(now_ms);
+            change(hosted, |s| {
+                s.state = S::Starting;
+                s.message = Some(note);
+                s.finished_ms = Some(now_ms);
+                s.restarts = restarts;
+            });
+            vec![Effect::Persist { durable: true }, Effect::Tell, Effect::ScheduleRestart(delay)]
+        }
+        Some(Err(made)) => end(
+            hosted,
+            S::Failed,
+            format!("unhealthy ({reason}); gave up after {made} restarts"),
+            now_ms,
+        ),
+        None => end(hosted, S::Failed, format!("unhealthy: {reason}"), now_ms),
     }
 }
 

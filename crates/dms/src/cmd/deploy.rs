@@ -192,6 +192,7 @@ fn print_summary(id: &str, state: DeploymentState, allocations: &BTreeMap<String
                 view.node.clone(),
                 view.peer.clone().unwrap_or_else(|| "-".into()),
                 view.status.state.name().into(),
+                view.status.health.map_or("-", |h| h.name()).into(),
                 view.status.exit_code.map_or("-".into(), |c| c.to_string()),
                 view.status.restarts.to_string(),
                 (view.lineage.len() + 1).to_string(),

@@ -148,3 +148,22 @@ async fn still_first(world: &mut DmsWorld) {
     assert!(view["lineage"].as_array().is_none_or(Vec::is_empty), "{view:#}");
     assert_eq!(containers(world).await, 1);
 }
+
+#[when(
+    regex = r"^the devnet user deploys a Docker web service whose health check answers 500 and may restart (\d+) times$"
+)]
+async fn deploy_unhealthy(world: &mut DmsWorld, restarts: u32) {
+    // busybox httpd with a CGI that always answers 500.
+    let script = r#"mkdir -p /www/cgi-bin && printf '#!/bin/sh\nprintf "Status: 500 Internal Server Error\\r\\n\\r\\nbroken\\n"\n' > /www/cgi-bin/health && chmod +x /www/cgi-bin/health && { httpd -f -p 8080 -h /www & } && trap 'kill $!; exit 0' TERM && wait"#;
+    let text = format!(
+        "version: V1\nallocations:\n  work:\n    type: service\n    executor: docker\n    \
+         resources: {{cpu: {{cores: 0.25}}, ram: 64MiB}}\n    execution: {{image: \"{IMAGE}\", \
+         command: [sh, -c, {script:?}]}}\n    restart: {{policy: on_failure, max_attempts: \
+         {restarts}, delay: 200ms}}\n    healthcheck: {{type: http, port: 8080, path: \
+         /cgi-bin/health, interval: 500ms, timeout: 2s, retries: 2}}\nnodes:\n  only: \
+         {{allocations: [work]}}\n"
+    );
+    let file = write(world, "unhealthy.yaml", &text);
+    deploy(world, &file, &["--detach"]).await;
+    assert!(world.last().status.success(), "{}", world.last().stderr);
+}
