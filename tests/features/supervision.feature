@@ -34,3 +34,11 @@ Feature: Supervision: lost providers are noticed and replaced, nothing is orphan
     And its events say "GET /cgi-bin/health answered 500"
     And its events say "restart 1 of 2"
     And its events say "gave up after 2 restarts"
+
+  Scenario: one_for_all over two providers: one allocation exits 1, both restart
+    When the devnet user deploys two WebAssembly services under one_for_all, one exiting 1 once started
+    Then its events eventually say "supervisor (one_for_all): a failed and was restarted by its provider; restarting b"
+    And its events eventually say "used up its 1 restarts"
+    And its events eventually say "escalation is teardown"
+    And the two services ran on two providers, and b was restarted by its supervisor
+    And the deployment is "shut_down"

@@ -112,7 +112,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl World {
-    /// Sets what executions of `allocation` do.
+    /// Sets what executions of `allocation` do: an allocation id (`<deployment>.<name>`),
+    /// or just a name, for that allocation in every deployment.
     pub fn script(&self, allocation: impl Into<String>, script: Script) {
         lock(&self.scripts).insert(allocation.into(), script);
     }
@@ -205,10 +206,13 @@ impl crate::Executor for Executor {
 
     async fn start(&self, spec: Spec) -> Result<ExecutionId> {
         self.world.record(Call::Start(spec.allocation.clone()));
-        let script = lock(&self.world.scripts)
-            .get(&spec.allocation)
-            .cloned()
-            .unwrap_or_else(|| lock(&self.world.fallback).clone());
+        // By allocation id, else by the allocation's own name (after the deployment id).
+        let name = spec.allocation.rsplit('.').next().unwrap_or_default();
+        let script = {
+            let scripts = lock(&self.world.scripts);
+            scripts.get(&spec.allocation).or_else(|| scripts.get(name)).cloned()
+        }
+        .unwrap_or_else(|| lock(&self.world.fallback).clone());
         if let Some(message) = &script.start_error {
             return Err(Error::Backend {
                 backend: "fake",

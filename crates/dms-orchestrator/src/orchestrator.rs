@@ -27,6 +27,7 @@ pub(crate) mod liveness;
 pub mod machine;
 pub mod placement;
 pub mod policy;
+pub(crate) mod supervision;
 pub(crate) mod writer;
 
 use std::collections::BTreeSet;
@@ -37,7 +38,7 @@ use std::time::Duration;
 use dms_actor::{Actor, ActorError, BoxFuture, Handle, Router};
 use dms_crypto::KeyPair;
 use dms_store::{Repo, Store};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
@@ -130,6 +131,11 @@ pub struct Orchestrator {
     pub(crate) writer: Writer,
     heard: Mutex<liveness::Heard>,
     watching: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Failures of supervised allocations, for the watching task (bounded: a flood is
+    /// dropped with a warning, the supervisor sees the next one).
+    failures: mpsc::Sender<(String, supervision::Cause)>,
+    failures_rx: Mutex<Option<mpsc::Receiver<(String, supervision::Cause)>>>,
+    supervision: Mutex<supervision::Budgets>,
 }
 
 pub(crate) fn bad(reason: impl std::fmt::Display) -> ActorError {
@@ -168,6 +174,7 @@ impl Orchestrator {
         let (dirty, durable) = (Arc::new(Notify::new()), Arc::new(AtomicBool::new(false)));
         let closed = Arc::new(AtomicBool::new(false));
         let writing = Arc::new(tokio::sync::Mutex::new(()));
+        let (failures_tx, failures_rx) = mpsc::channel(64);
         let orchestrator = Arc::new(Orchestrator {
             record: Mutex::new(record),
             changed,
@@ -178,6 +185,9 @@ impl Orchestrator {
             placing: Mutex::new(None),
             heard: Mutex::new(liveness::Heard::new()),
             watching: Mutex::new(None),
+            failures: failures_tx,
+            failures_rx: Mutex::new(Some(failures_rx)),
+            supervision: Mutex::new(supervision::Budgets::default()),
             writer: Writer {
                 dirty: dirty.clone(),
                 durable: durable.clone(),
@@ -302,21 +312,33 @@ impl Orchestrator {
     /// updates, start answers and status polls arrive in any order.
     pub(crate) fn record_status(&self, allocation: &str, status: AllocationStatus) -> bool {
         let message = describe(&status);
-        self.change_when(Some(allocation), message, |r| {
-            let Some(view) = r.allocations.get_mut(allocation) else { return false };
-            if !status.supersedes(&view.status) {
-                return false;
-            }
-            view.status = status;
-            if r.state == DeploymentState::Running {
-                r.state = r.settled();
-                if r.state == DeploymentState::Failed && r.reason.is_none() {
-                    r.reason = first_failure(r);
+        let mut failed = None;
+        let recorded = self
+            .change_when(Some(allocation), message, |r| {
+                let Some(view) = r.allocations.get_mut(allocation) else { return false };
+                if !status.supersedes(&view.status) {
+                    return false;
                 }
-            }
-            true
-        })
-        .is_some()
+                if r.ensemble.supervisor.is_some() {
+                    let asked = self.supervision.lock().expect("budgets lock").asked(allocation);
+                    failed = supervision::Cause::of(&view.status, &status, asked);
+                }
+                view.status = status;
+                if r.state == DeploymentState::Running {
+                    r.state = r.settled();
+                    if r.state == DeploymentState::Failed && r.reason.is_none() {
+                        r.reason = first_failure(r);
+                    }
+                }
+                true
+            })
+            .is_some();
+        if let Some(cause) = failed
+            && self.failures.try_send((allocation.to_string(), cause)).is_err()
+        {
+            warn!(allocation, "Too many failures at once; the supervisor sees the next one.");
+        }
+        recorded
     }
 
     /// Stops every allocation and releases every resource.

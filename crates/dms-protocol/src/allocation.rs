@@ -15,6 +15,8 @@ pub const ALLOCATION_STATUS: &str = "/dms/allocation/status";
 pub const ALLOCATION_LOGS: &str = "/dms/allocation/logs";
 /// Allocation actor: stop and remove the workload, release its resources.
 pub const ALLOCATION_SHUTDOWN: &str = "/dms/allocation/shutdown";
+/// Behavior: restart a running allocation in place (its supervisor's decision).
+pub const ALLOCATION_RESTART: &str = "/dms/allocation/restart";
 
 /// An allocation's state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,6 +212,19 @@ pub struct StatusRequest {}
 /// Stop and remove the workload, release its resources (answer: the final status).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Shutdown {}
+
+/// Restart a running allocation in place, for `reason` (its supervisor restarts it
+/// because a sibling failed); answer: the status after the restart began.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Restart {
+    /// Why, for the allocation's status and events.
+    pub reason: String,
+}
+
+impl Request for Restart {
+    const BEHAVIOR: &'static str = ALLOCATION_RESTART;
+    type Response = AllocationStatus;
+}
 
 /// An update was taken.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -9,6 +9,7 @@
 //! | `/dms/allocation/status` | `StatusRequest` → `AllocationStatus` |
 //! | `/dms/allocation/logs` | `LogsRequest` → `Logs` |
 //! | `/dms/allocation/shutdown` | `Shutdown` → the final `AllocationStatus`; the actor then ends |
+//! | `/dms/allocation/restart` | `Restart` → the status as the restart begins (its supervisor's call) |
 //!
 //! It authorizes with the node's live capability context (a revocation is in force for
 //! it at once): its orchestrator must hold `/dms/allocation`, and only that orchestrator
@@ -33,7 +34,8 @@ use dms_actor::{Actor, ActorError, Message, Reply};
 use dms_crypto::KeyPair;
 use dms_executor::{ExecutionId, Executor, LogOptions, OutputStream};
 use dms_protocol::{
-    AllocationStatus, LogLine, Logs, LogsRequest, Request, Shutdown, Start, StatusRequest, Update,
+    AllocationStatus, LogLine, Logs, LogsRequest, Request, Restart, Shutdown, Start, StatusRequest,
+    Update,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
@@ -129,9 +131,15 @@ impl Stateful for Allocation {
     type Internal = Internal;
 
     fn behaviors(&self) -> Vec<String> {
-        [Start::BEHAVIOR, StatusRequest::BEHAVIOR, LogsRequest::BEHAVIOR, Shutdown::BEHAVIOR]
-            .map(String::from)
-            .to_vec()
+        [
+            Start::BEHAVIOR,
+            StatusRequest::BEHAVIOR,
+            LogsRequest::BEHAVIOR,
+            Shutdown::BEHAVIOR,
+            Restart::BEHAVIOR,
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     async fn handle(&mut self, ctx: &mut Context<Internal>, message: Message) -> Reply {
@@ -161,6 +169,11 @@ impl Stateful for Allocation {
             LogsRequest::BEHAVIOR => {
                 let request = dms_protocol::decode::<LogsRequest>(payload)?;
                 dms_protocol::respond::<LogsRequest>(&self.logs(request.tail).await?)
+            }
+            Restart::BEHAVIOR => {
+                let Restart { reason } = dms_protocol::decode::<Restart>(payload)?;
+                self.apply(ctx, Input::Restart { reason }).await;
+                dms_protocol::respond::<Restart>(&self.hosted.status)
             }
             Shutdown::BEHAVIOR => {
                 dms_protocol::decode::<Shutdown>(payload)?;
@@ -245,9 +258,19 @@ impl Allocation {
     async fn apply(&mut self, ctx: &mut Context<Internal>, input: Input) {
         let mut inputs = VecDeque::from([input]);
         while let Some(input) = inputs.pop_front() {
-            let effects = machine::step(&mut self.hosted, input, now_ms());
+            let mut effects = machine::step(&mut self.hosted, input, now_ms());
             // Heartbeats carry the new status even while the effects take long.
             self.beats.publish(&self.hosted.status);
+            if effects[..] == [Effect::Persist { durable: true }, Effect::StartExecution] {
+                // A start's durable write and the start itself overlap: the record is
+                // on disk before the start is answered, without adding its fsync to
+                // the start's time.
+                let store = self.shared.store.clone();
+                let record = self.hosted.clone();
+                let (_, started) = tokio::join!(hosted::save(&store, &record, true), self.start());
+                inputs.push_back(started);
+                effects.clear();
+            }
             for effect in effects {
                 if let Some(next) = self.carry_out(ctx, effect).await {
                     inputs.push_back(next);

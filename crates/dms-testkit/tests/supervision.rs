@@ -222,3 +222,56 @@ async fn escalation_teardown_shuts_down_instead_of_redeploying() {
     assert!(!said.iter().any(|e| e.contains("every resource released")), "{said:#?}");
     net.shutdown().await;
 }
+
+/// Two services on two nodes under one `one_for_all` supervisor; `a` fails its runs.
+fn pair_under(strategy: &str, exclude: &str) -> NewDeployment {
+    let service = |name: &str| {
+        format!(
+            "  {name}:\n    type: service\n    executor: wasm\n    resources: {{cpu: {{cores: \
+             0.5}}, ram: 16MiB}}\n    execution: {{module: https://example.invalid/s.wasm}}\n    \
+             restart: {{policy: on_failure, max_attempts: 1, delay: 100ms}}\n"
+        )
+    };
+    let text = format!(
+        "version: V1\nallocations:\n{}{}nodes:\n  na: {{allocations: [a]}}\n  nb: \
+         {{allocations: [b]}}\nsupervisor: {{strategy: {strategy}, allocations: [a, b], \
+         max_restarts: 2, window: 1m}}\nescalation: teardown\nexclude_peers: [{exclude}]\n",
+        service("a"),
+        service("b")
+    );
+    let ensemble = dms_ensemble::load(&text).expect("valid ensemble").ensemble;
+    NewDeployment { ensemble, modules: Default::default(), timeout_ms: Some(20_000) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_for_all_restarts_the_sibling_on_another_provider_then_escalates() {
+    let (net, registries, engine) = network(4, Duration::from_secs(60)).await;
+    // `a` exits 1 a moment after every start; `b` runs until stopped.
+    engine.world().script("a", fake::Script::exits(1, Duration::from_millis(300)));
+    let orchestrating = net.node(0).peer_id().to_string();
+    let id = registries[0].create(pair_under("one_for_all", &orchestrating)).await.expect("ok");
+    eventually("b is restarted by its supervisor", || {
+        let b = registries[0].manifest(&id).expect("manifest").allocations["b"].status.clone();
+        async move { b.restarts >= 1 }
+    })
+    .await;
+    let record = registries[0].manifest(&id).expect("manifest");
+    assert_ne!(record.allocations["a"].peer, record.allocations["b"].peer, "two providers");
+    // Two restarts of `a`'s runs spend the budget of 2; the third failure escalates to
+    // the ensemble's teardown.
+    eventually("torn down by escalation", || {
+        let state = registries[0].manifest(&id).expect("manifest").state;
+        async move { state == DeploymentState::ShutDown }
+    })
+    .await;
+    let said = events(&registries[0], &id);
+    let restarting = "supervisor (one_for_all): a failed and was restarted by its provider; \
+                      restarting b";
+    assert!(said.iter().any(|e| e == restarting), "{said:#?}");
+    let replacing = "supervisor (one_for_all): a ended failed; restarting b, a (placed again)";
+    assert!(said.iter().any(|e| e == replacing), "{said:#?}");
+    assert!(!said.iter().any(|e| e.contains("supervisor (one_for_all): b")), "{said:#?}");
+    assert!(said.iter().any(|e| e.contains("used up its 2 restarts")), "{said:#?}");
+    assert!(said.iter().any(|e| e.contains("escalation is teardown")), "{said:#?}");
+    net.shutdown().await;
+}

@@ -128,7 +128,7 @@ pub enum Strategy {
     /// Restart only the failed child.
     OneForOne,
     /// Restart every child.
-    AllForOne,
+    OneForAll,
     /// Restart the failed child and those listed after it.
     RestForOne,
 }

@@ -14,6 +14,9 @@
 //! replaced is told to stop (`keep: false` in the answer to its next heartbeat); so is
 //! any copy of a deployment being shut down. After a restart of this node nobody is
 //! declared lost before `restart_grace` has passed: providers need time to reconnect.
+//!
+//! The same task hands failures of supervised allocations to [`super::supervision`], one
+//! at a time.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -141,16 +144,25 @@ impl Orchestrator {
     pub(crate) fn start_watching(self: &Arc<Self>) {
         let weak = Arc::downgrade(self);
         let tick = self.shared.settings.heartbeat.max(Duration::from_millis(50));
+        let failures = self.failures_rx.lock().expect("failures lock").take();
         let task = tokio::spawn(async move {
             let mut interval = tokio::time::interval(tick);
             interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+            let mut failures = failures;
             loop {
-                interval.tick().await;
+                // Failures of supervised allocations are handled as they come, in order.
+                let failed = tokio::select! {
+                    _ = interval.tick() => None,
+                    Some(failed) = async { failures.as_mut()?.recv().await } => Some(failed),
+                };
                 let Some(orchestrator) = weak.upgrade() else { return };
                 if orchestrator.cancelled() || orchestrator.snapshot().state.is_terminal() {
                     return;
                 }
-                orchestrator.check().await;
+                match failed {
+                    Some((allocation, cause)) => orchestrator.supervise(allocation, cause).await,
+                    None => orchestrator.check().await,
+                }
             }
         });
         *self.watching.lock().expect("watching lock") = Some(task);
@@ -163,7 +175,7 @@ impl Orchestrator {
         }
     }
 
-    fn placing_now(&self) -> bool {
+    pub(crate) fn placing_now(&self) -> bool {
         self.placing.lock().expect("placing lock").as_ref().is_some_and(|t| !t.is_finished())
     }
 
@@ -308,7 +320,11 @@ impl Orchestrator {
 
     /// Places `nodes` again, not on `avoid`, on the placing task (deadline: the default
     /// placement timeout from now).
-    fn start_replacing(self: &Arc<Self>, nodes: BTreeSet<String>, avoid: BTreeSet<String>) {
+    pub(crate) fn start_replacing(
+        self: &Arc<Self>,
+        nodes: BTreeSet<String>,
+        avoid: BTreeSet<String>,
+    ) {
         let deadline = now_ms().saturating_add(ms(self.shared.settings.default_deadline));
         let mut placing = self.placing.lock().expect("placing lock");
         *placing = Some(tokio::spawn(self.clone().replace(nodes, avoid, deadline)));

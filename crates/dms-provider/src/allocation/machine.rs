@@ -61,6 +61,11 @@ pub enum Input {
     },
     /// The restart policy's delay passed.
     RestartDue,
+    /// Its supervisor restarts it in place, for `reason` (a sibling failed).
+    Restart {
+        /// Why.
+        reason: String,
+    },
     /// A health probe passed (`Healthy`) — or the check has no verdict yet.
     Health(Health),
     /// Health probes failed `retries` times in a row, for `reason`: the workload is
@@ -169,6 +174,19 @@ pub fn step(hosted: &mut Hosted, input: Input, now_ms: u64) -> Vec<Effect> {
         }
         (S::Running, Input::Exited { code, reason, output }) => {
             exited(hosted, code, &reason, output, now_ms)
+        }
+        (S::Running, Input::Restart { reason }) => {
+            let mut effects: Vec<Effect> =
+                hosted.execution.take().map(Effect::StopExecution).into_iter().collect();
+            let restarts = hosted.status.restarts + 1;
+            change(hosted, |s| {
+                s.state = S::Starting;
+                s.message = Some(format!("restarted by its supervisor: {reason}"));
+                s.finished_ms = Some(now_ms);
+                s.restarts = restarts;
+            });
+            effects.extend([Effect::Persist { durable: true }, Effect::StartExecution]);
+            effects
         }
         (S::Running, Input::Health(health)) => {
             if hosted.status.health == Some(health) {

@@ -95,7 +95,7 @@ fn wasm_ensemble(kind: &str, module: &str, extra: &str) -> String {
     )
 }
 
-fn spin_module(world: &DmsWorld) -> String {
+pub(super) fn spin_module(world: &DmsWorld) -> String {
     write(
         world,
         "spin.wat",

@@ -167,3 +167,63 @@ async fn deploy_unhealthy(world: &mut DmsWorld, restarts: u32) {
     deploy(world, &file, &["--detach"]).await;
     assert!(world.last().status.success(), "{}", world.last().stderr);
 }
+
+#[when(
+    "the devnet user deploys two WebAssembly services under one_for_all, one exiting 1 once started"
+)]
+async fn deploy_one_for_all(world: &mut DmsWorld) {
+    let spin = super::steps_deploy::spin_module(world);
+    let exit = write(
+        world,
+        "exit1.wat",
+        "(module (import \"wasi_snapshot_preview1\" \"proc_exit\" (func $exit (param i32))) \
+         (memory (export \"memory\") 1) (func (export \"_start\") (call $exit (i32.const 1))))",
+    );
+    let service = |name: &str, module: &str| {
+        format!(
+            "  {name}:\n    type: service\n    executor: wasm\n    resources: {{cpu: {{cores: \
+             0.25}}, ram: 64MiB}}\n    execution: {{module: {module}}}\n    restart: {{policy: \
+             on_failure, max_attempts: 1, delay: 200ms}}\n"
+        )
+    };
+    let text = format!(
+        "version: V1\nallocations:\n{}{}nodes:\n  na: {{allocations: [a]}}\n  nb: \
+         {{allocations: [b]}}\nsupervisor: {{strategy: one_for_all, allocations: [a, b], \
+         max_restarts: 1, window: 1m}}\nescalation: teardown\n",
+        service("a", &exit),
+        service("b", &spin)
+    );
+    let file = write(world, "one-for-all.yaml", &text);
+    deploy(world, &file, &["--detach"]).await;
+    assert!(world.last().status.success(), "{}", world.last().stderr);
+}
+
+#[then(regex = r#"^its events eventually say "([^"]+)"$"#)]
+async fn events_eventually(world: &mut DmsWorld, text: String) {
+    let id = world.deployment.clone().expect("a deployment");
+    let started = Instant::now();
+    loop {
+        let out = devnet_cli(world, 0, &["deployments", "manifest", &id]).await;
+        let manifest: Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+        let events = manifest["events"].as_array().cloned().unwrap_or_default();
+        if events.iter().any(|e| e["message"].as_str().unwrap_or("").contains(&text)) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{text:?} not in: {events:#?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[then("the two services ran on two providers, and b was restarted by its supervisor")]
+async fn both_restarted(world: &mut DmsWorld) {
+    let status = status(world).await;
+    let (a, b) = (&status["allocations"]["a"], &status["allocations"]["b"]);
+    let peer_of = |v: &Value| {
+        v["peer"]
+            .as_str()
+            .map(String::from)
+            .or_else(|| v["lineage"][0]["peer"].as_str().map(String::from))
+    };
+    assert_ne!(peer_of(a), peer_of(b), "{status:#}");
+    assert!(b["status"]["restarts"].as_u64().unwrap_or(0) >= 1, "{status:#}");
+}
