@@ -259,7 +259,10 @@ impl Config {
             || d.stop_after <= d.lost_after
         {
             return Err(Error::Rule(format!(
-                "deployment.heartbeat_interval ({:?}) < deployment.lost_after ({:?}) <                  deployment.stop_after ({:?}) must hold, the first above zero: a provider is                  declared lost only after missing heartbeats, and allocations stop themselves                  only after their orchestrator could have replaced them",
+                "deployment.heartbeat_interval ({:?}) < deployment.lost_after ({:?}) < \
+                 deployment.stop_after ({:?}) must hold, the first above zero: a provider is \
+                 declared lost only after missing heartbeats, and allocations stop themselves \
+                 only after their orchestrator could have replaced them",
                 d.heartbeat_interval, d.lost_after, d.stop_after
             )));
         }

@@ -136,6 +136,9 @@ pub struct Orchestrator {
     failures: mpsc::Sender<(String, supervision::Cause)>,
     failures_rx: Mutex<Option<mpsc::Receiver<(String, supervision::Cause)>>>,
     supervision: Mutex<supervision::Budgets>,
+    /// One shutdown at a time (a user's and an escalation's may race): the second
+    /// finds the deployment shut down.
+    shutting: tokio::sync::Mutex<()>,
 }
 
 pub(crate) fn bad(reason: impl std::fmt::Display) -> ActorError {
@@ -188,6 +191,7 @@ impl Orchestrator {
             failures: failures_tx,
             failures_rx: Mutex::new(Some(failures_rx)),
             supervision: Mutex::new(supervision::Budgets::default()),
+            shutting: tokio::sync::Mutex::new(()),
             writer: Writer {
                 dirty: dirty.clone(),
                 durable: durable.clone(),
@@ -345,6 +349,7 @@ impl Orchestrator {
     pub(crate) async fn shutdown(self: Arc<Self>) -> Deployment {
         self.cancel.store(true, Ordering::SeqCst);
         self.wake.notify_waiters();
+        let _once = self.shutting.lock().await;
         let placing = self.placing.lock().expect("placing lock").take();
         if let Some(placing) = placing {
             let _ = placing.await;
@@ -369,7 +374,8 @@ impl Orchestrator {
                 }
                 Err(error) => {
                     let message = format!(
-                        "could not stop it: {error}; its copy is told to stop at its next                          heartbeat, or stops itself when this node stays silent"
+                        "could not stop it: {error}; its copy is told to stop at its next \
+                         heartbeat, or stops itself when this node stays silent"
                     );
                     self.change(Some(&name), message, |_| {});
                     unreached.push(name);
@@ -406,7 +412,8 @@ impl Orchestrator {
                 Err(error) => self.change(
                     Some(&name),
                     format!(
-                        "provider {} did not answer yet ({error}); its heartbeats will say how                          it is once it reconnects",
+                        "provider {} did not answer yet ({error}); its heartbeats will say how \
+                         it is once it reconnects",
                         select::short(&handle.peer)
                     ),
                     |_| {},

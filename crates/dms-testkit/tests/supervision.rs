@@ -224,7 +224,7 @@ async fn escalation_teardown_shuts_down_instead_of_redeploying() {
 }
 
 /// Two services on two nodes under one `one_for_all` supervisor; `a` fails its runs.
-fn pair_under(strategy: &str, exclude: &str) -> NewDeployment {
+fn pair_under(strategy: &str, escalation: &str, exclude: &str) -> NewDeployment {
     let service = |name: &str| {
         format!(
             "  {name}:\n    type: service\n    executor: wasm\n    resources: {{cpu: {{cores: \
@@ -235,7 +235,7 @@ fn pair_under(strategy: &str, exclude: &str) -> NewDeployment {
     let text = format!(
         "version: V1\nallocations:\n{}{}nodes:\n  na: {{allocations: [a]}}\n  nb: \
          {{allocations: [b]}}\nsupervisor: {{strategy: {strategy}, allocations: [a, b], \
-         max_restarts: 2, window: 1m}}\nescalation: teardown\nexclude_peers: [{exclude}]\n",
+         max_restarts: 2, window: 1m}}\nescalation: {escalation}\nexclude_peers: [{exclude}]\n",
         service("a"),
         service("b")
     );
@@ -249,7 +249,10 @@ async fn one_for_all_restarts_the_sibling_on_another_provider_then_escalates() {
     // `a` exits 1 a moment after every start; `b` runs until stopped.
     engine.world().script("a", fake::Script::exits(1, Duration::from_millis(300)));
     let orchestrating = net.node(0).peer_id().to_string();
-    let id = registries[0].create(pair_under("one_for_all", &orchestrating)).await.expect("ok");
+    let id = registries[0]
+        .create(pair_under("one_for_all", "teardown", &orchestrating))
+        .await
+        .expect("ok");
     eventually("b is restarted by its supervisor", || {
         let b = registries[0].manifest(&id).expect("manifest").allocations["b"].status.clone();
         async move { b.restarts >= 1 }
@@ -273,5 +276,47 @@ async fn one_for_all_restarts_the_sibling_on_another_provider_then_escalates() {
     assert!(!said.iter().any(|e| e.contains("supervisor (one_for_all): b")), "{said:#?}");
     assert!(said.iter().any(|e| e.contains("used up its 2 restarts")), "{said:#?}");
     assert!(said.iter().any(|e| e.contains("escalation is teardown")), "{said:#?}");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replacing_a_lost_node_never_touches_the_nodes_running_elsewhere() {
+    let (net, registries, _engine) = network(4, Duration::from_secs(60)).await;
+    let orchestrating = net.node(0).peer_id().to_string();
+    // Two healthy services on two providers; the third provider and the one running
+    // `b` both have room to bid when `a` must be placed again.
+    let id = registries[0]
+        .create(pair_under("one_for_one", "redeploy", &orchestrating))
+        .await
+        .expect("ok");
+    eventually("both run", || {
+        let record = registries[0].manifest(&id).expect("manifest");
+        let running = record
+            .allocations
+            .values()
+            .all(|v| v.status.state == AllocationState::Running && v.handle.is_some());
+        async move { running }
+    })
+    .await;
+    let record = registries[0].manifest(&id).expect("manifest");
+    let (a_on, b_on) = (
+        record.allocations["a"].peer.clone().unwrap_or_default(),
+        record.allocations["b"].peer.clone().unwrap_or_default(),
+    );
+    net.partition(&[index_of(&net, &a_on)]).await;
+    eventually("a runs elsewhere", || {
+        let a = registries[0].manifest(&id).expect("manifest").allocations["a"].clone();
+        let moved = a.status.state == AllocationState::Running
+            && a.peer.as_ref().is_some_and(|p| *p != a_on);
+        async move { moved }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let record = registries[0].manifest(&id).expect("manifest");
+    let b = &record.allocations["b"];
+    assert_eq!(b.status.state, AllocationState::Running, "{b:#?}");
+    assert_eq!(b.peer.as_deref(), Some(b_on.as_str()));
+    assert!(b.lineage.is_empty(), "b was never given up: {b:#?}");
+    assert_ne!(record.allocations["a"].peer, b.peer, "one node per provider");
     net.shutdown().await;
 }

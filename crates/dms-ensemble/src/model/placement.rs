@@ -128,6 +128,7 @@ pub enum Strategy {
     /// Restart only the failed child.
     OneForOne,
     /// Restart every child.
+    #[serde(alias = "all_for_one")]
     OneForAll,
     /// Restart the failed child and those listed after it.
     RestForOne,

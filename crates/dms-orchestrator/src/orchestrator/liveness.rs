@@ -116,8 +116,8 @@ impl Orchestrator {
                 reason: format!("allocation {} is not hosted by {}", update.allocation, from.peer),
             });
         }
-        let ending =
-            matches!(record.state, DeploymentState::ShuttingDown | DeploymentState::ShutDown);
+        // A deployment that ended (or is shutting down) keeps no copy running.
+        let ending = record.state.is_terminal() || record.state == DeploymentState::ShuttingDown;
         if !current || ending {
             self.tell_to_stop(&update.allocation, from, ending);
             return Ok(Ack { keep: false });
@@ -196,6 +196,10 @@ impl Orchestrator {
         }
         for (peer, Silent { silence, allocations, .. }) in self.silent(&record) {
             if self.answers(&allocations).await {
+                continue;
+            }
+            // Heard from meanwhile (the asks take a while): not lost.
+            if !self.silent(&self.snapshot()).contains_key(&peer) {
                 continue;
             }
             let others: Vec<String> =
@@ -325,6 +329,10 @@ impl Orchestrator {
         nodes: BTreeSet<String>,
         avoid: BTreeSet<String>,
     ) {
+        if self.cancelled() {
+            return;
+        }
+        self.forget_asked(nodes.iter());
         let deadline = now_ms().saturating_add(ms(self.shared.settings.default_deadline));
         let mut placing = self.placing.lock().expect("placing lock");
         *placing = Some(tokio::spawn(self.clone().replace(nodes, avoid, deadline)));

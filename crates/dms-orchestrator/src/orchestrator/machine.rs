@@ -76,8 +76,15 @@ pub enum Effect {
         /// Its number, from 1.
         attempt: u32,
     },
-    /// Ask for bids; answer [`Input::Bids`].
-    AskBids(Vec<NodeAsk>),
+    /// Ask for bids (peers in `exclude` refuse without reserving); answer
+    /// [`Input::Bids`].
+    AskBids {
+        /// What each node needs.
+        asks: Vec<NodeAsk>,
+        /// Peers not to choose: failed, excluded, avoided, and (when replacing) the
+        /// ones running the other nodes.
+        exclude: BTreeSet<String>,
+    },
     /// Release the reservations of every bid in `answers`.
     Release(Vec<BidAnswer>),
     /// Record that the deployment (or the nodes being replaced) cannot be placed yet,
@@ -253,7 +260,7 @@ impl Placement {
             Some((nodes, _)) => Effect::Replacing { nodes: nodes.clone(), attempt: self.tries },
             None => Effect::Bidding { attempt: record.attempts + 1 },
         };
-        vec![begins, Effect::AskBids(asks)]
+        vec![begins, Effect::AskBids { asks, exclude: self.skip(record) }]
     }
 
     /// Peers not to choose: failed, excluded and avoided ones, and (when replacing) the

@@ -84,8 +84,9 @@ impl Orchestrator {
                 self.change(None, format!("placing {nodes} again: attempt {attempt}"), |_| {});
                 None
             }
-            Effect::AskBids(asks) => {
-                Some(Input::Bids(self.bids(&self.snapshot(), &asks, false).await))
+            Effect::AskBids { asks, exclude } => {
+                let record = self.snapshot();
+                Some(Input::Bids(self.bids_excluding(&record, &asks, exclude, false).await))
             }
             Effect::Release(answers) => {
                 self.release(&answers, &BTreeMap::new()).await;
@@ -132,12 +133,39 @@ impl Orchestrator {
                 }
                 Some(Input::Due)
             }
+            Effect::Fail(why) if scope.is_some() => {
+                self.replacement_failed(scope.into_iter().flatten(), &why);
+                None
+            }
             Effect::Fail(why) => {
                 self.fail(why);
                 None
             }
             Effect::Done => None,
         }
+    }
+
+    /// Nodes that could not be placed again: their allocations fail with the reason,
+    /// and the deployment settles (still running while other allocations run).
+    fn replacement_failed<'a>(&self, nodes: impl Iterator<Item = &'a String>, why: &str) {
+        let nodes: BTreeSet<&String> = nodes.collect();
+        let list = nodes.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ");
+        self.change(None, format!("could not place {list} again: {why}"), |r| {
+            for view in r.allocations.values_mut() {
+                if nodes.contains(&view.node) && !view.status.state.is_terminal() {
+                    view.status = AllocationStatus {
+                        state: AllocationState::Failed,
+                        message: Some(format!("could not be placed again: {why}")),
+                        version: view.status.version + 1,
+                        ..AllocationStatus::default()
+                    };
+                }
+            }
+            r.state = r.settled();
+            if r.state == DeploymentState::Failed {
+                r.reason = Some(format!("could not place {list} again: {why}"));
+            }
+        });
     }
 
     /// Says once that edge bandwidth is not checked (rather than ignoring it silently).
@@ -190,12 +218,25 @@ impl Orchestrator {
         asks: &[NodeAsk],
         dry_run: bool,
     ) -> Vec<BidAnswer> {
+        self.bids_excluding(record, asks, skipped(record), dry_run).await
+    }
+
+    /// [`Orchestrator::bids`], peers in `exclude` asked to refuse (without reserving:
+    /// a peer running another node of this deployment must not be sent the revert that
+    /// releases an unchosen bid, which would stop that node).
+    pub(crate) async fn bids_excluding(
+        &self,
+        record: &Deployment,
+        asks: &[NodeAsk],
+        exclude: BTreeSet<String>,
+        dry_run: bool,
+    ) -> Vec<BidAnswer> {
         let settings = &self.shared.settings;
         let request = BidRequest {
             deployment: record.id.clone(),
             orchestrator: self.actor.handle().clone(),
             nodes: asks.to_vec(),
-            exclude: skipped(record).into_iter().collect(),
+            exclude: exclude.into_iter().collect(),
             contracts: record.ensemble.contracts.keys().cloned().collect(),
             dry_run,
             reservation_ms: u64::try_from(settings.reservation.as_millis()).unwrap_or(u64::MAX),
@@ -279,10 +320,17 @@ impl Orchestrator {
         chosen: &BTreeMap<String, select::Choice>,
     ) {
         // A provider's bids share one reservation: keep it whole when one of them won.
+        // A whole revert also stops the deployment's allocations there: never send it
+        // to a provider that runs a node of this deployment.
+        let hosting: BTreeSet<String> =
+            self.snapshot().placement.values().map(|p| p.provider.peer.clone()).collect();
         let mut calls = JoinSet::new();
         for answer in answers {
             let won = chosen.values().any(|c| c.peer == answer.peer);
-            if won || answer.bids.iter().all(|b| b.reservation.is_empty()) {
+            if won || hosting.contains(&answer.peer) {
+                continue;
+            }
+            if answer.bids.iter().all(|b| b.reservation.is_empty()) {
                 continue;
             }
             let Some(to) = (self.shared.root_of)(&answer.peer) else { continue };

@@ -166,6 +166,19 @@ fn strategy_name(strategy: Strategy) -> &'static str {
 }
 
 impl Orchestrator {
+    /// New copies of the allocations of `nodes` count their restarts afresh: restarts
+    /// asked of the old copies no longer apply.
+    pub(crate) fn forget_asked<'a>(&self, nodes: impl Iterator<Item = &'a String>) {
+        let record = self.snapshot();
+        let nodes: BTreeSet<&String> = nodes.collect();
+        let mut budgets = self.supervision.lock().expect("budgets lock");
+        for (name, view) in &record.allocations {
+            if nodes.contains(&view.node) {
+                budgets.1.remove(name);
+            }
+        }
+    }
+
     /// `allocation` failed (`cause`): its supervisors act.
     pub(crate) async fn supervise(self: &Arc<Self>, allocation: String, cause: Cause) {
         // A failure while the deployment still starts is acted on once it runs.
@@ -280,7 +293,7 @@ impl Orchestrator {
         why: &str,
         avoid: BTreeSet<String>,
     ) {
-        if allocations.is_empty() || self.placing_now() {
+        if allocations.is_empty() {
             return;
         }
         let record = self.snapshot();
@@ -300,6 +313,10 @@ impl Orchestrator {
                 }
             },
         );
-        self.start_replacing(nodes, avoid);
+        // With a placement under way, the watching task places them once it ends
+        // (they are left without a copy).
+        if !self.placing_now() {
+            self.start_replacing(nodes, avoid);
+        }
     }
 }

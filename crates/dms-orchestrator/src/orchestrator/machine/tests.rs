@@ -180,7 +180,7 @@ impl World {
                 self.replacements = attempt;
                 None
             }
-            Effect::AskBids(asks) => {
+            Effect::AskBids { asks, .. } => {
                 assert_eq!(asks.len(), 1, "one ensemble node, one ask");
                 self.windows_closed += 1;
                 Some(Input::Bids(self.windows.pop_front().unwrap_or_default()))
@@ -344,7 +344,7 @@ async fn a_cancellation_during_a_pause_ends_the_placement_at_the_next_step() {
     let mut machine = Placement::default();
     let now = world.now_ms();
     let effects = machine.step(&world.record, Input::Start, now);
-    assert!(matches!(effects.as_slice(), [Effect::Bidding { attempt: 1 }, Effect::AskBids(_)]));
+    assert!(matches!(effects.as_slice(), [Effect::Bidding { attempt: 1 }, Effect::AskBids { .. }]));
     let effects = machine.step(&world.record, Input::Bids(vec![refusal("p1", true)]), now);
     assert!(matches!(effects.last(), Some(Effect::Wait(_))), "{effects:?}");
     machine.cancel();
