@@ -96,30 +96,40 @@ impl Orchestrator {
     /// deployment's copy; an earlier copy (replaced, or forgotten after a failed
     /// placement) and every copy of a deployment being shut down are told to stop.
     pub(crate) fn apply(&self, from: &Handle, update: Update) -> Result<Ack, ActorError> {
-        let record = self.snapshot();
-        if update.deployment != record.id {
-            return Err(bad(format!(
-                "this is deployment {}, not {}",
-                record.id, update.deployment
-            )));
-        }
-        let view = record
-            .allocations
-            .get(&update.allocation)
-            .ok_or_else(|| bad(format!("no allocation {:?}", update.allocation)))?;
-        let current =
-            view.handle.as_ref().is_some_and(|h| h.peer == from.peer && h.did == from.did);
-        let earlier = view.lineage.iter().any(|copy| copy.did == from.did);
-        if !current && !earlier {
-            return Err(ActorError::Unauthorized {
-                code: "not_the_host".into(),
-                reason: format!("allocation {} is not hosted by {}", update.allocation, from.peer),
-            });
-        }
-        // A deployment that ended (or is shutting down) keeps no copy running.
-        let ending = record.state.is_terminal() || record.state == DeploymentState::ShuttingDown;
+        // Read what is needed under the lock, without copying the record (a heartbeat
+        // per allocation per second).
+        let (current, ending) = {
+            let record = self.record.lock().expect("deployment lock");
+            if update.deployment != record.id {
+                return Err(bad(format!(
+                    "this is deployment {}, not {}",
+                    record.id, update.deployment
+                )));
+            }
+            let view = record
+                .allocations
+                .get(&update.allocation)
+                .ok_or_else(|| bad(format!("no allocation {:?}", update.allocation)))?;
+            let current =
+                view.handle.as_ref().is_some_and(|h| h.peer == from.peer && h.did == from.did);
+            let earlier = view.lineage.iter().any(|copy| copy.did == from.did);
+            if !current && !earlier {
+                return Err(ActorError::Unauthorized {
+                    code: "not_the_host".into(),
+                    reason: format!(
+                        "allocation {} is not hosted by {}",
+                        update.allocation, from.peer
+                    ),
+                });
+            }
+            // A deployment that ended (or is shutting down) keeps no copy running.
+            let ending =
+                record.state.is_terminal() || record.state == DeploymentState::ShuttingDown;
+            (current, ending)
+        };
         if !current || ending {
-            self.tell_to_stop(&update.allocation, from, ending);
+            let running = !update.status.state.is_terminal();
+            self.tell_to_stop(&update.allocation, from, ending, running);
             return Ok(Ack { keep: false });
         }
         self.note_heard(&update.allocation);
@@ -127,14 +137,16 @@ impl Orchestrator {
         Ok(Ack { keep: true })
     }
 
-    fn tell_to_stop(&self, allocation: &str, from: &Handle, ending: bool) {
+    fn tell_to_stop(&self, allocation: &str, from: &Handle, ending: bool, running: bool) {
         let first = self.heard.lock().expect("heard lock").told.insert(from.did.to_string());
         if first {
             let why = if ending { "the deployment is shut down" } else { "it was replaced" };
-            let message = format!(
-                "a copy on {} is still running; told it to stop ({why})",
-                select::short(&from.peer)
-            );
+            let peer = select::short(&from.peer);
+            let message = if running {
+                format!("a copy on {peer} is still running; told it to stop ({why})")
+            } else {
+                format!("an ended copy on {peer} reported in; told it to forget itself ({why})")
+            };
             self.change(Some(allocation), message, |_| {});
         }
     }

@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use dms_ensemble::model::{Escalation, Strategy, Supervisor};
 use dms_protocol::*;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::Orchestrator;
@@ -232,7 +233,9 @@ impl Orchestrator {
         why: &str,
     ) {
         let mut ended = BTreeSet::new();
-        let mut restarted = Vec::new();
+        // Restarts go out together: one slow or dead provider does not hold the others
+        // (or this task, which also watches liveness) for long.
+        let mut calls = JoinSet::new();
         for name in targets {
             let Some(view) = record.allocations.get(name) else { continue };
             // The provider already restarted the one that failed.
@@ -244,18 +247,9 @@ impl Orchestrator {
                     let expected = view.status.restarts + 1;
                     self.supervision.lock().expect("budgets lock").1.insert(name.clone(), expected);
                     let ask = Restart { reason: why.to_string() };
+                    let (actor, handle, name) = (self.actor.clone(), handle.clone(), name.clone());
                     let timeout = self.shared.settings.start_timeout;
-                    match call(&self.actor, handle, &ask, timeout).await {
-                        Ok(status) => {
-                            self.record_status(name, status);
-                            restarted.push(name.clone());
-                        }
-                        Err(error) => self.change(
-                            Some(name),
-                            format!("could not restart it: {error}"),
-                            |_| {},
-                        ),
-                    }
+                    calls.spawn(async move { (name, call(&actor, &handle, &ask, timeout).await) });
                 }
                 (_, AllocationState::Failed) => {
                     ended.insert(name.clone());
@@ -263,6 +257,19 @@ impl Orchestrator {
                 _ => {}
             }
         }
+        let mut restarted = Vec::new();
+        while let Some(Ok((name, result))) = calls.join_next().await {
+            match result {
+                Ok(status) => {
+                    self.record_status(&name, status);
+                    restarted.push(name);
+                }
+                Err(error) => {
+                    self.change(Some(&name), format!("could not restart it: {error}"), |_| {})
+                }
+            }
+        }
+        restarted.sort_by_key(|name| targets.iter().position(|t| t == name));
         let mut done: Vec<String> = restarted.clone();
         done.extend(ended.iter().map(|n| format!("{n} (placed again)")));
         let said = if done.is_empty() { "nothing to restart".into() } else { done.join(", ") };
