@@ -495,16 +495,7 @@ pub(crate) fn first_failure(record: &Deployment) -> Option<String> {
 
 /// `running`, `completed (exit 0)`, `failed (exit 3): …`.
 pub fn describe(status: &AllocationStatus) -> String {
-    let state = match status.state {
-        AllocationState::Pending => "pending",
-        AllocationState::Allocated => "allocated",
-        AllocationState::Starting => "starting",
-        AllocationState::Running => "running",
-        AllocationState::Completed => "completed",
-        AllocationState::Failed => "failed",
-        AllocationState::Stopped => "stopped",
-    };
-    let mut text = state.to_string();
+    let mut text = status.state.name().to_string();
     if let Some(health) = status.health
         && !status.state.is_terminal()
     {
