@@ -2,7 +2,10 @@
 //! repository root, run by cucumber-rs against the real `dms` binary and libraries.
 //!
 //! Prints a summary with the count of passed scenarios and writes a JUnit report to
-//! `target/cucumber/junit.xml`. `DMS_TEST_PATIENCE_SECS` (default 30) bounds every wait.
+//! `target/cucumber/junit.xml`. When a scenario fails, its failed steps are printed once
+//! more after the summary and written to `target/cucumber/failures.txt` (which
+//! `scripts/test` prints last), so the root cause is the last thing a reader sees.
+//! `DMS_TEST_PATIENCE_SECS` (default 30) bounds every wait.
 
 mod acceptance {
     pub mod daemon;
@@ -20,10 +23,55 @@ mod acceptance {
     pub mod world;
 }
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use acceptance::world::DmsWorld;
+use cucumber::writer::Stats as _;
 use cucumber::{World as _, WriterExt as _, writer};
+
+/// Standard output that also keeps a copy of what was written, to digest failures.
+#[derive(Clone, Default)]
+struct Transcript(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Transcript {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("transcript lock").extend_from_slice(buf);
+        std::io::stdout().write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout().flush()
+    }
+}
+
+/// Every failed step with its feature, scenario and the message under it.
+fn failures(transcript: &str) -> String {
+    let lines: Vec<&str> = transcript.lines().collect();
+    let (mut feature, mut scenario) = ("", "");
+    let mut out = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with("Feature:") {
+            feature = trimmed;
+        } else if trimmed.starts_with("Scenario") {
+            scenario = trimmed;
+        } else if trimmed.starts_with('✘') {
+            out.push_str(&format!("{feature}\n  {scenario}\n{line}\n"));
+            let detail = lines[i + 1..].iter().take_while(|l| {
+                let t = l.trim_start();
+                !(t.starts_with('✔') || t.starts_with('✘') || t.starts_with("Scenario"))
+            });
+            for l in detail.take(40) {
+                out.push_str(l);
+                out.push('\n');
+            }
+            out.push('\n');
+        }
+    }
+    out
+}
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -37,15 +85,32 @@ async fn main() {
     let report_dir = target_dir().join("cucumber");
     std::fs::create_dir_all(&report_dir).expect("create target/cucumber");
     let junit = std::fs::File::create(report_dir.join("junit.xml")).expect("create junit.xml");
-    DmsWorld::cucumber()
+    let failures_file = report_dir.join("failures.txt");
+    let _ = std::fs::remove_file(&failures_file);
+    let transcript = Transcript::default();
+    let writer = DmsWorld::cucumber()
         .max_concurrent_scenarios(4)
         .with_writer(
-            writer::Basic::raw(std::io::stdout(), writer::Coloring::Never, 0)
+            writer::Basic::raw(transcript.clone(), writer::Coloring::Never, 0)
                 .summarized()
                 .tee::<DmsWorld, _>(writer::JUnit::for_tee(junit, 0))
                 .normalized(),
         )
         .fail_on_skipped()
-        .run_and_exit(features)
+        .run(features)
         .await;
+    if writer.execution_has_failed() {
+        let text =
+            String::from_utf8_lossy(&transcript.0.lock().expect("transcript lock")).into_owned();
+        let digest = format!(
+            "{} failed step(s), {} parsing error(s), {} hook error(s):\n\n{}",
+            writer.failed_steps(),
+            writer.parsing_errors(),
+            writer.hook_errors(),
+            failures(&text)
+        );
+        std::fs::write(&failures_file, &digest).expect("write failures.txt");
+        eprintln!("\n[acceptance] {digest}");
+        std::process::exit(1);
+    }
 }
