@@ -3,7 +3,8 @@ Feature: Supervision: lost providers are noticed and replaced, nothing is orphan
   `deployment.lost_after` (5 s) that does not answer, while the orchestrating node still
   reaches other peers, is lost: its allocations are placed again elsewhere. A copy that
   comes back after it was replaced is told to stop. Health checks run on the provider;
-  an unhealthy workload is restarted by its policy. Real `dms run` processes killed
+  an unhealthy workload is restarted by its policy. A node with `redundancy` keeps
+  standbys reserved on other providers; one takes over without a bid round. Real `dms run` processes killed
   with SIGKILL; Docker containers survive their provider, as they do in production.
 
   Background:
@@ -20,6 +21,18 @@ Feature: Supervision: lost providers are noticed and replaced, nothing is orphan
     When the killed node is started again
     Then its stale copy is stopped, its resources are free, and one copy of the service runs
     And its events say "told it to stop (it was replaced)"
+
+  Scenario: A standby takes over when the primary's provider dies, without a bid round
+    When the devnet user deploys a Docker service that avoids node 0, with one standby
+    Then the deployment succeeds
+    And a standby for it is kept on the third node
+    When the provider of the service is killed
+    Then within 15 seconds the service runs on another node
+    And the service runs where its standby was
+    And its events say "standby takes over: only on"
+    And its events eventually say "no standby for only yet"
+    When the killed node is started again
+    Then its stale copy is stopped, its resources are free, and one copy of the service runs
 
   Scenario: The orchestrating node down for 20 seconds keeps its deployment, nothing redeployed
     When the devnet user deploys a Docker service that avoids node 0

@@ -239,6 +239,11 @@ pub struct Requirements {
     /// Longest the deployment may run; it is shut down after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_duration: Option<Duration>,
+    /// How long a provider may be silent before its allocations are placed elsewhere
+    /// (default: the orchestrating node's `deployment.lost_after`). Longer tolerates
+    /// flaky links; shorter fails over sooner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_after: Option<Duration>,
 }
 
 /// What happens when a node is lost for good.

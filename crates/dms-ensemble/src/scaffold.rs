@@ -102,6 +102,7 @@ const TAIL: &str = "    # location:
 requirements:
   max_price_per_hour: 0.5
   max_duration: 2h
+  # lost_after: 10s              # silence before a provider's work moves elsewhere
 ";
 
 #[cfg(test)]

@@ -275,6 +275,14 @@ impl Checker<'_> {
                 )
                 .found(peer.clone());
             }
+            if spec.peer.is_some() && spec.redundancy > 0 {
+                self.error(
+                    &format!("{base}.redundancy"),
+                    "a node pinned to one peer cannot have standbys on other peers",
+                )
+                .found(format!("redundancy: {} with peer pinned", spec.redundancy))
+                .suggest("remove `peer` to let standbys run elsewhere, or set redundancy: 0");
+            }
         }
     }
 
@@ -390,6 +398,13 @@ impl Checker<'_> {
                     self.error(&format!("requirements.{field}"), "a price cannot be negative")
                         .found(format!("{value:?}"));
                 }
+            }
+            if let Some(lost_after) = r.lost_after
+                && lost_after.to_std() < std::time::Duration::from_secs(1)
+            {
+                self.error("requirements.lost_after", "too short to tell a slow provider from a lost one")
+                    .found(lost_after.to_string())
+                    .expected("1s or more (several heartbeats; the default is the node's deployment.lost_after)");
             }
         }
         let mut dns: BTreeMap<String, &str> = BTreeMap::new();

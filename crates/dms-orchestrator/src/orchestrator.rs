@@ -20,13 +20,19 @@
 //!
 //! Afterwards providers push [`UPDATE`]s; the deployment completes when every task has
 //! exited 0, fails when all ended and one failed, and otherwise runs until shut down.
-//! Every change is an [`Event`] and is written to the store before it is shown.
+//! Every change is an [`Event`] and is written to the store before it is shown (only
+//! bookkeeping, such as a renewed standby, is not an event: [`Orchestrator::amend`]).
+//!
+//! Further modules: `liveness` (heartbeats, lost providers), `supervision` (the
+//! ensemble's supervisor tree), `standby` (`nodes.<n>.redundancy`).
 
+pub(crate) mod bidding;
 pub(crate) mod identity;
 pub(crate) mod liveness;
 pub mod machine;
 pub mod placement;
 pub mod policy;
+pub(crate) mod standby;
 pub(crate) mod supervision;
 pub(crate) mod writer;
 
@@ -136,6 +142,8 @@ pub struct Orchestrator {
     failures: mpsc::Sender<(String, supervision::Cause)>,
     failures_rx: Mutex<Option<mpsc::Receiver<(String, supervision::Cause)>>>,
     supervision: Mutex<supervision::Budgets>,
+    /// When standbys are next sought.
+    upkeep: Mutex<standby::Upkeep>,
     /// One shutdown at a time (a user's and an escalation's may race): the second
     /// finds the deployment shut down.
     shutting: tokio::sync::Mutex<()>,
@@ -191,6 +199,7 @@ impl Orchestrator {
             failures: failures_tx,
             failures_rx: Mutex::new(Some(failures_rx)),
             supervision: Mutex::new(supervision::Budgets::default()),
+            upkeep: Mutex::new(standby::Upkeep::default()),
             shutting: tokio::sync::Mutex::new(()),
             writer: Writer {
                 dirty: dirty.clone(),
@@ -282,6 +291,19 @@ impl Orchestrator {
         self.writer.dirty.notify_one();
         self.changed.send_replace(seq);
         Some(seq)
+    }
+
+    /// Changes the record without an event (bookkeeping such as a renewed standby): it
+    /// is written with the next flush, durably when a restart depends on it.
+    pub(crate) fn amend(&self, change: impl FnOnce(&mut Deployment)) {
+        let mut record = self.record.lock().expect("deployment lock");
+        let before = Recovery::of(&record);
+        change(&mut record);
+        if Recovery::of(&record) != before {
+            self.writer.durable.store(true, Ordering::SeqCst);
+        }
+        drop(record);
+        self.writer.dirty.notify_one();
     }
 
     /// Waits until the record up to event `seq` is on disk.
@@ -437,13 +459,14 @@ impl Orchestrator {
             deadline_ms: record.deadline_ms,
             attempts: record.attempts,
             allocations,
+            standby: record.standby.clone(),
             events: record.events.iter().filter(|e| e.seq > after).cloned().collect(),
         }
     }
 }
 
 /// What resuming after a restart depends on: whether the deployment is being placed,
-/// runs, shuts down or ended; where it was placed; the allocation actors; how ended
+/// runs, shuts down or ended; where it was placed and its standbys; the allocation actors; how ended
 /// allocations ended; the peers not to ask again. A change to any of it is written
 /// durably.
 #[derive(PartialEq)]
@@ -451,6 +474,7 @@ struct Recovery {
     phase: u8,
     state: Option<DeploymentState>,
     placement: Vec<(String, String, String)>,
+    standby: Vec<(String, String, String)>,
     allocations: Vec<(Option<Handle>, Option<AllocationState>)>,
     failed_peers: usize,
 }
@@ -470,6 +494,12 @@ impl Recovery {
                 .placement
                 .iter()
                 .map(|(n, p)| (n.clone(), p.provider.peer.clone(), p.reservation.clone()))
+                .collect(),
+            standby: record
+                .standby
+                .iter()
+                .flat_map(|(n, s)| s.iter().map(move |s| (n, s)))
+                .map(|(n, s)| (n.clone(), s.provider.peer.clone(), s.reservation.clone()))
                 .collect(),
             allocations: record
                 .allocations

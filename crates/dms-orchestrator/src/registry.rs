@@ -102,7 +102,7 @@ impl Registry {
             .ok_or_else(|| Error::NoDeployment(id.to_string()))
     }
 
-    fn check(request: &NewDeployment) -> Result<(), Error> {
+    fn check(&self, request: &NewDeployment) -> Result<(), Error> {
         let errors: Vec<String> = dms_ensemble::check(&request.ensemble)
             .into_iter()
             .filter(dms_ensemble::Diagnostic::is_error)
@@ -110,6 +110,20 @@ impl Registry {
             .collect();
         if !errors.is_empty() {
             return Err(Error::InvalidEnsemble(errors.join("\n")));
+        }
+        // Silence is judged in heartbeats of this node: a few must fit in lost_after.
+        let heartbeat = self.shared.settings.heartbeat;
+        let lost_after = request.ensemble.requirements.as_ref().and_then(|r| r.lost_after);
+        if let Some(lost_after) = lost_after.map(|d| d.to_std())
+            && lost_after < heartbeat * 2
+        {
+            return Err(Error::InvalidEnsemble(format!(
+                "requirements.lost_after {} is shorter than two heartbeats of this node \
+                 ({} each, deployment.heartbeat_interval): set it to {} or more",
+                humantime::format_duration(lost_after),
+                humantime::format_duration(heartbeat),
+                humantime::format_duration(heartbeat * 2)
+            )));
         }
         for name in request.modules.keys() {
             if !request.ensemble.allocations.contains_key(name) {
@@ -121,7 +135,7 @@ impl Registry {
 
     /// Creates a deployment and starts placing it; returns its id at once.
     pub async fn create(&self, request: NewDeployment) -> Result<String, Error> {
-        Registry::check(&request)?;
+        self.check(&request)?;
         let id = format!("d-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
         let timeout = request
             .timeout_ms
@@ -158,6 +172,7 @@ impl Registry {
             ensemble: request.ensemble,
             modules: request.modules,
             placement: BTreeMap::new(),
+            standby: BTreeMap::new(),
             allocations,
             failed_peers: BTreeSet::new(),
             attempts: 0,
@@ -181,7 +196,7 @@ impl Registry {
 
     /// Asks for bids without reserving anything, and says what would be chosen.
     pub async fn plan(&self, request: NewDeployment) -> Result<Plan, Error> {
-        Registry::check(&request)?;
+        self.check(&request)?;
         let record = Deployment {
             id: format!("plan-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff),
             created_ms: now_ms(),
@@ -191,6 +206,7 @@ impl Registry {
             ensemble: request.ensemble,
             modules: BTreeMap::new(),
             placement: BTreeMap::new(),
+            standby: BTreeMap::new(),
             allocations: BTreeMap::new(),
             failed_peers: BTreeSet::new(),
             attempts: 0,
@@ -201,7 +217,7 @@ impl Registry {
         let asks = ask::asks(&record.ensemble);
         let key = dms_crypto::KeyPair::generate(dms_crypto::KeyType::Ed25519);
         let orchestrator = Orchestrator::spawn(self.shared.clone(), record.clone(), key);
-        let answers = orchestrator.bids(&record, &asks, true).await;
+        let answers = orchestrator.plan_bids(&record, &asks).await;
         orchestrator.actor.stop();
         let placement = select::place(&asks, &answers, &skipped(&record), &record.ensemble.edges)
             .map(|choice| choice.into_iter().map(|(node, c)| (node, c.peer)).collect());

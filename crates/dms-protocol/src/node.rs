@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use dms_ensemble::model::Ensemble;
 use serde::{Deserialize, Serialize};
 
-use crate::record::{AllocationView, Deployment, DeploymentState, Event, Summary};
+use crate::record::{AllocationView, Deployment, DeploymentState, Event, Standby, Summary};
 use crate::{Logs, Request};
 
 /// Behavior: submit a deployment.
@@ -137,6 +137,9 @@ pub struct Status {
     pub attempts: u32,
     /// Allocations.
     pub allocations: BTreeMap<String, AllocationView>,
+    /// Standbys per node.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub standby: BTreeMap<String, Vec<Standby>>,
     /// Events after the one asked for.
     pub events: Vec<Event>,
 }

@@ -84,6 +84,31 @@ pub struct Placed {
     pub score: f64,
 }
 
+/// A standby for a node (`nodes.<n>.redundancy`): a reservation its provider keeps
+/// for the deployment, renewed by the orchestrator, so that when the node's provider
+/// is lost the standby takes over without a bid round. It lapses on its own when the
+/// orchestrator stops renewing it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Standby {
+    /// The provider keeping it.
+    pub provider: Handle,
+    /// The committed reservation.
+    pub reservation: String,
+    /// The bid's score.
+    pub score: f64,
+    /// When it was last kept (Unix ms).
+    pub kept_ms: u64,
+    /// When it lapses unless kept again (Unix ms).
+    pub expires_ms: u64,
+}
+
+impl Standby {
+    /// Whether it is due for renewal at `now_ms`: half its time to live has passed.
+    pub fn due(&self, now_ms: u64) -> bool {
+        now_ms >= self.kept_ms + self.expires_ms.saturating_sub(self.kept_ms) / 2
+    }
+}
+
 /// One allocation as the orchestrator sees it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AllocationView {
@@ -162,6 +187,9 @@ pub struct Deployment {
     /// The chosen provider per ensemble node.
     #[serde(default)]
     pub placement: BTreeMap<String, Placed>,
+    /// Standbys per ensemble node (`nodes.<n>.redundancy`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub standby: BTreeMap<String, Vec<Standby>>,
     /// Every allocation.
     pub allocations: BTreeMap<String, AllocationView>,
     /// Peers that failed a commit, allocate or start; not asked again.

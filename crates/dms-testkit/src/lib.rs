@@ -64,6 +64,8 @@ pub struct Node {
     pub store: Store,
     /// Its capability contexts (the one write path; live in every actor).
     pub contexts: Arc<Contexts>,
+    /// Its resource accounts, once it serves deployments.
+    resources: std::sync::OnceLock<dms_provider::resources::ResourceManager>,
     _dir: tempfile::TempDir,
 }
 
@@ -159,6 +161,7 @@ impl Node {
         )
         .expect("resource accounts open");
         manager.onboard(offer.clone(), &offer).expect("onboarding");
+        let _ = self.resources.set(manager.clone());
         use dms_ensemble::model::Executor as Kind;
         let executors = dms_provider::Executors::new()
             .with(Kind::Wasm, executor.clone())
@@ -167,6 +170,11 @@ impl Node {
             .await
             .expect("deployments start")
             .registry
+    }
+
+    /// Its resource accounts now (it must serve deployments).
+    pub fn accounts(&self) -> dms_protocol::onboarding::Accounts {
+        self.resources.get().expect("the node serves deployments").status()
     }
 
     /// The peer ids this node is connected to.
@@ -343,7 +351,7 @@ pub async fn start_node(options: &Options, bootstrap: Vec<Multiaddr>) -> Node {
         .await
         .expect("node starts");
     let addr = listen_addr(&runtime.client).await;
-    Node { key, runtime, addr, store, contexts, _dir: dir }
+    Node { key, runtime, addr, store, contexts, resources: Default::default(), _dir: dir }
 }
 
 async fn listen_addr(client: &Client) -> Multiaddr {

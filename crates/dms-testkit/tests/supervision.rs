@@ -320,3 +320,48 @@ async fn replacing_a_lost_node_never_touches_the_nodes_running_elsewhere() {
     assert_ne!(record.allocations["a"].peer, b.peer, "one node per provider");
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ensemble_lost_after_overrides_the_node_setting() {
+    let (net, registries, _engine) = network(3, Duration::from_secs(60)).await;
+    let orchestrating = net.node(0).peer_id().to_string();
+    // Under a second: refused, saying why.
+    let hasty = service_with(&orchestrating, r#"{"requirements": {"lost_after": "300ms"}}"#);
+    let refused = registries[0].create(hasty).await.expect_err("refused").to_string();
+    assert!(refused.contains("requirements.lost_after: too short"), "{refused}");
+    assert!(refused.contains("1s or more"), "{refused}");
+
+    // 3 s instead of the node's 1 s: a cut provider is replaced no sooner.
+    let patient = service_with(&orchestrating, r#"{"requirements": {"lost_after": "3s"}}"#);
+    let id = registries[0].create(patient).await.expect("submitted");
+    let first = running_on(&registries[0], &id).await;
+    let cut = Instant::now();
+    net.partition(&[index_of(&net, &first)]).await;
+    eventually("web runs on another provider", || {
+        let web = registries[0].manifest(&id).expect("manifest").allocations["web"].clone();
+        let moved = web.status.state == AllocationState::Running
+            && web.peer.as_ref().is_some_and(|p| *p != first);
+        async move { moved }
+    })
+    .await;
+    let took = cut.elapsed();
+    assert!(took >= Duration::from_secs(3), "lost before its lost_after: {took:?}");
+    let said = events(&registries[0], &id);
+    assert!(said.iter().any(|e| e.contains("lost: no heartbeat for")), "{said:#?}");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ensemble_lost_after_within_two_heartbeats_is_refused() {
+    let net = Net::start(1, Options::default()).await;
+    let mut config = config(Duration::from_secs(60));
+    config.deployment.heartbeat_interval = Duration::from_secs(1);
+    config.deployment.lost_after = Duration::from_secs(5);
+    let engine = Arc::new(fake::Executor::new());
+    let registry = net.node(0).serve_deployments_with(engine, offer(), &config).await;
+    let request = service_with("nobody", r#"{"requirements": {"lost_after": "1500ms"}}"#);
+    let refused = registry.create(request).await.expect_err("refused").to_string();
+    assert!(refused.contains("shorter than two heartbeats of this node (1s each"), "{refused}");
+    assert!(refused.contains("set it to 2s or more"), "{refused}");
+    net.shutdown().await;
+}

@@ -491,6 +491,10 @@ pub enum BenchCommand {
         /// Provider kills measured.
         #[arg(long, default_value_t = 20)]
         kills: usize,
+        /// Standbys kept for the service (`nodes.<n>.redundancy`): each kill waits for
+        /// one, and the report says how many kills a standby took over.
+        #[arg(long, default_value_t = 0)]
+        redundancy: u32,
         /// The devnet (`dms devnet cli` sets it).
         #[arg(long, env = "DMS_DEVNET_DIR", value_name = "DIR")]
         devnet_dir: PathBuf,

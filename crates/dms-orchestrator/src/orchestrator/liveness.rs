@@ -30,7 +30,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tracing::info;
 
 use super::placement::give_up;
-use super::{Orchestrator, bad};
+use super::{Orchestrator, bad, standby};
 use crate::deployment::{Deployment, DeploymentState};
 use crate::select;
 
@@ -239,6 +239,12 @@ impl Orchestrator {
             self.lost(&record, &peer, &allocations, why).await;
             return;
         }
+        // Nothing lost: standbys are kept and sought on the placing task, so that a
+        // loss found meanwhile waits for them (and may use the one just reserved).
+        if self.standby_due(&record) {
+            let mut placing = self.placing.lock().expect("placing lock");
+            *placing = Some(tokio::spawn(self.clone().keep_standbys()));
+        }
     }
 
     /// `requirements.max_duration` (counted from the submission) has passed: shut the
@@ -255,10 +261,10 @@ impl Orchestrator {
         true
     }
 
-    /// Providers whose every running allocation has been silent for `lost_after`, by
-    /// peer.
+    /// Providers whose every running allocation has been silent for `lost_after` (the
+    /// ensemble's, else this node's), by peer.
     fn silent(&self, record: &Deployment) -> BTreeMap<String, Silent> {
-        let lost_after = self.shared.settings.lost_after;
+        let lost_after = lost_after(record, self.shared.settings.lost_after);
         let now = Instant::now();
         let heard = self.heard.lock().expect("heard lock");
         if now < heard.grace_until {
@@ -335,7 +341,7 @@ impl Orchestrator {
     }
 
     /// Places `nodes` again, not on `avoid`, on the placing task (deadline: the default
-    /// placement timeout from now).
+    /// placement timeout from now): their standbys take over when every one has one.
     pub(crate) fn start_replacing(
         self: &Arc<Self>,
         nodes: BTreeSet<String>,
@@ -346,8 +352,9 @@ impl Orchestrator {
         }
         self.forget_asked(nodes.iter());
         let deadline = now_ms().saturating_add(ms(self.shared.settings.default_deadline));
+        let standby = standby::takeover(&self.snapshot(), &nodes, &avoid);
         let mut placing = self.placing.lock().expect("placing lock");
-        *placing = Some(tokio::spawn(self.clone().replace(nodes, avoid, deadline)));
+        *placing = Some(tokio::spawn(self.clone().replace(nodes, avoid, deadline, standby)));
     }
 }
 
@@ -375,6 +382,12 @@ fn unplaced(record: &Deployment) -> BTreeSet<String> {
         })
         .map(|(name, _)| name.clone())
         .collect()
+}
+
+/// The ensemble's `requirements.lost_after`, else `default` (this node's setting).
+fn lost_after(record: &Deployment, default: Duration) -> Duration {
+    let own = record.ensemble.requirements.as_ref().and_then(|r| r.lost_after);
+    own.map_or(default, |d| d.to_std())
 }
 
 fn ms(duration: Duration) -> u64 {

@@ -22,7 +22,9 @@
 //! The same machine replaces the nodes of a lost provider in a running deployment
 //! ([`Placement::replacing`]): only those nodes are asked for, on peers other than the
 //! ones running the rest, with a deadline of their own; a failure reverts only them,
-//! and the deployment stays `running` meanwhile.
+//! and the deployment stays `running` meanwhile. Given standbys for every such node
+//! ([`Placement::standing_by`]), its first attempt takes them over without a bid
+//! round; when that fails, the next attempts bid as usual.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -84,6 +86,12 @@ pub enum Effect {
         /// Peers not to choose: failed, excluded, avoided, and (when replacing) the
         /// ones running the other nodes.
         exclude: BTreeSet<String>,
+    },
+    /// Commit, allocate and start `choice`, the standbys of the nodes being replaced
+    /// (no bid round); answer [`Input::Started`] or [`Input::ProviderFailed`].
+    TakeOver {
+        /// The standby taking over, per node.
+        choice: BTreeMap<String, select::Choice>,
     },
     /// Release the reservations of every bid in `answers`.
     Release(Vec<BidAnswer>),
@@ -148,6 +156,8 @@ pub struct Placement {
     replacing: Option<(BTreeSet<String>, u64)>,
     /// Peers not to choose in this placement only (a lost provider).
     avoid: BTreeSet<String>,
+    /// Standbys to take over in the first attempt, per node.
+    standby: BTreeMap<String, select::Choice>,
     tries: u32,
 }
 
@@ -159,6 +169,7 @@ impl Default for Placement {
             cancelled: false,
             replacing: None,
             avoid: BTreeSet::new(),
+            standby: BTreeMap::new(),
             tries: 0,
         }
     }
@@ -174,6 +185,18 @@ impl Placement {
         deadline_ms: u64,
     ) -> Placement {
         Placement { replacing: Some((nodes, deadline_ms)), avoid, ..Placement::default() }
+    }
+
+    /// A replacement whose first attempt takes over these standbys (one per node),
+    /// when there is one for every node being replaced and none is on a peer avoided.
+    pub fn standing_by(mut self, standby: BTreeMap<String, select::Choice>) -> Placement {
+        let covers = self.scope().is_some_and(|nodes| {
+            nodes.iter().all(|n| standby.get(n).is_some_and(|c| !self.avoid.contains(&c.peer)))
+        });
+        if covers {
+            self.standby = standby;
+        }
+        self
     }
 
     /// The nodes being replaced, when this is a replacement.
@@ -254,12 +277,17 @@ impl Placement {
         if let Some(nodes) = self.scope() {
             asks.retain(|a| nodes.contains(&a.node));
         }
-        self.phase = Phase::Bidding(asks.clone());
         self.tries += 1;
         let begins = match &self.replacing {
             Some((nodes, _)) => Effect::Replacing { nodes: nodes.clone(), attempt: self.tries },
             None => Effect::Bidding { attempt: record.attempts + 1 },
         };
+        let standby = std::mem::take(&mut self.standby);
+        if !standby.is_empty() {
+            self.phase = Phase::Placing;
+            return vec![begins, Effect::TakeOver { choice: standby }];
+        }
+        self.phase = Phase::Bidding(asks.clone());
         vec![begins, Effect::AskBids { asks, exclude: self.skip(record) }]
     }
 

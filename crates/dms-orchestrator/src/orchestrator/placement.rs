@@ -13,9 +13,9 @@ use dms_protocol::*;
 use tokio::task::JoinSet;
 use tracing::warn;
 
+use super::bidding::Round;
 use super::machine::{Effect, Input, Placement};
-use super::policy::BidWindow;
-use super::{Orchestrator, first_failure, identity, skipped};
+use super::{Orchestrator, first_failure, identity, standby};
 use crate::ask;
 use crate::deployment::{AllocationView, Deployment, DeploymentState, Placed, Replaced};
 use crate::select;
@@ -30,14 +30,16 @@ impl Orchestrator {
     }
 
     /// Places `nodes` of the running deployment again (their provider was lost), not on
-    /// `avoid`, by `deadline_ms`.
+    /// `avoid`, by `deadline_ms`; `standby` (one per node, or none) takes over first.
     pub(crate) async fn replace(
         self: Arc<Self>,
         nodes: BTreeSet<String>,
         avoid: BTreeSet<String>,
         deadline_ms: u64,
+        standby: BTreeMap<String, select::Choice>,
     ) {
-        self.drive(Placement::replacing(nodes, avoid, deadline_ms), Input::Start).await;
+        let machine = Placement::replacing(nodes, avoid, deadline_ms).standing_by(standby);
+        self.drive(machine, Input::Start).await;
     }
 
     /// Runs `machine` from `start` until it is done, carrying out its effects.
@@ -86,7 +88,7 @@ impl Orchestrator {
             }
             Effect::AskBids { asks, exclude } => {
                 let record = self.snapshot();
-                Some(Input::Bids(self.bids_excluding(&record, &asks, exclude, false).await))
+                Some(Input::Bids(self.bids_excluding(&record, &asks, exclude, Round::Place).await))
             }
             Effect::Release(answers) => {
                 self.release(&answers, &BTreeMap::new()).await;
@@ -114,6 +116,29 @@ impl Orchestrator {
                     self.release(&answers, &choice),
                     self.clone().commit_and_start(&record, &choice, &providers, scope.is_some())
                 );
+                Some(match placed {
+                    Ok(()) => Input::Started,
+                    Err((peer, reason)) => Input::ProviderFailed { peer, reason },
+                })
+            }
+            Effect::TakeOver { choice } => {
+                let providers: BTreeMap<String, Handle> = choice
+                    .values()
+                    .filter_map(|c| Some((c.peer.clone(), (self.shared.root_of)(&c.peer)?)))
+                    .collect();
+                let text: Vec<String> = choice
+                    .iter()
+                    .map(|(node, c)| format!("{node} on {}", select::short(&c.peer)))
+                    .collect();
+                let message = format!("standby takes over: {} (no bid round)", text.join(", "));
+                self.change(None, message, |r| {
+                    for c in choice.values() {
+                        standby::drop_standby(r, &c.reservation);
+                    }
+                });
+                let record = self.snapshot();
+                let placed =
+                    self.clone().commit_and_start(&record, &choice, &providers, true).await;
                 Some(match placed {
                     Ok(()) => Input::Started,
                     Err((peer, reason)) => Input::ProviderFailed { peer, reason },
@@ -209,139 +234,6 @@ impl Orchestrator {
                 }
             }
         });
-    }
-
-    /// Asks for bids and collects the answers until the window can close.
-    pub(crate) async fn bids(
-        &self,
-        record: &Deployment,
-        asks: &[NodeAsk],
-        dry_run: bool,
-    ) -> Vec<BidAnswer> {
-        self.bids_excluding(record, asks, skipped(record), dry_run).await
-    }
-
-    /// [`Orchestrator::bids`], peers in `exclude` asked to refuse (without reserving:
-    /// a peer running another node of this deployment must not be sent the revert that
-    /// releases an unchosen bid, which would stop that node).
-    pub(crate) async fn bids_excluding(
-        &self,
-        record: &Deployment,
-        asks: &[NodeAsk],
-        exclude: BTreeSet<String>,
-        dry_run: bool,
-    ) -> Vec<BidAnswer> {
-        let settings = &self.shared.settings;
-        let request = BidRequest {
-            deployment: record.id.clone(),
-            orchestrator: self.actor.handle().clone(),
-            nodes: asks.to_vec(),
-            exclude: exclude.into_iter().collect(),
-            contracts: record.ensemble.contracts.keys().cloned().collect(),
-            dry_run,
-            reservation_ms: u64::try_from(settings.reservation.as_millis()).unwrap_or(u64::MAX),
-        };
-        let mut answers = Vec::new();
-        let pinned: BTreeSet<String> = asks.iter().filter_map(|a| a.pinned.clone()).collect();
-        if asks.iter().all(|a| a.pinned.is_some()) {
-            let mut calls = JoinSet::new();
-            for peer in pinned {
-                let Some(to) = (self.shared.root_of)(&peer) else { continue };
-                let actor = self.actor.clone();
-                let request = request.clone();
-                let timeout = settings.bid_window;
-                calls.spawn(async move { (peer, call(&actor, &to, &request, timeout).await) });
-            }
-            while let Some(Ok((peer, answer))) = calls.join_next().await {
-                match answer {
-                    Ok(mut answer) => {
-                        answer.peer = peer;
-                        answers.push(answer);
-                    }
-                    Err(error) => self.change(
-                        None,
-                        format!("pinned peer {} did not bid: {error}", select::short(&peer)),
-                        |_| {},
-                    ),
-                }
-            }
-            return answers;
-        }
-        let expected = (self.shared.connected)().await.len() + 1;
-        let Ok(payload) = dms_protocol::encode(&request) else { return answers };
-        let mut gathered = match self
-            .actor
-            .gather(DEPLOYMENT_TOPIC, REQUEST, payload, settings.bid_window, 4096)
-            .await
-        {
-            Ok(gathered) => gathered,
-            Err(error) => {
-                self.change(None, format!("could not broadcast the bid request: {error}"), |_| {});
-                return answers;
-            }
-        };
-        let started = tokio::time::Instant::now();
-        let mut window = BidWindow::open(started, settings, expected);
-        let skip = skipped(record);
-        while let Some((from, reply)) = gathered.next_until(window.closes_at()).await {
-            match reply
-                .map_err(|e| e.to_string())
-                .and_then(|b| decode_response::<BidRequest>(&b).map_err(|e| e.to_string()))
-            {
-                Ok(mut answer) => {
-                    answer.peer = from.peer.clone();
-                    answers.push(answer);
-                }
-                Err(error) => warn!(peer = %from.peer, %error, "A bid answer could not be read."),
-            }
-            let placeable = select::place(asks, &answers, &skip, &record.ensemble.edges).is_ok();
-            if window.answered(tokio::time::Instant::now(), placeable) {
-                break;
-            }
-        }
-        let bids: usize = answers.iter().map(|a| a.bids.len()).sum();
-        self.change(
-            None,
-            format!(
-                "bid window closed after {} ms: {} of {} peers answered, {bids} bids",
-                started.elapsed().as_millis(),
-                answers.len(),
-                window.expected()
-            ),
-            |_| {},
-        );
-        answers
-    }
-
-    /// Releases the reservations of bids that were not chosen.
-    pub(crate) async fn release(
-        &self,
-        answers: &[BidAnswer],
-        chosen: &BTreeMap<String, select::Choice>,
-    ) {
-        // A provider's bids share one reservation: keep it whole when one of them won.
-        // A whole revert also stops the deployment's allocations there: never send it
-        // to a provider that runs a node of this deployment.
-        let hosting: BTreeSet<String> =
-            self.snapshot().placement.values().map(|p| p.provider.peer.clone()).collect();
-        let mut calls = JoinSet::new();
-        for answer in answers {
-            let won = chosen.values().any(|c| c.peer == answer.peer);
-            if won || hosting.contains(&answer.peer) {
-                continue;
-            }
-            if answer.bids.iter().all(|b| b.reservation.is_empty()) {
-                continue;
-            }
-            let Some(to) = (self.shared.root_of)(&answer.peer) else { continue };
-            let revert = Revert { deployment: self.actor.handle().inbox.clone(), node: None };
-            let actor = self.actor.clone();
-            let timeout = self.shared.settings.call_timeout;
-            calls.spawn(async move {
-                let _ = call(&actor, &to, &revert, timeout).await;
-            });
-        }
-        while calls.join_next().await.is_some() {}
     }
 
     /// Commit, allocate, start; on failure, the peer to blame and why.
@@ -522,8 +414,8 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// Reverts what providers hold for this deployment: every placed provider, or (for
-    /// `nodes`) the providers of those nodes only.
+    /// Reverts what providers hold for this deployment: every placed provider and
+    /// standby (then forgotten), or (for `nodes`) the providers of those nodes only.
     pub(crate) async fn revert(&self, nodes: Option<&BTreeSet<String>>) {
         let record = self.snapshot();
         let mut peers: BTreeMap<String, Handle> = record
@@ -532,6 +424,12 @@ impl Orchestrator {
             .filter(|(node, _)| nodes.is_none_or(|n| n.contains(*node)))
             .map(|(_, p)| (p.provider.peer.clone(), p.provider.clone()))
             .collect();
+        if nodes.is_none() && !record.standby.is_empty() {
+            for standby in record.standby.values().flatten() {
+                peers.insert(standby.provider.peer.clone(), standby.provider.clone());
+            }
+            self.change(None, "standbys released", |r| r.standby.clear());
+        }
         for view in record.allocations.values() {
             if nodes.is_some_and(|n| !n.contains(&view.node)) {
                 continue;

@@ -74,17 +74,42 @@ pub enum Next {
     Fail(String),
 }
 
+/// A pause that doubles each time it is taken, from `first` up to `max`.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// Starts at `first`, doubles up to `max`.
+    pub fn new(first: Duration, max: Duration) -> Backoff {
+        Backoff { next: first, max }
+    }
+
+    /// The pause to take now (never more than `left`); the next one doubles.
+    pub fn take(&mut self, left: Duration) -> Duration {
+        let pause = self.next.min(left);
+        self.next = (self.next * 2).min(self.max);
+        pause
+    }
+}
+
 /// The attempts of one placement: back-off, and the reason that keeps blocking.
 #[derive(Debug)]
 pub struct Attempts {
-    backoff: Duration,
+    backoff: Backoff,
     last_reason: String,
     same_reason: u32,
 }
 
 impl Default for Attempts {
     fn default() -> Attempts {
-        Attempts { backoff: FIRST_BACKOFF, last_reason: String::new(), same_reason: 0 }
+        Attempts {
+            backoff: Backoff::new(FIRST_BACKOFF, MAX_BACKOFF),
+            last_reason: String::new(),
+            same_reason: 0,
+        }
     }
 }
 
@@ -110,7 +135,7 @@ impl Attempts {
         if lasting && self.same_reason >= STRIKES {
             return Next::Fail(format!("cannot be placed: {reason}"));
         }
-        Next::Retry(self.pause(left))
+        Next::Retry(self.backoff.take(left))
     }
 
     /// A chosen provider failed to commit, allocate or start, for `reason` (it is not
@@ -118,14 +143,7 @@ impl Attempts {
     pub fn provider_failed(&mut self, reason: &str, left: Duration) -> Next {
         self.last_reason = reason.to_string();
         self.same_reason = 0;
-        Next::Retry(self.pause(left))
-    }
-
-    /// The pause before the next attempt (never past the deadline); doubles each time.
-    fn pause(&mut self, left: Duration) -> Duration {
-        let pause = self.backoff.min(left);
-        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-        pause
+        Next::Retry(self.backoff.take(left))
     }
 }
 

@@ -17,7 +17,7 @@ use dms_protocol::node::{
     DeploymentLogs, DeploymentStatus, ListDeployments, LogsEntry, Manifest, NewDeployment, Plan,
     PlanDeployment, Prune, ShutdownDeployment, Status,
 };
-use dms_protocol::record::{AllocationView, Deployment, DeploymentState, Event};
+use dms_protocol::record::{AllocationView, Deployment, DeploymentState, Event, Standby};
 
 use super::Ctx;
 use super::actor::{self, Caller, timeout};
@@ -165,7 +165,7 @@ fn finish(ctx: &Ctx, status: &Status) -> anyhow::Result<()> {
     if ctx.output == Output::Json {
         output::json(status)?;
     } else {
-        print_summary(&status.id, status.state, &status.allocations);
+        print_summary(&status.id, status.state, &status.allocations, &status.standby);
     }
     if status.state == DeploymentState::Failed {
         bail!(
@@ -177,7 +177,12 @@ fn finish(ctx: &Ctx, status: &Status) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_summary(id: &str, state: DeploymentState, allocations: &BTreeMap<String, AllocationView>) {
+fn print_summary(
+    id: &str,
+    state: DeploymentState,
+    allocations: &BTreeMap<String, AllocationView>,
+    standby: &BTreeMap<String, Vec<Standby>>,
+) {
     println!();
     let now = dms_actor::envelope::now_ms();
     let rows: Vec<Vec<String>> = allocations
@@ -201,12 +206,28 @@ fn print_summary(id: &str, state: DeploymentState, allocations: &BTreeMap<String
         })
         .collect();
     println!("deployment {id}: {}", state.name());
-    let header =
-        ["allocation", "type", "node", "peer", "state", "exit", "restarts", "attempt", "heard"];
+    let header = [
+        "allocation",
+        "type",
+        "node",
+        "peer",
+        "state",
+        "health",
+        "exit",
+        "restarts",
+        "attempt",
+        "heard",
+    ];
     output::table(&header, &rows);
     for (name, view) in allocations {
         for (n, copy) in view.lineage.iter().enumerate() {
             println!("  {name} attempt {} on {}: {}", n + 1, copy.peer, copy.why);
+        }
+    }
+    for (node, list) in standby {
+        for s in list {
+            let left = s.expires_ms.saturating_sub(now) / 1000;
+            println!("  standby for {node} on {} (kept for {left} s more)", s.provider.peer);
         }
     }
     for (name, view) in allocations {
@@ -257,7 +278,7 @@ fn print_info(record: &Deployment, events: usize) {
         println!();
         output::table(&["allocation", "actor DID"], &identities);
     }
-    print_summary(&record.id, record.state, &record.allocations);
+    print_summary(&record.id, record.state, &record.allocations, &record.standby);
     println!("\nlatest events:");
     for event in record.events.iter().skip(record.events.len().saturating_sub(events)) {
         println!("  {} {}", when(event.at_ms), event_line(event));
@@ -343,7 +364,7 @@ pub async fn deployments(ctx: &Ctx, command: DeploymentsCommand) -> anyhow::Resu
             if ctx.output == Output::Json {
                 return output::json(&status);
             }
-            print_summary(&status.id, status.state, &status.allocations);
+            print_summary(&status.id, status.state, &status.allocations, &status.standby);
             if let Some(reason) = &status.reason {
                 println!("\nreason: {reason}");
             }

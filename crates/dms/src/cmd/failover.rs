@@ -5,7 +5,9 @@
 //! then N times: kills the node running it with SIGKILL, measures until the service runs
 //! on another node, and starts the killed node again (so that the next kill has
 //! somewhere to go). The goal is set by the orchestrating node's own settings: p99
-//! within `deployment.lost_after` + 5 s.
+//! within `deployment.lost_after` + 5 s. With `--redundancy N` the service keeps N
+//! standbys; every kill waits until one is reserved, and the report counts the kills
+//! a standby took over (no bid round).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -30,6 +32,7 @@ const PATIENCE: Duration = Duration::from_secs(90);
 pub async fn bench(
     ctx: &Ctx,
     kills: usize,
+    redundancy: u32,
     dir: &Path,
     target: &ActorTarget,
 ) -> anyhow::Result<()> {
@@ -44,10 +47,14 @@ pub async fn bench(
     let caller = Caller::open(ctx, target).await?;
     let orchestrating = caller.peer().to_string();
     let lost_after = lost_after(&devnet, &orchestrating)?;
-    let id = caller.request(&service(&orchestrating)?, Duration::from_secs(10)).await?.id;
+    let request = service(&orchestrating, redundancy)?;
+    let id = caller.request(&request, Duration::from_secs(10)).await?.id;
     let mut on = wait_running(&caller, &id, None).await?;
     let mut times = Vec::with_capacity(kills);
     for kill in 1..=kills {
+        if redundancy > 0 {
+            wait_standby(&caller, &id).await?;
+        }
         let index = index_of(dir, &on)?;
         let killed = on.clone();
         let dir_owned = dir.to_path_buf();
@@ -62,8 +69,33 @@ pub async fn bench(
         let dir_owned = dir.to_path_buf();
         tokio::task::spawn_blocking(move || devnet::start(&dir_owned, index)).await??;
     }
+    let events = caller
+        .request(
+            &DeploymentStatus { id: id.clone(), ..Default::default() },
+            Duration::from_secs(10),
+        )
+        .await?
+        .events;
+    let takeovers = events.iter().filter(|e| e.message.starts_with("standby takes over")).count();
     caller.request(&ShutdownDeployment { id }, Duration::from_secs(60)).await?;
-    report(ctx, &mut times, lost_after)
+    report(ctx, &mut times, lost_after, (redundancy > 0).then_some(takeovers))
+}
+
+/// Waits until the service has a standby.
+async fn wait_standby(caller: &Caller, id: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut after = 0;
+    loop {
+        let ask = DeploymentStatus { id: id.into(), after, wait_ms: 500 };
+        let status = caller.request(&ask, Duration::from_secs(10)).await?;
+        after = status.events.last().map_or(after, |e| e.seq);
+        if status.standby.values().any(|list| !list.is_empty()) {
+            return Ok(());
+        }
+        if started.elapsed() > PATIENCE {
+            bail!("deployment {id}: no standby was reserved within {PATIENCE:?}");
+        }
+    }
 }
 
 /// The orchestrating node's `deployment.lost_after`.
@@ -77,11 +109,12 @@ fn lost_after(devnet: &devnet::Devnet, orchestrating: &str) -> anyhow::Result<Du
     Ok(dms_node::config::load(&home.config_path())?.deployment.lost_after)
 }
 
-fn service(avoid: &str) -> anyhow::Result<NewDeployment> {
+fn service(avoid: &str, redundancy: u32) -> anyhow::Result<NewDeployment> {
     let text = format!(
         "version: V1\nallocations:\n  work:\n    type: service\n    executor: wasm\n    \
          resources: {{cpu: {{cores: 0.1}}, ram: 16MiB}}\n    execution: {{module: spin.wat}}\n\
-         nodes:\n  only: {{allocations: [work]}}\nexclude_peers: [{avoid}]\n"
+         nodes:\n  only: {{allocations: [work], redundancy: {redundancy}}}\n\
+         exclude_peers: [{avoid}]\n"
     );
     let ensemble = dms_ensemble::load(&text).map_err(|e| anyhow!("bench ensemble: {e}"))?.ensemble;
     let module = base64::engine::general_purpose::STANDARD.encode(SPIN);
@@ -121,7 +154,12 @@ fn index_of(dir: &Path, peer: &str) -> anyhow::Result<usize> {
         .ok_or_else(|| anyhow!("peer {peer} is not a devnet node"))
 }
 
-fn report(ctx: &Ctx, times: &mut [f64], lost_after: Duration) -> anyhow::Result<()> {
+fn report(
+    ctx: &Ctx,
+    times: &mut [f64],
+    lost_after: Duration,
+    takeovers: Option<usize>,
+) -> anyhow::Result<()> {
     times.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(times, 50.0), percentile(times, 99.0));
     let goal = lost_after.as_secs_f64() + 5.0;
@@ -132,6 +170,7 @@ fn report(ctx: &Ctx, times: &mut [f64], lost_after: Duration) -> anyhow::Result<
         "goal_p99_s": goal,
         "ratio_p99_to_goal": p99 / goal,
         "met": p99 <= goal,
+        "standby_takeovers": takeovers,
     });
     match ctx.output {
         Output::Json => output::json(&report),
@@ -144,6 +183,9 @@ fn report(ctx: &Ctx, times: &mut [f64], lost_after: Duration) -> anyhow::Result<
                 if p99 <= goal { "met" } else { "NOT met" },
                 p99 / goal
             );
+            if let Some(takeovers) = takeovers {
+                println!("a standby took over {takeovers} of {} kills", times.len());
+            }
             Ok(())
         }
     }

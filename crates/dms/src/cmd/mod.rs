@@ -94,8 +94,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(cli::BenchCommand::Deploy { runs, target }) => {
             bench::deploy(&ctx, runs, &target).await
         }
-        Command::Bench(cli::BenchCommand::Failover { kills, devnet_dir, target }) => {
-            failover::bench(&ctx, kills, &devnet_dir, &target).await
+        Command::Bench(cli::BenchCommand::Failover { kills, redundancy, devnet_dir, target }) => {
+            failover::bench(&ctx, kills, redundancy, &devnet_dir, &target).await
         }
         Command::Deployments(command) => deploy::deployments(&ctx, command).await,
         Command::Devnet(command) => {

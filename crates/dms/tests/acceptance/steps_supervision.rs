@@ -50,17 +50,54 @@ async fn containers(world: &DmsWorld) -> usize {
     String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.trim().is_empty()).count()
 }
 
-#[when("the devnet user deploys a Docker service that avoids node 0")]
-async fn deploy_docker_service(world: &mut DmsWorld) {
+/// A Docker service on node `only`, never on node 0, with `redundancy` standbys.
+async fn deploy_docker_service(world: &mut DmsWorld, redundancy: u32) {
     let text = format!(
         "version: V1\nallocations:\n  work:\n    type: service\n    executor: docker\n    \
          resources: {{cpu: {{cores: 0.25}}, ram: 64MiB}}\n    execution: {{image: \"{IMAGE}\", \
-         command: [sleep, \"3600\"]}}\nnodes:\n  only: {{allocations: [work]}}\n\
-         exclude_peers: [{}]\n",
+         command: [sleep, \"3600\"]}}\nnodes:\n  only: {{allocations: [work], redundancy: \
+         {redundancy}}}\nexclude_peers: [{}]\n",
         peer(world, 0)
     );
     let file = write(world, "docker-service.yaml", &text);
     deploy(world, &file, &[]).await;
+}
+
+#[when("the devnet user deploys a Docker service that avoids node 0")]
+async fn deploy_plain_service(world: &mut DmsWorld) {
+    deploy_docker_service(world, 0).await;
+}
+
+#[when("the devnet user deploys a Docker service that avoids node 0, with one standby")]
+async fn deploy_standing_by(world: &mut DmsWorld) {
+    deploy_docker_service(world, 1).await;
+}
+
+#[then("a standby for it is kept on the third node")]
+async fn standby_kept(world: &mut DmsWorld) {
+    let started = Instant::now();
+    let standby = loop {
+        let status = status(world).await;
+        if let Some(peer) = status["standby"]["only"][0]["provider"]["peer"].as_str() {
+            break peer.to_string();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no standby: {status:#}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let primary = work(world).await["peer"].as_str().unwrap_or_default().to_string();
+    assert_ne!(standby, primary);
+    assert_ne!(standby, peer(world, 0), "node 0 is excluded");
+    let index = index_of(world, &standby);
+    let out = devnet_cli(world, index, &["onboard", "status", "-o", "json"]).await;
+    let accounts: Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+    assert_eq!(accounts["committed"]["cpu_millicores"], 250, "{accounts:#}");
+    world.standby = Some(standby);
+}
+
+#[then("the service runs where its standby was")]
+async fn runs_on_standby(world: &mut DmsWorld) {
+    let view = work(world).await;
+    assert_eq!(view["peer"].as_str(), world.standby.as_deref(), "{view:#}");
 }
 
 #[when("the provider of the service is killed")]

@@ -43,6 +43,8 @@ pub struct DmsWorld {
     pub free_before: Vec<serde_json::Value>,
     /// A devnet node stopped by the scenario, and the peer the service ran on then.
     pub stopped: Option<(usize, String)>,
+    /// The peer keeping the service's standby.
+    pub standby: Option<String>,
 }
 
 impl Drop for DmsWorld {
@@ -57,6 +59,28 @@ impl Drop for DmsWorld {
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .status();
+        }
+        // Containers outlive their provider (as in production): remove the ones a
+        // killed node left behind, so that scenarios do not leak them.
+        if let Some(id) = &self.deployment {
+            let label = format!("label=dms.deployment={id}");
+            let listed = std::process::Command::new("docker")
+                .args(["ps", "-aq", "--filter", &label])
+                .output();
+            if let Ok(listed) = listed {
+                let ids: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+                    .split_whitespace()
+                    .map(String::from)
+                    .collect();
+                if !ids.is_empty() {
+                    let _ = std::process::Command::new("docker")
+                        .args(["rm", "-f"])
+                        .args(&ids)
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .status();
+                }
+            }
         }
     }
 }
@@ -80,6 +104,7 @@ impl DmsWorld {
             deployment: None,
             free_before: Vec::new(),
             stopped: None,
+            standby: None,
         }
     }
 

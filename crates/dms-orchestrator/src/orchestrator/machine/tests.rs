@@ -58,6 +58,7 @@ fn record_of(nodes: &[&str], deadline_after: Duration) -> Deployment {
         ensemble,
         modules: BTreeMap::new(),
         placement: BTreeMap::new(),
+        standby: BTreeMap::new(),
         allocations,
         failed_peers: BTreeSet::new(),
         attempts: 0,
@@ -193,7 +194,7 @@ impl World {
                 self.record.reason = Some(format!("pending: {reason}"));
                 None
             }
-            Effect::CommitAndStart { choice, .. } => {
+            Effect::CommitAndStart { choice, .. } | Effect::TakeOver { choice } => {
                 let node = choice.keys().next().expect("one node chosen").clone();
                 self.chosen.push(choice[&node].peer.clone());
                 self.cancelled |= self.cancel_during_commit;
@@ -459,4 +460,51 @@ async fn a_replacement_that_finds_no_peer_fails_at_its_own_deadline() {
 
 fn lost() -> BTreeSet<String> {
     ["p1".to_string()].into()
+}
+
+fn standby(peer: &str) -> BTreeMap<String, select::Choice> {
+    let choice = select::Choice { peer: peer.into(), reservation: format!("{peer}-r"), score: 0.9 };
+    [("a".to_string(), choice)].into()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_standby_takes_over_without_a_bid_round() {
+    let mut world = lost_a(Duration::from_secs(60));
+    let deadline = world.now_ms() + 60_000;
+    let mut machine =
+        Placement::replacing(["a".to_string()].into(), lost(), deadline).standing_by(standby("p3"));
+    world.run(&mut machine, Input::Start).await;
+    assert_eq!(world.chosen, ["p3"]);
+    assert_eq!((world.windows_closed, world.replacements), (0, 1), "no bid window");
+    assert!(world.waits.is_empty() && world.reverts == 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_standby_that_fails_is_reverted_then_bids_place_the_node() {
+    let mut world = lost_a(Duration::from_secs(60));
+    world.outcomes.push_back(Err(("p3", "commit on p3 failed: reservation lapsed")));
+    world.windows.push_back(vec![bid_for("p3", "a"), bid_for("p4", "a")]);
+    let deadline = world.now_ms() + 60_000;
+    let mut machine =
+        Placement::replacing(["a".to_string()].into(), lost(), deadline).standing_by(standby("p3"));
+    world.run(&mut machine, Input::Start).await;
+    assert_eq!(world.chosen, ["p3", "p4"], "the failed standby is not chosen again");
+    assert_eq!((world.reverts, world.windows_closed, world.replacements), (1, 1, 2));
+    assert_eq!(world.waits, [MS(250)], "the usual back-off after a failed provider");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_standby_on_the_lost_peer_or_for_only_some_nodes_is_not_taken() {
+    // On the lost peer itself: bids instead.
+    let mut world = lost_a(Duration::from_secs(60));
+    world.windows.push_back(vec![bid_for("p4", "a")]);
+    let deadline = world.now_ms() + 60_000;
+    let mut machine =
+        Placement::replacing(["a".to_string()].into(), lost(), deadline).standing_by(standby("p1"));
+    world.run(&mut machine, Input::Start).await;
+    assert_eq!((world.chosen.as_slice(), world.windows_closed), (["p4".to_string()].as_slice(), 1));
+    // Two nodes to replace, a standby for one: both are bid for together.
+    let nodes: BTreeSet<String> = ["a".to_string(), "b".to_string()].into();
+    let machine = Placement::replacing(nodes, lost(), deadline).standing_by(standby("p3"));
+    assert!(machine.standby.is_empty());
 }

@@ -1,0 +1,160 @@
+//! Bid rounds: the request goes out (broadcast, or straight to pinned peers), answers
+//! are gathered until the [`BidWindow`] closes, and the reservations of bids not chosen
+//! are released.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use dms_protocol::*;
+use tokio::task::JoinSet;
+use tracing::warn;
+
+use super::policy::BidWindow;
+use super::{Orchestrator, skipped, standby};
+use crate::deployment::Deployment;
+use crate::select;
+
+/// What a bid round is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Round {
+    /// Placing nodes: providers reserve what they bid, and the window is an event.
+    Place,
+    /// `dms deploy --plan`: nothing is reserved.
+    Plan,
+    /// Seeking a standby: providers reserve, and the window is no event (rounds that
+    /// find nobody repeat, and say why once: see `standby`).
+    Standby,
+}
+
+impl Orchestrator {
+    /// A bid round for a plan: asks without reserving, until the window can close.
+    pub(crate) async fn plan_bids(&self, record: &Deployment, asks: &[NodeAsk]) -> Vec<BidAnswer> {
+        self.bids_excluding(record, asks, skipped(record), Round::Plan).await
+    }
+
+    /// Asks for bids and collects the answers until the window can close; peers in
+    /// `exclude` are asked to refuse (without reserving: a peer running another node
+    /// of this deployment must not be sent the revert that releases an unchosen bid,
+    /// which would stop that node).
+    pub(crate) async fn bids_excluding(
+        &self,
+        record: &Deployment,
+        asks: &[NodeAsk],
+        exclude: BTreeSet<String>,
+        round: Round,
+    ) -> Vec<BidAnswer> {
+        let settings = &self.shared.settings;
+        let dry_run = round == Round::Plan;
+        let request = BidRequest {
+            deployment: record.id.clone(),
+            orchestrator: self.actor.handle().clone(),
+            nodes: asks.to_vec(),
+            exclude: exclude.into_iter().collect(),
+            contracts: record.ensemble.contracts.keys().cloned().collect(),
+            dry_run,
+            reservation_ms: u64::try_from(settings.reservation.as_millis()).unwrap_or(u64::MAX),
+        };
+        let mut answers = Vec::new();
+        let pinned: BTreeSet<String> = asks.iter().filter_map(|a| a.pinned.clone()).collect();
+        if asks.iter().all(|a| a.pinned.is_some()) {
+            let mut calls = JoinSet::new();
+            for peer in pinned {
+                let Some(to) = (self.shared.root_of)(&peer) else { continue };
+                let actor = self.actor.clone();
+                let request = request.clone();
+                let timeout = settings.bid_window;
+                calls.spawn(async move { (peer, call(&actor, &to, &request, timeout).await) });
+            }
+            while let Some(Ok((peer, answer))) = calls.join_next().await {
+                match answer {
+                    Ok(mut answer) => {
+                        answer.peer = peer;
+                        answers.push(answer);
+                    }
+                    Err(error) => self.change(
+                        None,
+                        format!("pinned peer {} did not bid: {error}", select::short(&peer)),
+                        |_| {},
+                    ),
+                }
+            }
+            return answers;
+        }
+        let expected = (self.shared.connected)().await.len() + 1;
+        let Ok(payload) = dms_protocol::encode(&request) else { return answers };
+        let mut gathered = match self
+            .actor
+            .gather(DEPLOYMENT_TOPIC, REQUEST, payload, settings.bid_window, 4096)
+            .await
+        {
+            Ok(gathered) => gathered,
+            Err(error) => {
+                self.change(None, format!("could not broadcast the bid request: {error}"), |_| {});
+                return answers;
+            }
+        };
+        let started = tokio::time::Instant::now();
+        let mut window = BidWindow::open(started, settings, expected);
+        let skip = skipped(record);
+        while let Some((from, reply)) = gathered.next_until(window.closes_at()).await {
+            match reply
+                .map_err(|e| e.to_string())
+                .and_then(|b| decode_response::<BidRequest>(&b).map_err(|e| e.to_string()))
+            {
+                Ok(mut answer) => {
+                    answer.peer = from.peer.clone();
+                    answers.push(answer);
+                }
+                Err(error) => warn!(peer = %from.peer, %error, "A bid answer could not be read."),
+            }
+            let placeable = select::place(asks, &answers, &skip, &record.ensemble.edges).is_ok();
+            if window.answered(tokio::time::Instant::now(), placeable) {
+                break;
+            }
+        }
+        if round == Round::Standby {
+            return answers;
+        }
+        let bids: usize = answers.iter().map(|a| a.bids.len()).sum();
+        self.change(
+            None,
+            format!(
+                "bid window closed after {} ms: {} of {} peers answered, {bids} bids",
+                started.elapsed().as_millis(),
+                answers.len(),
+                window.expected()
+            ),
+            |_| {},
+        );
+        answers
+    }
+
+    /// Releases the reservations of bids that were not chosen.
+    pub(crate) async fn release(
+        &self,
+        answers: &[BidAnswer],
+        chosen: &BTreeMap<String, select::Choice>,
+    ) {
+        // A provider's bids share one reservation: keep it whole when one of them won.
+        // A whole revert also stops the deployment's allocations there and releases its
+        // standby: never send it to a provider with a role in this deployment.
+        let hosting = standby::involved(&self.snapshot());
+        let mut calls = JoinSet::new();
+        for answer in answers {
+            let won = chosen.values().any(|c| c.peer == answer.peer);
+            if won || hosting.contains(&answer.peer) {
+                continue;
+            }
+            if answer.bids.iter().all(|b| b.reservation.is_empty()) {
+                continue;
+            }
+            let Some(to) = (self.shared.root_of)(&answer.peer) else { continue };
+            let revert = Revert { deployment: self.actor.handle().inbox.clone(), node: None };
+            let actor = self.actor.clone();
+            let timeout = self.shared.settings.call_timeout;
+            calls.spawn(async move {
+                let _ = call(&actor, &to, &revert, timeout).await;
+            });
+        }
+        while calls.join_next().await.is_some() {}
+    }
+}
