@@ -12,6 +12,8 @@
 //!   broadcast, gather) and `receive.rs` (the receive pipeline) implement the actor.
 //! - [`stateful`]: state-owning actors (one message at a time on owned state), their
 //!   owned tasks, and parent/child links with exit reasons.
+//! - [`monitor`]: one actor watching another, local or remote, with a typed reason when
+//!   it is down; the peer liveness judgement (`healthy → unknown → lost`).
 //! - [`relay`]: envelopes signed by local clients (the CLI), relayed by the node.
 //! - [`replay`]: the nonce window.
 //! - [`limiter`]: rate limits per peer and behavior class.
@@ -21,6 +23,7 @@ mod actor;
 pub mod envelope;
 pub mod error;
 pub mod limiter;
+pub mod monitor;
 mod receive;
 pub mod relay;
 pub mod replay;
@@ -31,6 +34,7 @@ pub mod stateful;
 pub use actor::{Actor, Renewal};
 pub use envelope::{Envelope, Handle};
 pub use error::ActorError;
+pub use monitor::{Down, Liveness, Monitor, PeerState};
 pub use relay::{BroadcastReply, client_request};
 pub use runtime::{
     Behavior, BoxFuture, Config, Message, Reply, Responder, Router, Transport, json_reply,

@@ -32,6 +32,15 @@ impl Actor {
             self.complete(&envelope, authenticated);
             return;
         }
+        if envelope.behavior.as_str() == crate::monitor::PING {
+            // Every actor answers its monitors, sequential ones too, without queueing.
+            let answer = self.admit(&envelope, from_peer).map(|_| Vec::new());
+            if let Some(reply_to) = envelope.reply_to.clone() {
+                let to = Handle { peer: from_peer.to_string(), ..envelope.from.clone() };
+                self.answer(to, reply_to, answer, respond).await;
+            }
+            return;
+        }
         match self.check(&envelope, from_peer) {
             Ok(_) if self.inner.sequential.is_some() => {
                 let message = Message { envelope: envelope.clone(), actor: self.clone() };
@@ -80,6 +89,37 @@ impl Actor {
 
     /// The receive pipeline; returns the behavior to run.
     fn check(&self, envelope: &Envelope, from_peer: &str) -> Result<Behavior, ActorError> {
+        let (class, now) = self.admit(envelope, from_peer)?;
+        let behavior = self
+            .inner
+            .behaviors
+            .read()
+            .ok()
+            .and_then(|b| b.get(&envelope.behavior).cloned())
+            .ok_or_else(|| ActorError::UnknownBehavior {
+                behavior: envelope.behavior.to_string(),
+            })?;
+        if class != Class::Public {
+            let chain = envelope.chain(self.inner.router.config().limits)?;
+            self.inner.context.read().authorize(
+                &self.inner.verifier,
+                Request {
+                    invoker: &envelope.from.did,
+                    subject: &self.inner.handle.did,
+                    behavior: &envelope.behavior,
+                    topic: envelope.topic.as_ref(),
+                    args: None,
+                    chain: &chain,
+                },
+                now / 1000,
+            )?;
+        }
+        Ok(behavior)
+    }
+
+    /// The steps every message passes before its behavior is looked at: stopped, rate
+    /// limit, expiry, signature, replay. Its class and the time.
+    fn admit(&self, envelope: &Envelope, from_peer: &str) -> Result<(Class, u64), ActorError> {
         if self.inner.stopped.load(Ordering::SeqCst) {
             return Err(ActorError::Closed);
         }
@@ -108,31 +148,7 @@ impl Actor {
                 Refusal::Replayed => ActorError::Replayed { nonce: envelope.nonce },
                 Refusal::Full => ActorError::Busy,
             })?;
-        let behavior = self
-            .inner
-            .behaviors
-            .read()
-            .ok()
-            .and_then(|b| b.get(&envelope.behavior).cloned())
-            .ok_or_else(|| ActorError::UnknownBehavior {
-                behavior: envelope.behavior.to_string(),
-            })?;
-        if class != Class::Public {
-            let chain = envelope.chain(self.inner.router.config().limits)?;
-            self.inner.context.read().authorize(
-                &self.inner.verifier,
-                Request {
-                    invoker: &envelope.from.did,
-                    subject: &self.inner.handle.did,
-                    behavior: &envelope.behavior,
-                    topic: envelope.topic.as_ref(),
-                    args: None,
-                    chain: &chain,
-                },
-                now / 1000,
-            )?;
-        }
-        Ok(behavior)
+        Ok((class, now))
     }
 }
 

@@ -54,6 +54,12 @@ pub trait Transport: Send + Sync + 'static {
     fn peer_did(&self, _peer: &str) -> Option<dms_crypto::Did> {
         None
     }
+    /// The peers this node reaches now (connected). Monitors count a silent peer as
+    /// lost only while this node reaches another one. Default: none, so nothing is
+    /// ever declared lost (a transport that cannot tell must not tear work down).
+    fn reaches(&self) -> BoxFuture<Vec<String>> {
+        Box::pin(async { Vec::new() })
+    }
 }
 
 /// Runtime settings.
@@ -165,6 +171,12 @@ impl Router {
     /// (the transport authenticated `peer` as the key of `did`).
     pub(crate) fn channel_authenticates(&self, peer: &str, did: &dms_crypto::Did) -> bool {
         self.inner.transport.peer_did(peer).is_some_and(|d| d == *did)
+    }
+
+    /// Whether this node reaches some peer other than `peer` (see
+    /// [`Transport::reaches`]).
+    pub async fn reaches_others(&self, peer: &str) -> bool {
+        self.inner.transport.reaches().await.iter().any(|p| p != peer)
     }
 
     pub(crate) fn actor(&self, inbox: &str) -> Option<Actor> {

@@ -163,6 +163,14 @@ impl dms_actor::Transport for Client {
         did
     }
 
+    fn reaches(&self) -> dms_actor::BoxFuture<Vec<String>> {
+        let client = self.clone();
+        Box::pin(async move {
+            let peers = client.peers().await.unwrap_or_default();
+            peers.into_iter().map(|p| p.peer_id).collect()
+        })
+    }
+
     fn publish(
         &self,
         topic: &str,

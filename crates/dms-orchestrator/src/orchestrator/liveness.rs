@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dms_actor::envelope::now_ms;
-use dms_actor::{ActorError, Handle};
+use dms_actor::monitor::{self, Judge};
+use dms_actor::{ActorError, Handle, PeerState};
 use dms_ensemble::model::Escalation;
 use dms_protocol::*;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -216,19 +217,30 @@ impl Orchestrator {
             }
             let others: Vec<String> =
                 (self.shared.connected)().await.into_iter().filter(|p| *p != peer).collect();
-            if others.is_empty() {
-                let first = self.heard.lock().expect("heard lock").undecided.insert(peer.clone());
-                if first {
-                    let message = format!(
-                        "provider {} silent for {:.1} s, but this node reaches no other peer \
-                         either: it cannot tell who is cut off, so it waits",
-                        select::short(&peer),
-                        silence.as_secs_f64()
-                    );
-                    self.change(None, message, |_| {});
+            // The same judgement as dms-actor's monitors: lost only on positive evidence.
+            let now = Instant::now();
+            let liveness = monitor::Liveness {
+                heartbeat: self.shared.settings.heartbeat,
+                lost_after: lost_after(&record, self.shared.settings.lost_after),
+            };
+            let mut judge = Judge::new(liveness, now.checked_sub(silence).unwrap_or(now));
+            let silence = match judge.check(now, !others.is_empty()) {
+                PeerState::Healthy => continue,
+                PeerState::Unknown { silent_for } => {
+                    let undecided = &mut self.heard.lock().expect("heard lock").undecided;
+                    if undecided.insert(peer.clone()) {
+                        let message = format!(
+                            "provider {} silent for {:.1} s, but this node reaches no other \
+                             peer either: it cannot tell who is cut off, so it waits",
+                            select::short(&peer),
+                            silent_for.as_secs_f64()
+                        );
+                        self.change(None, message, |_| {});
+                    }
+                    continue;
                 }
-                continue;
-            }
+                PeerState::Lost { silent_for } => silent_for,
+            };
             let why = format!(
                 "provider {} lost: no heartbeat for {:.1} s and no answer, while this node \
                  reaches {} other peer(s)",
