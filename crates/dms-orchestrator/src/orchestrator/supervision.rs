@@ -79,10 +79,9 @@ impl Budgets {
 
     /// Takes one restart from the budget of the supervisor at `path`; false when it is
     /// spent.
-    fn take(&mut self, path: &[usize], supervisor: &Supervisor) -> bool {
+    fn take(&mut self, path: &[usize], supervisor: &Supervisor, now: Instant) -> bool {
         let max = supervisor.max_restarts.unwrap_or(MAX_RESTARTS) as usize;
         let window = supervisor.window.map_or(WINDOW, |w| w.to_std());
-        let now = Instant::now();
         let made = self.0.entry(path.to_vec()).or_default();
         while made.front().is_some_and(|t| now.saturating_duration_since(*t) > window) {
             made.pop_front();
@@ -166,6 +165,58 @@ fn strategy_name(strategy: Strategy) -> &'static str {
     }
 }
 
+/// What the supervisors do about one failure.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Decision {
+    /// Supervisors that were out of budget and escalated to their parent, innermost
+    /// first, each saying so.
+    spent: Vec<String>,
+    /// What the first supervisor with budget left does, or the escalation at the top.
+    act: Act,
+}
+
+#[derive(Debug, PartialEq)]
+pub(crate) enum Act {
+    /// Restart these allocations (by this supervisor's strategy).
+    Restart { strategy: Strategy, targets: Vec<String> },
+    /// The top supervisor is out of budget too (why): the ensemble's `escalation`.
+    Escalate(String),
+}
+
+/// Walks up from the innermost supervisor of `allocation`, taking one restart from the
+/// first budget with one left at `now`; `None` when no supervisor watches it.
+pub(crate) fn decide(
+    root: &Supervisor,
+    budgets: &mut Budgets,
+    allocation: &str,
+    now: Instant,
+) -> Option<Decision> {
+    let mut path = path_of(root, allocation)?;
+    let mut failed = Member::Allocation(allocation.to_string());
+    let mut spent = Vec::new();
+    loop {
+        let supervisor = at(root, &path);
+        if budgets.take(&path, supervisor, now) {
+            let targets = targets(supervisor, &failed);
+            let act = Act::Restart { strategy: supervisor.strategy, targets };
+            return Some(Decision { spent, act });
+        }
+        let out = format!(
+            "supervisor ({}) used up its {} restarts within {:?}",
+            strategy_name(supervisor.strategy),
+            supervisor.max_restarts.unwrap_or(MAX_RESTARTS),
+            supervisor.window.map_or(WINDOW, |w| w.to_std())
+        );
+        match path.pop() {
+            Some(index) => {
+                spent.push(out);
+                failed = Member::Supervisor(index);
+            }
+            None => return Some(Decision { spent, act: Act::Escalate(out) }),
+        }
+    }
+}
+
 impl Orchestrator {
     /// New copies of the allocations of `nodes` count their restarts afresh: restarts
     /// asked of the old copies no longer apply.
@@ -193,33 +244,24 @@ impl Orchestrator {
         if record.state != DeploymentState::Running {
             return;
         }
-        let Some(mut path) = path_of(&root, &allocation) else { return };
-        let mut failed = Member::Allocation(allocation.clone());
-        loop {
-            let supervisor = at(&root, &path);
-            if self.supervision.lock().expect("budgets lock").take(&path, supervisor) {
-                let targets = targets(supervisor, &failed);
+        let decision = {
+            let mut budgets = self.supervision.lock().expect("budgets lock");
+            decide(&root, &mut budgets, &allocation, Instant::now())
+        };
+        let Some(Decision { spent, act }) = decision else { return };
+        for spent in spent {
+            self.change(None, format!("{spent}; escalating to its parent"), |_| {});
+        }
+        match act {
+            Act::Restart { strategy, targets } => {
                 let why = format!(
                     "supervisor ({}): {allocation} {}",
-                    strategy_name(supervisor.strategy),
+                    strategy_name(strategy),
                     cause.name()
                 );
                 self.restart(&record, &targets, &allocation, cause, &why).await;
-                return;
             }
-            let spent = format!(
-                "supervisor ({}) used up its {} restarts within {:?}",
-                strategy_name(supervisor.strategy),
-                supervisor.max_restarts.unwrap_or(MAX_RESTARTS),
-                supervisor.window.map_or(WINDOW, |w| w.to_std())
-            );
-            match path.pop() {
-                Some(index) => {
-                    self.change(None, format!("{spent}; escalating to its parent"), |_| {});
-                    failed = Member::Supervisor(index);
-                }
-                None => return self.escalate(&record, &allocation, spent).await,
-            }
+            Act::Escalate(spent) => self.escalate(&record, &allocation, spent).await,
         }
     }
 
@@ -327,3 +369,6 @@ impl Orchestrator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
