@@ -8,7 +8,8 @@
 //! Besides network messages the actor hears:
 //! - **internal messages** it sends itself ([`Context::spawn`] runs a future and delivers
 //!   its output; [`Context::after`] delivers a message after a delay);
-//! - **exits of linked children** ([`Stateful::child_exited`], with the reason).
+//! - **exits of linked children** and of **watched actors**, local or remote
+//!   ([`Stateful::child_exited`], with the reason; [`Context::link`], [`Context::watch`]).
 //!
 //! Every task started through the [`Context`] belongs to the actor and is aborted when
 //! it stops. When it stops — [`Context::stop`], [`Actor::stop`], or a panic in a
@@ -71,7 +72,8 @@ pub trait Stateful: Send + 'static {
         message: Self::Internal,
     ) -> impl Future<Output = ()> + Send;
 
-    /// A linked child stopped (see [`Context::link`]).
+    /// A linked child stopped (see [`Context::link`]), or a watched actor is down (see
+    /// [`Context::watch`]).
     fn child_exited(
         &mut self,
         ctx: &mut Context<Self::Internal>,
@@ -126,6 +128,23 @@ impl<I: Send + 'static> Context<I> {
     /// [`Stateful::child_exited`] with its reason.
     pub fn link(&self, child: &Actor) {
         child.on_exit(self.children.clone());
+    }
+
+    /// Watches any actor by its handle, on this node or another (a monitor, see
+    /// [`crate::monitor`]): when it is down this actor hears [`Stateful::child_exited`]
+    /// with its reason — a lost peer as `Failed("lost: …")`. The watch is one of the
+    /// actor's tasks: it ends when the actor stops.
+    pub fn watch(&mut self, target: Handle, liveness: crate::Liveness) {
+        let mut monitor = self.actor.monitor(target.clone(), liveness);
+        let exits = self.children.clone();
+        self.tasks.spawn(async move {
+            let reason = match monitor.down().await {
+                crate::Down::Exited(reason) => reason,
+                lost @ crate::Down::Lost { .. } => ExitReason::Failed(lost.to_string()),
+            };
+            let _ = exits.send((target, reason));
+            None
+        });
     }
 
     /// Stops the actor once the current message is handled.

@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use dms_actor::{Actor, Down, ExitReason, Liveness, PeerState};
+use dms_actor::{
+    Actor, Context, Down, ExitReason, Handle, Liveness, Message, PeerState, Reply, Stateful,
+    json_reply,
+};
 use dms_crypto::{KeyPair, KeyType};
 use dms_testkit::{Net, Node, Options};
 
@@ -86,6 +89,64 @@ async fn a_node_that_reaches_nobody_calls_the_peer_unknown_never_lost() {
     while monitor.state() != PeerState::Healthy {
         assert!(healed.elapsed() < Duration::from_secs(10), "never healthy again");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    net.shutdown().await;
+}
+
+/// A state-owning actor that watches `target` when asked, and reports what it hears.
+struct Watcher {
+    target: Handle,
+    heard: tokio::sync::mpsc::UnboundedSender<(Handle, ExitReason)>,
+}
+
+impl Stateful for Watcher {
+    type Internal = ();
+
+    fn behaviors(&self) -> Vec<String> {
+        vec!["/public/test/watch".into()]
+    }
+
+    async fn handle(&mut self, ctx: &mut Context<()>, _message: Message) -> Reply {
+        ctx.watch(self.target.clone(), LIVENESS);
+        json_reply(&())
+    }
+
+    async fn internal(&mut self, _ctx: &mut Context<()>, _message: ()) {}
+
+    async fn child_exited(&mut self, _ctx: &mut Context<()>, child: Handle, reason: ExitReason) {
+        let _ = self.heard.send((child, reason));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_owning_actor_hears_a_watched_remote_actor_lost_as_an_exit() {
+    let net = Net::start(3, Options::default()).await;
+    net.trust_all();
+    let watched = actor_on(net.node(1), "watched");
+    let node = net.node(0);
+    let root = &node.runtime.actor;
+    let (heard, mut exits) = tokio::sync::mpsc::unbounded_channel();
+    let actor = Actor::spawn_sequential(
+        &node.runtime.router,
+        "watcher",
+        KeyPair::generate(KeyType::Ed25519),
+        root.live_context().clone(),
+        root.verifier().clone(),
+    );
+    let watcher =
+        dms_actor::stateful::spawn(actor, Watcher { target: watched.handle().clone(), heard });
+    root.invoke(watcher.handle(), "/public/test/watch", Vec::new(), Duration::from_secs(5))
+        .await
+        .expect("watching");
+    net.partition(&[1]).await;
+    let (child, reason) = tokio::time::timeout(Duration::from_secs(5), exits.recv())
+        .await
+        .expect("heard")
+        .expect("an exit");
+    assert_eq!(&child, watched.handle());
+    match reason {
+        ExitReason::Failed(why) => assert!(why.starts_with("lost: silent for"), "{why}"),
+        other => panic!("expected a failure, got {other:?}"),
     }
     net.shutdown().await;
 }
