@@ -13,7 +13,7 @@ use crate::error::{Diagnostic, Position};
 
 /// Deepest nesting accepted.
 pub const MAX_DEPTH: usize = 64;
-/// Most values in one input, counting each alias expansion.
+/// Most values in one input (mapping keys not counted), counting each alias expansion.
 pub const MAX_VALUES: usize = 200_000;
 
 /// A value and where it starts.
@@ -287,6 +287,8 @@ enum Frame {
         pos: Position,
         anchor: usize,
         entries: Vec<Entry>,
+        /// Index into `entries` by key: duplicate checks stay linear in the keys.
+        index: HashMap<String, usize>,
         key: Option<(String, Position)>,
         merges: Vec<Value>,
     },
@@ -320,6 +322,7 @@ impl Builder {
                     pos,
                     anchor,
                     entries: Vec::new(),
+                    index: HashMap::new(),
                     key: None,
                     merges: Vec::new(),
                 });
@@ -329,8 +332,8 @@ impl Builder {
                     Some(Frame::Seq { pos, anchor, items }) => {
                         (Value { pos, kind: Kind::Seq(items) }, anchor)
                     }
-                    Some(Frame::Map { pos, anchor, mut entries, merges, .. }) => {
-                        merge(&mut entries, merges);
+                    Some(Frame::Map { pos, anchor, mut entries, index, merges, .. }) => {
+                        merge(&mut entries, index, merges);
                         (Value { pos, kind: Kind::Map(entries) }, anchor)
                     }
                     None => return Ok(()),
@@ -365,7 +368,9 @@ impl Builder {
     }
 
     fn value(&mut self, value: Value, anchor: usize) -> Result<(), Box<Diagnostic>> {
-        self.values += 1;
+        // Mapping keys are not counted: an entry is one value.
+        let is_key = matches!(self.stack.last(), Some(Frame::Map { key: None, .. }));
+        self.values += usize::from(!is_key);
         if self.values > MAX_VALUES {
             return Err(Box::new(
                 Diagnostic::error(
@@ -382,7 +387,7 @@ impl Builder {
         match self.stack.last_mut() {
             None => self.docs.push(value),
             Some(Frame::Seq { items, .. }) => items.push(value),
-            Some(Frame::Map { entries, key, merges, .. }) => match key.take() {
+            Some(Frame::Map { entries, index, key, merges, .. }) => match key.take() {
                 None => {
                     let text = match value.kind {
                         Kind::Str(s) => s,
@@ -413,7 +418,7 @@ impl Builder {
                     )),
                 },
                 Some((k, key_pos)) => {
-                    if let Some(first) = entries.iter().find(|e| e.key == k) {
+                    if let Some(first) = index.get(&k).map(|i| &entries[*i]) {
                         self.problems.push(
                             Diagnostic::error(
                                 key_pos,
@@ -424,6 +429,7 @@ impl Builder {
                             .suggest("remove one of the two"),
                         );
                     } else {
+                        index.insert(k.clone(), entries.len());
                         entries.push(Entry { key: k, key_pos, value });
                     }
                 }
@@ -434,11 +440,12 @@ impl Builder {
 }
 
 /// Adds merged (`<<`) entries that the mapping does not set itself.
-fn merge(entries: &mut Vec<Entry>, merges: Vec<Value>) {
+fn merge(entries: &mut Vec<Entry>, mut index: HashMap<String, usize>, merges: Vec<Value>) {
     for source in merges {
         if let Kind::Map(more) = source.kind {
             for entry in more {
-                if !entries.iter().any(|e| e.key == entry.key) {
+                if !index.contains_key(&entry.key) {
+                    index.insert(entry.key.clone(), entries.len());
                     entries.push(entry);
                 }
             }
