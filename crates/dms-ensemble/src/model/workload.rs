@@ -25,8 +25,8 @@ pub struct Resources {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Cpu {
-    /// Cores; fractions allowed (`0.5`).
-    #[schemars(range(min = 0.001))]
+    /// Cores; fractions allowed (`0.5`); at most 4096 (no machine offers more).
+    #[schemars(range(min = 0.001, max = 4096))]
     pub cores: f64,
     /// Lowest clock speed, e.g. `2.5GHz`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -40,9 +40,9 @@ pub struct Cpu {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Gpu {
-    /// How many of this kind (default 1).
+    /// How many of this kind (default 1; at most 64).
     #[serde(default = "one", skip_serializing_if = "is_one")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 64))]
     pub count: u32,
     /// Vendor.
     #[serde(default, skip_serializing_if = "Option::is_none")]

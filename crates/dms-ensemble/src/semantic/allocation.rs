@@ -6,6 +6,14 @@ use std::net::Ipv4Addr;
 
 use super::{Checker, health_needs_port, parameter_owners, volume_needs_source};
 use crate::model::{Allocation, AllocationType, Executor, HealthCheckKind, Restart, VolumeKind};
+use crate::units::ByteSize;
+
+/// Largest memory an allocation may ask for: 64 TiB.
+const MAX_RAM: ByteSize = ByteSize(64 << 40);
+/// Largest disk: 1 PiB.
+const MAX_DISK: ByteSize = ByteSize(1 << 50);
+/// Largest memory per GPU: 1 TiB.
+const MAX_VRAM: ByteSize = ByteSize(1 << 40);
 
 impl Checker<'_> {
     pub(super) fn allocation(&mut self, name: &str, a: &Allocation) {
@@ -15,6 +23,7 @@ impl Checker<'_> {
             check_dns_label(self, &format!("{base}.dns_name"), dns, "DNS name");
         }
         self.execution(&base, a);
+        self.sizes(&base, a);
         let mut seen = BTreeMap::new();
         for (i, port) in a.ports.iter().enumerate() {
             let path = format!("{base}.ports[{i}]");
@@ -117,6 +126,24 @@ impl Checker<'_> {
     }
 
     /// The parameters of the chosen executor are present, and no other executor's are.
+    /// Sizes no machine could offer are refused here, with the limit, rather than
+    /// left to find no provider.
+    fn sizes(&mut self, base: &str, a: &Allocation) {
+        let r = &a.resources;
+        let mut sizes =
+            vec![("ram".to_string(), Some(r.ram), MAX_RAM), ("disk".into(), r.disk, MAX_DISK)];
+        for (i, gpu) in r.gpus.iter().enumerate() {
+            sizes.push((format!("gpus[{i}].vram"), gpu.vram, MAX_VRAM));
+        }
+        for (field, size, max) in sizes {
+            if let Some(size) = size.filter(|s| s.0 > max.0) {
+                self.error(&format!("{base}.resources.{field}"), "more than any machine offers")
+                    .found(size.to_string())
+                    .expected(format!("at most {max}"));
+            }
+        }
+    }
+
     fn execution(&mut self, base: &str, a: &Allocation) {
         let path = format!("{base}.execution");
         let x = &a.execution;
