@@ -23,6 +23,12 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // A command whose output is piped into `head` ends quietly when the pipe closes, as
+    // other command-line tools do (Rust ignores SIGPIPE, and printing would panic). The
+    // daemon keeps ignoring it: a closed socket must not kill it.
+    if !matches!(cli.command, cli::Command::Run { .. }) {
+        sigpipe::reset();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -35,3 +35,29 @@ pub fn fields(pairs: &[(&str, String)]) {
         println!("{label:<width$} {value}");
     }
 }
+
+/// The last second RFC 3339 can write: 9999-12-31T23:59:59Z.
+const LAST_RFC3339_SECS: u64 = 253_402_300_799;
+
+/// A Unix time in seconds as RFC 3339 (UTC). Times RFC 3339 cannot write (after the
+/// year 9999, e.g. a token granted for ten million days) say so instead of failing.
+pub fn rfc3339_secs(secs: u64) -> String {
+    if secs > LAST_RFC3339_SECS {
+        return "after 9999-12-31".into();
+    }
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_up_to_the_year_9999_are_written_and_later_ones_said() {
+        assert_eq!(rfc3339_secs(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_secs(LAST_RFC3339_SECS), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339_secs(LAST_RFC3339_SECS + 1), "after 9999-12-31");
+        assert_eq!(rfc3339_secs(u64::MAX), "after 9999-12-31");
+    }
+}

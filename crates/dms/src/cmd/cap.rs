@@ -333,11 +333,7 @@ fn report(ctx: &Ctx, cap: &CapContext, message: &str) -> anyhow::Result<()> {
 }
 
 fn when(exp: Option<u64>) -> String {
-    exp.map(|e| {
-        humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(e))
-            .to_string()
-    })
-    .unwrap_or_else(|| "never".into())
+    exp.map(crate::output::rfc3339_secs).unwrap_or_else(|| "never".into())
 }
 
 fn print_token(ctx: &Ctx, chain: &Chain, verb: &str) -> anyhow::Result<()> {

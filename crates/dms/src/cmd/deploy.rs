@@ -240,8 +240,7 @@ fn print_summary(
 }
 
 fn when(ms: u64) -> String {
-    let time = std::time::UNIX_EPOCH + Duration::from_millis(ms);
-    humantime::format_rfc3339_seconds(time).to_string()
+    output::rfc3339_secs(ms / 1000)
 }
 
 fn print_info(record: &Deployment, events: usize) {

@@ -85,13 +85,7 @@ fn show(ctx: &Ctx, keystore: &Keystore, info: KeyInfo, verb: &str) -> anyhow::Re
             println!("{verb} {} key '{}'", info.key_type, info.name);
             output::fields(&[
                 ("DID", info.did.to_string()),
-                (
-                    "Created",
-                    humantime::format_rfc3339_seconds(
-                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(info.created_at),
-                    )
-                    .to_string(),
-                ),
+                ("Created", output::rfc3339_secs(info.created_at)),
                 ("File", path),
             ]);
             Ok(())

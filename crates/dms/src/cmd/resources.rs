@@ -61,9 +61,7 @@ fn print_status(status: &OnboardingStatus) {
 
 fn print_scores(report: &BenchmarkReport) {
     let s = &report.scores;
-    let when = humantime::format_rfc3339_seconds(
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(report.timestamp),
-    );
+    let when = output::rfc3339_secs(report.timestamp);
     println!("benchmark ({when}):");
     let f = |v: f64| format!("{v:.1}");
     let g = |v: Option<f64>| v.map_or_else(|| "-".into(), f);

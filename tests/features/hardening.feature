@@ -1,0 +1,38 @@
+Feature: Hardening: nothing a user types or pipes into can crash the CLI
+  Dates beyond what RFC 3339 can write, closed pipes and sizes no machine offers are
+  answered, not panicked on. (More of issue 14 lands here as it is built.)
+
+  Background:
+    Given a dms home with a node key protected by "pw"
+    And identities alice and bob with capability contexts
+
+  Scenario: A capability granted for ten million days prints, and lists once held
+    When alice grants bob "/dms/node" for "10000000d"
+    And bob holds the token from alice
+    And I run "dms cap list -c bob" with passphrase "pw"
+    Then the command succeeds
+    And the output contains "after 9999-12-31"
+
+  Scenario: Output into a closed pipe ends the command quietly
+    When I run "dms scaffold" with its output closed
+    Then it ends quietly, without a panic
+    When I run "dms cap list -c alice" with its output closed
+    Then it ends quietly, without a panic
+
+  Scenario: Resources beyond any machine are refused when validated, with the limit
+    Given an ensemble file "huge.yaml" with:
+      """
+      version: V1
+      allocations:
+        huge:
+          type: task
+          executor: docker
+          resources: {cpu: {cores: 1e30}, ram: 100TiB}
+          execution: {image: nginx:1.27}
+      nodes:
+        n: {allocations: [huge]}
+      """
+    When I validate "huge.yaml"
+    Then the command fails with "the ensemble is not valid"
+    And the error contains "allocations.huge.resources.cpu.cores: number out of range"
+    And the error contains "expected: a number from 0.001 to 4096"
