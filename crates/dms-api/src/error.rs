@@ -52,6 +52,74 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Most of a non-JSON error body kept as the message.
+const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// The outermost layer: every error answer has the [`ErrorBody`] shape, also the ones
+/// made below the handlers (405 from routing, 413 from the body limit, 408 from the
+/// timeout, 400/415/422 from extractor rejections, which answer in plain text or with
+/// an empty body). A JSON error passes unchanged; any other becomes `{error, message}`,
+/// its text kept as the message.
+pub(crate) async fn json_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_MESSAGE_BYTES).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let (code, default) = describe(status);
+    let message = if text.is_empty() { default.to_string() } else { text };
+    let mut shaped = ApiError::new(status, code, message).into_response();
+    // Keep what the client needs beside the body (Allow on 405, WWW-Authenticate, …).
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            shaped.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    shaped
+}
+
+/// The stable code of an error status, and what to say when its answer had no text.
+fn describe(status: StatusCode) -> (&'static str, &'static str) {
+    match status {
+        StatusCode::BAD_REQUEST => ("bad_request", "the request could not be read"),
+        StatusCode::UNAUTHORIZED => ("unauthorized", "the request needs a valid token"),
+        StatusCode::FORBIDDEN => ("forbidden", "the request is refused"),
+        StatusCode::NOT_FOUND => ("not_found", "no such route; see /api/v1/openapi.json"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not take that method; the Allow header lists the ones it takes",
+        ),
+        StatusCode::REQUEST_TIMEOUT => (
+            "request_timeout",
+            "the request took longer than api.request_timeout; try again, or raise it",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("payload_too_large", "the request body is larger than api.max_body_bytes")
+        }
+        StatusCode::URI_TOO_LONG => ("uri_too_long", "the request path is too long"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "the request body has the wrong Content-Type")
+        }
+        StatusCode::UNPROCESSABLE_ENTITY => {
+            ("unprocessable_entity", "the request body does not have the expected fields")
+        }
+        StatusCode::TOO_MANY_REQUESTS => ("rate_limited", "too many requests; slow down"),
+        s if s.is_server_error() => ("internal", "the daemon failed to answer; see its log"),
+        _ => ("error", "the request failed"),
+    }
+}
+
 /// Failures to start or run the server.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -68,7 +68,10 @@ pub struct Info {
     info(
         title = "dms local API",
         description = "The local REST API of the dms daemon. \
-        Served on loopback only unless remote access is enabled with a bearer token."
+        Served on loopback only unless remote access is enabled with a bearer token. \
+        Every error answer, whatever its status (400, 401, 403, 404, 405, 408, 413, 414, \
+        415, 422, 429, 5xx), has the JSON body ErrorBody: a stable `error` code and a \
+        `message` saying what happened and what to do."
     ),
     components(schemas(ErrorBody))
 )]

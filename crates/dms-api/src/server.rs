@@ -43,6 +43,7 @@ impl Server {
                 StatusCode::REQUEST_TIMEOUT,
                 config.request_timeout,
             ))
+            .layer(axum::middleware::from_fn(crate::error::json_errors))
             .layer(TraceLayer::new_for_http());
         Ok(Server { listener, app, addr })
     }
