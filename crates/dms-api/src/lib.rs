@@ -16,12 +16,14 @@
 //! - [`caps`]: capability contexts read and written for the CLI while the daemon holds
 //!   the store.
 //! - [`server`]: binding, serving and graceful shutdown.
+//! - [`conn`]: the accept loop: header timeout, connection cap with eviction.
 //! - [`error`]: the error body every failed request answers with, and start-up errors.
 
 pub mod access;
 pub mod actor;
 pub mod caps;
 pub mod config;
+pub mod conn;
 pub mod error;
 pub mod routes;
 pub mod server;

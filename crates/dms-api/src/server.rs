@@ -54,17 +54,15 @@ impl Server {
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight
-    /// requests finish before returning.
+    /// requests finish (at most [`crate::conn::DRAIN`]) before returning. Connection
+    /// limits and timeouts: [`crate::conn`].
     ///
     /// Cancel safety: dropping this future drops open connections; await it to drain.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        let service = self.app.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(Error::Serve)
+        crate::conn::serve(self.listener, self.app, shutdown).await;
+        Ok(())
     }
 }

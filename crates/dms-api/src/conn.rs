@@ -1,0 +1,112 @@
+//! Connections: the accept loop in front of the router, so that no client — careless
+//! or hostile, on this machine — can exhaust the daemon.
+//!
+//! - **Header timeout**: a client that has not sent a whole request head within
+//!   [`HEADER_TIMEOUT`] is disconnected (half-sent headers used to stay open for
+//!   minutes); the head may be at most [`MAX_HEAD_BYTES`].
+//! - **A cap with eviction**: at most [`MAX_CONNECTIONS`] connections are open; a new
+//!   one beyond that closes the oldest, so a flood of idle or half-open connections
+//!   cannot lock out the next client (`/health` keeps answering).
+//! - **Accept errors** (no file descriptors left) pause accepting for
+//!   [`ACCEPT_PAUSE`] instead of ending the server.
+//! - Every connection is a task of the loop's own set: stopping the server drains the
+//!   requests in flight (at most [`DRAIN`]) and aborts what is left.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::task::{AbortHandle, JoinSet};
+use tower::Service as _;
+use tracing::{debug, warn};
+
+/// Most connections open at once; the oldest is closed for a new one beyond.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Longest time a client may take to send a request head.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest request head (request line and headers).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Pause after a failed accept (e.g. `EMFILE`).
+pub const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
+/// Longest wait for requests in flight at shutdown.
+pub const DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut open: JoinSet<u64> = JoinSet::new();
+    // Open connections by sequence number: the first is the oldest.
+    let mut by_age: BTreeMap<u64, AbortHandle> = BTreeMap::new();
+    let mut next = 0u64;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            Some(done) = open.join_next(), if !open.is_empty() => {
+                if let Ok(seq) = done {
+                    by_age.remove(&seq);
+                }
+            }
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    while by_age.len() >= MAX_CONNECTIONS {
+                        if let Some((_, oldest)) = by_age.pop_first() {
+                            debug!("Connection cap reached; closing the oldest connection.");
+                            oldest.abort();
+                        }
+                    }
+                    next += 1;
+                    let seq = next;
+                    let connection = connection(&graceful, stream, peer, app.clone());
+                    let handle = open.spawn(async move {
+                        if let Err(error) = connection.await {
+                            debug!(%peer, %error, "A connection ended with an error.");
+                        }
+                        seq
+                    });
+                    by_age.insert(seq, handle);
+                }
+                Err(error) => {
+                    warn!(%error, "Could not accept a connection; pausing accepts briefly.");
+                    tokio::time::sleep(ACCEPT_PAUSE).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        warn!("Requests still in flight after {DRAIN:?}; closing their connections.");
+    }
+    open.shutdown().await;
+}
+
+/// One HTTP/1.1 connection, its peer address given to the handlers as `ConnectInfo`.
+fn connection(
+    graceful: &GracefulShutdown,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: axum::Router,
+) -> impl Future<Output = Result<(), hyper::Error>> + Send + 'static {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let mut app = app.clone();
+        async move { app.call(request).await }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_HEAD_BYTES);
+    graceful.watch(builder.serve_connection(TokioIo::new(stream), service))
+}
