@@ -246,15 +246,17 @@ impl Actor {
             Ok(bytes) => ReplyBody::Ok(bytes),
             Err(error) => ReplyBody::Err(error),
         };
-        let Ok(payload) = serde_ipld_dagcbor::to_vec(&body) else { return };
-        let envelope = self.bare_envelope(
-            Some(to),
-            reply_to,
-            payload,
-            Duration::from_secs(30),
-            &Chain::empty(),
-        );
-        match envelope.sign(&self.inner.key) {
+        let Some(mut signed) = self.reply_envelope(&to, &reply_to, &body) else { return };
+        // An answer over the message limit would be dropped by the receiver and its
+        // caller would wait out its timeout: say at once that it is too large.
+        let max = self.inner.router.config().max_envelope_bytes;
+        let size = signed.as_ref().map_or(0, |e| e.encode().len());
+        if size > max {
+            let too_large = ReplyBody::Err(ActorError::TooLarge { size, max });
+            let Some(smaller) = self.reply_envelope(&to, &reply_to, &too_large) else { return };
+            signed = smaller;
+        }
+        match signed {
             Ok(envelope) => {
                 if let Some(respond) = respond
                     && respond.send(envelope.encode()).is_ok()
@@ -267,6 +269,24 @@ impl Actor {
             }
             Err(error) => warn!(%error, "Could not sign a reply."),
         }
+    }
+
+    /// The signed reply envelope carrying `body` (`None` when it cannot be encoded).
+    fn reply_envelope(
+        &self,
+        to: &Handle,
+        reply_to: &Command,
+        body: &ReplyBody,
+    ) -> Option<Result<Envelope, ActorError>> {
+        let payload = serde_ipld_dagcbor::to_vec(body).ok()?;
+        let envelope = self.bare_envelope(
+            Some(to.clone()),
+            reply_to.clone(),
+            payload,
+            Duration::from_secs(30),
+            &Chain::empty(),
+        );
+        Some(envelope.sign(&self.inner.key))
     }
 
     /// Completes a pending invocation with a reply envelope. The answer must come from

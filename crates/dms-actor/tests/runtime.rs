@@ -269,6 +269,24 @@ async fn oversized_frames_are_dropped_before_parsing() {
 }
 
 #[tokio::test]
+async fn an_answer_over_the_message_limit_is_refused_at_once_not_dropped() {
+    let net = Arc::new(MemoryNet::default());
+    let a = node(&net, "peer-a", Config::default());
+    let small = Config { max_envelope_bytes: 4096, ..Config::default() };
+    let b = node(&net, "peer-b", small);
+    trust(&b, &a);
+    b.actor.behavior("/public/big", |_| async { Ok(vec![b'x'; 10_000]) }).expect("valid path");
+    let started = std::time::Instant::now();
+    let error = a
+        .actor
+        .invoke(&to(&b), "/public/big", Vec::new(), Duration::from_secs(10))
+        .await
+        .expect_err("too large");
+    assert!(matches!(error, ActorError::TooLarge { size, max: 4096 } if size > 10_000), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(5), "said at once, not at the timeout");
+}
+
+#[tokio::test]
 async fn a_flooding_peer_is_rate_limited_while_another_is_served() {
     let net = Arc::new(MemoryNet::default());
     let rates = Rates { public: Rate { per_second: 1, burst: 5 }, ..Rates::default() };
