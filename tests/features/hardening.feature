@@ -1,6 +1,7 @@
-Feature: Hardening: nothing a user types or pipes into can crash the CLI
+Feature: Hardening: nothing a client, a file or another local user does can crash or take over a node
   Dates beyond what RFC 3339 can write, closed pipes and sizes no machine offers are
-  answered, not panicked on. (More of issue 14 lands here as it is built.)
+  answered, not panicked on. The local API serves only its user: loopback clients
+  present the token the daemon keeps 0600 in its home.
 
   Background:
     Given a dms home with a node key protected by "pw"
@@ -36,3 +37,12 @@ Feature: Hardening: nothing a user types or pipes into can crash the CLI
     Then the command fails with "the ensemble is not valid"
     And the error contains "allocations.huge.resources.cpu.cores: number out of range"
     And the error contains "expected: a number from 0.001 to 4096"
+
+  Scenario: Another local user can neither read the API token nor use the API
+    When I start the daemon with passphrase "pw"
+    Then the daemon is ready
+    And the daemon's API token file is readable by its user only
+    And another local user cannot read the token, and running "dms info" against the daemon is refused with "local clients need"
+    And GET /api/v1/info without the token answers 401 in the JSON shape
+    And GET /health answers 200
+    And "dms info" shows the node's DID

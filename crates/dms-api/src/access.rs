@@ -1,5 +1,8 @@
-//! The gate in front of every route: loopback peers pass; others are refused unless
-//! remote access is enabled, and then must present the bearer token.
+//! The gate in front of every route. Loopback peers must present the daemon's local
+//! token (kept 0600 in its home, so only its user's CLI can read it) — except for the
+//! public routes `/health` and `/api/v1/openapi.json`; other local users are refused
+//! 401. Non-loopback peers are refused unless remote access is enabled, and then must
+//! present the remote bearer token.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -19,7 +22,13 @@ pub struct Policy {
     pub allow_remote: bool,
     /// The bearer token for remote peers.
     pub token: Arc<str>,
+    /// The token loopback peers must present (none: loopback is trusted, as in tests
+    /// that serve the API alone).
+    pub local_token: Option<Arc<str>>,
 }
+
+/// Routes anyone who reaches the API may call: liveness and the API's description.
+pub const PUBLIC_ROUTES: [&str; 2] = ["/health", "/api/v1/openapi.json"];
 
 /// Why a request was turned away.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,23 +37,40 @@ pub enum Denial {
     RemoteDisabled(IpAddr),
     /// The peer is remote and presented no token or a wrong one.
     BadToken(IpAddr),
+    /// The peer is on this machine but did not present the local token.
+    NoLocalToken,
 }
 
 impl Policy {
     /// Decides whether a request from `peer` with the given `Authorization` header
     /// value may proceed.
-    pub fn check(&self, peer: IpAddr, authorization: Option<&str>) -> Result<(), Denial> {
+    pub fn check(
+        &self,
+        peer: IpAddr,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> Result<(), Denial> {
+        let presented = authorization.and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
+        let remote_ok = self.allow_remote && same(presented, &self.token);
         if is_loopback(peer) {
-            return Ok(());
+            let local_ok = self.local_token.as_deref().is_none_or(|t| same(presented, t));
+            let public = PUBLIC_ROUTES.contains(&path);
+            return if public || local_ok || remote_ok {
+                Ok(())
+            } else {
+                Err(Denial::NoLocalToken)
+            };
         }
         if !self.allow_remote {
             return Err(Denial::RemoteDisabled(peer));
         }
-        let presented = authorization.and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
-        let ok =
-            !self.token.is_empty() && bool::from(presented.as_bytes().ct_eq(self.token.as_bytes()));
-        if ok { Ok(()) } else { Err(Denial::BadToken(peer)) }
+        if remote_ok { Ok(()) } else { Err(Denial::BadToken(peer)) }
     }
+}
+
+/// Whether `presented` is `token` (never for an empty token), in constant time.
+fn same(presented: &str, token: &str) -> bool {
+    !token.is_empty() && bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
 }
 
 /// True for 127.0.0.0/8, ::1 and IPv4-mapped loopback (`::ffff:127.0.0.1`).
@@ -64,6 +90,20 @@ impl IntoResponse for Denial {
                 ),
             )
             .into_response(),
+            Denial::NoLocalToken => {
+                let mut response = ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "local clients need `Authorization: Bearer <token>` with the token the \
+                     daemon keeps in $DMS_HOME/api.token (readable by its user only); the dms \
+                     CLI of that user sends it, or set DMS_API_TOKEN",
+                )
+                .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+                response
+            }
             Denial::BadToken(ip) => {
                 let mut response = ApiError::new(
                     StatusCode::UNAUTHORIZED,
@@ -91,7 +131,7 @@ pub async fn gate(
     next: Next,
 ) -> Response {
     let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match policy.check(peer.ip(), authorization) {
+    match policy.check(peer.ip(), request.uri().path(), authorization) {
         Ok(()) => next.run(request).await,
         Err(denial) => {
             tracing::warn!(peer = %peer, ?denial, "API request refused.");
@@ -105,37 +145,60 @@ mod tests {
     use super::*;
 
     fn policy(allow_remote: bool) -> Policy {
-        Policy { allow_remote, token: Arc::from("0123456789abcdef") }
+        Policy { allow_remote, token: Arc::from("0123456789abcdef"), local_token: None }
     }
 
     #[test]
-    fn loopback_always_passes() {
+    fn loopback_passes_without_a_local_token_configured() {
         for ip in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
             let ip: IpAddr = ip.parse().expect("test address");
-            assert_eq!(policy(false).check(ip, None), Ok(()), "{ip}");
+            assert_eq!(policy(false).check(ip, "/api/v1/info", None), Ok(()), "{ip}");
         }
+    }
+
+    #[test]
+    fn loopback_needs_the_local_token_except_for_public_routes() {
+        let ip: IpAddr = "127.0.0.1".parse().expect("test address");
+        let local = Policy { local_token: Some(Arc::from("local-secret")), ..policy(false) };
+        assert_eq!(local.check(ip, "/api/v1/info", None), Err(Denial::NoLocalToken));
+        assert_eq!(local.check(ip, "/api/v1/info", Some("Bearer nope")), Err(Denial::NoLocalToken));
+        assert_eq!(local.check(ip, "/api/v1/info", Some("Bearer local-secret")), Ok(()));
+        assert_eq!(local.check(ip, "/health", None), Ok(()));
+        assert_eq!(local.check(ip, "/api/v1/openapi.json", None), Ok(()));
+        // With remote access on, the remote token serves on loopback too.
+        let both = Policy { allow_remote: true, ..local };
+        assert_eq!(both.check(ip, "/api/v1/info", Some("Bearer 0123456789abcdef")), Ok(()));
     }
 
     #[test]
     fn remote_refused_unless_enabled_and_token_matches() {
         let ip: IpAddr = "192.0.2.7".parse().expect("test address");
-        assert_eq!(policy(false).check(ip, None), Err(Denial::RemoteDisabled(ip)));
+        assert_eq!(policy(false).check(ip, "/health", None), Err(Denial::RemoteDisabled(ip)));
         assert_eq!(
-            policy(false).check(ip, Some("Bearer 0123456789abcdef")),
+            policy(false).check(ip, "/health", Some("Bearer 0123456789abcdef")),
             Err(Denial::RemoteDisabled(ip))
         );
-        assert_eq!(policy(true).check(ip, None), Err(Denial::BadToken(ip)));
-        assert_eq!(policy(true).check(ip, Some("Bearer wrong")), Err(Denial::BadToken(ip)));
-        assert_eq!(policy(true).check(ip, Some("0123456789abcdef")), Err(Denial::BadToken(ip)));
-        assert_eq!(policy(true).check(ip, Some("Bearer 0123456789abcdef")), Ok(()));
+        assert_eq!(policy(true).check(ip, "/health", None), Err(Denial::BadToken(ip)));
+        assert_eq!(
+            policy(true).check(ip, "/health", Some("Bearer wrong")),
+            Err(Denial::BadToken(ip))
+        );
+        assert_eq!(
+            policy(true).check(ip, "/health", Some("0123456789abcdef")),
+            Err(Denial::BadToken(ip))
+        );
+        assert_eq!(policy(true).check(ip, "/health", Some("Bearer 0123456789abcdef")), Ok(()));
         let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("test address");
-        assert_eq!(policy(false).check(mapped, None), Err(Denial::RemoteDisabled(mapped)));
+        assert_eq!(
+            policy(false).check(mapped, "/health", None),
+            Err(Denial::RemoteDisabled(mapped))
+        );
     }
 
     #[test]
     fn empty_token_never_matches() {
         let ip: IpAddr = "192.0.2.7".parse().expect("test address");
-        let open = Policy { allow_remote: true, token: Arc::from("") };
-        assert_eq!(open.check(ip, Some("Bearer ")), Err(Denial::BadToken(ip)));
+        let open = Policy { allow_remote: true, token: Arc::from(""), local_token: None };
+        assert_eq!(open.check(ip, "/health", Some("Bearer ")), Err(Denial::BadToken(ip)));
     }
 }

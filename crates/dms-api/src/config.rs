@@ -23,6 +23,10 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// The token loopback clients must present; set by the daemon at start (and written
+    /// 0600 to its home), never read from the file. `None`: loopback is trusted.
+    #[serde(skip)]
+    pub local_token: Option<String>,
 }
 
 /// Shortest bearer token accepted for remote access.
@@ -36,6 +40,7 @@ impl Default for Config {
             token: String::new(),
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,
+            local_token: None,
         }
     }
 }

@@ -34,8 +34,11 @@ impl Server {
             .await
             .map_err(|source| Error::Bind { addr: config.addr, source })?;
         let addr = listener.local_addr().map_err(Error::Serve)?;
-        let policy =
-            Policy { allow_remote: config.allow_remote, token: Arc::from(config.token.as_str()) };
+        let policy = Policy {
+            allow_remote: config.allow_remote,
+            token: Arc::from(config.token.as_str()),
+            local_token: config.local_token.as_deref().map(Arc::from),
+        };
         let app = router(Arc::new(node), addr, caps, relay)
             .layer(axum::middleware::from_fn_with_state(policy, gate))
             .layer(RequestBodyLimitLayer::new(config.max_body_bytes))

@@ -65,6 +65,33 @@ impl Home {
         std::fs::rename(aside, path)
     }
 
+    /// `api.token`: the token the daemon's local API asks of loopback clients, written
+    /// by the daemon at each start, readable by this home's user only (0600).
+    pub fn token_path(&self) -> PathBuf {
+        self.root.join("api.token")
+    }
+
+    /// The local API token, if a daemon of this home wrote one.
+    pub fn token(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.token_path()).ok()?;
+        let token = text.trim();
+        (!token.is_empty()).then(|| token.to_string())
+    }
+
+    /// Writes a fresh local API token (0600 from the start, then renamed into place).
+    pub fn write_token(&self, token: &str) -> std::io::Result<()> {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let path = self.token_path();
+        let aside = path.with_extension("token.tmp");
+        let _ = std::fs::remove_file(&aside);
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&aside)?;
+        file.write_all(token.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(aside, path)
+    }
+
     /// Forgets the daemon record (the daemon stopped).
     pub fn remove_daemon(&self) {
         let _ = std::fs::remove_file(self.daemon_path());

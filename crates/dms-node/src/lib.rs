@@ -165,7 +165,11 @@ pub async fn run(
             .max(Duration::from_secs(1)),
         resolve: Arc::new(behaviors::resolve),
     };
-    let server = dms_api::Server::bind(&config.api, node_info, Some(caps), Some(relay)).await?;
+    // Only this home's user may use the local API: a fresh token each start, 0600.
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    home.write_token(&token).map_err(|source| Error::Home { path: home.token_path(), source })?;
+    let api = dms_api::Config { local_token: Some(token), ..config.api.clone() };
+    let server = dms_api::Server::bind(&api, node_info, Some(caps), Some(relay)).await?;
     let api_addr = server.local_addr();
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut serving = tokio::spawn(server.serve(async move {

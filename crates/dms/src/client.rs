@@ -11,17 +11,19 @@ use serde::de::DeserializeOwned;
 pub struct ApiClient {
     addr: SocketAddr,
     http: reqwest::Client,
+    /// The local API token (`$DMS_HOME/api.token`), sent as a bearer token.
+    token: Option<String>,
 }
 
 impl ApiClient {
-    /// A client for the daemon at `addr`.
-    pub fn new(addr: SocketAddr) -> anyhow::Result<ApiClient> {
+    /// A client for the daemon at `addr`, presenting `token` when given.
+    pub fn new(addr: SocketAddr, token: Option<String>) -> anyhow::Result<ApiClient> {
         let http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(3))
             .timeout(std::time::Duration::from_secs(60))
             .build()
             .context("cannot build the HTTP client")?;
-        Ok(ApiClient { addr, http })
+        Ok(ApiClient { addr, http, token })
     }
 
     /// Sends a request; errors say whether the daemon was unreachable or refused, and
@@ -35,6 +37,9 @@ impl ApiClient {
     ) -> anyhow::Result<Option<reqwest::Response>> {
         let url = format!("http://{}{path}", self.addr);
         let mut request = self.http.request(method.clone(), &url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -93,9 +98,11 @@ impl ApiClient {
         body: Vec<u8>,
     ) -> anyhow::Result<Result<Vec<u8>, dms_api::ErrorBody>> {
         let url = format!("http://{}{path}", self.addr);
-        let response = self
-            .http
-            .post(&url)
+        let mut request = self.http.post(&url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
             .header(reqwest::header::CONTENT_TYPE, "application/cbor")
             .body(body)
             .send()

@@ -199,7 +199,7 @@ struct Session {
 
 impl Session {
     async fn open(ctx: &Ctx, context: &str) -> anyhow::Result<Session> {
-        let api = ApiClient::new(ctx.api_addr()?)?;
+        let api = ctx.api_client()?;
         let node: Handle = api.get("/api/v1/actor/handle").await?;
         let backend = Backend::open(ctx).await?;
         let context = backend.load(context).await?.ok_or_else(|| {
@@ -357,7 +357,7 @@ pub(super) fn timeout(text: &str) -> anyhow::Result<Duration> {
 pub async fn actor(ctx: &Ctx, command: ActorCommand) -> anyhow::Result<()> {
     match command {
         ActorCommand::Handle => {
-            let api = ApiClient::new(ctx.api_addr()?)?;
+            let api = ctx.api_client()?;
             let handle: Handle = api.get("/api/v1/actor/handle").await?;
             match ctx.output {
                 Output::Json => output::json(&handle),

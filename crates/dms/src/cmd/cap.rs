@@ -37,7 +37,7 @@ impl Backend {
         let mut pause = std::time::Duration::from_millis(10);
         loop {
             if let Some(daemon) = ctx.home.daemon() {
-                return Ok(Backend::Api(ApiClient::new(daemon.api)?));
+                return Ok(Backend::Api(ctx.api_client_at(daemon.api)?));
             }
             let error = match Store::open(&path) {
                 Ok(store) => return Ok(Backend::Store(StoreContexts(store))),

@@ -95,8 +95,23 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 
 /// Runs this dms binary with `args` to completion; its stdout on success.
 fn dms(home: &Path, args: &[&str], passphrase: &str) -> anyhow::Result<String> {
+    dms_with_token(home, args, passphrase, home)
+}
+
+/// [`dms`] with the local API token of the daemon of `daemon_home`.
+fn dms_with_token(
+    home: &Path,
+    args: &[&str],
+    passphrase: &str,
+    daemon_home: &Path,
+) -> anyhow::Result<String> {
     let exe = std::env::current_exe().context("cannot find the dms binary")?;
-    let output = Command::new(exe)
+    let mut command = Command::new(exe);
+    match dms_node::home::Home::new(daemon_home).token() {
+        Some(token) => command.env("DMS_API_TOKEN", token),
+        None => command.env_remove("DMS_API_TOKEN"),
+    };
+    let output = command
         .arg("--home")
         .arg(home)
         .args(args)
@@ -304,7 +319,7 @@ fn prepare(
     let api = ["--api-addr", node.api.as_str()];
     let mut onboard = api.to_vec();
     onboard.extend(["onboard", "--cpu", ONBOARD.0, "--ram", ONBOARD.1, "--disk", ONBOARD.2]);
-    dms(user_home, &onboard, passphrase)?;
+    dms_with_token(user_home, &onboard, passphrase, home)?;
     let token = dms(
         user_home,
         &[
@@ -390,7 +405,12 @@ fn cli(dir: &Path, node: usize, args: &[String]) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow!("--node {node}: the devnet has {} nodes", devnet.nodes.len()))?;
     let passphrase = passphrase(dir)?;
     let exe = std::env::current_exe().context("cannot find the dms binary")?;
-    let status = Command::new(exe)
+    let mut command = Command::new(exe);
+    if let Some(token) = dms_node::home::Home::new(target.home.clone()).token() {
+        // The devnet user's CLI talks to the node's API: same OS user, the node's token.
+        command.env("DMS_API_TOKEN", token);
+    }
+    let status = command
         .arg("--home")
         .arg(&devnet.user_home)
         .args(["--api-addr", &target.api])

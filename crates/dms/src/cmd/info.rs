@@ -4,11 +4,10 @@ use dms_api::routes::Info;
 
 use super::Ctx;
 use crate::cli::Output;
-use crate::client::ApiClient;
 use crate::output;
 
 pub async fn info(ctx: &Ctx) -> anyhow::Result<()> {
-    let client = ApiClient::new(ctx.api_addr()?)?;
+    let client = ctx.api_client()?;
     let info: Info = client.get("/api/v1/info").await?;
     match ctx.output {
         Output::Json => output::json(&info),

@@ -59,6 +59,21 @@ impl Ctx {
         }
     }
 
+    /// A client of the daemon at [`Ctx::api_addr`], with the local API token:
+    /// `DMS_API_TOKEN`, else the one the daemon of this home wrote.
+    pub fn api_client(&self) -> anyhow::Result<crate::client::ApiClient> {
+        self.api_client_at(self.api_addr()?)
+    }
+
+    /// [`Ctx::api_client`] for the daemon at `addr`.
+    pub fn api_client_at(&self, addr: SocketAddr) -> anyhow::Result<crate::client::ApiClient> {
+        let token = std::env::var("DMS_API_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .or_else(|| self.home.token());
+        crate::client::ApiClient::new(addr, token)
+    }
+
     /// Creates the home and a commented default config file on first use.
     pub fn init_home(&self) -> anyhow::Result<()> {
         self.home

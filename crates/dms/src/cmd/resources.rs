@@ -15,7 +15,6 @@ use serde::Serialize;
 use super::Ctx;
 use super::actor::request;
 use crate::cli::{ActorTarget, OnboardArgs, Output};
-use crate::client::ApiClient;
 use crate::output;
 
 fn print_or<T: Serialize>(ctx: &Ctx, value: &T, table: impl FnOnce(&T)) -> anyhow::Result<()> {
@@ -128,7 +127,7 @@ pub async fn benchmark(
     let budget = humantime::parse_duration(budget)
         .with_context(|| format!("--budget {budget:?}: e.g. 15s"))?;
     // Fail before a long run when there is no daemon to record the result.
-    ApiClient::new(ctx.api_addr()?)?.get::<dms_actor::Handle>("/api/v1/actor/handle").await?;
+    ctx.api_client()?.get::<dms_actor::Handle>("/api/v1/actor/handle").await?;
     let dir = dir.unwrap_or_else(|| ctx.home.root().to_path_buf());
     let options = dms_hardware::Options { dir, total_budget: budget, ..Default::default() };
     let bar = indicatif::ProgressBar::new(1000);

@@ -46,3 +46,82 @@ async fn quietly(world: &mut DmsWorld) {
     let piped = last.status.signal() == Some(13);
     assert!(piped || last.status.success(), "{:?}", last.status);
 }
+
+/// A second Unix account for access scenarios (made once; root needed, as in CI).
+const OTHER_USER: &str = "dms-test-other";
+
+fn sh(program: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} cannot run: {e}"))
+}
+
+/// Makes the other account if missing, and a directory it can use: a copy of the dms
+/// binary and a home of its own. Fails loudly when not root (the scenario cannot be
+/// tested otherwise, and must not pass silently).
+fn other_user(world: &mut DmsWorld) -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let uid = String::from_utf8_lossy(&sh("id", &["-u"]).stdout).trim().to_string();
+    assert_eq!(uid, "0", "this scenario makes a second Unix account: run it as root (CI does)");
+    if !sh("id", &["-u", OTHER_USER]).status.success() {
+        let made = sh("useradd", &["--system", "--no-create-home", OTHER_USER]);
+        assert!(made.status.success(), "useradd: {}", String::from_utf8_lossy(&made.stderr));
+    }
+    let dir = world.add_home();
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut up = dir.parent();
+    while let Some(parent) = up.filter(|p| *p != std::path::Path::new("/tmp")) {
+        // The temporary parents are 0700: let the other user through (not list).
+        let mode = std::fs::metadata(parent).map(|m| m.permissions().mode()).unwrap_or(0);
+        let _ = std::fs::set_permissions(parent, std::fs::Permissions::from_mode(mode | 0o711));
+        up = parent.parent();
+    }
+    let binary = dir.join("dms");
+    std::fs::copy(DMS, &binary).expect("copy the dms binary");
+    std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let owned = sh("chown", &[OTHER_USER, &home.to_string_lossy()]);
+    assert!(owned.status.success(), "chown: {}", String::from_utf8_lossy(&owned.stderr));
+    (binary, home)
+}
+
+fn token_file(world: &DmsWorld) -> std::path::PathBuf {
+    world.home(0).join("api.token")
+}
+
+#[then("the daemon's API token file is readable by its user only")]
+async fn token_private(world: &mut DmsWorld) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = std::fs::metadata(token_file(world)).expect("the daemon wrote api.token");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+}
+
+#[then(
+    regex = r#"^another local user cannot read the token, and running "dms info" against the daemon is refused with "([^"]+)"$"#
+)]
+async fn other_user_refused(world: &mut DmsWorld, needle: String) {
+    let (binary, home) = other_user(world);
+    let token = token_file(world);
+    let read = sh("runuser", &["-u", OTHER_USER, "--", "cat", &token.to_string_lossy()]);
+    assert!(!read.status.success(), "the other user read the token");
+    let api = world.daemons.first().expect("a daemon runs").ready().api.to_string();
+    let (binary, home) = (binary.to_string_lossy(), home.to_string_lossy());
+    let out = sh(
+        "runuser",
+        &["-u", OTHER_USER, "--", &binary, "--home", &home, "--api-addr", &api, "info"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the other user's dms info succeeded");
+    assert!(stderr.contains(&needle), "{stderr}");
+}
+
+#[then(regex = r"^GET (\S+) without the token answers 401 in the JSON shape$")]
+async fn no_token_401(world: &mut DmsWorld, path: String) {
+    let api = world.daemons.first().expect("a daemon runs").ready().api;
+    let body = super::http::get_body(api, &path).await.expect("answer");
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{body}"));
+    assert_eq!(json["error"], "unauthorized", "{json}");
+}
