@@ -247,8 +247,10 @@ impl Actor {
 
     /// Tells `watcher` (once) when this actor has stopped, and why; at once if it has.
     pub fn on_exit(&self, watcher: mpsc::UnboundedSender<(Handle, ExitReason)>) {
-        let exit = self.inner.exit.lock().ok().and_then(|e| e.clone());
-        match exit {
+        // Under the exit lock, so that an exit cannot fall between the look and the
+        // registration (`exited` takes the same lock first).
+        let Ok(exit) = self.inner.exit.lock() else { return };
+        match exit.clone() {
             Some(reason) => {
                 let _ = watcher.send((self.inner.handle.clone(), reason));
             }
@@ -262,13 +264,13 @@ impl Actor {
 
     /// Records why the actor stopped and tells its watchers.
     pub(crate) fn exited(&self, reason: ExitReason) {
-        if let Ok(mut exit) = self.inner.exit.lock() {
-            if exit.is_some() {
-                return;
-            }
-            *exit = Some(reason.clone());
+        let Ok(mut exit) = self.inner.exit.lock() else { return };
+        if exit.is_some() {
+            return;
         }
+        *exit = Some(reason.clone());
         let watchers = self.inner.exit_watchers.lock().map(|mut w| std::mem::take(&mut *w));
+        drop(exit);
         for watcher in watchers.unwrap_or_default() {
             let _ = watcher.send((self.inner.handle.clone(), reason.clone()));
         }

@@ -19,6 +19,7 @@
 //!
 //! [`Transport::reaches`]: crate::Transport::reaches
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -216,17 +217,24 @@ async fn watch_remote(
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let verdict = match me.invoke(&target, PING, Vec::new(), liveness.heartbeat).await {
-            Ok(_) => judge.heard(Instant::now()),
+        let answer = me.invoke(&target, PING, Vec::new(), liveness.heartbeat).await;
+        if me.exit_reason().is_some() || me.inner.stopped.load(Ordering::SeqCst) {
+            // The watcher itself stopped: no verdict about the target.
+            return;
+        }
+        let verdict = match answer {
             Err(ActorError::NoSuchActor { .. } | ActorError::Closed) => {
                 let gone = ExitReason::Failed(format!("its node {} says it is gone", target.peer));
                 down.send_replace(Some(Down::Exited(gone)));
                 return;
             }
-            Err(_) => {
+            // Only no answer at all is silence.
+            Err(ActorError::Timeout { .. } | ActorError::Transport { .. }) => {
                 let reaches = me.inner.router.reaches_others(&target.peer).await;
                 judge.check(Instant::now(), reaches)
             }
+            // Any other answer (busy, rate limited, …) came from the target's node.
+            Ok(_) | Err(_) => judge.heard(Instant::now()),
         };
         state.send_replace(verdict);
         if let PeerState::Lost { silent_for } = verdict {

@@ -83,7 +83,7 @@ pub(crate) async fn json_errors(
     // Keep what the client needs beside the body (Allow on 405, WWW-Authenticate, …).
     for (name, value) in &parts.headers {
         if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
-            shaped.headers_mut().insert(name.clone(), value.clone());
+            shaped.headers_mut().append(name.clone(), value.clone());
         }
     }
     shaped

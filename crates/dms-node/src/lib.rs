@@ -102,6 +102,23 @@ pub fn unlock_node_key(home: &Home, config: &Config, passphrase: &str) -> Result
     keystore.load(name, passphrase).map_err(|source| Error::Key { name: name.clone(), source })
 }
 
+/// Raises the soft limit of open files to the hard one (at most 2^20): the API's
+/// connection cap, libp2p and the store must not run out of descriptors at the usual
+/// soft limit of 1024 first.
+fn raise_fd_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    const MOST: u64 = 1 << 20;
+    let limit = getrlimit(Resource::Nofile);
+    let target = limit.maximum.unwrap_or(MOST).min(MOST);
+    if limit.current.is_some_and(|current| current < target) {
+        let raised = Rlimit { current: Some(target), maximum: limit.maximum };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => info!(open_files = target, "Raised the open-file limit."),
+            Err(error) => warn!(%error, "Could not raise the open-file limit."),
+        }
+    }
+}
+
 /// Runs the daemon until `shutdown` resolves.
 ///
 /// Start-up errors are returned before anything listens. After `shutdown`, in-flight
@@ -114,6 +131,7 @@ pub async fn run(
 ) -> Result<(), Error> {
     let started = Instant::now();
     config.validate()?;
+    raise_fd_limit();
     home.ensure().map_err(|source| Error::Home { path: home.root().to_path_buf(), source })?;
     let key = unlock_node_key(home, &config, passphrase)?;
     let did = key.did();

@@ -227,8 +227,9 @@ impl Orchestrator {
             let silence = match judge.check(now, !others.is_empty()) {
                 PeerState::Healthy => continue,
                 PeerState::Unknown { silent_for } => {
-                    let undecided = &mut self.heard.lock().expect("heard lock").undecided;
-                    if undecided.insert(peer.clone()) {
+                    let first =
+                        self.heard.lock().expect("heard lock").undecided.insert(peer.clone());
+                    if first {
                         let message = format!(
                             "provider {} silent for {:.1} s, but this node reaches no other \
                              peer either: it cannot tell who is cut off, so it waits",

@@ -291,11 +291,13 @@ impl Placement {
         vec![begins, Effect::AskBids { asks, exclude: self.skip(record) }]
     }
 
-    /// Peers not to choose: failed, excluded and avoided ones, and (when replacing) the
-    /// ones running the other nodes, one node per peer.
+    /// Peers not to choose: failed, excluded and avoided ones, standbys' peers, and
+    /// (when replacing) the ones running the other nodes, one node per peer.
     fn skip(&self, record: &Deployment) -> BTreeSet<String> {
         let mut skip = skipped(record);
         skip.extend(self.avoid.iter().cloned());
+        // A standby's peer keeps its reservation for its node: it takes no other role.
+        skip.extend(record.standby.values().flatten().map(|s| s.provider.peer.clone()));
         if let Some(nodes) = self.scope() {
             skip.extend(
                 record

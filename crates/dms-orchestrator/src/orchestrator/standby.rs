@@ -33,6 +33,9 @@ pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// Longest pause between rounds that find no standby.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// A standby this close to lapsing is not taken over (ms).
+const LAPSE_MARGIN_MS: u64 = 5_000;
+
 /// When the next round for a missing standby may run, and what the last one said.
 #[derive(Debug)]
 pub(crate) struct Upkeep {
@@ -72,8 +75,13 @@ pub(crate) fn takeover(
     nodes
         .iter()
         .filter_map(|node| {
+            // One about to lapse (renewals pause while a placement runs) is not taken:
+            // its commit would fail and its healthy peer be blamed.
+            let live = now_ms().saturating_add(LAPSE_MARGIN_MS);
             let standby = record.standby.get(node)?.iter().find(|s| {
-                !avoid.contains(&s.provider.peer) && !record.failed_peers.contains(&s.provider.peer)
+                !avoid.contains(&s.provider.peer)
+                    && !record.failed_peers.contains(&s.provider.peer)
+                    && s.expires_ms > live
             })?;
             let choice = select::Choice {
                 peer: standby.provider.peer.clone(),
@@ -207,16 +215,24 @@ impl Orchestrator {
         };
         self.release(&answers, &choice).await;
         let chosen = choice.get(node).ok_or("no bid chosen")?;
-        let provider = (self.shared.root_of)(&chosen.peer).ok_or("the bidder is unknown")?;
+        let Some(provider) = (self.shared.root_of)(&chosen.peer) else {
+            self.release(&answers, &BTreeMap::new()).await;
+            return Err("the bidder is unknown".into());
+        };
         let commit = Commit {
             deployment: record.id.clone(),
             node: node.to_string(),
             reservation: chosen.reservation.clone(),
         };
         let timeout = self.shared.settings.call_timeout;
-        let kept = call(&self.actor, &provider, &commit, timeout)
-            .await
-            .map_err(|e| format!("commit on {} failed: {e}", select::short(&chosen.peer)))?;
+        let kept = match call(&self.actor, &provider, &commit, timeout).await {
+            Ok(kept) => kept,
+            Err(error) => {
+                // Its reservation is not kept by anyone: release it now.
+                self.release(&answers, &BTreeMap::new()).await;
+                return Err(format!("commit on {} failed: {error}", select::short(&chosen.peer)));
+            }
+        };
         let standby = Standby {
             provider,
             reservation: chosen.reservation.clone(),

@@ -60,17 +60,19 @@ impl Ctx {
     }
 
     /// A client of the daemon at [`Ctx::api_addr`], with the local API token:
-    /// `DMS_API_TOKEN`, else the one the daemon of this home wrote.
+    /// `DMS_API_TOKEN`, else (for a loopback address) the one the daemon of this home
+    /// wrote.
     pub fn api_client(&self) -> anyhow::Result<crate::client::ApiClient> {
         self.api_client_at(self.api_addr()?)
     }
 
     /// [`Ctx::api_client`] for the daemon at `addr`.
     pub fn api_client_at(&self, addr: SocketAddr) -> anyhow::Result<crate::client::ApiClient> {
-        let token = std::env::var("DMS_API_TOKEN")
-            .ok()
-            .filter(|t| !t.trim().is_empty())
-            .or_else(|| self.home.token());
+        // The home's token goes only to a daemon on this machine (it would travel in
+        // clear to a remote one); DMS_API_TOKEN is sent wherever it is asked to go.
+        let home_token = addr.ip().is_loopback().then(|| self.home.token()).flatten();
+        let token =
+            std::env::var("DMS_API_TOKEN").ok().filter(|t| !t.trim().is_empty()).or(home_token);
         crate::client::ApiClient::new(addr, token)
     }
 

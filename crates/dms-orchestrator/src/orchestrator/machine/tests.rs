@@ -508,3 +508,27 @@ async fn a_standby_on_the_lost_peer_or_for_only_some_nodes_is_not_taken() {
     let machine = Placement::replacing(nodes, lost(), deadline).standing_by(standby("p3"));
     assert!(machine.standby.is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_replacement_never_chooses_a_peer_keeping_a_standby() {
+    let mut world = lost_a(Duration::from_secs(60));
+    let provider = dms_actor::Handle {
+        did: dms_crypto::KeyPair::generate(dms_crypto::KeyType::Ed25519).did(),
+        peer: "p3".into(),
+        inbox: "root".into(),
+    };
+    let standby = crate::deployment::Standby {
+        provider,
+        reservation: "p3-r".into(),
+        score: 1.0,
+        kept_ms: T0,
+        expires_ms: T0 + 120_000,
+    };
+    world.record.standby.insert("b".into(), vec![standby]);
+    world.windows.push_back(vec![bid_for("p3", "a"), bid_for("p4", "a")]);
+    let deadline = world.now_ms() + 60_000;
+    world
+        .run(&mut Placement::replacing(["a".to_string()].into(), lost(), deadline), Input::Start)
+        .await;
+    assert_eq!(world.chosen, ["p4"], "p3 keeps b's standby");
+}
