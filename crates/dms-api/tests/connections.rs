@@ -2,27 +2,18 @@
 //! is disconnected after the header timeout, and a flood of half-open connections (more
 //! than the cap) leaves `/health` answering.
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
+mod common;
 
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use dms_api::Config;
 use dms_api::conn::{HEADER_TIMEOUT, MAX_CONNECTIONS};
-use dms_api::routes::NodeInfo;
-use dms_api::{Config, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 async fn server() -> SocketAddr {
-    let config = Config { addr: "127.0.0.1:0".parse().expect("address"), ..Config::default() };
-    let node = NodeInfo {
-        did: "did:key:z6MkTest".into(),
-        version: "test".into(),
-        started: Instant::now(),
-        started_at: SystemTime::now(),
-    };
-    let server = Server::bind(&config, node, None, None).await.expect("bound");
-    let addr = server.local_addr();
-    tokio::spawn(server.serve(std::future::pending()));
-    addr
+    common::serve(Config::default()).await
 }
 
 async fn health(addr: SocketAddr) -> u16 {

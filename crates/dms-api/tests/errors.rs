@@ -2,31 +2,22 @@
 //! of the handlers, and those made below them — 404 and 405 from routing, 413 from the
 //! body limit, 408 from the request timeout, 400 from a body that is not JSON.
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant, SystemTime};
+mod common;
 
-use dms_api::routes::NodeInfo;
-use dms_api::{Config, Server};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use dms_api::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 async fn server() -> SocketAddr {
     let config = Config {
-        addr: "127.0.0.1:0".parse().expect("address"),
         request_timeout: Duration::from_millis(300),
         max_body_bytes: 64,
         ..Config::default()
     };
-    let node = NodeInfo {
-        did: "did:key:z6MkTest".into(),
-        version: "test".into(),
-        started: Instant::now(),
-        started_at: SystemTime::now(),
-    };
-    let server = Server::bind(&config, node, None, None).await.expect("bound");
-    let addr = server.local_addr();
-    tokio::spawn(server.serve(std::future::pending()));
-    addr
+    common::serve(config).await
 }
 
 /// Sends `head` (request line and headers, no final blank line), then `body`, and

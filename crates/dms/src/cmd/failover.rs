@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, anyhow, bail};
 use base64::Engine as _;
 use dms_protocol::AllocationState;
-use dms_protocol::node::{DeploymentStatus, NewDeployment, ShutdownDeployment};
+use dms_protocol::node::{DeploymentStatus, NewDeployment, ShutdownDeployment, Status};
 use serde_json::json;
 
 use super::Ctx;
@@ -83,19 +83,8 @@ pub async fn bench(
 
 /// Waits until the service has a standby.
 async fn wait_standby(caller: &Caller, id: &str) -> anyhow::Result<()> {
-    let started = Instant::now();
-    let mut after = 0;
-    loop {
-        let ask = DeploymentStatus { id: id.into(), after, wait_ms: 500 };
-        let status = caller.request(&ask, Duration::from_secs(10)).await?;
-        after = status.events.last().map_or(after, |e| e.seq);
-        if status.standby.values().any(|list| !list.is_empty()) {
-            return Ok(());
-        }
-        if started.elapsed() > PATIENCE {
-            bail!("deployment {id}: no standby was reserved within {PATIENCE:?}");
-        }
-    }
+    let standing = |status: &Status| status.standby.values().any(|l| !l.is_empty()).then_some(());
+    poll(caller, id, "no standby was reserved", standing).await
 }
 
 /// The orchestrating node's `deployment.lost_after`.
@@ -123,24 +112,37 @@ fn service(avoid: &str, redundancy: u32) -> anyhow::Result<NewDeployment> {
 
 /// Waits until the service runs on a peer other than `not_on`; returns that peer.
 async fn wait_running(caller: &Caller, id: &str, not_on: Option<&str>) -> anyhow::Result<String> {
+    let moved = |status: &Status| {
+        let work = status.allocations.get("work")?;
+        let peer = work.peer.as_ref()?;
+        let elsewhere = not_on.is_none_or(|lost| lost != peer);
+        (work.status.state == AllocationState::Running && elsewhere).then(|| peer.clone())
+    };
+    poll(caller, id, "the service did not run elsewhere", moved).await
+}
+
+/// Follows the deployment's status until `found` finds something in it, for at most
+/// [`PATIENCE`]; `failing` says what did not happen.
+async fn poll<T>(
+    caller: &Caller,
+    id: &str,
+    failing: &str,
+    mut found: impl FnMut(&Status) -> Option<T>,
+) -> anyhow::Result<T> {
     let started = Instant::now();
     let mut after = 0;
     loop {
         let ask = DeploymentStatus { id: id.into(), after, wait_ms: 500 };
         let status = caller.request(&ask, Duration::from_secs(10)).await?;
         after = status.events.last().map_or(after, |e| e.seq);
-        if let Some(work) = status.allocations.get("work")
-            && work.status.state == AllocationState::Running
-            && let Some(peer) = &work.peer
-            && not_on.is_none_or(|lost| lost != peer)
-        {
-            return Ok(peer.clone());
+        if let Some(value) = found(&status) {
+            return Ok(value);
         }
         if status.state.is_terminal() {
             bail!("deployment {id} ended: {}", status.reason.unwrap_or_default());
         }
         if started.elapsed() > PATIENCE {
-            bail!("deployment {id}: the service did not run elsewhere within {PATIENCE:?}");
+            bail!("deployment {id}: {failing} within {PATIENCE:?}");
         }
     }
 }
