@@ -36,6 +36,17 @@ pub enum ActorError {
         /// `public`, `broadcast` or `default`.
         class: String,
     },
+    /// The sender (a peer or a user) holds as much of something on this node as its
+    /// quota allows; nothing was done. Retry when some of it has ended or been pruned.
+    #[error("quota reached: {what} (limit {limit}); {remedy}")]
+    Quota {
+        /// What is counted, e.g. `active deployments of did:key:z…`.
+        what: String,
+        /// The quota.
+        limit: u64,
+        /// What frees room.
+        remedy: String,
+    },
     /// The message is larger than accepted; it was not parsed.
     #[error("message of {size} bytes exceeds the {max}-byte limit")]
     TooLarge {
@@ -132,6 +143,7 @@ impl ActorError {
             ActorError::Expired { .. } => "expired",
             ActorError::UnknownBehavior { .. } => "unknown_behavior",
             ActorError::RateLimited { .. } => "rate_limited",
+            ActorError::Quota { .. } => "quota",
             ActorError::TooLarge { .. } => "too_large",
             ActorError::Replayed { .. } => "replayed",
             ActorError::Spoofed { .. } => "spoofed",

@@ -60,7 +60,7 @@ fn status_of(error: &ActorError) -> StatusCode {
         ActorError::UnknownBehavior { .. } | ActorError::NoSuchActor { .. } => {
             StatusCode::NOT_FOUND
         }
-        ActorError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        ActorError::RateLimited { .. } | ActorError::Quota { .. } => StatusCode::TOO_MANY_REQUESTS,
         ActorError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
         ActorError::Replayed { .. } => StatusCode::CONFLICT,
         ActorError::Expired { .. }

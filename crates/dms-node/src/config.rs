@@ -38,6 +38,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Deployments: as orchestrator and as provider.
     pub deployment: DeploymentConfig,
+    /// What one user or peer may make this node hold.
+    pub quotas: QuotasConfig,
 }
 
 /// `[deployment]`: how this node orchestrates deployments and bids for them.
@@ -99,6 +101,49 @@ impl Default for DeploymentConfig {
             heartbeat_interval: Duration::from_secs(1),
             lost_after: Duration::from_secs(5),
             stop_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// `[quotas]`: what one user or one peer may make this node hold, and how long finished
+/// deployments are kept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotasConfig {
+    /// Unfinished deployments per submitter.
+    pub deployments_per_user: usize,
+    /// Unfinished deployments in all.
+    pub deployments: usize,
+    /// Finished deployments kept.
+    pub keep_finished: usize,
+    /// How long finished deployments are kept.
+    #[serde(with = "humantime_serde")]
+    pub keep_finished_for: Duration,
+    /// Reservations one peer may hold here.
+    pub reservations_per_peer: usize,
+}
+
+impl Default for QuotasConfig {
+    fn default() -> Self {
+        let orchestrator = dms_orchestrator::Quotas::default();
+        QuotasConfig {
+            deployments_per_user: orchestrator.deployments_per_user,
+            deployments: orchestrator.deployments,
+            keep_finished: orchestrator.keep_finished,
+            keep_finished_for: orchestrator.keep_finished_for,
+            reservations_per_peer: 64,
+        }
+    }
+}
+
+impl QuotasConfig {
+    /// The orchestrator's share.
+    pub fn orchestrator(&self) -> dms_orchestrator::Quotas {
+        dms_orchestrator::Quotas {
+            deployments_per_user: self.deployments_per_user,
+            deployments: self.deployments,
+            keep_finished: self.keep_finished,
+            keep_finished_for: self.keep_finished_for,
         }
     }
 }
@@ -265,6 +310,18 @@ impl Config {
                  only after their orchestrator could have replaced them",
                 d.heartbeat_interval, d.lost_after, d.stop_after
             )));
+        }
+        let q = &self.quotas;
+        for (key, value) in [
+            ("quotas.deployments_per_user", q.deployments_per_user),
+            ("quotas.deployments", q.deployments),
+            ("quotas.reservations_per_peer", q.reservations_per_peer),
+        ] {
+            if value == 0 {
+                return Err(Error::Rule(format!(
+                    "{key} is 0; it must be 1 or more (0 would refuse every request)"
+                )));
+            }
         }
         Ok(())
     }

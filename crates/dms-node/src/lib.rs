@@ -326,6 +326,7 @@ pub async fn start_deployments(
             require_contract: d.require_contract,
             price_per_hour: d.price_per_hour,
             location: d.location(),
+            reservations_per_peer: config.quotas.reservations_per_peer,
         },
         executors,
     };
@@ -356,6 +357,7 @@ pub async fn start_deployments(
             heartbeat: d.heartbeat_interval,
             lost_after: d.lost_after,
             stop_after: d.stop_after,
+            quotas: config.quotas.orchestrator(),
             ..dms_orchestrator::Settings::default()
         },
         connected,

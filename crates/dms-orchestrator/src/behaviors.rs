@@ -20,9 +20,10 @@ pub const MAX_STATUS_WAIT: Duration = Duration::from_secs(20);
 /// Registers every `/dms/node/deployment/*` behavior on `actor`.
 pub fn register(actor: &Actor, registry: &Arc<Registry>) -> Result<(), ActorError> {
     let r = registry.clone();
-    handle(actor, move |_, request: NewDeployment| {
+    handle(actor, move |message, request: NewDeployment| {
         let r = r.clone();
-        async move { Ok(Created { id: r.create(request).await? }) }
+        let submitter = message.envelope.from.did.to_string();
+        async move { Ok(Created { id: r.create(request, submitter).await? }) }
     })?;
     let r = registry.clone();
     handle(actor, move |_, PlanDeployment(request)| {

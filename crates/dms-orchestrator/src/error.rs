@@ -23,6 +23,17 @@ pub enum Error {
         /// The name asked for.
         allocation: String,
     },
+    /// The submitter, or all submitters together, have as many unfinished deployments
+    /// here as the node's quota allows; nothing was created.
+    #[error("quota reached: {what} (limit {limit}); {remedy}")]
+    Quota {
+        /// What is counted.
+        what: String,
+        /// The quota.
+        limit: usize,
+        /// What frees room.
+        remedy: String,
+    },
     /// The store could not be read or written; the deployment may not be recorded.
     #[error("store: {0}")]
     Store(#[from] dms_store::Error),
@@ -32,6 +43,9 @@ impl From<Error> for ActorError {
     fn from(error: Error) -> ActorError {
         match error {
             Error::Store(_) => ActorError::handler(error.to_string()),
+            Error::Quota { what, limit, remedy } => {
+                ActorError::Quota { what, limit: limit as u64, remedy }
+            }
             other => ActorError::BadPayload { reason: other.to_string() },
         }
     }

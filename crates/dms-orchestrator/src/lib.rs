@@ -26,6 +26,7 @@ pub mod ask;
 pub mod behaviors;
 pub mod error;
 pub mod orchestrator;
+mod quota;
 pub mod registry;
 pub mod select;
 
@@ -33,4 +34,4 @@ pub use deployment::{Deployment, DeploymentState, Event, Summary};
 pub use dms_protocol as protocol;
 pub use dms_protocol::record as deployment;
 pub use error::Error;
-pub use orchestrator::{NewDeployment, Plan, Registry, Settings, Shared, Status};
+pub use orchestrator::{NewDeployment, Plan, Quotas, Registry, Settings, Shared, Status};

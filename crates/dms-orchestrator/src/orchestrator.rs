@@ -85,6 +85,32 @@ pub struct Settings {
     pub stop_after: Duration,
     /// After a restart of this node, nobody is declared lost before this has passed.
     pub restart_grace: Duration,
+    /// How many deployments this node keeps, per user and in all.
+    pub quotas: Quotas,
+}
+
+/// What one user may make this node hold, and how long finished deployments are kept.
+#[derive(Clone, Debug)]
+pub struct Quotas {
+    /// Unfinished deployments one submitter may have here at once.
+    pub deployments_per_user: usize,
+    /// Unfinished deployments of all submitters at once.
+    pub deployments: usize,
+    /// Finished deployments kept; the oldest beyond are pruned.
+    pub keep_finished: usize,
+    /// Finished deployments older than this are pruned.
+    pub keep_finished_for: Duration,
+}
+
+impl Default for Quotas {
+    fn default() -> Quotas {
+        Quotas {
+            deployments_per_user: 100,
+            deployments: 1000,
+            keep_finished: 1000,
+            keep_finished_for: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -100,6 +126,7 @@ impl Default for Settings {
             lost_after: Duration::from_secs(5),
             stop_after: Duration::from_secs(60),
             restart_grace: Duration::from_secs(10),
+            quotas: Quotas::default(),
         }
     }
 }
@@ -238,6 +265,11 @@ impl Orchestrator {
     /// The deployment as it is now.
     pub fn snapshot(&self) -> Deployment {
         self.record.lock().expect("deployment lock").clone()
+    }
+
+    /// Reads the record without copying it.
+    pub(crate) fn peek<T>(&self, read: impl FnOnce(&Deployment) -> T) -> T {
+        read(&self.record.lock().expect("deployment lock"))
     }
 
     /// Changes the record, adds an event, persists it and wakes status waiters.

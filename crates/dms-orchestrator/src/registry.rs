@@ -19,7 +19,7 @@ use crate::orchestrator::machine::Input;
 use crate::orchestrator::{
     DEPLOYMENTS, NewDeployment, Orchestrator, Plan, Shared, Status, skipped,
 };
-use crate::select;
+use crate::{quota, select};
 
 /// Every deployment this node orchestrates.
 pub struct Registry {
@@ -28,7 +28,16 @@ pub struct Registry {
     /// What a restart resumed besides placing (status refreshes, unfinished
     /// shutdowns); aborted by [`Registry::drain`].
     resumed: Mutex<JoinSet<()>>,
+    /// Held from a creation's quota check until the deployment is listed, so that
+    /// concurrent submissions cannot pass the quota together.
+    admitting: Mutex<()>,
+    /// Wakes the pruning task (a submission may have pushed the oldest finished
+    /// deployment beyond `quotas.keep_finished`).
+    pruning: Arc<tokio::sync::Notify>,
 }
+
+/// How often finished deployments are checked against the pruning policy.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 impl Registry {
     /// Loads the deployments kept in the store and resumes those not finished:
@@ -40,6 +49,8 @@ impl Registry {
             shared: shared.clone(),
             deployments: RwLock::new(BTreeMap::new()),
             resumed: Mutex::new(JoinSet::new()),
+            admitting: Mutex::new(()),
+            pruning: Arc::new(tokio::sync::Notify::new()),
         });
         for (id, record) in DEPLOYMENTS.list_now(&shared.store)? {
             let state = record.state;
@@ -68,7 +79,28 @@ impl Registry {
                 }
             });
         }
+        registry.start_pruning();
         Ok(registry)
+    }
+
+    /// Prunes by policy now, every [`PRUNE_EVERY`] and after each submission, on a
+    /// task of the registry's own (stopped by [`Registry::drain`]).
+    fn start_pruning(self: &Arc<Self>) {
+        let (registry, wake) = (Arc::downgrade(self), self.pruning.clone());
+        self.resumed.lock().expect("resumed lock").spawn(async move {
+            loop {
+                let Some(registry) = registry.upgrade() else { return };
+                let pruned = registry.prune_expired().await;
+                if !pruned.is_empty() {
+                    tracing::info!(count = pruned.len(), "Pruned finished deployments by policy.");
+                }
+                drop(registry);
+                tokio::select! {
+                    () = tokio::time::sleep(PRUNE_EVERY) => {}
+                    () = wake.notified() => {}
+                }
+            }
+        });
     }
 
     /// For a node shutdown: stops placing (unfinished deployments resume after the
@@ -133,9 +165,19 @@ impl Registry {
         Ok(())
     }
 
-    /// Creates a deployment and starts placing it; returns its id at once.
-    pub async fn create(&self, request: NewDeployment) -> Result<String, Error> {
+    /// What the quotas look at, for every deployment.
+    fn held(&self) -> Vec<quota::Held> {
+        let deployments = self.deployments.read().expect("registry lock");
+        deployments.values().map(|o| o.peek(quota::Held::of)).collect()
+    }
+
+    /// Creates a deployment for `submitter` and starts placing it; returns its id at
+    /// once. Refused when the submitter, or the node, is at its quota.
+    pub async fn create(&self, request: NewDeployment, submitter: String) -> Result<String, Error> {
         self.check(&request)?;
+        self.pruning.notify_one();
+        let admitting = self.admitting.lock().expect("admitting lock");
+        quota::admit(&self.shared.settings.quotas, &self.held(), &submitter)?;
         let id = format!("d-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
         let timeout = request
             .timeout_ms
@@ -179,6 +221,7 @@ impl Registry {
             events: Default::default(),
             next_seq: 0,
             orchestrator: None,
+            submitter: Some(submitter),
         };
         let key = identity::create(&self.shared.store, &id)?;
         let orchestrator = Orchestrator::spawn(self.shared.clone(), record, key);
@@ -188,6 +231,7 @@ impl Registry {
             |_| {},
         );
         self.deployments.write().expect("registry lock").insert(id.clone(), orchestrator.clone());
+        drop(admitting);
         orchestrator.start_placing(Input::Start);
         // Bids go out meanwhile; the caller hears "submitted" once it is on disk.
         orchestrator.durable(submitted).await;
@@ -213,6 +257,7 @@ impl Registry {
             events: Default::default(),
             next_seq: 0,
             orchestrator: None,
+            submitter: None,
         };
         let asks = ask::asks(&record.ensemble);
         let key = dms_crypto::KeyPair::generate(dms_crypto::KeyType::Ed25519);
@@ -302,20 +347,30 @@ impl Registry {
     /// Forgets finished deployments (completed, failed, shut down), releasing what their
     /// providers still hold; returns their ids.
     pub async fn prune(&self) -> Vec<String> {
-        let finished: Vec<Arc<Orchestrator>> = self
-            .deployments
-            .read()
-            .expect("registry lock")
-            .values()
-            .filter(|o| o.snapshot().state.is_terminal())
-            .cloned()
-            .collect();
+        let finished: Vec<String> =
+            self.held().into_iter().filter(|h| h.finished).map(|h| h.id).collect();
+        self.forget(finished).await
+    }
+
+    /// Forgets the finished deployments the pruning policy says are no longer kept
+    /// (`quotas.keep_finished`, `quotas.keep_finished_for`).
+    pub async fn prune_expired(&self) -> Vec<String> {
+        let expired = quota::expired(&self.shared.settings.quotas, &self.held(), now_ms());
+        self.forget(expired).await
+    }
+
+    /// Forgets the finished deployments among `ids`; returns those forgotten.
+    async fn forget(&self, ids: Vec<String>) -> Vec<String> {
         let mut pruned = Vec::new();
-        for orchestrator in finished {
-            if orchestrator.snapshot().state != DeploymentState::ShutDown {
+        for id in ids {
+            let Ok(orchestrator) = self.get(&id) else { continue };
+            let state = orchestrator.peek(|r| r.state);
+            if !state.is_terminal() {
+                continue;
+            }
+            if state != DeploymentState::ShutDown {
                 orchestrator.clone().shutdown().await;
             }
-            let id = orchestrator.actor.handle().inbox.clone();
             orchestrator.actor.stop();
             // End the writer first (waiting out a write in progress), so that no late
             // write brings the record back after it is deleted.

@@ -208,9 +208,17 @@ pub struct Deployment {
     /// orchestrators had identities of their own).
     #[serde(default)]
     pub orchestrator: Option<dms_actor::Handle>,
+    /// Who submitted it (the DID that signed the request; counted against its quota).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitter: Option<String>,
 }
 
 impl Deployment {
+    /// When it reached its state (its latest event), or was created.
+    pub fn changed_ms(&self) -> u64 {
+        self.events.back().map_or(self.created_ms, |e| e.at_ms)
+    }
+
     /// Appends an event with the current state.
     pub fn event(&mut self, allocation: Option<&str>, message: impl Into<String>) -> &Event {
         self.next_seq += 1;

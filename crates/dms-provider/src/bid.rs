@@ -131,6 +131,18 @@ pub fn unreserved(answer: &mut BidAnswer, why: &str) {
     }
 }
 
+/// Every bid of a request turns into a refusal: the asking peer holds as many
+/// reservations here as its quota allows (transient: room comes back as they end).
+pub fn over_quota(answer: &mut BidAnswer, held: usize, limit: usize) {
+    let why = format!(
+        "the asking peer holds {held} reservations or allocations on this node, its quota \
+         (quotas.reservations_per_peer = {limit}); retry when some have ended"
+    );
+    for bid in std::mem::take(&mut answer.bids) {
+        answer.refusals.push(refusal(&bid.node, true, "quota", why.clone()));
+    }
+}
+
 /// Component by component, the largest of `claims` (GPUs: the longest list).
 pub fn largest(claims: &[Resources]) -> Resources {
     let mut out = Resources::default();

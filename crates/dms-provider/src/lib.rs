@@ -68,6 +68,9 @@ pub struct Settings {
     pub price_per_hour: f64,
     /// Where the machine is.
     pub location: Option<Location>,
+    /// Most reservations (committed or not, and those turned into allocations) one
+    /// peer may hold here at once; bids beyond are refused with `quota`.
+    pub reservations_per_peer: usize,
 }
 
 /// What the provider is built from.
@@ -104,7 +107,15 @@ pub struct Shared {
     /// it may commit, allocate or revert it. Kept in memory: a reservation outlives a
     /// restart only by its time to live, and one made before the restart is judged by
     /// its deployment id alone.
-    reservers: Mutex<BTreeMap<String, Did>>,
+    reservers: Mutex<BTreeMap<String, Reserver>>,
+}
+
+/// Who made a reservation.
+struct Reserver {
+    /// The orchestrator actor.
+    did: Did,
+    /// The peer it runs on (counted against `reservations_per_peer`).
+    peer: String,
 }
 
 impl Shared {
@@ -112,9 +123,9 @@ impl Shared {
     fn check_reserver(&self, reservation: &str, from: &Did) -> Result<(), ActorError> {
         let reservers = self.reservers.lock().expect("reservers lock");
         match reservers.get(reservation) {
-            Some(owner) if owner != from => Err(ActorError::Unauthorized {
+            Some(owner) if owner.did != *from => Err(ActorError::Unauthorized {
                 code: "not_the_reserver".into(),
-                reason: format!("reservation {reservation} was made for {owner}, not {from}"),
+                reason: format!("reservation {reservation} was made for {}, not {from}", owner.did),
             }),
             _ => Ok(()),
         }
@@ -129,6 +140,11 @@ impl Shared {
             .chain(status.allocations.keys().map(String::as_str))
             .collect();
         self.reservers.lock().expect("reservers lock").retain(|id, _| live.contains(id.as_str()));
+    }
+
+    /// How many live reservations `peer` holds here (after [`Shared::prune_reservers`]).
+    fn held_by(&self, peer: &str) -> usize {
+        self.reservers.lock().expect("reservers lock").values().filter(|r| r.peer == peer).count()
     }
 
     /// Forgets allocation `id` if `actor` is still the one hosting it.
@@ -251,7 +267,7 @@ fn register(shared: &Arc<Shared>) -> Result<(), ActorError> {
     let s = shared.clone();
     dms_protocol::handle::<BidRequest, _, _>(root, move |message, request| {
         let s = s.clone();
-        let from = message.envelope.from.did.clone();
+        let from = message.envelope.from.clone();
         async move { Ok(bid(&s, &request, from).await) }
     })?;
     let s = shared.clone();
@@ -312,7 +328,7 @@ fn machine(shared: &Shared, status: &resources::Accounts) -> Machine {
 
 /// Judges the request against one snapshot of the machine, then backs every bid with
 /// one reservation (a provider takes at most one node of a deployment).
-async fn bid(shared: &Shared, request: &BidRequest, from: Did) -> BidAnswer {
+async fn bid(shared: &Shared, request: &BidRequest, from: dms_actor::Handle) -> BidAnswer {
     let me = shared.router.peer().to_string();
     let rtt_ms: BTreeMap<String, f64> =
         (shared.rtts)().await.into_iter().map(|(peer, rtt)| (peer, rtt as f64)).collect();
@@ -328,6 +344,15 @@ async fn bid(shared: &Shared, request: &BidRequest, from: Did) -> BidAnswer {
         rtt_ms: &rtt_ms,
     };
     let (mut answer, claims) = bid::evaluate(request, &offer);
+    if answer.bids.is_empty() {
+        return answer;
+    }
+    // A plan (dry run) is told of the quota too, though it reserves nothing.
+    shared.prune_reservers(&status);
+    let (held, limit) = (shared.held_by(&from.peer), shared.settings.reservations_per_peer);
+    if held >= limit {
+        bid::over_quota(&mut answer, held, limit);
+    }
     if request.dry_run || answer.bids.is_empty() {
         return answer;
     }
@@ -337,8 +362,12 @@ async fn bid(shared: &Shared, request: &BidRequest, from: Did) -> BidAnswer {
     let (manager, claim) = (shared.manager.clone(), bid::largest(&claims));
     match tokio::task::spawn_blocking(move || manager.reserve(&id, claim, ttl)).await {
         Ok(Ok(reservation)) => {
-            shared.prune_reservers(&status);
-            shared.reservers.lock().expect("reservers lock").insert(reservation.id.clone(), from);
+            let reserver = Reserver { did: from.did, peer: from.peer };
+            shared
+                .reservers
+                .lock()
+                .expect("reservers lock")
+                .insert(reservation.id.clone(), reserver);
             for bid in &mut answer.bids {
                 bid.reservation = reservation.id.clone();
                 bid.expires_ms = reservation.expires_ms;

@@ -65,14 +65,14 @@ async fn main() {
     let orchestrator = registries[0].clone();
 
     for _ in 0..3 {
-        let id = orchestrator.create(request()).await.expect("submitted");
+        let id = orchestrator.create(request(), dms_testkit::submitter()).await.expect("submitted");
         running(&orchestrator, &id).await;
         orchestrator.shutdown(&id).await.expect("shutdown");
     }
     let mut latencies = Vec::new();
     for _ in 0..SEQUENTIAL {
         let t = Instant::now();
-        let id = orchestrator.create(request()).await.expect("submitted");
+        let id = orchestrator.create(request(), dms_testkit::submitter()).await.expect("submitted");
         running(&orchestrator, &id).await;
         latencies.push(t.elapsed().as_secs_f64() * 1000.0);
         orchestrator.shutdown(&id).await.expect("shutdown");
@@ -88,7 +88,9 @@ async fn main() {
     let mut submitting = tokio::task::JoinSet::new();
     for _ in 0..CONCURRENT {
         let orchestrator = orchestrator.clone();
-        submitting.spawn(async move { orchestrator.create(request()).await.expect("submitted") });
+        submitting.spawn(async move {
+            orchestrator.create(request(), dms_testkit::submitter()).await.expect("submitted")
+        });
     }
     let ids: Vec<String> = submitting.join_all().await;
     for id in &ids {

@@ -28,6 +28,12 @@ use dms_ucan::{CapContext, Contexts, Verifier};
 /// How long harness waits may take.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// The submitter the tests create deployments for (a `did:key` nobody holds; quotas
+/// count deployments per submitter).
+pub fn submitter() -> String {
+    "did:key:z6MkTestSubmitter".to_string()
+}
+
 /// Memory-transport ports are process-wide: hand out distinct ones.
 static NEXT_PORT: AtomicU64 = AtomicU64::new(4_000_000);
 

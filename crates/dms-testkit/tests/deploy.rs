@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dms_executor::fake;
 use dms_orchestrator::{DeploymentState, NewDeployment, Registry};
-use dms_testkit::{Net, Options};
+use dms_testkit::{Net, Options, submitter};
 use dms_types::resources::Resources;
 
 fn offer() -> Resources {
@@ -53,7 +53,7 @@ async fn settle(registry: &Registry, id: &str) -> dms_orchestrator::Status {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_land_on_distinct_providers_and_shut_down() {
     let (net, registries, engine) = network(4).await;
-    let id = registries[0].create(ensemble(3, 0.5)).await.expect("submitted");
+    let id = registries[0].create(ensemble(3, 0.5), submitter()).await.expect("submitted");
     let status = settle(&registries[0], &id).await;
     let events: Vec<String> = registries[0]
         .manifest(&id)
@@ -80,7 +80,7 @@ async fn services_land_on_distinct_providers_and_shut_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_impossible_ensemble_fails_fast_with_every_reason() {
     let (net, registries, _engine) = network(3).await;
-    let id = registries[0].create(ensemble(1, 64.0)).await.expect("submitted");
+    let id = registries[0].create(ensemble(1, 64.0), submitter()).await.expect("submitted");
     let started = std::time::Instant::now();
     let status = settle(&registries[0], &id).await;
     assert_eq!(status.state, DeploymentState::Failed);
@@ -112,7 +112,7 @@ async fn ten_deployments_of_a_hundred_instant_tasks_all_complete() {
     let (net, registries, engine) = network(3).await;
     engine.world().script_others(fake::Script::exits(0, Duration::ZERO));
     for round in 0..10 {
-        let id = registries[0].create(tasks(100)).await.expect("submitted");
+        let id = registries[0].create(tasks(100), submitter()).await.expect("submitted");
         let status = tokio::time::timeout(Duration::from_secs(60), async {
             let mut after = 0;
             loop {

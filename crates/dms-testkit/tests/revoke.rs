@@ -9,7 +9,7 @@ use dms_actor::ActorError;
 use dms_executor::fake;
 use dms_orchestrator::protocol::{UPDATE, Update};
 use dms_orchestrator::{DeploymentState, NewDeployment};
-use dms_testkit::{Net, Options, PATIENCE, eventually};
+use dms_testkit::{Net, Options, PATIENCE, eventually, submitter};
 use dms_types::resources::Resources;
 use serde_json::json;
 
@@ -42,7 +42,7 @@ async fn a_gossiped_revocation_stops_running_orchestrators_and_allocations() {
     provider.serve_deployments(engine.clone(), offer).await;
 
     let id = registry
-        .create(service_pinned_to(&provider.peer_id().to_string()))
+        .create(service_pinned_to(&provider.peer_id().to_string()), submitter())
         .await
         .expect("submitted");
     eventually("the service runs", || async {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use dms_executor::fake;
 use dms_orchestrator::{NewDeployment, Registry};
 use dms_protocol::AllocationState;
-use dms_testkit::{Net, Options, eventually};
+use dms_testkit::{Net, Options, eventually, submitter};
 use dms_types::resources::Resources;
 
 fn offer() -> Resources {
@@ -80,7 +80,7 @@ fn committed(net: &Net, i: usize) -> u64 {
 async fn a_standby_takes_over_without_a_bid_round_and_is_replaced_in_turn() {
     let (net, registries) = network(3).await;
     let orchestrating = net.node(0).peer_id().to_string();
-    let id = registries[0].create(service(&orchestrating)).await.expect("submitted");
+    let id = registries[0].create(service(&orchestrating), submitter()).await.expect("submitted");
     let mut first = String::new();
     eventually("web runs", || {
         let web = registries[0].manifest(&id).expect("manifest").allocations["web"].clone();

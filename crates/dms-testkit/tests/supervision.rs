@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use dms_executor::fake;
 use dms_orchestrator::{DeploymentState, NewDeployment, Registry};
 use dms_protocol::AllocationState;
-use dms_testkit::{Net, Options, eventually};
+use dms_testkit::{Net, Options, eventually, submitter};
 use dms_types::resources::Resources;
 
 fn offer() -> Resources {
@@ -79,7 +79,7 @@ fn events(registry: &Registry, id: &str) -> Vec<String> {
 async fn a_lost_provider_is_replaced_and_its_stale_copy_stopped_when_it_returns() {
     let (net, registries, engine) = network(4, Duration::from_secs(60)).await;
     let orchestrating = net.node(0).peer_id().to_string();
-    let id = registries[0].create(service(&orchestrating)).await.expect("submitted");
+    let id = registries[0].create(service(&orchestrating), submitter()).await.expect("submitted");
     let first = running_on(&registries[0], &id).await;
     let lost = index_of(&net, &first);
 
@@ -129,7 +129,7 @@ async fn a_lost_provider_is_replaced_and_its_stale_copy_stopped_when_it_returns(
 async fn an_orchestrator_that_reaches_nobody_replaces_nothing() {
     let (net, registries, engine) = network(3, Duration::from_secs(60)).await;
     let orchestrating = net.node(0).peer_id().to_string();
-    let id = registries[0].create(service(&orchestrating)).await.expect("submitted");
+    let id = registries[0].create(service(&orchestrating), submitter()).await.expect("submitted");
     let first = running_on(&registries[0], &id).await;
 
     // The orchestrating node is cut off from everyone: it cannot tell who is lost.
@@ -156,7 +156,7 @@ async fn an_orchestrator_that_reaches_nobody_replaces_nothing() {
 async fn a_copy_whose_orchestrator_stays_silent_stops_itself_and_frees_its_resources() {
     let (net, registries, engine) = network(3, Duration::from_secs(3)).await;
     let orchestrating = net.node(0).peer_id().to_string();
-    let id = registries[0].create(service(&orchestrating)).await.expect("submitted");
+    let id = registries[0].create(service(&orchestrating), submitter()).await.expect("submitted");
     running_on(&registries[0], &id).await;
     assert_eq!(engine.world().allocations().len(), 1);
 
@@ -186,7 +186,7 @@ async fn max_duration_shuts_the_deployment_down_and_says_why() {
     let (net, registries, engine) = network(3, Duration::from_secs(60)).await;
     let orchestrating = net.node(0).peer_id().to_string();
     let request = service_with(&orchestrating, r#"{"requirements": {"max_duration": "2s"}}"#);
-    let id = registries[0].create(request).await.expect("submitted");
+    let id = registries[0].create(request, submitter()).await.expect("submitted");
     running_on(&registries[0], &id).await;
     eventually("shut down at max_duration", || {
         let state = registries[0].manifest(&id).expect("manifest").state;
@@ -205,7 +205,7 @@ async fn escalation_teardown_shuts_down_instead_of_redeploying() {
     let (net, registries, _engine) = network(4, Duration::from_secs(60)).await;
     let orchestrating = net.node(0).peer_id().to_string();
     let request = service_with(&orchestrating, r#"{"escalation": "teardown"}"#);
-    let id = registries[0].create(request).await.expect("submitted");
+    let id = registries[0].create(request, submitter()).await.expect("submitted");
     let first = running_on(&registries[0], &id).await;
     net.partition(&[index_of(&net, &first)]).await;
     eventually("torn down", || {
@@ -250,7 +250,7 @@ async fn one_for_all_restarts_the_sibling_on_another_provider_then_escalates() {
     engine.world().script("a", fake::Script::exits(1, Duration::from_millis(300)));
     let orchestrating = net.node(0).peer_id().to_string();
     let id = registries[0]
-        .create(pair_under("one_for_all", "teardown", &orchestrating))
+        .create(pair_under("one_for_all", "teardown", &orchestrating), submitter())
         .await
         .expect("ok");
     eventually("b is restarted by its supervisor", || {
@@ -286,7 +286,7 @@ async fn replacing_a_lost_node_never_touches_the_nodes_running_elsewhere() {
     // Two healthy services on two providers; the third provider and the one running
     // `b` both have room to bid when `a` must be placed again.
     let id = registries[0]
-        .create(pair_under("one_for_one", "redeploy", &orchestrating))
+        .create(pair_under("one_for_one", "redeploy", &orchestrating), submitter())
         .await
         .expect("ok");
     eventually("both run", || {
@@ -327,13 +327,13 @@ async fn an_ensemble_lost_after_overrides_the_node_setting() {
     let orchestrating = net.node(0).peer_id().to_string();
     // Under a second: refused, saying why.
     let hasty = service_with(&orchestrating, r#"{"requirements": {"lost_after": "300ms"}}"#);
-    let refused = registries[0].create(hasty).await.expect_err("refused").to_string();
+    let refused = registries[0].create(hasty, submitter()).await.expect_err("refused").to_string();
     assert!(refused.contains("requirements.lost_after: too short"), "{refused}");
     assert!(refused.contains("1s or more"), "{refused}");
 
     // 3 s instead of the node's 1 s: a cut provider is replaced no sooner.
     let patient = service_with(&orchestrating, r#"{"requirements": {"lost_after": "3s"}}"#);
-    let id = registries[0].create(patient).await.expect("submitted");
+    let id = registries[0].create(patient, submitter()).await.expect("submitted");
     let first = running_on(&registries[0], &id).await;
     let cut = Instant::now();
     net.partition(&[index_of(&net, &first)]).await;
@@ -360,7 +360,7 @@ async fn an_ensemble_lost_after_within_two_heartbeats_is_refused() {
     let engine = Arc::new(fake::Executor::new());
     let registry = net.node(0).serve_deployments_with(engine, offer(), &config).await;
     let request = service_with("nobody", r#"{"requirements": {"lost_after": "1500ms"}}"#);
-    let refused = registry.create(request).await.expect_err("refused").to_string();
+    let refused = registry.create(request, submitter()).await.expect_err("refused").to_string();
     assert!(refused.contains("shorter than two heartbeats of this node (1s each"), "{refused}");
     assert!(refused.contains("set it to 2s or more"), "{refused}");
     net.shutdown().await;

@@ -76,6 +76,31 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "How long allocations of this node's deployments run on without an answer from this node before their providers stop them and free their resources (no orphans).",
     },
     KeyDoc {
+        key: "quotas.deployments_per_user",
+        expected: "a whole number, 1 or more",
+        doc: "Unfinished deployments one submitter (the DID that signs `dms deploy`) may have on this node at once; more are refused with `quota`.",
+    },
+    KeyDoc {
+        key: "quotas.deployments",
+        expected: "a whole number, 1 or more",
+        doc: "Unfinished deployments of all submitters together this node orchestrates at once; more are refused with `quota`.",
+    },
+    KeyDoc {
+        key: "quotas.keep_finished",
+        expected: "a whole number (0: forget finished deployments at once)",
+        doc: "Finished deployments (completed, failed, shut down) kept for `dms deployments status`; the oldest beyond are pruned.",
+    },
+    KeyDoc {
+        key: "quotas.keep_finished_for",
+        expected: "a duration such as 7d or 12h",
+        doc: "Finished deployments older than this are pruned (checked every 10 minutes and at each submission).",
+    },
+    KeyDoc {
+        key: "quotas.reservations_per_peer",
+        expected: "a whole number, 1 or more",
+        doc: "Reservations (made by bids, committed, or turned into allocations) one peer may hold on this node at once; its further bid requests are refused with `quota` until some end.",
+    },
+    KeyDoc {
         key: "api.addr",
         expected: "HOST:PORT with an IP address, e.g. 127.0.0.1:9999",
         doc: "Address of the local REST API. The CLI talks to the daemon here (override with --api-addr).",

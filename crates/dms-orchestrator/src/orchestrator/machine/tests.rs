@@ -65,6 +65,7 @@ fn record_of(nodes: &[&str], deadline_after: Duration) -> Deployment {
         events: Default::default(),
         next_seq: 0,
         orchestrator: None,
+        submitter: None,
     }
 }
 
