@@ -1,7 +1,8 @@
 Feature: Hardening: nothing a client, a file or another local user does can crash or take over a node
   Dates beyond what RFC 3339 can write, closed pipes and sizes no machine offers are
-  answered, not panicked on. The local API serves only its user: loopback clients
-  present the token the daemon keeps 0600 in its home.
+  answered, not panicked on. The local API serves only its user: on its Unix socket
+  (owner-only, no token), and on loopback TCP to clients that present the token the
+  daemon keeps 0600 in its home.
 
   Background:
     Given a dms home with a node key protected by "pw"
@@ -46,3 +47,6 @@ Feature: Hardening: nothing a client, a file or another local user does can cras
     And GET /api/v1/info without the token answers 401 in the JSON shape
     And GET /health answers 200
     And "dms info" shows the node's DID
+    And the daemon's API socket is usable by its user only
+    And another local user cannot use the daemon's API socket, even where it can reach the file, refused with "Permission denied"
+    And with the API token file removed, "dms info" through the socket shows the node's DID

@@ -1,4 +1,5 @@
-//! The gate in front of every route. Loopback peers must present the daemon's local
+//! The gate in front of every route. Clients on the Unix socket pass (the socket's
+//! permissions admitted them, see [`crate::socket`]). Loopback peers must present the daemon's local
 //! token (kept 0600 in its home, so only its user's CLI can read it) — except for the
 //! public routes `/health` and `/api/v1/openapi.json`; other local users are refused
 //! 401. Non-loopback peers are refused unless remote access is enabled, and then must
@@ -26,6 +27,11 @@ pub struct Policy {
     /// that serve the API alone).
     pub local_token: Option<Arc<str>>,
 }
+
+/// Marks a request that came through the API's Unix socket: the socket's file
+/// permissions (and the peer's credentials) admitted it, so it needs no token.
+#[derive(Clone, Copy, Debug)]
+pub struct LocalSocket;
 
 /// Routes anyone who reaches the API may call: liveness and the API's description.
 pub const PUBLIC_ROUTES: [&str; 2] = ["/health", "/api/v1/openapi.json"];
@@ -130,6 +136,9 @@ pub async fn gate(
     request: Request,
     next: Next,
 ) -> Response {
+    if request.extensions().get::<LocalSocket>().is_some() {
+        return next.run(request).await;
+    }
     let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     match policy.check(peer.ip(), request.uri().path(), authorization) {
         Ok(()) => next.run(request).await,

@@ -23,6 +23,12 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// The Unix socket the API also serves, owner-only (empty: `$DMS_HOME/api.sock`,
+    /// filled in by the daemon; `off`: none). Its clients need no token.
+    pub socket: String,
+    /// A group (name or id) whose members may use the socket too (mode 0660); empty:
+    /// the daemon's user only.
+    pub socket_group: String,
     /// The token loopback clients must present; set by the daemon at start (and written
     /// 0600 to its home), never read from the file. `None`: loopback is trusted.
     #[serde(skip)]
@@ -40,6 +46,8 @@ impl Default for Config {
             token: String::new(),
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,
+            socket: String::new(),
+            socket_group: String::new(),
             local_token: None,
         }
     }
@@ -51,6 +59,12 @@ pub fn default_addr() -> SocketAddr {
 }
 
 impl Config {
+    /// The socket to serve, `None` when `socket` is empty (not filled in) or `off`.
+    pub fn socket_path(&self) -> Option<std::path::PathBuf> {
+        let socket = self.socket.trim();
+        (!socket.is_empty() && socket != "off").then(|| socket.into())
+    }
+
     /// Checks the rules that span several keys. Returns a sentence naming the keys.
     pub fn validate(&self) -> Result<(), String> {
         if self.allow_remote && self.token.len() < MIN_TOKEN_LEN {

@@ -11,9 +11,14 @@
 //!   [`ACCEPT_PAUSE`] instead of ending the server.
 //! - Every connection is a task of the loop's own set: stopping the server drains the
 //!   requests in flight (at most [`DRAIN`]) and aborts what is left.
+//!
+//! The same loop serves the TCP listener and the Unix socket ([`Accept`]); a Unix
+//! client whose credentials the socket does not admit is closed at once, and the
+//! others' requests carry [`crate::access::LocalSocket`].
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -21,6 +26,7 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::{AbortHandle, JoinSet};
 use tower::Service as _;
@@ -37,9 +43,40 @@ pub const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 /// Longest wait for requests in flight at shutdown.
 pub const DRAIN: Duration = Duration::from_secs(10);
 
+/// A source of connections.
+pub(crate) trait Accept: Send + 'static {
+    /// The connection.
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// The next connection with the address the handlers see and whether it came
+    /// through the Unix socket; `Ok(None)`: one was refused (and closed).
+    fn next(&self)
+    -> impl Future<Output = io::Result<Option<(Self::Io, SocketAddr, bool)>>> + Send;
+}
+
+impl Accept for TcpListener {
+    type Io = tokio::net::TcpStream;
+    async fn next(&self) -> io::Result<Option<(Self::Io, SocketAddr, bool)>> {
+        let (stream, peer) = self.accept().await?;
+        Ok(Some((stream, peer, false)))
+    }
+}
+
+impl Accept for crate::socket::Socket {
+    type Io = tokio::net::UnixStream;
+    async fn next(&self) -> io::Result<Option<(Self::Io, SocketAddr, bool)>> {
+        let (stream, _) = self.listener.accept().await?;
+        if !self.admits(&stream) {
+            warn!(socket = %self.path.display(), "A process of another user was refused on the API socket.");
+            return Ok(None);
+        }
+        // Handlers see a loopback address; the gate sees the socket.
+        Ok(Some((stream, SocketAddr::from(([127, 0, 0, 1], 0)), true)))
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then drains.
 pub(crate) async fn serve(
-    listener: TcpListener,
+    listener: impl Accept,
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
@@ -58,8 +95,9 @@ pub(crate) async fn serve(
                     by_age.remove(&seq);
                 }
             }
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
+            accepted = listener.next() => match accepted {
+                Ok(None) => {}
+                Ok(Some((stream, peer, local))) => {
                     while by_age.len() >= MAX_CONNECTIONS {
                         if let Some((_, oldest)) = by_age.pop_first() {
                             debug!("Connection cap reached; closing the oldest connection.");
@@ -68,7 +106,7 @@ pub(crate) async fn serve(
                     }
                     next += 1;
                     let seq = next;
-                    let connection = connection(&graceful, stream, peer, app.clone());
+                    let connection = connection(&graceful, stream, peer, local, app.clone());
                     let handle = open.spawn(async move {
                         if let Err(error) = connection.await {
                             debug!(%peer, %error, "A connection ended with an error.");
@@ -92,14 +130,18 @@ pub(crate) async fn serve(
 }
 
 /// One HTTP/1.1 connection, its peer address given to the handlers as `ConnectInfo`.
-fn connection(
+fn connection<Io: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     graceful: &GracefulShutdown,
-    stream: tokio::net::TcpStream,
+    stream: Io,
     peer: SocketAddr,
+    local: bool,
     app: axum::Router,
 ) -> impl Future<Output = Result<(), hyper::Error>> + Send + 'static {
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
+        if local {
+            request.extensions_mut().insert(crate::access::LocalSocket);
+        }
         let mut app = app.clone();
         async move { app.call(request).await }
     });

@@ -133,6 +133,14 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The Unix socket could not be set up. Nothing is listening.
+    #[error("cannot serve the API on the socket {}: {source}", path.display())]
+    Socket {
+        /// The socket's path (`api.socket`).
+        path: std::path::PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
     /// The configuration breaks a rule; the message names the keys.
     #[error("invalid API configuration: {0}")]
     Config(String),

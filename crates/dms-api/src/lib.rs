@@ -17,6 +17,7 @@
 //!   the store.
 //! - [`server`]: binding, serving and graceful shutdown.
 //! - [`conn`]: the accept loop: header timeout, connection cap with eviction.
+//! - `socket`: the owner-only Unix socket (`api.socket`, `api.socket_group`).
 //! - [`error`]: the error body every failed request answers with, and start-up errors.
 
 pub mod access;
@@ -27,6 +28,7 @@ pub mod conn;
 pub mod error;
 pub mod routes;
 pub mod server;
+mod socket;
 
 pub use actor::Relay;
 pub use caps::Caps;

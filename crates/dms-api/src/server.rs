@@ -17,6 +17,7 @@ use crate::{Config, Error};
 /// A bound, not yet serving, API server.
 pub struct Server {
     listener: TcpListener,
+    socket: Option<crate::socket::Socket>,
     app: axum::Router,
     addr: SocketAddr,
 }
@@ -34,6 +35,10 @@ impl Server {
             .await
             .map_err(|source| Error::Bind { addr: config.addr, source })?;
         let addr = listener.local_addr().map_err(Error::Serve)?;
+        let socket = match config.socket_path() {
+            Some(path) => Some(crate::socket::Socket::bind(&path, &config.socket_group)?),
+            None => None,
+        };
         let policy = Policy {
             allow_remote: config.allow_remote,
             token: Arc::from(config.token.as_str()),
@@ -48,12 +53,17 @@ impl Server {
             ))
             .layer(axum::middleware::from_fn(crate::error::json_errors))
             .layer(TraceLayer::new_for_http());
-        Ok(Server { listener, app, addr })
+        Ok(Server { listener, socket, app, addr })
     }
 
     /// The address actually bound (useful when the configured port was 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The Unix socket served besides the address, if any.
+    pub fn socket_path(&self) -> Option<&std::path::Path> {
+        self.socket.as_ref().map(|s| s.path.as_path())
     }
 
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight
@@ -65,7 +75,21 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        crate::conn::serve(self.listener, self.app, shutdown).await;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let stopping = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let tcp = crate::conn::serve(self.listener, self.app.clone(), stopping(stopped.clone()));
+        let unix = async {
+            if let Some(socket) = self.socket {
+                crate::conn::serve(socket, self.app, stopping(stopped)).await;
+            }
+        };
+        let signal = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
+        tokio::join!(signal, tcp, unix);
         Ok(())
     }
 }

@@ -65,6 +65,15 @@ impl Home {
         std::fs::rename(aside, path)
     }
 
+    /// The API's Unix socket for the configured `api.socket`: `$DMS_HOME/api.sock` when
+    /// it is empty, `None` when it is `off`.
+    pub fn socket_path(&self, api: &dms_api::Config) -> Option<PathBuf> {
+        match api.socket.trim() {
+            "" => Some(self.root.join("api.sock")),
+            _ => api.socket_path(),
+        }
+    }
+
     /// `api.token`: the token the daemon's local API asks of loopback clients, written
     /// by the daemon at each start, readable by this home's user only (0600).
     pub fn token_path(&self) -> PathBuf {

@@ -186,9 +186,23 @@ pub async fn run(
     // Only this home's user may use the local API: a fresh token each start, 0600.
     let token = hex::encode(rand::random::<[u8; 32]>());
     home.write_token(&token).map_err(|source| Error::Home { path: home.token_path(), source })?;
-    let api = dms_api::Config { local_token: Some(token), ..config.api.clone() };
+    let mut socket = home.socket_path(&config.api).map(|p| p.display().to_string());
+    // A Unix socket path holds at most 107 bytes: a deep home serves TCP only (an
+    // explicit api.socket that is too long fails at bind, naming the path).
+    if config.api.socket.trim().is_empty() && socket.as_ref().is_some_and(|p| p.len() > 107) {
+        warn!(home = %home.root().display(),
+            "The home's path is too long for a Unix socket; the API is served on TCP only \
+             (set api.socket to a shorter path to have one).");
+        socket = None;
+    }
+    let api = dms_api::Config {
+        local_token: Some(token),
+        socket: socket.unwrap_or_else(|| "off".into()),
+        ..config.api.clone()
+    };
     let server = dms_api::Server::bind(&api, node_info, Some(caps), Some(relay)).await?;
     let api_addr = server.local_addr();
+    let api_socket = server.socket_path().map(|p| p.display().to_string()).unwrap_or_default();
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let mut serving = tokio::spawn(server.serve(async move {
         let _ = stop_rx.wait_for(|stop| *stop).await;
@@ -199,7 +213,7 @@ pub async fn run(
         warn!(%error, "Could not write daemon.json; CLI commands may wait for the store.");
     }
     let addrs = listen_addrs(&network.client).await;
-    info!(did = %did, api = %api_addr, peer_id = %network.client.peer_id(), addrs = %addrs.join(","),
+    info!(did = %did, api = %api_addr, socket = %api_socket, peer_id = %network.client.peer_id(), addrs = %addrs.join(","),
         home = %home.root().display(), startup_ms = started.elapsed().as_millis() as u64, "dms ready");
 
     let result = tokio::select! {

@@ -31,6 +31,17 @@ pub struct Global {
     /// commands reach it. Default: api.addr from the config (127.0.0.1:9999).
     #[arg(long, global = true, env = "DMS_API_ADDR", value_name = "HOST:PORT")]
     pub api_addr: Option<SocketAddr>,
+    /// The daemon's API socket, for a daemon of another home or user (e.g. one whose
+    /// api.socket_group you are in). Default: the socket of this home's daemon
+    /// (api.socket), used whenever it exists and --api-addr is not given.
+    #[arg(
+        long,
+        global = true,
+        env = "DMS_API_SOCKET",
+        value_name = "PATH",
+        conflicts_with = "api_addr"
+    )]
+    pub api_socket: Option<PathBuf>,
     /// Output format for commands that print data.
     #[arg(long, short, global = true, env = "DMS_OUTPUT", value_enum, default_value_t = Output::Table)]
     pub output: Output,

@@ -1,15 +1,35 @@
 //! The HTTP client for the daemon's local API.
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// Where a daemon's API is.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// Its TCP address (loopback clients present a token).
+    Tcp(SocketAddr),
+    /// Its Unix socket (the file's permissions admit the client; no token).
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Tcp(addr) => write!(f, "{addr}"),
+            Target::Unix(path) => write!(f, "{} (socket)", path.display()),
+        }
+    }
+}
+
 /// Talks to one daemon's local API.
 pub struct ApiClient {
-    addr: SocketAddr,
+    addr: Target,
     http: reqwest::Client,
     /// The local API token (`$DMS_HOME/api.token`), sent as a bearer token.
     token: Option<String>,
@@ -17,13 +37,43 @@ pub struct ApiClient {
 
 impl ApiClient {
     /// A client for the daemon at `addr`, presenting `token` when given.
-    pub fn new(addr: SocketAddr, token: Option<String>) -> anyhow::Result<ApiClient> {
-        let http = reqwest::Client::builder()
+    pub fn new(addr: Target, token: Option<String>) -> anyhow::Result<ApiClient> {
+        let mut http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(3))
-            .timeout(std::time::Duration::from_secs(60))
-            .build()
-            .context("cannot build the HTTP client")?;
+            .timeout(std::time::Duration::from_secs(60));
+        if let Target::Unix(path) = &addr {
+            http = http.unix_socket(path.as_path());
+        }
+        let http = http.build().context("cannot build the HTTP client")?;
         Ok(ApiClient { addr, http, token })
+    }
+
+    /// The daemon could not be reached: what to do, then the root cause (the OS error
+    /// at the bottom of the chain, e.g. "Permission denied" on a socket of another user).
+    fn unreachable(&self, error: &reqwest::Error) -> anyhow::Error {
+        let mut cause: &dyn std::error::Error = error;
+        while let Some(source) = cause.source() {
+            cause = source;
+        }
+        let help = match &self.addr {
+            Target::Tcp(_) => {
+                "Start it with `dms run`, or point --api-addr / DMS_API_ADDR at \
+                               the daemon you mean"
+            }
+            Target::Unix(_) => {
+                "Start it with `dms run`; a socket of another user's daemon \
+                                admits only that user or its api.socket_group"
+            }
+        };
+        anyhow!("cannot reach the dms daemon at {}. {help}.\nCause: {cause}", self.addr)
+    }
+
+    /// The URL of `path` (over a socket, the host is only a name).
+    fn url(&self, path: &str) -> String {
+        match &self.addr {
+            Target::Tcp(addr) => format!("http://{addr}{path}"),
+            Target::Unix(_) => format!("http://localhost{path}"),
+        }
     }
 
     /// Sends a request; errors say whether the daemon was unreachable or refused, and
@@ -35,7 +85,7 @@ impl ApiClient {
         body: Option<serde_json::Value>,
         allow_missing: bool,
     ) -> anyhow::Result<Option<reqwest::Response>> {
-        let url = format!("http://{}{path}", self.addr);
+        let url = self.url(path);
         let mut request = self.http.request(method.clone(), &url);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
@@ -43,15 +93,7 @@ impl ApiClient {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(|error| {
-            let why =
-                if error.is_connect() { "nothing answers there" } else { "the request failed" };
-            anyhow!(
-                "cannot reach the dms daemon at {}: {why} ({error}). Start it with `dms run`, \
-                 or point --api-addr / DMS_API_ADDR at the daemon you mean",
-                self.addr
-            )
-        })?;
+        let response = request.send().await.map_err(|error| self.unreachable(&error))?;
         let status = response.status();
         if allow_missing && status == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -97,7 +139,7 @@ impl ApiClient {
         path: &str,
         body: Vec<u8>,
     ) -> anyhow::Result<Result<Vec<u8>, dms_api::ErrorBody>> {
-        let url = format!("http://{}{path}", self.addr);
+        let url = self.url(path);
         let mut request = self.http.post(&url);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
@@ -107,13 +149,7 @@ impl ApiClient {
             .body(body)
             .send()
             .await
-            .map_err(|error| {
-                anyhow!(
-                    "cannot reach the dms daemon at {}: {error}. Start it with `dms run`, or \
-                     point --api-addr / DMS_API_ADDR at the daemon you mean",
-                    self.addr
-                )
-            })?;
+            .map_err(|error| self.unreachable(&error))?;
         let status = response.status();
         let bytes = response.bytes().await.context("the daemon's answer was cut short")?;
         if status.is_success() {

@@ -126,6 +126,16 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "Largest API request body accepted.",
     },
     KeyDoc {
+        key: "api.socket",
+        expected: "a file path, empty ($DMS_HOME/api.sock) or off",
+        doc: "Unix socket the API also serves, readable and writable by the daemon's user only (or api.socket_group). The CLI uses it when no --api-addr is given; its clients need no token.",
+    },
+    KeyDoc {
+        key: "api.socket_group",
+        expected: "a group name or id, or empty",
+        doc: "Members of this group may use the API socket too (mode 0660, group set). Empty: only the daemon's user and root. Put the socket where the group can reach it (api.socket), since $DMS_HOME is private.",
+    },
+    KeyDoc {
         key: "network.listen",
         expected: "a list of multiaddrs, e.g. [\"/ip4/0.0.0.0/tcp/9000\", \"/ip4/0.0.0.0/udp/9000/quic-v1\"]",
         doc: "Where the node listens for peers (override with dms run --listen).",

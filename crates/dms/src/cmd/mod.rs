@@ -15,6 +15,7 @@ mod resources;
 mod run;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::CommandFactory;
@@ -30,6 +31,8 @@ pub struct Ctx {
     pub output: Output,
     /// `--api-addr` / `DMS_API_ADDR`.
     pub api_addr: Option<SocketAddr>,
+    /// `--api-socket` / `DMS_API_SOCKET`.
+    pub api_socket: Option<PathBuf>,
 }
 
 impl Ctx {
@@ -39,7 +42,12 @@ impl Ctx {
             None => Home::default_root()
                 .context("cannot find the home directory: set --home or DMS_HOME")?,
         };
-        Ok(Ctx { home: Home::new(root), output: cli.global.output, api_addr: cli.global.api_addr })
+        Ok(Ctx {
+            home: Home::new(root),
+            output: cli.global.output,
+            api_addr: cli.global.api_addr,
+            api_socket: cli.global.api_socket.clone(),
+        })
     }
 
     /// The effective configuration: file (or defaults), environment, then flags.
@@ -59,21 +67,39 @@ impl Ctx {
         }
     }
 
-    /// A client of the daemon at [`Ctx::api_addr`], with the local API token:
-    /// `DMS_API_TOKEN`, else (for a loopback address) the one the daemon of this home
-    /// wrote.
+    /// A client of this home's daemon: on its socket when that exists and no address
+    /// was given, else at [`Ctx::api_addr`] with the local API token.
     pub fn api_client(&self) -> anyhow::Result<crate::client::ApiClient> {
         self.api_client_at(self.api_addr()?)
     }
 
-    /// [`Ctx::api_client`] for the daemon at `addr`.
+    /// [`Ctx::api_client`] for the daemon at `addr` (its socket is still preferred
+    /// unless --api-addr was given): `DMS_API_TOKEN`, else (for a loopback address)
+    /// the token the daemon of this home wrote.
     pub fn api_client_at(&self, addr: SocketAddr) -> anyhow::Result<crate::client::ApiClient> {
+        use crate::client::{ApiClient, Target};
+        if let Some(socket) = self.api_socket() {
+            return ApiClient::new(Target::Unix(socket), None);
+        }
         // The home's token goes only to a daemon on this machine (it would travel in
         // clear to a remote one); DMS_API_TOKEN is sent wherever it is asked to go.
         let home_token = addr.ip().is_loopback().then(|| self.home.token()).flatten();
         let token =
             std::env::var("DMS_API_TOKEN").ok().filter(|t| !t.trim().is_empty()).or(home_token);
-        crate::client::ApiClient::new(addr, token)
+        ApiClient::new(Target::Tcp(addr), token)
+    }
+
+    /// The API socket to use: --api-socket, else (without --api-addr) this home's
+    /// daemon's socket when it exists.
+    fn api_socket(&self) -> Option<PathBuf> {
+        if let Some(socket) = &self.api_socket {
+            return Some(socket.clone());
+        }
+        if self.api_addr.is_some() {
+            return None;
+        }
+        let socket = self.home.socket_path(&self.config().ok()?.api)?;
+        socket.exists().then_some(socket)
     }
 
     /// Creates the home and a commented default config file on first use.

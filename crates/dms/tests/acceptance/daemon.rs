@@ -35,6 +35,7 @@ pub async fn run(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut command = Command::new(DMS);
     command.arg("--home").arg(home).args(args).stdin(Stdio::null()).kill_on_drop(true);
     command.env_remove("DMS_PASSPHRASE").env_remove("DMS_API_ADDR").env_remove("RUST_LOG");
+    command.env_remove("DMS_API_SOCKET").env_remove("DMS_API_TOKEN");
     for (key, value) in env {
         command.env(key, value);
     }

@@ -5,7 +5,7 @@ use std::process::Stdio;
 use cucumber::{then, when};
 use tokio::io::AsyncReadExt as _;
 
-use super::daemon::{DMS, Run, patience};
+use super::daemon::{DMS, Run, patience, run};
 use super::world::DmsWorld;
 
 /// Runs `command` with its standard output closed before it writes (as `| head -0`
@@ -124,4 +124,50 @@ async fn no_token_401(world: &mut DmsWorld, path: String) {
     let body = super::http::get_body(api, &path).await.expect("answer");
     let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{body}"));
     assert_eq!(json["error"], "unauthorized", "{json}");
+}
+
+fn socket_file(world: &DmsWorld) -> std::path::PathBuf {
+    world.home(0).join("api.sock")
+}
+
+#[then("the daemon's API socket is usable by its user only")]
+async fn socket_private(world: &mut DmsWorld) {
+    use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+    let meta = std::fs::symlink_metadata(socket_file(world)).expect("the daemon made api.sock");
+    assert!(meta.file_type().is_socket(), "api.sock is a socket");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+}
+
+#[then(
+    regex = r#"^another local user cannot use the daemon's API socket, even where it can reach the file, refused with "([^"]+)"$"#
+)]
+async fn other_user_socket_refused(world: &mut DmsWorld, needle: String) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (binary, home) = other_user(world);
+    // Let the other user through the (0700) daemon home for this check only: the
+    // socket's own permissions must still refuse it.
+    let daemon_home = world.home(0);
+    let mode = std::fs::metadata(&daemon_home).expect("home").permissions().mode();
+    std::fs::set_permissions(&daemon_home, std::fs::Permissions::from_mode(0o711)).expect("chmod");
+    let socket = socket_file(world);
+    let (binary, home, socket) =
+        (binary.to_string_lossy(), home.to_string_lossy(), socket.to_string_lossy());
+    let out = sh(
+        "runuser",
+        &["-u", OTHER_USER, "--", &binary, "--home", &home, "--api-socket", &socket, "info"],
+    );
+    std::fs::set_permissions(&daemon_home, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the other user's dms info succeeded");
+    assert!(stderr.contains(&needle), "{stderr}");
+}
+
+#[then(expr = "with the API token file removed, {string} through the socket shows the node's DID")]
+async fn socket_without_token(world: &mut DmsWorld, command: String) {
+    std::fs::remove_file(token_file(world)).expect("remove api.token");
+    let did = world.daemons.first().expect("a daemon runs").ready().did.clone();
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    let out = run(&world.home(0), &args, &[]).await;
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stdout.contains(&did), "{}", out.stdout);
 }
