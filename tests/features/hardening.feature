@@ -50,3 +50,11 @@ Feature: Hardening: nothing a client, a file or another local user does can cras
     And the daemon's API socket is usable by its user only
     And another local user cannot use the daemon's API socket, even where it can reach the file, refused with "Permission denied"
     And with the API token file removed, "dms info" through the socket shows the node's DID
+
+  Scenario: Twenty thousand connection attempts leave /health answering, and memory returns
+    When I start the daemon with passphrase "pw"
+    Then the daemon is ready
+    When I note the daemon's memory
+    And 20000 connections are attempted on the API, each sending half a request, while /health is polled
+    Then /health answered every poll during the flood
+    And within 30 seconds the daemon's memory is back within 20 % of what was noted

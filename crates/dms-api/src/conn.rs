@@ -4,9 +4,13 @@
 //! - **Header timeout**: a client that has not sent a whole request head within
 //!   [`HEADER_TIMEOUT`] is disconnected (half-sent headers used to stay open for
 //!   minutes); the head may be at most [`MAX_HEAD_BYTES`].
+//! - **Idle connections** are closed after [`HEADER_TIMEOUT`] too: the timer also runs
+//!   while a kept-alive connection waits for its next request.
 //! - **A cap with eviction**: at most [`MAX_CONNECTIONS`] connections are open; a new
-//!   one beyond that closes the oldest, so a flood of idle or half-open connections
-//!   cannot lock out the next client (`/health` keeps answering).
+//!   one beyond that closes the oldest that has not yet had a request answered (a
+//!   half-open or silent one), or else the oldest, so a flood of idle or half-open
+//!   connections cannot lock out the next client (`/health` keeps answering) and
+//!   clients that are being served are closed last.
 //! - **Accept errors** (no file descriptors left) pause accepting for
 //!   [`ACCEPT_PAUSE`] instead of ending the server.
 //! - Every connection is a task of the loop's own set: stopping the server drains the
@@ -20,6 +24,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -83,7 +89,7 @@ pub(crate) async fn serve(
     let graceful = GracefulShutdown::new();
     let mut open: JoinSet<u64> = JoinSet::new();
     // Open connections by sequence number: the first is the oldest.
-    let mut by_age: BTreeMap<u64, AbortHandle> = BTreeMap::new();
+    let mut by_age: BTreeMap<u64, Open> = BTreeMap::new();
     let mut next = 0u64;
     tokio::pin!(shutdown);
     loop {
@@ -99,21 +105,20 @@ pub(crate) async fn serve(
                 Ok(None) => {}
                 Ok(Some((stream, peer, local))) => {
                     while by_age.len() >= MAX_CONNECTIONS {
-                        if let Some((_, oldest)) = by_age.pop_first() {
-                            debug!("Connection cap reached; closing the oldest connection.");
-                            oldest.abort();
-                        }
+                        evict(&mut by_age);
                     }
                     next += 1;
                     let seq = next;
-                    let connection = connection(&graceful, stream, peer, local, app.clone());
+                    let served = Arc::new(AtomicBool::new(false));
+                    let connection =
+                        connection(&graceful, stream, peer, local, served.clone(), app.clone());
                     let handle = open.spawn(async move {
                         if let Err(error) = connection.await {
                             debug!(%peer, %error, "A connection ended with an error.");
                         }
                         seq
                     });
-                    by_age.insert(seq, handle);
+                    by_age.insert(seq, Open { handle, served });
                 }
                 Err(error) => {
                     warn!(%error, "Could not accept a connection; pausing accepts briefly.");
@@ -129,12 +134,32 @@ pub(crate) async fn serve(
     open.shutdown().await;
 }
 
+/// An open connection: its task, and whether a request of it was answered.
+struct Open {
+    handle: AbortHandle,
+    served: Arc<AtomicBool>,
+}
+
+/// Closes one connection to make room: the oldest never served, else the oldest.
+fn evict(by_age: &mut BTreeMap<u64, Open>) {
+    let silent = by_age.iter().find(|(_, o)| !o.served.load(Ordering::Relaxed)).map(|(s, _)| *s);
+    let victim = silent.or_else(|| by_age.keys().next().copied());
+    if let Some(open) = victim.and_then(|seq| by_age.remove(&seq)) {
+        debug!(
+            served = open.served.load(Ordering::Relaxed),
+            "Connection cap reached; closing one."
+        );
+        open.handle.abort();
+    }
+}
+
 /// One HTTP/1.1 connection, its peer address given to the handlers as `ConnectInfo`.
 fn connection<Io: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
     graceful: &GracefulShutdown,
     stream: Io,
     peer: SocketAddr,
     local: bool,
+    served: Arc<AtomicBool>,
     app: axum::Router,
 ) -> impl Future<Output = Result<(), hyper::Error>> + Send + 'static {
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
@@ -142,8 +167,12 @@ fn connection<Io: AsyncRead + AsyncWrite + Unpin + Send + 'static>(
         if local {
             request.extensions_mut().insert(crate::access::LocalSocket);
         }
-        let mut app = app.clone();
-        async move { app.call(request).await }
+        let (mut app, served) = (app.clone(), served.clone());
+        async move {
+            let response = app.call(request).await;
+            served.store(true, Ordering::Relaxed);
+            response
+        }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder

@@ -55,6 +55,11 @@ impl IntoResponse for ApiError {
 /// Most of a non-JSON error body kept as the message.
 const MAX_MESSAGE_BYTES: usize = 4096;
 
+/// Longest request target (path and query) served; longer ones get 414. (A request
+/// head beyond [`crate::conn::MAX_HEAD_BYTES`] is refused by the HTTP layer itself:
+/// 431 with no body, as it is not a request the API could read.)
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
 /// The outermost layer: every error answer has the [`ErrorBody`] shape, also the ones
 /// made below the handlers (405 from routing, 413 from the body limit, 408 from the
 /// timeout, 400/415/422 from extractor rejections, which answer in plain text or with
@@ -64,6 +69,17 @@ pub(crate) async fn json_errors(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let length = request.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if length > MAX_URI_BYTES {
+        return ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!(
+                "the request path and query are {length} bytes; at most {MAX_URI_BYTES} are served"
+            ),
+        )
+        .into_response();
+    }
     let response = next.run(request).await;
     let status = response.status();
     let is_json = response

@@ -68,10 +68,16 @@ pub struct Info {
     info(
         title = "dms local API",
         description = "The local REST API of the dms daemon. \
-        Served on loopback only unless remote access is enabled with a bearer token. \
+        Served on its owner-only Unix socket ($DMS_HOME/api.sock, no token), and on \
+        loopback TCP to clients presenting the daemon's local token; remote clients only \
+        when remote access is enabled, with a bearer token. \
         Every error answer, whatever its status (400, 401, 403, 404, 405, 408, 413, 414, \
         415, 422, 429, 5xx), has the JSON body ErrorBody: a stable `error` code and a \
-        `message` saying what happened and what to do."
+        `message` saying what happened and what to do. A request target over 8 KiB is \
+        answered 414. Only a request head the HTTP layer cannot read at all (over 64 KiB, \
+        or not HTTP/1.1) is answered by it with 431 or 400 and no body, then closed; a \
+        head not complete within 5 s, or an idle kept-alive connection after 5 s, is \
+        closed without an answer."
     ),
     components(schemas(ErrorBody))
 )]

@@ -87,3 +87,31 @@ async fn a_flood_of_half_open_connections_beyond_the_cap_leaves_health_answering
     );
     drop(open);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_being_served_outlives_a_flood_of_silent_connections() {
+    let flood = MAX_CONNECTIONS * 2;
+    raise_fd_limit(2 * flood as u64 + 512);
+    let addr = server().await;
+    let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let mut served = TcpStream::connect(addr).await.expect("connect");
+    served.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = [0u8; 512];
+    let n = served.read(&mut buf).await.expect("an answer");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+
+    // Silent connections, oldest-first eviction would have closed `served` first.
+    let started = Instant::now();
+    let mut open = Vec::with_capacity(flood);
+    for _ in 0..flood {
+        open.push(TcpStream::connect(addr).await.expect("connect"));
+    }
+    assert!(started.elapsed() < HEADER_TIMEOUT, "the flood outlasted the idle timeout");
+    served.write_all(request.as_bytes()).await.expect("write again");
+    let n = tokio::time::timeout(Duration::from_secs(2), served.read(&mut buf))
+        .await
+        .expect("an answer in time")
+        .expect("the served connection is still open");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "kept alive");
+    drop(open);
+}

@@ -1,6 +1,7 @@
 //! Every error status the API can answer has the JSON shape `{error, message}`: those
 //! of the handlers, and those made below them — 404 and 405 from routing, 413 from the
-//! body limit, 408 from the request timeout, 400 from a body that is not JSON.
+//! body limit, 408 from the request timeout, 400 from a body that is not JSON, 414 from
+//! a request target over `MAX_URI_BYTES`.
 
 mod common;
 
@@ -85,4 +86,15 @@ async fn a_request_slower_than_the_timeout_is_answered_408_in_json() {
     let (status, _, json) = exchange(addr, head, b"{}").await;
     assert_eq!(status, 408);
     shaped(&json, "request_timeout");
+}
+
+#[tokio::test]
+async fn a_request_path_too_long_is_answered_414_in_json() {
+    let addr = server().await;
+    let long = format!("GET /api/v1/{} HTTP/1.1", "a".repeat(dms_api::error::MAX_URI_BYTES));
+    let (status, _, json) = exchange(addr, &long, b"").await;
+    assert_eq!(status, 414);
+    shaped(&json, "uri_too_long");
+    let query = format!("GET /health?{} HTTP/1.1", "q".repeat(dms_api::error::MAX_URI_BYTES));
+    assert_eq!(exchange(addr, &query, b"").await.0, 414, "the query counts too");
 }

@@ -17,6 +17,7 @@ mod acceptance {
     pub mod steps_devnet;
     pub mod steps_ensemble;
     pub mod steps_hardening;
+    pub mod steps_load;
     pub mod steps_p2p;
     pub mod steps_resources;
     pub mod steps_store;

@@ -179,6 +179,11 @@ impl Daemon {
         assert!(sent, "kill -{signal} {pid} failed");
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("daemon is running")
+    }
+
     /// Everything the daemon logged so far.
     pub fn log(&self) -> String {
         self.lines.lock().expect("log lock").join("\n")

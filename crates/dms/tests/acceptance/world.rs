@@ -45,6 +45,10 @@ pub struct DmsWorld {
     pub stopped: Option<(usize, String)>,
     /// The peer keeping the service's standby.
     pub standby: Option<String>,
+    /// The daemon's resident memory noted before a load, in KiB.
+    pub rss_before_kib: Option<u64>,
+    /// `/health` latencies while a load ran (`Err`: no answer), in milliseconds.
+    pub health_polls: Vec<Result<f64, String>>,
 }
 
 impl Drop for DmsWorld {
@@ -105,6 +109,8 @@ impl DmsWorld {
             free_before: Vec::new(),
             stopped: None,
             standby: None,
+            rss_before_kib: None,
+            health_polls: Vec::new(),
         }
     }
 
