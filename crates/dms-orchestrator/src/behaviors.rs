@@ -9,7 +9,7 @@ use dms_actor::{Actor, ActorError};
 use dms_protocol::handle;
 use dms_protocol::node::{
     Created, DeploymentLogs, DeploymentStatus, ListDeployments, LogsEntry, Manifest, NewDeployment,
-    PlanDeployment, Prune, Pruned, ShutdownDeployment,
+    PAGE_BYTES, PlanDeployment, Prune, Pruned, RecordPage, ShutdownDeployment,
 };
 
 use crate::orchestrator::Registry;
@@ -36,17 +36,17 @@ pub fn register(actor: &Actor, registry: &Arc<Registry>) -> Result<(), ActorErro
         async move { Ok(r.list()) }
     })?;
     let r = registry.clone();
-    handle(actor, move |_, DeploymentStatus { id, after, wait_ms }| {
+    handle(actor, move |_, DeploymentStatus { id, after, wait_ms, from }| {
         let r = r.clone();
         async move {
             let wait = Duration::from_millis(wait_ms).min(MAX_STATUS_WAIT);
-            Ok(r.status(&id, after, wait).await?)
+            Ok(r.status_page(&id, after, wait, from.as_deref(), PAGE_BYTES).await?)
         }
     })?;
     let r = registry.clone();
-    handle(actor, move |_, Manifest { id }| {
+    handle(actor, move |_, Manifest { id, from }| {
         let r = r.clone();
-        async move { Ok(r.manifest(&id)?) }
+        async move { Ok(RecordPage::of(r.manifest(&id)?, from.as_deref())) }
     })?;
     let r = registry.clone();
     handle(actor, move |_, DeploymentLogs { id, allocation, tail }| {
@@ -68,7 +68,7 @@ pub fn register(actor: &Actor, registry: &Arc<Registry>) -> Result<(), ActorErro
     let r = registry.clone();
     handle(actor, move |_, ShutdownDeployment { id }| {
         let r = r.clone();
-        async move { Ok(r.shutdown(&id).await?) }
+        async move { Ok(RecordPage::of(r.shutdown(&id).await?, None)) }
     })?;
     let r = registry.clone();
     handle(actor, move |_, Prune {}| {

@@ -476,13 +476,19 @@ impl Orchestrator {
         }
     }
 
-    pub(crate) fn status(&self, after: u64) -> Status {
+    /// The status with the events after `after`, and the allocations after `from`
+    /// up to `budget` bytes ([`dms_protocol::node::page`]).
+    pub(crate) fn status(&self, after: u64, from: Option<&str>, budget: usize) -> Status {
         let heard = self.heard_ms();
         let record = self.record.lock().expect("deployment lock");
-        let mut allocations = record.allocations.clone();
+        let (mut allocations, more) = dms_protocol::node::page(&record.allocations, from, budget);
         for (name, view) in &mut allocations {
             view.heard_ms = heard.get(name).copied();
         }
+        let events = match from {
+            None => record.events.iter().filter(|e| e.seq > after).cloned().collect(),
+            Some(_) => Vec::new(),
+        };
         Status {
             id: record.id.clone(),
             state: record.state,
@@ -492,7 +498,8 @@ impl Orchestrator {
             attempts: record.attempts,
             allocations,
             standby: record.standby.clone(),
-            events: record.events.iter().filter(|e| e.seq > after).cloned().collect(),
+            events,
+            more,
         }
     }
 }

@@ -273,15 +273,28 @@ impl Registry {
         })
     }
 
-    /// The status with the events after `after`; waits up to `wait` for a new event
-    /// when there is none yet.
+    /// The status with the events after `after` and every allocation; waits up to
+    /// `wait` for a new event when there is none yet.
     pub async fn status(&self, id: &str, after: u64, wait: Duration) -> Result<Status, Error> {
+        self.status_page(id, after, wait, None, usize::MAX).await
+    }
+
+    /// [`Registry::status`] as one answer carries it: the allocations after `from`, up
+    /// to `budget` bytes, and `more` when some are left. Only a first page waits.
+    pub async fn status_page(
+        &self,
+        id: &str,
+        after: u64,
+        wait: Duration,
+        from: Option<&str>,
+        budget: usize,
+    ) -> Result<Status, Error> {
         let orchestrator = self.get(id)?;
         let mut changed = orchestrator.changed.subscribe();
-        if *changed.borrow_and_update() <= after && !wait.is_zero() {
+        if from.is_none() && *changed.borrow_and_update() <= after && !wait.is_zero() {
             let _ = tokio::time::timeout(wait, changed.changed()).await;
         }
-        Ok(orchestrator.status(after))
+        Ok(orchestrator.status(after, from, budget))
     }
 
     /// Summaries, newest first.

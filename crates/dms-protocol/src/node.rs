@@ -7,10 +7,16 @@
 //! | [`PlanDeployment`] | `/dms/node/deployment/plan` | [`Plan`]: candidates, rejections, choice |
 //! | [`ListDeployments`] | `/dms/node/deployment/list` | [`Summary`] list, newest first |
 //! | [`DeploymentStatus`] | `/dms/node/deployment/status` | [`Status`] with the events after `after` |
-//! | [`Manifest`] | `/dms/node/deployment/manifest` | the whole [`Deployment`] record |
+//! | [`Manifest`] | `/dms/node/deployment/manifest` | the whole [`Deployment`] record, paged ([`RecordPage`]) |
 //! | [`DeploymentLogs`] | `/dms/node/deployment/logs` | [`LogsEntry`] by allocation |
-//! | [`ShutdownDeployment`] | `/dms/node/deployment/shutdown` | the final [`Deployment`] |
+//! | [`ShutdownDeployment`] | `/dms/node/deployment/shutdown` | the final [`Deployment`], paged |
 //! | [`Prune`] | `/dms/node/deployment/prune` | [`Pruned`] |
+//!
+//! **Paging.** A deployment of hundreds of allocations does not fit one message (1 MiB
+//! by default): status and record answers carry the allocations in name order until
+//! their JSON reaches [`PAGE_BYTES`], and say in `more` the name to continue after;
+//! the caller asks again with `from` set to it ([`page`] cuts, the CLI merges). The
+//! rest of the record (events, ensemble, modules) comes with the first page only.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +25,33 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::{AllocationView, Deployment, DeploymentState, Event, Standby, Summary};
 use crate::{Logs, Request};
+
+/// Most bytes of allocation views (as JSON) one answer carries.
+pub const PAGE_BYTES: usize = 256 * 1024;
+
+/// The allocations after `from` (from the first when `None`), in name order, until
+/// their JSON passes `budget` bytes (always at least one); and the name to continue
+/// after when some are left.
+pub fn page(
+    all: &BTreeMap<String, AllocationView>,
+    from: Option<&str>,
+    budget: usize,
+) -> (BTreeMap<String, AllocationView>, Option<String>) {
+    use std::ops::Bound;
+    let start = from.map_or(Bound::Unbounded, |f| Bound::Excluded(f.to_string()));
+    let mut out = BTreeMap::new();
+    let mut used = 0;
+    for (name, view) in all.range((start, Bound::Unbounded)) {
+        let size = serde_json::to_vec(view).map_or(0, |v| v.len()) + name.len() + 8;
+        if !out.is_empty() && used + size > budget {
+            let last = out.keys().next_back().cloned();
+            return (out, last);
+        }
+        used += size;
+        out.insert(name.clone(), view.clone());
+    }
+    (out, None)
+}
 
 /// Behavior: submit a deployment.
 pub const NEW: &str = "/dms/node/deployment/new";
@@ -113,6 +146,9 @@ pub struct DeploymentStatus {
     /// How long to wait for a new event.
     #[serde(default)]
     pub wait_ms: u64,
+    /// A further page: the allocations after this name (an earlier answer's `more`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 impl Request for DeploymentStatus {
@@ -140,8 +176,11 @@ pub struct Status {
     /// Standbys per node.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub standby: BTreeMap<String, Vec<Standby>>,
-    /// Events after the one asked for.
+    /// Events after the one asked for (on the first page).
     pub events: Vec<Event>,
+    /// More allocations follow: ask again with `from` set to this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub more: Option<String>,
 }
 
 /// One deployment's whole record (answer: [`Deployment`]).
@@ -149,11 +188,39 @@ pub struct Status {
 pub struct Manifest {
     /// The deployment.
     pub id: String,
+    /// A further page: the allocations after this name (an earlier answer's `more`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 impl Request for Manifest {
     const BEHAVIOR: &'static str = MANIFEST;
-    type Response = Deployment;
+    type Response = RecordPage;
+}
+
+/// A page of a deployment's record: the record (on pages after the first, with only
+/// their allocations and no events or modules) and where to continue.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RecordPage {
+    /// The record, or a part of it.
+    #[serde(flatten)]
+    pub record: Deployment,
+    /// More allocations follow: ask [`Manifest`] again with `from` set to this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub more: Option<String>,
+}
+
+impl RecordPage {
+    /// The page of `record` after `from`.
+    pub fn of(mut record: Deployment, from: Option<&str>) -> RecordPage {
+        let (allocations, more) = page(&record.allocations, from, PAGE_BYTES);
+        record.allocations = allocations;
+        if from.is_some() {
+            record.events.clear();
+            record.modules.clear();
+        }
+        RecordPage { record, more }
+    }
 }
 
 /// The output of a deployment's allocations, or of one (answer: [`LogsEntry`] by
@@ -197,7 +264,8 @@ pub struct ShutdownDeployment {
 
 impl Request for ShutdownDeployment {
     const BEHAVIOR: &'static str = SHUTDOWN;
-    type Response = Deployment;
+    /// The first page of the final record ([`Manifest`] gives the rest).
+    type Response = RecordPage;
 }
 
 /// Forget finished deployments (answer: [`Pruned`]).
@@ -262,5 +330,41 @@ mod tests {
         assert!(decode::<Prune>(br#"{"v": 7}"#).is_err());
         let status = decode::<DeploymentStatus>(br#"{"id": "d-1"}"#).expect("defaults");
         assert_eq!((status.after, status.wait_ms), (0, 0));
+    }
+
+    #[test]
+    fn pages_cover_every_allocation_once_within_the_budget() {
+        use dms_ensemble::model::AllocationType;
+        let view = |i: usize| crate::record::AllocationView {
+            node: format!("node-{i}"),
+            kind: AllocationType::Task,
+            executor: "wasm".into(),
+            peer: Some("12D3KooW".repeat(6)),
+            handle: None,
+            status: Default::default(),
+            lineage: Vec::new(),
+            heard_ms: None,
+        };
+        let all: BTreeMap<String, _> = (0..500).map(|i| (format!("a{i:03}"), view(i))).collect();
+        let budget = 10_000;
+        let (mut seen, mut from, mut pages) = (Vec::new(), None::<String>, 0);
+        loop {
+            let (part, more) = page(&all, from.as_deref(), budget);
+            let size: usize =
+                part.values().map(|v| serde_json::to_vec(v).map_or(0, |b| b.len())).sum();
+            assert!(size <= budget, "page {pages}: {size} bytes");
+            assert!(!part.is_empty());
+            seen.extend(part.into_keys());
+            pages += 1;
+            match more {
+                Some(next) => from = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, all.keys().cloned().collect::<Vec<_>>(), "all, in order, once");
+        assert!(pages > 10, "{pages} pages");
+        // One view larger than the budget still makes a page of its own.
+        let (part, more) = page(&all, None, 1);
+        assert_eq!((part.len(), more.as_deref()), (1, Some("a000")));
     }
 }

@@ -53,7 +53,7 @@ async fn once(caller: &Caller, request: &NewDeployment) -> anyhow::Result<(f64, 
     let id = caller.request(request, Duration::from_secs(10)).await?.id;
     let mut after = 0;
     let result = loop {
-        let ask = DeploymentStatus { id: id.clone(), after, wait_ms: 5000 };
+        let ask = DeploymentStatus { id: id.clone(), after, wait_ms: 5000, from: None };
         let status = caller.request(&ask, Duration::from_secs(20)).await?;
         after = status.events.last().map_or(after, |e| e.seq);
         let work = status.allocations.get("work").map(|a| &a.status);

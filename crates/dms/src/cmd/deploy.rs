@@ -14,13 +14,13 @@ use base64::Engine as _;
 use dms_ensemble::model::AllocationType;
 use dms_protocol::AllocationState;
 use dms_protocol::node::{
-    DeploymentLogs, DeploymentStatus, ListDeployments, LogsEntry, Manifest, NewDeployment, Plan,
+    DeploymentLogs, DeploymentStatus, ListDeployments, LogsEntry, NewDeployment, Plan,
     PlanDeployment, Prune, ShutdownDeployment, Status,
 };
 use dms_protocol::record::{AllocationView, Deployment, DeploymentState, Event, Standby};
 
-use super::Ctx;
 use super::actor::{self, Caller, timeout};
+use super::{Ctx, paging};
 use crate::cli::{ActorTarget, DeploymentsCommand, Output};
 use crate::output;
 
@@ -130,8 +130,8 @@ async fn follow(
     let mut first_at: Option<u64> = None;
     let mut after = 0;
     loop {
-        let ask = DeploymentStatus { id: id.into(), after, wait_ms: STATUS_WAIT_MS };
-        let status = caller.request(&ask, wait).await?;
+        let ask = DeploymentStatus { id: id.into(), after, wait_ms: STATUS_WAIT_MS, from: None };
+        let status = paging::status(caller, ask, wait).await?;
         for event in &status.events {
             after = after.max(event.seq);
             if ctx.output == Output::Table {
@@ -359,7 +359,8 @@ pub async fn deployments(ctx: &Ctx, command: DeploymentsCommand) -> anyhow::Resu
         }
         DeploymentsCommand::Status { id, follow: false, target } => {
             let ask = DeploymentStatus { id, ..Default::default() };
-            let status = actor::request(ctx, &target, &ask).await?;
+            let caller = Caller::open(ctx, &target).await?;
+            let status = paging::status(&caller, ask, actor::timeout(&target.timeout)?).await?;
             if ctx.output == Output::Json {
                 return output::json(&status);
             }
@@ -370,7 +371,8 @@ pub async fn deployments(ctx: &Ctx, command: DeploymentsCommand) -> anyhow::Resu
             Ok(())
         }
         DeploymentsCommand::Info { id, events, target } => {
-            let record = actor::request(ctx, &target, &Manifest { id }).await?;
+            let caller = Caller::open(ctx, &target).await?;
+            let record = paging::record(&caller, &id, actor::timeout(&target.timeout)?).await?;
             if ctx.output == Output::Json {
                 return output::json(&record);
             }
@@ -378,15 +380,18 @@ pub async fn deployments(ctx: &Ctx, command: DeploymentsCommand) -> anyhow::Resu
             Ok(())
         }
         DeploymentsCommand::Manifest { id, target } => {
-            output::json(&actor::request(ctx, &target, &Manifest { id }).await?)
+            let caller = Caller::open(ctx, &target).await?;
+            output::json(&paging::record(&caller, &id, actor::timeout(&target.timeout)?).await?)
         }
         DeploymentsCommand::Logs { id, allocation, tail, follow, target } => {
             logs(ctx, &id, allocation.as_deref(), tail, follow, &target).await
         }
         DeploymentsCommand::Shutdown { id, target } => {
             let target = with_timeout(&target, "90s");
-            let record =
-                actor::request(ctx, &target, &ShutdownDeployment { id: id.clone() }).await?;
+            let (caller, timeout) =
+                (Caller::open(ctx, &target).await?, actor::timeout(&target.timeout)?);
+            let first = caller.request(&ShutdownDeployment { id: id.clone() }, timeout).await?;
+            let record = paging::rest(&caller, first, timeout).await?;
             if ctx.output == Output::Json {
                 return output::json(&record);
             }

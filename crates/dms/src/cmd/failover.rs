@@ -132,7 +132,7 @@ async fn poll<T>(
     let started = Instant::now();
     let mut after = 0;
     loop {
-        let ask = DeploymentStatus { id: id.into(), after, wait_ms: 500 };
+        let ask = DeploymentStatus { id: id.into(), after, wait_ms: 500, from: None };
         let status = caller.request(&ask, Duration::from_secs(10)).await?;
         after = status.events.last().map_or(after, |e| e.seq);
         if let Some(value) = found(&status) {
