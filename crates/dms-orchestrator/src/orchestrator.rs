@@ -350,6 +350,7 @@ impl Orchestrator {
     }
 
     fn fail(&self, reason: String) {
+        let reason = self.peek(|r| with_root_cause(reason, r));
         self.change(None, format!("failed: {reason}"), |r| {
             r.state = DeploymentState::Failed;
             r.reason = Some(reason.clone());
@@ -552,6 +553,18 @@ impl Recovery {
 
 pub(crate) fn skipped(record: &Deployment) -> BTreeSet<String> {
     record.failed_peers.iter().chain(&record.ensemble.exclude_peers).cloned().collect()
+}
+
+/// `reason`, ending with what went wrong on the peers that failed this deployment (the
+/// start error itself, and on how many peers), so that the last thing a user reads is
+/// the root cause rather than "2 failed_before".
+pub(crate) fn with_root_cause(reason: String, record: &Deployment) -> String {
+    match record.root_cause() {
+        Some(cause) if !reason.ends_with(&cause) => {
+            format!("{reason}; root cause {cause}")
+        }
+        _ => reason,
+    }
 }
 
 pub(crate) fn first_failure(record: &Deployment) -> Option<String> {

@@ -195,6 +195,10 @@ pub struct Deployment {
     /// Peers that failed a commit, allocate or start; not asked again.
     #[serde(default)]
     pub failed_peers: BTreeSet<String>,
+    /// Why each of [`Deployment::failed_peers`] failed (the root cause a final error
+    /// ends with).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failures: BTreeMap<String, String>,
     /// Placement attempts so far.
     #[serde(default)]
     pub attempts: u32,
@@ -214,6 +218,24 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// Why placing failed where it was tried: the most frequent failure among
+    /// [`Deployment::failures`] and on how many peers it happened, e.g. `on 2 peers:
+    /// allocation web: no such image nginx:nope`; `None` when no peer failed.
+    pub fn root_cause(&self) -> Option<String> {
+        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+        for why in self.failures.values() {
+            *counts.entry(why.as_str()).or_default() += 1;
+        }
+        let (why, count) = counts.into_iter().max_by_key(|(why, count)| (*count, why.len()))?;
+        let peers = if count == 1 { "on 1 peer".to_string() } else { format!("on {count} peers") };
+        let others = self.failures.len() - count;
+        let also = match others {
+            0 => String::new(),
+            n => format!(" ({n} other peer{} failed otherwise)", if n == 1 { "" } else { "s" }),
+        };
+        Some(format!("{peers}: {why}{also}"))
+    }
+
     /// When it reached its state (its latest event), or was created.
     pub fn changed_ms(&self) -> u64 {
         self.events.back().map_or(self.created_ms, |e| e.at_ms)
@@ -288,4 +310,28 @@ pub struct Summary {
     /// Why it failed.
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_root_cause_is_the_most_frequent_failure_with_its_count() {
+        let record: Deployment = serde_json::from_value(serde_json::json!({
+            "id": "d-1", "created_ms": 0, "deadline_ms": 0, "state": "failed",
+            "ensemble": {"version": "V1", "allocations": {}, "nodes": {}},
+            "allocations": {},
+        }))
+        .expect("a record");
+        assert_eq!(record.root_cause(), None, "no peer failed");
+        let mut record = record;
+        for (peer, why) in [("p1", "no such image"), ("p2", "no such image"), ("p3", "timeout")] {
+            record.failures.insert(peer.into(), why.into());
+        }
+        assert_eq!(
+            record.root_cause().as_deref(),
+            Some("on 2 peers: no such image (1 other peer failed otherwise)")
+        );
+    }
 }

@@ -169,3 +169,21 @@ async fn a_reservation_is_committed_only_by_whoever_asked_for_it() {
     call(asker.actor(), provider.handle(), &commit, t).await.expect("the asker commits");
     net.shutdown().await;
 }
+
+/// When every provider fails to start the workload, the deployment's final reason
+/// ends with that start error and on how many peers it happened, not only with "2
+/// failed_before".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_nobody_can_start_ends_with_the_start_error() {
+    let (net, registries, engine) = network(2).await;
+    engine.world().script_others(fake::Script::fails_to_start("no such image: nginx:nope"));
+    let id = registries[0].create(ensemble(1, 0.5), submitter()).await.expect("submitted");
+    let status = settle(&registries[0], &id).await;
+    assert_eq!(status.state, DeploymentState::Failed);
+    let reason = status.reason.expect("a reason");
+    assert!(reason.contains("2 failed_before"), "{reason}");
+    let (_, last) = reason.rsplit_once("; root cause ").expect("a root cause at the end");
+    assert!(last.starts_with("on 2 peers:"), "{reason}");
+    assert!(last.ends_with("no such image: nginx:nope"), "{reason}");
+    net.shutdown().await;
+}

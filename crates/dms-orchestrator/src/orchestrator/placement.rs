@@ -15,7 +15,7 @@ use tracing::warn;
 
 use super::bidding::Round;
 use super::machine::{Effect, Input, Placement};
-use super::{Orchestrator, first_failure, identity, standby};
+use super::{Orchestrator, first_failure, identity, standby, with_root_cause};
 use crate::ask;
 use crate::deployment::{AllocationView, Deployment, DeploymentState, Placed, Replaced};
 use crate::select;
@@ -188,7 +188,7 @@ impl Orchestrator {
             }
             r.state = r.settled();
             if r.state == DeploymentState::Failed {
-                r.reason = Some(format!("could not place {list} again: {why}"));
+                r.reason = Some(with_root_cause(format!("could not place {list} again: {why}"), r));
             }
         });
     }
@@ -223,6 +223,10 @@ impl Orchestrator {
         self.change(None, message, |r| {
             if let Some(peer) = peer {
                 r.failed_peers.insert(peer.to_string());
+                // Kept without the peer's name, so that the same failure on several
+                // peers reads as one root cause.
+                let cause = reason.replace(&format!(" on {}", select::short(peer)), "");
+                r.failures.insert(peer.to_string(), cause);
                 if !replacing {
                     r.reason = Some(format!("pending: {reason}"));
                 }

@@ -61,6 +61,7 @@ fn record_of(nodes: &[&str], deadline_after: Duration) -> Deployment {
         standby: BTreeMap::new(),
         allocations,
         failed_peers: BTreeSet::new(),
+        failures: BTreeMap::new(),
         attempts: 0,
         events: Default::default(),
         next_seq: 0,
