@@ -19,7 +19,7 @@ pub struct Config {
     /// Loopback clients never need it.
     pub token: String,
     /// Longest time one request may take before it is answered with 408.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "dms_types::units::serde_duration")]
     pub request_timeout: Duration,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,

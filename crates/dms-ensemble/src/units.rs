@@ -2,7 +2,8 @@
 //! bandwidths (`100Mbps`) and durations (`30s`).
 //!
 //! Each type stores an exact integer (bytes, hertz, bits per second, nanoseconds), parses
-//! from a string with a unit, prints back in the largest unit that keeps the value exact,
+//! with the one units parser of `dms_types::units` (so `ram: 8G` here and `dms onboard
+//! --ram 8G` mean the same), prints back in the largest unit that keeps the value exact,
 //! and describes itself in the JSON Schema with a `format` that the validator checks.
 
 use std::borrow::Cow;
@@ -36,45 +37,16 @@ pub fn describe_format(format: &str) -> Option<&'static str> {
     })
 }
 
-/// Splits `"2.5GHz"` into the number (as an exact decimal: mantissa and decimal places)
-/// and the unit.
-fn split_number(text: &str) -> Option<(u128, u32, &str)> {
-    let text = text.trim();
-    let end = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(end);
-    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
-    if whole.is_empty() || frac.len() > 9 || (number.contains('.') && frac.is_empty()) {
-        return None;
+/// The parser's error, short: the validator's diagnostic says what was expected.
+fn short(error: dms_types::Error) -> String {
+    use dms_types::Error;
+    match error {
+        Error::UnknownSizeUnit { unit, .. } => format!("unknown unit {unit:?}"),
+        Error::InvalidSize { .. } => "not a size".into(),
+        Error::SizeTooLarge { .. } => "too large (at most 16 EiB)".into(),
+        Error::InvalidQuantity { what, .. } => format!("not a {what}"),
+        other => other.to_string(),
     }
-    let digits = format!("{whole}{frac}");
-    let mantissa = digits.parse::<u128>().ok()?;
-    Some((mantissa, frac.len() as u32, unit.trim()))
-}
-
-/// Multiplies an exact decimal by `scale`; `None` when it is not a whole number or overflows.
-fn scaled(mantissa: u128, decimals: u32, scale: u128) -> Option<u64> {
-    let product = mantissa.checked_mul(scale)?;
-    let divisor = 10u128.pow(decimals);
-    if product % divisor != 0 {
-        return None;
-    }
-    u64::try_from(product / divisor).ok()
-}
-
-/// Parses `text` with the unit table `units` (case-insensitive names → multipliers).
-fn parse_with(text: &str, units: &[(&str, u128)], expected: &str) -> Result<u64, String> {
-    let (mantissa, decimals, unit) =
-        split_number(text).ok_or_else(|| format!("not a number with a unit ({expected})"))?;
-    if unit.is_empty() {
-        return Err(format!("a unit is required ({expected})"));
-    }
-    let scale = units
-        .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(unit))
-        .map(|(_, scale)| *scale)
-        .ok_or_else(|| format!("unknown unit {unit:?} ({expected})"))?;
-    scaled(mantissa, decimals, scale)
-        .ok_or_else(|| format!("not a whole number of the base unit, or too large ({expected})"))
 }
 
 /// Prints `value` in the largest unit of `units` (largest first) that divides it exactly,
@@ -142,7 +114,7 @@ quantity!(
     "A size in bytes, written `512MiB`, `2GiB`, `10GB`.",
     "A size",
     "byte-size",
-    "a number with a unit: B, KB, MB, GB, TB, KiB, MiB, GiB or TiB (e.g. \"512MiB\")",
+    "a number with a unit: B, K/KB, M/MB, G/GB, T/TB (powers of 1000) or Ki/KiB, Mi/MiB, Gi/GiB, Ti/TiB (powers of 1024), e.g. \"512MiB\"",
     ["512MiB", "2GiB"]
 );
 quantity!(
@@ -196,7 +168,7 @@ impl ByteSize {
 impl FromStr for ByteSize {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        parse_with(text, BYTES, Self::EXPECTED).map(ByteSize)
+        dms_types::units::parse_bytes(text).map(ByteSize).map_err(short)
     }
 }
 
@@ -216,7 +188,7 @@ impl fmt::Display for ByteSize {
 impl FromStr for Frequency {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        parse_with(text, HERTZ, Self::EXPECTED).map(Frequency)
+        dms_types::units::parse_frequency(text).map(Frequency).map_err(short)
     }
 }
 
@@ -229,7 +201,7 @@ impl fmt::Display for Frequency {
 impl FromStr for Bandwidth {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        parse_with(text, BITS, Self::EXPECTED).map(Bandwidth)
+        dms_types::units::parse_bandwidth(text).map(Bandwidth).map_err(short)
     }
 }
 
@@ -254,8 +226,7 @@ impl Duration {
 impl FromStr for Duration {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        let parsed = humantime::parse_duration(text.trim())
-            .map_err(|e| format!("not a duration: {e} ({})", Self::EXPECTED))?;
+        let parsed = dms_types::units::parse_duration(text).map_err(short)?;
         u64::try_from(parsed.as_nanos())
             .map(Duration)
             .map_err(|_| format!("{text:?} is too long (at most about 584 years)"))
@@ -264,10 +235,7 @@ impl FromStr for Duration {
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 == 0 {
-            return f.write_str("0s");
-        }
-        write!(f, "{}", humantime::format_duration(self.to_std()))
+        f.write_str(&dms_types::units::format_duration(self.to_std()))
     }
 }
 
@@ -288,15 +256,22 @@ mod tests {
     }
 
     #[test]
-    fn sizes_need_a_known_unit() {
-        assert!("2048".parse::<ByteSize>().expect_err("no unit").starts_with("a unit is required"));
+    fn sizes_are_read_as_the_cli_reads_them() {
+        for text in ["8G", "8GB", "8 gib", "512Mi", "2048", "1.5TiB"] {
+            assert_eq!(
+                text.parse::<ByteSize>().map(|b| b.0),
+                dms_types::units::parse_bytes(text).map_err(|e| e.to_string()),
+                "{text}"
+            );
+        }
+        assert_eq!("8G".parse::<ByteSize>(), Ok(ByteSize(8_000_000_000)), "as `dms onboard`");
+        assert_eq!("2048".parse::<ByteSize>(), Ok(ByteSize(2048)), "a bare number is bytes");
         assert!(
             "2 parsecs"
                 .parse::<ByteSize>()
                 .expect_err("bad unit")
                 .starts_with("unknown unit \"parsecs\"")
         );
-        assert!("0.5B".parse::<ByteSize>().is_err(), "half a byte is not a size");
         assert!("99999999999TiB".parse::<ByteSize>().is_err(), "overflow is refused");
         assert!("".parse::<ByteSize>().is_err());
     }

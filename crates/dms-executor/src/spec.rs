@@ -99,7 +99,7 @@ pub enum Workload {
         /// Where the module comes from.
         module: ModuleSource,
         /// CPU time the module may use before it is stopped.
-        #[serde(default, with = "humantime_serde")]
+        #[serde(default, with = "dms_types::units::serde_duration_option")]
         cpu_time: Option<Duration>,
         /// Fuel (roughly, WebAssembly instructions) the module may use before it is stopped:
         /// a deterministic budget, unlike `cpu_time`.

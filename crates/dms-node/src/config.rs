@@ -47,13 +47,13 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct DeploymentConfig {
     /// Longest a bid window stays open.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "dms_types::units::serde_duration")]
     pub bid_window: Duration,
     /// Placement deadline when `dms deploy` gives none.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "dms_types::units::serde_duration")]
     pub default_timeout: Duration,
     /// Longest this node holds a bid's reservation before it is committed.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "dms_types::units::serde_duration")]
     pub max_reservation: Duration,
     /// Refuse bid requests whose ensemble references no contract.
     pub require_contract: bool,
@@ -64,15 +64,15 @@ pub struct DeploymentConfig {
     pub location: String,
     /// How often allocations of the deployments this node orchestrates send a
     /// heartbeat.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "dms_types::units::serde_duration")]
     pub heartbeat_interval: Duration,
     /// How long a provider may be silent before this node, as orchestrator, checks it
     /// and declares it lost (then its allocations are placed elsewhere).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "dms_types::units::serde_duration")]
     pub lost_after: Duration,
     /// How long allocations of this node's deployments run on without an answer from
     /// it before their providers stop them.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "dms_types::units::serde_duration")]
     pub stop_after: Duration,
 }
 
@@ -117,7 +117,7 @@ pub struct QuotasConfig {
     /// Finished deployments kept.
     pub keep_finished: usize,
     /// How long finished deployments are kept.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "dms_types::units::serde_duration")]
     pub keep_finished_for: Duration,
     /// Reservations one peer may hold here.
     pub reservations_per_peer: usize,
@@ -209,10 +209,10 @@ pub struct NodeConfig {
     /// Keystore entry used as the node identity.
     pub key: String,
     /// Grace period for in-flight work after SIGINT/SIGTERM.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "dms_types::units::serde_duration")]
     pub shutdown_timeout: Duration,
     /// Time budget of the benchmarks run when the machine is first onboarded (0: none).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "dms_types::units::serde_duration")]
     pub benchmark_budget: Duration,
 }
 

@@ -152,9 +152,9 @@ impl Registry {
             return Err(Error::InvalidEnsemble(format!(
                 "requirements.lost_after {} is shorter than two heartbeats of this node \
                  ({} each, deployment.heartbeat_interval): set it to {} or more",
-                humantime::format_duration(lost_after),
-                humantime::format_duration(heartbeat),
-                humantime::format_duration(heartbeat * 2)
+                dms_types::units::format_duration(lost_after),
+                dms_types::units::format_duration(heartbeat),
+                dms_types::units::format_duration(heartbeat * 2)
             )));
         }
         for name in request.modules.keys() {

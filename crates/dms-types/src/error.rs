@@ -64,6 +64,18 @@ pub enum Error {
         input: String,
     },
 
+    /// A frequency, bandwidth or duration is not written in one of its forms (or is not
+    /// a whole number of its base unit, or too large).
+    #[error("invalid {what} {input:?}: expected {forms}")]
+    InvalidQuantity {
+        /// `frequency`, `bandwidth`, `duration`.
+        what: &'static str,
+        /// The text as given.
+        input: String,
+        /// The accepted forms.
+        forms: &'static str,
+    },
+
     /// A GPU vendor name is not one of the known ones.
     #[error("unknown GPU vendor {input:?}: expected nvidia, amd, intel or other")]
     UnknownGpuVendor {

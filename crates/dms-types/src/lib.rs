@@ -34,6 +34,8 @@
 //!   ([`parse_bytes`], [`format_bytes`], [`parse_cpu`], [`format_cpu`]).
 //! - [`capability`]: [`Requirements`], [`Machine`] and their parts; [`explain`],
 //!   [`score`], GPU selection.
+//! - [`units`]: the one parser of human units for the CLI, the configuration and
+//!   ensembles: sizes, CPU amounts, frequencies, bandwidths, durations.
 //! - [`peers`]: what a node says about its network (peers, itself, DHT, gossip scores).
 //! - [`error`]: [`Error`], for human-written amounts that do not parse.
 
@@ -41,6 +43,7 @@ pub mod capability;
 pub mod error;
 pub mod peers;
 pub mod resources;
+pub mod units;
 
 pub use capability::{
     BenchmarkPreference, BenchmarkScores, GpuRequirement, Location, Machine, Mismatch,

@@ -14,9 +14,8 @@ use crate::Error;
 
 #[cfg(test)]
 mod tests;
-mod units;
 
-pub use units::{format_bytes, format_cpu, parse_bytes, parse_cpu};
+pub use crate::units::{format_bytes, format_cpu, parse_bytes, parse_cpu};
 
 /// An amount of compute resources.
 ///

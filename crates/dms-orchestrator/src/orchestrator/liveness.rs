@@ -268,7 +268,8 @@ impl Orchestrator {
         if now_ms() < record.created_ms.saturating_add(ms(limit)) {
             return false;
         }
-        let why = format!("max_duration {} reached: shut down", humantime::format_duration(limit));
+        let why =
+            format!("max_duration {} reached: shut down", dms_types::units::format_duration(limit));
         self.change(None, why.clone(), |r| r.reason = Some(why.clone()));
         self.clone().shutdown().await;
         true

@@ -350,7 +350,7 @@ impl Caller {
 }
 
 pub(super) fn timeout(text: &str) -> anyhow::Result<Duration> {
-    humantime::parse_duration(text).with_context(|| format!("--timeout {text:?}: e.g. 10s, 1m"))
+    dms_types::units::parse_duration(text).with_context(|| format!("--timeout {text:?}"))
 }
 
 /// `dms actor ...`

@@ -144,9 +144,8 @@ fn spec(args: &GrantArgs, now: u64) -> anyhow::Result<Spec> {
             at.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
         }
         (None, Some(duration)) => {
-            let duration = humantime::parse_duration(duration).with_context(|| {
-                format!("--duration {duration:?}: expected a duration such as 1h or 30d")
-            })?;
+            let duration = dms_types::units::parse_duration(duration)
+                .with_context(|| format!("--duration {duration:?}"))?;
             now + duration.as_secs()
         }
         (None, None) => bail!("give --duration (e.g. 30d) or --expiry: capabilities always expire"),

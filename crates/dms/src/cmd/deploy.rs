@@ -89,9 +89,7 @@ pub async fn deploy(
     target: &ActorTarget,
 ) -> anyhow::Result<()> {
     let deadline = deadline
-        .map(|t| {
-            humantime::parse_duration(t).with_context(|| format!("--deadline {t:?}: e.g. 2m, 90s"))
-        })
+        .map(|t| dms_types::units::parse_duration(t).with_context(|| format!("--deadline {t:?}")))
         .transpose()?;
     let submission = request(file, deadline)?;
     if plan {

@@ -124,8 +124,8 @@ pub async fn benchmark(
     dir: Option<PathBuf>,
     target: &ActorTarget,
 ) -> anyhow::Result<()> {
-    let budget = humantime::parse_duration(budget)
-        .with_context(|| format!("--budget {budget:?}: e.g. 15s"))?;
+    let budget =
+        dms_types::units::parse_duration(budget).with_context(|| format!("--budget {budget:?}"))?;
     // Fail before a long run when there is no daemon to record the result.
     ctx.api_client()?.get::<dms_actor::Handle>("/api/v1/actor/handle").await?;
     let dir = dir.unwrap_or_else(|| ctx.home.root().to_path_buf());

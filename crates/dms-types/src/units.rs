@@ -1,6 +1,20 @@
-//! Human units: sizes (`8GiB`, `8 GB`, `1.5TiB`) and CPU amounts (`4`, `2.5`, `500m`).
+//! Human units, one parser for the CLI, the configuration file and ensembles: sizes
+//! (`8GiB`, `8 GB`, `8G`, `1.5TiB`), CPU amounts (`4`, `2.5`, `500m`), frequencies
+//! (`2.5GHz`), bandwidths (`100Mbps`) and durations (`30s`, `1h 30m`, `7d`).
+//!
+//! | quantity | written | unit |
+//! |---|---|---|
+//! | size | a number, optionally a unit in any case: `B`; `K`/`KB`, `M`/`MB`, `G`/`GB`, `T`/`TB`, `P`/`PB`, `E`/`EB` (powers of 1000); `Ki`/`KiB` … `Ei`/`EiB` (powers of 1024); a bare number is bytes | bytes, rounded to the nearest |
+//! | CPU | cores (`2.5`, at most three decimals) or millicores (`500m`) | millicores |
+//! | frequency | a number and `Hz`, `kHz`, `MHz` or `GHz` | hertz, exact |
+//! | bandwidth | a number and `bps`, `kbps`, `Mbps` or `Gbps` (bits per second) | bits/s, exact |
+//! | duration | `humantime`: `250ms`, `30s`, `5m`, `1h 30m`, `7d`, units `ns us ms s m h d w` | nanoseconds |
 
 use crate::Error;
+
+pub use duration::{format_duration, parse_duration, serde_duration, serde_duration_option};
+
+mod duration;
 
 /// Size units, lowercase, and how many bytes each is. Bare `K`, `M`, … are decimal, as in
 /// Kubernetes quantities.
@@ -176,4 +190,52 @@ impl Decimal {
     fn exact(&self) -> Option<u128> {
         self.numerator.is_multiple_of(self.denominator).then(|| self.numerator / self.denominator)
     }
+}
+
+/// Parses a frequency: a non-negative decimal number and a unit, `Hz`, `kHz`, `MHz` or
+/// `GHz` in any case; returns whole hertz.
+///
+/// ```
+/// assert_eq!(dms_types::units::parse_frequency("2.5GHz"), Ok(2_500_000_000));
+/// ```
+pub fn parse_frequency(input: &str) -> Result<u64, Error> {
+    parse_exact(input, HERTZ, "frequency", "a number and Hz, kHz, MHz or GHz (2.5GHz)")
+}
+
+/// Parses a bandwidth: a non-negative decimal number and a unit, `bps`, `kbps`, `Mbps`
+/// or `Gbps` in any case; returns whole bits per second.
+///
+/// ```
+/// assert_eq!(dms_types::units::parse_bandwidth("100Mbps"), Ok(100_000_000));
+/// ```
+pub fn parse_bandwidth(input: &str) -> Result<u64, Error> {
+    parse_exact(input, BITS, "bandwidth", "a number and bps, kbps, Mbps or Gbps (100Mbps)")
+}
+
+/// Hertz units, largest first.
+pub const HERTZ: &[(&str, u64)] =
+    &[("GHz", 1_000_000_000), ("MHz", 1_000_000), ("kHz", 1_000), ("Hz", 1)];
+/// Bits-per-second units, largest first.
+pub const BITS: &[(&str, u64)] =
+    &[("Gbps", 1_000_000_000), ("Mbps", 1_000_000), ("kbps", 1_000), ("bps", 1)];
+
+/// A number with a required unit of `units`, as a whole number of the base unit.
+fn parse_exact(
+    input: &str,
+    units: &[(&str, u64)],
+    what: &'static str,
+    forms: &'static str,
+) -> Result<u64, Error> {
+    let invalid = || Error::InvalidQuantity { what, input: input.to_owned(), forms };
+    let text = input.trim();
+    let (number, unit) =
+        text.split_at(text.find(|c: char| !is_number_char(c)).unwrap_or(text.len()));
+    let unit = unit.trim_start();
+    let scale = units
+        .iter()
+        .find(|(name, _)| unit.eq_ignore_ascii_case(name))
+        .map(|&(_, scale)| scale)
+        .ok_or_else(invalid)?;
+    let value = Decimal::parse(number, scale).map_err(|_| invalid())?;
+    value.exact().and_then(|v| u64::try_from(v).ok()).ok_or_else(invalid)
 }
