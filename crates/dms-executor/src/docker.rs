@@ -194,22 +194,21 @@ impl Executor {
     }
 
     async fn container_state(&self, id: &ExecutionId) -> Result<Option<ContainerState>> {
-        Ok(self.container(id).await?.map(|(state, _)| state))
+        Ok(self.container(id).await?.map(|(state, _, _)| state))
     }
 
-    /// The container's state and its address on its first network, `None` when gone.
-    async fn container(
-        &self,
-        id: &ExecutionId,
-    ) -> Result<Option<(ContainerState, Option<std::net::IpAddr>)>> {
+    /// The container's state, its address on its first network and its published
+    /// ports; `None` when gone.
+    async fn container(&self, id: &ExecutionId) -> Result<Option<Inspected>> {
         match self.docker.inspect_container(&id.0, None).await {
             Ok(c) => {
-                let address = c
-                    .network_settings
-                    .and_then(|n| n.networks)
+                let settings = c.network_settings.unwrap_or_default();
+                let published = body::published(settings.ports.as_ref());
+                let address = settings
+                    .networks
                     .and_then(|n| n.into_values().find_map(|e| e.ip_address))
                     .and_then(|ip| ip.parse().ok());
-                Ok(Some((c.state.unwrap_or_default(), address)))
+                Ok(Some((c.state.unwrap_or_default(), address, published)))
             }
             Err(e) if status(&e) == Some(404) => Ok(None),
             Err(e) => Err(backend_error("inspect container", e)),
@@ -271,9 +270,9 @@ impl Executor {
 
     async fn info(&self, id: &ExecutionId, entry: &Entry) -> Result<ExecutionInfo> {
         let container = self.container(id).await?;
-        let (state, address) = match container {
-            Some((state, address)) => (Some(state), address),
-            None => (None, None),
+        let (state, address, published) = match container {
+            Some((state, address, published)) => (Some(state), address, published),
+            None => (None, None, Vec::new()),
         };
         Ok(ExecutionInfo {
             id: id.clone(),
@@ -282,6 +281,7 @@ impl Executor {
             deployment: entry.deployment.clone(),
             state: self.state_of(id, state.as_ref()),
             address: address.filter(|ip| !ip.is_unspecified()),
+            published,
         })
     }
 
@@ -290,6 +290,9 @@ impl Executor {
         (nanos as u64 & 0xffff_ffff) << 16 | (self.counter.fetch_add(1, Ordering::Relaxed) & 0xffff)
     }
 }
+
+/// A container's state, address and published ports.
+type Inspected = (ContainerState, Option<std::net::IpAddr>, Vec<crate::execution::Published>);
 
 #[async_trait]
 impl crate::Executor for Executor {

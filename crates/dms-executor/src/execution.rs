@@ -129,6 +129,19 @@ pub struct ExecutionInfo {
     /// Where the workload can be reached from this host (a container's address on its
     /// network), for health probes; `None` when it has none of its own.
     pub address: Option<std::net::IpAddr>,
+    /// Its ports published on this host (Docker), as the engine bound them.
+    pub published: Vec<Published>,
+}
+
+/// A port of the workload published on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Published {
+    /// The port inside the workload.
+    pub port: u16,
+    /// Its protocol.
+    pub protocol: crate::spec::Protocol,
+    /// The host port bound to it.
+    pub host_port: u16,
 }
 
 /// Which output stream a log line came from.

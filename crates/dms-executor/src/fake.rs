@@ -75,6 +75,9 @@ pub enum Call {
 struct Run {
     allocation: String,
     deployment: String,
+    /// The spec's ports as an engine would publish them (a free port is 40000 + the
+    /// container port).
+    published: Vec<crate::execution::Published>,
     script: Script,
     logs: Arc<LogBuffer>,
     state: watch::Sender<State>,
@@ -186,6 +189,7 @@ impl Executor {
             deployment: run.deployment.clone(),
             state: run.state.borrow().clone(),
             address: None,
+            published: run.published.clone(),
         }
     }
 }
@@ -226,7 +230,17 @@ impl crate::Executor for Executor {
         for line in &script.output {
             logs.line(line.stream, line.text.clone());
         }
+        let published = spec
+            .ports
+            .iter()
+            .map(|p| crate::execution::Published {
+                port: p.container_port,
+                protocol: p.protocol,
+                host_port: p.host_port.unwrap_or(40000_u16.saturating_add(p.container_port)),
+            })
+            .collect();
         let run = Arc::new(Run {
+            published,
             allocation: spec.allocation,
             deployment: spec.deployment,
             script: script.clone(),

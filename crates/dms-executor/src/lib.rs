@@ -61,7 +61,8 @@ pub mod wasm;
 pub use error::{Error, Result};
 pub use execution::{
     EXEC_OUTPUT_LIMIT, ExecOutput, ExecutionId, ExecutionInfo, ExitReason, ExitStatus, Kind,
-    LOG_CHANNEL_CAPACITY, LogLine, LogOptions, LogStream, OutputStream, Recovery, State, Stats,
+    LOG_CHANNEL_CAPACITY, LogLine, LogOptions, LogStream, OutputStream, Published, Recovery, State,
+    Stats,
 };
 pub use executor::Executor;
 pub use spec::{

@@ -206,6 +206,7 @@ impl Executor {
             deployment: entry.deployment.clone(),
             state: entry.shared.state.borrow().clone(),
             address: None,
+            published: Vec::new(),
         }
     }
 }

@@ -194,6 +194,7 @@ fn requests() -> Vec<Seed> {
             name: "greet".into(),
             allocation,
             module_b64: None,
+            port_maps: Vec::new(),
         }],
     };
     let anchor = cap::Anchor {

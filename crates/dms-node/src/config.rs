@@ -74,9 +74,31 @@ pub struct DeploymentConfig {
     /// it before their providers stop them.
     #[serde(with = "dms_types::units::serde_duration")]
     pub stop_after: Duration,
+    /// The address users reach this machine's published ports at (empty: the address
+    /// of the interface the default route leaves by, else 127.0.0.1).
+    pub public_address: String,
 }
 
 impl DeploymentConfig {
+    /// [`DeploymentConfig::public_address`], or the address of the interface the
+    /// default route leaves by (found by connecting a UDP socket, which sends nothing),
+    /// else `127.0.0.1`.
+    pub fn public_host(&self) -> String {
+        let configured = self.public_address.trim();
+        if !configured.is_empty() {
+            return configured.to_string();
+        }
+        std::net::UdpSocket::bind(("0.0.0.0", 0))
+            .and_then(|socket| {
+                socket.connect(("192.0.2.1", 9))?;
+                socket.local_addr()
+            })
+            .map(|addr| addr.ip())
+            .ok()
+            .filter(|ip| !ip.is_unspecified())
+            .map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string())
+    }
+
     /// [`DeploymentConfig::location`] parsed; `None` when not said.
     pub fn location(&self) -> Option<dms_types::capability::Location> {
         let mut parts = self.location.split('/').map(str::trim).filter(|p| !p.is_empty());
@@ -101,6 +123,7 @@ impl Default for DeploymentConfig {
             heartbeat_interval: Duration::from_secs(1),
             lost_after: Duration::from_secs(5),
             stop_after: Duration::from_secs(60),
+            public_address: String::new(),
         }
     }
 }

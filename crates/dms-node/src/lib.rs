@@ -341,6 +341,7 @@ pub async fn start_deployments(
             price_per_hour: d.price_per_hour,
             location: d.location(),
             reservations_per_peer: config.quotas.reservations_per_peer,
+            public_host: d.public_host(),
         },
         executors,
     };

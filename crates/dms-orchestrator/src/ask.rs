@@ -48,6 +48,8 @@ pub fn asks(ensemble: &Ensemble) -> Vec<NodeAsk> {
                 executors.insert(allocation.executor.name().to_string());
             }
             requirements.gpu = gpu;
+            // Fixed public ports must be free on the provider (checked when it bids).
+            requirements.ports = node.ports.iter().filter_map(|p| p.public).collect();
             requirements.max_price_per_hour =
                 ensemble.requirements.as_ref().and_then(|r| r.max_price_per_hour);
             requirements.max_duration_secs = ensemble
@@ -91,6 +93,17 @@ fn vendor(v: GpuVendor) -> Vendor {
         GpuVendor::Amd => Vendor::Amd,
         GpuVendor::Intel => Vendor::Intel,
     }
+}
+
+/// The port maps of ensemble node `node` that forward to allocation `allocation`.
+pub fn port_maps(
+    ensemble: &Ensemble,
+    node: &str,
+    allocation: &str,
+) -> Vec<dms_ensemble::model::PortMap> {
+    ensemble.nodes.get(node).map_or_else(Vec::new, |n| {
+        n.ports.iter().filter(|p| p.allocation == allocation).cloned().collect()
+    })
 }
 
 /// The ensemble node each allocation is placed on.

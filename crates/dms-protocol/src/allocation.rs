@@ -115,11 +115,35 @@ pub struct AllocationStatus {
     /// What its health check says, when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
+    /// Where each of its ports can be reached, once it runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<Endpoint>,
     /// Bumped by the provider on every change: statuses can arrive out of order (an
     /// update pushed while the answer to `start` is on its way), and only a newer one
     /// counts. See [`AllocationStatus::supersedes`].
     #[serde(default)]
     pub version: u64,
+}
+
+/// A published port of a running allocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// The port inside the workload.
+    pub port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// The provider's address as users reach it (`deployment.public_address`).
+    pub host: String,
+    /// The port on that address.
+    pub public: u16,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host =
+            if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        write!(f, "{}/{} → {host}:{}", self.port, self.protocol, self.public)
+    }
 }
 
 impl AllocationStatus {

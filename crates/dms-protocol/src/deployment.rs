@@ -155,6 +155,10 @@ pub struct AllocationSpec {
     /// The WebAssembly module, base64, when the client sent it along.
     #[serde(default)]
     pub module_b64: Option<String>,
+    /// The node's port maps that forward to this allocation (public port → one of its
+    /// `ports`); its other ports are published on a free public port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub port_maps: Vec<dms_ensemble::model::PortMap>,
 }
 
 /// The allocation actors created, by allocation name.

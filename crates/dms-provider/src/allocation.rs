@@ -328,13 +328,24 @@ impl Allocation {
             Err(error) => return Input::StartFailed { error },
         };
         let starting = std::time::Instant::now();
-        match executor.start(spec).await {
-            Ok(execution) => Input::Started {
-                execution: execution.0,
-                start_us: u64::try_from(starting.elapsed().as_micros()).unwrap_or(u64::MAX),
+        let publishes = !spec.ports.is_empty();
+        let execution = match executor.start(spec).await {
+            Ok(execution) => execution,
+            Err(error) => return Input::StartFailed { error: error.to_string() },
+        };
+        let start_us = u64::try_from(starting.elapsed().as_micros()).unwrap_or(u64::MAX);
+        // Where the engine published the ports (the free ones it chose).
+        let endpoints = match publishes {
+            true => match executor.inspect(&execution).await {
+                Ok(info) => work::endpoints(&info.published, &self.shared.settings.public_host),
+                Err(error) => {
+                    warn!(allocation = %self.hosted.id, %error, "Could not read the published ports.");
+                    Vec::new()
+                }
             },
-            Err(error) => Input::StartFailed { error: error.to_string() },
-        }
+            false => Vec::new(),
+        };
+        Input::Started { execution: execution.0, start_us, endpoints }
     }
 
     /// Waits for the current execution to exit, on a task the actor owns.

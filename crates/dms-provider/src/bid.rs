@@ -20,6 +20,8 @@ pub struct Offer<'a> {
     pub require_contract: bool,
     /// Round-trip times to the provider's connected peers, in milliseconds.
     pub rtt_ms: &'a BTreeMap<String, f64>,
+    /// The public ports the request asks for that cannot be had here.
+    pub ports_taken: &'a BTreeMap<u16, crate::ports::Taken>,
 }
 
 /// The answer to `request` (bids without reservations yet) and, per bid, the resources
@@ -92,6 +94,11 @@ fn judge(
         .map(|e| reason(false, "executor", format!("no {e} executor here")))
         .collect();
     reasons.extend(location_reasons(ask, machine.location.as_ref()));
+    for port in &ask.requirements.ports {
+        if let Some(taken) = offer.ports_taken.get(port) {
+            reasons.push(reason(taken.transient, "port", taken.why.clone()));
+        }
+    }
     let mut requirements = ask.requirements.clone();
     requirements.executors.clear();
     // Short of free resources the machine has in total: that passes when allocations end.

@@ -29,6 +29,7 @@ pub mod bid;
 pub mod executors;
 pub mod hosted;
 pub mod onboarding;
+pub mod ports;
 pub mod recover;
 pub mod resources;
 
@@ -71,6 +72,9 @@ pub struct Settings {
     /// Most reservations (committed or not, and those turned into allocations) one
     /// peer may hold here at once; bids beyond are refused with `quota`.
     pub reservations_per_peer: usize,
+    /// The address users reach this machine's published ports at (shown in each
+    /// allocation's endpoints).
+    pub public_host: String,
 }
 
 /// What the provider is built from.
@@ -108,6 +112,8 @@ pub struct Shared {
     /// restart only by its time to live, and one made before the restart is judged by
     /// its deployment id alone.
     reservers: Mutex<BTreeMap<String, Reserver>>,
+    /// Public ports held for reservations.
+    ports: ports::Ports,
 }
 
 /// Who made a reservation.
@@ -140,6 +146,7 @@ impl Shared {
             .chain(status.allocations.keys().map(String::as_str))
             .collect();
         self.reservers.lock().expect("reservers lock").retain(|id, _| live.contains(id.as_str()));
+        self.ports.retain(&live);
     }
 
     /// How many live reservations `peer` holds here (after [`Shared::prune_reservers`]).
@@ -242,6 +249,7 @@ impl Provider {
             rtts: deps.rtts,
             allocations: Mutex::new(BTreeMap::new()),
             reservers: Mutex::new(BTreeMap::new()),
+            ports: ports::Ports::default(),
         });
         register(&shared)?;
         shared.root.subscribe(DEPLOYMENT_TOPIC);
@@ -336,19 +344,23 @@ async fn bid(shared: &Shared, request: &BidRequest, from: dms_actor::Handle) -> 
     let status = shared.manager.status();
     let machine = machine(shared, &status);
     let onboarded = status.onboarded.as_ref().map(|o| o.resources.clone());
+    shared.prune_reservers(&status);
+    let wanted: BTreeSet<u16> =
+        request.nodes.iter().flat_map(|a| a.requirements.ports.iter().copied()).collect();
+    let ports_taken = shared.ports.taken(&wanted);
     let offer = bid::Offer {
         me: &me,
         machine: &machine,
         onboarded: onboarded.as_ref(),
         require_contract: shared.settings.require_contract,
         rtt_ms: &rtt_ms,
+        ports_taken: &ports_taken,
     };
     let (mut answer, claims) = bid::evaluate(request, &offer);
     if answer.bids.is_empty() {
         return answer;
     }
     // A plan (dry run) is told of the quota too, though it reserves nothing.
-    shared.prune_reservers(&status);
     let (held, limit) = (shared.held_by(&from.peer), shared.settings.reservations_per_peer);
     if held >= limit {
         bid::over_quota(&mut answer, held, limit);
@@ -359,6 +371,18 @@ async fn bid(shared: &Shared, request: &BidRequest, from: dms_actor::Handle) -> 
     let ttl =
         Duration::from_millis(request.reservation_ms.max(1)).min(shared.settings.max_reservation);
     let id = format!("{}/{:08x}", request.deployment, rand::random::<u32>());
+    // The public ports of every node bid on are held with the reservation.
+    let bid_nodes: BTreeSet<&str> = answer.bids.iter().map(|b| b.node.as_str()).collect();
+    let ports: BTreeSet<u16> = request
+        .nodes
+        .iter()
+        .filter(|a| bid_nodes.contains(a.node.as_str()))
+        .flat_map(|a| a.requirements.ports.iter().copied())
+        .collect();
+    if let Err(clashes) = shared.ports.hold(&id, &ports) {
+        bid::unreserved(&mut answer, &format!("ports {clashes:?} were taken meanwhile"));
+        return answer;
+    }
     let (manager, claim) = (shared.manager.clone(), bid::largest(&claims));
     match tokio::task::spawn_blocking(move || manager.reserve(&id, claim, ttl)).await {
         Ok(Ok(reservation)) => {

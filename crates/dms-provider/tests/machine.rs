@@ -25,7 +25,12 @@ fn hosted(policy: &str, kind: &str) -> Hosted {
         node: "n".into(),
         reservation: "d-1/0".into(),
         orchestrator: Handle { did, peer: "p".into(), inbox: "d-1".into() },
-        spec: AllocationSpec { name: "web".into(), allocation, module_b64: None },
+        spec: AllocationSpec {
+            name: "web".into(),
+            allocation,
+            module_b64: None,
+            port_maps: Vec::new(),
+        },
         execution: None,
         status: AllocationStatus { state: AllocationState::Allocated, ..Default::default() },
         restart_times: Vec::new(),
@@ -89,7 +94,7 @@ impl World {
                     self.next_id += 1;
                     let id = format!("c{}", self.next_id);
                     self.container = Some(id.clone());
-                    Some(Input::Started { execution: id, start_us: 5 })
+                    Some(Input::Started { execution: id, start_us: 5, endpoints: Vec::new() })
                 }
             }
             Effect::RemoveExecution(_) | Effect::StopExecution(_) => {
@@ -243,7 +248,11 @@ fn a_task_that_exits_zero_completes_and_is_told_once() {
         vec![Effect::Persist { durable: true }, Effect::StartExecution],
         "the start brings the grant a recovered copy needs: written durably"
     );
-    let started = step(&mut h, Input::Started { execution: "c1".into(), start_us: 7 }, 2);
+    let started = step(
+        &mut h,
+        Input::Started { execution: "c1".into(), start_us: 7, endpoints: Vec::new() },
+        2,
+    );
     assert_eq!(started, vec![Effect::Persist { durable: false }, Effect::Watch]);
     let exited =
         step(&mut h, Input::Exited { code: 0, reason: "done".into(), output: "hi".into() }, 3);
@@ -269,7 +278,7 @@ fn an_unhealthy_service_is_stopped_and_restarted_by_its_policy_then_given_up_on(
             .expect("healthcheck"),
     );
     step(&mut h, Input::Start, 1);
-    step(&mut h, Input::Started { execution: "c1".into(), start_us: 7 }, 2);
+    step(&mut h, Input::Started { execution: "c1".into(), start_us: 7, endpoints: Vec::new() }, 2);
     assert_eq!(h.status.health, Some(Health::Starting), "no probe has passed yet");
     assert_eq!(
         step(&mut h, Input::Health(Health::Healthy), 3),
@@ -293,7 +302,11 @@ fn an_unhealthy_service_is_stopped_and_restarted_by_its_policy_then_given_up_on(
         assert_eq!(h.status.health, Some(Health::Unhealthy));
         assert_eq!(step(&mut h, Input::RestartDue, 10 * n + 1), vec![Effect::StartExecution]);
         let next = format!("c{}", n + 1);
-        step(&mut h, Input::Started { execution: next, start_us: 7 }, 10 * n + 2);
+        step(
+            &mut h,
+            Input::Started { execution: next, start_us: 7, endpoints: Vec::new() },
+            10 * n + 2,
+        );
         assert_eq!(h.status.health, Some(Health::Starting), "a new run starts over");
     }
     let effects = step(&mut h, Input::Unhealthy { reason: "GET / answered 500".into() }, 40);

@@ -19,6 +19,7 @@ mod acceptance {
     pub mod steps_hardening;
     pub mod steps_load;
     pub mod steps_p2p;
+    pub mod steps_ports;
     pub mod steps_resources;
     pub mod steps_store;
     pub mod steps_supervision;

@@ -24,6 +24,14 @@ impl Checker<'_> {
         }
         self.execution(&base, a);
         self.sizes(&base, a);
+        if !a.ports.is_empty() && a.executor != crate::model::Executor::Docker {
+            // WebAssembly modules get no network; a VM executor is not built yet.
+            self.error(
+                &format!("{base}.ports"),
+                format!("the {} executor cannot serve ports", a.executor.name()),
+            )
+            .expected("ports only on docker allocations");
+        }
         let mut seen = BTreeMap::new();
         for (i, port) in a.ports.iter().enumerate() {
             let path = format!("{base}.ports[{i}]");

@@ -69,3 +69,13 @@ fn port_maps_check_clashes_and_declarations() {
         "tcp and udp may share a number"
     );
 }
+
+#[test]
+fn ports_on_an_executor_that_cannot_serve_them_are_refused() {
+    let text = "version: V1\nallocations:\n  w:\n    type: service\n    executor: wasm\n    resources: {cpu: {cores: 1}, ram: 64MiB}\n    execution: {module: m.wasm}\n    ports: [{port: 8080}]\nnodes:\n  n: {allocations: [w]}\n";
+    let errors = errors(text);
+    assert!(
+        errors.iter().any(|e| e.contains("allocations.w.ports: the wasm executor cannot serve ports")),
+        "{errors:?}"
+    );
+}

@@ -176,3 +176,25 @@ pub fn container_name(allocation: &str, suffix: u64) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// The host ports the engine bound, from a container's `NetworkSettings.Ports`
+/// (`"8080/tcp" → [{HostIp, HostPort}]`); one entry per container port and protocol.
+pub(crate) fn published(
+    ports: Option<&HashMap<String, Option<Vec<DockerPortBinding>>>>,
+) -> Vec<crate::execution::Published> {
+    let mut out: Vec<crate::execution::Published> = ports
+        .into_iter()
+        .flatten()
+        .filter_map(|(key, bindings)| {
+            let (port, protocol) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+            let protocol = if protocol == "udp" { Protocol::Udp } else { Protocol::Tcp };
+            let host_port = bindings
+                .iter()
+                .flatten()
+                .find_map(|b| b.host_port.as_deref().and_then(|p| p.parse().ok()))?;
+            Some(crate::execution::Published { port: port.parse().ok()?, protocol, host_port })
+        })
+        .collect();
+    out.sort_by_key(|p| (p.port, p.host_port));
+    out
+}

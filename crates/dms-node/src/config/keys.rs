@@ -76,6 +76,11 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "How long allocations of this node's deployments run on without an answer from this node before their providers stop them and free their resources (no orphans).",
     },
     KeyDoc {
+        key: "deployment.public_address",
+        expected: "an IP address or host name, or empty",
+        doc: "The address users reach the ports this machine publishes for allocations at, shown in `dms deployments info`. Empty: the address of the interface the default route leaves by, else 127.0.0.1.",
+    },
+    KeyDoc {
         key: "quotas.deployments_per_user",
         expected: "a whole number, 1 or more",
         doc: "Unfinished deployments one submitter (the DID that signs `dms deploy`) may have on this node at once; more are refused with `quota`.",

@@ -39,6 +39,8 @@ pub enum Input {
         execution: String,
         /// How long the start took, in microseconds.
         start_us: u64,
+        /// Where its ports can be reached.
+        endpoints: Vec<dms_protocol::Endpoint>,
     },
     /// The executor could not start it.
     StartFailed {
@@ -140,7 +142,7 @@ pub fn step(hosted: &mut Hosted, input: Input, now_ms: u64) -> Vec<Effect> {
             // heartbeats (and would stop itself as orphaned).
             vec![Effect::Persist { durable: true }, Effect::StartExecution]
         }
-        (S::Starting, Input::Started { execution, start_us }) => {
+        (S::Starting, Input::Started { execution, start_us, endpoints }) => {
             hosted.execution = Some(execution);
             let restarts = hosted.status.restarts;
             let health = hosted.spec.allocation.healthcheck.as_ref().map(|_| Health::Starting);
@@ -151,6 +153,7 @@ pub fn step(hosted: &mut Hosted, input: Input, now_ms: u64) -> Vec<Effect> {
                     start_us: Some(start_us),
                     restarts,
                     health,
+                    endpoints,
                     version: s.version,
                     ..AllocationStatus::default()
                 };

@@ -3,8 +3,11 @@
 
 use base64::Engine as _;
 use dms_ensemble::model::Executor as ExecutorKind;
-use dms_executor::{ExecutionId, Executor, LogOptions, ModuleSource, PullPolicy, Spec, Workload};
-use dms_protocol::{AllocationSpec, OUTPUT_KEEP};
+use dms_executor::{
+    ExecutionId, Executor, LogOptions, ModuleSource, PortBinding, Protocol, Published, PullPolicy,
+    Spec, Workload,
+};
+use dms_protocol::{AllocationSpec, Endpoint, OUTPUT_KEEP};
 
 use crate::hosted::Hosted;
 
@@ -20,7 +23,49 @@ pub(crate) fn executor_spec(hosted: &Hosted) -> Result<Spec, String> {
     spec.working_dir = allocation.execution.working_dir.clone();
     spec.resources.cpu_cores = Some(allocation.resources.cpu.cores);
     spec.resources.memory_bytes = Some(allocation.resources.ram.0);
+    spec.ports = ports(&hosted.spec);
     Ok(spec)
+}
+
+/// Every port of the allocation, published: on the public port a node port map gives
+/// it, else on one the engine picks.
+pub(crate) fn ports(spec: &AllocationSpec) -> Vec<PortBinding> {
+    spec.allocation
+        .ports
+        .iter()
+        .map(|p| {
+            let public = spec
+                .port_maps
+                .iter()
+                .find(|m| m.private == p.port && m.protocol == p.protocol)
+                .and_then(|m| m.public);
+            PortBinding {
+                container_port: p.port,
+                protocol: match p.protocol {
+                    dms_ensemble::model::Protocol::Tcp => Protocol::Tcp,
+                    dms_ensemble::model::Protocol::Udp => Protocol::Udp,
+                },
+                host_ip: None,
+                host_port: public,
+            }
+        })
+        .collect()
+}
+
+/// Where users reach each published port: the provider's public `host`.
+pub(crate) fn endpoints(published: &[Published], host: &str) -> Vec<Endpoint> {
+    published
+        .iter()
+        .map(|p| Endpoint {
+            port: p.port,
+            protocol: match p.protocol {
+                Protocol::Tcp => "tcp".into(),
+                Protocol::Udp => "udp".into(),
+            },
+            host: host.to_string(),
+            public: p.host_port,
+        })
+        .collect()
 }
 
 /// The executor workload of an allocation.

@@ -164,6 +164,7 @@ fn finish(ctx: &Ctx, status: &Status) -> anyhow::Result<()> {
         output::json(status)?;
     } else {
         print_summary(&status.id, status.state, &status.allocations, &status.standby);
+        print_endpoints(&status.allocations);
     }
     if status.state == DeploymentState::Failed {
         bail!(
@@ -276,9 +277,32 @@ fn print_info(record: &Deployment, events: usize) {
         output::table(&["allocation", "actor DID"], &identities);
     }
     print_summary(&record.id, record.state, &record.allocations, &record.standby);
+    print_endpoints(&record.allocations);
     println!("\nlatest events:");
     for event in record.events.iter().skip(record.events.len().saturating_sub(events)) {
         println!("  {} {}", when(event.at_ms), event_line(event));
+    }
+}
+
+/// Where each published port of the allocations can be reached.
+fn print_endpoints(allocations: &BTreeMap<String, AllocationView>) {
+    let rows: Vec<Vec<String>> = allocations
+        .iter()
+        .flat_map(|(name, view)| {
+            view.status.endpoints.iter().map(move |e| {
+                let host =
+                    if e.host.contains(':') { format!("[{}]", e.host) } else { e.host.clone() };
+                vec![
+                    name.clone(),
+                    format!("{}/{}", e.port, e.protocol),
+                    format!("{host}:{}", e.public),
+                ]
+            })
+        })
+        .collect();
+    if !rows.is_empty() {
+        println!();
+        output::table(&["allocation", "port", "reachable at"], &rows);
     }
 }
 
@@ -363,6 +387,8 @@ pub async fn deployments(ctx: &Ctx, command: DeploymentsCommand) -> anyhow::Resu
                 return output::json(&status);
             }
             print_summary(&status.id, status.state, &status.allocations, &status.standby);
+            print_endpoints(&status.allocations);
+            print_endpoints(&status.allocations);
             if let Some(reason) = &status.reason {
                 println!("\nreason: {reason}");
             }

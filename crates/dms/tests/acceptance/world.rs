@@ -49,6 +49,10 @@ pub struct DmsWorld {
     pub rss_before_kib: Option<u64>,
     /// `/health` latencies while a load ran (`Err`: no answer), in milliseconds.
     pub health_polls: Vec<Result<f64, String>>,
+    /// A public port chosen for port scenarios.
+    pub public_port: Option<u16>,
+    /// The address a published port was shown at.
+    pub endpoint: Option<String>,
 }
 
 impl Drop for DmsWorld {
@@ -111,6 +115,8 @@ impl DmsWorld {
             standby: None,
             rss_before_kib: None,
             health_polls: Vec::new(),
+            public_port: None,
+            endpoint: None,
         }
     }
 

@@ -103,3 +103,25 @@ fn names_are_docker_safe() {
     assert_eq!(cpu_quota(0.001).expect("tiny"), 1_000);
     assert_eq!(cpu_quota(2.0).expect("two"), 200_000);
 }
+
+#[test]
+fn published_ports_are_read_from_the_engines_bindings() {
+    let binding = |port: &str| DockerPortBinding {
+        host_ip: Some("0.0.0.0".into()),
+        host_port: Some(port.into()),
+    };
+    let ports = HashMap::from([
+        ("8080/tcp".to_string(), Some(vec![binding("32768"), binding("32768")])),
+        ("53/udp".to_string(), Some(vec![binding("30053")])),
+        ("9000/tcp".to_string(), None),
+    ]);
+    let published = published(Some(&ports));
+    assert_eq!(
+        published,
+        vec![
+            crate::execution::Published { port: 53, protocol: Protocol::Udp, host_port: 30053 },
+            crate::execution::Published { port: 8080, protocol: Protocol::Tcp, host_port: 32768 },
+        ],
+        "one entry per port; an unpublished one is left out"
+    );
+}
