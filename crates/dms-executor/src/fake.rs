@@ -106,6 +106,8 @@ pub struct World {
     /// What allocations without a script of their own do.
     fallback: Mutex<Script>,
     calls: Mutex<Vec<Call>>,
+    /// The spec of the latest start of each allocation.
+    specs: Mutex<HashMap<String, Spec>>,
     counter: AtomicU64,
 }
 
@@ -125,6 +127,11 @@ impl World {
     /// default: run until stopped).
     pub fn script_others(&self, script: Script) {
         *lock(&self.fallback) = script;
+    }
+
+    /// The spec the latest start of `allocation` (its id) was given.
+    pub fn spec(&self, allocation: &str) -> Option<Spec> {
+        lock(&self.specs).get(allocation).cloned()
     }
 
     /// Every call made so far, in order.
@@ -210,6 +217,7 @@ impl crate::Executor for Executor {
 
     async fn start(&self, spec: Spec) -> Result<ExecutionId> {
         self.world.record(Call::Start(spec.allocation.clone()));
+        lock(&self.world.specs).insert(spec.allocation.clone(), spec.clone());
         // By allocation id, else by the allocation's own name (after the deployment id).
         let name = spec.allocation.rsplit('.').next().unwrap_or_default();
         let script = {

@@ -43,6 +43,10 @@ pub struct Spec {
     /// Published ports (Docker only).
     #[serde(default)]
     pub ports: Vec<PortBinding>,
+    /// Host device files given to the container at the same path (AMD and Intel GPUs:
+    /// `/dev/dri/cardN`, its render node, `/dev/kfd`), Docker only.
+    #[serde(default)]
+    pub devices: Vec<PathBuf>,
     /// Resource limits, enforced by the backend.
     #[serde(default)]
     pub resources: Resources,
@@ -71,6 +75,7 @@ impl Spec {
             working_dir: None,
             mounts: Vec::new(),
             ports: Vec::new(),
+            devices: Vec::new(),
             resources: Resources::default(),
             privileged: false,
             labels: BTreeMap::new(),

@@ -54,6 +54,7 @@ impl Gpu {
             model: self.name.clone(),
             vram_bytes: self.memory_total_bytes.unwrap_or(0),
             uuid: self.uuid.clone(),
+            drm_card: self.drm_card,
         }
     }
 }

@@ -42,6 +42,10 @@ pub struct Hosted {
     /// defaults).
     #[serde(default)]
     pub liveness: Option<Liveness>,
+    /// The GPUs of the node's reservation given to this allocation (passed to its
+    /// container).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<dms_types::resources::Gpu>,
 }
 
 /// Allocation actors' own keys (the secret, hex), by allocation id: beside the records,

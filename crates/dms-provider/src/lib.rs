@@ -431,10 +431,22 @@ async fn allocate(shared: &Arc<Shared>, request: Allocate) -> Result<Allocated, 
         }
     }
     let (needed, gpus) = dms_protocol::total(request.allocations.iter().map(|a| &a.allocation));
+    // The reservation's GPUs, in the order the accounts allocate them, shared out to
+    // the allocations by their counts.
+    let mut reserved_gpus = shared
+        .manager
+        .status()
+        .reservations
+        .into_iter()
+        .find(|r| r.id == request.reservation)
+        .map(|r| r.resources.gpus)
+        .unwrap_or_default()
+        .into_iter();
     let records: Vec<Hosted> = request
         .allocations
         .into_iter()
         .map(|spec: AllocationSpec| Hosted {
+            gpus: reserved_gpus.by_ref().take(gpu_count(&spec)).collect(),
             id: format!("{}.{}", request.deployment, spec.name),
             deployment: request.deployment.clone(),
             node: request.node.clone(),
@@ -474,6 +486,11 @@ async fn allocate(shared: &Arc<Shared>, request: Allocate) -> Result<Allocated, 
         shared.allocations.lock().expect("allocations lock").insert(id, running);
     }
     Ok(allocated)
+}
+
+/// How many GPUs an allocation asks for.
+fn gpu_count(spec: &AllocationSpec) -> usize {
+    spec.allocation.resources.gpus.iter().map(|g| g.count as usize).sum()
 }
 
 /// Releases the reservations of a deployment and stops its allocations (of one node)

@@ -139,6 +139,7 @@ impl Deps {
                 model: String::new(),
                 vram_bytes: 0,
                 uuid: None,
+                drm_card: None,
             }));
         }
         // Durable writes: off the async threads.

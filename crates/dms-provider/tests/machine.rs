@@ -20,6 +20,7 @@ fn hosted(policy: &str, kind: &str) -> Hosted {
     .expect("allocation");
     let did = dms_crypto::KeyPair::generate(dms_crypto::KeyType::Ed25519).did();
     Hosted {
+        gpus: Vec::new(),
         id: "d-1.web".into(),
         deployment: "d-1".into(),
         node: "n".into(),

@@ -81,3 +81,50 @@ async fn a_public_port_is_held_by_one_deployment_per_provider() {
     );
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gpus_reserved_for_an_allocation_reach_its_container() {
+    use dms_types::resources::{Gpu, GpuVendor};
+    let net = Net::start(1, Options::default()).await;
+    net.trust_all();
+    let engine = Arc::new(fake::Executor::new());
+    let gpu = |index: u32| Gpu {
+        index,
+        vendor: GpuVendor::Nvidia,
+        model: "NVIDIA H200".into(),
+        vram_bytes: 141 << 30,
+        uuid: Some(format!("GPU-{index}")),
+        drm_card: None,
+    };
+    let offer = Resources {
+        cpu_millicores: 4000,
+        ram_bytes: 8 << 30,
+        disk_bytes: 8 << 30,
+        gpus: vec![gpu(0), gpu(1), gpu(2)],
+    };
+    let registry = net.node(0).serve_deployments(engine.clone(), offer).await;
+    let text = "version: V1\nallocations:\n  a:\n    type: service\n    executor: docker\n    \
+                resources: {cpu: {cores: 0.1}, ram: 16MiB, gpus: [{count: 2}]}\n    \
+                execution: {image: busybox}\n  b:\n    type: service\n    executor: docker\n    \
+                resources: {cpu: {cores: 0.1}, ram: 16MiB, gpus: [{count: 1}]}\n    \
+                execution: {image: busybox}\nnodes:\n  n: {allocations: [a, b]}\n";
+    let ensemble = dms_ensemble::load(text).expect("valid ensemble").ensemble;
+    let request = NewDeployment { ensemble, modules: Default::default(), timeout_ms: Some(20_000) };
+    let id = registry.create(request, submitter()).await.expect("submitted");
+    let status = settle(&registry, &id).await;
+    assert_eq!(status.state, DeploymentState::Running, "{:?}", status.reason);
+    let devices = |name: &str| match engine.world().spec(&format!("{id}.{name}")) {
+        Some(spec) => match spec.resources.gpus {
+            Some(dms_executor::GpuRequest::Devices(ids)) => ids,
+            other => panic!("{name}: {other:?}"),
+        },
+        None => panic!("{name} was not started"),
+    };
+    let (a, b) = (devices("a"), devices("b"));
+    assert_eq!((a.len(), b.len()), (2, 1), "each gets its own count");
+    assert!(
+        a.iter().chain(&b).collect::<std::collections::BTreeSet<_>>().len() == 3,
+        "none shared: {a:?} {b:?}"
+    );
+    net.shutdown().await;
+}

@@ -48,6 +48,10 @@ pub struct Gpu {
     /// The driver's stable device id, when it has one (`GPU-5c4f…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uuid: Option<String>,
+    /// The DRM card number (`/dev/dri/cardN`) of AMD and Intel GPUs, through which a
+    /// container is given the device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drm_card: Option<u32>,
 }
 
 /// A GPU maker. Serialized in lowercase (`"nvidia"`); parsed in any case.

@@ -25,6 +25,7 @@ fn gpu(index: u32) -> impl Strategy<Value = Gpu> {
             model: model.to_owned(),
             vram_bytes: vram_gib << 30,
             uuid: None,
+            drm_card: None,
         },
     )
 }

@@ -24,13 +24,20 @@ impl Checker<'_> {
         }
         self.execution(&base, a);
         self.sizes(&base, a);
-        if !a.ports.is_empty() && a.executor != crate::model::Executor::Docker {
-            // WebAssembly modules get no network; a VM executor is not built yet.
+        if !a.ports.is_empty() && a.executor == crate::model::Executor::Wasm {
+            // WebAssembly modules get no network.
             self.error(
                 &format!("{base}.ports"),
                 format!("the {} executor cannot serve ports", a.executor.name()),
             )
-            .expected("ports only on docker allocations");
+            .expected("ports only on docker or vm allocations");
+        }
+        if !a.resources.gpus.is_empty() && a.executor == crate::model::Executor::Wasm {
+            self.error(
+                &format!("{base}.resources.gpus"),
+                "the wasm executor cannot use GPUs".to_string(),
+            )
+            .expected("GPUs only on docker (or vm) allocations");
         }
         let mut seen = BTreeMap::new();
         for (i, port) in a.ports.iter().enumerate() {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, DeviceRequest, HostConfig, Mount as DockerMount, MountType,
+    ContainerCreateBody, DeviceMapping, DeviceRequest, HostConfig, Mount as DockerMount, MountType,
     PortBinding as DockerPortBinding,
 };
 
@@ -89,6 +89,21 @@ pub fn create_body(
     }
     if let Some(gpus) = &r.gpus {
         host.device_requests = Some(vec![device_request(gpus)]);
+    }
+    if !spec.devices.is_empty() {
+        host.devices = Some(
+            spec.devices
+                .iter()
+                .map(|path| {
+                    let path = path.to_string_lossy().into_owned();
+                    DeviceMapping {
+                        path_on_host: Some(path.clone()),
+                        path_in_container: Some(path),
+                        cgroup_permissions: Some("rwm".into()),
+                    }
+                })
+                .collect(),
+        );
     }
 
     if !spec.mounts.is_empty() {

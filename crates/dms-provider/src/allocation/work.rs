@@ -24,7 +24,53 @@ pub(crate) fn executor_spec(hosted: &Hosted) -> Result<Spec, String> {
     spec.resources.cpu_cores = Some(allocation.resources.cpu.cores);
     spec.resources.memory_bytes = Some(allocation.resources.ram.0);
     spec.ports = ports(&hosted.spec);
+    if allocation.executor == ExecutorKind::Docker {
+        let (request, devices) = gpus(&hosted.gpus, std::path::Path::new("/sys/class/drm"));
+        spec.resources.gpus = request;
+        spec.devices = devices;
+    }
     Ok(spec)
+}
+
+/// How a container is given `gpus`: NVIDIA ones as a device request by UUID (by index
+/// where there is none), AMD and Intel ones as their DRM device files (the card, its
+/// render nodes as listed under `drm`, and `/dev/kfd` for AMD's compute).
+pub(crate) fn gpus(
+    gpus: &[dms_types::resources::Gpu],
+    drm: &std::path::Path,
+) -> (Option<dms_executor::GpuRequest>, Vec<std::path::PathBuf>) {
+    use dms_types::resources::GpuVendor;
+    let nvidia: Vec<String> = gpus
+        .iter()
+        .filter(|g| g.vendor == GpuVendor::Nvidia)
+        .map(|g| g.uuid.clone().unwrap_or_else(|| g.index.to_string()))
+        .collect();
+    let mut devices = Vec::new();
+    for gpu in gpus.iter().filter(|g| g.vendor != GpuVendor::Nvidia) {
+        let Some(card) = gpu.drm_card else { continue };
+        devices.push(std::path::PathBuf::from(format!("/dev/dri/card{card}")));
+        devices.extend(render_nodes(drm, card));
+        if gpu.vendor == GpuVendor::Amd && !devices.iter().any(|d| d.ends_with("kfd")) {
+            devices.push("/dev/kfd".into());
+        }
+    }
+    let request = (!nvidia.is_empty()).then_some(dms_executor::GpuRequest::Devices(nvidia));
+    (request, devices)
+}
+
+/// The render nodes of DRM card `card` (`<drm>/card<N>/device/drm/renderD*`), or the
+/// conventional `renderD<128 + N>` when sysfs does not list them.
+fn render_nodes(drm: &std::path::Path, card: u32) -> Vec<std::path::PathBuf> {
+    let listed: Vec<std::path::PathBuf> =
+        std::fs::read_dir(drm.join(format!("card{card}/device/drm")))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(String::from))
+            .filter(|name| name.starts_with("renderD"))
+            .map(|name| std::path::PathBuf::from(format!("/dev/dri/{name}")))
+            .collect();
+    if listed.is_empty() { vec![format!("/dev/dri/renderD{}", 128 + card).into()] } else { listed }
 }
 
 /// Every port of the allocation, published: on the public port a node port map gives
@@ -118,4 +164,52 @@ pub(crate) async fn output_of(executor: &dyn Executor, execution: &ExecutionId) 
         text = text.split_off(cut);
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use dms_types::resources::{Gpu, GpuVendor};
+
+    use super::*;
+
+    fn gpu(index: u32, vendor: GpuVendor, uuid: Option<&str>, drm_card: Option<u32>) -> Gpu {
+        Gpu {
+            index,
+            vendor,
+            model: "m".into(),
+            vram_bytes: 0,
+            uuid: uuid.map(String::from),
+            drm_card,
+        }
+    }
+
+    #[test]
+    fn nvidia_gpus_are_requested_by_uuid_and_others_mapped_as_devices() {
+        let drm = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(drm.path().join("card1/device/drm/renderD129")).expect("sysfs");
+        let given = [
+            gpu(0, GpuVendor::Nvidia, Some("GPU-aaaa"), None),
+            gpu(1, GpuVendor::Nvidia, None, None),
+            gpu(2, GpuVendor::Amd, None, Some(1)),
+            gpu(3, GpuVendor::Intel, None, Some(2)),
+        ];
+        let (request, devices) = gpus(&given, drm.path());
+        assert_eq!(
+            request,
+            Some(dms_executor::GpuRequest::Devices(vec!["GPU-aaaa".into(), "1".into()]))
+        );
+        let devices: Vec<String> = devices.iter().map(|d| d.display().to_string()).collect();
+        assert_eq!(
+            devices,
+            [
+                "/dev/dri/card1",
+                "/dev/dri/renderD129",
+                "/dev/kfd",
+                "/dev/dri/card2",
+                "/dev/dri/renderD130"
+            ],
+            "listed render node; the conventional one where sysfs lists none"
+        );
+        assert_eq!(gpus(&[], drm.path()), (None, Vec::new()), "no GPU, nothing passed");
+    }
 }

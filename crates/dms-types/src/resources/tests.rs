@@ -9,6 +9,7 @@ fn gpu(index: u32) -> Gpu {
         model: "RTX 4090".to_owned(),
         vram_bytes: 24 * GIB,
         uuid: None,
+        drm_card: None,
     }
 }
 

@@ -125,3 +125,24 @@ fn published_ports_are_read_from_the_engines_bindings() {
         "one entry per port; an unpublished one is left out"
     );
 }
+
+#[test]
+fn gpu_devices_are_mapped_into_the_container() {
+    let mut s = spec();
+    s.resources.gpus = Some(GpuRequest::Devices(vec!["GPU-aaaa".into()]));
+    s.devices = vec!["/dev/dri/card1".into(), "/dev/kfd".into()];
+    let host = create_body(&s, "n", false).expect("body").host_config.expect("host config");
+    let request = &host.device_requests.expect("a device request")[0];
+    assert_eq!(request.driver.as_deref(), Some("nvidia"));
+    assert_eq!(request.device_ids, Some(vec!["GPU-aaaa".to_string()]));
+    let devices = host.devices.expect("device mappings");
+    let paths: Vec<_> = devices
+        .iter()
+        .map(|d| (d.path_on_host.as_deref(), d.path_in_container.as_deref()))
+        .collect();
+    assert_eq!(
+        paths,
+        [(Some("/dev/dri/card1"), Some("/dev/dri/card1")), (Some("/dev/kfd"), Some("/dev/kfd"))]
+    );
+    assert!(devices.iter().all(|d| d.cgroup_permissions.as_deref() == Some("rwm")));
+}
