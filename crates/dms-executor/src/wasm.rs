@@ -257,6 +257,7 @@ impl crate::Executor for Executor {
             mounts: spec.mounts.clone(),
             memory_limit: spec.resources.memory_bytes,
             cpu_time: *cpu_time,
+            cpu_cores: spec.resources.cpu_cores,
             fuel: *fuel,
         };
         let shared = Arc::new(run::Shared {

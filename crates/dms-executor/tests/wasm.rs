@@ -93,6 +93,26 @@ async fn an_infinite_loop_is_stopped_by_the_cpu_time_limit() {
     assert!(used >= 300_000_000, "stopped only after its CPU time: {used} ns");
 }
 
+/// The measurement: a spinning module given 0.1 core used 0.91 of a core. Now
+/// its thread is paused at epoch ticks while ahead of its share: measured over 3 s of
+/// wall time, it uses at most 0.12 core (the share plus one tick of slack).
+#[tokio::test]
+async fn a_spinning_module_uses_no_more_than_its_share_of_a_core() {
+    let executor = executor();
+    let mut spec = spec("share", ModuleSource::File(module("spin.wat")));
+    spec.resources.cpu_cores = Some(0.1);
+    let started = std::time::Instant::now();
+    let id = executor.start(spec).await.expect("start");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let used = executor.stats(&id).await.expect("stats").cpu_time_ns.expect("cpu time");
+    let wall = started.elapsed();
+    executor.stop(&id, Duration::ZERO).await.expect("stop");
+    let cores = used as f64 / wall.as_nanos() as f64;
+    eprintln!("0.1-core spinner: {:.3} cores over {:.1} s", cores, wall.as_secs_f64());
+    assert!(cores <= 0.12, "used {cores:.3} cores");
+    assert!(cores >= 0.05, "it still runs: {cores:.3} cores");
+}
+
 #[tokio::test]
 async fn fuel_is_a_deterministic_budget() {
     let executor = executor();

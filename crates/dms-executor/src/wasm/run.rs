@@ -32,6 +32,9 @@ pub struct Job {
     pub memory_limit: Option<u64>,
     /// CPU-time limit.
     pub cpu_time: Option<Duration>,
+    /// CPU share in cores (`0.1`): the module's thread is paused at epoch ticks while it
+    /// is ahead of `cores × wall time`.
+    pub cpu_cores: Option<f64>,
     /// Fuel limit.
     pub fuel: Option<u64>,
 }
@@ -184,6 +187,7 @@ fn execute(
     let cpu_start = thread_cpu_time();
     let wall_start = Instant::now();
     let cpu_limit = job.cpu_time;
+    let cpu_share = job.cpu_cores.filter(|c| c.is_finite() && *c > 0.0);
     let ticker_shared = shared.clone();
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
@@ -197,6 +201,9 @@ fn execute(
         }
         if cpu_limit.is_some_and(|limit| used >= limit) {
             return Err(Interrupt::CpuTime.into());
+        }
+        if let Some(cores) = cpu_share {
+            throttle(used, wall_start.elapsed(), cores, &ticker_shared.cancel);
         }
         Ok(UpdateDeadline::Continue(1))
     });
@@ -213,6 +220,24 @@ fn execute(
     match result {
         Ok(()) => ExitStatus { code: 0, reason: ExitReason::Exited },
         Err(e) => classify(&e, store.data().limits.hit),
+    }
+}
+
+/// Longest single pause of a throttled module (cancellation is checked between).
+const MAX_PAUSE: Duration = Duration::from_millis(50);
+
+/// Holds the module's thread while it has used more than `cores` of the `wall` time
+/// since it started: it sleeps its excess divided by its share, so that over any
+/// stretch it uses at most its share of a core (a 0.1-core module that ran a 10 ms tick
+/// pauses about 90 ms).
+fn throttle(used: Duration, wall: Duration, cores: f64, cancel: &AtomicBool) {
+    let allowed = wall.mul_f64(cores);
+    let Some(excess) = used.checked_sub(allowed) else { return };
+    let mut pause = excess.div_f64(cores);
+    while !pause.is_zero() && !cancel.load(Ordering::Relaxed) {
+        let step = pause.min(MAX_PAUSE);
+        std::thread::sleep(step);
+        pause -= step;
     }
 }
 
