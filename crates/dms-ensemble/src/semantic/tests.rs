@@ -75,7 +75,9 @@ fn ports_on_an_executor_that_cannot_serve_them_are_refused() {
     let text = "version: V1\nallocations:\n  w:\n    type: service\n    executor: wasm\n    resources: {cpu: {cores: 1}, ram: 64MiB}\n    execution: {module: m.wasm}\n    ports: [{port: 8080}]\nnodes:\n  n: {allocations: [w]}\n";
     let errors = errors(text);
     assert!(
-        errors.iter().any(|e| e.contains("allocations.w.ports: the wasm executor cannot serve ports")),
+        errors
+            .iter()
+            .any(|e| e.contains("allocations.w.ports: the wasm executor cannot serve ports")),
         "{errors:?}"
     );
 }
@@ -85,7 +87,9 @@ fn gpus_on_webassembly_are_refused() {
     let text = "version: V1\nallocations:\n  w:\n    type: task\n    executor: wasm\n    resources: {cpu: {cores: 1}, ram: 64MiB, gpus: [{count: 1}]}\n    execution: {module: m.wasm}\nnodes:\n  n: {allocations: [w]}\n";
     let errors = errors(text);
     assert!(
-        errors.iter().any(|e| e.contains("allocations.w.resources.gpus: the wasm executor cannot use GPUs")),
+        errors
+            .iter()
+            .any(|e| e.contains("allocations.w.resources.gpus: the wasm executor cannot use GPUs")),
         "{errors:?}"
     );
 }

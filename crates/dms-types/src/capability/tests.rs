@@ -3,7 +3,14 @@ use super::*;
 const GIB: u64 = 1 << 30;
 
 fn gpu(index: u32, vendor: GpuVendor, model: &str, vram_gib: u64) -> Gpu {
-    Gpu { index, vendor, model: model.to_owned(), vram_bytes: vram_gib * GIB, uuid: None, drm_card: None }
+    Gpu {
+        index,
+        vendor,
+        model: model.to_owned(),
+        vram_bytes: vram_gib * GIB,
+        uuid: None,
+        drm_card: None,
+    }
 }
 
 /// A mid-sized x86 docker host in Berlin with one 24 GiB NVIDIA GPU and one AMD GPU.
