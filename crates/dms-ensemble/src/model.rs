@@ -244,6 +244,57 @@ pub struct Requirements {
     /// flaky links; shorter fails over sooner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lost_after: Option<Duration>,
+    /// How providers that can take the deployment are ranked: weights of a tight fit,
+    /// a low price and high benchmark scores (`dms deploy --plan` shows each part).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefer: Option<Prefer>,
+}
+
+/// Ranking preferences; every weight is 0 or more, and a weight of 0 leaves its part out.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Prefer {
+    /// Weight of a tight resource fit (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub fit: Option<f64>,
+    /// Weight of a low price per hour (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub price: Option<f64>,
+    /// Prefer machines with higher benchmark scores (`dms benchmark`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub benchmark: Option<PreferBenchmark>,
+}
+
+/// Which benchmark scores count, and how much the benchmark part weighs.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreferBenchmark {
+    /// Weight of the benchmark part against fit and price (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub weight: Option<f64>,
+    /// Weight of single-thread CPU speed.
+    #[serde(default)]
+    #[schemars(range(min = 0.0))]
+    pub cpu_single: f64,
+    /// Weight of all-threads CPU speed.
+    #[serde(default)]
+    #[schemars(range(min = 0.0))]
+    pub cpu_multi: f64,
+    /// Weight of memory bandwidth.
+    #[serde(default)]
+    #[schemars(range(min = 0.0))]
+    pub memory: f64,
+    /// Weight of sequential disk throughput.
+    #[serde(default)]
+    #[schemars(range(min = 0.0))]
+    pub disk_seq: f64,
+    /// Weight of random disk operations.
+    #[serde(default)]
+    #[schemars(range(min = 0.0))]
+    pub disk_random: f64,
 }
 
 /// What happens when a node is lost for good.

@@ -71,3 +71,31 @@ pub fn detect() -> Hardware {
     let gpus = gpu::detect(&mut notes);
     Hardware { cpu: cpu::detect(&sys), memory, disks, gpus, notes }
 }
+
+impl Hardware {
+    /// What the machine says about itself for ensembles' node `attributes`: `os`,
+    /// `arch`, `cpu.vendor`, `cpu.flag.<flag>` = `true` for each CPU feature flag, and
+    /// for the first GPU `gpu.vendor`, `gpu.model`, `gpu.driver` and `gpu.cuda`.
+    pub fn attributes(&self) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        out.insert("os".to_string(), std::env::consts::OS.to_string());
+        out.insert("arch".to_string(), std::env::consts::ARCH.to_string());
+        if self.cpu.vendor != "unknown" {
+            out.insert("cpu.vendor".to_string(), self.cpu.vendor.clone());
+        }
+        for flag in &self.cpu.flags {
+            out.insert(format!("cpu.flag.{flag}"), "true".to_string());
+        }
+        if let Some(gpu) = self.gpus.first() {
+            out.insert("gpu.vendor".to_string(), format!("{:?}", gpu.vendor).to_lowercase());
+            out.insert("gpu.model".to_string(), gpu.name.clone());
+            if let Some(driver) = &gpu.driver_version {
+                out.insert("gpu.driver".to_string(), driver.clone());
+            }
+            if let Some(cuda) = &gpu.cuda_version {
+                out.insert("gpu.cuda".to_string(), cuda.clone());
+            }
+        }
+        out
+    }
+}

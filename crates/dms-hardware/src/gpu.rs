@@ -43,6 +43,9 @@ pub struct Gpu {
     pub driver: Option<String>,
     /// Driver version, NVIDIA only (from NVML).
     pub driver_version: Option<String>,
+    /// The CUDA version the driver supports (`12.4`), NVIDIA only (from NVML).
+    #[serde(default)]
+    pub cuda_version: Option<String>,
 }
 
 impl Gpu {
@@ -106,6 +109,9 @@ fn nvidia(nvml: &Nvml, notes: &mut Vec<String>) -> (Vec<Gpu>, u32) {
         }
     };
     let driver_version = nvml.sys_driver_version().ok();
+    // NVML says e.g. 12040 for CUDA 12.4.
+    let cuda_version =
+        nvml.sys_cuda_driver_version().ok().map(|v| format!("{}.{}", v / 1000, (v % 1000) / 10));
     let mut gpus = Vec::new();
     for index in 0..count {
         let device = match nvml.device_by_index(index) {
@@ -125,6 +131,7 @@ fn nvidia(nvml: &Nvml, notes: &mut Vec<String>) -> (Vec<Gpu>, u32) {
             memory_total_bytes: device.memory_info().ok().map(|m| m.total),
             driver: Some("nvidia".to_owned()),
             driver_version: driver_version.clone(),
+            cuda_version: cuda_version.clone(),
         });
     }
     (gpus, count)
@@ -180,6 +187,7 @@ impl Card {
             memory_total_bytes: self.vram_total.filter(|b| *b > 0),
             driver: self.driver.clone(),
             driver_version: None,
+            cuda_version: None,
         }
     }
 }

@@ -77,9 +77,30 @@ pub struct DeploymentConfig {
     /// The address users reach this machine's published ports at (empty: the address
     /// of the interface the default route leaves by, else 127.0.0.1).
     pub public_address: String,
+    /// Attributes this machine advertises beside the detected ones, `key=value` pairs
+    /// separated by commas (`rack=b4, gpu.class=a100`).
+    pub attributes: String,
 }
 
 impl DeploymentConfig {
+    /// [`DeploymentConfig::attributes`] parsed; an entry without `=` is refused naming
+    /// the key.
+    pub fn attributes(&self) -> Result<std::collections::BTreeMap<String, String>, Error> {
+        self.attributes
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(|entry| match entry.split_once('=') {
+                Some((key, value)) if !key.trim().is_empty() => {
+                    Ok((key.trim().to_string(), value.trim().to_string()))
+                }
+                _ => Err(Error::Rule(format!(
+                    "deployment.attributes: {entry:?} is not key=value (e.g. \"rack=b4, gpu.class=a100\")"
+                ))),
+            })
+            .collect()
+    }
+
     /// [`DeploymentConfig::public_address`], or the address of the interface the
     /// default route leaves by (found by connecting a UDP socket, which sends nothing),
     /// else `127.0.0.1`.
@@ -124,6 +145,7 @@ impl Default for DeploymentConfig {
             lost_after: Duration::from_secs(5),
             stop_after: Duration::from_secs(60),
             public_address: String::new(),
+            attributes: String::new(),
         }
     }
 }
@@ -334,6 +356,7 @@ impl Config {
                 d.heartbeat_interval, d.lost_after, d.stop_after
             )));
         }
+        self.deployment.attributes()?;
         let q = &self.quotas;
         for (key, value) in [
             ("quotas.deployments_per_user", q.deployments_per_user),

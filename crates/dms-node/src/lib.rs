@@ -329,6 +329,9 @@ pub async fn start_deployments(
     executors: dms_provider::Executors,
 ) -> Result<Deployments, Error> {
     let d = &config.deployment;
+    // Detected attributes, then the configured ones over them.
+    let mut attributes = dms_provider::detected_attributes().await;
+    attributes.extend(d.attributes()?);
     let deps = dms_provider::Deps {
         manager,
         store: store.clone(),
@@ -342,6 +345,7 @@ pub async fn start_deployments(
             location: d.location(),
             reservations_per_peer: config.quotas.reservations_per_peer,
             public_host: d.public_host(),
+            attributes,
         },
         executors,
     };

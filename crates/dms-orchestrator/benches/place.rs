@@ -31,6 +31,7 @@ fn answers(nodes: &[NodeAsk]) -> Vec<BidAnswer> {
                     machine: Machine::default(),
                     score: ((p * 31 + ask.node.len() * 17) % 100) as f64 / 100.0,
                     rtt_ms: rtt_ms.clone(),
+                    parts: None,
                 })
                 .collect();
             BidAnswer { peer, bids, refusals: Vec::new() }

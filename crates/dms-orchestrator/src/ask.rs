@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use dms_ensemble::model::{Allocation, Ensemble, GpuVendor, Place};
-use dms_types::capability::{GpuRequirement, Location, Requirements};
+use dms_types::capability::{BenchmarkPreference, GpuRequirement, Location, Requirements, Weights};
 use dms_types::resources::GpuVendor as Vendor;
 
 use dms_protocol::NodeAsk;
@@ -50,6 +50,9 @@ pub fn asks(ensemble: &Ensemble) -> Vec<NodeAsk> {
             requirements.gpu = gpu;
             // Fixed public ports must be free on the provider (checked when it bids).
             requirements.ports = node.ports.iter().filter_map(|p| p.public).collect();
+            requirements.attributes = node.attributes.clone();
+            let prefer = ensemble.requirements.as_ref().and_then(|r| r.prefer.as_ref());
+            (requirements.weights, requirements.prefer_benchmark) = preferences(prefer);
             requirements.max_price_per_hour =
                 ensemble.requirements.as_ref().and_then(|r| r.max_price_per_hour);
             requirements.max_duration_secs = ensemble
@@ -71,6 +74,27 @@ pub fn asks(ensemble: &Ensemble) -> Vec<NodeAsk> {
             }
         })
         .collect()
+}
+
+/// The score weights and benchmark preference an ensemble's `requirements.prefer` asks
+/// for (`None`: the defaults).
+fn preferences(
+    prefer: Option<&dms_ensemble::model::Prefer>,
+) -> (Option<Weights>, Option<BenchmarkPreference>) {
+    let Some(prefer) = prefer else { return (None, None) };
+    let benchmark = prefer.benchmark.as_ref().map(|b| BenchmarkPreference {
+        cpu_single: b.cpu_single,
+        cpu_multi: b.cpu_multi,
+        memory: b.memory,
+        disk_seq: b.disk_seq,
+        disk_random: b.disk_random,
+    });
+    let weights = Weights {
+        fit: prefer.fit.unwrap_or(1.0),
+        price: prefer.price.unwrap_or(1.0),
+        benchmark: prefer.benchmark.as_ref().and_then(|b| b.weight).unwrap_or(1.0),
+    };
+    (Some(weights), benchmark)
 }
 
 /// The places providers can check: continent, country and city (a place given only by

@@ -205,6 +205,9 @@ pub fn plan(asks: &[NodeAsk], answers: &[BidAnswer]) -> BTreeMap<String, NodePla
             for answer in answers {
                 if let Some(bid) = answer.bids.iter().find(|b| b.node == ask.node) {
                     plan.candidates.push((answer.peer.clone(), bid.score));
+                    if let Some(parts) = bid.parts {
+                        plan.parts.insert(answer.peer.clone(), parts);
+                    }
                 } else if let Some(refusal) = answer.refusals.iter().find(|r| r.node == ask.node) {
                     plan.rejected.push((
                         answer.peer.clone(),
@@ -253,6 +256,7 @@ mod tests {
             machine: Machine::default(),
             score,
             rtt_ms: BTreeMap::new(),
+            parts: None,
         }
     }
 

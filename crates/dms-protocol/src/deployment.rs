@@ -93,6 +93,9 @@ pub struct Bid {
     /// Round-trip times to the provider's connected peers, in milliseconds.
     #[serde(default)]
     pub rtt_ms: BTreeMap<String, f64>,
+    /// How the score was made (fit, price, benchmark and their weights).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<dms_types::capability::ScoreParts>,
 }
 
 /// Why a provider does not bid on a node.

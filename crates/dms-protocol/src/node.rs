@@ -123,6 +123,9 @@ pub struct NodePlan {
     pub candidates: Vec<(String, f64)>,
     /// Peers that did not bid, with every reason.
     pub rejected: Vec<(String, Vec<String>)>,
+    /// How each candidate's score was made, by peer.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parts: BTreeMap<String, dms_types::capability::ScoreParts>,
 }
 
 /// List the node's deployments (answer: [`Summary`] list, newest first).

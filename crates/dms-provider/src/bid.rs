@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use dms_protocol::{Bid, BidAnswer, BidRequest, NodeAsk, Reason, Refusal};
-use dms_types::capability::{Location, Machine, MismatchCode, explain, score};
+use dms_types::capability::{Location, Machine, MismatchCode, ScoreParts, explain, parts};
 use dms_types::resources::Resources;
 
 /// What a request is judged against.
@@ -56,15 +56,16 @@ pub fn evaluate(request: &BidRequest, offer: &Offer<'_>) -> (BidAnswer, Vec<Reso
     let mut claims = Vec::new();
     for ask in &request.nodes {
         match judge(ask, offer, onboarded) {
-            Ok((claim, score)) => {
+            Ok((claim, parts)) => {
                 claims.push(claim);
                 answer.bids.push(Bid {
                     node: ask.node.clone(),
                     reservation: String::new(),
                     expires_ms: 0,
                     machine: offer.machine.clone(),
-                    score,
+                    score: parts.total,
                     rtt_ms: offer.rtt_ms.clone(),
+                    parts: Some(parts),
                 });
             }
             Err(reasons) => answer.refusals.push(Refusal { node: ask.node.clone(), reasons }),
@@ -78,7 +79,7 @@ fn judge(
     ask: &NodeAsk,
     offer: &Offer<'_>,
     onboarded: &Resources,
-) -> Result<(Resources, f64), Vec<Reason>> {
+) -> Result<(Resources, ScoreParts), Vec<Reason>> {
     let machine = offer.machine;
     if ask.pinned.as_ref().is_some_and(|p| p != offer.me) {
         return Err(vec![reason(
@@ -118,7 +119,7 @@ fn judge(
         reason(shortage && fits_offer, &code, m.message)
     }));
     match (requirements.claim(&machine.free), reasons.is_empty()) {
-        (Some(claim), true) => Ok((claim, score(&requirements, machine).unwrap_or(0.0))),
+        (Some(claim), true) => Ok((claim, parts(&requirements, machine).unwrap_or_default())),
         _ => Err(reasons),
     }
 }

@@ -75,6 +75,9 @@ pub struct Settings {
     /// The address users reach this machine's published ports at (shown in each
     /// allocation's endpoints).
     pub public_host: String,
+    /// What the machine says about itself (configured and detected), matched against
+    /// ensemble nodes' `attributes`.
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// What the provider is built from.
@@ -218,6 +221,12 @@ impl Ledger {
     }
 }
 
+/// What this machine says about itself in bids, as detected (`Hardware::attributes`:
+/// OS, architecture, CPU vendor and flags, first GPU's vendor, model, driver, CUDA).
+pub async fn detected_attributes() -> BTreeMap<String, String> {
+    tokio::task::spawn_blocking(|| dms_hardware::detect().attributes()).await.unwrap_or_default()
+}
+
 /// The provider: its behaviors are on the node's root actor.
 pub struct Provider {
     shared: Arc<Shared>,
@@ -330,6 +339,7 @@ fn machine(shared: &Shared, status: &resources::Accounts) -> Machine {
         price_per_hour: (price > 0.0).then_some(price),
         location: shared.settings.location.clone(),
         benchmarks: onboarding::benchmark_scores(&shared.store),
+        attributes: shared.settings.attributes.clone(),
         ..Machine::default()
     }
 }

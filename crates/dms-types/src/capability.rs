@@ -9,6 +9,7 @@
 //! Limits that are not given (`None`, empty lists) admit anything. Names (architecture,
 //! executors, location parts, GPU models) compare without regard to ASCII case.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -21,7 +22,7 @@ mod score;
 mod tests;
 
 pub use explain::explain;
-pub use score::score;
+pub use score::{ScoreParts, parts, score};
 
 /// What a job needs from a machine.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -52,6 +53,28 @@ pub struct Requirements {
     pub max_duration_secs: Option<u64>,
     /// How much the job cares about each benchmark score when ranking machines.
     pub prefer_benchmark: Option<BenchmarkPreference>,
+    /// Machine attributes that must be exactly these (`gpu.driver: "550.54"`).
+    pub attributes: BTreeMap<String, String>,
+    /// How much each part of [`score`] counts (all 1 when `None`).
+    pub weights: Option<Weights>,
+}
+
+/// Weights of the parts of [`score`]: a weighted mean of fit, price and benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Weights {
+    /// Weight of a tight resource fit.
+    pub fit: f64,
+    /// Weight of a low price.
+    pub price: f64,
+    /// Weight of high benchmark scores (only with a [`BenchmarkPreference`]).
+    pub benchmark: f64,
+}
+
+impl Default for Weights {
+    fn default() -> Self {
+        Weights { fit: 1.0, price: 1.0, benchmark: 1.0 }
+    }
 }
 
 /// GPUs a job needs: `count` devices that each match every given condition.
@@ -112,6 +135,10 @@ pub struct Machine {
     pub max_duration_secs: Option<u64>,
     /// Its benchmark scores, if measured.
     pub benchmarks: Option<BenchmarkScores>,
+    /// What it says about itself: configured (`deployment.attributes`) and detected
+    /// (`os`, `arch`, `cpu.vendor`, `cpu.flag.<flag>`, `gpu.vendor`, `gpu.model`,
+    /// `gpu.driver`, `gpu.cuda`).
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// Measured machine performance; higher is better in every field.
@@ -194,6 +221,8 @@ pub enum MismatchCode {
     Location,
     /// A needed port is not free.
     Port,
+    /// A required attribute is missing or has another value.
+    Attribute,
     /// Dearer per hour than the job pays.
     Price,
     /// Dearer in all than the job pays.
@@ -332,6 +361,7 @@ impl MismatchCode {
             MismatchCode::Executor => "executor",
             MismatchCode::Location => "location",
             MismatchCode::Port => "port",
+            MismatchCode::Attribute => "attribute",
             MismatchCode::Price => "price",
             MismatchCode::TotalPrice => "total_price",
             MismatchCode::Duration => "duration",

@@ -168,6 +168,8 @@ fn requirements() -> impl Strategy<Value = Requirements> {
                     max_total_price,
                     max_duration_secs,
                     prefer_benchmark,
+                    attributes: Default::default(),
+                    weights: None,
                 }
             },
         )
@@ -210,6 +212,7 @@ fn machine() -> impl Strategy<Value = Machine> {
                     price_per_hour,
                     max_duration_secs,
                     benchmarks,
+                    attributes: Default::default(),
                 }
             },
         )

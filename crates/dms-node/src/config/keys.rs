@@ -81,6 +81,11 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "The address users reach the ports this machine publishes for allocations at, shown in `dms deployments info`. Empty: the address of the interface the default route leaves by, else 127.0.0.1.",
     },
     KeyDoc {
+        key: "deployment.attributes",
+        expected: "key=value pairs separated by commas, or empty",
+        doc: "Attributes this machine advertises in its bids beside the detected ones (os, arch, cpu.vendor, cpu.flag.<flag>, gpu.vendor, gpu.model, gpu.driver, gpu.cuda); ensemble nodes' `attributes` must match them exactly. A configured key overrides a detected one.",
+    },
+    KeyDoc {
         key: "quotas.deployments_per_user",
         expected: "a whole number, 1 or more",
         doc: "Unfinished deployments one submitter (the DID that signs `dms deploy`) may have on this node at once; more are refused with `quota`.",

@@ -36,6 +36,7 @@ pub fn explain(requirements: &Requirements, machine: &Machine) -> Vec<Mismatch> 
         executor(requirements, machine),
         location(requirements, machine),
         ports(requirements, machine),
+        attributes(requirements, machine),
         price(requirements, machine),
         total_price(requirements, machine),
         duration(requirements, machine),
@@ -222,4 +223,16 @@ fn format_duration(secs: u64) -> String {
         s if s.is_multiple_of(60) => format!("{} min", s / 60),
         s => format!("{s} s"),
     }
+}
+
+/// The first required attribute the machine lacks or has with another value.
+fn attributes(requirements: &Requirements, machine: &Machine) -> Option<Mismatch> {
+    requirements.attributes.iter().find_map(|(key, wanted)| {
+        let message = match machine.attributes.get(key) {
+            Some(has) if has == wanted => return None,
+            Some(has) => format!("needs attribute {key} = {wanted:?}; has {has:?}"),
+            None => format!("needs attribute {key} = {wanted:?}; does not say"),
+        };
+        Some(Mismatch { code: MismatchCode::Attribute, message })
+    })
 }

@@ -1,12 +1,15 @@
 //! [`score`]: ranking the machines that can take a job.
 
-use super::{BenchmarkPreference, BenchmarkScores, Machine, Requirements, explain};
+use serde::{Deserialize, Serialize};
+
+use super::{BenchmarkPreference, BenchmarkScores, Machine, Requirements, Weights, explain};
 use crate::resources::Resources;
 
 /// How well `machine` suits the job, in `[0, 1]`, higher is better; `None` when
 /// [`explain`] finds a mismatch.
 ///
-/// The score is the mean of these parts, each in `[0, 1]`:
+/// The score is the mean of these parts, each in `[0, 1]`, weighted by
+/// [`Requirements::weights`] (all 1 by default; a part weighted 0 is left out):
 ///
 /// - **fit**: the mean, over CPU, memory, disk and GPUs that the machine has free (more
 ///   than zero), of `needed / free`. A tight fit leaves less idle; a job that needs no GPU
@@ -30,20 +33,46 @@ use crate::resources::Resources;
 /// assert!(score(&job, &small) > score(&job, &large));
 /// ```
 pub fn score(requirements: &Requirements, machine: &Machine) -> Option<f64> {
+    parts(requirements, machine).map(|p| p.total)
+}
+
+/// The parts of a [`score`]: each in `[0, 1]`, and their weighted mean, so that a plan can
+/// show how each preference moved it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScoreParts {
+    /// How tightly the job fits the free resources.
+    pub fit: f64,
+    /// How cheap the machine is.
+    pub price: f64,
+    /// How fast, by the job's benchmark preference (`None`: the job gives none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub benchmark: Option<f64>,
+    /// The weights used.
+    pub weights: Weights,
+    /// The score: the weighted mean of the parts.
+    pub total: f64,
+}
+
+/// [`score`] with its parts; `None` when [`explain`] finds a mismatch.
+pub fn parts(requirements: &Requirements, machine: &Machine) -> Option<ScoreParts> {
     if !explain(requirements, machine).is_empty() {
         return None;
     }
+    let weights = requirements.weights.unwrap_or_default();
     let benchmark = requirements
         .prefer_benchmark
         .as_ref()
         .and_then(|preference| benchmark(preference, machine.benchmarks.as_ref()));
-    let parts: Vec<f64> =
-        [Some(fit(requirements, &machine.free)), Some(price(requirements, machine)), benchmark]
-            .into_iter()
-            .flatten()
-            .collect();
-    let mean = parts.iter().sum::<f64>() / parts.len() as f64;
-    Some(if mean.is_nan() { 0.0 } else { mean.clamp(0.0, 1.0) })
+    let (fit, price) = (fit(requirements, &machine.free), price(requirements, machine));
+    let weighted = [(fit, weights.fit), (price, weights.price)]
+        .into_iter()
+        .chain(benchmark.map(|b| (b, weights.benchmark)))
+        .filter(|(_, w)| w.is_finite() && *w > 0.0);
+    let (sum, total_weight) =
+        weighted.fold((0.0, 0.0), |(sum, tw), (part, w)| (sum + part * w, tw + w));
+    let mean = if total_weight > 0.0 { sum / total_weight } else { 0.0 };
+    let total = if mean.is_nan() { 0.0 } else { mean.clamp(0.0, 1.0) };
+    Some(ScoreParts { fit, price, benchmark, weights, total })
 }
 
 fn fit(requirements: &Requirements, free: &Resources) -> f64 {

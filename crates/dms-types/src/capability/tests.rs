@@ -39,6 +39,11 @@ fn machine() -> Machine {
         price_per_hour: Some(2.0),
         max_duration_secs: Some(4 * 3600),
         benchmarks: None,
+        attributes: [
+            ("os".to_owned(), "linux".to_owned()),
+            ("gpu.driver".to_owned(), "550".to_owned()),
+        ]
+        .into(),
     }
 }
 
@@ -347,4 +352,43 @@ fn score_prefers_better_benchmarks_when_asked() {
     assert!(fast > slow && slow > unknown, "{fast} {slow} {unknown}");
     // Without a preference, benchmarks do not count.
     assert_eq!(score(&job(), &with(32_000.0)), score(&job(), &unmeasured));
+}
+
+#[test]
+fn attributes_must_match_exactly() {
+    let wants = |key: &str, value: &str| Requirements {
+        attributes: [(key.to_owned(), value.to_owned())].into(),
+        ..job()
+    };
+    assert_eq!(explain(&wants("gpu.driver", "550"), &machine()), []);
+    assert_eq!(
+        only_mismatch(&wants("gpu.driver", "535"), &machine()),
+        (MismatchCode::Attribute, "needs attribute gpu.driver = \"535\"; has \"550\"".to_owned())
+    );
+    assert_eq!(
+        only_mismatch(&wants("gpu.cuda", "12.4"), &machine()),
+        (MismatchCode::Attribute, "needs attribute gpu.cuda = \"12.4\"; does not say".to_owned())
+    );
+}
+
+#[test]
+fn weights_move_the_score_and_the_parts_say_how() {
+    let cheap_loose = Machine { price_per_hour: None, ..machine() };
+    let job = job();
+    let even = super::parts(&job, &cheap_loose).expect("fits");
+    assert_eq!(even.price, 1.0);
+    assert!((even.total - (even.fit + even.price) / 2.0).abs() < 1e-9, "{even:?}");
+    let price_first = Requirements {
+        weights: Some(super::Weights { fit: 1.0, price: 3.0, benchmark: 1.0 }),
+        ..job.clone()
+    };
+    let weighted = super::parts(&price_first, &cheap_loose).expect("fits");
+    assert!((weighted.total - (weighted.fit + 3.0) / 4.0).abs() < 1e-9, "{weighted:?}");
+    assert!(weighted.total > even.total, "weighting price raised a free machine's score");
+    let fit_only = Requirements {
+        weights: Some(super::Weights { fit: 1.0, price: 0.0, benchmark: 0.0 }),
+        ..job
+    };
+    let parts = super::parts(&fit_only, &cheap_loose).expect("fits");
+    assert!((parts.total - parts.fit).abs() < 1e-9, "a part weighted 0 is left out");
 }

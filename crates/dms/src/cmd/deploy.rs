@@ -313,10 +313,13 @@ fn print_plan(ctx: &Ctx, plan: &Plan) -> anyhow::Result<()> {
     println!("{} peers answered", plan.answered.len());
     for (node, p) in &plan.nodes {
         println!("\nnode {node}:");
-        let candidates = p
-            .candidates
-            .iter()
-            .map(|(peer, score)| vec![peer.clone(), format!("{score:.3}"), "candidate".into()]);
+        let candidates = p.candidates.iter().map(|(peer, score)| {
+            let verdict = match p.parts.get(peer) {
+                Some(parts) => format!("candidate: {}", score_parts(parts)),
+                None => "candidate".into(),
+            };
+            vec![peer.clone(), format!("{score:.3}"), verdict]
+        });
         let rejected = p.rejected.iter().map(|(peer, reasons)| {
             vec![peer.clone(), "-".into(), format!("rejected: {}", reasons.join("; "))]
         });
@@ -333,6 +336,17 @@ fn print_plan(ctx: &Ctx, plan: &Plan) -> anyhow::Result<()> {
         Err(why) => println!("\ncannot be placed now: {why}"),
     }
     Ok(())
+}
+
+/// How a score was made: each part with its weight (`fit 0.50 ×1, price 1.00 ×2`).
+fn score_parts(parts: &dms_types::capability::ScoreParts) -> String {
+    let w = parts.weights;
+    let mut text =
+        format!("fit {:.2} ×{}, price {:.2} ×{}", parts.fit, w.fit, parts.price, w.price);
+    if let Some(benchmark) = parts.benchmark {
+        text.push_str(&format!(", benchmark {benchmark:.2} ×{}", w.benchmark));
+    }
+    text
 }
 
 /// The `--state` filter of `dms deployments list`, checked.

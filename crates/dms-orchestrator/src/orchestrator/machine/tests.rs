@@ -82,6 +82,7 @@ fn bid_for(peer: &str, node: &str) -> BidAnswer {
         machine: Machine::default(),
         score: 1.0,
         rtt_ms: BTreeMap::new(),
+        parts: None,
     };
     BidAnswer { peer: peer.into(), bids: vec![bid], refusals: Vec::new() }
 }
