@@ -58,3 +58,18 @@ Feature: Hardening: nothing a client, a file or another local user does can cras
     And 20000 connections are attempted on the API, each sending half a request, while /health is polled
     Then /health answered every poll during the flood
     And within 30 seconds the daemon's memory is back within 20 % of what was noted
+
+  Scenario: Every error the API answers has the JSON shape
+    When I run "dms config set api.request_timeout 1s"
+    When I start the daemon with passphrase "pw"
+    Then the daemon is ready
+    And each of these requests is answered with its status in the JSON shape:
+      | request                              | status | error                  |
+      | GET /api/v1/info without the token   | 401    | unauthorized           |
+      | GET /api/v1/nowhere                  | 404    | not_found              |
+      | DELETE /health                       | 405    | method_not_allowed     |
+      | PUT a context of 2 MiB               | 413    | payload_too_large      |
+      | GET a path of 9 KiB                  | 414    | uri_too_long           |
+      | PUT a context that is not JSON       | 400    | bad_request            |
+      | PUT a context as text/plain          | 415    | unsupported_media_type |
+      | PUT a context whose body never ends  | 408    | request_timeout        |

@@ -171,3 +171,56 @@ async fn socket_without_token(world: &mut DmsWorld, command: String) {
     assert!(out.status.success(), "{}", out.stderr);
     assert!(out.stdout.contains(&did), "{}", out.stdout);
 }
+
+/// The raw request (head without the final blank line, and body) for a named case.
+fn error_case(name: &str, token: &str) -> (String, Vec<u8>) {
+    let auth = format!("Authorization: Bearer {token}");
+    let put = |content_type: &str, length: usize| {
+        format!(
+            "PUT /api/v1/cap/contexts/x HTTP/1.1\r\n{auth}\r\nContent-Type: {content_type}\r\n\
+             Content-Length: {length}"
+        )
+    };
+    match name {
+        "GET /api/v1/info without the token" => ("GET /api/v1/info HTTP/1.1".into(), Vec::new()),
+        "GET /api/v1/nowhere" => (format!("GET /api/v1/nowhere HTTP/1.1\r\n{auth}"), Vec::new()),
+        "DELETE /health" => (format!("DELETE /health HTTP/1.1\r\n{auth}"), Vec::new()),
+        "PUT a context of 2 MiB" => (put("application/json", 2 << 20), vec![b' '; 2 << 20]),
+        "GET a path of 9 KiB" => {
+            (format!("GET /api/v1/{} HTTP/1.1\r\n{auth}", "a".repeat(9 * 1024)), Vec::new())
+        }
+        "PUT a context that is not JSON" => (put("application/json", 5), b"{nope".to_vec()),
+        "PUT a context as text/plain" => (put("text/plain", 2), b"{}".to_vec()),
+        // Ten bytes announced, two sent.
+        "PUT a context whose body never ends" => (put("application/json", 10), b"{}".to_vec()),
+        other => panic!("no such request case: {other}"),
+    }
+}
+
+#[then("each of these requests is answered with its status in the JSON shape:")]
+async fn errors_shaped(world: &mut DmsWorld, step: &cucumber::gherkin::Step) {
+    use tokio::io::AsyncWriteExt as _;
+    let api = world.daemons.first().expect("a daemon runs").ready().api;
+    let token = std::fs::read_to_string(token_file(world)).expect("api.token");
+    let table = step.table.as_ref().expect("a table of requests");
+    for row in table.rows.iter().skip(1) {
+        let (name, status, code) = (&row[0], &row[1], &row[2]);
+        let (head, body) = error_case(name, token.trim());
+        let mut stream = tokio::net::TcpStream::connect(api).await.expect("connect");
+        let request = format!("{head}\r\nHost: {api}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("head");
+        // A body over the limit may be cut off by the answer; that is fine.
+        let _ = stream.write_all(&body).await;
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(patience(), stream.read_to_end(&mut answer)).await;
+        let text = String::from_utf8_lossy(&answer);
+        let (headers, json) =
+            text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("{name}: {text}"));
+        let got = headers.split_whitespace().nth(1).unwrap_or_default();
+        assert_eq!(got, status, "{name}: {headers}");
+        let json: serde_json::Value =
+            serde_json::from_str(json).unwrap_or_else(|_| panic!("{name}: not JSON: {json}"));
+        assert_eq!(json["error"], code.as_str(), "{name}: {json}");
+        assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()), "{name}: {json}");
+    }
+}
