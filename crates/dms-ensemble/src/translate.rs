@@ -1,8 +1,14 @@
 //! Translators from docker-compose, Kubernetes and Nomad files to ensembles.
 //!
 //! Every key of the input is either translated or named in a warning: [`Obj`] records
-//! which keys a translator read, and [`Obj::finish`] warns about the rest. The result is
-//! checked like any ensemble; its warnings come back beside it.
+//! which keys a translator read, and [`Obj::finish`] warns about the rest. Values assumed,
+//! approximated or kept although nothing will fill them in are warnings too; what cannot
+//! be approximated without changing the meaning (an unset required variable, more than
+//! [`MAX_ALLOCATIONS`] allocations) is refused as an error of the translation. The result
+//! is checked like any ensemble; its warnings and errors come back beside it.
+//!
+//! Variables (compose interpolation, Nomad's `NOMAD_VAR_<name>`) come from the caller
+//! through [`Options`]: nothing here reads the process environment or the disk.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -50,7 +56,8 @@ pub struct Translation {
     pub ensemble: Ensemble,
     /// Everything dropped or approximated, then any validation warnings.
     pub warnings: Vec<Diagnostic>,
-    /// Validation errors of the result (empty when it is valid).
+    /// What the translator refused (an unset required variable, too many replicas), then
+    /// the validation errors of the result; empty when the result can be deployed.
     pub errors: Vec<Diagnostic>,
 }
 
@@ -81,39 +88,162 @@ pub fn detect(text: &str, file_name: &str) -> Option<Source> {
     None
 }
 
-/// Translates `text` (named `file_name`, for detection) from `from`, or the detected format.
+/// Translates `text` (named `file_name`, for detection) from `from`, or the detected
+/// format, with no variables (see [`translate_with`]).
 ///
 /// # Errors
 /// [`Error::Syntax`] when the input does not parse; [`Error::Untranslatable`] when it is
 /// not a file of the format or holds nothing to run.
 pub fn translate(text: &str, from: Option<Source>, file_name: &str) -> Result<Translation, Error> {
-    let source = from.or_else(|| detect(text, file_name)).ok_or_else(|| {
+    translate_with(text, file_name, &Options { from, ..Options::default() })
+}
+
+/// What a caller gives a translator besides the text.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The format; detected from the file name and text when `None`.
+    pub from: Option<Source>,
+    /// Variables for compose interpolation and Nomad's `NOMAD_VAR_<name>` (the CLI passes
+    /// the process environment); they win over those of `dot_env`.
+    pub environment: BTreeMap<String, String>,
+    /// The text of the `.env` file beside a compose file, when there is one.
+    pub dot_env: Option<String>,
+}
+
+/// Translates `text` (named `file_name`) with `options`: compose variables from
+/// `options.environment` over `options.dot_env`, as `docker compose config` resolves them.
+///
+/// # Errors
+/// As [`translate`]. Refusals that point at one value (an unset required variable, too
+/// many replicas) are not `Err`: they are in [`Translation::errors`], with their position.
+pub fn translate_with(
+    text: &str,
+    file_name: &str,
+    options: &Options,
+) -> Result<Translation, Error> {
+    let source = options.from.or_else(|| detect(text, file_name)).ok_or_else(|| {
         Error::Untranslatable(
             "cannot tell the format of the file; pass --from compose, kubernetes or nomad".into(),
         )
     })?;
     let mut cx = Cx::default();
+    if source == Source::Compose {
+        cx.variables = compose::interpolate::variables(options, &mut cx.warnings);
+    }
     let ensemble = match source {
         Source::Compose => compose::translate(text, &mut cx)?,
         Source::Kubernetes => kubernetes::translate(text, &mut cx)?,
-        Source::Nomad => nomad::translate(text, &mut cx)?,
+        Source::Nomad => nomad::translate(text, &mut cx, options)?,
     };
     let (errors, warnings): (Vec<_>, Vec<_>) =
         crate::check(&ensemble).into_iter().partition(Diagnostic::is_error);
     cx.warnings.extend(warnings);
-    Ok(Translation { ensemble, warnings: cx.warnings, errors })
+    cx.errors.extend(errors);
+    Ok(Translation { ensemble, warnings: cx.warnings, errors: cx.errors })
 }
 
-/// What translators share: the warnings so far.
+/// The most allocations a translation makes: replicas (compose `replicas`, Kubernetes
+/// `replicas`, Nomad `count`) are one allocation per copy, and deployments are tested with
+/// up to a thousand allocations. A count that would go past it is refused, not cut.
+pub const MAX_ALLOCATIONS: usize = 1000;
+
+/// What translators share: the warnings so far, and the requests refused.
 #[derive(Debug, Default)]
 pub(crate) struct Cx {
     pub(crate) warnings: Vec<Diagnostic>,
+    /// Requests that cannot be represented and must not be approximated (an unset
+    /// required variable, too many replicas): errors of the translation.
+    pub(crate) errors: Vec<Diagnostic>,
+    /// Variables for interpolation: the caller's environment over the `.env` file.
+    pub(crate) variables: BTreeMap<String, String>,
+    /// Allocations made so far by [`Cx::copies`].
+    made: usize,
 }
 
 impl Cx {
     /// Warns about the value at `path` (positioned at `pos`).
     pub(crate) fn warn(&mut self, pos: Position, path: &Path, message: impl Into<String>) {
         self.warnings.push(Diagnostic::warning(pos, path.to_string(), message));
+    }
+
+    /// Refuses the value at `path`: the translation reports it as an error.
+    pub(crate) fn refuse(&mut self, pos: Position, path: &Path, message: impl Into<String>) {
+        self.errors.push(Diagnostic::error(pos, path.to_string(), message));
+    }
+
+    /// Warns that resources the source left out were assumed (the values now in `a`).
+    pub(crate) fn assumed(
+        &mut self,
+        pos: Position,
+        path: &Path,
+        a: &Allocation,
+        (cpu, ram): (bool, bool),
+        hint: &str,
+    ) {
+        let cores = a.resources.cpu.cores;
+        let cores = if cores == 1.0 { "1 core".to_string() } else { format!("{cores} cores") };
+        let size = a.resources.ram;
+        let message = match (cpu, ram) {
+            (true, true) => return,
+            (false, false) => format!("no resources given; assumed {cores} and {size}{hint}"),
+            (false, true) => format!("no cpu given; assumed {cores}{hint}"),
+            (true, false) => format!("no memory given; assumed {size}{hint}"),
+        };
+        self.warn(pos, path, message);
+    }
+}
+
+/// A number of copies as the source wrote it, and where.
+pub(crate) struct Replicas {
+    n: u64,
+    pos: Position,
+    path: Path,
+}
+
+impl Replicas {
+    /// One copy, which the source did not ask for in so many words.
+    pub(crate) fn one() -> Replicas {
+        Replicas { n: 1, pos: Position::default(), path: Path::default() }
+    }
+}
+
+/// The number of copies `value` asks for. 0 and anything not a number are one copy, with
+/// a warning; how many are made is [`Cx::copies`]'s decision.
+pub(crate) fn replicas(value: &Value, path: &Path, cx: &mut Cx) -> Replicas {
+    let written = text(value).unwrap_or_default();
+    let n = match written.trim().parse::<i64>() {
+        Ok(n) if n > 0 => n as u64,
+        Ok(0) => {
+            let why = "0 replicas translated as 1: an ensemble runs every allocation it names";
+            cx.warn(value.pos, path, why);
+            1
+        }
+        _ => {
+            let why = format!(
+                "not translated: {written:?} is not a number of replicas; one copy is made"
+            );
+            cx.warn(value.pos, path, why);
+            1
+        }
+    };
+    Replicas { n, pos: value.pos, path: path.clone() }
+}
+
+impl Cx {
+    /// How many copies of a workload of `per_copy` allocations to make: all that were
+    /// asked for while the ensemble stays within [`MAX_ALLOCATIONS`]; otherwise one, and
+    /// the count is refused (an error of the translation).
+    pub(crate) fn copies(&mut self, replicas: &Replicas, per_copy: usize) -> u32 {
+        let per_copy = per_copy.max(1) as u64;
+        let wanted = replicas.n.saturating_mul(per_copy);
+        if replicas.n > 1 && (self.made as u64).saturating_add(wanted) > MAX_ALLOCATIONS as u64 {
+            let n = replicas.n;
+            self.refuse(replicas.pos, &replicas.path, format!("{n} replicas: a translated ensemble holds at most {MAX_ALLOCATIONS} allocations (one per copy of each container or task); lower the count or split the deployment"));
+            self.made += per_copy as usize;
+            return 1;
+        }
+        self.made += wanted as usize;
+        replicas.n as u32
     }
 }
 

@@ -188,16 +188,17 @@ fn ensemble() -> impl Strategy<Value = Ensemble> {
         root.children = children;
         root
     });
-    let requirements = (
-        of(-1e9f64..1e9),
-        of(0.0f64..1e12),
-        of(text()),
-        of(duration()),
-        of(duration()),
-    )
-        .prop_map(|(max_price_per_hour, budget, currency, max_duration, lost_after)| {
-            Requirements { max_price_per_hour, budget, currency, max_duration, lost_after }
-        });
+    let requirements =
+        (of(-1e9f64..1e9), of(0.0f64..1e12), of(text()), of(duration()), of(duration())).prop_map(
+            |(max_price_per_hour, budget, currency, max_duration, lost_after)| Requirements {
+                max_price_per_hour,
+                budget,
+                currency,
+                max_duration,
+                lost_after,
+                prefer: None,
+            },
+        );
     (
         btree_map(text(), text(), 0..3),
         btree_map(name(), allocation(), 1..3),

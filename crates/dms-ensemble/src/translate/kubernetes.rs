@@ -12,6 +12,7 @@ use crate::model::{
 use crate::tree::{self, Kind, Path, Value};
 
 mod pod;
+mod probe;
 
 /// One translated workload: its nodes (one per replica) and selector labels.
 struct Workload {
@@ -46,9 +47,11 @@ pub(super) fn translate(source: &str, cx: &mut Cx) -> Result<Ensemble, Error> {
         let root = root.clone();
         let kind = doc.get("kind").and_then(text).unwrap_or_default();
         match kind.as_str() {
-            "Pod" | "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "CronJob" => {
-                if let Some(w) = workload(doc, &kind, root, &refs, &mut allocations, &mut nodes, cx) {
-                    workloads.push(w);
+            "Pod" | "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet"
+            | "ReplicationController" | "Job" | "CronJob" => {
+                match workload(doc, &kind, root.clone(), &refs, &mut allocations, &mut nodes, cx) {
+                    Some(w) => workloads.push(w),
+                    None => cx.warn(doc.pos, &root, format!("not translated: the {kind} has no `metadata`, `spec` or pod template")),
                 }
             }
             "Service" => services.push((*doc, root)),
@@ -62,9 +65,16 @@ pub(super) fn translate(source: &str, cx: &mut Cx) -> Result<Ensemble, Error> {
         service(doc, root, &workloads, &allocations, &mut nodes, cx);
     }
     if allocations.is_empty() {
-        return Err(Error::Untranslatable(
-            "no workload (Pod, Deployment, StatefulSet, Job, DaemonSet) in the file".into(),
-        ));
+        let mut kinds: Vec<String> = docs
+            .iter()
+            .map(|(_, d)| d.get("kind").and_then(text).unwrap_or_else(|| "(no kind)".into()))
+            .collect();
+        kinds.dedup();
+        let found = if kinds.is_empty() { "no document".into() } else { kinds.join(", ") };
+        return Err(Error::Untranslatable(format!(
+            "no workload (Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, \
+             ReplicationController, Job, CronJob) in the file; found: {found}"
+        )));
     }
     Ok(ensemble(allocations, nodes))
 }
@@ -129,7 +139,7 @@ fn workload(
     meta.drop_key(cx, "annotations", "annotations have no ensemble equivalent");
     meta.finish(cx);
     let mut spec = top.obj("spec")?;
-    let mut replicas = 1;
+    let mut replicas = super::Replicas::one();
     let mut task = false;
     let mut restart_limit = None;
     let mut claim_templates = BTreeMap::new();
@@ -181,15 +191,8 @@ fn workload(
                     "finished ensembles are kept until shut down",
                 );
             }
-            if let Some(n) = job_spec.str("replicas").and_then(|r| r.parse::<u32>().ok()) {
-                replicas = n.clamp(1, 100);
-                if n == 0 {
-                    cx.warn(
-                        job_spec.pos("replicas"),
-                        &job_spec.path.key("replicas"),
-                        "0 replicas translated as 1: an ensemble always runs its allocations",
-                    );
-                }
+            if let Some(n) = job_spec.get("replicas") {
+                replicas = super::replicas(n, &job_spec.path.key("replicas"), cx);
             }
             if kind == "DaemonSet" {
                 cx.warn(doc.pos, &root, "a DaemonSet runs on every machine; translated as one node (add nodes to run more copies)");
@@ -239,6 +242,7 @@ fn workload(
     let translated = pod::translate(pod_value, pod_path, &name, refs, &claim_templates, cx);
     let mut workload =
         Workload { labels, nodes: Vec::new(), named_ports: translated.named_ports.clone() };
+    let replicas = cx.copies(&replicas, translated.allocations.len());
     for replica in 1..=replicas {
         let suffix = if replicas > 1 { format!("-{replica}") } else { String::new() };
         let rename = |n: &str| format!("{n}{suffix}");
@@ -372,3 +376,6 @@ fn service(
         );
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,5 +1,6 @@
 //! `dms validate`, `dms scaffold` and `dms translate`: ensemble files, without a daemon.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
@@ -87,7 +88,27 @@ fn write_new(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The process environment, for compose interpolation and Nomad's `NOMAD_VAR_<name>`
+/// (variables whose name or value is not UTF-8 are left out).
+fn environment() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+/// The `.env` file beside `file`, as `docker compose` reads it, when there is one.
+fn dot_env(file: &Path) -> anyhow::Result<Option<String>> {
+    let path = file.parent().unwrap_or(Path::new(".")).join(".env");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
 /// `dms translate <file>`: the ensemble on stdout (or `--out`), warnings on stderr.
+/// Compose variables come from the process environment and the `.env` file beside the
+/// file, as `docker compose config` takes them.
 pub fn translate(
     ctx: &Ctx,
     file: &Path,
@@ -101,7 +122,8 @@ pub fn translate(
         TranslateFrom::Kubernetes => Source::Kubernetes,
         TranslateFrom::Nomad => Source::Nomad,
     });
-    let translation = match translate::translate(&text, from, &name) {
+    let options = translate::Options { from, environment: environment(), dot_env: dot_env(file)? };
+    let translation = match translate::translate_with(&text, &name, &options) {
         Ok(translation) => translation,
         Err(Error::Untranslatable(why)) => bail!("{name}: cannot translate: {why}"),
         Err(error) => {
@@ -119,9 +141,14 @@ pub fn translate(
         None => print!("{rendered}"),
     }
     if !translation.errors.is_empty() {
-        eprint_all(&translation.errors, "translated ensemble");
+        // Refusals point into the source file; validation errors into the result.
+        let (refused, invalid): (Vec<_>, Vec<_>) =
+            translation.errors.iter().cloned().partition(|d| d.position.line > 0);
+        eprint_all(&refused, &name);
+        eprint_all(&invalid, "translated ensemble");
         bail!(
-            "{name}: the translated ensemble is not valid: {}; fix the source or edit the result",
+            "{name}: the translation is not valid: {}; fix the source (or set the variables it \
+             needs) or edit the result",
             count(&translation.errors)
         );
     }

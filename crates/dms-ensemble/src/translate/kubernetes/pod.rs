@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 
 use super::Refs;
 use crate::model::{
-    Allocation, AllocationType, Gpu, GpuVendor, HealthCheck, HealthCheckKind, Node, Port, Protocol,
-    Restart, RestartPolicy, Volume, VolumeKind,
+    Allocation, AllocationType, Gpu, GpuVendor, Node, Port, Protocol, Restart, RestartPolicy,
+    Volume, VolumeKind,
 };
 use crate::translate::{Cx, Obj, dns_name, docker, loose_bytes, strings, text};
 use crate::tree::{Kind, Path, Value};
-use crate::units::{ByteSize, Duration};
+use crate::units::ByteSize;
 
 /// The allocations of one pod, the node holding them, and its named ports.
 pub(super) struct Translated {
@@ -271,15 +271,17 @@ fn container(
         }
         a.ports.push(Port { port, protocol, name: pname });
     }
-    if let Some(resources) = o.obj("resources") {
-        container_resources(resources, &mut a, cx);
-    } else {
-        cx.warn(c.pos, &path, "no resources given; assumed 1 core and 512MiB");
-    }
+    let given = match o.obj("resources") {
+        Some(resources) => container_resources(resources, &mut a, cx),
+        None => (false, false),
+    };
+    cx.assumed(c.pos, &path, &a, given, " (set resources.limits to choose)");
     let liveness = o.get("livenessProbe");
     let readiness = o.get("readinessProbe");
-    if let Some(probe) = liveness.or(readiness) {
-        a.healthcheck = probe_check(probe, named);
+    if let Some((key, probe)) =
+        liveness.map(|l| ("livenessProbe", l)).or(readiness.map(|r| ("readinessProbe", r)))
+    {
+        a.healthcheck = super::probe::check(Obj::new(probe, path.key(key)), named, cx);
     }
     if liveness.is_some() && readiness.is_some() {
         cx.warn(
@@ -323,83 +325,110 @@ fn container(
     a
 }
 
-fn container_resources(mut r: Obj<'_>, a: &mut Allocation, cx: &mut Cx) {
-    let requests = r.get("requests");
-    let limits = r.get("limits");
-    let pick = |key: &str| {
-        limits.and_then(|l| l.get(key)).or_else(|| requests.and_then(|q| q.get(key))).and_then(text)
-    };
-    if let Some(cpu) = pick("cpu") {
-        let cores = cpu
-            .strip_suffix('m')
-            .map_or_else(|| cpu.parse::<f64>().ok(), |m| m.parse::<f64>().ok().map(|m| m / 1000.0));
-        match cores {
-            Some(cores) => a.resources.cpu.cores = cores,
-            None => {
-                cx.warn(r.pos("limits"), &r.path, format!("not translated: cpu quantity {cpu:?}"))
+/// Extended resources that are GPUs, and their vendors.
+const GPUS: [(&str, GpuVendor); 3] = [
+    ("nvidia.com/gpu", GpuVendor::Nvidia),
+    ("amd.com/gpu", GpuVendor::Amd),
+    ("gpu.intel.com/i915", GpuVendor::Intel),
+];
+
+/// `resources`: the limit of each resource, else its request. Returns whether cpu and
+/// memory were given; every other resource is a GPU or a warning.
+fn container_resources(mut r: Obj<'_>, a: &mut Allocation, cx: &mut Cx) -> (bool, bool) {
+    let requests = r.obj("requests");
+    let limits = r.obj("limits");
+    let (requests, limits) = (requests.as_ref().map(|o| o.value), limits.as_ref().map(|o| o.value));
+    let path = r.path.clone();
+    // Each resource named on either side, once, with the value that counts.
+    let mut names: Vec<&str> = Vec::new();
+    for side in [limits, requests].into_iter().flatten() {
+        for e in side.entries().unwrap_or_default() {
+            if !names.contains(&e.key.as_str()) {
+                names.push(&e.key);
             }
         }
     }
-    if let Some(memory) = pick("memory") {
-        match loose_bytes(&memory, false) {
-            Some(size) => a.resources.ram = size,
-            None => cx.warn(
-                r.pos("limits"),
-                &r.path,
-                format!("not translated: memory quantity {memory:?}"),
-            ),
+    let mut given = (false, false);
+    for name in names {
+        let limit = limits.and_then(|l| l.get(name));
+        let request = requests.and_then(|q| q.get(name));
+        let (side, value) = match (limit, request) {
+            (Some(l), _) => ("limits", l),
+            (None, Some(q)) => ("requests", q),
+            (None, None) => continue,
+        };
+        let (pos, at) = (value.pos, path.key(side).key(name));
+        let written = text(value).unwrap_or_default();
+        if let (Some(l), Some(q)) = (limit, request)
+            && text(l) != text(q)
+        {
+            let request = text(q).unwrap_or_default();
+            cx.warn(
+                q.pos,
+                &path.key("requests").key(name),
+                format!("request {request} dropped: the allocation asks for its limit, {written}"),
+            );
         }
+        let (cpu, ram) = set_resource(name, &written, pos, &at, a, cx);
+        given = (given.0 || cpu, given.1 || ram);
     }
-    a.resources.disk = pick("ephemeral-storage").and_then(|d| loose_bytes(&d, false));
-    for (key, vendor) in [
-        ("nvidia.com/gpu", GpuVendor::Nvidia),
-        ("amd.com/gpu", GpuVendor::Amd),
-        ("gpu.intel.com/i915", GpuVendor::Intel),
-    ] {
-        if let Some(count) = pick(key).and_then(|c| c.parse::<u32>().ok()) {
-            a.resources.gpus.push(Gpu { count, vendor: Some(vendor), model: None, vram: None });
-        }
-    }
+    r.skip("requests");
+    r.skip("limits");
+    r.drop_key(cx, "claims", "dynamic resource claims have no ensemble equivalent");
     r.finish(cx);
+    given
 }
 
-fn seconds(probe: &Value, key: &str) -> Option<Duration> {
-    probe
-        .get(key)
-        .and_then(|v| if let Kind::Int(n) = v.kind { u64::try_from(n).ok() } else { None })
-        .map(Duration::secs)
+/// One resource's value (the limit, else the request): sets it, or warns. Returns whether
+/// it gave the cpu and the memory.
+fn set_resource(
+    name: &str,
+    written: &str,
+    pos: crate::Position,
+    at: &Path,
+    a: &mut Allocation,
+    cx: &mut Cx,
+) -> (bool, bool) {
+    match name {
+        "cpu" => match cores(written) {
+            Some(cores) if cores > 0.0 => {
+                a.resources.cpu.cores = cores;
+                return (true, false);
+            }
+            _ => cx.warn(pos, at, format!("not translated: cpu quantity {written:?}")),
+        },
+        "memory" => match loose_bytes(written, false) {
+            Some(size) => {
+                a.resources.ram = size;
+                return (false, true);
+            }
+            None => cx.warn(pos, at, format!("not translated: memory quantity {written:?}")),
+        },
+        "ephemeral-storage" => match loose_bytes(written, false) {
+            Some(size) => a.resources.disk = Some(size),
+            None => cx.warn(pos, at, format!("not translated: storage quantity {written:?}")),
+        },
+        _ => match GPUS.iter().find(|(key, _)| *key == name) {
+            Some((_, vendor)) => match written.parse::<u32>() {
+                Ok(count) if (1..=64).contains(&count) => a.resources.gpus.push(Gpu {
+                    count,
+                    vendor: Some(*vendor),
+                    model: None,
+                    vram: None,
+                }),
+                Ok(0) => {}
+                _ => cx.refuse(pos, at, format!("{written} GPUs: an allocation asks for 1 to 64 of a kind")),
+            },
+            None => cx.warn(pos, at, format!("not translated: resource `{name}` ({written}); an ensemble asks only for cpu, memory, disk and GPUs")),
+        },
+    }
+    (false, false)
 }
 
-fn probe_check(probe: &Value, named: &BTreeMap<String, u16>) -> Option<HealthCheck> {
-    let port_of = |v: Option<&Value>| match v.map(|v| &v.kind) {
-        Some(Kind::Int(n)) => u16::try_from(*n).ok(),
-        Some(Kind::Str(s)) => named.get(s).copied().or_else(|| s.parse().ok()),
-        _ => None,
-    };
-    let (kind, command, port, path) = if let Some(exec) = probe.get("exec") {
-        (HealthCheckKind::Command, exec.get("command").map(strings).unwrap_or_default(), None, None)
-    } else if let Some(http) = probe.get("httpGet") {
-        (
-            HealthCheckKind::Http,
-            Vec::new(),
-            port_of(http.get("port")),
-            http.get("path").and_then(text),
-        )
-    } else if let Some(tcp) = probe.get("tcpSocket") {
-        (HealthCheckKind::Tcp, Vec::new(), port_of(tcp.get("port")), None)
-    } else {
-        return None;
-    };
-    Some(HealthCheck {
-        kind,
-        command,
-        port,
-        path,
-        interval: seconds(probe, "periodSeconds"),
-        timeout: seconds(probe, "timeoutSeconds"),
-        retries: probe
-            .get("failureThreshold")
-            .and_then(|v| if let Kind::Int(n) = v.kind { u32::try_from(n).ok() } else { None }),
-        start_period: seconds(probe, "initialDelaySeconds"),
-    })
+/// A Kubernetes cpu quantity (`500m`, `2`, `0.5`) in cores.
+fn cores(text: &str) -> Option<f64> {
+    match text.strip_suffix('m') {
+        Some(milli) => milli.parse::<f64>().ok().map(|m| m / 1000.0),
+        None => text.parse().ok(),
+    }
 }
