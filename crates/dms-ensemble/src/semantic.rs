@@ -12,6 +12,9 @@ use crate::model::{
 use crate::tree::{Path, Value};
 
 mod allocation;
+mod unsupported;
+
+pub use unsupported::UNSUPPORTED;
 
 /// Every semantic error and warning of `ensemble`, positioned through `tree` (the parsed
 /// source; a tree without positions gives line 0).
@@ -29,6 +32,7 @@ pub fn check(ensemble: &Ensemble, tree: &Value) -> Vec<Diagnostic> {
         c.supervisor(supervisor, "supervisor", &mut seen);
     }
     c.top_level();
+    c.unsupported();
     c.out
 }
 
