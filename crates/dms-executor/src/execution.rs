@@ -216,6 +216,11 @@ impl LogStream {
         self.rx.recv().await
     }
 
+    /// Whether no line is waiting now (a reader may write what it has).
+    pub fn is_idle(&self) -> bool {
+        self.rx.is_empty()
+    }
+
     /// Reads to the end and returns every line.
     pub async fn collect(mut self) -> Result<Vec<LogLine>> {
         let mut lines = Vec::new();

@@ -80,9 +80,18 @@ pub struct DeploymentConfig {
     /// Attributes this machine advertises beside the detected ones, `key=value` pairs
     /// separated by commas (`rack=b4, gpu.class=a100`).
     pub attributes: String,
+    /// Most output kept per allocation on this provider (`dms deployments logs`), a
+    /// size such as `16MiB`; the oldest is dropped beyond it, and reads say so.
+    pub log_cap: String,
 }
 
 impl DeploymentConfig {
+    /// [`DeploymentConfig::log_cap`] in bytes.
+    pub fn log_cap_bytes(&self) -> Result<u64, Error> {
+        dms_types::units::parse_bytes(&self.log_cap)
+            .map_err(|e| Error::Rule(format!("deployment.log_cap: {e}")))
+    }
+
     /// [`DeploymentConfig::attributes`] parsed; an entry without `=` is refused naming
     /// the key.
     pub fn attributes(&self) -> Result<std::collections::BTreeMap<String, String>, Error> {
@@ -146,6 +155,7 @@ impl Default for DeploymentConfig {
             stop_after: Duration::from_secs(60),
             public_address: String::new(),
             attributes: String::new(),
+            log_cap: "16MiB".into(),
         }
     }
 }
@@ -357,6 +367,7 @@ impl Config {
             )));
         }
         self.deployment.attributes()?;
+        self.deployment.log_cap_bytes()?;
         let q = &self.quotas;
         for (key, value) in [
             ("quotas.deployments_per_user", q.deployments_per_user),

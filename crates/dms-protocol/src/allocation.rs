@@ -214,6 +214,10 @@ pub struct Logs {
     pub lines: Vec<LogLine>,
     /// Whether the allocation has exited (no more lines will come).
     pub exited: bool,
+    /// What was dropped to stay within the provider's log cap, in words; `None` when
+    /// nothing was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<String>,
 }
 
 /// Start the workload (answer: the status after the start).

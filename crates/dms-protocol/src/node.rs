@@ -316,6 +316,7 @@ mod tests {
                 LogsEntry::Logs(Logs {
                     lines: vec![LogLine { stream: "stdout".into(), text: "hi".into() }],
                     exited: true,
+                    truncated: None,
                 }),
             ),
         ]

@@ -21,6 +21,7 @@
 
 mod beat;
 mod health;
+pub(crate) mod logfile;
 pub mod machine;
 pub(crate) mod work;
 
@@ -32,10 +33,9 @@ use dms_actor::envelope::now_ms;
 use dms_actor::stateful::{Context, ExitReason, Stateful};
 use dms_actor::{Actor, ActorError, Message, Reply};
 use dms_crypto::KeyPair;
-use dms_executor::{ExecutionId, Executor, LogOptions, OutputStream};
+use dms_executor::{ExecutionId, Executor, LogOptions};
 use dms_protocol::{
-    AllocationStatus, LogLine, Logs, LogsRequest, Request, Restart, Shutdown, Start, StatusRequest,
-    Update,
+    AllocationStatus, Logs, LogsRequest, Request, Restart, Shutdown, Start, StatusRequest, Update,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
@@ -299,6 +299,7 @@ impl Allocation {
             }
             Effect::Watch => {
                 self.watch(ctx);
+                self.keep_logs(ctx);
                 self.probe_soon(ctx);
             }
             Effect::ScheduleRestart(delay) => ctx.after(delay, Internal::Input(Input::RestartDue)),
@@ -310,6 +311,7 @@ impl Allocation {
                 self.shared.ledger.ended(&self.hosted.reservation, &self.hosted.id).await
             }
             Effect::Forget => {
+                self.log_file().remove();
                 hosted::forget(&self.shared.store, &self.hosted.id).await;
                 self.shared.forget(&self.hosted.id, ctx.actor());
                 ctx.stop(ExitReason::Normal);
@@ -346,6 +348,37 @@ impl Allocation {
             false => Vec::new(),
         };
         Input::Started { execution: execution.0, start_us, endpoints }
+    }
+
+    fn log_file(&self) -> logfile::LogFile {
+        let settings = &self.shared.settings;
+        logfile::LogFile::new(&settings.logs_dir, &self.hosted.id, settings.log_cap)
+    }
+
+    /// Copies the current execution's output to its log file as it comes, on a task the
+    /// actor owns (it ends with the execution). An execution followed before a restart
+    /// of this provider continues with new lines only.
+    fn keep_logs(&self, ctx: &mut Context<Internal>) {
+        let (Some(executor), Some(execution)) = (self.executor(), self.hosted.execution.clone())
+        else {
+            return;
+        };
+        let file = self.log_file();
+        ctx.spawn(async move {
+            let again = {
+                let (file, execution) = (file.clone(), execution.clone());
+                tokio::task::spawn_blocking(move || file.follows(&execution)).await
+            };
+            let tail = match again {
+                Ok(Ok(true)) => Some(0),
+                _ => None,
+            };
+            let options = LogOptions { follow: true, tail, stdout: true, stderr: true };
+            if let Ok(stream) = executor.logs(&ExecutionId(execution), options).await {
+                logfile::copy(stream, file).await;
+            }
+            None
+        });
     }
 
     /// Waits for the current execution to exit, on a task the actor owns.
@@ -404,8 +437,14 @@ impl Allocation {
 
     async fn logs(&self, tail: Option<usize>) -> Result<Logs, ActorError> {
         let exited = self.hosted.status.state.is_terminal();
+        let file = self.log_file();
+        let kept = tokio::task::spawn_blocking(move || file.read(tail)).await.ok().flatten();
+        if let Some((lines, truncated)) = kept {
+            return Ok(Logs { lines, exited, truncated });
+        }
+        // Started before output was kept in files: ask the executor.
         let Some(execution) = self.hosted.execution.clone() else {
-            return Ok(Logs { lines: Vec::new(), exited });
+            return Ok(Logs { lines: Vec::new(), exited, truncated: None });
         };
         let executor = self.executor().ok_or_else(|| ActorError::handler("executor gone"))?;
         let options = LogOptions { follow: false, tail, stdout: true, stderr: true };
@@ -418,14 +457,8 @@ impl Allocation {
             .await
             .map_err(failed)?
             .into_iter()
-            .map(|l| LogLine {
-                stream: match l.stream {
-                    OutputStream::Stdout => "stdout".into(),
-                    OutputStream::Stderr => "stderr".into(),
-                },
-                text: l.text.trim_end_matches('\n').to_string(),
-            })
+            .map(logfile::line)
             .collect();
-        Ok(Logs { lines, exited })
+        Ok(Logs { lines, exited, truncated: None })
     }
 }

@@ -187,3 +187,49 @@ async fn a_deployment_nobody_can_start_ends_with_the_start_error() {
     assert!(last.ends_with("no such image: nginx:nope"), "{reason}");
     net.shutdown().await;
 }
+
+/// A task's output is kept by its provider within `deployment.log_cap`: read after the
+/// task ended, the newest lines are there and what was dropped is stated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tasks_output_is_kept_within_the_cap_and_what_was_dropped_is_said() {
+    let net = Net::start(1, Options::default()).await;
+    net.trust_all();
+    let engine = Arc::new(fake::Executor::new());
+    let mut config = dms_node::Config::default();
+    config.deployment.log_cap = "8KiB".into();
+    let registry = net.node(0).serve_deployments_with(engine.clone(), offer(), &config).await;
+    let output: Vec<dms_executor::LogLine> = (0..500)
+        .map(|i| dms_executor::LogLine {
+            stream: dms_executor::OutputStream::Stdout,
+            text: format!("line {i:03} of a chatty task"),
+        })
+        .collect();
+    engine.world().script_others(fake::Script {
+        output,
+        exit: Some((0, Duration::from_millis(300))),
+        ..fake::Script::default()
+    });
+    let id = registry.create(tasks(1), submitter()).await.expect("submitted");
+    let mut after = 0;
+    loop {
+        let status = registry.status(&id, after, Duration::from_secs(5)).await.expect("status");
+        after = status.events.last().map_or(after, |e| e.seq);
+        if status.state.is_terminal() {
+            assert_eq!(status.state, DeploymentState::Completed, "{:?}", status.reason);
+            break;
+        }
+    }
+    let logs = registry.logs(&id, None, None).await.expect("logs");
+    let logs = logs["t0"].as_ref().expect("the allocation's logs");
+    assert!(logs.exited);
+    assert!(logs.lines.len() < 500, "8 KiB cannot hold 500 lines: {}", logs.lines.len());
+    assert_eq!(logs.lines.last().map(|l| l.text.as_str()), Some("line 499 of a chatty task"));
+    let truncated = logs.truncated.as_deref().expect("the drop is stated");
+    assert!(
+        truncated.contains("dropped to stay within deployment.log_cap (8.0 KiB)"),
+        "{truncated}"
+    );
+    let tail = registry.logs(&id, None, Some(5)).await.expect("logs");
+    assert_eq!(tail["t0"].as_ref().expect("logs").lines.len(), 5);
+    net.shutdown().await;
+}

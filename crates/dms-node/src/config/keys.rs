@@ -86,6 +86,11 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "Attributes this machine advertises in its bids beside the detected ones (os, arch, cpu.vendor, cpu.flag.<flag>, gpu.vendor, gpu.model, gpu.driver, gpu.cuda); ensemble nodes' `attributes` must match them exactly. A configured key overrides a detected one.",
     },
     KeyDoc {
+        key: "deployment.log_cap",
+        expected: "a size such as 16MiB",
+        doc: "Most output kept per allocation on this provider for `dms deployments logs`, while it runs and after it ends (until its deployment is shut down). Beyond it the oldest output is dropped, and every read says how much.",
+    },
+    KeyDoc {
         key: "quotas.deployments_per_user",
         expected: "a whole number, 1 or more",
         doc: "Unfinished deployments one submitter (the DID that signs `dms deploy`) may have on this node at once; more are refused with `quota`.",

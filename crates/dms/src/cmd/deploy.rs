@@ -479,6 +479,11 @@ async fn logs(
                 }
             };
             let prefix = if several { format!("{name} | ") } else { String::new() };
+            if let Some(truncated) = &logs.truncated
+                && !printed.contains_key(&name)
+            {
+                eprintln!("{prefix}({truncated})");
+            }
             let seen = printed.entry(name).or_default();
             for line in logs.lines.iter().skip(*seen) {
                 if line.stream == "stderr" {
