@@ -49,10 +49,10 @@ pub fn register(actor: &Actor, registry: &Arc<Registry>) -> Result<(), ActorErro
         async move { Ok(RecordPage::of(r.manifest(&id)?, from.as_deref())) }
     })?;
     let r = registry.clone();
-    handle(actor, move |_, DeploymentLogs { id, allocation, tail }| {
+    handle(actor, move |_, DeploymentLogs { id, allocation, tail, from }| {
         let r = r.clone();
         async move {
-            let logs = r.logs(&id, allocation.as_deref(), tail).await?;
+            let logs = r.logs(&id, allocation.as_deref(), tail, from).await?;
             Ok(logs
                 .into_iter()
                 .map(|(name, result)| {

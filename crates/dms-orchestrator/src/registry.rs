@@ -36,6 +36,10 @@ pub struct Registry {
     pruning: Arc<tokio::sync::Notify>,
 }
 
+/// Most bytes of log lines one answer to `dms deployments logs` carries (a message
+/// holds 1 MiB).
+const LOGS_ANSWER_BYTES: usize = 640 * 1024;
+
 /// How often finished deployments are checked against the pruning policy.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
@@ -323,6 +327,7 @@ impl Registry {
         id: &str,
         allocation: Option<&str>,
         tail: Option<usize>,
+        from: Option<usize>,
     ) -> Result<BTreeMap<String, Result<Logs, String>>, Error> {
         let orchestrator = self.get(id)?;
         let record = orchestrator.snapshot();
@@ -331,6 +336,9 @@ impl Registry {
         {
             return Err(Error::NoAllocation { deployment: id.into(), allocation: name.into() });
         }
+        // The answer must fit one message: the allocations asked share a budget.
+        let asked = if allocation.is_some() { 1 } else { record.allocations.len().max(1) };
+        let max_bytes = Some((LOGS_ANSWER_BYTES / asked).max(4096));
         let mut out = BTreeMap::new();
         for (name, view) in &record.allocations {
             if allocation.is_some_and(|a| a != name) {
@@ -343,7 +351,7 @@ impl Registry {
             let logs = call(
                 &orchestrator.actor,
                 handle,
-                &LogsRequest { tail },
+                &LogsRequest { tail, from, max_bytes },
                 self.shared.settings.call_timeout,
             )
             .await;

@@ -196,6 +196,13 @@ pub struct LogsRequest {
     /// Only the last lines.
     #[serde(default)]
     pub tail: Option<usize>,
+    /// The kept lines from this one on (oldest first), as far as one answer carries;
+    /// the answer's `next` continues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<usize>,
+    /// Most bytes of lines in the answer (the provider's own limit when `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<usize>,
 }
 
 /// One line of output.
@@ -218,6 +225,9 @@ pub struct Logs {
     /// nothing was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub truncated: Option<String>,
+    /// More kept lines follow (a read with `from`): ask again from this line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<usize>,
 }
 
 /// Start the workload (answer: the status after the start).

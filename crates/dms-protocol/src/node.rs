@@ -238,6 +238,9 @@ pub struct DeploymentLogs {
     /// Only the last lines.
     #[serde(default)]
     pub tail: Option<usize>,
+    /// The kept lines from this one on (see [`crate::LogsRequest::from`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<usize>,
 }
 
 impl Request for DeploymentLogs {
@@ -317,6 +320,7 @@ mod tests {
                     lines: vec![LogLine { stream: "stdout".into(), text: "hi".into() }],
                     exited: true,
                     truncated: None,
+                    next: None,
                 }),
             ),
         ]

@@ -168,7 +168,7 @@ impl Stateful for Allocation {
             }
             LogsRequest::BEHAVIOR => {
                 let request = dms_protocol::decode::<LogsRequest>(payload)?;
-                dms_protocol::respond::<LogsRequest>(&self.logs(request.tail).await?)
+                dms_protocol::respond::<LogsRequest>(&self.logs(request).await?)
             }
             Restart::BEHAVIOR => {
                 let Restart { reason } = dms_protocol::decode::<Restart>(payload)?;
@@ -435,16 +435,16 @@ impl Allocation {
         });
     }
 
-    async fn logs(&self, tail: Option<usize>) -> Result<Logs, ActorError> {
+    async fn logs(&self, request: LogsRequest) -> Result<Logs, ActorError> {
         let exited = self.hosted.status.state.is_terminal();
-        let file = self.log_file();
-        let kept = tokio::task::spawn_blocking(move || file.read(tail)).await.ok().flatten();
-        if let Some((lines, truncated)) = kept {
-            return Ok(Logs { lines, exited, truncated });
+        let (file, tail) = (self.log_file(), request.tail);
+        let kept = tokio::task::spawn_blocking(move || file.read(&request)).await.ok().flatten();
+        if let Some(logs) = kept {
+            return Ok(Logs { exited, ..logs });
         }
         // Started before output was kept in files: ask the executor.
         let Some(execution) = self.hosted.execution.clone() else {
-            return Ok(Logs { lines: Vec::new(), exited, truncated: None });
+            return Ok(Logs { lines: Vec::new(), exited, truncated: None, next: None });
         };
         let executor = self.executor().ok_or_else(|| ActorError::handler("executor gone"))?;
         let options = LogOptions { follow: false, tail, stdout: true, stderr: true };
@@ -459,6 +459,6 @@ impl Allocation {
             .into_iter()
             .map(logfile::line)
             .collect();
-        Ok(Logs { lines, exited, truncated: None })
+        Ok(Logs { lines, exited, truncated: None, next: None })
     }
 }

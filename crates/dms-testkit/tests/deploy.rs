@@ -219,7 +219,7 @@ async fn a_tasks_output_is_kept_within_the_cap_and_what_was_dropped_is_said() {
             break;
         }
     }
-    let logs = registry.logs(&id, None, None).await.expect("logs");
+    let logs = registry.logs(&id, None, None, None).await.expect("logs");
     let logs = logs["t0"].as_ref().expect("the allocation's logs");
     assert!(logs.exited);
     assert!(logs.lines.len() < 500, "8 KiB cannot hold 500 lines: {}", logs.lines.len());
@@ -229,7 +229,7 @@ async fn a_tasks_output_is_kept_within_the_cap_and_what_was_dropped_is_said() {
         truncated.contains("dropped to stay within deployment.log_cap (8.0 KiB)"),
         "{truncated}"
     );
-    let tail = registry.logs(&id, None, Some(5)).await.expect("logs");
+    let tail = registry.logs(&id, None, Some(5), None).await.expect("logs");
     assert_eq!(tail["t0"].as_ref().expect("logs").lines.len(), 5);
     net.shutdown().await;
 }

@@ -79,7 +79,7 @@ async fn a_gossiped_revocation_stops_running_orchestrators_and_allocations() {
         ),
         "the grant authorizes the provider's key"
     );
-    let logs = registry.logs(&id, None, None).await.expect("logs");
+    let logs = registry.logs(&id, None, None, None).await.expect("logs");
     assert!(logs["web"].is_ok(), "the orchestrator may read its allocation: {logs:?}");
     let allocation = web.handle.clone().expect("the allocation actor");
     let granted = orchestrating.actor().context().provide[0].clone();
@@ -133,7 +133,7 @@ async fn a_gossiped_revocation_stops_running_orchestrators_and_allocations() {
     })
     .await;
     // The orchestrator itself no longer presents it, and is refused as well.
-    let logs = registry.logs(&id, None, None).await.expect("logs");
+    let logs = registry.logs(&id, None, None, None).await.expect("logs");
     assert!(
         logs["web"].as_ref().is_err_and(|e| e.contains("unauthorized")),
         "the orchestrator has no right left: {logs:?}"

@@ -11,11 +11,11 @@
 use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use dms_protocol::LogLine;
+use dms_protocol::{LogLine, Logs, LogsRequest};
 use serde::{Deserialize, Serialize};
 
 /// Most bytes of lines one answer carries (a message holds 1 MiB).
-const ANSWER_BYTES: usize = 512 * 1024;
+const ANSWER_BYTES: usize = 640 * 1024;
 
 /// The log files of one allocation.
 #[derive(Clone, Debug)]
@@ -98,9 +98,65 @@ impl LogFile {
             .unwrap_or(0)
     }
 
-    /// The kept lines (the last `tail` when given), and what was dropped, in words;
-    /// `None` when nothing was ever written.
-    pub(crate) fn read(&self, tail: Option<usize>) -> Option<(Vec<LogLine>, Option<String>)> {
+    /// What a logs request reads: the kept lines from line `from` on (oldest first), or
+    /// else the last `tail` (all when `None`), at most `max_bytes` of them; `None` when
+    /// nothing was ever written.
+    pub(crate) fn read(&self, request: &LogsRequest) -> Option<Logs> {
+        let mut lines = self.lines()?;
+        let budget = request.max_bytes.unwrap_or(ANSWER_BYTES).min(ANSWER_BYTES);
+        let size = |l: &LogLine| l.text.len() + 16;
+        let mut notes = Vec::new();
+        let mut next = None;
+        if let Some(from) = request.from {
+            // Oldest first from `from`, as many as fit; `next` continues.
+            lines.drain(..from.min(lines.len()));
+            let mut used = 0;
+            let fit = lines.iter().take_while(|l| {
+                used += size(l);
+                used <= budget
+            });
+            let count = fit.count().max(usize::from(!lines.is_empty()));
+            if count < lines.len() {
+                next = Some(from + count);
+            }
+            lines.truncate(count);
+        } else {
+            if let Some(tail) = request.tail {
+                lines.drain(..lines.len().saturating_sub(tail));
+            }
+            // The newest lines that fit one answer.
+            let mut used = 0;
+            let fit = lines.iter().rev().take_while(|l| {
+                used += size(l);
+                used <= budget
+            });
+            let unsent = lines.len() - fit.count();
+            lines.drain(..unsent);
+            if unsent > 0 {
+                notes.push(format!(
+                    "{unsent} earlier lines are kept but not in this answer (at most {}); \
+                     `dms deployments logs` without --tail reads them all",
+                    dms_types::format_bytes(budget as u64)
+                ));
+            }
+        }
+        let dropped = self.dropped();
+        if dropped > 0 {
+            notes.insert(
+                0,
+                format!(
+                    "{} of earlier output was dropped to stay within deployment.log_cap ({})",
+                    dms_types::format_bytes(dropped),
+                    dms_types::format_bytes(self.cap)
+                ),
+            );
+        }
+        let truncated = (!notes.is_empty()).then(|| notes.join("; "));
+        Some(Logs { lines, exited: false, truncated, next })
+    }
+
+    /// Every kept line, oldest first; `None` when nothing was ever written.
+    fn lines(&self) -> Option<Vec<LogLine>> {
         let mut lines = Vec::new();
         let mut found = false;
         for path in [self.path(".log.1"), self.path(".log")] {
@@ -112,37 +168,7 @@ impl LogFile {
                 }
             }
         }
-        if !found {
-            return None;
-        }
-        if let Some(tail) = tail {
-            lines.drain(..lines.len().saturating_sub(tail));
-        }
-        // One answer must fit a message: the newest lines up to ANSWER_BYTES.
-        let mut size = 0;
-        let fit = lines.iter().rev().take_while(|l| {
-            size += l.text.len() + 16;
-            size <= ANSWER_BYTES
-        });
-        let unsent = lines.len() - fit.count();
-        lines.drain(..unsent);
-        let dropped = self.dropped();
-        let mut notes = Vec::new();
-        if dropped > 0 {
-            notes.push(format!(
-                "{} of earlier output was dropped to stay within deployment.log_cap ({})",
-                dms_types::format_bytes(dropped),
-                dms_types::format_bytes(self.cap)
-            ));
-        }
-        if unsent > 0 {
-            notes.push(format!(
-                "{unsent} earlier lines are kept but not shown: an answer carries at most {}; \
-                 ask for fewer with --tail",
-                dms_types::format_bytes(ANSWER_BYTES as u64)
-            ));
-        }
-        Some((lines, (!notes.is_empty()).then(|| notes.join("; "))))
+        found.then_some(lines)
     }
 
     /// Deletes the files.
@@ -203,11 +229,12 @@ mod tests {
     fn lines_are_kept_and_rotation_within_the_cap_is_stated() {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = LogFile::new(dir.path(), "d-1.web", 4096);
-        assert!(log.read(None).is_none(), "nothing written yet");
+        let all = LogsRequest::default();
+        assert!(log.read(&all).is_none(), "nothing written yet");
         for i in 0..200 {
             log.append(&[line(&format!("line {i:03} {}", "x".repeat(20)))]).expect("append");
         }
-        let (lines, truncated) = log.read(None).expect("written");
+        let Logs { lines, truncated, .. } = log.read(&all).expect("written");
         let kept: u64 = ["log", "log.1"]
             .iter()
             .filter_map(|s| std::fs::metadata(dir.path().join(format!("d-1.web.{s}"))).ok())
@@ -221,10 +248,20 @@ mod tests {
         assert!(lines.len() < 200, "the oldest were dropped");
         let truncated = truncated.expect("the drop is stated");
         assert!(truncated.contains("dropped to stay within deployment.log_cap"), "{truncated}");
-        let (tail, _) = log.read(Some(3)).expect("written");
-        assert_eq!(tail.len(), 3);
+        let tail = log.read(&LogsRequest { tail: Some(3), ..all.clone() }).expect("written");
+        assert_eq!(tail.lines.len(), 3);
+        // Paging from the first kept line reads every kept line, a budget at a time.
+        let (mut paged, mut from) = (Vec::new(), Some(0));
+        while let Some(start) = from {
+            let page = LogsRequest { from: Some(start), max_bytes: Some(200), ..all.clone() };
+            let page = log.read(&page).expect("written");
+            assert!(!page.lines.is_empty());
+            paged.extend(page.lines.into_iter().map(|l| l.text));
+            from = page.next;
+        }
+        assert_eq!(paged, lines.iter().map(|l| l.text.clone()).collect::<Vec<_>>());
         log.remove();
-        assert!(log.read(None).is_none(), "removed");
+        assert!(log.read(&all).is_none(), "removed");
     }
 
     #[test]

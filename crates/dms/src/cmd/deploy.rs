@@ -338,6 +338,60 @@ fn print_plan(ctx: &Ctx, plan: &Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every kept line of every allocation (or of `allocation`), each read page by page so
+/// that no answer is over a message.
+async fn all_logs(
+    caller: &Caller,
+    id: &str,
+    allocation: Option<&str>,
+    wait: Duration,
+) -> anyhow::Result<()> {
+    // Which allocations there are: an answer with no lines.
+    let names = DeploymentLogs {
+        id: id.into(),
+        allocation: allocation.map(String::from),
+        tail: Some(0),
+        from: None,
+    };
+    let names: Vec<String> = caller.request(&names, wait).await?.into_keys().collect();
+    let several = names.len() > 1;
+    for name in names {
+        let prefix = if several { format!("{name} | ") } else { String::new() };
+        let mut from = Some(0);
+        let mut noted = false;
+        while let Some(start) = from {
+            let ask = DeploymentLogs {
+                id: id.into(),
+                allocation: Some(name.clone()),
+                tail: None,
+                from: Some(start),
+            };
+            let mut answer = caller.request(&ask, wait).await?;
+            let logs = match answer.remove(&name) {
+                Some(LogsEntry::Logs(logs)) => logs,
+                Some(LogsEntry::Error { error }) => {
+                    eprintln!("{prefix}{error}");
+                    break;
+                }
+                None => break,
+            };
+            if let Some(truncated) = logs.truncated.as_deref().filter(|_| !noted) {
+                eprintln!("{prefix}({truncated})");
+                noted = true;
+            }
+            for line in &logs.lines {
+                if line.stream == "stderr" {
+                    eprintln!("{prefix}{}", line.text);
+                } else {
+                    println!("{prefix}{}", line.text);
+                }
+            }
+            from = logs.next;
+        }
+    }
+    Ok(())
+}
+
 /// How a score was made: each part with its weight (`fit 0.50 ×1, price 1.00 ×2`).
 fn score_parts(parts: &dms_types::capability::ScoreParts) -> String {
     let w = parts.weights;
@@ -458,10 +512,14 @@ async fn logs(
     let caller = Caller::open(ctx, target).await?;
     let wait = timeout(&target.timeout)?;
     let mut printed: BTreeMap<String, usize> = BTreeMap::new();
+    if !follow && tail.is_none() && ctx.output == Output::Table {
+        return all_logs(&caller, id, allocation, wait).await;
+    }
     let ask = DeploymentLogs {
         id: id.into(),
         allocation: allocation.map(String::from),
         tail: if follow { None } else { tail },
+        from: None,
     };
     loop {
         let logs = caller.request(&ask, wait).await?;
