@@ -313,6 +313,24 @@ impl Net {
     }
 }
 
+/// Follows deployment `id` on `registry` (long-polling its events) until it runs — with
+/// `until_finished`, until it has ended — or has ended; returns its status then.
+pub async fn settle(
+    registry: &dms_orchestrator::Registry,
+    id: &str,
+    until_finished: bool,
+) -> dms_orchestrator::Status {
+    let mut after = 0;
+    loop {
+        let status = registry.status(id, after, Duration::from_secs(5)).await.expect("status");
+        after = status.events.last().map_or(after, |e| e.seq);
+        let running = status.state == dms_orchestrator::DeploymentState::Running;
+        if (running && !until_finished) || status.state.is_terminal() {
+            return status;
+        }
+    }
+}
+
 /// Waits until `check` holds, polling every 50 ms; fails the test with `what` after
 /// [`PATIENCE`].
 pub async fn eventually<F, Fut>(what: &str, mut check: F)

@@ -4,11 +4,10 @@
 //! weights reach the bids, and the plan carries how each score was made.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use dms_executor::fake;
 use dms_orchestrator::{DeploymentState, NewDeployment};
-use dms_testkit::{Net, Options, submitter};
+use dms_testkit::{Net, Options, settle, submitter};
 use dms_types::resources::Resources;
 
 fn request(attributes: &str, prefer: &str) -> NewDeployment {
@@ -55,14 +54,7 @@ async fn attributes_choose_the_provider_and_preferences_weigh_the_score() {
     );
 
     let id = registry.create(request("rack: b4", ""), submitter()).await.expect("submitted");
-    let mut after = 0;
-    let status = loop {
-        let status = registry.status(&id, after, Duration::from_secs(5)).await.expect("status");
-        after = status.events.last().map_or(after, |e| e.seq);
-        if status.state == DeploymentState::Running || status.state.is_terminal() {
-            break status;
-        }
-    };
+    let status = settle(registry, &id, false).await;
     assert_eq!(status.state, DeploymentState::Running, "{:?}", status.reason);
     assert_eq!(status.allocations["a"].peer, Some(net.node(2).peer_id().to_string()));
 

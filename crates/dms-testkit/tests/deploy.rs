@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dms_executor::fake;
 use dms_orchestrator::{DeploymentState, NewDeployment, Registry};
-use dms_testkit::{Net, Options, submitter};
+use dms_testkit::{Net, Options, settle, submitter};
 use dms_types::resources::Resources;
 
 fn offer() -> Resources {
@@ -39,22 +39,11 @@ async fn network(n: usize) -> (Net, Vec<Arc<Registry>>, Arc<fake::Executor>) {
     (net, registries, engine)
 }
 
-async fn settle(registry: &Registry, id: &str) -> dms_orchestrator::Status {
-    let mut after = 0;
-    loop {
-        let status = registry.status(id, after, Duration::from_secs(5)).await.expect("status");
-        after = status.events.last().map_or(after, |e| e.seq);
-        if status.state == DeploymentState::Running || status.state.is_terminal() {
-            return status;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_land_on_distinct_providers_and_shut_down() {
     let (net, registries, engine) = network(4).await;
     let id = registries[0].create(ensemble(3, 0.5), submitter()).await.expect("submitted");
-    let status = settle(&registries[0], &id).await;
+    let status = settle(&registries[0], &id, false).await;
     let events: Vec<String> = registries[0]
         .manifest(&id)
         .expect("manifest")
@@ -82,7 +71,7 @@ async fn an_impossible_ensemble_fails_fast_with_every_reason() {
     let (net, registries, _engine) = network(3).await;
     let id = registries[0].create(ensemble(1, 64.0), submitter()).await.expect("submitted");
     let started = std::time::Instant::now();
-    let status = settle(&registries[0], &id).await;
+    let status = settle(&registries[0], &id, false).await;
     assert_eq!(status.state, DeploymentState::Failed);
     let reason = status.reason.expect("a reason");
     assert!(reason.contains("0 of 3 peers could take it"), "{reason}");
@@ -178,7 +167,7 @@ async fn a_deployment_nobody_can_start_ends_with_the_start_error() {
     let (net, registries, engine) = network(2).await;
     engine.world().script_others(fake::Script::fails_to_start("no such image: nginx:nope"));
     let id = registries[0].create(ensemble(1, 0.5), submitter()).await.expect("submitted");
-    let status = settle(&registries[0], &id).await;
+    let status = settle(&registries[0], &id, false).await;
     assert_eq!(status.state, DeploymentState::Failed);
     let reason = status.reason.expect("a reason");
     assert!(reason.contains("2 failed_before"), "{reason}");
@@ -210,15 +199,8 @@ async fn a_tasks_output_is_kept_within_the_cap_and_what_was_dropped_is_said() {
         ..fake::Script::default()
     });
     let id = registry.create(tasks(1), submitter()).await.expect("submitted");
-    let mut after = 0;
-    loop {
-        let status = registry.status(&id, after, Duration::from_secs(5)).await.expect("status");
-        after = status.events.last().map_or(after, |e| e.seq);
-        if status.state.is_terminal() {
-            assert_eq!(status.state, DeploymentState::Completed, "{:?}", status.reason);
-            break;
-        }
-    }
+    let status = settle(&registry, &id, true).await;
+    assert_eq!(status.state, DeploymentState::Completed, "{:?}", status.reason);
     let logs = registry.logs(&id, None, None, None).await.expect("logs");
     let logs = logs["t0"].as_ref().expect("the allocation's logs");
     assert!(logs.exited);

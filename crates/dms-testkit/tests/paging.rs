@@ -10,7 +10,7 @@ use dms_orchestrator::protocol::node::{
     DeploymentStatus, MANIFEST, Manifest, PAGE_BYTES, RecordPage, STATUS, Status,
 };
 use dms_orchestrator::{DeploymentState, NewDeployment};
-use dms_testkit::{Net, Options, submitter};
+use dms_testkit::{Net, Options, settle, submitter};
 use dms_types::resources::Resources;
 
 const TASKS: usize = 1000;
@@ -45,15 +45,8 @@ async fn a_thousand_allocations_come_in_pages_that_each_fit_a_message() {
     let registry = net.node(0).serve_deployments(engine.clone(), offer.clone()).await;
     net.node(1).serve_deployments(engine, offer).await;
     let id = registry.create(tasks(), submitter()).await.expect("submitted");
-    let mut after = 0;
-    loop {
-        let status = registry.status(&id, after, Duration::from_secs(5)).await.expect("status");
-        after = status.events.last().map_or(after, |e| e.seq);
-        if status.state.is_terminal() {
-            assert_eq!(status.state, DeploymentState::Completed, "{:?}", status.reason);
-            break;
-        }
-    }
+    let status = settle(&registry, &id, true).await;
+    assert_eq!(status.state, DeploymentState::Completed, "{:?}", status.reason);
 
     let (asker, node) = (net.node(1), net.node(0).handle().clone());
     let limit = dms_actor::Config::default().max_envelope_bytes;

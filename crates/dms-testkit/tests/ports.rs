@@ -4,11 +4,10 @@
 //! running allocation say where each port is reachable.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use dms_executor::fake;
-use dms_orchestrator::{DeploymentState, NewDeployment, Registry};
-use dms_testkit::{Net, Options, submitter};
+use dms_orchestrator::{DeploymentState, NewDeployment};
+use dms_testkit::{Net, Options, settle, submitter};
 use dms_types::resources::Resources;
 
 /// A Docker service with ports 8080 (published at `public`) and 9090 (at a free port).
@@ -21,17 +20,6 @@ fn web(public: u16) -> NewDeployment {
     );
     let ensemble = dms_ensemble::load(&text).expect("valid ensemble").ensemble;
     NewDeployment { ensemble, modules: Default::default(), timeout_ms: Some(20_000) }
-}
-
-async fn settle(registry: &Registry, id: &str) -> dms_orchestrator::Status {
-    let mut after = 0;
-    loop {
-        let status = registry.status(id, after, Duration::from_secs(5)).await.expect("status");
-        after = status.events.last().map_or(after, |e| e.seq);
-        if status.state == DeploymentState::Running || status.state.is_terminal() {
-            return status;
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -52,7 +40,7 @@ async fn a_public_port_is_held_by_one_deployment_per_provider() {
         .port();
 
     let first = registries[0].create(web(public), submitter()).await.expect("submitted");
-    let status = settle(&registries[0], &first).await;
+    let status = settle(&registries[0], &first, false).await;
     assert_eq!(status.state, DeploymentState::Running, "{:?}", status.reason);
     let view = &status.allocations["web"];
     let endpoints: Vec<(u16, u16)> =
@@ -61,7 +49,7 @@ async fn a_public_port_is_held_by_one_deployment_per_provider() {
     assert!(view.status.endpoints.iter().all(|e| e.protocol == "tcp" && !e.host.is_empty()));
 
     let second = registries[0].create(web(public), submitter()).await.expect("submitted");
-    let status = settle(&registries[0], &second).await;
+    let status = settle(&registries[0], &second, false).await;
     assert_eq!(status.state, DeploymentState::Running, "{:?}", status.reason);
     let (one, two) = (
         registries[0].manifest(&first).expect("first").placement["n"].provider.peer.clone(),
@@ -111,7 +99,7 @@ async fn the_gpus_reserved_for_an_allocation_reach_its_container() {
     let ensemble = dms_ensemble::load(text).expect("valid ensemble").ensemble;
     let request = NewDeployment { ensemble, modules: Default::default(), timeout_ms: Some(20_000) };
     let id = registry.create(request, submitter()).await.expect("submitted");
-    let status = settle(&registry, &id).await;
+    let status = settle(&registry, &id, false).await;
     assert_eq!(status.state, DeploymentState::Running, "{:?}", status.reason);
     let devices = |name: &str| match engine.world().spec(&format!("{id}.{name}")) {
         Some(spec) => match spec.resources.gpus {

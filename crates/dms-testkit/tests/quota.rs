@@ -41,17 +41,9 @@ async fn network(
     (net, registries, engine)
 }
 
-/// Waits until the deployment is running (`until_finished`: finished) or has failed.
+/// The state once the deployment runs (`until_finished`: has ended) or has failed.
 async fn settle_as(registry: &Registry, id: &str, until_finished: bool) -> DeploymentState {
-    let mut after = 0;
-    loop {
-        let status = registry.status(id, after, Duration::from_secs(5)).await.expect("status");
-        after = status.events.last().map_or(after, |e| e.seq);
-        let running = status.state == DeploymentState::Running && !until_finished;
-        if running || status.state.is_terminal() {
-            return status.state;
-        }
-    }
+    dms_testkit::settle(registry, id, until_finished).await.state
 }
 
 async fn settle(registry: &Registry, id: &str) -> DeploymentState {
