@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
+use dms_types::units::{BITS, HERTZ};
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -51,9 +52,10 @@ fn short(error: dms_types::Error) -> String {
 
 /// Prints `value` in the largest unit of `units` (largest first) that divides it exactly,
 /// or as a decimal of the largest unit not above it when `decimal` allows.
-fn print_with(value: u64, units: &[(&str, u128)], decimal: bool) -> String {
+fn print_with(value: u64, units: &[(&str, u64)], decimal: bool) -> String {
     let value = u128::from(value);
     for (name, scale) in units {
+        let scale = &u128::from(*scale);
         if value >= *scale && value % scale == 0 {
             return format!("{}{name}", value / scale);
         }
@@ -153,10 +155,6 @@ const BYTES: &[(&str, u128)] = &[
     ("KB", 1_000),
     ("B", 1),
 ];
-const HERTZ: &[(&str, u128)] =
-    &[("GHz", 1_000_000_000), ("MHz", 1_000_000), ("kHz", 1_000), ("Hz", 1)];
-const BITS: &[(&str, u128)] =
-    &[("Gbps", 1_000_000_000), ("Mbps", 1_000_000), ("kbps", 1_000), ("bps", 1)];
 
 impl ByteSize {
     /// `n` mebibytes.

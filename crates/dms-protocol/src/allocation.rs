@@ -138,11 +138,20 @@ pub struct Endpoint {
     pub public: u16,
 }
 
+impl Endpoint {
+    /// Where users connect: `host:public`, an IPv6 host in brackets.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.public)
+        } else {
+            format!("{}:{}", self.host, self.public)
+        }
+    }
+}
+
 impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let host =
-            if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        write!(f, "{}/{} → {host}:{}", self.port, self.protocol, self.public)
+        write!(f, "{}/{} → {}", self.port, self.protocol, self.address())
     }
 }
 

@@ -460,7 +460,10 @@ async fn allocate(shared: &Arc<Shared>, request: Allocate) -> Result<Allocated, 
         .allocations
         .into_iter()
         .map(|spec: AllocationSpec| Hosted {
-            gpus: reserved_gpus.by_ref().take(gpu_count(&spec)).collect(),
+            gpus: reserved_gpus
+                .by_ref()
+                .take(dms_protocol::total([&spec.allocation]).1 as usize)
+                .collect(),
             id: format!("{}.{}", request.deployment, spec.name),
             deployment: request.deployment.clone(),
             node: request.node.clone(),
@@ -500,11 +503,6 @@ async fn allocate(shared: &Arc<Shared>, request: Allocate) -> Result<Allocated, 
         shared.allocations.lock().expect("allocations lock").insert(id, running);
     }
     Ok(allocated)
-}
-
-/// How many GPUs an allocation asks for.
-fn gpu_count(spec: &AllocationSpec) -> usize {
-    spec.allocation.resources.gpus.iter().map(|g| g.count as usize).sum()
 }
 
 /// Releases the reservations of a deployment and stops its allocations (of one node)

@@ -37,7 +37,7 @@ impl Checker<'_> {
     /// A warning for every field of [`UNSUPPORTED`] the ensemble uses.
     pub(crate) fn unsupported(&mut self) {
         let e = self.ensemble;
-        let mut used: Vec<(String, &str)> = Vec::new();
+        let mut used: Vec<(String, String)> = Vec::new();
         for (name, a) in &e.allocations {
             let base = format!("allocations.{name}");
             let fields = [
@@ -54,35 +54,26 @@ impl Checker<'_> {
             ];
             for (present, path, field) in fields {
                 if present {
-                    used.push((format!("{base}.{path}"), field));
+                    used.push((format!("{base}.{path}"), field.to_string()));
                 }
             }
         }
         for (i, edge) in e.edges.iter().enumerate() {
             if edge.min_bandwidth.is_some() {
-                used.push((format!("edges[{i}].min_bandwidth"), "edges[].min_bandwidth"));
+                used.push((format!("edges[{i}].min_bandwidth"), "edges[].min_bandwidth".into()));
             }
         }
         for (name, node) in &e.nodes {
             let Some(location) = &node.location else { continue };
             for (list, places) in [("accept", &location.accept), ("reject", &location.reject)] {
                 for (i, place) in places.iter().enumerate() {
-                    let base = format!("nodes.{name}.location.{list}[{i}]");
-                    if place.asn.is_some() {
-                        let field = if list == "accept" {
-                            "nodes.<name>.location.accept[].asn"
-                        } else {
-                            "nodes.<name>.location.reject[].asn"
-                        };
-                        used.push((format!("{base}.asn"), field));
-                    }
-                    if place.isp.is_some() {
-                        let field = if list == "accept" {
-                            "nodes.<name>.location.accept[].isp"
-                        } else {
-                            "nodes.<name>.location.reject[].isp"
-                        };
-                        used.push((format!("{base}.isp"), field));
+                    for (key, present) in
+                        [("asn", place.asn.is_some()), ("isp", place.isp.is_some())]
+                    {
+                        if present {
+                            let field = format!("nodes.<name>.location.{list}[].{key}");
+                            used.push((format!("nodes.{name}.location.{list}[{i}].{key}"), field));
+                        }
                     }
                 }
             }
@@ -98,13 +89,13 @@ impl Checker<'_> {
         ];
         for (present, field) in top {
             if present {
-                used.push((field.to_string(), field));
+                used.push((field.to_string(), field.to_string()));
             }
         }
         for (path, field) in used {
             self.warning(
                 &path,
-                format!("not supported by this version, so ignored: {}", why(field)),
+                format!("not supported by this version, so ignored: {}", why(&field)),
             );
         }
     }

@@ -102,25 +102,26 @@ impl LogFile {
     /// else the last `tail` (all when `None`), at most `max_bytes` of them; `None` when
     /// nothing was ever written.
     pub(crate) fn read(&self, request: &LogsRequest) -> Option<Logs> {
-        let mut lines = self.lines()?;
+        let lines = self.lines()?;
         let budget = request.max_bytes.unwrap_or(ANSWER_BYTES).min(ANSWER_BYTES);
         let size = |l: &LogLine| l.text.len() + 16;
         let mut notes = Vec::new();
         let mut next = None;
-        if let Some(from) = request.from {
-            // Oldest first from `from`, as many as fit; `next` continues.
-            lines.drain(..from.min(lines.len()));
-            let mut used = 0;
-            let fit = lines.iter().take_while(|l| {
-                used += size(l);
-                used <= budget
-            });
-            let count = fit.count().max(usize::from(!lines.is_empty()));
-            if count < lines.len() {
-                next = Some(from + count);
+        let lines: Vec<LogLine> = if let Some(from) = request.from {
+            // Oldest first from `from`, as many as fit (at least one); the lines after
+            // them are not decoded, only looked for so that `next` continues.
+            let mut rest = lines.skip(from).peekable();
+            let (mut page, mut used) = (Vec::new(), 0);
+            while let Some(line) = rest.next_if(|l| page.is_empty() || used + size(l) <= budget) {
+                used += size(&line);
+                page.push(line);
             }
-            lines.truncate(count);
+            if rest.peek().is_some() {
+                next = Some(from + page.len());
+            }
+            page
         } else {
+            let mut lines: Vec<LogLine> = lines.collect();
             if let Some(tail) = request.tail {
                 lines.drain(..lines.len().saturating_sub(tail));
             }
@@ -139,7 +140,8 @@ impl LogFile {
                     dms_types::format_bytes(budget as u64)
                 ));
             }
-        }
+            lines
+        };
         let dropped = self.dropped();
         if dropped > 0 {
             notes.insert(
@@ -155,20 +157,23 @@ impl LogFile {
         Some(Logs { lines, exited: false, truncated, next })
     }
 
-    /// Every kept line, oldest first; `None` when nothing was ever written.
-    fn lines(&self) -> Option<Vec<LogLine>> {
-        let mut lines = Vec::new();
-        let mut found = false;
-        for path in [self.path(".log.1"), self.path(".log")] {
-            let Ok(file) = std::fs::File::open(&path) else { continue };
-            found = true;
-            for line in std::io::BufReader::new(file).lines().map_while(Result::ok) {
-                if let Ok(stored) = serde_json::from_str::<Stored>(&line) {
-                    lines.push(LogLine { stream: stored.s, text: stored.t });
-                }
-            }
+    /// Every kept line, oldest first, read as it is consumed; `None` when nothing was
+    /// ever written.
+    fn lines(&self) -> Option<impl Iterator<Item = LogLine>> {
+        let files: Vec<std::fs::File> = [self.path(".log.1"), self.path(".log")]
+            .iter()
+            .filter_map(|path| std::fs::File::open(path).ok())
+            .collect();
+        if files.is_empty() {
+            return None;
         }
-        found.then_some(lines)
+        Some(files.into_iter().flat_map(|file| {
+            std::io::BufReader::new(file).lines().map_while(Result::ok).filter_map(|line| {
+                serde_json::from_str::<Stored>(&line)
+                    .ok()
+                    .map(|stored| LogLine { stream: stored.s, text: stored.t })
+            })
+        }))
     }
 
     /// Deletes the files.

@@ -289,15 +289,10 @@ fn print_endpoints(allocations: &BTreeMap<String, AllocationView>) {
     let rows: Vec<Vec<String>> = allocations
         .iter()
         .flat_map(|(name, view)| {
-            view.status.endpoints.iter().map(move |e| {
-                let host =
-                    if e.host.contains(':') { format!("[{}]", e.host) } else { e.host.clone() };
-                vec![
-                    name.clone(),
-                    format!("{}/{}", e.port, e.protocol),
-                    format!("{host}:{}", e.public),
-                ]
-            })
+            view.status
+                .endpoints
+                .iter()
+                .map(move |e| vec![name.clone(), format!("{}/{}", e.port, e.protocol), e.address()])
         })
         .collect();
     if !rows.is_empty() {
