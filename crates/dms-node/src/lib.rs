@@ -346,7 +346,7 @@ pub async fn start_deployments(
             reservations_per_peer: config.quotas.reservations_per_peer,
             public_host: d.public_host(),
             attributes,
-            // Beside the store: `$DMS_HOME/logs` for a daemon.
+            // Beside the store: `$DMS_HOME/db/logs` for a daemon.
             logs_dir: store.path().parent().unwrap_or(std::path::Path::new(".")).join("logs"),
             log_cap: d.log_cap_bytes()?,
         },

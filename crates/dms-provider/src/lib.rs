@@ -78,7 +78,7 @@ pub struct Settings {
     /// What the machine says about itself (configured and detected), matched against
     /// ensemble nodes' `attributes`.
     pub attributes: BTreeMap<String, String>,
-    /// Where allocations' whole output is kept (`$DMS_HOME/logs`).
+    /// Where allocations' whole output is kept (beside the store: `$DMS_HOME/db/logs`).
     pub logs_dir: std::path::PathBuf,
     /// Most bytes of output kept per allocation (`deployment.log_cap`).
     pub log_cap: u64,
