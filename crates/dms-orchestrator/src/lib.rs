@@ -18,7 +18,8 @@
 //! - [`orchestrator`]: the orchestrator actor's life cycle; in its submodules the sans-IO
 //!   placement machine (record × input → effects), its policy (bid window, back-off,
 //!   strikes) and the driver that carries its effects out.
-//! - [`registry`]: the [`Registry`] of a node's deployments.
+//! - [`registry`]: the [`Registry`] of a node's deployments; quotas and pruning by
+//!   policy (`quota.rs`).
 //! - [`error`]: the typed [`Error`] of deployment requests.
 //! - [`behaviors`]: `/dms/node/deployment/*` on the node's root actor.
 

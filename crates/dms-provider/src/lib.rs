@@ -16,8 +16,10 @@
 //! actor from the stored records (nothing depends on the shape of ids).
 //!
 //! # Module map
-//! - [`bid`]: the pure bid evaluation.
-//! - [`allocation`]: the allocation actor; [`allocation::machine`] its life cycle.
+//! - [`bid`]: the pure bid evaluation (quota and public-port refusals included).
+//! - [`ports`]: public ports held with reservations, and refused when taken.
+//! - [`allocation`]: the allocation actor; [`allocation::machine`] its life cycle; its
+//!   output kept in log files within `deployment.log_cap`.
 //! - [`hosted`]: the persisted allocation record.
 //! - [`recover`]: rebuilding allocations after a restart.
 //! - [`resources`]: the resource manager (onboarded, committed, allocated, free).

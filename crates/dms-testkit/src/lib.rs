@@ -8,7 +8,7 @@
 //!
 //! [`Node::serve_deployments`] makes a node a provider and orchestrator, with its
 //! allocations run by an executor the test passes (usually one fake executor shared by
-//! every node).
+//! every node); [`settle`] follows a deployment until it runs or ends.
 //!
 //! [`Net::partition`] splits the network by blocking every peer across the cut (their
 //! connections close and new ones are refused); [`Net::heal`] lifts the blocks and
