@@ -46,6 +46,9 @@ pub struct Ensemble {
     /// Keys installed into allocations, by name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub keys: BTreeMap<String, Key>,
+    /// Object stores that `inputs` come from and `outputs` go to, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub storage: BTreeMap<String, Store>,
     /// Peer ids that must not run any part of this ensemble.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exclude_peers: Vec<String>,
@@ -87,6 +90,14 @@ pub struct Allocation {
     /// Storage mounted into the workload.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
+    /// Objects (or every object under a prefix) copied into a volume before the
+    /// workload starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<Input>,
+    /// Files (or every file under a directory) of a volume published to a store when
+    /// the workload ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<Output>,
     /// Environment variables.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environment: BTreeMap<String, String>,

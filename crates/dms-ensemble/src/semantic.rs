@@ -12,7 +12,10 @@ use crate::model::{
 use crate::tree::{Path, Value};
 
 mod allocation;
+mod storage;
 mod unsupported;
+
+pub use storage::volume_of;
 
 pub use unsupported::UNSUPPORTED;
 
@@ -32,6 +35,7 @@ pub fn check(ensemble: &Ensemble, tree: &Value) -> Vec<Diagnostic> {
         c.supervisor(supervisor, "supervisor", &mut seen);
     }
     c.top_level();
+    c.stores();
     c.unsupported();
     c.out
 }

@@ -158,6 +158,10 @@ pub struct Mount {
     /// Mount read-only.
     #[serde(default)]
     pub read_only: bool,
+    /// A memory-backed tmpfs of this many bytes instead of `source` (Docker; the wasm
+    /// executor preopens `source`).
+    #[serde(default)]
+    pub tmpfs: Option<u64>,
 }
 
 /// Transport protocol of a published port.

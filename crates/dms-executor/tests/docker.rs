@@ -247,6 +247,7 @@ async fn env_workdir_mounts_and_ports() {
         source: dir.path().to_owned(),
         target: "/srv".into(),
         read_only: true,
+        tmpfs: None,
     });
     spec.ports.push(PortBinding {
         container_port: 8080,

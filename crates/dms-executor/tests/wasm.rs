@@ -33,6 +33,7 @@ async fn prints_reads_env_writes_a_preopened_file_and_exits_with_its_code() {
         source: dir.path().to_owned(),
         target: "/data".into(),
         read_only: false,
+        tmpfs: None,
     });
 
     let id = executor.start(spec).await.expect("start");
@@ -69,6 +70,7 @@ async fn read_only_preopen_refuses_writes() {
         source: dir.path().to_owned(),
         target: "/data".into(),
         read_only: true,
+        tmpfs: None,
     });
     let id = executor.start(spec).await.expect("start");
     let status = executor.wait(&id).await.expect("wait");
@@ -184,6 +186,7 @@ async fn modules_load_from_bytes_and_http_urls() {
             source: dir.path().to_owned(),
             target: "/".into(),
             read_only: false,
+            tmpfs: None,
         });
         let id = executor.start(spec).await.expect("start");
         assert_eq!(executor.wait(&id).await.expect("wait").code, 3);
@@ -217,6 +220,7 @@ async fn output_is_followed_live() {
         source: dir.path().to_owned(),
         target: "/d".into(),
         read_only: false,
+        tmpfs: None,
     });
     let id = executor.start(spec).await.expect("start");
     let mut logs = executor.logs(&id, LogOptions::follow()).await.expect("logs");

@@ -166,6 +166,7 @@ fn requests() -> Vec<Seed> {
         ensemble: ensemble.clone(),
         modules: BTreeMap::from([("greet".into(), "AGFzbQEAAAA=".into())]),
         timeout_ms: Some(30_000),
+        credentials: None,
     };
     let ask = deployment::NodeAsk {
         node: "first".into(),

@@ -83,6 +83,12 @@ pub struct DeploymentConfig {
     /// Most output kept per allocation on this provider (`dms deployments logs`), a
     /// size such as `16MiB`; the oldest is dropped beyond it, and reads say so.
     pub log_cap: String,
+    /// Where allocations' volumes live (empty: `volumes` beside the store,
+    /// `$DMS_HOME/db/volumes`).
+    pub volumes_dir: String,
+    /// Host paths that `bind` volumes may name (the path or below it), separated by
+    /// commas; empty: binds are refused.
+    pub bind_paths: String,
 }
 
 impl DeploymentConfig {
@@ -129,6 +135,21 @@ impl DeploymentConfig {
             .map_or_else(|| "127.0.0.1".to_string(), |ip| ip.to_string())
     }
 
+    /// [`DeploymentConfig::bind_paths`] as paths; a relative one is refused.
+    pub fn bind_paths(&self) -> Result<Vec<std::path::PathBuf>, Error> {
+        self.bind_paths
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| match std::path::Path::new(p).is_absolute() {
+                true => Ok(p.into()),
+                false => Err(Error::Rule(format!(
+                    "deployment.bind_paths: {p:?} is not an absolute path"
+                ))),
+            })
+            .collect()
+    }
+
     /// [`DeploymentConfig::location`] parsed; `None` when not said.
     pub fn location(&self) -> Option<dms_types::capability::Location> {
         let mut parts = self.location.split('/').map(str::trim).filter(|p| !p.is_empty());
@@ -156,6 +177,8 @@ impl Default for DeploymentConfig {
             public_address: String::new(),
             attributes: String::new(),
             log_cap: "16MiB".into(),
+            volumes_dir: String::new(),
+            bind_paths: String::new(),
         }
     }
 }

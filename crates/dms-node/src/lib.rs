@@ -329,6 +329,7 @@ pub async fn start_deployments(
     executors: dms_provider::Executors,
 ) -> Result<Deployments, Error> {
     let d = &config.deployment;
+    let store_dir = store.path().parent().unwrap_or(std::path::Path::new("."));
     // Detected attributes, then the configured ones over them.
     let mut attributes = dms_provider::detected_attributes().await;
     attributes.extend(d.attributes()?);
@@ -347,8 +348,13 @@ pub async fn start_deployments(
             public_host: d.public_host(),
             attributes,
             // Beside the store: `$DMS_HOME/db/logs` for a daemon.
-            logs_dir: store.path().parent().unwrap_or(std::path::Path::new(".")).join("logs"),
+            logs_dir: store_dir.join("logs"),
             log_cap: d.log_cap_bytes()?,
+            volumes_dir: match d.volumes_dir.trim() {
+                "" => store_dir.join("volumes"),
+                dir => dir.into(),
+            },
+            bind_paths: d.bind_paths()?,
         },
         executors,
     };

@@ -34,6 +34,10 @@ pub enum Error {
         /// What frees room.
         remedy: String,
     },
+    /// The ensemble's storage refused the credentials, or an input is missing; nothing
+    /// was created.
+    #[error("storage: {0}")]
+    Storage(#[from] dms_storage::Error),
     /// The store could not be read or written; the deployment may not be recorded.
     #[error("store: {0}")]
     Store(#[from] dms_store::Error),

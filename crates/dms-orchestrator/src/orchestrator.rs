@@ -33,6 +33,7 @@ pub mod machine;
 pub mod placement;
 pub mod policy;
 pub(crate) mod standby;
+pub(crate) mod storage;
 pub(crate) mod supervision;
 pub(crate) mod writer;
 
@@ -174,6 +175,8 @@ pub struct Orchestrator {
     /// One shutdown at a time (a user's and an escalation's may race): the second
     /// finds the deployment shut down.
     shutting: tokio::sync::Mutex<()>,
+    /// The deployment's stores, opened with the submitter's credentials (memory only).
+    stores: Mutex<Option<Arc<dms_storage::Stores>>>,
 }
 
 pub(crate) fn bad(reason: impl std::fmt::Display) -> ActorError {
@@ -228,6 +231,7 @@ impl Orchestrator {
             supervision: Mutex::new(supervision::Budgets::default()),
             upkeep: Mutex::new(standby::Upkeep::default()),
             shutting: tokio::sync::Mutex::new(()),
+            stores: Mutex::new(None),
             writer: Writer {
                 dirty: dirty.clone(),
                 durable: durable.clone(),
@@ -249,6 +253,7 @@ impl Orchestrator {
         if let Err(error) = registered {
             warn!(%error, "Could not register the orchestrator's update behavior.");
         }
+        orchestrator.register_storage();
         if !orchestrator.snapshot().state.is_terminal() {
             orchestrator.start_watching();
         }

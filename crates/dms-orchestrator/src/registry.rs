@@ -179,6 +179,12 @@ impl Registry {
     /// once. Refused when the submitter, or the node, is at its quota.
     pub async fn create(&self, request: NewDeployment, submitter: String) -> Result<String, Error> {
         self.check(&request)?;
+        // Storage first: wrong credentials or a missing input is the submitter's to fix
+        // now, before anything is placed.
+        let stores = dms_storage::Stores::connect(&request.ensemble, request.credentials.as_ref())?;
+        if let Some(stores) = &stores {
+            stores.verify(&request.ensemble).await?;
+        }
         self.pruning.notify_one();
         let admitting = self.admitting.lock().expect("admitting lock");
         quota::admit(&self.shared.settings.quotas, &self.held(), &submitter)?;
@@ -230,6 +236,7 @@ impl Registry {
         };
         let key = identity::create(&self.shared.store, &id)?;
         let orchestrator = Orchestrator::spawn(self.shared.clone(), record, key);
+        orchestrator.hold_stores(stores);
         let submitted = orchestrator.change_at(
             None,
             format!("submitted; placement deadline in {timeout:?}"),

@@ -118,6 +118,9 @@ pub struct AllocationStatus {
     /// Where each of its ports can be reached, once it runs.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub endpoints: Vec<Endpoint>,
+    /// What its `outputs` published (a task's, once it ended).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<crate::storage::Published>,
     /// Bumped by the provider on every change: statuses can arrive out of order (an
     /// update pushed while the answer to `start` is on its way), and only a newer one
     /// counts. See [`AllocationStatus::supersedes`].

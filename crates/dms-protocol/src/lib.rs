@@ -22,6 +22,8 @@
 //! - [`onboarding`]: CLI → node: onboarding, resources, hardware, benchmarks; the
 //!   provider's accounts.
 //! - [`cap`]: remote capability management and the revocations spread over gossip.
+//! - [`storage`]: allocation actor → orchestrator: presigned URLs for its inputs and
+//!   outputs (the credentials stay on the orchestrating node).
 //!
 //! `dms actor cmd` stays untyped on purpose: it sends any behavior a person names.
 
@@ -32,6 +34,7 @@ pub mod node;
 pub mod onboarding;
 pub mod peers;
 pub mod record;
+pub mod storage;
 
 use std::future::Future;
 use std::time::Duration;
@@ -150,6 +153,19 @@ pub fn total<'a>(allocations: impl IntoIterator<Item = &'a Allocation>) -> (Reso
         });
         sum.ram_bytes = sum.ram_bytes.saturating_add(r.ram.0);
         sum.disk_bytes = sum.disk_bytes.saturating_add(r.disk.map_or(0, |d| d.0));
+        // Volumes take the provider's disk (tmpfs its memory) beside the workload's own.
+        for volume in &allocation.volumes {
+            let size = volume.size.map_or(0, |s| s.0);
+            match volume.kind {
+                dms_ensemble::model::VolumeKind::Volume => {
+                    sum.disk_bytes = sum.disk_bytes.saturating_add(size)
+                }
+                dms_ensemble::model::VolumeKind::Tmpfs => {
+                    sum.ram_bytes = sum.ram_bytes.saturating_add(size)
+                }
+                dms_ensemble::model::VolumeKind::Bind => {}
+            }
+        }
         gpus = gpus.saturating_add(r.gpus.iter().map(|g| g.count).sum::<u32>());
     }
     (sum, gpus)

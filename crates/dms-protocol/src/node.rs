@@ -86,6 +86,10 @@ pub struct NewDeployment {
     /// Placement deadline in milliseconds from now.
     #[serde(default)]
     pub timeout_ms: Option<u64>,
+    /// Credentials for the ensemble's `storage`, from the environment of `dms deploy`;
+    /// held in memory by this node's orchestrator and never sent on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<crate::storage::Credentials>,
 }
 
 impl Request for NewDeployment {
@@ -307,7 +311,12 @@ mod tests {
         )
         .expect("a valid ensemble")
         .ensemble;
-        let submission = NewDeployment { ensemble, modules: BTreeMap::new(), timeout_ms: Some(5) };
+        let submission = NewDeployment {
+            ensemble,
+            modules: BTreeMap::new(),
+            timeout_ms: Some(5),
+            credentials: None,
+        };
         let wire = encode(&PlanDeployment(submission)).expect("encodes");
         let PlanDeployment(back) = decode::<PlanDeployment>(&wire).expect("decodes");
         assert_eq!(back.timeout_ms, Some(5));

@@ -23,7 +23,10 @@ mod beat;
 mod health;
 pub(crate) mod logfile;
 pub mod machine;
+mod storage;
 pub(crate) mod work;
+
+pub(crate) use storage::VolumeUsers;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -74,6 +77,8 @@ pub(crate) enum Internal {
     /// The heartbeat task's verdict: the orchestrator's `keep: false`, or why the
     /// allocation is orphaned.
     Beaten(Result<dms_protocol::Ack, String>),
+    /// Time to tell a transfer's progress.
+    Tick,
 }
 
 /// A running allocation actor, as the provider holds it.
@@ -104,6 +109,8 @@ pub(crate) struct Allocation {
     shared: Arc<Shared>,
     beats: beat::Beats,
     probes: health::Probes,
+    /// The staging or publishing in progress.
+    transfer: Option<Arc<storage::Transfer>>,
 }
 
 /// Spawns the actor of `hosted` on the provider's node, signing with `key` (its own
@@ -122,7 +129,13 @@ pub(crate) fn spawn(shared: &Arc<Shared>, hosted: Hosted, key: KeyPair) -> Runni
     }
     let (node, orchestrator) = (hosted.node.clone(), hosted.orchestrator.did.clone());
     let beats = beat::Beats::new(hosted.status.clone());
-    let state = Allocation { hosted, shared: shared.clone(), beats, probes: Default::default() };
+    let state = Allocation {
+        hosted,
+        shared: shared.clone(),
+        beats,
+        probes: Default::default(),
+        transfer: None,
+    };
     let (actor, control) = dms_actor::stateful::spawn_with_sender(actor, state);
     Running { actor, control, node, orchestrator }
 }
@@ -186,7 +199,20 @@ impl Stateful for Allocation {
 
     async fn internal(&mut self, ctx: &mut Context<Internal>, message: Internal) {
         match message {
-            Internal::Input(input) => self.apply(ctx, input).await,
+            Internal::Input(input) => {
+                if matches!(input, Input::Staged(_) | Input::Published(_)) {
+                    let done = self.transfer.take();
+                    if let (Input::Staged(Ok(())), Some(done)) = (&input, done) {
+                        self.apply(ctx, Input::Progress(done.finished("staged"))).await;
+                    }
+                }
+                self.apply(ctx, input).await
+            }
+            Internal::Tick => {
+                if let Some(progress) = self.tick(ctx) {
+                    self.apply(ctx, progress).await;
+                }
+            }
             Internal::Stop(done) => {
                 self.apply(ctx, Input::Stop).await;
                 let _ = done.send(self.hosted.status.clone());
@@ -283,6 +309,8 @@ impl Allocation {
     async fn carry_out(&mut self, ctx: &mut Context<Internal>, effect: Effect) -> Option<Input> {
         match effect {
             Effect::StartExecution => return Some(self.start().await),
+            Effect::Stage => self.stage(ctx),
+            Effect::Publish => self.publish(ctx),
             Effect::RemoveExecution(execution) => {
                 if let Some(executor) = self.executor() {
                     let _ = executor.remove(&ExecutionId(execution)).await;
@@ -308,9 +336,11 @@ impl Allocation {
             }
             Effect::Tell => self.tell(ctx),
             Effect::Ended => {
+                self.release_volumes();
                 self.shared.ledger.ended(&self.hosted.reservation, &self.hosted.id).await
             }
             Effect::Forget => {
+                self.release_volumes();
                 self.log_file().remove();
                 hosted::forget(&self.shared.store, &self.hosted.id).await;
                 self.shared.forget(&self.hosted.id, ctx.actor());
@@ -325,7 +355,11 @@ impl Allocation {
             let kind = self.hosted.spec.allocation.executor.name();
             return Input::StartFailed { error: format!("no {kind} executor here") };
         };
-        let spec = match work::executor_spec(&self.hosted) {
+        let volumes = match self.place_volumes() {
+            Ok(volumes) => volumes,
+            Err(error) => return Input::StartFailed { error },
+        };
+        let spec = match work::executor_spec(&self.hosted, &volumes) {
             Ok(spec) => spec,
             Err(error) => return Input::StartFailed { error },
         };

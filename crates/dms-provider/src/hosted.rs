@@ -46,6 +46,22 @@ pub struct Hosted {
     /// container).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gpus: Vec<dms_types::resources::Gpu>,
+    /// A task's exit held while its outputs are published (code, how, output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit: Option<(i64, String, String)>,
+}
+
+impl Hosted {
+    /// It stages inputs before its first start.
+    pub fn stages(&self) -> bool {
+        !self.spec.allocation.inputs.is_empty()
+    }
+
+    /// It publishes outputs when it ends (tasks only).
+    pub fn publishes(&self) -> bool {
+        self.spec.allocation.kind == dms_ensemble::model::AllocationType::Task
+            && !self.spec.allocation.outputs.is_empty()
+    }
 }
 
 /// Allocation actors' own keys (the secret, hex), by allocation id: beside the records,

@@ -84,6 +84,10 @@ pub struct Settings {
     pub logs_dir: std::path::PathBuf,
     /// Most bytes of output kept per allocation (`deployment.log_cap`).
     pub log_cap: u64,
+    /// Where volumes live (`$DMS_HOME/volumes`).
+    pub volumes_dir: std::path::PathBuf,
+    /// Host paths `bind` volumes may name (`deployment.bind_paths`; none by default).
+    pub bind_paths: Vec<std::path::PathBuf>,
 }
 
 /// What the provider is built from.
@@ -123,6 +127,12 @@ pub struct Shared {
     reservers: Mutex<BTreeMap<String, Reserver>>,
     /// Public ports held for reservations.
     ports: ports::Ports,
+    /// Volume directories.
+    volumes: dms_storage::Volumes,
+    /// Which allocations use each volume directory.
+    volume_users: allocation::VolumeUsers,
+    /// The client that moves data through presigned URLs.
+    http: reqwest::Client,
 }
 
 /// Who made a reservation.
@@ -253,6 +263,8 @@ impl Provider {
     /// recovers the allocations kept in the store. (The composition root joins the
     /// network topic [`DEPLOYMENT_TOPIC`].)
     pub async fn start(deps: Deps) -> Result<Provider, ActorError> {
+        let volumes =
+            dms_storage::Volumes::new(&deps.settings.volumes_dir, deps.settings.bind_paths.clone());
         let shared = Arc::new(Shared {
             ledger: Ledger::new(deps.manager.clone()),
             store: deps.store,
@@ -260,11 +272,17 @@ impl Provider {
             root: deps.root,
             manager: deps.manager,
             executors: deps.executors,
-            settings: deps.settings,
             rtts: deps.rtts,
+            settings: deps.settings,
             allocations: Mutex::new(BTreeMap::new()),
             reservers: Mutex::new(BTreeMap::new()),
             ports: ports::Ports::default(),
+            volumes,
+            volume_users: Default::default(),
+            http: reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
         });
         register(&shared)?;
         shared.root.subscribe(DEPLOYMENT_TOPIC);
@@ -477,6 +495,7 @@ async fn allocate(shared: &Arc<Shared>, request: Allocate) -> Result<Allocated, 
             restart_times: Vec::new(),
             grant: None,
             liveness: None,
+            exit: None,
         })
         .collect();
     // The records are written lazily first; the durable allocation of the resources

@@ -1,7 +1,8 @@
 //! After a restart: every stored allocation record gets its actor back. Containers are
 //! re-attached by label; allocations whose workload did not survive (WebAssembly runs
 //! live in the process) are reported failed with that reason; resources that no record
-//! accounts for are freed. Everything is keyed by the records themselves.
+//! accounts for are freed, and volumes no live allocation uses are removed. Everything
+//! is keyed by the records themselves.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub(crate) async fn recover(shared: &Arc<Shared>) {
         };
     let reattached = reattach(shared, &records).await;
     release_unaccounted(shared, &records).await;
+    sweep_volumes(shared, &records);
     let mut by_reservation: BTreeMap<&str, Vec<&Hosted>> = BTreeMap::new();
     for hosted in &records {
         by_reservation.entry(&hosted.reservation).or_default().push(hosted);
@@ -81,6 +83,23 @@ async fn reattach(shared: &Shared, records: &[Hosted]) -> BTreeMap<String, Strin
             warn!(%error, "Could not re-attach containers.");
             BTreeMap::new()
         }
+    }
+}
+
+/// Counts the volumes of allocations that had not ended as theirs again, and removes
+/// every other deployment's volumes (a crash between an allocation's end and their
+/// removal, or a record lost with them).
+fn sweep_volumes(shared: &Shared, records: &[Hosted]) {
+    let mut live = BTreeSet::new();
+    for h in records.iter().filter(|h| !h.status.state.is_terminal()) {
+        if let Ok(placed) = shared.volumes.plan(&h.deployment, &h.id, &h.spec.allocation) {
+            shared.volume_users.add(&h.id, &placed);
+        }
+        live.insert(h.deployment.clone());
+    }
+    let swept = shared.volumes.sweep(&live);
+    if swept > 0 {
+        info!(deployments = swept, "Removed the volumes of deployments no allocation here runs.");
     }
 }
 

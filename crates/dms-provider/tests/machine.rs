@@ -1,4 +1,5 @@
-//! The allocation life cycle under random sequences of start, exit, loss, health
+//! The allocation life cycle (with inputs staged and outputs published) under random
+//! sequences of start, exit, loss, health
 //! verdicts, restart timers, stop, abandonment (replaced elsewhere, orchestrator
 //! silent) and provider restarts (crashes between any two effects, the record reloaded as last persisted):
 //! resources are released exactly once, never while the workload may run, and the
@@ -37,7 +38,21 @@ fn hosted(policy: &str, kind: &str) -> Hosted {
         restart_times: Vec::new(),
         grant: None,
         liveness: None,
+        exit: None,
     }
+}
+
+/// `hosted` with a volume, an input to stage and outputs to publish.
+fn with_storage(mut h: Hosted) -> Hosted {
+    let a = &mut h.spec.allocation;
+    a.volumes = serde_json::from_value(serde_json::json!([{"source": "work", "target": "/data"}]))
+        .expect("volumes");
+    a.inputs = serde_json::from_value(serde_json::json!([{"from": "lake:in/a", "to": "/data/a"}]))
+        .expect("inputs");
+    a.outputs =
+        serde_json::from_value(serde_json::json!([{"from": "/data/out/", "to": "lake:out/"}]))
+            .expect("outputs");
+    h
 }
 
 /// The world around one allocation: its executor, its timers, its persisted record,
@@ -115,6 +130,14 @@ impl World {
                 self.persisted = Some(self.live.clone());
                 None
             }
+            Effect::Stage => Some(Input::Staged(match self.choose(4) {
+                0 => Err("input lake:in/a: the object is gone (404)".into()),
+                _ => Ok(()),
+            })),
+            Effect::Publish => Some(Input::Published(match self.choose(4) {
+                0 => Err("lake:out/r: the store answered 500".into()),
+                _ => Ok(Vec::new()),
+            })),
             Effect::Tell => None,
             Effect::Ended => {
                 if !self.held {
@@ -200,8 +223,9 @@ proptest! {
         choices in proptest::collection::vec(any::<u8>(), 0..120),
         policy in prop_oneof![Just("never"), Just("on_failure"), Just("always")],
         kind in prop_oneof![Just("task"), Just("service")],
+        storage in any::<bool>(),
     ) {
-        let start = hosted(policy, kind);
+        let start = if storage { with_storage(hosted(policy, kind)) } else { hosted(policy, kind) };
         let mut world = World {
             persisted: Some(start.clone()),
             live: start,

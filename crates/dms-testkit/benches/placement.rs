@@ -19,7 +19,12 @@ const CONCURRENT: usize = 50;
 fn request() -> NewDeployment {
     let text = "version: V1\nallocations:\n  s:\n    type: service\n    executor: wasm\n    resources: {cpu: {cores: 0.1}, ram: 16MiB}\n    execution: {module: https://example.invalid/s.wasm}\nnodes:\n  n: {allocations: [s]}\n";
     let ensemble = dms_ensemble::load(text).expect("valid").ensemble;
-    NewDeployment { ensemble, modules: Default::default(), timeout_ms: Some(60_000) }
+    NewDeployment {
+        ensemble,
+        modules: Default::default(),
+        timeout_ms: Some(60_000),
+        credentials: None,
+    }
 }
 
 async fn running(registry: &Registry, id: &str) {

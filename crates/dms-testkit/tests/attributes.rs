@@ -18,7 +18,12 @@ fn request(attributes: &str, prefer: &str) -> NewDeployment {
          nodes:\n  n:\n    allocations: [a]\n    attributes: {{{attributes}}}\n{prefer}"
     );
     let ensemble = dms_ensemble::load(&text).expect("valid ensemble").ensemble;
-    NewDeployment { ensemble, modules: Default::default(), timeout_ms: Some(20_000) }
+    NewDeployment {
+        ensemble,
+        modules: Default::default(),
+        timeout_ms: Some(20_000),
+        credentials: None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

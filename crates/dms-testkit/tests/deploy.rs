@@ -25,7 +25,12 @@ fn ensemble(nodes: usize, cores: f64) -> NewDeployment {
         text.push_str(&format!("  n{i}: {{allocations: [s{i}]}}\n"));
     }
     let ensemble = dms_ensemble::load(&text).expect("valid ensemble").ensemble;
-    NewDeployment { ensemble, modules: Default::default(), timeout_ms: Some(20_000) }
+    NewDeployment {
+        ensemble,
+        modules: Default::default(),
+        timeout_ms: Some(20_000),
+        credentials: None,
+    }
 }
 
 async fn network(n: usize) -> (Net, Vec<Arc<Registry>>, Arc<fake::Executor>) {
@@ -91,7 +96,12 @@ fn tasks(tasks: usize) -> NewDeployment {
     let names: Vec<String> = (0..tasks).map(|i| format!("t{i}")).collect();
     text.push_str(&format!("nodes:\n  n0: {{allocations: [{}]}}\n", names.join(", ")));
     let ensemble = dms_ensemble::load(&text).expect("valid ensemble").ensemble;
-    NewDeployment { ensemble, modules: Default::default(), timeout_ms: Some(60_000) }
+    NewDeployment {
+        ensemble,
+        modules: Default::default(),
+        timeout_ms: Some(60_000),
+        credentials: None,
+    }
 }
 
 /// Tasks that exit the moment they start race their own start answer to the

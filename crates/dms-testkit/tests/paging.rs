@@ -27,7 +27,12 @@ fn tasks() -> NewDeployment {
     }
     text.push_str(&format!("nodes:\n  n0: {{allocations: [{}]}}\n", names.join(", ")));
     let ensemble = dms_ensemble::load(&text).expect("valid ensemble").ensemble;
-    NewDeployment { ensemble, modules: Default::default(), timeout_ms: Some(120_000) }
+    NewDeployment {
+        ensemble,
+        modules: Default::default(),
+        timeout_ms: Some(120_000),
+        credentials: None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

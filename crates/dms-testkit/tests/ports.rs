@@ -19,7 +19,12 @@ fn web(public: u16) -> NewDeployment {
          ports: [{{public: {public}, private: 8080, allocation: web}}]\n"
     );
     let ensemble = dms_ensemble::load(&text).expect("valid ensemble").ensemble;
-    NewDeployment { ensemble, modules: Default::default(), timeout_ms: Some(20_000) }
+    NewDeployment {
+        ensemble,
+        modules: Default::default(),
+        timeout_ms: Some(20_000),
+        credentials: None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,7 +102,12 @@ async fn the_gpus_reserved_for_an_allocation_reach_its_container() {
                 resources: {cpu: {cores: 0.1}, ram: 16MiB, gpus: [{count: 1}]}\n    \
                 execution: {image: busybox}\nnodes:\n  n: {allocations: [a, b]}\n";
     let ensemble = dms_ensemble::load(text).expect("valid ensemble").ensemble;
-    let request = NewDeployment { ensemble, modules: Default::default(), timeout_ms: Some(20_000) };
+    let request = NewDeployment {
+        ensemble,
+        modules: Default::default(),
+        timeout_ms: Some(20_000),
+        credentials: None,
+    };
     let id = registry.create(request, submitter()).await.expect("submitted");
     let status = settle(&registry, &id, false).await;
     assert_eq!(status.state, DeploymentState::Running, "{:?}", status.reason);

@@ -24,7 +24,12 @@ fn one(kind: &str) -> NewDeployment {
          execution: {{module: https://example.invalid/a.wasm}}\nnodes:\n  n: {{allocations: [a]}}\n"
     );
     let ensemble = dms_ensemble::load(&text).expect("valid ensemble").ensemble;
-    NewDeployment { ensemble, modules: Default::default(), timeout_ms: Some(20_000) }
+    NewDeployment {
+        ensemble,
+        modules: Default::default(),
+        timeout_ms: Some(20_000),
+        credentials: None,
+    }
 }
 
 async fn network(

@@ -22,7 +22,12 @@ fn service_pinned_to(peer: &str) -> NewDeployment {
          https://example.invalid/w.wasm}}\nnodes:\n  n0: {{allocations: [web], peer: {peer}}}\n"
     );
     let ensemble = dms_ensemble::load(&text).expect("valid ensemble").ensemble;
-    NewDeployment { ensemble, modules: Default::default(), timeout_ms: Some(20_000) }
+    NewDeployment {
+        ensemble,
+        modules: Default::default(),
+        timeout_ms: Some(20_000),
+        credentials: None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,7 +34,12 @@ fn service(exclude: &str) -> NewDeployment {
          exclude_peers: [{exclude}]\n"
     );
     let ensemble = dms_ensemble::load(&text).expect("valid ensemble").ensemble;
-    NewDeployment { ensemble, modules: Default::default(), timeout_ms: Some(20_000) }
+    NewDeployment {
+        ensemble,
+        modules: Default::default(),
+        timeout_ms: Some(20_000),
+        credentials: None,
+    }
 }
 
 async fn network(n: usize) -> (Net, Vec<Arc<Registry>>) {

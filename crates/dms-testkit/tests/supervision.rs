@@ -36,7 +36,12 @@ fn service(exclude: &str) -> NewDeployment {
          exclude_peers: [{exclude}]\n"
     );
     let ensemble = dms_ensemble::load(&text).expect("valid ensemble").ensemble;
-    NewDeployment { ensemble, modules: Default::default(), timeout_ms: Some(20_000) }
+    NewDeployment {
+        ensemble,
+        modules: Default::default(),
+        timeout_ms: Some(20_000),
+        credentials: None,
+    }
 }
 
 async fn network(n: usize, stop_after: Duration) -> (Net, Vec<Arc<Registry>>, Arc<fake::Executor>) {
@@ -240,7 +245,12 @@ fn pair_under(strategy: &str, escalation: &str, exclude: &str) -> NewDeployment 
         service("b")
     );
     let ensemble = dms_ensemble::load(&text).expect("valid ensemble").ensemble;
-    NewDeployment { ensemble, modules: Default::default(), timeout_ms: Some(20_000) }
+    NewDeployment {
+        ensemble,
+        modules: Default::default(),
+        timeout_ms: Some(20_000),
+        credentials: None,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -570,6 +570,13 @@ pub enum DeploymentsCommand {
         #[command(flatten)]
         target: ActorTarget,
     },
+    /// What a deployment's `outputs` published: object, size and SHA-256 of each.
+    Outputs {
+        /// The deployment id.
+        id: String,
+        #[command(flatten)]
+        target: ActorTarget,
+    },
     /// Stop every allocation of a deployment and release its resources.
     Shutdown {
         /// The deployment id.

@@ -21,6 +21,7 @@ mod acceptance {
     pub mod steps_p2p;
     pub mod steps_ports;
     pub mod steps_resources;
+    pub mod steps_storage;
     pub mod steps_store;
     pub mod steps_supervision;
     pub mod world;

@@ -149,6 +149,59 @@ pub struct Volume {
     pub size: Option<ByteSize>,
 }
 
+/// An object store (S3-compatible), named at the top level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Store {
+    /// Kind of store.
+    #[serde(rename = "type")]
+    pub kind: StoreKind,
+    /// The service's URL, e.g. `http://127.0.0.1:9000`; AWS's regional endpoint when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// The bucket.
+    pub bucket: String,
+    /// The region (default `us-east-1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+/// Kinds of object store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// Amazon S3 or a server speaking its API (path-style addressing).
+    S3,
+}
+
+/// An object or prefix copied into the workload before it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Input {
+    /// `<store>:<key>` for one object, `<store>:<prefix>/` for every object under it.
+    pub from: String,
+    /// The path inside the workload, within a writable volume: a file for an object,
+    /// a directory (ending in `/`) for a prefix.
+    pub to: String,
+}
+
+/// A file or directory of the workload published to a store when it ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Output {
+    /// The path inside the workload, within a volume: a file, or a directory (ending in
+    /// `/`) whose files are all published.
+    pub from: String,
+    /// `<store>:<key>` for a file, `<store>:<prefix>/` for a directory.
+    pub to: String,
+}
+
+/// `<store>:<key>`, split; `None` without a colon.
+pub fn object_ref(text: &str) -> Option<(&str, &str)> {
+    text.split_once(':')
+}
+
 /// Kinds of storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

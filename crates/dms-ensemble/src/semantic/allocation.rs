@@ -23,6 +23,7 @@ impl Checker<'_> {
             check_dns_label(self, &format!("{base}.dns_name"), dns, "DNS name");
         }
         self.execution(&base, a);
+        self.transfers(&base, a);
         self.sizes(&base, a);
         if !a.ports.is_empty() && a.executor == crate::model::Executor::Wasm {
             // WebAssembly modules get no network.

@@ -12,7 +12,6 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("allocations.<name>.keys", "keys are not installed into workloads yet"),
     ("allocations.<name>.provision", "provisioning scripts are not run yet"),
     ("allocations.<name>.resources.cpu.clock", "providers do not advertise clock speeds"),
-    ("allocations.<name>.volumes", "volumes are not mounted yet"),
     (
         "contracts",
         "contracts are not verified yet; a provider that requires one only sees that one is named",
@@ -50,7 +49,6 @@ impl Checker<'_> {
                     "resources.cpu.clock",
                     "allocations.<name>.resources.cpu.clock",
                 ),
-                (!a.volumes.is_empty(), "volumes", "allocations.<name>.volumes"),
             ];
             for (present, path, field) in fields {
                 if present {

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, DeviceRequest, HostConfig, Mount as DockerMount, MountType,
-    PortBinding as DockerPortBinding,
+    ContainerCreateBody, DeviceMapping, DeviceRequest, HostConfig, Mount as DockerMount,
+    MountTmpfsOptions, MountType, PortBinding as DockerPortBinding,
 };
 
 use crate::error::{Error, Result};
@@ -110,12 +110,24 @@ pub fn create_body(
         host.mounts = Some(
             spec.mounts
                 .iter()
-                .map(|m| DockerMount {
-                    target: Some(m.target.clone()),
-                    source: Some(m.source.to_string_lossy().into_owned()),
-                    typ: Some(MountType::BIND),
-                    read_only: Some(m.read_only),
-                    ..DockerMount::default()
+                .map(|m| match m.tmpfs {
+                    Some(size) => DockerMount {
+                        target: Some(m.target.clone()),
+                        typ: Some(MountType::TMPFS),
+                        read_only: Some(m.read_only),
+                        tmpfs_options: Some(MountTmpfsOptions {
+                            size_bytes: i64::try_from(size).ok(),
+                            ..MountTmpfsOptions::default()
+                        }),
+                        ..DockerMount::default()
+                    },
+                    None => DockerMount {
+                        target: Some(m.target.clone()),
+                        source: Some(m.source.to_string_lossy().into_owned()),
+                        typ: Some(MountType::BIND),
+                        read_only: Some(m.read_only),
+                        ..DockerMount::default()
+                    },
                 })
                 .collect(),
         );

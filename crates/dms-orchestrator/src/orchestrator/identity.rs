@@ -3,7 +3,8 @@
 //! restart of the node. Its rights are the node's, delegated to it: the node's provide
 //! anchors for `/dms/deployment` and `/dms/allocation` (or, on a node that holds none —
 //! one its peers trust as a root — a grant from the node itself). Allocation actors get
-//! from it the one right they need: `/dms/deployment/update` on this orchestrator.
+//! from it the rights they need: `/dms/deployment/update` and `/dms/deployment/storage`
+//! on this orchestrator.
 
 use dms_crypto::{KeyPair, KeyType};
 use dms_store::{Repo, Store};
@@ -78,11 +79,12 @@ pub(crate) fn delegated(shared: &Shared, key: &KeyPair) -> Vec<Chain> {
     chains
 }
 
-/// The right an allocation actor needs: to update this orchestrator, and nothing else.
+/// The rights an allocation actor needs: to update this orchestrator and to ask it for
+/// its storage URLs, and nothing else.
 pub(crate) fn update_grant(key: &KeyPair, allocation: &dms_crypto::Did) -> Option<Chain> {
     let issuer = CapContext::new("orchestrator", key.did());
     let spec = Spec {
-        commands: paths(&[dms_protocol::UPDATE]),
+        commands: paths(&[dms_protocol::UPDATE, dms_protocol::storage::STORAGE]),
         subject: Some(key.did()),
         depth: Some(0),
         ..Spec::default()

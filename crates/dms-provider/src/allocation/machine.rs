@@ -3,7 +3,7 @@
 //! [`super`] does the I/O and feeds results back as inputs).
 //!
 //! ```text
-//!              Start                 Started
+//!         Start (Staged, with inputs)   Started
 //!  Allocated ─────────▶ Starting ─────────────▶ Running ──Exited / Unhealthy(policy: restart)──┐
 //!      │                   │  ▲                   │                               │
 //!      │                   │  └────RestartDue─────┼───────── Starting ◀───────────┘
@@ -14,6 +14,10 @@
 //!      │                Failed ◀─────────── Completed | Failed
 //!      └──Stop──▶ Stopped ◀──Stop / Abandon── (any state that has not ended)
 //! ```
+//!
+//! With `inputs`, a start stages them first (`Stage` → `Staged`; the start is answered
+//! at once and the progress told); a task with `outputs` that ends publishes them
+//! (`Publish` → `Published`) before its end is recorded, still `Running`.
 //!
 //! Rules every path keeps: a terminal state (completed, failed, stopped) is final —
 //! inputs after it change nothing but a `Stop` still removes leftovers; entering a
@@ -61,6 +65,12 @@ pub enum Input {
         /// Why.
         error: String,
     },
+    /// Its inputs were staged into its volumes, or why not.
+    Staged(Result<(), String>),
+    /// A task's outputs were published, or why not.
+    Published(Result<Vec<dms_protocol::storage::Published>, String>),
+    /// Staging or publishing made progress (for people).
+    Progress(String),
     /// The restart policy's delay passed.
     RestartDue,
     /// Its supervisor restarts it in place, for `reason` (a sibling failed).
@@ -98,6 +108,10 @@ pub enum Input {
 pub enum Effect {
     /// Start an execution from the record's spec; feed back `Started` or `StartFailed`.
     StartExecution,
+    /// Stage the inputs into the volumes; feed back `Staged` (and `Progress`).
+    Stage,
+    /// Publish the outputs; feed back `Published` (and `Progress`).
+    Publish,
     /// Remove a previous execution (before a restart).
     RemoveExecution(String),
     /// Wait for the current execution to exit; feed back `Exited` or `Lost`.
@@ -135,6 +149,43 @@ pub fn step(hosted: &mut Hosted, input: Input, now_ms: u64) -> Vec<Effect> {
         };
     }
     match (state, input) {
+        (S::Allocated, Input::Start) if hosted.stages() => {
+            change(hosted, |s| {
+                s.state = S::Starting;
+                s.message = Some("staging inputs".into());
+            });
+            vec![Effect::Persist { durable: true }, Effect::Stage]
+        }
+        (S::Starting, Input::Staged(Ok(()))) => vec![Effect::StartExecution],
+        (S::Starting, Input::Staged(Err(error))) => {
+            end(hosted, S::Failed, format!("could not stage its inputs: {error}"), now_ms)
+        }
+        (S::Starting | S::Running, Input::Progress(message)) => {
+            change(hosted, |s| s.message = Some(message));
+            vec![Effect::Persist { durable: false }, Effect::Tell]
+        }
+        (S::Running, Input::Published(result)) => {
+            let Some((code, reason, output)) = hosted.exit.take() else { return Vec::new() };
+            match result {
+                Ok(published) => {
+                    change(hosted, |s| s.outputs = published);
+                    exited(hosted, code, &reason, output, now_ms)
+                }
+                Err(error) => {
+                    // It ends as it would have (the policy did not restart it), failed.
+                    let effects = exited(hosted, code, &reason, output, now_ms);
+                    let note = format!("its outputs could not be published: {error}");
+                    change(hosted, |s| {
+                        s.state = S::Failed;
+                        s.message = Some(match s.message.take().filter(|m| !m.is_empty()) {
+                            Some(before) => format!("{before}; {note}"),
+                            None => note,
+                        });
+                    });
+                    effects
+                }
+            }
+        }
         (S::Allocated, Input::Start) => {
             change(hosted, |s| s.state = S::Starting);
             // Durable: the start brought the orchestrator's grant and the liveness
@@ -158,9 +209,11 @@ pub fn step(hosted: &mut Hosted, input: Input, now_ms: u64) -> Vec<Effect> {
                     ..AllocationStatus::default()
                 };
             });
-            // The first start is answered to the orchestrator's call; restarts are told.
-            let mut effects = vec![Effect::Persist { durable: restarts > 0 }, Effect::Watch];
-            if restarts > 0 {
+            // The first start is answered to the orchestrator's call (unless it staged
+            // first: that call was answered at once); restarts are told.
+            let told = restarts > 0 || hosted.stages();
+            let mut effects = vec![Effect::Persist { durable: told }, Effect::Watch];
+            if told {
                 effects.push(Effect::Tell);
             }
             effects
@@ -176,6 +229,14 @@ pub fn step(hosted: &mut Hosted, input: Input, now_ms: u64) -> Vec<Effect> {
             effects
         }
         (S::Running, Input::Exited { code, reason, output }) => {
+            let restarts = matches!(restart_due(hosted, code, now_ms), Some(Ok(_)));
+            if hosted.publishes() && !restarts {
+                hosted.exit = Some((code, reason, output));
+                change(hosted, |s| {
+                    s.message = Some(format!("exited with code {code}; publishing outputs"))
+                });
+                return vec![Effect::Persist { durable: true }, Effect::Tell, Effect::Publish];
+            }
             exited(hosted, code, &reason, output, now_ms)
         }
         (S::Running, Input::Restart { reason }) => {

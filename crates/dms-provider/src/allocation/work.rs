@@ -1,4 +1,5 @@
-//! What an allocation asks of an executor: the spec built from its record, the
+//! What an allocation asks of an executor: the spec built from its record (its volumes
+//! as mounts: host directories, or a container's memory-backed tmpfs), the
 //! workload (image or module), and the end of its output once it exited.
 
 use base64::Engine as _;
@@ -12,7 +13,10 @@ use dms_protocol::{AllocationSpec, Endpoint, OUTPUT_KEEP};
 use crate::hosted::Hosted;
 
 /// The executor's spec of a hosted allocation.
-pub(crate) fn executor_spec(hosted: &Hosted) -> Result<Spec, String> {
+pub(crate) fn executor_spec(
+    hosted: &Hosted,
+    volumes: &[dms_storage::Placed],
+) -> Result<Spec, String> {
     let mut spec = Spec::new(&hosted.id, &hosted.deployment, workload(&hosted.spec)?);
     let allocation = &hosted.spec.allocation;
     spec.env = allocation.environment.clone();
@@ -24,6 +28,15 @@ pub(crate) fn executor_spec(hosted: &Hosted) -> Result<Spec, String> {
     spec.resources.cpu_cores = Some(allocation.resources.cpu.cores);
     spec.resources.memory_bytes = Some(allocation.resources.ram.0);
     spec.ports = ports(&hosted.spec);
+    spec.mounts = volumes
+        .iter()
+        .map(|v| dms_executor::Mount {
+            source: v.host.clone().unwrap_or_default(),
+            target: v.target.clone(),
+            read_only: v.read_only,
+            tmpfs: if v.host.is_none() { Some(v.size.unwrap_or(64 << 20)) } else { None },
+        })
+        .collect();
     if allocation.executor == ExecutorKind::Docker {
         let (request, devices) = gpus(&hosted.gpus, std::path::Path::new("/sys/class/drm"));
         spec.resources.gpus = request;

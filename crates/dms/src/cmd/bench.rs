@@ -88,6 +88,7 @@ pub async fn deploy(ctx: &Ctx, runs: usize, target: &ActorTarget) -> anyhow::Res
         ensemble,
         modules: [("work".to_string(), module)].into(),
         timeout_ms: None,
+        credentials: None,
     };
     // The key is unlocked once: the runs measure the deployment, not the CLI.
     let caller = Caller::open(ctx, target).await?;

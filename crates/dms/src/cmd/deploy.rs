@@ -72,10 +72,24 @@ fn request(file: &Path, timeout: Option<Duration>) -> anyhow::Result<NewDeployme
         }
         modules.insert(alloc.clone(), base64::engine::general_purpose::STANDARD.encode(bytes));
     }
+    let credentials = (!loaded.ensemble.storage.is_empty()).then(credentials).flatten();
     Ok(NewDeployment {
         ensemble: loaded.ensemble,
         modules,
         timeout_ms: timeout.map(|t| t.as_millis() as u64),
+        credentials,
+    })
+}
+
+/// The S3 credentials of this environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`), sent to this node only; its orchestrator presigns what
+/// providers need and the keys never leave this machine.
+fn credentials() -> Option<dms_protocol::storage::Credentials> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    Some(dms_protocol::storage::Credentials {
+        access_key_id: var("AWS_ACCESS_KEY_ID")?,
+        secret_access_key: var("AWS_SECRET_ACCESS_KEY")?,
+        session_token: var("AWS_SESSION_TOKEN"),
     })
 }
 
@@ -165,6 +179,7 @@ fn finish(ctx: &Ctx, status: &Status) -> anyhow::Result<()> {
     } else {
         print_summary(&status.id, status.state, &status.allocations, &status.standby);
         print_endpoints(&status.allocations);
+        super::outputs::print_published(&status.allocations);
     }
     if status.state == DeploymentState::Failed {
         bail!(
@@ -451,7 +466,6 @@ pub async fn deployments(ctx: &Ctx, command: DeploymentsCommand) -> anyhow::Resu
             }
             print_summary(&status.id, status.state, &status.allocations, &status.standby);
             print_endpoints(&status.allocations);
-            print_endpoints(&status.allocations);
             if let Some(reason) = &status.reason {
                 println!("\nreason: {reason}");
             }
@@ -472,6 +486,9 @@ pub async fn deployments(ctx: &Ctx, command: DeploymentsCommand) -> anyhow::Resu
         }
         DeploymentsCommand::Logs { id, allocation, tail, follow, target } => {
             logs(ctx, &id, allocation.as_deref(), tail, follow, &target).await
+        }
+        DeploymentsCommand::Outputs { id, target } => {
+            super::outputs::outputs(ctx, &id, &target).await
         }
         DeploymentsCommand::Shutdown { id, target } => {
             let target = with_timeout(&target, "90s");

@@ -107,7 +107,12 @@ fn service(avoid: &str, redundancy: u32) -> anyhow::Result<NewDeployment> {
     );
     let ensemble = dms_ensemble::load(&text).map_err(|e| anyhow!("bench ensemble: {e}"))?.ensemble;
     let module = base64::engine::general_purpose::STANDARD.encode(SPIN);
-    Ok(NewDeployment { ensemble, modules: [("work".into(), module)].into(), timeout_ms: None })
+    Ok(NewDeployment {
+        ensemble,
+        modules: [("work".into(), module)].into(),
+        timeout_ms: None,
+        credentials: None,
+    })
 }
 
 /// Waits until the service runs on a peer other than `not_on`; returns that peer.

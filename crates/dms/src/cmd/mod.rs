@@ -11,6 +11,7 @@ mod ensemble;
 mod failover;
 mod info;
 mod key;
+mod outputs;
 mod paging;
 mod resources;
 mod run;

@@ -53,6 +53,8 @@ pub struct DmsWorld {
     pub public_port: Option<u16>,
     /// The address a published port was shown at.
     pub endpoint: Option<String>,
+    /// The S3 server of storage scenarios (killed on drop).
+    pub s3: Option<dms_storage::testing::S3Server>,
 }
 
 impl Drop for DmsWorld {
@@ -117,6 +119,7 @@ impl DmsWorld {
             health_polls: Vec::new(),
             public_port: None,
             endpoint: None,
+            s3: None,
         }
     }
 

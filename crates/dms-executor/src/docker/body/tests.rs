@@ -59,7 +59,12 @@ fn ports_mounts_env_and_command() {
     s.args = vec!["sh".into(), "-c".into(), "true".into()];
     s.env.insert("A".into(), "1".into());
     s.working_dir = Some("/work".into());
-    s.mounts.push(Mount { source: "/tmp/in".into(), target: "/in".into(), read_only: true });
+    s.mounts.push(Mount {
+        source: "/tmp/in".into(),
+        target: "/in".into(),
+        read_only: true,
+        tmpfs: None,
+    });
     s.ports.push(PortBinding {
         container_port: 80,
         protocol: Protocol::Tcp,

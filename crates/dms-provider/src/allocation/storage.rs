@@ -1,0 +1,262 @@
+//! An allocation's data: its volumes placed on this machine (shared by name among the
+//! deployment's allocations here, removed when the last of them ends), its inputs
+//! staged before its first start and a task's outputs published when it ends — both
+//! through URLs its orchestrator presigns (`dms_protocol::storage`): this machine never
+//! holds the user's credentials. Transfers run on tasks the actor owns; a tick once a
+//! second tells their progress.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use dms_actor::stateful::Context;
+use dms_protocol::storage::{CompleteRequest, InputsRequest, PutFile, PutRequest, UploadMethod};
+use dms_storage::transfer::{self, Staging};
+use dms_storage::volume::{self, Placed};
+use dms_types::units::format_bytes;
+
+use super::machine::Input;
+use super::{Allocation, Internal};
+
+/// Longest the orchestrator may take to sign a plan.
+const PLAN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Which allocations use each owned volume directory: one is removed when its last
+/// user ends.
+#[derive(Default)]
+pub(crate) struct VolumeUsers(std::sync::Mutex<BTreeMap<PathBuf, BTreeSet<String>>>);
+
+impl VolumeUsers {
+    /// `allocation` uses the owned volumes of `placed`.
+    pub fn add(&self, allocation: &str, placed: &[Placed]) {
+        let mut users = self.0.lock().expect("volume users lock");
+        for host in placed.iter().filter(|v| v.owned).filter_map(|v| v.host.clone()) {
+            users.entry(host).or_default().insert(allocation.to_string());
+        }
+    }
+
+    /// `allocation` is done with `placed`: those no one else uses, to remove.
+    pub fn remove(&self, allocation: &str, placed: &[Placed]) -> Vec<Placed> {
+        let mut users = self.0.lock().expect("volume users lock");
+        let mut unused = Vec::new();
+        for volume in placed.iter().filter(|v| v.owned) {
+            let Some(host) = &volume.host else { continue };
+            let left = users.get_mut(host).map(|set| {
+                set.remove(allocation);
+                set.len()
+            });
+            if left.unwrap_or(0) == 0 {
+                users.remove(host);
+                unused.push(volume.clone());
+            }
+        }
+        unused
+    }
+}
+
+/// A transfer in progress, for the progress tick.
+pub(crate) struct Transfer {
+    verb: &'static str,
+    done: Arc<AtomicU64>,
+    total: AtomicU64,
+    started: Instant,
+}
+
+impl Transfer {
+    fn new(verb: &'static str) -> Arc<Transfer> {
+        Arc::new(Transfer {
+            verb,
+            done: Arc::new(AtomicU64::new(0)),
+            total: AtomicU64::new(0),
+            started: Instant::now(),
+        })
+    }
+
+    /// `staging inputs: 12.0 MiB of 40.0 MiB (30 %), 8.5 MiB/s`.
+    pub fn describe(&self) -> String {
+        let (done, total) = (self.done.load(Ordering::Relaxed), self.total.load(Ordering::Relaxed));
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = format_bytes((done as f64 / secs) as u64);
+        let percent = (done * 100).checked_div(total).unwrap_or(100);
+        let (done, total) = (format_bytes(done), format_bytes(total));
+        format!("{}: {done} of {total} ({percent} %), {rate}/s", self.verb)
+    }
+
+    /// `staged 40.0 MiB in 1.2 s (33.0 MiB/s)`.
+    pub fn finished(&self, verb: &str) -> String {
+        let done = self.done.load(Ordering::Relaxed);
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = format_bytes((done as f64 / secs) as u64);
+        format!("{verb} {} in {secs:.1} s ({rate}/s)", format_bytes(done))
+    }
+}
+
+impl Allocation {
+    /// The allocation's volumes on this machine, directories created, and counted as
+    /// used by it.
+    pub(super) fn place_volumes(&self) -> Result<Vec<Placed>, String> {
+        let h = &self.hosted;
+        let placed = self
+            .shared
+            .volumes
+            .place(&h.deployment, &h.id, &h.spec.allocation)
+            .map_err(|e| e.to_string())?;
+        self.shared.volume_users.add(&h.id, &placed);
+        Ok(placed)
+    }
+
+    /// The allocation is done with its volumes: those no other allocation here uses
+    /// are removed.
+    pub(super) fn release_volumes(&self) {
+        let h = &self.hosted;
+        let Ok(placed) = self.shared.volumes.plan(&h.deployment, &h.id, &h.spec.allocation) else {
+            return;
+        };
+        let unused = self.shared.volume_users.remove(&h.id, &placed);
+        self.shared.volumes.remove(&h.deployment, &unused);
+    }
+
+    /// Shows the transfer's progress every second while it runs.
+    pub(super) fn tick(&mut self, ctx: &mut Context<Internal>) -> Option<Input> {
+        let transfer = self.transfer.as_ref()?;
+        ctx.after(Duration::from_secs(1), Internal::Tick);
+        Some(Input::Progress(transfer.describe()))
+    }
+
+    /// Stages the inputs on a task: the orchestrator's plan, checked against the
+    /// volumes' sizes, fetched all-or-nothing.
+    pub(super) fn stage(&mut self, ctx: &mut Context<Internal>) {
+        let transfer = Transfer::new("staging inputs");
+        self.transfer = Some(transfer.clone());
+        ctx.after(Duration::from_secs(1), Internal::Tick);
+        let placed = self.place_volumes();
+        let (actor, to, http) =
+            (ctx.actor().clone(), self.hosted.orchestrator.clone(), self.shared.http.clone());
+        let request = InputsRequest {
+            deployment: self.hosted.deployment.clone(),
+            allocation: self.hosted.spec.name.clone(),
+        };
+        ctx.spawn(async move {
+            let result = async {
+                let placed = placed?;
+                let plan = dms_protocol::call(&actor, &to, &request, PLAN_TIMEOUT)
+                    .await
+                    .map_err(|e| format!("the orchestrator gave no URLs for them: {e}"))?;
+                let mut files = Vec::with_capacity(plan.files.len());
+                let mut per_volume: BTreeMap<String, u64> = BTreeMap::new();
+                for fetch in plan.files {
+                    let dest = volume::host_path(&placed, &fetch.to)
+                        .ok_or_else(|| format!("{} is not inside a volume", fetch.to))?;
+                    let target = placed
+                        .iter()
+                        .filter(|v| fetch.to.starts_with(v.target.trim_end_matches('/')))
+                        .max_by_key(|v| v.target.len());
+                    if let Some(v) = target {
+                        *per_volume.entry(v.target.clone()).or_default() += fetch.size;
+                    }
+                    transfer.total.fetch_add(fetch.size, Ordering::Relaxed);
+                    files.push(Staging { fetch, dest });
+                }
+                for v in &placed {
+                    let need = per_volume.get(&v.target).copied().unwrap_or(0);
+                    if let Some(size) = v.size.filter(|size| need > *size) {
+                        return Err(format!(
+                            "they need {} in the volume at {}, which holds {}",
+                            format_bytes(need),
+                            v.target,
+                            format_bytes(size)
+                        ));
+                    }
+                }
+                transfer::stage(&http, files, transfer.done.clone())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            .await;
+            Some(Internal::Input(Input::Staged(result)))
+        });
+    }
+
+    /// Publishes a task's outputs on a task: every file under each output, uploaded
+    /// where the orchestrator's plan says (multipart uploads completed, or aborted on
+    /// failure), with its SHA-256.
+    pub(super) fn publish(&mut self, ctx: &mut Context<Internal>) {
+        let transfer = Transfer::new("publishing outputs");
+        self.transfer = Some(transfer.clone());
+        ctx.after(Duration::from_secs(1), Internal::Tick);
+        let h = &self.hosted;
+        let placed = self.shared.volumes.plan(&h.deployment, &h.id, &h.spec.allocation);
+        let outputs = h.spec.allocation.outputs.clone();
+        let (actor, to, http) =
+            (ctx.actor().clone(), h.orchestrator.clone(), self.shared.http.clone());
+        let (deployment, allocation) = (h.deployment.clone(), h.spec.name.clone());
+        ctx.spawn(async move {
+            let result = async {
+                let placed = placed.map_err(|e| e.to_string())?;
+                let files = output_files(&placed, &outputs)?;
+                transfer.total.store(files.iter().map(|f| f.2).sum(), Ordering::Relaxed);
+                let request = PutRequest {
+                    deployment: deployment.clone(),
+                    allocation: allocation.clone(),
+                    files: files
+                        .iter()
+                        .map(|(path, _, size)| PutFile { path: path.clone(), size: *size })
+                        .collect(),
+                };
+                let plan = dms_protocol::call(&actor, &to, &request, PLAN_TIMEOUT)
+                    .await
+                    .map_err(|e| format!("the orchestrator gave no URLs for them: {e}"))?;
+                let mut published = Vec::with_capacity(plan.uploads.len());
+                for (upload, (_, host, _)) in plan.uploads.iter().zip(&files) {
+                    let sent = transfer::upload(&http, host, upload, &transfer.done).await;
+                    let UploadMethod::Multipart { upload_id, .. } = &upload.method else {
+                        published.push(sent.map_err(|e| e.to_string())?.0);
+                        continue;
+                    };
+                    let complete = CompleteRequest {
+                        deployment: deployment.clone(),
+                        allocation: allocation.clone(),
+                        path: upload.path.clone(),
+                        upload_id: upload_id.clone(),
+                        abort: sent.is_err(),
+                        etags: sent.as_ref().map(|(_, etags)| etags.clone()).unwrap_or_default(),
+                    };
+                    let completed = dms_protocol::call(&actor, &to, &complete, PLAN_TIMEOUT).await;
+                    let (one, _) = sent.map_err(|e| e.to_string())?;
+                    completed.map_err(|e| {
+                        format!("{}: could not complete the upload: {e}", one.object)
+                    })?;
+                    published.push(one);
+                }
+                Ok(published)
+            }
+            .await;
+            Some(Internal::Input(Input::Published(result)))
+        });
+    }
+}
+
+/// Every file the outputs name: (workload path, host path, size). A file output that
+/// does not exist is an error; a directory output may be empty.
+fn output_files(
+    placed: &[Placed],
+    outputs: &[dms_ensemble::model::Output],
+) -> Result<Vec<(String, PathBuf, u64)>, String> {
+    let mut files = Vec::new();
+    for output in outputs {
+        let host = volume::host_path(placed, output.from.trim_end_matches('/'))
+            .ok_or_else(|| format!("output {} is not inside a volume", output.from))?;
+        if output.from.ends_with('/') {
+            for (rel, path, size) in volume::files(&host) {
+                files.push((format!("{}{rel}", output.from), path, size));
+            }
+        } else {
+            let meta =
+                std::fs::metadata(&host).map_err(|e| format!("output {}: {e}", output.from))?;
+            files.push((output.from.clone(), host, meta.len()));
+        }
+    }
+    Ok(files)
+}

@@ -1,0 +1,219 @@
+//! Volumes on the provider's disk: `$DMS_HOME/volumes/<deployment>/<name>` for a named
+//! volume (shared by the deployment's allocations on this node that name it, kept
+//! across restarts of the allocation, removed when the last of them ends), a scratch
+//! directory per allocation for a WebAssembly `tmpfs` (a container's is real memory),
+//! and host paths for `bind` only under the paths the provider allows.
+
+use std::path::{Path, PathBuf};
+
+use dms_ensemble::model::{Allocation, Executor, VolumeKind};
+
+use crate::Error;
+
+/// One volume of an allocation, placed on this machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placed {
+    /// The path inside the workload.
+    pub target: String,
+    /// The host directory (`None`: a container's memory-backed tmpfs).
+    pub host: Option<PathBuf>,
+    /// Mounted read-only.
+    pub read_only: bool,
+    /// Its size limit, bytes.
+    pub size: Option<u64>,
+    /// The directory is this deployment's to remove (not a host path it was lent).
+    pub owned: bool,
+}
+
+/// The volumes directory of a provider.
+#[derive(Clone, Debug)]
+pub struct Volumes {
+    root: PathBuf,
+    /// Host paths a `bind` volume may name (itself or below).
+    bind_paths: Vec<PathBuf>,
+}
+
+impl Volumes {
+    /// Volumes under `root`, binds allowed under `bind_paths`.
+    pub fn new(root: impl Into<PathBuf>, bind_paths: Vec<PathBuf>) -> Volumes {
+        Volumes { root: root.into(), bind_paths }
+    }
+
+    /// The directory of a deployment's volumes.
+    pub fn deployment_dir(&self, deployment: &str) -> PathBuf {
+        self.root.join(deployment)
+    }
+
+    /// [`Volumes::plan`], with the directories created.
+    pub fn place(
+        &self,
+        deployment: &str,
+        allocation_id: &str,
+        allocation: &Allocation,
+    ) -> Result<Vec<Placed>, Error> {
+        let placed = self.plan(deployment, allocation_id, allocation)?;
+        for host in placed.iter().filter(|v| v.owned).filter_map(|v| v.host.as_ref()) {
+            std::fs::create_dir_all(host)
+                .map_err(|e| Error::Volume(format!("{}: {e}", host.display())))?;
+        }
+        Ok(placed)
+    }
+
+    /// Where each volume of `allocation` (id `allocation_id` in `deployment`) lives; a
+    /// bind outside the allowed paths is refused.
+    pub fn plan(
+        &self,
+        deployment: &str,
+        allocation_id: &str,
+        allocation: &Allocation,
+    ) -> Result<Vec<Placed>, Error> {
+        let dir = self.deployment_dir(deployment);
+        let mut placed = Vec::with_capacity(allocation.volumes.len());
+        for (i, volume) in allocation.volumes.iter().enumerate() {
+            let size = volume.size.map(|s| s.0);
+            let (host, owned) = match volume.kind {
+                VolumeKind::Volume => {
+                    let name = volume.source.as_deref().unwrap_or("default");
+                    if name.is_empty() || name.contains('/') || name.starts_with('.') {
+                        return Err(Error::Volume(format!("{name:?} is not a volume name")));
+                    }
+                    (Some(dir.join(name)), true)
+                }
+                VolumeKind::Tmpfs if allocation.executor == Executor::Docker => (None, true),
+                VolumeKind::Tmpfs => (Some(dir.join(format!(".tmpfs-{allocation_id}-{i}"))), true),
+                VolumeKind::Bind => {
+                    let source = PathBuf::from(volume.source.as_deref().unwrap_or_default());
+                    self.check_bind(&source)?;
+                    (Some(source), false)
+                }
+            };
+            placed.push(Placed {
+                target: volume.target.clone(),
+                host,
+                read_only: volume.read_only,
+                size,
+                owned,
+            });
+        }
+        Ok(placed)
+    }
+
+    fn check_bind(&self, source: &Path) -> Result<(), Error> {
+        let allowed = source.is_absolute()
+            && !source.components().any(|c| c == std::path::Component::ParentDir)
+            && self.bind_paths.iter().any(|p| source.starts_with(p));
+        if allowed {
+            return Ok(());
+        }
+        let paths: Vec<String> = self.bind_paths.iter().map(|p| p.display().to_string()).collect();
+        Err(Error::Volume(format!(
+            "a bind mount of {} is not allowed on this provider (deployment.bind_paths allows {})",
+            source.display(),
+            if paths.is_empty() { "none".to_string() } else { paths.join(", ") }
+        )))
+    }
+
+    /// Removes the directories of `placed` this deployment owns; the deployment's
+    /// directory too once it is empty.
+    pub fn remove(&self, deployment: &str, placed: &[Placed]) {
+        for volume in placed.iter().filter(|v| v.owned) {
+            if let Some(host) = &volume.host {
+                let _ = std::fs::remove_dir_all(host);
+            }
+        }
+        let _ = std::fs::remove_dir(self.deployment_dir(deployment));
+    }
+
+    /// Removes the volumes of every deployment not in `live` (after a crash: what no
+    /// recovered allocation uses); how many deployments' volumes went.
+    pub fn sweep(&self, live: &std::collections::BTreeSet<String>) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.root) else { return 0 };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !live.contains(&name) && std::fs::remove_dir_all(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
+/// The host path of workload path `path`, through the volume that holds it (the one
+/// mounted deepest); `None` when no host directory holds it.
+pub fn host_path(placed: &[Placed], path: &str) -> Option<PathBuf> {
+    let volume = placed
+        .iter()
+        .filter(|v| {
+            let target = v.target.trim_end_matches('/');
+            path.strip_prefix(target).is_some_and(|r| r.is_empty() || r.starts_with('/'))
+        })
+        .max_by_key(|v| v.target.len())?;
+    let rest = path[volume.target.trim_end_matches('/').len()..].trim_start_matches('/');
+    if rest.split('/').any(|p| p == "..") {
+        return None;
+    }
+    let host = volume.host.as_ref()?;
+    Some(if rest.is_empty() { host.clone() } else { host.join(rest) })
+}
+
+/// Bytes used under `dir` (files only; links are not followed).
+pub fn usage(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Every regular file under host `dir` with its path relative to it (links are not
+/// followed: a workload cannot publish what lies outside its volume).
+pub fn files(dir: &Path) -> Vec<(String, PathBuf, u64)> {
+    walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| {
+            let rel = e.path().strip_prefix(dir).ok()?.to_str()?.to_string();
+            let size = e.metadata().ok()?.len();
+            (!rel.ends_with(".dms-partial")).then(|| (rel, e.path().to_path_buf(), size))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn placed(target: &str, host: &str) -> Placed {
+        Placed {
+            target: target.into(),
+            host: Some(host.into()),
+            read_only: false,
+            size: None,
+            owned: true,
+        }
+    }
+
+    #[test]
+    fn workload_paths_map_through_the_deepest_volume_and_never_climb_out() {
+        let v = [placed("/data", "/v/work"), placed("/data/in", "/v/in")];
+        assert_eq!(host_path(&v, "/data/out/x"), Some("/v/work/out/x".into()));
+        assert_eq!(host_path(&v, "/data/in/a.txt"), Some("/v/in/a.txt".into()));
+        assert_eq!(host_path(&v, "/data"), Some("/v/work".into()));
+        assert_eq!(host_path(&v, "/database/x"), None);
+        assert_eq!(host_path(&v, "/data/../etc/passwd"), None);
+    }
+
+    #[test]
+    fn binds_only_under_allowed_paths() {
+        let volumes = Volumes::new("/tmp/v", vec!["/srv/data".into()]);
+        assert!(volumes.check_bind(Path::new("/srv/data/set1")).is_ok());
+        for refused in ["/etc", "/srv/data/../../etc", "srv/data", "/srv/database"] {
+            assert!(volumes.check_bind(Path::new(refused)).is_err(), "{refused}");
+        }
+    }
+}
