@@ -40,6 +40,46 @@ pub struct Config {
     pub deployment: DeploymentConfig,
     /// What one user or peer may make this node hold.
     pub quotas: QuotasConfig,
+    /// Credentials for ensembles' stores.
+    pub storage: StorageConfig,
+}
+
+/// Keys whose values `dms config show` and `dms config get` never print.
+pub const SECRET_KEYS: &[&str] = &["storage.secret_access_key", "storage.session_token"];
+
+/// `[storage]`: S3 credentials this node's orchestrators use for ensembles' `storage`
+/// when `dms deploy` sends none (its environment's `AWS_*` variables come first). They
+/// are used here only — providers get presigned URLs — and, unlike credentials sent
+/// with a deployment, they survive a restart of this node. Keep the file private.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// The access key id.
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: String,
+    /// A session token, for temporary credentials.
+    pub session_token: String,
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StorageConfig {
+    /// The credentials, when both keys are set.
+    pub fn credentials(&self) -> Option<dms_protocol::storage::Credentials> {
+        let set = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+        Some(dms_protocol::storage::Credentials {
+            access_key_id: set(&self.access_key_id)?,
+            secret_access_key: set(&self.secret_access_key)?,
+            session_token: set(&self.session_token),
+        })
+    }
 }
 
 /// `[deployment]`: how this node orchestrates deployments and bids for them.

@@ -386,6 +386,7 @@ pub async fn start_deployments(
             lost_after: d.lost_after,
             stop_after: d.stop_after,
             quotas: config.quotas.orchestrator(),
+            storage_credentials: config.storage.credentials(),
             ..dms_orchestrator::Settings::default()
         },
         connected,

@@ -88,6 +88,9 @@ pub struct Settings {
     pub restart_grace: Duration,
     /// How many deployments this node keeps, per user and in all.
     pub quotas: Quotas,
+    /// Credentials for ensembles' stores from the node's config (`[storage]`), used
+    /// when a submission brings none and for deployments resumed after a restart.
+    pub storage_credentials: Option<dms_protocol::storage::Credentials>,
 }
 
 /// What one user may make this node hold, and how long finished deployments are kept.
@@ -128,6 +131,7 @@ impl Default for Settings {
             stop_after: Duration::from_secs(60),
             restart_grace: Duration::from_secs(10),
             quotas: Quotas::default(),
+            storage_credentials: None,
         }
     }
 }

@@ -64,6 +64,12 @@ impl Registry {
             if state.is_terminal() {
                 continue;
             }
+            // Credentials sent with the submission were in memory only; the node's own
+            // (`[storage]`) serve the resumed deployment, if it has them.
+            let credentials = shared.settings.storage_credentials.as_ref();
+            let stores =
+                orchestrator.peek(|r| dms_storage::Stores::connect(&r.ensemble, credentials));
+            orchestrator.hold_stores(stores.ok().flatten());
             if state.is_placing() {
                 orchestrator.start_placing(Input::Resume);
                 continue;
@@ -181,7 +187,9 @@ impl Registry {
         self.check(&request)?;
         // Storage first: wrong credentials or a missing input is the submitter's to fix
         // now, before anything is placed.
-        let stores = dms_storage::Stores::connect(&request.ensemble, request.credentials.as_ref())?;
+        let credentials =
+            request.credentials.as_ref().or(self.shared.settings.storage_credentials.as_ref());
+        let stores = dms_storage::Stores::connect(&request.ensemble, credentials)?;
         if let Some(stores) = &stores {
             stores.verify(&request.ensemble).await?;
         }

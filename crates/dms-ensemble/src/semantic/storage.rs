@@ -1,9 +1,9 @@
 //! Checks of storage: the top-level stores, and each allocation's `inputs` and
 //! `outputs` — known stores, keys that name something, and workload paths inside a
-//! volume (inputs inside a writable one).
+//! volume (inputs inside a writable one), never a tmpfs.
 
 use super::Checker;
-use crate::model::{Allocation, Volume, object_ref};
+use crate::model::{Allocation, Volume, VolumeKind, object_ref};
 
 /// The volume of `a` that holds `path` (the one mounted deepest), if any.
 pub fn volume_of<'a>(a: &'a Allocation, path: &str) -> Option<&'a Volume> {
@@ -65,6 +65,7 @@ impl Checker<'_> {
                     )
                     .suggest("stage inputs into a writable volume, or drop `read_only`");
                 }
+                Some(v) if v.kind == VolumeKind::Tmpfs => self.in_tmpfs(&to, &input.to, v),
                 Some(_) => {}
             }
         }
@@ -82,8 +83,10 @@ impl Checker<'_> {
                     .found(format!("{:?}", output.to))
                     .suggest(format!("end it with `/`: {}/", output.to));
             }
-            if volume_of(a, &output.from).is_none() {
-                self.outside(&from, &output.from, a);
+            match volume_of(a, &output.from) {
+                None => self.outside(&from, &output.from, a),
+                Some(v) if v.kind == VolumeKind::Tmpfs => self.in_tmpfs(&from, &output.from, v),
+                Some(_) => {}
             }
         }
     }
@@ -102,6 +105,16 @@ impl Checker<'_> {
                 .found(format!("{key:?}"))
                 .expected("a key such as in/input.txt, without a leading `/` or `..`");
         }
+    }
+
+    /// A tmpfs lives in the workload's memory: nothing can be copied into it before it
+    /// starts or out of it after it ends.
+    fn in_tmpfs(&mut self, path: &str, target: &str, v: &Volume) {
+        self.error(
+            path,
+            format!("{target} is in the tmpfs at {}, which only the workload sees", v.target),
+        )
+        .suggest("use a volume (type: volume) for data that is staged in or published");
     }
 
     fn outside(&mut self, path: &str, target: &str, a: &Allocation) {

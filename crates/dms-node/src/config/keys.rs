@@ -91,6 +91,31 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "Most output kept per allocation on this provider for `dms deployments logs`, while it runs and after it ends (until its deployment is shut down). Beyond it the oldest output is dropped, and every read says how much.",
     },
     KeyDoc {
+        key: "deployment.volumes_dir",
+        expected: "a directory, or empty",
+        doc: "Where allocations' volumes live on this provider (one directory per deployment and volume name; removed when the last allocation using it ends, and after a crash). Empty: `volumes` beside the store.",
+    },
+    KeyDoc {
+        key: "deployment.bind_paths",
+        expected: "absolute paths separated by commas, or empty",
+        doc: "Host paths that ensembles' `bind` volumes may name (the path itself or below it). Empty: bind volumes are refused.",
+    },
+    KeyDoc {
+        key: "storage.access_key_id",
+        expected: "an S3 access key id, or empty",
+        doc: "S3 credentials this node uses for ensembles' `storage` when `dms deploy` sends none (its AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY come first). Used on this node only: providers get presigned URLs. Unlike credentials sent with a deployment, these serve deployments resumed after a restart.",
+    },
+    KeyDoc {
+        key: "storage.secret_access_key",
+        expected: "an S3 secret access key, or empty",
+        doc: "The secret of storage.access_key_id; never printed by `dms config show` or `get`. Keep the config file readable by you only.",
+    },
+    KeyDoc {
+        key: "storage.session_token",
+        expected: "a session token, or empty",
+        doc: "A session token for temporary storage credentials; never printed.",
+    },
+    KeyDoc {
         key: "quotas.deployments_per_user",
         expected: "a whole number, 1 or more",
         doc: "Unfinished deployments one submitter (the DID that signs `dms deploy`) may have on this node at once; more are refused with `quota`.",

@@ -15,7 +15,7 @@ pub fn config(ctx: &Ctx, command: ConfigCommand) -> anyhow::Result<()> {
         }
         ConfigCommand::Show => {
             ctx.init_home()?;
-            let effective = ctx.config()?;
+            let effective = redacted(toml::Table::try_from(ctx.config()?)?);
             match ctx.output {
                 Output::Json => output::json(&effective),
                 Output::Table => {
@@ -26,7 +26,7 @@ pub fn config(ctx: &Ctx, command: ConfigCommand) -> anyhow::Result<()> {
         }
         ConfigCommand::Get { key } => {
             config::lookup(&key)?;
-            let effective = toml::Table::try_from(ctx.config()?)?;
+            let effective = redacted(toml::Table::try_from(ctx.config()?)?);
             let (section, name) = key.split_once('.').unwrap_or(("", &key));
             let value = effective
                 .get(section)
@@ -55,5 +55,35 @@ pub fn config(ctx: &Ctx, command: ConfigCommand) -> anyhow::Result<()> {
                 }
             }
         }
+    }
+}
+
+/// `config` with every set secret (`config::SECRET_KEYS`) shown as `<redacted>`.
+fn redacted(mut config: toml::Table) -> toml::Table {
+    for key in config::SECRET_KEYS {
+        let Some((section, name)) = key.split_once('.') else { continue };
+        let value = config.get_mut(section).and_then(|s| s.get_mut(name));
+        if let Some(value) = value.filter(|v| v.as_str().is_some_and(|s| !s.is_empty())) {
+            *value = toml::Value::String("<redacted>".into());
+        }
+    }
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_never_printed_and_unset_ones_stay_empty() {
+        let mut config = dms_node::Config::default();
+        config.storage.access_key_id = "AKID".into();
+        config.storage.secret_access_key = "very-secret".into();
+        let shown = redacted(toml::Table::try_from(config).expect("a table"));
+        let text = toml::to_string(&shown).expect("TOML");
+        assert!(!text.contains("very-secret"), "{text}");
+        assert_eq!(shown["storage"]["secret_access_key"].as_str(), Some("<redacted>"));
+        assert_eq!(shown["storage"]["session_token"].as_str(), Some(""));
+        assert_eq!(shown["storage"]["access_key_id"].as_str(), Some("AKID"));
     }
 }
