@@ -37,3 +37,17 @@ Feature: Storage: volumes, inputs staged in, outputs published, credentials kept
     When the devnet user deploys the WebAssembly upper-caser with a wrong secret key
     Then the deployment is refused with "refused the credentials"
     And the deployment is refused with "AWS_SECRET_ACCESS_KEY"
+
+  Scenario: A service's outputs are published on request while it runs
+    Given the Docker test image is built
+    When the devnet user deploys a Docker service writing "service report" to /data/out/report.txt
+    Then the deployment succeeds
+    When the devnet user runs "dms deployments outputs --publish" for the deployment
+    Then the bucket holds "results/report.txt" = "service report"
+    And the output shows "lake:results/report.txt"
+
+  Scenario: A workload that fills its volume beyond its size is stopped and fails, saying so
+    Given the Docker test image is built
+    When the devnet user deploys a Docker task writing 4 MiB into a volume of 1MiB
+    Then the deployment eventually fails with "more than its size 1.0 MiB"
+    And no provider keeps a volume of the deployment

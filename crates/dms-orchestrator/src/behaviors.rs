@@ -9,7 +9,7 @@ use dms_actor::{Actor, ActorError};
 use dms_protocol::handle;
 use dms_protocol::node::{
     Created, DeploymentLogs, DeploymentStatus, ListDeployments, LogsEntry, Manifest, NewDeployment,
-    PAGE_BYTES, PlanDeployment, Prune, Pruned, RecordPage, ShutdownDeployment,
+    PAGE_BYTES, PlanDeployment, Prune, Pruned, PublishOutputs, RecordPage, ShutdownDeployment,
 };
 
 use crate::orchestrator::Registry;
@@ -69,6 +69,11 @@ pub fn register(actor: &Actor, registry: &Arc<Registry>) -> Result<(), ActorErro
     handle(actor, move |_, ShutdownDeployment { id }| {
         let r = r.clone();
         async move { Ok(RecordPage::of(r.shutdown(&id).await?, None)) }
+    })?;
+    let r = registry.clone();
+    handle(actor, move |_, PublishOutputs { id, allocation }| {
+        let r = r.clone();
+        async move { Ok(r.publish(&id, allocation.as_deref()).await?) }
     })?;
     let r = registry.clone();
     handle(actor, move |_, Prune {}| {

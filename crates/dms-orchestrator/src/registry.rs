@@ -375,6 +375,39 @@ impl Registry {
         Ok(out)
     }
 
+    /// Asks the running allocations of deployment `id` that declare outputs (or only
+    /// `allocation`) to publish them now: per allocation, its status as publishing
+    /// began, or why not. The end of each is pushed as an update (an event).
+    pub async fn publish(
+        &self,
+        id: &str,
+        allocation: Option<&str>,
+    ) -> Result<BTreeMap<String, Result<AllocationStatus, String>>, Error> {
+        let orchestrator = self.get(id)?;
+        let record = orchestrator.snapshot();
+        if let Some(name) = allocation
+            && !record.allocations.contains_key(name)
+        {
+            return Err(Error::NoAllocation { deployment: id.into(), allocation: name.into() });
+        }
+        let mut out = BTreeMap::new();
+        for (name, view) in &record.allocations {
+            let declares =
+                record.ensemble.allocations.get(name).is_some_and(|a| !a.outputs.is_empty());
+            if allocation.is_some_and(|a| a != name) || (allocation.is_none() && !declares) {
+                continue;
+            }
+            let Some(handle) = &view.handle else {
+                out.insert(name.clone(), Err("not placed".to_string()));
+                continue;
+            };
+            let timeout = self.shared.settings.call_timeout;
+            let began = call(&orchestrator.actor, handle, &dms_protocol::Publish {}, timeout).await;
+            out.insert(name.clone(), began.map_err(|e| e.to_string()));
+        }
+        Ok(out)
+    }
+
     /// Shuts a deployment down (stops placing it, stops its allocations, releases every
     /// resource) and returns its final record.
     pub async fn shutdown(&self, id: &str) -> Result<Deployment, Error> {

@@ -17,6 +17,8 @@ pub const ALLOCATION_LOGS: &str = "/dms/allocation/logs";
 pub const ALLOCATION_SHUTDOWN: &str = "/dms/allocation/shutdown";
 /// Behavior: restart a running allocation in place (its supervisor's decision).
 pub const ALLOCATION_RESTART: &str = "/dms/allocation/restart";
+/// Behavior: publish the allocation's outputs now (a service's, on request).
+pub const ALLOCATION_PUBLISH: &str = "/dms/allocation/publish";
 
 /// An allocation's state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -273,6 +275,16 @@ pub struct Restart {
 
 impl Request for Restart {
     const BEHAVIOR: &'static str = ALLOCATION_RESTART;
+    type Response = AllocationStatus;
+}
+
+/// Publish the outputs now; the answer is the status as publishing begins (its end is
+/// pushed as an update: `published N object(s)` or why not).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Publish {}
+
+impl Request for Publish {
+    const BEHAVIOR: &'static str = ALLOCATION_PUBLISH;
     type Response = AllocationStatus;
 }
 

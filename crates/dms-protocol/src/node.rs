@@ -24,7 +24,7 @@ use dms_ensemble::model::Ensemble;
 use serde::{Deserialize, Serialize};
 
 use crate::record::{AllocationView, Deployment, DeploymentState, Event, Standby, Summary};
-use crate::{Logs, Request};
+use crate::{AllocationStatus, Logs, Request};
 
 /// Most bytes of allocation views (as JSON) one answer carries.
 pub const PAGE_BYTES: usize = 256 * 1024;
@@ -74,6 +74,24 @@ pub const LOGS: &str = "/dms/node/deployment/logs";
 pub const SHUTDOWN: &str = "/dms/node/deployment/shutdown";
 /// Behavior: forget finished deployments.
 pub const PRUNE: &str = "/dms/node/deployment/prune";
+/// Behavior: publish running allocations' outputs now.
+pub const PUBLISH: &str = "/dms/node/deployment/publish";
+
+/// Publish the outputs of a deployment's running allocations that declare some (or of
+/// one); the answer says, per allocation, that publishing began or why not.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PublishOutputs {
+    /// The deployment.
+    pub id: String,
+    /// Only this allocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation: Option<String>,
+}
+
+impl Request for PublishOutputs {
+    const BEHAVIOR: &'static str = PUBLISH;
+    type Response = BTreeMap<String, Result<AllocationStatus, String>>;
+}
 
 /// Submit an ensemble (answer: [`Created`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -25,6 +25,12 @@ pub const STORAGE_PUT: &str = "/dms/deployment/storage/put";
 /// Behavior: complete or abort a multipart upload.
 pub const STORAGE_COMPLETE: &str = "/dms/deployment/storage/complete";
 
+/// How an allocation's status message begins while it publishes on request, and once
+/// it has (anything else after a request is the reason it could not).
+pub const PUBLISHING: &str = "publishing outputs";
+/// See [`PUBLISHING`].
+pub const PUBLISHED: &str = "published";
+
 /// The inputs of `allocation`, as URLs to fetch.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct InputsRequest {

@@ -10,6 +10,7 @@
 //! | `/dms/allocation/logs` | `LogsRequest` → `Logs` |
 //! | `/dms/allocation/shutdown` | `Shutdown` → the final `AllocationStatus`; the actor then ends |
 //! | `/dms/allocation/restart` | `Restart` → the status as the restart begins (its supervisor's call) |
+//! | `/dms/allocation/publish` | `Publish` → the status as publishing begins (outputs on request) |
 //!
 //! It authorizes with the node's live capability context (a revocation is in force for
 //! it at once): its orchestrator must hold `/dms/allocation`, and only that orchestrator
@@ -38,7 +39,8 @@ use dms_actor::{Actor, ActorError, Message, Reply};
 use dms_crypto::KeyPair;
 use dms_executor::{ExecutionId, Executor, LogOptions};
 use dms_protocol::{
-    AllocationStatus, Logs, LogsRequest, Request, Restart, Shutdown, Start, StatusRequest, Update,
+    AllocationStatus, Logs, LogsRequest, Publish, Request, Restart, Shutdown, Start, StatusRequest,
+    Update,
 };
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
@@ -79,6 +81,15 @@ pub(crate) enum Internal {
     Beaten(Result<dms_protocol::Ack, String>),
     /// Time to tell a transfer's progress.
     Tick,
+    /// Time to measure the volumes of `execution` against their sizes.
+    Usage(String),
+    /// What measuring found: the first volume over its size, if any.
+    Measured {
+        /// The execution running while it was measured.
+        execution: String,
+        /// Which volume, how much.
+        over: Option<String>,
+    },
 }
 
 /// A running allocation actor, as the provider holds it.
@@ -150,6 +161,7 @@ impl Stateful for Allocation {
             LogsRequest::BEHAVIOR,
             Shutdown::BEHAVIOR,
             Restart::BEHAVIOR,
+            Publish::BEHAVIOR,
         ]
         .map(String::from)
         .to_vec()
@@ -188,6 +200,23 @@ impl Stateful for Allocation {
                 self.apply(ctx, Input::Restart { reason }).await;
                 dms_protocol::respond::<Restart>(&self.hosted.status)
             }
+            Publish::BEHAVIOR => {
+                dms_protocol::decode::<Publish>(payload)?;
+                let status = &self.hosted.status;
+                if self.hosted.spec.allocation.outputs.is_empty() {
+                    return Err(ActorError::handler("the allocation declares no outputs"));
+                }
+                if status.state != dms_protocol::AllocationState::Running || self.transfer.is_some()
+                {
+                    let state = status.state.name();
+                    let busy = if self.transfer.is_some() { " and busy moving data" } else { "" };
+                    return Err(ActorError::handler(format!(
+                        "the allocation is {state}{busy}; outputs are published on request while it runs"
+                    )));
+                }
+                self.apply(ctx, Input::PublishNow).await;
+                dms_protocol::respond::<Publish>(&self.hosted.status)
+            }
             Shutdown::BEHAVIOR => {
                 dms_protocol::decode::<Shutdown>(payload)?;
                 self.apply(ctx, Input::Stop).await;
@@ -207,6 +236,16 @@ impl Stateful for Allocation {
                     }
                 }
                 self.apply(ctx, input).await
+            }
+            Internal::Usage(execution) => self.measure(ctx, execution),
+            Internal::Measured { execution, over } => {
+                if self.hosted.execution.as_deref() != Some(&execution) {
+                    return;
+                }
+                match over {
+                    Some(reason) => self.apply(ctx, Input::Exceeded { reason }).await,
+                    None => self.measure_later(ctx),
+                }
             }
             Internal::Tick => {
                 if let Some(progress) = self.tick(ctx) {
@@ -329,6 +368,7 @@ impl Allocation {
                 self.watch(ctx);
                 self.keep_logs(ctx);
                 self.probe_soon(ctx);
+                self.measure_later(ctx);
             }
             Effect::ScheduleRestart(delay) => ctx.after(delay, Internal::Input(Input::RestartDue)),
             Effect::Persist { durable } => {

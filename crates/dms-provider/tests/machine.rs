@@ -1,5 +1,5 @@
 //! The allocation life cycle (with inputs staged and outputs published) under random
-//! sequences of start, exit, loss, health
+//! sequences of start, exit, loss, a full volume, publishing on request, health
 //! verdicts, restart timers, stop, abandonment (replaced elsewhere, orchestrator
 //! silent) and provider restarts (crashes between any two effects, the record reloaded as last persisted):
 //! resources are released exactly once, never while the workload may run, and the
@@ -185,7 +185,7 @@ impl World {
 
     fn act(&mut self) -> Result<(), String> {
         self.now += 700;
-        match self.choose(10) {
+        match self.choose(12) {
             0 => self.feed(Input::Start),
             1 if self.watched && self.container.is_some() => {
                 self.watched = false;
@@ -209,6 +209,10 @@ impl World {
                 self.feed(Input::Unhealthy { reason: "GET / answered 500".into() })
             }
             8 => self.feed(Input::Health(dms_protocol::Health::Healthy)),
+            9 if self.watched && self.container.is_some() => {
+                self.feed(Input::Exceeded { reason: "the volume at /data is full".into() })
+            }
+            10 => self.feed(Input::PublishNow),
             // Late and duplicate inputs change nothing they should not.
             _ => self.feed(Input::Exited { code: 1, reason: "late".into(), output: String::new() }),
         }

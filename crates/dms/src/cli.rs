@@ -570,10 +570,18 @@ pub enum DeploymentsCommand {
         #[command(flatten)]
         target: ActorTarget,
     },
-    /// What a deployment's `outputs` published: object, size and SHA-256 of each.
+    /// What a deployment's `outputs` published: object, size and SHA-256 of each
+    /// (`--publish`: publish the running allocations' outputs now, then list them).
     Outputs {
         /// The deployment id.
         id: String,
+        /// Publish now (a service's outputs are published only on request; a task's
+        /// also when it ends), and wait until every allocation asked has finished.
+        #[arg(long)]
+        publish: bool,
+        /// Only this allocation (with `--publish`).
+        #[arg(long, short)]
+        allocation: Option<String>,
         #[command(flatten)]
         target: ActorTarget,
     },

@@ -3,7 +3,7 @@
 //! volume (inputs inside a writable one), never a tmpfs.
 
 use super::Checker;
-use crate::model::{Allocation, Volume, VolumeKind, object_ref};
+use crate::model::{Allocation, AllocationType, Volume, VolumeKind, object_ref};
 
 /// The volume of `a` that holds `path` (the one mounted deepest), if any.
 pub fn volume_of<'a>(a: &'a Allocation, path: &str) -> Option<&'a Volume> {
@@ -68,6 +68,13 @@ impl Checker<'_> {
                 Some(v) if v.kind == VolumeKind::Tmpfs => self.in_tmpfs(&to, &input.to, v),
                 Some(_) => {}
             }
+        }
+        if a.kind == AllocationType::Service && !a.outputs.is_empty() {
+            self.warning(
+                &format!("{base}.outputs"),
+                "a service never ends, so its outputs are published only on request",
+            )
+            .suggest("publish them with `dms deployments outputs <id> --publish`");
         }
         for (i, output) in a.outputs.iter().enumerate() {
             let path = format!("{base}.outputs[{i}]");

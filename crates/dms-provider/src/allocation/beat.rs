@@ -12,7 +12,8 @@
 //! The heartbeats run on one task the actor owns, apart from the actor's own work: an
 //! allocation busy for a while (pulling an image, stopping a workload that ignores
 //! SIGTERM) keeps beating with its latest status, which the actor publishes on a
-//! watch channel after every change. The task reports back only a verdict.
+//! watch channel after every change; once that status is final, one last beat carries
+//! it and the task ends. The task reports back only a verdict.
 
 use std::time::Duration;
 
@@ -120,15 +121,21 @@ impl Beating {
         loop {
             tokio::time::sleep(interval).await;
             let status = self.status.borrow().clone();
-            if status.state.is_terminal() {
-                return None;
-            }
+            let last = status.state.is_terminal();
             let update = Update {
                 deployment: self.deployment.clone(),
                 allocation: self.allocation.clone(),
                 status,
                 heartbeat: true,
             };
+            if last {
+                // The end, carried at once: the actor may be busy for a while yet
+                // (stopping a workload that ignores SIGTERM) before it tells it, and
+                // silence meanwhile would look like a lost provider. Its answer changes
+                // nothing: the allocation has ended.
+                let _ = dms_protocol::call(&self.actor, &self.to, &update, timeout).await;
+                return None;
+            }
             match dms_protocol::call(&self.actor, &self.to, &update, timeout).await {
                 Ok(ack) if ack.keep => last_answer = now_ms(),
                 Ok(ack) => return Some(Internal::Beaten(Ok(ack))),

@@ -17,7 +17,9 @@
 //!
 //! With `inputs`, a start stages them first (`Stage` → `Staged`; the start is answered
 //! at once and the progress told); a task with `outputs` that ends publishes them
-//! (`Publish` → `Published`) before its end is recorded, still `Running`.
+//! (`Publish` → `Published`) before its end is recorded, still `Running`; a running
+//! allocation publishes on request (`PublishNow`) and runs on. A volume found over its
+//! size (`Exceeded`) stops and fails the workload.
 //!
 //! Rules every path keeps: a terminal state (completed, failed, stopped) is final —
 //! inputs after it change nothing but a `Stop` still removes leftovers; entering a
@@ -28,7 +30,7 @@
 use std::time::Duration;
 
 use dms_ensemble::model::{AllocationType, Restart};
-use dms_protocol::{AllocationState, AllocationStatus, Health};
+use dms_protocol::{AllocationState, AllocationStatus, Health, storage};
 
 use crate::hosted::Hosted;
 
@@ -71,6 +73,13 @@ pub enum Input {
     Published(Result<Vec<dms_protocol::storage::Published>, String>),
     /// Staging or publishing made progress (for people).
     Progress(String),
+    /// A volume holds more than its size: the workload is stopped and fails.
+    Exceeded {
+        /// Which volume, how much.
+        reason: String,
+    },
+    /// Publish the outputs now (a service's, on request).
+    PublishNow,
     /// The restart policy's delay passed.
     RestartDue,
     /// Its supervisor restarts it in place, for `reason` (a sibling failed).
@@ -163,6 +172,30 @@ pub fn step(hosted: &mut Hosted, input: Input, now_ms: u64) -> Vec<Effect> {
         (S::Starting | S::Running, Input::Progress(message)) => {
             change(hosted, |s| s.message = Some(message));
             vec![Effect::Persist { durable: false }, Effect::Tell]
+        }
+        (S::Running, Input::Exceeded { reason }) => {
+            let mut effects: Vec<Effect> =
+                hosted.execution.take().map(Effect::StopExecution).into_iter().collect();
+            effects.extend(end(hosted, S::Failed, reason, now_ms));
+            effects
+        }
+        (S::Running, Input::PublishNow) if hosted.exit.is_none() => {
+            change(hosted, |s| s.message = Some(storage::PUBLISHING.into()));
+            vec![Effect::Persist { durable: false }, Effect::Tell, Effect::Publish]
+        }
+        (S::Running, Input::Published(result)) if hosted.exit.is_none() => {
+            // Published on request: the workload runs on.
+            let message = match &result {
+                Ok(published) => format!("{} {} object(s)", storage::PUBLISHED, published.len()),
+                Err(error) => format!("could not publish its outputs: {error}"),
+            };
+            change(hosted, |s| {
+                if let Ok(published) = result {
+                    s.outputs = published;
+                }
+                s.message = Some(message);
+            });
+            vec![Effect::Persist { durable: true }, Effect::Tell]
         }
         (S::Running, Input::Published(result)) => {
             let Some((code, reason, output)) = hosted.exit.take() else { return Vec::new() };

@@ -22,6 +22,8 @@ use super::{Allocation, Internal};
 
 /// Longest the orchestrator may take to sign a plan.
 const PLAN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a running workload's sized volumes are measured.
+const MEASURE_EVERY: Duration = Duration::from_secs(5);
 
 /// Which allocations use each owned volume directory: one is removed when its last
 /// user ends.
@@ -118,6 +120,48 @@ impl Allocation {
         self.shared.volumes.remove(&h.deployment, &unused);
     }
 
+    /// Measures the sized volumes in [`MEASURE_EVERY`], if there are any.
+    pub(super) fn measure_later(&self, ctx: &mut Context<Internal>) {
+        let sized = self.hosted.spec.allocation.volumes.iter().any(|v| v.size.is_some());
+        if let (true, Some(execution)) = (sized, self.hosted.execution.clone()) {
+            ctx.after(MEASURE_EVERY, Internal::Usage(execution));
+        }
+    }
+
+    /// Measures the sized volumes of the running `execution` off the actor (a walk of
+    /// their files): one over its size stops and fails the workload — a directory has
+    /// no quota of its own, so this is how a volume's `size` holds.
+    pub(super) fn measure(&self, ctx: &mut Context<Internal>, execution: String) {
+        let running = self.hosted.status.state == dms_protocol::AllocationState::Running;
+        if !running || self.hosted.execution.as_deref() != Some(&execution) {
+            return;
+        }
+        let h = &self.hosted;
+        let Ok(placed) = self.shared.volumes.plan(&h.deployment, &h.id, &h.spec.allocation) else {
+            return;
+        };
+        ctx.spawn(async move {
+            let over = tokio::task::spawn_blocking(move || {
+                placed.iter().find_map(|v| {
+                    let (host, size) = (v.host.as_ref().filter(|_| v.owned)?, v.size?);
+                    let used = volume::usage(host);
+                    (used > size).then(|| {
+                        format!(
+                            "the volume at {} holds {}, more than its size {}; the workload was stopped",
+                            v.target,
+                            format_bytes(used),
+                            format_bytes(size)
+                        )
+                    })
+                })
+            })
+            .await
+            .ok()
+            .flatten();
+            Some(Internal::Measured { execution, over })
+        });
+    }
+
     /// Shows the transfer's progress every second while it runs.
     pub(super) fn tick(&mut self, ctx: &mut Context<Internal>) -> Option<Input> {
         let transfer = self.transfer.as_ref()?;
@@ -183,7 +227,7 @@ impl Allocation {
     /// where the orchestrator's plan says (multipart uploads completed, or aborted on
     /// failure), with its SHA-256.
     pub(super) fn publish(&mut self, ctx: &mut Context<Internal>) {
-        let transfer = Transfer::new("publishing outputs");
+        let transfer = Transfer::new(dms_protocol::storage::PUBLISHING);
         self.transfer = Some(transfer.clone());
         ctx.after(Duration::from_secs(1), Internal::Tick);
         let h = &self.hosted;

@@ -29,7 +29,7 @@ const MAX_MODULES_BYTES: usize = 700 * 1024;
 /// How long one status request waits for a new event.
 const STATUS_WAIT_MS: u64 = 5_000;
 
-fn with_timeout(target: &ActorTarget, timeout: &str) -> ActorTarget {
+pub(super) fn with_timeout(target: &ActorTarget, timeout: &str) -> ActorTarget {
     ActorTarget {
         context: target.context.clone(),
         dest: target.dest.clone(),
@@ -487,7 +487,10 @@ pub async fn deployments(ctx: &Ctx, command: DeploymentsCommand) -> anyhow::Resu
         DeploymentsCommand::Logs { id, allocation, tail, follow, target } => {
             logs(ctx, &id, allocation.as_deref(), tail, follow, &target).await
         }
-        DeploymentsCommand::Outputs { id, target } => {
+        DeploymentsCommand::Outputs { id, publish, allocation, target } => {
+            if publish {
+                super::outputs::publish(ctx, &id, allocation.as_deref(), &target).await?;
+            }
             super::outputs::outputs(ctx, &id, &target).await
         }
         DeploymentsCommand::Shutdown { id, target } => {

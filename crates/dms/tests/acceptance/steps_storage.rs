@@ -136,13 +136,21 @@ fn homes(world: &DmsWorld) -> Vec<std::path::PathBuf> {
 
 #[then("no provider keeps a volume of the deployment")]
 async fn no_volumes(world: &mut DmsWorld) {
+    // A volume goes once its workload is stopped, which may follow the reported end by
+    // the workload's stop grace (10 s for one that ignores SIGTERM).
     let id = world.deployment.clone().expect("a deployment");
-    for home in homes(world) {
-        let volumes: Vec<_> = walk(&home)
-            .into_iter()
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let kept: Vec<_> = homes(world)
+            .iter()
+            .flat_map(|home| walk(home))
             .filter(|p| p.to_string_lossy().contains(&format!("volumes/{id}")))
             .collect();
-        assert!(volumes.is_empty(), "{} keeps {volumes:?}", home.display());
+        if kept.is_empty() {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "volumes kept: {kept:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }
 
@@ -180,4 +188,55 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// A Docker allocation of `kind` running `script` with the volume `/data` of `size`,
+/// publishing `/data/out/` to `lake:results/`.
+fn docker_with_volume(world: &DmsWorld, kind: &str, script: &str, size: &str) -> String {
+    let endpoint = &server(world).endpoint;
+    format!(
+        "version: V1\nstorage:\n  lake: {{type: s3, endpoint: \"{endpoint}\", bucket: data}}\n\
+         allocations:\n  work:\n    type: {kind}\n    executor: docker\n    \
+         resources: {{cpu: {{cores: 0.25}}, ram: 64MiB}}\n    \
+         execution: {{image: \"{IMAGE}\", command: [sh, -c, \"{script}\"]}}\n    \
+         volumes: [{{source: work, target: /data, size: {size}}}]\n    \
+         outputs: [{{from: /data/out/, to: \"lake:results/\"}}]\n\
+         nodes:\n  only: {{allocations: [work]}}\n"
+    )
+}
+
+#[when(
+    regex = r#"^the devnet user deploys a Docker service writing "([^"]+)" to /data/out/report.txt$"#
+)]
+async fn deploy_service_report(world: &mut DmsWorld, text: String) {
+    let script = format!("mkdir -p /data/out && echo {text} > /data/out/report.txt && sleep 3600");
+    let ensemble = docker_with_volume(world, "service", &script, "16MiB");
+    let secret = server(world).credentials.secret_access_key.clone();
+    deploy_with(world, &ensemble, &secret).await;
+}
+
+#[when(regex = r"^the devnet user deploys a Docker task writing (\d+) MiB into a volume of (\S+)$")]
+async fn deploy_filler(world: &mut DmsWorld, mib: u32, size: String) {
+    let script = format!("dd if=/dev/zero of=/data/fill bs=1048576 count={mib} && sleep 60");
+    let ensemble = docker_with_volume(world, "task", &script, &size);
+    let secret = server(world).credentials.secret_access_key.clone();
+    let file = write(world, "filler.yaml", &ensemble);
+    let key = server(world).credentials.access_key_id.clone();
+    let env = [("AWS_ACCESS_KEY_ID", key.as_str()), ("AWS_SECRET_ACCESS_KEY", secret.as_str())];
+    let out = run(&world.home(0), &["devnet", "deploy", &file, "--detach"], &env).await;
+    assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
+    world.deployment = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("deployment ").and_then(|r| r.split_whitespace().next()))
+        .map(|id| id.trim_end_matches(':').to_string());
+    world.last = Some(out);
+}
+
+#[when(r#"the devnet user runs "dms deployments outputs --publish" for the deployment"#)]
+async fn publish_now(world: &mut DmsWorld) {
+    let id = world.deployment.clone().expect("a deployment");
+    let out = devnet_cli(world, 0, &["deployments", "outputs", &id, "--publish"]).await;
+    assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
+    world.last = Some(out);
 }
