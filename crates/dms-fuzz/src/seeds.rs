@@ -175,6 +175,7 @@ fn requests() -> Vec<Seed> {
         pinned: None,
         accept: Vec::new(),
         reject: Vec::new(),
+        binds: Vec::new(),
     };
     let bid = deployment::BidRequest {
         deployment: "d-1".into(),

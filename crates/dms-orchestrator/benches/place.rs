@@ -48,6 +48,7 @@ fn asks(count: usize) -> Vec<NodeAsk> {
             pinned: None,
             accept: Vec::new(),
             reject: Vec::new(),
+            binds: Vec::new(),
         })
         .collect()
 }

@@ -64,6 +64,14 @@ pub fn asks(ensemble: &Ensemble) -> Vec<NodeAsk> {
                 .location
                 .as_ref()
                 .map_or_else(Default::default, |l| (places(&l.accept), places(&l.reject)));
+            let binds = node
+                .allocations
+                .iter()
+                .filter_map(|a| ensemble.allocations.get(a))
+                .flat_map(|a| &a.volumes)
+                .filter(|v| v.kind == dms_ensemble::model::VolumeKind::Bind)
+                .filter_map(|v| v.source.clone())
+                .collect();
             NodeAsk {
                 node: name.clone(),
                 requirements,
@@ -71,6 +79,7 @@ pub fn asks(ensemble: &Ensemble) -> Vec<NodeAsk> {
                 pinned: node.peer.clone(),
                 accept,
                 reject,
+                binds,
             }
         })
         .collect()

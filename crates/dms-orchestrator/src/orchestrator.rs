@@ -88,8 +88,8 @@ pub struct Settings {
     pub restart_grace: Duration,
     /// How many deployments this node keeps, per user and in all.
     pub quotas: Quotas,
-    /// Credentials for ensembles' stores from the node's config (`[storage]`), used
-    /// when a submission brings none and for deployments resumed after a restart.
+    /// Credentials for stores from the node's `[storage]` config: for submissions that
+    /// bring none and deployments resumed after a restart.
     pub storage_credentials: Option<dms_protocol::storage::Credentials>,
 }
 
@@ -179,8 +179,7 @@ pub struct Orchestrator {
     /// One shutdown at a time (a user's and an escalation's may race): the second
     /// finds the deployment shut down.
     shutting: tokio::sync::Mutex<()>,
-    /// The deployment's stores, opened with the submitter's credentials (memory only).
-    stores: Mutex<Option<Arc<dms_storage::Stores>>>,
+    stores: Mutex<Option<Arc<dms_storage::Stores>>>, // opened with credentials; memory only
 }
 
 pub(crate) fn bad(reason: impl std::fmt::Display) -> ActorError {

@@ -245,6 +245,7 @@ mod tests {
             pinned: None,
             accept: Vec::new(),
             reject: Vec::new(),
+            binds: Vec::new(),
         }
     }
 

@@ -64,6 +64,9 @@ pub struct NodeAsk {
     /// The machine must be in none of these places.
     #[serde(default)]
     pub reject: Vec<Location>,
+    /// Host paths the node's `bind` volumes name: the provider must allow each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binds: Vec<String>,
 }
 
 /// A provider's answer to a [`BidRequest`]: a bid or a refusal for every node asked.

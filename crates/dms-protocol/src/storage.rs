@@ -31,24 +31,34 @@ pub const PUBLISHING: &str = "publishing outputs";
 /// See [`PUBLISHING`].
 pub const PUBLISHED: &str = "published";
 
-/// The inputs of `allocation`, as URLs to fetch.
+/// Most files one [`InputPlan`] carries (a presigned URL is about 1 KiB; an answer
+/// must stay well within one message).
+pub const INPUT_PAGE: usize = 256;
+
+/// The inputs of `allocation`, as URLs to fetch, a page at a time.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct InputsRequest {
     /// The deployment.
     pub deployment: String,
     /// The allocation's name.
     pub allocation: String,
+    /// The first file wanted (0, then an earlier answer's `next`).
+    #[serde(default)]
+    pub from: usize,
 }
 
-/// What to fetch before the workload starts.
+/// What to fetch before the workload starts: up to [`INPUT_PAGE`] files.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct InputPlan {
-    /// Every object, prefixes expanded.
+    /// The objects from `from` on, prefixes expanded.
     pub files: Vec<Fetch>,
+    /// Where the next page starts, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<usize>,
 }
 
 /// One object to fetch.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Fetch {
     /// `<store>:<key>`, for messages.
     pub object: String,
@@ -63,7 +73,8 @@ pub struct Fetch {
     pub md5: Option<String>,
 }
 
-/// URLs to upload `files` of `allocation`.
+/// URLs to upload `files` of `allocation` (a provider asks for one file at a time, so
+/// that an answer stays within one message and its URLs are fresh when used).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PutRequest {
     /// The deployment.
@@ -90,6 +101,18 @@ pub struct PutPlan {
     pub uploads: Vec<Upload>,
 }
 
+impl std::fmt::Debug for Fetch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetch")
+            .field("object", &self.object)
+            .field("url", &"<presigned>")
+            .field("to", &self.to)
+            .field("size", &self.size)
+            .field("md5", &self.md5)
+            .finish()
+    }
+}
+
 /// How to upload one file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Upload {
@@ -101,8 +124,8 @@ pub struct Upload {
     pub method: UploadMethod,
 }
 
-/// One PUT, or a multipart upload.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// One PUT, or a multipart upload. Debug output leaves the URLs out.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UploadMethod {
     /// PUT the whole file to `url`.
@@ -119,6 +142,20 @@ pub enum UploadMethod {
         /// Presigned part PUTs.
         urls: Vec<String>,
     },
+}
+
+impl std::fmt::Debug for UploadMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UploadMethod::Single { .. } => f.write_str("Single { url: <presigned> }"),
+            UploadMethod::Multipart { upload_id, part_size, urls } => f
+                .debug_struct("Multipart")
+                .field("upload_id", upload_id)
+                .field("part_size", part_size)
+                .field("urls", &format!("<{} presigned>", urls.len()))
+                .finish(),
+        }
+    }
 }
 
 /// Finish (with the parts' ETags) or abort a multipart upload.

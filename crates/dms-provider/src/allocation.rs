@@ -231,6 +231,11 @@ impl Stateful for Allocation {
             Internal::Input(input) => {
                 if matches!(input, Input::Staged(_) | Input::Published(_)) {
                     let done = self.transfer.take();
+                    if self.hosted.status.state.is_terminal() {
+                        // It ended while the transfer ran (and its volumes went): what
+                        // the transfer wrote since goes too.
+                        self.release_volumes();
+                    }
                     if let (Input::Staged(Ok(())), Some(done)) = (&input, done) {
                         self.apply(ctx, Input::Progress(done.finished("staged"))).await;
                     }

@@ -22,6 +22,8 @@ pub struct Offer<'a> {
     pub rtt_ms: &'a BTreeMap<String, f64>,
     /// The public ports the request asks for that cannot be had here.
     pub ports_taken: &'a BTreeMap<u16, crate::ports::Taken>,
+    /// The host paths `bind` volumes may name (`deployment.bind_paths`).
+    pub bind_paths: &'a [std::path::PathBuf],
 }
 
 /// The answer to `request` (bids without reservations yet) and, per bid, the resources
@@ -95,6 +97,13 @@ fn judge(
         .map(|e| reason(false, "executor", format!("no {e} executor here")))
         .collect();
     reasons.extend(location_reasons(ask, machine.location.as_ref()));
+    for bind in &ask.binds {
+        if let Err(why) =
+            dms_storage::volume::bind_allowed(offer.bind_paths, std::path::Path::new(bind))
+        {
+            reasons.push(reason(false, "bind", why));
+        }
+    }
     for port in &ask.requirements.ports {
         if let Some(taken) = offer.ports_taken.get(port) {
             reasons.push(reason(taken.transient, "port", taken.why.clone()));
@@ -230,6 +239,7 @@ mod tests {
             pinned: None,
             accept: vec![country("DE")],
             reject: Vec::new(),
+            binds: Vec::new(),
         };
         assert!(location_reasons(&ask, Some(&berlin)).is_empty());
         assert_eq!(

@@ -49,6 +49,19 @@ pub struct Hosted {
     /// A task's exit held while its outputs are published (code, how, output).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit: Option<(i64, String, String)>,
+    /// The publishing in flight, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publishing: Option<Publishing>,
+}
+
+/// Which publishing is in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Publishing {
+    /// Asked for while the workload runs; it runs on.
+    OnRequest,
+    /// The task ended: its end is recorded once this is done.
+    Final,
 }
 
 impl Hosted {

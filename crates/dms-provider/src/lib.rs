@@ -84,7 +84,7 @@ pub struct Settings {
     pub logs_dir: std::path::PathBuf,
     /// Most bytes of output kept per allocation (`deployment.log_cap`).
     pub log_cap: u64,
-    /// Where volumes live (`$DMS_HOME/volumes`).
+    /// Where volumes live (`deployment.volumes_dir`; default `$DMS_HOME/db/volumes`).
     pub volumes_dir: std::path::PathBuf,
     /// Host paths `bind` volumes may name (`deployment.bind_paths`; none by default).
     pub bind_paths: Vec<std::path::PathBuf>,
@@ -389,6 +389,7 @@ async fn bid(shared: &Shared, request: &BidRequest, from: dms_actor::Handle) -> 
         require_contract: shared.settings.require_contract,
         rtt_ms: &rtt_ms,
         ports_taken: &ports_taken,
+        bind_paths: &shared.settings.bind_paths,
     };
     let (mut answer, claims) = bid::evaluate(request, &offer);
     if answer.bids.is_empty() {
@@ -496,6 +497,7 @@ async fn allocate(shared: &Arc<Shared>, request: Allocate) -> Result<Allocated, 
             grant: None,
             liveness: None,
             exit: None,
+            publishing: None,
         })
         .collect();
     // The records are written lazily first; the durable allocation of the resources

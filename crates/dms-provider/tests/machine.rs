@@ -39,6 +39,7 @@ fn hosted(policy: &str, kind: &str) -> Hosted {
         grant: None,
         liveness: None,
         exit: None,
+        publishing: None,
     }
 }
 

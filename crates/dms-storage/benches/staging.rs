@@ -83,7 +83,7 @@ async fn main() {
 
         let target = dir.path().join(format!("dms-{round}.bin"));
         let started = Instant::now();
-        let plan = stores.inputs(&job).await.expect("plan");
+        let plan = stores.inputs(&job, 0).await.expect("plan");
         let files = plan.files.into_iter().map(|fetch| Staging { fetch, dest: target.clone() });
         let done = Arc::new(AtomicU64::new(0));
         transfer::stage(&http, files.collect(), done).await.expect("staged");
@@ -103,7 +103,7 @@ async fn main() {
         let plan = stores.put(&job, &asked).await.expect("plan");
         let done = Arc::new(AtomicU64::new(0));
         let (_, etags) =
-            transfer::upload(&http, &local, &plan.uploads[0], &done).await.expect("up");
+            transfer::upload(&http, &local, size, &plan.uploads[0], &done).await.expect("up");
         if let UploadMethod::Multipart { upload_id, .. } = &plan.uploads[0].method {
             let request = CompleteRequest {
                 deployment: "bench".into(),

@@ -33,7 +33,8 @@ pub enum Error {
     /// The ensemble uses stores but no credentials came with it.
     #[error(
         "the ensemble uses storage ({stores}) but no credentials came with it: set \
-         AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment of `dms deploy`"
+         AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment of `dms deploy` \
+         (or storage.access_key_id and storage.secret_access_key in the node's config)"
     )]
     NoCredentials {
         /// The stores named.

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use dms_ensemble::model::{Allocation, Ensemble, object_ref};
 use dms_protocol::storage::{
-    CompleteRequest, Credentials, Fetch, InputPlan, PutFile, PutPlan, Upload, UploadMethod,
+    CompleteRequest, Credentials, Fetch, INPUT_PAGE, InputPlan, PutFile, PutPlan, Upload,
+    UploadMethod,
 };
 
 use crate::{Bucket, Error};
@@ -20,8 +21,11 @@ pub const URL_TTL: Duration = Duration::from_secs(3600);
 pub const MULTIPART_FROM: u64 = 64 << 20;
 /// The smallest part (S3 allows 5 MiB; fewer, larger parts cost fewer round trips).
 pub const PART_SIZE: u64 = 16 << 20;
-/// S3's most parts per upload.
-const MAX_PARTS: u64 = 10_000;
+/// Most parts per upload: S3 allows 10,000, but every part's presigned URL travels in
+/// one answer, which must stay within one message.
+const MAX_PARTS: u64 = 500;
+/// S3's largest part.
+const MAX_PART_SIZE: u64 = 5 << 30;
 
 /// The stores an ensemble names, opened.
 #[derive(Debug)]
@@ -65,12 +69,21 @@ impl Stores {
         Ok(())
     }
 
-    /// Presigned GETs of `allocation`'s inputs, prefixes expanded.
-    pub async fn inputs(&self, allocation: &Allocation) -> Result<InputPlan, Error> {
+    /// Presigned GETs of `allocation`'s inputs, prefixes expanded: the files from
+    /// `from` on, at most [`INPUT_PAGE`], and where the next page starts.
+    pub async fn inputs(&self, allocation: &Allocation, from: usize) -> Result<InputPlan, Error> {
         let mut files = Vec::new();
+        let mut index = 0usize;
         for input in &allocation.inputs {
             let (bucket, key) = self.bucket(&input.from)?;
             for meta in bucket.objects(key).await? {
+                index += 1;
+                if index <= from {
+                    continue;
+                }
+                if files.len() == INPUT_PAGE {
+                    return Ok(InputPlan { files, next: Some(from + INPUT_PAGE) });
+                }
                 let found = meta.location.to_string();
                 let to = match key.strip_suffix('/') {
                     Some(prefix) => {
@@ -94,14 +107,14 @@ impl Stores {
                     .filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()));
                 files.push(Fetch {
                     object: format!("{}:{found}", bucket.name()),
-                    url: bucket.presign_get(&found, URL_TTL).await?,
+                    url: bucket.presign_get(&meta.location, URL_TTL).await?,
                     to,
                     size: meta.size,
                     md5,
                 });
             }
         }
-        Ok(InputPlan { files })
+        Ok(InputPlan { files, next: None })
     }
 
     /// Presigned uploads of `files` of `allocation`, each at the key its output gives.
@@ -110,6 +123,12 @@ impl Stores {
         for file in files {
             let object = output_object(allocation, &file.path)?;
             let (bucket, key) = self.bucket(&object)?;
+            if file.size > MAX_PARTS * MAX_PART_SIZE {
+                return Err(Error::Outside {
+                    path: file.path.clone(),
+                    reason: format!("{} bytes is more than one upload carries", file.size),
+                });
+            }
             let method = if file.size <= MULTIPART_FROM {
                 UploadMethod::Single { url: bucket.presign_put(key, URL_TTL).await? }
             } else {

@@ -90,7 +90,7 @@ impl Bucket {
         if let Some(prefix) = key.strip_suffix('/') {
             let listed: Vec<ObjectMeta> = self
                 .client
-                .list(Some(&Path::from(prefix)))
+                .list(Some(&key_path(prefix)?))
                 .try_collect()
                 .await
                 .map_err(|e| self.refused(e))?;
@@ -99,7 +99,7 @@ impl Bucket {
             }
             return Ok(listed);
         }
-        match self.client.head(&Path::from(key)).await {
+        match self.client.head(&key_path(key)?).await {
             Ok(meta) => Ok(vec![meta]),
             Err(object_store::Error::NotFound { .. }) => {
                 Err(Error::Missing { object, bucket: self.describe(), prefix: false })
@@ -108,21 +108,22 @@ impl Bucket {
         }
     }
 
-    /// A GET of `key` anyone holding the URL may make for `ttl`.
-    pub async fn presign_get(&self, key: &str, ttl: Duration) -> Result<String, Error> {
-        let url = self.client.signed_url(Method::GET, &Path::from(key), ttl).await;
+    /// A GET of `location` (as listed: no re-encoding) anyone holding the URL may make
+    /// for `ttl`.
+    pub async fn presign_get(&self, location: &Path, ttl: Duration) -> Result<String, Error> {
+        let url = self.client.signed_url(Method::GET, location, ttl).await;
         url.map(String::from).map_err(|e| self.refused(e))
     }
 
     /// A PUT of `key` anyone holding the URL may make for `ttl`.
     pub async fn presign_put(&self, key: &str, ttl: Duration) -> Result<String, Error> {
-        let url = self.client.signed_url(Method::PUT, &Path::from(key), ttl).await;
+        let url = self.client.signed_url(Method::PUT, &key_path(key)?, ttl).await;
         url.map(String::from).map_err(|e| self.refused(e))
     }
 
     /// Starts a multipart upload of `key`; its id.
     pub async fn start_multipart(&self, key: &str) -> Result<String, Error> {
-        self.client.create_multipart(&Path::from(key)).await.map_err(|e| self.refused(e))
+        self.client.create_multipart(&key_path(key)?).await.map_err(|e| self.refused(e))
     }
 
     /// A PUT of part `number` (1-based) of upload `id`, for `ttl`.
@@ -135,7 +136,7 @@ impl Bucket {
     ) -> Result<String, Error> {
         let options = SignedUrlOptions::new()
             .with_query([("partNumber", number.to_string()), ("uploadId", id.to_string())]);
-        let url = self.client.signed_url_opts(Method::PUT, &Path::from(key), ttl, &options).await;
+        let url = self.client.signed_url_opts(Method::PUT, &key_path(key)?, ttl, &options).await;
         url.map(String::from).map_err(|e| self.refused(e))
     }
 
@@ -144,7 +145,7 @@ impl Bucket {
         let parts = etags.into_iter().map(|content_id| PartId { content_id }).collect();
         let id = id.to_string();
         self.client
-            .complete_multipart(&Path::from(key), &id, parts)
+            .complete_multipart(&key_path(key)?, &id, parts)
             .await
             .map(|_| ())
             .map_err(|e| self.refused(e))
@@ -153,7 +154,7 @@ impl Bucket {
     /// Aborts upload `id` of `key` (its parts are dropped by the store).
     pub async fn abort(&self, key: &str, id: &str) -> Result<(), Error> {
         let id = id.to_string();
-        self.client.abort_multipart(&Path::from(key), &id).await.map_err(|e| self.refused(e))
+        self.client.abort_multipart(&key_path(key)?, &id).await.map_err(|e| self.refused(e))
     }
 
     /// The store's refusal, worded for the user: credentials, a missing bucket, or the
@@ -165,28 +166,80 @@ impl Bucket {
                 error,
                 object_store::Error::PermissionDenied { .. }
                     | object_store::Error::Unauthenticated { .. }
-            ) || ["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"]
+            ) || ["InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "ExpiredToken"]
                 .iter()
                 .any(|m| text.contains(m));
         if credentials {
             return Error::Credentials { store: self.describe(), reason: root(&error) };
         }
+        if text.contains("NoSuchBucket") {
+            return Error::Store {
+                store: self.describe(),
+                reason: "the bucket does not exist (NoSuchBucket); check `bucket` and `endpoint`"
+                    .into(),
+            };
+        }
         Error::Store { store: self.describe(), reason: root(&error) }
     }
 }
 
-/// The innermost cause of `error`, which is the one that says what the service said.
+/// What the service said, briefly: the S3 error's status, `Code` and `Message` when its
+/// XML body is in the error (`403 Forbidden: SignatureDoesNotMatch`), else the error's
+/// innermost cause.
 fn root(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
-        text = cause.to_string();
+        let next = cause.to_string();
+        if next.contains("<Code>") || !text.contains("<Code>") {
+            text = next;
+        }
         source = cause.source();
     }
-    text
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&format!("</{name}>"))? + start;
+        Some(text[start..end].trim().to_string())
+    };
+    let Some(code) = tag("Code") else { return text };
+    let status = ["400", "401", "403", "404", "409", "500", "503"]
+        .into_iter()
+        .find(|s| text.contains(&format!("status code: {s}")) || text.contains(&format!(" {s} ")));
+    let mut brief = match status {
+        Some(status) => format!("{status} {code}"),
+        None => code,
+    };
+    if let Some(message) = tag("Message").filter(|m| !m.is_empty()) {
+        brief.push_str(&format!(" ({message})"));
+    }
+    brief
+}
+
+/// An object key as `object_store` takes it, unchanged (`Path::from` would
+/// percent-encode characters such as `~` or `#` and name another object).
+fn key_path(key: &str) -> Result<Path, Error> {
+    Path::parse(key)
+        .map_err(|e| Error::Outside { path: key.into(), reason: format!("not an object key: {e}") })
 }
 
 fn describe(name: &str, store: &Store) -> String {
     let at = store.endpoint.as_deref().unwrap_or("AWS");
     format!("store {name} (bucket {} at {at})", store.bucket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_services_code_is_what_the_user_reads() {
+        let xml = std::io::Error::other(
+            "Server returned non-2xx status code: 403 Forbidden: <?xml version=\"1.0\"?>\
+             <Error><Code>SignatureDoesNotMatch</Code><Message>The signature differs</Message></Error>",
+        );
+        assert_eq!(root(&xml), "403 SignatureDoesNotMatch (The signature differs)");
+        let plain = std::io::Error::other("connection refused");
+        assert_eq!(root(&plain), "connection refused");
+    }
 }

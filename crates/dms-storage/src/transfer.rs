@@ -53,17 +53,14 @@ pub async fn stage(
 
 async fn fetch(http: &reqwest::Client, file: &Staging, done: &AtomicU64) -> Result<(), Error> {
     let Fetch { object, url, size, md5, .. } = &file.fetch;
-    if tokio::fs::metadata(&file.dest).await.is_ok_and(|m| m.len() == *size) {
+    if already_there(&file.dest, *size, md5.as_deref()).await {
         done.fetch_add(*size, Ordering::Relaxed);
         return Ok(());
     }
     let failed = |reason: String| Error::Transfer { object: object.clone(), reason };
-    if let Some(dir) = file.dest.parent() {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| failed(format!("{}: {e}", dir.display())))?;
-    }
     let partial = partial_path(&file.dest);
+    // A partial file left by a crash goes first (removing a link removes the link).
+    let _ = tokio::fs::remove_file(&partial).await;
     let result = async {
         let response = http.get(url).send().await.map_err(|e| failed(reqwest_reason(e)))?;
         let status = response.status();
@@ -71,9 +68,9 @@ async fn fetch(http: &reqwest::Client, file: &Staging, done: &AtomicU64) -> Resu
             return Err(failed("the object is gone (404)".into()));
         }
         if !status.is_success() {
-            return Err(failed(format!("the store answered {status}")));
+            return Err(failed(refused(status)));
         }
-        let mut out = tokio::fs::File::create(&partial)
+        let mut out = create_new(&partial)
             .await
             .map_err(|e| failed(format!("{}: {e}", partial.display())))?;
         let mut hash = md5::Md5::new();
@@ -112,44 +109,93 @@ async fn fetch(http: &reqwest::Client, file: &Staging, done: &AtomicU64) -> Resu
     result
 }
 
-/// Uploads the file at `source` as `upload` says, hashing it; for a multipart upload,
-/// also the parts' ETags (the caller completes or aborts it).
+/// A regular file (not a link) of `size` bytes is at `dest` already, with MD5 `md5`
+/// where one is known: staged before a restart of the same allocation.
+async fn already_there(dest: &Path, size: u64, md5: Option<&str>) -> bool {
+    let meta = tokio::fs::symlink_metadata(dest).await;
+    if !meta.is_ok_and(|m| m.is_file() && m.len() == size) {
+        return false;
+    }
+    let Some(expected) = md5 else { return true };
+    let Ok(mut file) = open_nofollow(dest).await else { return false };
+    let mut hash = md5::Md5::new();
+    let mut buffer = vec![0u8; CHUNK];
+    loop {
+        match file.read(&mut buffer).await {
+            Ok(0) => break,
+            Ok(n) => hash.update(&buffer[..n]),
+            Err(_) => return false,
+        }
+    }
+    hex::encode(hash.finalize()) == expected
+}
+
+/// Creates `path`, which must not exist (not through a link).
+async fn create_new(path: &Path) -> std::io::Result<tokio::fs::File> {
+    tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .await
+}
+
+/// Opens `path` for reading, refusing a link.
+async fn open_nofollow(path: &Path) -> std::io::Result<tokio::fs::File> {
+    tokio::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path).await
+}
+
+/// A store's refusal of a presigned request, with what it most likely means.
+fn refused(status: reqwest::StatusCode) -> String {
+    if status == reqwest::StatusCode::FORBIDDEN {
+        return format!(
+            "the store answered {status}: the presigned URL was refused (it lasts {} min from \
+             when the orchestrating node signed it, and the credentials must still be valid)",
+            crate::plan::URL_TTL.as_secs() / 60
+        );
+    }
+    format!("the store answered {status}")
+}
+
+/// Uploads the first `size` bytes of the file at `source` (the size the plan was made
+/// for) as `upload` says, streaming and hashing them; also the ETag of each PUT (a
+/// multipart upload's parts, which the caller completes or aborts). A link at `source`
+/// is refused; a file that shrank fails the upload.
 pub async fn upload(
     http: &reqwest::Client,
     source: &Path,
+    size: u64,
     upload: &Upload,
     done: &Arc<AtomicU64>,
 ) -> Result<(Published, Vec<String>), Error> {
     let failed = |reason: String| Error::Transfer { object: upload.object.clone(), reason };
-    let mut file = tokio::fs::File::open(source)
-        .await
-        .map_err(|e| failed(format!("{}: {e}", source.display())))?;
-    let size = file.metadata().await.map_err(|e| failed(e.to_string()))?.len();
-    let mut hash = sha2::Sha256::new();
-    let mut etags = Vec::new();
-    match &upload.method {
-        UploadMethod::Single { url } => {
-            let (body, hashed) = hashing_body(file, size, done);
-            put(http, url, body, size).await.map_err(failed)?;
-            hash = hashed.lock().map(|h| h.clone()).map_err(|_| failed("hash lost".into()))?;
-        }
+    let parts: Vec<(&str, u64, u64)> = match &upload.method {
+        UploadMethod::Single { url } => vec![(url.as_str(), 0, size)],
         UploadMethod::Multipart { part_size, urls, .. } => {
-            for (i, url) in urls.iter().enumerate() {
-                let start = i as u64 * part_size;
-                let length = (*part_size).min(size.saturating_sub(start));
-                let mut part = vec![0u8; length as usize];
-                file.seek(std::io::SeekFrom::Start(start))
-                    .await
-                    .map_err(|e| failed(e.to_string()))?;
-                file.read_exact(&mut part).await.map_err(|e| failed(e.to_string()))?;
-                hash.update(&part);
-                let etag =
-                    put(http, url, reqwest::Body::from(part), length).await.map_err(failed)?;
-                done.fetch_add(length, Ordering::Relaxed);
-                etags.push(etag);
+            if (urls.len() as u64).saturating_mul(*part_size) < size {
+                return Err(failed(format!(
+                    "{} parts of {part_size} B cannot hold {size} B",
+                    urls.len()
+                )));
             }
+            let part = |i: usize| {
+                let start = i as u64 * part_size;
+                (start, (*part_size).min(size.saturating_sub(start)))
+            };
+            urls.iter().enumerate().map(|(i, url)| (url.as_str(), part(i).0, part(i).1)).collect()
         }
+    };
+    let hash = Arc::new(std::sync::Mutex::new(sha2::Sha256::new()));
+    let mut etags = Vec::with_capacity(parts.len());
+    for (url, start, length) in parts {
+        let mut file = open_nofollow(source)
+            .await
+            .map_err(|e| failed(format!("{}: {e}", source.display())))?;
+        file.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| failed(e.to_string()))?;
+        let body = hashing_body(file, length, &hash, done);
+        etags.push(put(http, url, body, length).await.map_err(failed)?);
     }
+    let hash = hash.lock().map(|h| h.clone()).map_err(|_| failed("hash lost".into()))?;
     let sha256 = hex::encode(hash.finalize());
     Ok((Published { object: upload.object.clone(), size, sha256 }, etags))
 }
@@ -170,34 +216,32 @@ async fn put(
         .map_err(reqwest_reason)?;
     let status = response.status();
     if !status.is_success() {
-        let text = response.text().await.unwrap_or_default();
-        return Err(format!(
-            "the store answered {status}: {}",
-            text.chars().take(300).collect::<String>()
-        ));
+        return Err(refused(status));
     }
     let etag = response.headers().get(reqwest::header::ETAG).and_then(|v| v.to_str().ok());
     Ok(etag.unwrap_or_default().to_string())
 }
 
-/// A streamed body of `file` that hashes what it sends and counts it into `done`.
+/// A streamed body of the next `length` bytes of `file`, read a chunk at a time (memory
+/// stays at one chunk whatever the part size), added to `hash` and counted into `done`.
 fn hashing_body(
     file: tokio::fs::File,
-    size: u64,
+    length: u64,
+    hash: &Arc<std::sync::Mutex<sha2::Sha256>>,
     done: &Arc<AtomicU64>,
-) -> (reqwest::Body, Arc<std::sync::Mutex<sha2::Sha256>>) {
-    let hash = Arc::new(std::sync::Mutex::new(sha2::Sha256::new()));
+) -> reqwest::Body {
     let (hashing, done) = (hash.clone(), done.clone());
-    let stream = futures::stream::try_unfold((file, size), move |(mut file, left)| {
+    let stream = futures::stream::try_unfold((file, length), move |(mut file, left)| {
         let (hashing, done) = (hashing.clone(), done.clone());
         async move {
             if left == 0 {
                 return Ok::<_, std::io::Error>(None);
             }
-            let mut chunk = vec![0u8; CHUNK.min(left as usize)];
+            let mut chunk = vec![0u8; CHUNK.min(usize::try_from(left).unwrap_or(CHUNK))];
             let read = file.read(&mut chunk).await?;
             if read == 0 {
-                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "file shrank"));
+                let eof = "the file shrank while it was published";
+                return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, eof));
             }
             chunk.truncate(read);
             if let Ok(mut h) = hashing.lock() {
@@ -207,7 +251,7 @@ fn hashing_body(
             Ok(Some((Bytes::from(chunk), (file, left - read as u64))))
         }
     });
-    (reqwest::Body::wrap_stream(stream), hash)
+    reqwest::Body::wrap_stream(stream)
 }
 
 /// `<dest>.dms-partial`, where a file is fetched before it is complete.

@@ -52,17 +52,20 @@ async fn inputs_stage_and_outputs_publish_through_presigned_urls() {
 
     // Staging: the provider holds only the plan.
     let job = &e.allocations["job"];
-    let plan = stores.inputs(job).await.unwrap();
+    let plan = stores.inputs(job, 0).await.unwrap();
+    assert_eq!(plan.next, None);
     assert_eq!(plan.files.len(), 3);
     // A head gives the MD5 (this server's listings carry no ETag; sizes are always checked).
     assert!(plan.files[0].md5.is_some(), "{:?}", plan.files[0].object);
     let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
     let files: Vec<Staging> = plan
         .files
         .iter()
         .map(|f| Staging {
             fetch: f.clone(),
-            dest: work.join(f.to.strip_prefix("/data/").unwrap()),
+            dest: dms_storage::volume::resolve(&work, f.to.strip_prefix("/data/").unwrap(), true)
+                .unwrap(),
         })
         .collect();
     let done = Arc::new(AtomicU64::new(0));
@@ -84,9 +87,10 @@ async fn inputs_stage_and_outputs_publish_through_presigned_urls() {
     let plan = stores.put(job, &asked).await.unwrap();
     assert!(matches!(plan.uploads[1].method, UploadMethod::Multipart { .. }));
     let http = reqwest::Client::new();
-    for (upload, name) in plan.uploads.iter().zip(["r.txt", "big.bin"]) {
+    for ((upload, name), file) in plan.uploads.iter().zip(["r.txt", "big.bin"]).zip(&asked) {
+        let source = work.join("out").join(name);
         let (published, etags) =
-            transfer::upload(&http, &work.join("out").join(name), upload, &done).await.unwrap();
+            transfer::upload(&http, &source, file.size, upload, &done).await.unwrap();
         if let UploadMethod::Multipart { upload_id, .. } = &upload.method {
             let request = CompleteRequest {
                 deployment: "d".into(),
@@ -130,4 +134,69 @@ async fn missing_objects_and_wrong_credentials_are_named() {
 
     let error = Stores::connect(&e, None).unwrap_err().to_string();
     assert!(error.contains("no credentials"), "{error}");
+}
+
+#[tokio::test]
+async fn a_large_prefix_comes_in_pages_that_fit_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = S3Server::start(&dir.path().join("s3"), &["data"]).unwrap();
+    let many = dir.path().join("s3/data/in/set");
+    std::fs::create_dir_all(&many).unwrap();
+    let count = dms_protocol::storage::INPUT_PAGE + 44;
+    for i in 0..count {
+        std::fs::write(many.join(format!("{i:04}.txt")), b"x").unwrap();
+    }
+    std::fs::write(dir.path().join("s3/data/in/a.txt"), b"a").unwrap();
+    let e = ensemble(&server);
+    let stores = Stores::connect(&e, Some(&server.credentials)).unwrap().unwrap();
+    let job = &e.allocations["job"];
+    let mut seen = Vec::new();
+    let mut from = Some(0);
+    while let Some(at) = from {
+        let page = stores.inputs(job, at).await.unwrap();
+        assert!(page.files.len() <= dms_protocol::storage::INPUT_PAGE);
+        let wire = serde_json::to_vec(&page).unwrap();
+        assert!(wire.len() < 512 << 10, "a page of {} bytes", wire.len());
+        seen.extend(page.files.into_iter().map(|f| f.to));
+        from = page.next;
+    }
+    assert_eq!(seen.len(), count + 1, "every object once");
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), count + 1, "no object twice");
+}
+
+#[tokio::test]
+async fn a_download_that_does_not_check_out_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = S3Server::start(&dir.path().join("s3"), &["data"]).unwrap();
+    std::fs::create_dir_all(dir.path().join("s3/data/in/set")).unwrap();
+    std::fs::write(dir.path().join("s3/data/in/a.txt"), b"hello").unwrap();
+    std::fs::write(dir.path().join("s3/data/in/set/1.txt"), b"one").unwrap();
+    let e = ensemble(&server);
+    let stores = Stores::connect(&e, Some(&server.credentials)).unwrap().unwrap();
+    let plan = stores.inputs(&e.allocations["job"], 0).await.unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let http = reqwest::Client::new();
+    for (what, mut fetch) in [
+        ("a wrong checksum", plan.files[0].clone()),
+        ("a size the object does not have", plan.files[0].clone()),
+    ] {
+        if what.starts_with("a wrong") {
+            fetch.md5 = Some("0".repeat(32));
+        } else {
+            fetch.size += 1;
+        }
+        let dest = work.join("a.txt");
+        let staged = transfer::stage(
+            &http,
+            vec![Staging { fetch, dest: dest.clone() }],
+            Arc::new(AtomicU64::new(0)),
+        )
+        .await;
+        assert!(staged.is_err(), "{what} must fail the staging");
+        assert!(!dest.exists(), "{what}: no file in place");
+        assert!(!transfer::partial_path(&dest).exists(), "{what}: no partial file left");
+    }
 }

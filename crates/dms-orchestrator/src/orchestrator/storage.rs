@@ -26,7 +26,7 @@ impl Orchestrator {
             let weak = weak.clone();
             async move {
                 let (stores, allocation) = caller(&weak, &message, &r.deployment, &r.allocation)?;
-                stores.inputs(&allocation).await.map_err(refused)
+                stores.inputs(&allocation, r.from).await.map_err(refused)
             }
         });
         let weak = Arc::downgrade(self);

@@ -30,9 +30,11 @@
 use std::time::Duration;
 
 use dms_ensemble::model::{AllocationType, Restart};
-use dms_protocol::{AllocationState, AllocationStatus, Health, storage};
+use dms_protocol::{AllocationState, AllocationStatus, Health};
 
 use crate::hosted::Hosted;
+
+mod publish;
 
 /// What happened to the allocation.
 #[derive(Clone, Debug, PartialEq)]
@@ -146,6 +148,10 @@ pub enum Effect {
 pub fn step(hosted: &mut Hosted, input: Input, now_ms: u64) -> Vec<Effect> {
     use AllocationState as S;
     let state = hosted.status.state;
+    if matches!(input, Input::Recovered { .. }) {
+        // A publish the crash cut short is begun again when the exit is seen again.
+        (hosted.publishing, hosted.exit) = (None, None);
+    }
     if state.is_terminal() {
         return match input {
             Input::Stop | Input::Abandon { .. } => {
@@ -179,46 +185,8 @@ pub fn step(hosted: &mut Hosted, input: Input, now_ms: u64) -> Vec<Effect> {
             effects.extend(end(hosted, S::Failed, reason, now_ms));
             effects
         }
-        (S::Running, Input::PublishNow) if hosted.exit.is_none() => {
-            change(hosted, |s| s.message = Some(storage::PUBLISHING.into()));
-            vec![Effect::Persist { durable: false }, Effect::Tell, Effect::Publish]
-        }
-        (S::Running, Input::Published(result)) if hosted.exit.is_none() => {
-            // Published on request: the workload runs on.
-            let message = match &result {
-                Ok(published) => format!("{} {} object(s)", storage::PUBLISHED, published.len()),
-                Err(error) => format!("could not publish its outputs: {error}"),
-            };
-            change(hosted, |s| {
-                if let Ok(published) = result {
-                    s.outputs = published;
-                }
-                s.message = Some(message);
-            });
-            vec![Effect::Persist { durable: true }, Effect::Tell]
-        }
-        (S::Running, Input::Published(result)) => {
-            let Some((code, reason, output)) = hosted.exit.take() else { return Vec::new() };
-            match result {
-                Ok(published) => {
-                    change(hosted, |s| s.outputs = published);
-                    exited(hosted, code, &reason, output, now_ms)
-                }
-                Err(error) => {
-                    // It ends as it would have (the policy did not restart it), failed.
-                    let effects = exited(hosted, code, &reason, output, now_ms);
-                    let note = format!("its outputs could not be published: {error}");
-                    change(hosted, |s| {
-                        s.state = S::Failed;
-                        s.message = Some(match s.message.take().filter(|m| !m.is_empty()) {
-                            Some(before) => format!("{before}; {note}"),
-                            None => note,
-                        });
-                    });
-                    effects
-                }
-            }
-        }
+        (S::Running, Input::PublishNow) => publish::asked(hosted),
+        (S::Running, Input::Published(result)) => publish::done(hosted, result, now_ms),
         (S::Allocated, Input::Start) => {
             change(hosted, |s| s.state = S::Starting);
             // Durable: the start brought the orchestrator's grant and the liveness
@@ -264,11 +232,7 @@ pub fn step(hosted: &mut Hosted, input: Input, now_ms: u64) -> Vec<Effect> {
         (S::Running, Input::Exited { code, reason, output }) => {
             let restarts = matches!(restart_due(hosted, code, now_ms), Some(Ok(_)));
             if hosted.publishes() && !restarts {
-                hosted.exit = Some((code, reason, output));
-                change(hosted, |s| {
-                    s.message = Some(format!("exited with code {code}; publishing outputs"))
-                });
-                return vec![Effect::Persist { durable: true }, Effect::Tell, Effect::Publish];
+                return publish::ended(hosted, (code, reason, output));
             }
             exited(hosted, code, &reason, output, now_ms)
         }
@@ -347,7 +311,7 @@ pub fn step(hosted: &mut Hosted, input: Input, now_ms: u64) -> Vec<Effect> {
 }
 
 /// An execution exited: restart it by policy, or end.
-fn exited(
+pub(super) fn exited(
     hosted: &mut Hosted,
     code: i64,
     reason: &str,
@@ -435,7 +399,12 @@ fn unhealthy(hosted: &mut Hosted, reason: &str, now_ms: u64) -> Vec<Effect> {
 }
 
 /// Enters terminal `state` with `message`.
-fn end(hosted: &mut Hosted, state: AllocationState, message: String, now_ms: u64) -> Vec<Effect> {
+pub(super) fn end(
+    hosted: &mut Hosted,
+    state: AllocationState,
+    message: String,
+    now_ms: u64,
+) -> Vec<Effect> {
     change(hosted, |s| {
         s.state = state;
         s.message = (!message.is_empty()).then_some(message);
@@ -445,7 +414,7 @@ fn end(hosted: &mut Hosted, state: AllocationState, message: String, now_ms: u64
 }
 
 /// Applies `change` to the status; bumps the version when it changed anything.
-fn change(hosted: &mut Hosted, change: impl FnOnce(&mut AllocationStatus)) {
+pub(super) fn change(hosted: &mut Hosted, change: impl FnOnce(&mut AllocationStatus)) {
     let before = hosted.status.clone();
     change(&mut hosted.status);
     hosted.status.version = before.version;

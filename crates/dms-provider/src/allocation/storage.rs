@@ -2,8 +2,8 @@
 //! deployment's allocations here, removed when the last of them ends), its inputs
 //! staged before its first start and a task's outputs published when it ends — both
 //! through URLs its orchestrator presigns (`dms_protocol::storage`): this machine never
-//! holds the user's credentials. Transfers run on tasks the actor owns; a tick once a
-//! second tells their progress.
+//! holds the user's credentials. Transfers run on tasks the actor owns; a tick tells
+//! their progress (every second at first, then every 5 and 15 s).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -162,58 +162,37 @@ impl Allocation {
         });
     }
 
-    /// Shows the transfer's progress every second while it runs.
+    /// Shows the transfer's progress while it runs: every second at first, then less
+    /// often (each is an event of the deployment, and its history is bounded).
     pub(super) fn tick(&mut self, ctx: &mut Context<Internal>) -> Option<Input> {
         let transfer = self.transfer.as_ref()?;
-        ctx.after(Duration::from_secs(1), Internal::Tick);
+        let every = match transfer.started.elapsed().as_secs() {
+            0..10 => 1,
+            10..60 => 5,
+            _ => 15,
+        };
+        ctx.after(Duration::from_secs(every), Internal::Tick);
         Some(Input::Progress(transfer.describe()))
     }
 
-    /// Stages the inputs on a task: the orchestrator's plan, checked against the
-    /// volumes' sizes, fetched all-or-nothing.
+    /// Stages the inputs on a task: the orchestrator's plan (page by page), checked
+    /// against the volumes' sizes, fetched all-or-nothing into paths that never pass
+    /// through a link.
     pub(super) fn stage(&mut self, ctx: &mut Context<Internal>) {
-        let transfer = Transfer::new("staging inputs");
-        self.transfer = Some(transfer.clone());
-        ctx.after(Duration::from_secs(1), Internal::Tick);
+        let transfer = self.begin_transfer(ctx, "staging inputs");
         let placed = self.place_volumes();
-        let (actor, to, http) =
-            (ctx.actor().clone(), self.hosted.orchestrator.clone(), self.shared.http.clone());
-        let request = InputsRequest {
-            deployment: self.hosted.deployment.clone(),
-            allocation: self.hosted.spec.name.clone(),
-        };
+        let (asker, http) = (Asker::of(self, ctx), self.shared.http.clone());
         ctx.spawn(async move {
             let result = async {
                 let placed = placed?;
-                let plan = dms_protocol::call(&actor, &to, &request, PLAN_TIMEOUT)
-                    .await
-                    .map_err(|e| format!("the orchestrator gave no URLs for them: {e}"))?;
-                let mut files = Vec::with_capacity(plan.files.len());
-                let mut per_volume: BTreeMap<String, u64> = BTreeMap::new();
-                for fetch in plan.files {
-                    let dest = volume::host_path(&placed, &fetch.to)
-                        .ok_or_else(|| format!("{} is not inside a volume", fetch.to))?;
-                    let target = placed
-                        .iter()
-                        .filter(|v| fetch.to.starts_with(v.target.trim_end_matches('/')))
-                        .max_by_key(|v| v.target.len());
-                    if let Some(v) = target {
-                        *per_volume.entry(v.target.clone()).or_default() += fetch.size;
-                    }
-                    transfer.total.fetch_add(fetch.size, Ordering::Relaxed);
-                    files.push(Staging { fetch, dest });
+                let mut fetches = Vec::new();
+                let mut from = Some(0);
+                while let Some(at) = from {
+                    let page = asker.inputs(at).await?;
+                    fetches.extend(page.files);
+                    from = page.next;
                 }
-                for v in &placed {
-                    let need = per_volume.get(&v.target).copied().unwrap_or(0);
-                    if let Some(size) = v.size.filter(|size| need > *size) {
-                        return Err(format!(
-                            "they need {} in the volume at {}, which holds {}",
-                            format_bytes(need),
-                            v.target,
-                            format_bytes(size)
-                        ));
-                    }
-                }
+                let files = destinations(&placed, fetches, &transfer)?;
                 transfer::stage(&http, files, transfer.done.clone())
                     .await
                     .map_err(|e| e.to_string())
@@ -223,56 +202,23 @@ impl Allocation {
         });
     }
 
-    /// Publishes a task's outputs on a task: every file under each output, uploaded
-    /// where the orchestrator's plan says (multipart uploads completed, or aborted on
-    /// failure), with its SHA-256.
+    /// Publishes the outputs on a task: every file under each output (links are not
+    /// followed), one at a time — URLs asked for just before they are used, multipart
+    /// uploads completed or aborted — with its SHA-256.
     pub(super) fn publish(&mut self, ctx: &mut Context<Internal>) {
-        let transfer = Transfer::new(dms_protocol::storage::PUBLISHING);
-        self.transfer = Some(transfer.clone());
-        ctx.after(Duration::from_secs(1), Internal::Tick);
+        let transfer = self.begin_transfer(ctx, dms_protocol::storage::PUBLISHING);
         let h = &self.hosted;
         let placed = self.shared.volumes.plan(&h.deployment, &h.id, &h.spec.allocation);
         let outputs = h.spec.allocation.outputs.clone();
-        let (actor, to, http) =
-            (ctx.actor().clone(), h.orchestrator.clone(), self.shared.http.clone());
-        let (deployment, allocation) = (h.deployment.clone(), h.spec.name.clone());
+        let (asker, http) = (Asker::of(self, ctx), self.shared.http.clone());
         ctx.spawn(async move {
             let result = async {
                 let placed = placed.map_err(|e| e.to_string())?;
                 let files = output_files(&placed, &outputs)?;
                 transfer.total.store(files.iter().map(|f| f.2).sum(), Ordering::Relaxed);
-                let request = PutRequest {
-                    deployment: deployment.clone(),
-                    allocation: allocation.clone(),
-                    files: files
-                        .iter()
-                        .map(|(path, _, size)| PutFile { path: path.clone(), size: *size })
-                        .collect(),
-                };
-                let plan = dms_protocol::call(&actor, &to, &request, PLAN_TIMEOUT)
-                    .await
-                    .map_err(|e| format!("the orchestrator gave no URLs for them: {e}"))?;
-                let mut published = Vec::with_capacity(plan.uploads.len());
-                for (upload, (_, host, _)) in plan.uploads.iter().zip(&files) {
-                    let sent = transfer::upload(&http, host, upload, &transfer.done).await;
-                    let UploadMethod::Multipart { upload_id, .. } = &upload.method else {
-                        published.push(sent.map_err(|e| e.to_string())?.0);
-                        continue;
-                    };
-                    let complete = CompleteRequest {
-                        deployment: deployment.clone(),
-                        allocation: allocation.clone(),
-                        path: upload.path.clone(),
-                        upload_id: upload_id.clone(),
-                        abort: sent.is_err(),
-                        etags: sent.as_ref().map(|(_, etags)| etags.clone()).unwrap_or_default(),
-                    };
-                    let completed = dms_protocol::call(&actor, &to, &complete, PLAN_TIMEOUT).await;
-                    let (one, _) = sent.map_err(|e| e.to_string())?;
-                    completed.map_err(|e| {
-                        format!("{}: could not complete the upload: {e}", one.object)
-                    })?;
-                    published.push(one);
+                let mut published = Vec::with_capacity(files.len());
+                for (path, host, size) in files {
+                    published.push(asker.send(&http, path, &host, size, &transfer.done).await?);
                 }
                 Ok(published)
             }
@@ -280,26 +226,142 @@ impl Allocation {
             Some(Internal::Input(Input::Published(result)))
         });
     }
+
+    /// A transfer begins: its progress is told from now on.
+    fn begin_transfer(&mut self, ctx: &mut Context<Internal>, verb: &'static str) -> Arc<Transfer> {
+        let transfer = Transfer::new(verb);
+        self.transfer = Some(transfer.clone());
+        ctx.after(Duration::from_secs(1), Internal::Tick);
+        transfer
+    }
+}
+
+/// What a transfer task needs to ask the orchestrator for URLs.
+struct Asker {
+    actor: dms_actor::Actor,
+    to: dms_actor::Handle,
+    deployment: String,
+    allocation: String,
+}
+
+impl Asker {
+    fn of(allocation: &Allocation, ctx: &Context<Internal>) -> Asker {
+        let h = &allocation.hosted;
+        Asker {
+            actor: ctx.actor().clone(),
+            to: h.orchestrator.clone(),
+            deployment: h.deployment.clone(),
+            allocation: h.spec.name.clone(),
+        }
+    }
+
+    async fn ask<R: dms_protocol::Request>(&self, request: &R) -> Result<R::Response, String> {
+        dms_protocol::call(&self.actor, &self.to, request, PLAN_TIMEOUT)
+            .await
+            .map_err(|e| format!("its orchestrator gave no URLs for them: {e}"))
+    }
+
+    async fn inputs(&self, from: usize) -> Result<dms_protocol::storage::InputPlan, String> {
+        let (deployment, allocation) = (self.deployment.clone(), self.allocation.clone());
+        self.ask(&InputsRequest { deployment, allocation, from }).await
+    }
+
+    /// Uploads one file (workload `path`, at `host`, `size` bytes) where the
+    /// orchestrator says; a multipart upload is completed, or aborted on failure.
+    async fn send(
+        &self,
+        http: &reqwest::Client,
+        path: String,
+        host: &std::path::Path,
+        size: u64,
+        done: &Arc<AtomicU64>,
+    ) -> Result<dms_protocol::storage::Published, String> {
+        let (deployment, allocation) = (self.deployment.clone(), self.allocation.clone());
+        let files = vec![PutFile { path: path.clone(), size }];
+        let plan = self.ask(&PutRequest { deployment, allocation, files }).await?;
+        let upload = plan.uploads.into_iter().next().ok_or("its orchestrator gave no URL")?;
+        let sent = transfer::upload(http, host, size, &upload, done).await;
+        let UploadMethod::Multipart { upload_id, .. } = &upload.method else {
+            return sent.map(|(one, _)| one).map_err(|e| e.to_string());
+        };
+        let complete = CompleteRequest {
+            deployment: self.deployment.clone(),
+            allocation: self.allocation.clone(),
+            path,
+            upload_id: upload_id.clone(),
+            abort: sent.is_err(),
+            etags: sent.as_ref().map(|(_, etags)| etags.clone()).unwrap_or_default(),
+        };
+        let completed = self.ask(&complete).await;
+        let (one, _) = sent.map_err(|e| e.to_string())?;
+        completed.map_err(|e| format!("{}: could not complete the upload: {e}", one.object))?;
+        Ok(one)
+    }
+}
+
+/// Where each object goes on this machine (directories made, never through a link),
+/// after checking that each volume can hold what is staged into it on top of what it
+/// holds; the total is counted into `transfer`.
+fn destinations(
+    placed: &[Placed],
+    fetches: Vec<dms_protocol::storage::Fetch>,
+    transfer: &Transfer,
+) -> Result<Vec<Staging>, String> {
+    let mut files = Vec::with_capacity(fetches.len());
+    let mut per_volume: BTreeMap<String, u64> = BTreeMap::new();
+    for fetch in fetches {
+        let (volume, rel) = volume::locate(placed, &fetch.to)
+            .ok_or_else(|| format!("{} is not inside a volume", fetch.to))?;
+        let root = volume.host.as_ref().ok_or_else(|| format!("{} has no directory", fetch.to))?;
+        let dest = volume::resolve(root, &rel, true)?;
+        *per_volume.entry(volume.target.clone()).or_default() += fetch.size;
+        transfer.total.fetch_add(fetch.size, Ordering::Relaxed);
+        files.push(Staging { fetch, dest });
+    }
+    for v in placed {
+        let need = per_volume.get(&v.target).copied().unwrap_or(0);
+        let (Some(size), Some(host)) = (v.size, v.host.as_ref()) else { continue };
+        let held = volume::usage(host);
+        if need.saturating_add(held) > size {
+            return Err(format!(
+                "they need {} in the volume at {}, which holds {} of {}",
+                format_bytes(need),
+                v.target,
+                format_bytes(held),
+                format_bytes(size)
+            ));
+        }
+    }
+    Ok(files)
 }
 
 /// Every file the outputs name: (workload path, host path, size). A file output that
-/// does not exist is an error; a directory output may be empty.
+/// does not exist, or any path through a link, is an error; a directory output may be
+/// empty, and links inside it are skipped.
 fn output_files(
     placed: &[Placed],
     outputs: &[dms_ensemble::model::Output],
 ) -> Result<Vec<(String, PathBuf, u64)>, String> {
     let mut files = Vec::new();
     for output in outputs {
-        let host = volume::host_path(placed, output.from.trim_end_matches('/'))
-            .ok_or_else(|| format!("output {} is not inside a volume", output.from))?;
+        let outside = || format!("output {} is not inside a volume", output.from);
+        let (volume, rel) =
+            volume::locate(placed, output.from.trim_end_matches('/')).ok_or_else(outside)?;
+        let root = volume.host.as_ref().ok_or_else(outside)?;
+        let host = volume::resolve(root, &rel, false).map_err(|e| format!("output {e}"))?;
+        let meta =
+            std::fs::symlink_metadata(&host).map_err(|e| format!("output {}: {e}", output.from))?;
         if output.from.ends_with('/') {
+            if !meta.is_dir() {
+                return Err(format!("output {} is not a directory", output.from));
+            }
             for (rel, path, size) in volume::files(&host) {
                 files.push((format!("{}{rel}", output.from), path, size));
             }
-        } else {
-            let meta =
-                std::fs::metadata(&host).map_err(|e| format!("output {}: {e}", output.from))?;
+        } else if meta.is_file() {
             files.push((output.from.clone(), host, meta.len()));
+        } else {
+            return Err(format!("output {} is not a regular file", output.from));
         }
     }
     Ok(files)

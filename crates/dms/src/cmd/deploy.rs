@@ -105,7 +105,15 @@ pub async fn deploy(
     let deadline = deadline
         .map(|t| dms_types::units::parse_duration(t).with_context(|| format!("--deadline {t:?}")))
         .transpose()?;
-    let submission = request(file, deadline)?;
+    let mut submission = request(file, deadline)?;
+    // Credentials go to this machine's own node only, and a plan needs none.
+    let sent = if plan || target.dest.is_some() { submission.credentials.take() } else { None };
+    if sent.is_some() && !plan {
+        eprintln!(
+            "note: this environment's AWS_* credentials are not sent to another node (--dest); \
+             its own [storage] config must hold the store's credentials"
+        );
+    }
     if plan {
         let plan =
             actor::request(ctx, &with_timeout(target, "30s"), &PlanDeployment(submission)).await?;
