@@ -78,7 +78,10 @@ pub enum Error {
         reason: String,
     },
     /// A staged object's content does not match its checksum.
-    #[error("{object}: MD5 {got} does not match the store's {expected}; not staged")]
+    #[error(
+        "{object}: MD5 {got} does not match the store's ETag {expected}; not staged (a bucket \
+         that encrypts with SSE-KMS or SSE-C has ETags that are not MD5s)"
+    )]
     Checksum {
         /// `<store>:<key>`.
         object: String,

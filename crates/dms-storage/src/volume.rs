@@ -115,13 +115,20 @@ impl Volumes {
 
     /// Removes the directories of `placed` this deployment owns; the deployment's
     /// directory too once it is empty.
-    pub fn remove(&self, deployment: &str, placed: &[Placed]) {
-        for volume in placed.iter().filter(|v| v.owned) {
-            if let Some(host) = &volume.host {
-                let _ = std::fs::remove_dir_all(host);
+    /// What could not be removed (a file a container left that this process may not
+    /// delete), with why; a directory already gone is not a failure.
+    pub fn remove(&self, deployment: &str, placed: &[Placed]) -> Vec<(PathBuf, std::io::Error)> {
+        let mut failed = Vec::new();
+        for host in placed.iter().filter(|v| v.owned).filter_map(|v| v.host.as_ref()) {
+            match std::fs::remove_dir_all(host) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    failed.push((host.clone(), e))
+                }
+                _ => {}
             }
         }
         let _ = std::fs::remove_dir(self.deployment_dir(deployment));
+        failed
     }
 
     /// Removes the volumes of every deployment not in `live` (after a crash: what no

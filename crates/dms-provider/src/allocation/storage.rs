@@ -117,7 +117,10 @@ impl Allocation {
             return;
         };
         let unused = self.shared.volume_users.remove(&h.id, &placed);
-        self.shared.volumes.remove(&h.deployment, &unused);
+        for (dir, error) in self.shared.volumes.remove(&h.deployment, &unused) {
+            tracing::warn!(allocation = %h.id, dir = %dir.display(), %error,
+                "Could not remove a volume; its disk is not free until it is deleted.");
+        }
     }
 
     /// Measures the sized volumes in [`MEASURE_EVERY`], if there are any.
