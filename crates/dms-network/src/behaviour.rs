@@ -17,6 +17,8 @@ pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/dms/kad/1.0.0");
 pub const MAX_CONCURRENT_MESSAGES: usize = 1024;
 /// Identify protocol version.
 pub const IDENTIFY_VERSION: &str = "/dms/id/1.0.0";
+/// The agent this node names itself as to peers (identify's `agentVersion`).
+pub const AGENT: &str = concat!("dms/", env!("CARGO_PKG_VERSION"));
 
 /// Every protocol the host speaks.
 #[derive(NetworkBehaviour)]
@@ -88,10 +90,10 @@ impl Behaviour {
         Ok(Behaviour {
             blocked: allow_block_list::Behaviour::default(),
             limits: connection_limits::Behaviour::new(limits),
-            identify: identify::Behaviour::new(identify::Config::new(
-                IDENTIFY_VERSION.into(),
-                key.public(),
-            )),
+            identify: identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_VERSION.into(), key.public())
+                    .with_agent_version(AGENT.into()),
+            ),
             ping: ping::Behaviour::default(),
             kad,
             gossipsub,

@@ -28,6 +28,7 @@ use libp2p::core::upgrade;
 use libp2p::{SwarmBuilder, identity, noise, tcp, yamux};
 use tokio::sync::mpsc;
 
+pub use behaviour::AGENT;
 pub use client::{Client, DhtEntry, Path, PeerInfo, PeerScore, SelfInfo};
 pub use config::{Config, Transports};
 pub use event_loop::{EventLoop, Inbound};

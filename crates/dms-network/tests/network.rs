@@ -158,3 +158,48 @@ async fn actors_invoke_each_other_over_tcp_with_typed_refusals() {
     a.actor.invoke(&b_handle, "/dms/node/peers/list", Vec::new(), PATIENCE).await.expect("allowed");
     assert_eq!(b.hits.load(Ordering::SeqCst), 1);
 }
+
+/// What an independent libp2p peer (a bare swarm speaking only identify) learns of a dms
+/// node: its agent names dms and its version, and its protocols include the ones other
+/// implementations look for.
+#[tokio::test]
+async fn identify_names_the_agent_and_its_protocols_to_any_libp2p_peer() {
+    use futures::StreamExt as _;
+    use libp2p::core::transport::{MemoryTransport, Transport as _, upgrade::Version};
+    use libp2p::{identify, noise, swarm::SwarmEvent, yamux};
+
+    let dms = host(memory(1_000_101, 1 << 20)).await;
+    let mut other = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_other_transport(|key| {
+            Ok(MemoryTransport::default()
+                .upgrade(Version::V1)
+                .authenticate(noise::Config::new(key)?)
+                .multiplex(yamux::Config::default())
+                .boxed())
+        })
+        .expect("transport")
+        .with_behaviour(|key| {
+            identify::Behaviour::new(identify::Config::new("/ipfs/id/1.0.0".into(), key.public()))
+        })
+        .expect("behaviour")
+        .build();
+    other.dial(dms.addr.clone()).expect("dials");
+    let info = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let SwarmEvent::Behaviour(identify::Event::Received { info, .. }) =
+                other.select_next_some().await
+            {
+                return info;
+            }
+        }
+    })
+    .await
+    .expect("identified");
+    assert_eq!(info.agent_version, dms_network::AGENT);
+    assert!(info.agent_version.starts_with("dms/"), "{}", info.agent_version);
+    let protocols: Vec<String> = info.protocols.iter().map(ToString::to_string).collect();
+    for wanted in ["/ipfs/id/1.0.0", "/ipfs/ping/1.0.0", "/dms/kad/1.0.0"] {
+        assert!(protocols.iter().any(|p| p == wanted), "{wanted} not in {protocols:?}");
+    }
+}
