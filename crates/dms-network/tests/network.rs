@@ -203,3 +203,59 @@ async fn identify_names_the_agent_and_its_protocols_to_any_libp2p_peer() {
         assert!(protocols.iter().any(|p| p == wanted), "{wanted} not in {protocols:?}");
     }
 }
+
+/// A libp2p peer that speaks gossipsub (as go-libp2p pubsub does) sees gossipsub among a
+/// dms node's protocols: pubsub implementations decide from identify whom to send to.
+#[tokio::test]
+async fn a_gossipsub_peer_sees_gossipsub_advertised() {
+    use futures::StreamExt as _;
+    use libp2p::core::transport::{MemoryTransport, Transport as _, upgrade::Version};
+    use libp2p::{gossipsub, identify, noise, swarm::NetworkBehaviour, swarm::SwarmEvent, yamux};
+
+    #[derive(NetworkBehaviour)]
+    struct Peer {
+        identify: identify::Behaviour,
+        gossipsub: gossipsub::Behaviour,
+    }
+
+    let dms = host(memory(1_000_102, 1 << 20)).await;
+    let mut other = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_other_transport(|key| {
+            Ok(MemoryTransport::default()
+                .upgrade(Version::V1)
+                .authenticate(noise::Config::new(key)?)
+                .multiplex(yamux::Config::default())
+                .boxed())
+        })
+        .expect("transport")
+        .with_behaviour(|key| Peer {
+            identify: identify::Behaviour::new(identify::Config::new(
+                "/ipfs/id/1.0.0".into(),
+                key.public(),
+            )),
+            gossipsub: gossipsub::Behaviour::new(
+                gossipsub::MessageAuthenticity::Signed(key.clone()),
+                gossipsub::Config::default(),
+            )
+            .expect("gossipsub"),
+        })
+        .expect("behaviour")
+        .build();
+    other.dial(dms.addr.clone()).expect("dials");
+    let info = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let SwarmEvent::Behaviour(PeerEvent::Identify(identify::Event::Received {
+                info,
+                ..
+            })) = other.select_next_some().await
+            {
+                return info;
+            }
+        }
+    })
+    .await
+    .expect("identified");
+    let protocols: Vec<String> = info.protocols.iter().map(ToString::to_string).collect();
+    assert!(protocols.iter().any(|p| p.starts_with("/meshsub/")), "no gossipsub in {protocols:?}");
+}
