@@ -24,6 +24,7 @@
 //! - [`cap`]: remote capability management and the revocations spread over gossip.
 //! - [`storage`]: allocation actor → orchestrator: presigned URLs for its inputs and
 //!   outputs (the credentials stay on the orchestrating node).
+//! - [`subnet`]: a deployment's private network: the address plan, packet tags.
 //!
 //! `dms actor cmd` stays untyped on purpose: it sends any behavior a person names.
 
@@ -35,6 +36,7 @@ pub mod onboarding;
 pub mod peers;
 pub mod record;
 pub mod storage;
+pub mod subnet;
 
 use std::future::Future;
 use std::time::Duration;

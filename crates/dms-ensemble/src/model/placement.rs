@@ -146,6 +146,29 @@ pub struct Subnet {
     pub cidr: Option<String>,
 }
 
+/// The default address range of a deployment's subnet.
+pub const DEFAULT_CIDR: &str = "10.42.0.0/16";
+
+/// An IPv4 range `a.b.c.d/N` inside 10.0.0.0/8 with N from 8 to 30 and no bits set
+/// beyond the prefix: the network address and the prefix length, or what is wrong.
+pub fn parse_cidr(cidr: &str) -> Result<(std::net::Ipv4Addr, u8), String> {
+    let (address, bits) = cidr.split_once('/').ok_or("a range needs a prefix length (`/16`)")?;
+    let address: std::net::Ipv4Addr =
+        address.parse().map_err(|_| "not an IPv4 address".to_string())?;
+    let bits: u8 = bits.parse().map_err(|_| "the prefix length is not a number".to_string())?;
+    if !(8..=30).contains(&bits) {
+        return Err("the prefix length must be from 8 to 30".into());
+    }
+    if address.octets()[0] != 10 {
+        return Err("the range must be inside 10.0.0.0/8".into());
+    }
+    let mask = u32::MAX << (32 - bits);
+    if u32::from(address) & !mask != 0 {
+        return Err("the address has bits set beyond the prefix".into());
+    }
+    Ok((address, bits))
+}
+
 /// A key installed into allocations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -2,7 +2,6 @@
 //! environment and references to keys and scripts.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 
 use super::{Checker, health_needs_port, parameter_owners, volume_needs_source};
 use crate::model::{Allocation, AllocationType, Executor, HealthCheckKind, Restart, VolumeKind};
@@ -273,20 +272,7 @@ pub(crate) fn check_image(image: &str) -> Result<(), String> {
 
 /// An IPv4 CIDR inside 10.0.0.0/8.
 pub(super) fn check_cidr(cidr: &str) -> Result<(), String> {
-    let (address, bits) = cidr.split_once('/').ok_or("a range needs a prefix length (`/16`)")?;
-    let address: Ipv4Addr = address.parse().map_err(|_| "not an IPv4 address".to_string())?;
-    let bits: u8 = bits.parse().map_err(|_| "the prefix length is not a number".to_string())?;
-    if !(8..=30).contains(&bits) {
-        return Err("the prefix length must be from 8 to 30".into());
-    }
-    if address.octets()[0] != 10 {
-        return Err("the range must be inside 10.0.0.0/8".into());
-    }
-    let mask = u32::MAX << (32 - bits);
-    if u32::from(address) & !mask != 0 {
-        return Err("the address has bits set beyond the prefix".into());
-    }
-    Ok(())
+    crate::model::parse_cidr(cidr).map(|_| ())
 }
 
 #[cfg(test)]
