@@ -159,17 +159,14 @@ async fn actors_invoke_each_other_over_tcp_with_typed_refusals() {
     assert_eq!(b.hits.load(Ordering::SeqCst), 1);
 }
 
-/// What an independent libp2p peer (a bare swarm speaking only identify) learns of a dms
-/// node: its agent names dms and its version, and its protocols include the ones other
-/// implementations look for.
-#[tokio::test]
-async fn identify_names_the_agent_and_its_protocols_to_any_libp2p_peer() {
-    use futures::StreamExt as _;
+/// A bare rust-libp2p swarm (memory transport, noise, yamux) with `behaviour`: a peer
+/// that is not dms.
+fn bare_peer<B: libp2p::swarm::NetworkBehaviour>(
+    behaviour: impl FnOnce(&libp2p::identity::Keypair) -> B,
+) -> libp2p::Swarm<B> {
     use libp2p::core::transport::{MemoryTransport, Transport as _, upgrade::Version};
-    use libp2p::{identify, noise, swarm::SwarmEvent, yamux};
-
-    let dms = host(memory(1_000_101, 1 << 20)).await;
-    let mut other = libp2p::SwarmBuilder::with_new_identity()
+    use libp2p::{noise, yamux};
+    libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_other_transport(|key| {
             Ok(MemoryTransport::default()
@@ -179,23 +176,48 @@ async fn identify_names_the_agent_and_its_protocols_to_any_libp2p_peer() {
                 .boxed())
         })
         .expect("transport")
-        .with_behaviour(|key| {
-            identify::Behaviour::new(identify::Config::new("/ipfs/id/1.0.0".into(), key.public()))
-        })
+        .with_behaviour(|key| behaviour(key))
         .expect("behaviour")
-        .build();
-    other.dial(dms.addr.clone()).expect("dials");
-    let info = tokio::time::timeout(PATIENCE, async {
+        .build()
+}
+
+/// Dials `addr` from `swarm` and waits for the identify info `info` finds in its events.
+async fn identify_info<B: libp2p::swarm::NetworkBehaviour>(
+    swarm: &mut libp2p::Swarm<B>,
+    addr: Multiaddr,
+    info: impl Fn(B::ToSwarm) -> Option<libp2p::identify::Info>,
+) -> libp2p::identify::Info {
+    use futures::StreamExt as _;
+    swarm.dial(addr).expect("dials");
+    tokio::time::timeout(PATIENCE, async {
         loop {
-            if let SwarmEvent::Behaviour(identify::Event::Received { info, .. }) =
-                other.select_next_some().await
+            if let libp2p::swarm::SwarmEvent::Behaviour(event) = swarm.select_next_some().await
+                && let Some(found) = info(event)
             {
-                return info;
+                return found;
             }
         }
     })
     .await
-    .expect("identified");
+    .expect("identified")
+}
+
+/// What an independent libp2p peer (a bare swarm speaking only identify) learns of a dms
+/// node: its agent names dms and its version, and its protocols include the ones other
+/// implementations look for.
+#[tokio::test]
+async fn identify_names_the_agent_and_its_protocols_to_any_libp2p_peer() {
+    use libp2p::identify;
+
+    let dms = host(memory(1_000_101, 1 << 20)).await;
+    let mut other = bare_peer(|key| {
+        identify::Behaviour::new(identify::Config::new("/ipfs/id/1.0.0".into(), key.public()))
+    });
+    let info = identify_info(&mut other, dms.addr.clone(), |event| match event {
+        identify::Event::Received { info, .. } => Some(info),
+        _ => None,
+    })
+    .await;
     assert_eq!(info.agent_version, dms_network::AGENT);
     assert!(info.agent_version.starts_with("dms/"), "{}", info.agent_version);
     let protocols: Vec<String> = info.protocols.iter().map(ToString::to_string).collect();
@@ -208,9 +230,7 @@ async fn identify_names_the_agent_and_its_protocols_to_any_libp2p_peer() {
 /// dms node's protocols: pubsub implementations decide from identify whom to send to.
 #[tokio::test]
 async fn a_gossipsub_peer_sees_gossipsub_advertised() {
-    use futures::StreamExt as _;
-    use libp2p::core::transport::{MemoryTransport, Transport as _, upgrade::Version};
-    use libp2p::{gossipsub, identify, noise, swarm::NetworkBehaviour, swarm::SwarmEvent, yamux};
+    use libp2p::{gossipsub, identify, swarm::NetworkBehaviour};
 
     #[derive(NetworkBehaviour)]
     struct Peer {
@@ -219,43 +239,22 @@ async fn a_gossipsub_peer_sees_gossipsub_advertised() {
     }
 
     let dms = host(memory(1_000_102, 1 << 20)).await;
-    let mut other = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_other_transport(|key| {
-            Ok(MemoryTransport::default()
-                .upgrade(Version::V1)
-                .authenticate(noise::Config::new(key)?)
-                .multiplex(yamux::Config::default())
-                .boxed())
-        })
-        .expect("transport")
-        .with_behaviour(|key| Peer {
-            identify: identify::Behaviour::new(identify::Config::new(
-                "/ipfs/id/1.0.0".into(),
-                key.public(),
-            )),
-            gossipsub: gossipsub::Behaviour::new(
-                gossipsub::MessageAuthenticity::Signed(key.clone()),
-                gossipsub::Config::default(),
-            )
-            .expect("gossipsub"),
-        })
-        .expect("behaviour")
-        .build();
-    other.dial(dms.addr.clone()).expect("dials");
-    let info = tokio::time::timeout(PATIENCE, async {
-        loop {
-            if let SwarmEvent::Behaviour(PeerEvent::Identify(identify::Event::Received {
-                info,
-                ..
-            })) = other.select_next_some().await
-            {
-                return info;
-            }
-        }
+    let mut other = bare_peer(|key| Peer {
+        identify: identify::Behaviour::new(identify::Config::new(
+            "/ipfs/id/1.0.0".into(),
+            key.public(),
+        )),
+        gossipsub: gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossipsub::Config::default(),
+        )
+        .expect("gossipsub"),
+    });
+    let info = identify_info(&mut other, dms.addr.clone(), |event| match event {
+        PeerEvent::Identify(identify::Event::Received { info, .. }) => Some(info),
+        _ => None,
     })
-    .await
-    .expect("identified");
+    .await;
     let protocols: Vec<String> = info.protocols.iter().map(ToString::to_string).collect();
     assert!(protocols.iter().any(|p| p.starts_with("/meshsub/")), "no gossipsub in {protocols:?}");
 }

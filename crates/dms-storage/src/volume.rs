@@ -193,8 +193,9 @@ pub fn locate<'a>(placed: &'a [Placed], path: &str) -> Option<(&'a Placed, Strin
 }
 
 /// The host path of workload path `path`, through the volume that holds it (see
-/// [`locate`]); not checked for links: see [`resolve`].
-pub fn host_path(placed: &[Placed], path: &str) -> Option<PathBuf> {
+/// [`locate`]); not checked for links (the provider goes through [`resolve`]).
+#[cfg(test)]
+fn host_path(placed: &[Placed], path: &str) -> Option<PathBuf> {
     let (volume, rest) = locate(placed, path)?;
     let host = volume.host.as_ref()?;
     Some(if rest.is_empty() { host.clone() } else { host.join(rest) })

@@ -70,12 +70,16 @@ pub(super) async fn deploy(world: &mut DmsWorld, file: &str, extra: &[&str]) {
     let mut args = vec!["devnet", "deploy", file];
     args.extend_from_slice(extra);
     let out = dms(world, &args).await;
-    world.deployment = out
-        .stdout
+    world.deployment = deployment_id(&out);
+    world.last = Some(out);
+}
+
+/// The deployment id `dms deploy` printed (`deployment d-… submitted`).
+pub(super) fn deployment_id(out: &Run) -> Option<String> {
+    out.stdout
         .lines()
         .find_map(|l| l.strip_prefix("deployment ").and_then(|r| r.split_whitespace().next()))
-        .map(|id| id.trim_end_matches(':').to_string());
-    world.last = Some(out);
+        .map(|id| id.trim_end_matches(':').to_string())
 }
 
 #[when(regex = r#"^the devnet user deploys "([^"]+)"$"#)]

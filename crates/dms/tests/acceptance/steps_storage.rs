@@ -7,7 +7,7 @@ use serde_json::Value;
 use sha2::Digest as _;
 
 use super::daemon::run;
-use super::steps_deploy::{IMAGE, devnet_cli, node, write};
+use super::steps_deploy::{IMAGE, deployment_id, devnet_cli, node, write};
 use super::world::DmsWorld;
 
 fn server(world: &DmsWorld) -> &dms_storage::testing::S3Server {
@@ -47,16 +47,15 @@ fn upper(world: &DmsWorld, executor: &str, input: &str) -> String {
     )
 }
 
-async fn deploy_with(world: &mut DmsWorld, text: &str, secret: &str) {
+/// `dms devnet deploy <text> <extra>` with the server's access key and `secret`.
+async fn deploy_with(world: &mut DmsWorld, text: &str, secret: &str, extra: &[&str]) {
     let file = write(world, "upper.yaml", text);
     let key = server(world).credentials.access_key_id.clone();
     let env = [("AWS_ACCESS_KEY_ID", key.as_str()), ("AWS_SECRET_ACCESS_KEY", secret)];
-    let out = run(&world.home(0), &["devnet", "deploy", &file], &env).await;
-    world.deployment = out
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("deployment ").and_then(|r| r.split_whitespace().next()))
-        .map(|id| id.trim_end_matches(':').to_string());
+    let mut args = vec!["devnet", "deploy", &file];
+    args.extend_from_slice(extra);
+    let out = run(&world.home(0), &args, &env).await;
+    world.deployment = deployment_id(&out);
     world.last = Some(out);
 }
 
@@ -67,7 +66,7 @@ async fn deploy_upper(world: &mut DmsWorld, kind: String) {
     let executor = if kind == "Docker" { "docker" } else { "wasm" };
     let text = upper(world, executor, "in/input.txt");
     let secret = server(world).credentials.secret_access_key.clone();
-    deploy_with(world, &text, &secret).await;
+    deploy_with(world, &text, &secret, &[]).await;
 }
 
 #[when(
@@ -76,13 +75,13 @@ async fn deploy_upper(world: &mut DmsWorld, kind: String) {
 async fn deploy_missing(world: &mut DmsWorld, key: String) {
     let text = upper(world, "wasm", &key);
     let secret = server(world).credentials.secret_access_key.clone();
-    deploy_with(world, &text, &secret).await;
+    deploy_with(world, &text, &secret, &[]).await;
 }
 
 #[when("the devnet user deploys the WebAssembly upper-caser with a wrong secret key")]
 async fn deploy_wrong(world: &mut DmsWorld) {
     let text = upper(world, "wasm", "in/input.txt");
-    deploy_with(world, &text, "not-the-secret-key").await;
+    deploy_with(world, &text, "not-the-secret-key", &[]).await;
 }
 
 #[then(regex = r#"^the deployment is refused with "([^"]+)"$"#)]
@@ -212,7 +211,7 @@ async fn deploy_service_report(world: &mut DmsWorld, text: String) {
     let script = format!("mkdir -p /data/out && echo {text} > /data/out/report.txt && sleep 3600");
     let ensemble = docker_with_volume(world, "service", &script, "16MiB");
     let secret = server(world).credentials.secret_access_key.clone();
-    deploy_with(world, &ensemble, &secret).await;
+    deploy_with(world, &ensemble, &secret, &[]).await;
 }
 
 #[when(regex = r"^the devnet user deploys a Docker task writing (\d+) MiB into a volume of (\S+)$")]
@@ -220,17 +219,9 @@ async fn deploy_filler(world: &mut DmsWorld, mib: u32, size: String) {
     let script = format!("dd if=/dev/zero of=/data/fill bs=1048576 count={mib} && sleep 60");
     let ensemble = docker_with_volume(world, "task", &script, &size);
     let secret = server(world).credentials.secret_access_key.clone();
-    let file = write(world, "filler.yaml", &ensemble);
-    let key = server(world).credentials.access_key_id.clone();
-    let env = [("AWS_ACCESS_KEY_ID", key.as_str()), ("AWS_SECRET_ACCESS_KEY", secret.as_str())];
-    let out = run(&world.home(0), &["devnet", "deploy", &file, "--detach"], &env).await;
+    deploy_with(world, &ensemble, &secret, &["--detach"]).await;
+    let out = world.last();
     assert!(out.status.success(), "{}\n{}", out.stdout, out.stderr);
-    world.deployment = out
-        .stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("deployment ").and_then(|r| r.split_whitespace().next()))
-        .map(|id| id.trim_end_matches(':').to_string());
-    world.last = Some(out);
 }
 
 #[when(r#"the devnet user runs "dms deployments outputs --publish" for the deployment"#)]
