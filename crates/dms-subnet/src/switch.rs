@@ -70,6 +70,12 @@ impl Switch {
         self.nets.insert(tag, Net { routes });
     }
 
+    /// The remote peers some route names.
+    pub fn peers(&self) -> std::collections::BTreeSet<String> {
+        let routes = self.nets.values().flat_map(|net| net.routes.values());
+        routes.filter(|(_, peer)| *peer != self.me).map(|(_, peer)| peer.clone()).collect()
+    }
+
     /// Forgets deployment `tag`.
     pub fn remove(&mut self, tag: &[u8; 8]) {
         self.nets.remove(tag);

@@ -37,8 +37,10 @@
 //! - [`units`]: the one parser of human units for the CLI, the configuration and
 //!   ensembles: sizes, CPU amounts, frequencies, bandwidths, durations.
 //! - [`peers`]: what a node says about its network (peers, itself, DHT, gossip scores).
+//! - [`backoff`]: [`Backoff`](backoff::Backoff), the one doubling pause.
 //! - [`error`]: [`Error`], for human-written amounts that do not parse.
 
+pub mod backoff;
 pub mod capability;
 pub mod error;
 pub mod peers;

@@ -74,26 +74,7 @@ pub enum Next {
     Fail(String),
 }
 
-/// A pause that doubles each time it is taken, from `first` up to `max`.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    next: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    /// Starts at `first`, doubles up to `max`.
-    pub fn new(first: Duration, max: Duration) -> Backoff {
-        Backoff { next: first, max }
-    }
-
-    /// The pause to take now (never more than `left`); the next one doubles.
-    pub fn take(&mut self, left: Duration) -> Duration {
-        let pause = self.next.min(left);
-        self.next = (self.next * 2).min(self.max);
-        pause
-    }
-}
+pub use dms_types::backoff::Backoff;
 
 /// The attempts of one placement: back-off, and the reason that keeps blocking.
 #[derive(Debug)]
