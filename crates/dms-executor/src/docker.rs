@@ -9,6 +9,7 @@
 
 mod body;
 mod ops;
+pub mod sandbox;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -33,7 +34,7 @@ use crate::execution::{
     ExecOutput, ExecutionId, ExecutionInfo, ExitReason, ExitStatus, Kind, LogOptions, LogStream,
     Recovery, State, Stats,
 };
-use crate::spec::{LABEL_ALLOCATION, LABEL_DEPLOYMENT, LABEL_SCOPE, PullPolicy, Spec};
+use crate::spec::{LABEL_ALLOCATION, LABEL_DEPLOYMENT, LABEL_ROLE, LABEL_SCOPE, PullPolicy, Spec};
 
 const BACKEND: &str = "docker";
 
@@ -83,6 +84,8 @@ struct Entry {
     deployment: String,
     /// Set by `stop`: how the exit should be reported if the container did not OOM.
     stop_reason: Option<ExitReason>,
+    /// The container holding its network namespace, when it joined a deployment network.
+    sandbox: Option<String>,
 }
 
 /// The Docker executor.
@@ -194,7 +197,7 @@ impl Executor {
     }
 
     async fn container_state(&self, id: &ExecutionId) -> Result<Option<ContainerState>> {
-        Ok(self.container(id).await?.map(|(state, _, _)| state))
+        Ok(self.container(id).await?.map(|c| c.state))
     }
 
     /// The container's state, its address on its first network and its published
@@ -202,13 +205,30 @@ impl Executor {
     async fn container(&self, id: &ExecutionId) -> Result<Option<Inspected>> {
         match self.docker.inspect_container(&id.0, None).await {
             Ok(c) => {
-                let settings = c.network_settings.unwrap_or_default();
+                // A workload on a deployment network has its sandbox's network.
+                let sandbox = self.table().get(id).and_then(|e| e.sandbox.clone());
+                let sandbox = match sandbox {
+                    Some(sandbox) => self.docker.inspect_container(&sandbox, None).await.ok(),
+                    None => None,
+                };
+                let network_pid = sandbox
+                    .as_ref()
+                    .and_then(|s| s.state.as_ref()?.pid)
+                    .and_then(|pid| u32::try_from(pid).ok())
+                    .filter(|pid| *pid > 0);
+                let settings =
+                    sandbox.map_or(c.network_settings, |s| s.network_settings).unwrap_or_default();
                 let published = body::published(settings.ports.as_ref());
                 let address = settings
                     .networks
                     .and_then(|n| n.into_values().find_map(|e| e.ip_address))
                     .and_then(|ip| ip.parse().ok());
-                Ok(Some((c.state.unwrap_or_default(), address, published)))
+                Ok(Some(Inspected {
+                    state: c.state.unwrap_or_default(),
+                    address,
+                    published,
+                    network_pid,
+                }))
             }
             Err(e) if status(&e) == Some(404) => Ok(None),
             Err(e) => Err(backend_error("inspect container", e)),
@@ -270,9 +290,9 @@ impl Executor {
 
     async fn info(&self, id: &ExecutionId, entry: &Entry) -> Result<ExecutionInfo> {
         let container = self.container(id).await?;
-        let (state, address, published) = match container {
-            Some((state, address, published)) => (Some(state), address, published),
-            None => (None, None, Vec::new()),
+        let (state, address, published, network_pid) = match container {
+            Some(c) => (Some(c.state), c.address, c.published, c.network_pid),
+            None => (None, None, Vec::new(), None),
         };
         Ok(ExecutionInfo {
             id: id.clone(),
@@ -282,6 +302,7 @@ impl Executor {
             state: self.state_of(id, state.as_ref()),
             address: address.filter(|ip| !ip.is_unspecified()),
             published,
+            network_pid,
         })
     }
 
@@ -291,8 +312,13 @@ impl Executor {
     }
 }
 
-/// A container's state, address and published ports.
-type Inspected = (ContainerState, Option<std::net::IpAddr>, Vec<crate::execution::Published>);
+/// What inspecting a container (and its sandbox) tells.
+struct Inspected {
+    state: ContainerState,
+    address: Option<std::net::IpAddr>,
+    published: Vec<crate::execution::Published>,
+    network_pid: Option<u32>,
+}
 
 #[async_trait]
 impl crate::Executor for Executor {
@@ -302,36 +328,41 @@ impl crate::Executor for Executor {
 
     #[instrument(skip_all, fields(allocation = %spec.allocation, deployment = %spec.deployment))]
     async fn start(&self, spec: Spec) -> Result<ExecutionId> {
-        let body = create_body(&spec, &self.config.scope, self.config.allow_privileged)?;
+        let mut body = create_body(&spec, &self.config.scope, self.config.allow_privileged)?;
         let (image, _, pull) = body::docker_workload(&spec)?;
         self.ensure_image(image, pull).await?;
 
         let name = container_name(&spec.allocation, self.next_suffix());
-        let options = CreateContainerOptions { name: Some(name.clone()), ..Default::default() };
-        let created = self.docker.create_container(Some(options), body).await.map_err(|e| {
-            if status(&e) == Some(404) {
-                Error::Image { image: image.to_owned(), reason: format!("{e}") }
-            } else {
-                backend_error("create container", e)
+        let sandbox = match &spec.network {
+            Some(network) => {
+                let scope = &self.config.scope;
+                let id =
+                    sandbox::start(&self.docker, &spec, network, scope, &format!("{name}-net"))
+                        .await?;
+                let host = body.host_config.get_or_insert_default();
+                host.network_mode = Some(format!("container:{id}"));
+                Some(id)
             }
-        })?;
-        for warning in &created.warnings {
-            warn!(container = %created.id, warning, "Docker warned about the container.");
-        }
-        let id = ExecutionId(created.id);
-        if let Err(e) = self.docker.start_container(&id.0, None::<StartContainerOptions>).await {
-            let message = e.to_string();
-            if let Err(cleanup) = self.remove_container(&id).await {
-                warn!(container = %id, error = %cleanup, "Cannot remove a container that failed to start.");
+            None => None,
+        };
+        let started = self.create_and_start(&name, body, image).await;
+        let id = match started {
+            Ok(id) => id,
+            Err(e) => {
+                if let Some(sandbox) = &sandbox {
+                    self.remove_quietly(&ExecutionId(sandbox.clone())).await;
+                }
+                return Err(e);
             }
-            if message.contains("device driver") || message.contains("nvidia") {
-                return Err(Error::GpuUnavailable(message));
-            }
-            return Err(backend_error("start container", e));
-        }
+        };
         self.table().insert(
             id.clone(),
-            Entry { allocation: spec.allocation, deployment: spec.deployment, stop_reason: None },
+            Entry {
+                allocation: spec.allocation,
+                deployment: spec.deployment,
+                stop_reason: None,
+                sandbox,
+            },
         );
         info!(container = %id, %name, "Container started.");
         Ok(id)
@@ -363,8 +394,11 @@ impl crate::Executor for Executor {
 
     #[instrument(skip(self), fields(container = %id))]
     async fn remove(&self, id: &ExecutionId) -> Result<()> {
-        self.entry(id)?;
+        let entry = self.entry(id)?;
         self.remove_container(id).await?;
+        if let Some(sandbox) = entry.sandbox {
+            self.remove_container(&ExecutionId(sandbox)).await?;
+        }
         self.table().remove(id);
         info!("Container removed.");
         Ok(())
@@ -415,11 +449,24 @@ impl crate::Executor for Executor {
             .await
             .map_err(|e| backend_error("list containers", e))?;
         let mut recovery = Recovery::default();
+        let (sandboxes, containers): (Vec<_>, Vec<_>) = containers.into_iter().partition(|c| {
+            c.labels.as_ref().and_then(|l| l.get(LABEL_ROLE)).is_some_and(|r| r == sandbox::ROLE)
+        });
+        // Allocation → its sandbox; what no re-attached workload claims is removed below.
+        let mut sandboxes: HashMap<String, String> = sandboxes
+            .into_iter()
+            .filter_map(|c| Some((c.labels?.get(LABEL_ALLOCATION)?.clone(), c.id?)))
+            .collect();
         for container in containers {
             let Some(id) = container.id.map(ExecutionId) else { continue };
             let labels = container.labels.unwrap_or_default();
+            let allocation = labels.get(LABEL_ALLOCATION).cloned().unwrap_or_default();
             let entry = Entry {
-                allocation: labels.get(LABEL_ALLOCATION).cloned().unwrap_or_default(),
+                sandbox: known
+                    .contains(&allocation)
+                    .then(|| sandboxes.remove(&allocation))
+                    .flatten(),
+                allocation,
                 deployment: labels.get(LABEL_DEPLOYMENT).cloned().unwrap_or_default(),
                 stop_reason: None,
             };
@@ -436,11 +483,51 @@ impl crate::Executor for Executor {
                 recovery.removed.push(info);
             }
         }
+        for (allocation, sandbox) in sandboxes {
+            self.remove_container(&ExecutionId(sandbox.clone())).await?;
+            warn!(%sandbox, %allocation, "Removed an orphan sandbox.");
+        }
         Ok(recovery)
     }
 }
 
 impl Executor {
+    async fn create_and_start(
+        &self,
+        name: &str,
+        body: bollard::models::ContainerCreateBody,
+        image: &str,
+    ) -> Result<ExecutionId> {
+        let options = CreateContainerOptions { name: Some(name.to_owned()), ..Default::default() };
+        let created = self.docker.create_container(Some(options), body).await.map_err(|e| {
+            if status(&e) == Some(404) {
+                Error::Image { image: image.to_owned(), reason: format!("{e}") }
+            } else {
+                backend_error("create container", e)
+            }
+        })?;
+        for warning in &created.warnings {
+            warn!(container = %created.id, warning, "Docker warned about the container.");
+        }
+        let id = ExecutionId(created.id);
+        if let Err(e) = self.docker.start_container(&id.0, None::<StartContainerOptions>).await {
+            let message = e.to_string();
+            self.remove_quietly(&id).await;
+            if message.contains("device driver") || message.contains("nvidia") {
+                return Err(Error::GpuUnavailable(message));
+            }
+            return Err(backend_error("start container", e));
+        }
+        Ok(id)
+    }
+
+    /// Removes a container whose failure is being reported already.
+    async fn remove_quietly(&self, id: &ExecutionId) {
+        if let Err(cleanup) = self.remove_container(id).await {
+            warn!(container = %id, error = %cleanup, "Cannot remove a container that failed.");
+        }
+    }
+
     async fn remove_container(&self, id: &ExecutionId) -> Result<()> {
         let options = RemoveContainerOptions { force: true, v: true, ..Default::default() };
         match self.docker.remove_container(&id.0, Some(options)).await {

@@ -56,6 +56,11 @@ pub enum Error {
     )]
     GpuUnavailable(String),
 
+    /// The execution's deployment network could not be joined (the interface could not be
+    /// made in its namespace). Nothing was left running.
+    #[error("cannot join the deployment network: {0}")]
+    Network(String),
+
     /// The WebAssembly module could not be loaded (file unreadable, download failed, not valid
     /// `.wasm`/`.wat`, missing `_start`). Nothing ran.
     #[error("cannot load WebAssembly module {source_name}: {reason}")]

@@ -131,6 +131,9 @@ pub struct ExecutionInfo {
     pub address: Option<std::net::IpAddr>,
     /// Its ports published on this host (Docker), as the engine bound them.
     pub published: Vec<Published>,
+    /// A process inside its deployment-network namespace (its sandbox), when it joined
+    /// one: after a restart of dms the interface is given again through it.
+    pub network_pid: Option<u32>,
 }
 
 /// A port of the workload published on the host.

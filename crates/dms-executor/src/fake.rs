@@ -197,6 +197,7 @@ impl Executor {
             state: run.state.borrow().clone(),
             address: None,
             published: run.published.clone(),
+            network_pid: None,
         }
     }
 }

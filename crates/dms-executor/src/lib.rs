@@ -66,6 +66,6 @@ pub use execution::{
 };
 pub use executor::Executor;
 pub use spec::{
-    GpuRequest, LABEL_ALLOCATION, LABEL_DEPLOYMENT, LABEL_SCOPE, ModuleSource, Mount, PortBinding,
-    Protocol, PullPolicy, Resources, Spec, Workload,
+    Attach, GpuRequest, LABEL_ALLOCATION, LABEL_DEPLOYMENT, LABEL_ROLE, LABEL_SCOPE, ModuleSource,
+    Mount, Network, PortBinding, Protocol, PullPolicy, Resources, Spec, Workload,
 };

@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -57,6 +58,40 @@ pub struct Spec {
     /// overridden here.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The deployment network to join (Docker): names in `/etc/hosts` and an interface
+    /// given before the workload starts. Not serialized: it holds a callback.
+    #[serde(skip)]
+    pub network: Option<Network>,
+}
+
+/// Label marking the container that holds an execution's network namespace.
+pub const LABEL_ROLE: &str = "dms.role";
+
+/// Called with the PID of a process inside an execution's network namespace, before the
+/// workload starts, to give the namespace its interface; says why it could not.
+pub type Attach =
+    Arc<dyn Fn(u32) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// A deployment network an execution joins.
+#[derive(Clone)]
+pub struct Network {
+    /// Host names and their addresses, written to the execution's `/etc/hosts`.
+    pub hosts: Vec<(String, IpAddr)>,
+    /// Gives the namespace its interface.
+    pub attach: Attach,
+}
+
+impl std::fmt::Debug for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Network").field("hosts", &self.hosts).finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for Network {
+    /// Networks are equal when their hosts are (callbacks cannot be compared).
+    fn eq(&self, other: &Network) -> bool {
+        self.hosts == other.hosts
+    }
 }
 
 impl Spec {
@@ -79,6 +114,7 @@ impl Spec {
             resources: Resources::default(),
             privileged: false,
             labels: BTreeMap::new(),
+            network: None,
         }
     }
 }

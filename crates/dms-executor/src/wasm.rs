@@ -207,6 +207,7 @@ impl Executor {
             state: entry.shared.state.borrow().clone(),
             address: None,
             published: Vec::new(),
+            network_pid: None,
         }
     }
 }

@@ -13,7 +13,8 @@ use std::io;
 use std::net::Ipv4Addr;
 
 use nix::sched::{CloneFlags, setns};
-use tun_rs::{AsyncDevice, DeviceBuilder};
+pub use tun_rs::AsyncDevice as Device;
+use tun_rs::DeviceBuilder;
 
 /// The interface's name inside every allocation.
 pub const DEVICE: &str = "dms0";
@@ -31,7 +32,7 @@ pub struct Interface {
 
 /// Creates [`DEVICE`] inside the network namespace of process `pid`, configured as
 /// `interface` and up; its packets are read and written through the returned device.
-pub async fn create_in(pid: u32, interface: Interface) -> io::Result<AsyncDevice> {
+pub async fn create_in(pid: u32, interface: Interface) -> io::Result<Device> {
     let device = in_namespace(pid, move || {
         DeviceBuilder::new()
             .name(DEVICE)
@@ -41,7 +42,7 @@ pub async fn create_in(pid: u32, interface: Interface) -> io::Result<AsyncDevice
             .map_err(|e| io::Error::new(e.kind(), format!("cannot create {DEVICE}: {e}")))
     })
     .await??;
-    AsyncDevice::new(device)
+    Device::new(device)
 }
 
 /// Runs `work` on a new OS thread inside the network namespace of process `pid`. What it

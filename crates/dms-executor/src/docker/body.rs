@@ -11,7 +11,8 @@ use bollard::models::{
 
 use crate::error::{Error, Result};
 use crate::spec::{
-    GpuRequest, LABEL_ALLOCATION, LABEL_DEPLOYMENT, LABEL_SCOPE, Protocol, Spec, Workload,
+    GpuRequest, LABEL_ALLOCATION, LABEL_DEPLOYMENT, LABEL_SCOPE, PortBinding, Protocol, Spec,
+    Workload,
 };
 
 /// CFS period used for CPU quotas: 100 ms, the kernel's default.
@@ -59,16 +60,7 @@ pub fn create_body(
         )));
     }
 
-    let mut labels: HashMap<String, String> = spec
-        .labels
-        .iter()
-        .filter(|(k, _)| !k.starts_with("dms."))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    labels.insert(LABEL_ALLOCATION.into(), spec.allocation.clone());
-    labels.insert(LABEL_DEPLOYMENT.into(), spec.deployment.clone());
-    labels.insert(LABEL_SCOPE.into(), scope.into());
-
+    let labels = labels(spec, scope);
     let mut host = HostConfig { privileged: Some(spec.privileged), ..HostConfig::default() };
     let r = &spec.resources;
     if let Some(cores) = r.cpu_cores {
@@ -133,28 +125,13 @@ pub fn create_body(
         );
     }
 
-    let mut exposed = Vec::new();
-    if !spec.ports.is_empty() {
-        let mut map: HashMap<String, Option<Vec<DockerPortBinding>>> = HashMap::new();
-        for p in &spec.ports {
-            let key = format!(
-                "{}/{}",
-                p.container_port,
-                match p.protocol {
-                    Protocol::Tcp => "tcp",
-                    Protocol::Udp => "udp",
-                }
-            );
-            exposed.push(key.clone());
-            map.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(
-                DockerPortBinding {
-                    host_ip: p.host_ip.map(|ip| ip.to_string()),
-                    host_port: Some(p.host_port.map(|port| port.to_string()).unwrap_or_default()),
-                },
-            );
-        }
-        host.port_bindings = Some(map);
-    }
+    // A workload on a deployment network shares its sandbox's namespace, which publishes
+    // the ports (see `sandbox.rs`).
+    let (exposed, bindings) = match spec.network {
+        None => ports(&spec.ports),
+        Some(_) => (None, None),
+    };
+    host.port_bindings = bindings;
 
     Ok(ContainerCreateBody {
         image: Some(image.to_owned()),
@@ -163,7 +140,7 @@ pub fn create_body(
         env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
         working_dir: spec.working_dir.clone(),
         labels: Some(labels),
-        exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        exposed_ports: exposed,
         // No TTY: stdout and stderr stay separate streams.
         tty: Some(false),
         attach_stdout: Some(false),
@@ -171,6 +148,47 @@ pub fn create_body(
         host_config: Some(host),
         ..ContainerCreateBody::default()
     })
+}
+
+/// The labels of everything made for `spec`: its own (without `dms.*`) and dms's.
+pub(crate) fn labels(spec: &Spec, scope: &str) -> HashMap<String, String> {
+    let mut labels: HashMap<String, String> = spec
+        .labels
+        .iter()
+        .filter(|(k, _)| !k.starts_with("dms."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    labels.insert(LABEL_ALLOCATION.into(), spec.allocation.clone());
+    labels.insert(LABEL_DEPLOYMENT.into(), spec.deployment.clone());
+    labels.insert(LABEL_SCOPE.into(), scope.into());
+    labels
+}
+
+/// Bindings of the engine's create request.
+pub(crate) type Bindings = HashMap<String, Option<Vec<DockerPortBinding>>>;
+
+/// The exposed ports and host bindings publishing `ports`; `None`s when there are none.
+pub(crate) fn ports(ports: &[PortBinding]) -> (Option<Vec<String>>, Option<Bindings>) {
+    if ports.is_empty() {
+        return (None, None);
+    }
+    let mut exposed = Vec::new();
+    let mut map: Bindings = HashMap::new();
+    for p in ports {
+        let protocol = match p.protocol {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        };
+        let key = format!("{}/{protocol}", p.container_port);
+        exposed.push(key.clone());
+        map.entry(key).or_insert_with(|| Some(Vec::new())).get_or_insert_with(Vec::new).push(
+            DockerPortBinding {
+                host_ip: p.host_ip.map(|ip| ip.to_string()),
+                host_port: Some(p.host_port.map(|port| port.to_string()).unwrap_or_default()),
+            },
+        );
+    }
+    (Some(exposed), Some(map))
 }
 
 fn device_request(gpus: &GpuRequest) -> DeviceRequest {
