@@ -130,11 +130,16 @@ pub fn translate_with(
     if source == Source::Compose {
         cx.variables = compose::interpolate::variables(options, &mut cx.warnings);
     }
-    let ensemble = match source {
+    let mut ensemble = match source {
         Source::Compose => compose::translate(text, &mut cx)?,
         Source::Kubernetes => kubernetes::translate(text, &mut cx)?,
         Source::Nomad => nomad::translate(text, &mut cx, options)?,
     };
+    // Services of one compose project, pod or job reach each other by name: on the
+    // ensemble's subnet, where every Docker allocation is `<name>.internal` (and `<name>`).
+    if ensemble.allocations.len() > 1 && ensemble.subnet.is_none() {
+        ensemble.subnet = Some(crate::model::Subnet::default());
+    }
     let (errors, warnings): (Vec<_>, Vec<_>) =
         crate::check(&ensemble).into_iter().partition(Diagnostic::is_error);
     cx.warnings.extend(warnings);

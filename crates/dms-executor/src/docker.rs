@@ -370,7 +370,13 @@ impl crate::Executor for Executor {
 
     async fn wait(&self, id: &ExecutionId) -> Result<ExitStatus> {
         self.entry(id)?;
-        self.wait_exit(id).await
+        let status = self.wait_exit(id).await?;
+        // The namespace has no use once the workload exited (a restart makes a new one).
+        let sandbox = self.table().get_mut(id).and_then(|e| e.sandbox.take());
+        if let Some(sandbox) = sandbox {
+            self.remove_quietly(&ExecutionId(sandbox)).await;
+        }
+        Ok(status)
     }
 
     #[instrument(skip(self), fields(container = %id))]

@@ -176,6 +176,7 @@ fn requests() -> Vec<Seed> {
         accept: Vec::new(),
         reject: Vec::new(),
         binds: Vec::new(),
+        subnet: false,
     };
     let bid = deployment::BidRequest {
         deployment: "d-1".into(),
@@ -197,6 +198,7 @@ fn requests() -> Vec<Seed> {
             allocation,
             module_b64: None,
             port_maps: Vec::new(),
+            subnet: None,
         }],
     };
     let anchor = cap::Anchor {

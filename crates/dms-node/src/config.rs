@@ -42,6 +42,40 @@ pub struct Config {
     pub quotas: QuotasConfig,
     /// Credentials for ensembles' stores.
     pub storage: StorageConfig,
+    /// Deployments' private networks on this provider.
+    pub subnet: SubnetConfig,
+}
+
+/// `[subnet]`: how this provider carries deployments' private networks: allocations get
+/// an interface (`dms0`) in their namespace, and packets to allocations on other
+/// providers travel as QUIC datagrams from this UDP endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubnetConfig {
+    /// Whether allocations here may join subnets (needs root: CAP_NET_ADMIN).
+    pub enabled: bool,
+    /// The UDP address the endpoint listens on (`0.0.0.0:0`: every address, a free port).
+    pub listen: String,
+    /// The MTU of allocations' interfaces.
+    pub mtu: u16,
+}
+
+impl Default for SubnetConfig {
+    fn default() -> SubnetConfig {
+        SubnetConfig { enabled: true, listen: "0.0.0.0:0".into(), mtu: 1400 }
+    }
+}
+
+impl SubnetConfig {
+    /// The listen address, parsed.
+    pub fn listen(&self) -> Result<std::net::SocketAddr, Error> {
+        self.listen.trim().parse().map_err(|_| {
+            Error::Rule(format!(
+                "subnet.listen: {:?} is not an address:port such as 0.0.0.0:4001",
+                self.listen
+            ))
+        })
+    }
 }
 
 /// Keys whose values `dms config show` and `dms config get` never print.

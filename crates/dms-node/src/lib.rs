@@ -307,15 +307,62 @@ pub struct Deployments {
     pub provider: dms_provider::Provider,
     /// The orchestrating side.
     pub registry: Arc<dms_orchestrator::Registry>,
+    /// Deployments' subnets here, when allocations can join them.
+    pub subnet: Option<dms_subnet::Subnet>,
 }
 
 impl Deployments {
     /// Stops placing (deployments resume after the restart), flushes every record, and
-    /// stops the allocation actors (workloads keep running, to be re-attached).
+    /// stops the allocation actors (workloads keep running, to be re-attached, and get
+    /// their subnet interface again then).
     pub async fn drain(&self) {
         self.registry.drain().await;
         self.provider.shutdown().await;
+        if let Some(subnet) = &self.subnet {
+            subnet.shutdown();
+        }
     }
+}
+
+/// Whether allocations here can join subnets: the runtime started on the node's key, and
+/// where other providers reach it; or why not.
+fn subnet_host(network: &NetworkRuntime, config: &Config) -> dms_provider::subnet::SubnetHost {
+    use dms_provider::subnet::SubnetHost;
+    let s = &config.subnet;
+    if !s.enabled {
+        return SubnetHost::Unavailable("subnets are disabled here (subnet.enabled)".into());
+    }
+    if let Err(why) = dms_subnet::tun::probe() {
+        return SubnetHost::Unavailable(why);
+    }
+    if !(576..=1420).contains(&s.mtu) {
+        return SubnetHost::Unavailable(format!("subnet.mtu {} is not from 576 to 1420", s.mtu));
+    }
+    let started = s.listen().map_err(|e| e.to_string()).and_then(|listen| {
+        let key =
+            dms_network::identity_of(network.actor.signing_key()).map_err(|e| e.to_string())?;
+        let subnet_config = dms_subnet::Config { listen, mtu: s.mtu };
+        dms_subnet::Subnet::start(&key, &subnet_config).map_err(|e| {
+            format!("the subnet endpoint cannot listen on {listen} (subnet.listen): {e}")
+        })
+    });
+    let subnet = match started {
+        Ok(subnet) => subnet,
+        Err(why) => {
+            tracing::warn!(%why, "Allocations here cannot join subnets.");
+            return SubnetHost::Unavailable(why);
+        }
+    };
+    let bound = subnet.local_addr().map_or(0, |a| a.port());
+    let listen = s.listen().map(|a| a.ip()).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+    let endpoints = if listen.is_unspecified() {
+        let host: std::net::IpAddr =
+            config.deployment.public_host().parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+        vec![std::net::SocketAddr::new(host, bound)]
+    } else {
+        vec![std::net::SocketAddr::new(listen, bound)]
+    };
+    SubnetHost::Ready { subnet, endpoints }
 }
 
 /// Starts the provider side (bids, allocation actors; recovers hosted allocations) and
@@ -357,6 +404,11 @@ pub async fn start_deployments(
             bind_paths: d.bind_paths()?,
         },
         executors,
+        subnet: subnet_host(network, config),
+    };
+    let subnet = match &deps.subnet {
+        dms_provider::subnet::SubnetHost::Ready { subnet, .. } => Some(subnet.clone()),
+        dms_provider::subnet::SubnetHost::Unavailable(_) => None,
     };
     let provider =
         dms_provider::Provider::start(deps).await.map_err(|e| Error::Network(e.to_string()))?;
@@ -394,7 +446,7 @@ pub async fn start_deployments(
     })?;
     dms_orchestrator::behaviors::register(&network.actor, &registry)
         .map_err(|e| Error::Network(e.to_string()))?;
-    Ok(Deployments { provider, registry })
+    Ok(Deployments { provider, registry, subnet })
 }
 
 /// The Docker scope label of the node with peer id `peer`: stable across restarts,

@@ -49,6 +49,7 @@ fn asks(count: usize) -> Vec<NodeAsk> {
             accept: Vec::new(),
             reject: Vec::new(),
             binds: Vec::new(),
+            subnet: false,
         })
         .collect()
 }

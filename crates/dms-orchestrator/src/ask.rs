@@ -72,6 +72,8 @@ pub fn asks(ensemble: &Ensemble) -> Vec<NodeAsk> {
                 .filter(|v| v.kind == dms_ensemble::model::VolumeKind::Bind)
                 .filter_map(|v| v.source.clone())
                 .collect();
+            let subnet = ensemble.subnet.is_some()
+                && node.allocations.iter().any(|a| joins_subnet(ensemble, a));
             NodeAsk {
                 node: name.clone(),
                 requirements,
@@ -80,9 +82,29 @@ pub fn asks(ensemble: &Ensemble) -> Vec<NodeAsk> {
                 accept,
                 reject,
                 binds,
+                subnet,
             }
         })
         .collect()
+}
+
+/// Whether allocation `name` gets an address on the ensemble's subnet: every allocation
+/// but WebAssembly ones (WASI preview 1 has no sockets; `dms validate` warns).
+pub fn joins_subnet(ensemble: &dms_ensemble::model::Ensemble, name: &str) -> bool {
+    ensemble.subnet.is_some()
+        && ensemble
+            .allocations
+            .get(name)
+            .is_some_and(|a| a.executor != dms_ensemble::model::Executor::Wasm)
+}
+
+/// The addresses of the ensemble's subnet, when it has one; why they do not fit.
+pub fn subnet(
+    ensemble: &dms_ensemble::model::Ensemble,
+) -> Result<Option<dms_protocol::subnet::SubnetPlan>, String> {
+    let Some(subnet) = &ensemble.subnet else { return Ok(None) };
+    let names = ensemble.allocations.keys().filter(|n| joins_subnet(ensemble, n));
+    dms_protocol::subnet::assign(subnet.cidr.as_deref(), names.map(String::as_str)).map(Some)
 }
 
 /// The score weights and benchmark preference an ensemble's `requirements.prefer` asks

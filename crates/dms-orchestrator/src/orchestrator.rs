@@ -34,6 +34,7 @@ pub mod placement;
 pub mod policy;
 pub(crate) mod standby;
 pub(crate) mod storage;
+pub(crate) mod subnet;
 pub(crate) mod supervision;
 pub(crate) mod writer;
 

@@ -202,6 +202,7 @@ impl Registry {
             .map(Duration::from_millis)
             .unwrap_or(self.shared.settings.default_deadline);
         let node_of = ask::node_of(&request.ensemble);
+        let subnet = ask::subnet(&request.ensemble).map_err(Error::InvalidEnsemble)?;
         let allocations = request
             .ensemble
             .allocations
@@ -241,6 +242,7 @@ impl Registry {
             next_seq: 0,
             orchestrator: None,
             submitter: Some(submitter),
+            subnet,
         };
         let key = identity::create(&self.shared.store, &id)?;
         let orchestrator = Orchestrator::spawn(self.shared.clone(), record, key);
@@ -279,6 +281,7 @@ impl Registry {
             next_seq: 0,
             orchestrator: None,
             submitter: None,
+            subnet: None,
         };
         let asks = ask::asks(&record.ensemble);
         let key = dms_crypto::KeyPair::generate(dms_crypto::KeyType::Ed25519);

@@ -246,6 +246,7 @@ mod tests {
             accept: Vec::new(),
             reject: Vec::new(),
             binds: Vec::new(),
+            subnet: false,
         }
     }
 

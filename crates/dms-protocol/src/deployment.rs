@@ -67,6 +67,10 @@ pub struct NodeAsk {
     /// Host paths the node's `bind` volumes name: the provider must allow each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub binds: Vec<String>,
+    /// The node's allocations join the deployment's subnet: the provider must be able
+    /// to give them interfaces.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub subnet: bool,
 }
 
 /// A provider's answer to a [`BidRequest`]: a bid or a refusal for every node asked.
@@ -111,7 +115,7 @@ pub struct Refusal {
 }
 
 /// A reason with a stable code (`insufficient_ram`, `executor`, `not_onboarded`,
-/// `contract_required`, `excluded`, `pinned_elsewhere`, `reserve_failed`).
+/// `contract_required`, `excluded`, `pinned_elsewhere`, `reserve_failed`, `subnet`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
     /// Whether it may pass: resources the machine has but are in use now. The
@@ -165,6 +169,9 @@ pub struct AllocationSpec {
     /// `ports`); its other ports are published on a free public port.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub port_maps: Vec<dms_ensemble::model::PortMap>,
+    /// Its address and names on the deployment's subnet, when it joins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<crate::subnet::Join>,
 }
 
 /// The allocation actors created, by allocation name.
@@ -172,6 +179,9 @@ pub struct AllocationSpec {
 pub struct Allocated {
     /// Handles by allocation name.
     pub allocations: BTreeMap<String, Handle>,
+    /// Where the provider's subnet endpoint answers (when an allocation joined one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnet_endpoints: Vec<std::net::SocketAddr>,
 }
 
 /// Undo everything a provider holds for a deployment (or one node of it).

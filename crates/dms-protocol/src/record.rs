@@ -215,6 +215,9 @@ pub struct Deployment {
     /// Who submitted it (the DID that signed the request; counted against its quota).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitter: Option<String>,
+    /// Its private network's addresses and routes, when the ensemble has a `subnet`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<crate::subnet::SubnetPlan>,
 }
 
 impl Deployment {

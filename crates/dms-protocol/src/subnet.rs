@@ -9,11 +9,18 @@
 //! its own.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-/// The addresses of one deployment's network.
+use crate::Request;
+
+/// Provider root: the routes of a deployment's network ([`Routes`]), from the
+/// orchestrator that allocated there. Answer: [`RoutesApplied`].
+pub const ROUTES: &str = "/dms/deployment/subnet";
+
+/// The addresses of one deployment's network, and where the providers hosting its
+/// allocations take its packets.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubnetPlan {
     /// The range, `a.b.c.d/N`.
@@ -22,12 +29,100 @@ pub struct SubnetPlan {
     pub gateway: Ipv4Addr,
     /// Each allocation's address, by name.
     pub addresses: BTreeMap<String, Ipv4Addr>,
+    /// Each provider's subnet endpoints, by peer id, as its allocate answer said.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub endpoints: BTreeMap<String, Vec<SocketAddr>>,
+    /// The version of the routes last sent (one more at each change of placement).
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl SubnetPlan {
     /// The prefix length of the range.
     pub fn prefix(&self) -> u8 {
         self.cidr.split_once('/').and_then(|(_, n)| n.parse().ok()).unwrap_or(32)
+    }
+
+    /// What allocation `name` is given: its address and every allocation's names
+    /// (`<dns_name>.internal` and `<dns_name>`, the allocation's name by default).
+    pub fn join(&self, ensemble: &dms_ensemble::model::Ensemble, name: &str) -> Option<Join> {
+        let address = *self.addresses.get(name)?;
+        let mut hosts = BTreeMap::new();
+        for (other, ip) in &self.addresses {
+            let dns = ensemble.allocations.get(other).and_then(|a| a.dns_name.clone());
+            let dns = dns.unwrap_or_else(|| other.clone());
+            hosts.insert(format!("{dns}.internal"), *ip);
+            hosts.insert(dns, *ip);
+        }
+        Some(Join { address, prefix: self.prefix(), hosts })
+    }
+}
+
+/// What one allocation is given on its deployment's network.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Join {
+    /// Its address.
+    pub address: Ipv4Addr,
+    /// The prefix length of the range.
+    pub prefix: u8,
+    /// Names resolved inside it, to addresses.
+    pub hosts: BTreeMap<String, Ipv4Addr>,
+}
+
+/// Where a deployment's addresses are: sent by its orchestrator to every provider
+/// hosting one of its allocations, before the first start and after each change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Routes {
+    /// The deployment id.
+    pub deployment: String,
+    /// Newer routes replace older ones; older ones arriving late are ignored.
+    pub version: u64,
+    /// One per allocation with an address.
+    pub routes: Vec<Route>,
+}
+
+/// One allocation's address and the provider hosting it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    /// The address.
+    pub address: Ipv4Addr,
+    /// The allocation's name.
+    pub allocation: String,
+    /// The provider's peer id.
+    pub peer: String,
+    /// Where the provider's subnet endpoint answers.
+    pub endpoints: Vec<SocketAddr>,
+}
+
+/// The routes a provider now uses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoutesApplied {
+    /// Their version (a newer one it had already stays).
+    pub version: u64,
+}
+
+impl Request for Routes {
+    const BEHAVIOR: &'static str = ROUTES;
+    type Response = RoutesApplied;
+}
+
+impl SubnetPlan {
+    /// The routes of `placed` allocations (name → hosting peer), at the plan's version.
+    pub fn routes(&self, deployment: &str, placed: &BTreeMap<String, String>) -> Routes {
+        let routes = self
+            .addresses
+            .iter()
+            .filter_map(|(name, address)| {
+                let peer = placed.get(name)?;
+                Some(Route {
+                    address: *address,
+                    allocation: name.clone(),
+                    peer: peer.clone(),
+                    endpoints: self.endpoints.get(peer).cloned().unwrap_or_default(),
+                })
+            })
+            .collect();
+        Routes { deployment: deployment.to_string(), version: self.version, routes }
     }
 }
 
@@ -60,7 +155,13 @@ pub fn assign<'a>(
         .zip(2u32..)
         .map(|(name, offset)| (name.to_string(), address(offset)))
         .collect();
-    Ok(SubnetPlan { cidr: cidr.to_string(), gateway: address(1), addresses })
+    Ok(SubnetPlan {
+        cidr: cidr.to_string(),
+        gateway: address(1),
+        addresses,
+        endpoints: BTreeMap::new(),
+        version: 0,
+    })
 }
 
 /// The 8 bytes that mark a deployment's packets between providers:

@@ -381,10 +381,12 @@ impl Allocation {
             }
             Effect::Tell => self.tell(ctx),
             Effect::Ended => {
+                crate::subnet::leave(&self.shared, &self.hosted);
                 self.release_volumes();
                 self.shared.ledger.ended(&self.hosted.reservation, &self.hosted.id).await
             }
             Effect::Forget => {
+                crate::subnet::leave(&self.shared, &self.hosted);
                 self.release_volumes();
                 self.log_file().remove();
                 hosted::forget(&self.shared.store, &self.hosted.id).await;
@@ -404,8 +406,12 @@ impl Allocation {
             Ok(volumes) => volumes,
             Err(error) => return Input::StartFailed { error },
         };
-        let spec = match work::executor_spec(&self.hosted, &volumes) {
+        let mut spec = match work::executor_spec(&self.hosted, &volumes) {
             Ok(spec) => spec,
+            Err(error) => return Input::StartFailed { error },
+        };
+        spec.network = match crate::subnet::network(&self.shared, &self.hosted) {
+            Ok(network) => network,
             Err(error) => return Input::StartFailed { error },
         };
         let starting = std::time::Instant::now();

@@ -24,6 +24,8 @@ pub struct Offer<'a> {
     pub ports_taken: &'a BTreeMap<u16, crate::ports::Taken>,
     /// The host paths `bind` volumes may name (`deployment.bind_paths`).
     pub bind_paths: &'a [std::path::PathBuf],
+    /// Why allocations here cannot join a deployment's subnet (`None`: they can).
+    pub subnet_unavailable: Option<&'a str>,
 }
 
 /// The answer to `request` (bids without reservations yet) and, per bid, the resources
@@ -103,6 +105,13 @@ fn judge(
         {
             reasons.push(reason(false, "bind", why));
         }
+    }
+    if let Some(why) = offer.subnet_unavailable.filter(|_| ask.subnet) {
+        reasons.push(reason(
+            false,
+            "subnet",
+            format!("cannot join the deployment's subnet: {why}"),
+        ));
     }
     for port in &ask.requirements.ports {
         if let Some(taken) = offer.ports_taken.get(port) {
@@ -240,6 +249,7 @@ mod tests {
             accept: vec![country("DE")],
             reject: Vec::new(),
             binds: Vec::new(),
+            subnet: false,
         };
         assert!(location_reasons(&ask, Some(&berlin)).is_empty());
         assert_eq!(

@@ -7,6 +7,7 @@
 //! | `/dms/deployment/commit` | `Commit` → `Committed` (keeps the reservation; fails when it lapsed) |
 //! | `/dms/deployment/allocate` | `Allocate` → `Allocated`: the allocation actors' handles |
 //! | `/dms/deployment/revert` | `Revert` → `Reverted`: reservations released, allocations stopped |
+//! | `/dms/deployment/subnet` | `Routes` → `RoutesApplied`: where the deployment's addresses are (its orchestrator only) |
 //!
 //! A bid is a pure evaluation of the request against one snapshot of the machine
 //! ([`bid::evaluate`]), then one reservation backs every bid of the answer. Each hosted
@@ -25,6 +26,7 @@
 //! - [`resources`]: the resource manager (onboarded, committed, allocated, free).
 //! - [`onboarding`]: onboarding, resource and hardware behaviors, benchmarks.
 //! - [`executors`]: the executor set the composition root builds.
+//! - [`subnet`]: the routes behavior and the deployment network allocations join.
 
 pub mod allocation;
 pub mod bid;
@@ -34,6 +36,7 @@ pub mod onboarding;
 pub mod ports;
 pub mod recover;
 pub mod resources;
+pub mod subnet;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -107,6 +110,8 @@ pub struct Deps {
     pub settings: Settings,
     /// The executors allocations run on.
     pub executors: Executors,
+    /// Whether allocations can join deployments' subnets, and through what.
+    pub subnet: subnet::SubnetHost,
 }
 
 /// What the provider and its allocation actors share.
@@ -133,6 +138,8 @@ pub struct Shared {
     volume_users: allocation::VolumeUsers,
     /// The client that moves data through presigned URLs.
     http: reqwest::Client,
+    /// Deployments' subnets.
+    subnet: subnet::SubnetHost,
 }
 
 /// Who made a reservation.
@@ -274,6 +281,7 @@ impl Provider {
             executors: deps.executors,
             rtts: deps.rtts,
             settings: deps.settings,
+            subnet: deps.subnet,
             allocations: Mutex::new(BTreeMap::new()),
             reservers: Mutex::new(BTreeMap::new()),
             ports: ports::Ports::default(),
@@ -285,6 +293,7 @@ impl Provider {
                 .unwrap_or_default(),
         });
         register(&shared)?;
+        subnet::register(&shared)?;
         shared.root.subscribe(DEPLOYMENT_TOPIC);
         recover::recover(&shared).await;
         Ok(Provider { shared })
@@ -390,6 +399,7 @@ async fn bid(shared: &Shared, request: &BidRequest, from: dms_actor::Handle) -> 
         rtt_ms: &rtt_ms,
         ports_taken: &ports_taken,
         bind_paths: &shared.settings.bind_paths,
+        subnet_unavailable: shared.subnet.unavailable(),
     };
     let (mut answer, claims) = bid::evaluate(request, &offer);
     if answer.bids.is_empty() {
@@ -518,6 +528,9 @@ async fn allocate(shared: &Arc<Shared>, request: Allocate) -> Result<Allocated, 
     .await
     .map_err(failed)??;
     let mut allocated = Allocated::default();
+    if records.iter().any(|h| h.spec.subnet.is_some()) {
+        allocated.subnet_endpoints = shared.subnet.endpoints();
+    }
     for (hosted, key) in records.into_iter().zip(keys) {
         shared.ledger.hosting(&hosted.reservation, &hosted.id);
         let (id, name) = (hosted.id.clone(), hosted.spec.name.clone());

@@ -29,7 +29,10 @@ pub(crate) async fn recover(shared: &Arc<Shared>) {
                 return;
             }
         };
-    let reattached = reattach(shared, &records).await;
+    let recovery = reattach(shared, &records).await;
+    crate::subnet::restore(shared, &records, &recovery).await;
+    let reattached: BTreeMap<String, String> =
+        recovery.into_iter().map(|info| (info.allocation, info.id.0)).collect();
     release_unaccounted(shared, &records).await;
     sweep_volumes(shared, &records);
     let mut by_reservation: BTreeMap<&str, Vec<&Hosted>> = BTreeMap::new();
@@ -64,24 +67,21 @@ pub(crate) async fn recover(shared: &Arc<Shared>) {
     }
 }
 
-/// Re-attaches the containers of allocations that had not ended: execution ids by
-/// allocation.
-async fn reattach(shared: &Shared, records: &[Hosted]) -> BTreeMap<String, String> {
+/// Re-attaches the containers of allocations that had not ended.
+async fn reattach(shared: &Shared, records: &[Hosted]) -> Vec<dms_executor::ExecutionInfo> {
     let wanted: std::collections::HashSet<String> = records
         .iter()
         .filter(|h| h.spec.allocation.executor == Kind::Docker && !h.status.state.is_terminal())
         .map(|h| h.id.clone())
         .collect();
     let Some(docker) = shared.executors.get(Kind::Docker).filter(|_| !wanted.is_empty()) else {
-        return BTreeMap::new();
+        return Vec::new();
     };
     match docker.reattach(&wanted).await {
-        Ok(recovery) => {
-            recovery.reattached.into_iter().map(|info| (info.allocation, info.id.0)).collect()
-        }
+        Ok(recovery) => recovery.reattached,
         Err(error) => {
             warn!(%error, "Could not re-attach containers.");
-            BTreeMap::new()
+            Vec::new()
         }
     }
 }

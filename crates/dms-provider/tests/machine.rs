@@ -32,6 +32,7 @@ fn hosted(policy: &str, kind: &str) -> Hosted {
             allocation,
             module_b64: None,
             port_maps: Vec::new(),
+            subnet: None,
         },
         execution: None,
         status: AllocationStatus { state: AllocationState::Allocated, ..Default::default() },

@@ -335,7 +335,8 @@ async fn read_local(inner: Arc<Inner>, tag: [u8; 8], allocation: String, device:
         let n = match device.recv(&mut buffer).await {
             Ok(n) => n,
             Err(e) => {
-                warn!(%allocation, error = %e, "Cannot read the allocation's interface.");
+                // Its namespace went with the workload.
+                debug!(%allocation, error = %e, "The allocation's interface is gone.");
                 return;
             }
         };

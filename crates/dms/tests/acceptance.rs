@@ -23,6 +23,7 @@ mod acceptance {
     pub mod steps_resources;
     pub mod steps_storage;
     pub mod steps_store;
+    pub mod steps_subnet;
     pub mod steps_supervision;
     pub mod world;
 }

@@ -32,6 +32,13 @@ impl Checker<'_> {
             )
             .expected("ports only on docker or vm allocations");
         }
+        if self.ensemble.subnet.is_some() && a.executor == crate::model::Executor::Wasm {
+            self.warning(
+                &format!("{base}.executor"),
+                "a WebAssembly allocation cannot join the subnet (WASI preview 1 has no \
+                 sockets): it gets no address, and no name resolves to it",
+            );
+        }
         if !a.resources.gpus.is_empty() && a.executor == crate::model::Executor::Wasm {
             self.error(
                 &format!("{base}.resources.gpus"),

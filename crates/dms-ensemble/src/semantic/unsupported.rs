@@ -7,7 +7,6 @@ use super::Checker;
 /// The fields this version accepts but does not act on, and why (schema paths:
 /// `<name>` for any map key, `[]` for any list item).
 pub const UNSUPPORTED: &[(&str, &str)] = &[
-    ("allocations.<name>.dns_name", "names between allocations are not served yet"),
     ("allocations.<name>.execution.user", "containers run as the image's user"),
     ("allocations.<name>.keys", "keys are not installed into workloads yet"),
     ("allocations.<name>.provision", "provisioning scripts are not run yet"),
@@ -25,7 +24,7 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("requirements.budget", "spending is not tracked yet"),
     ("requirements.currency", "prices are not converted or settled yet"),
     ("scripts", "provisioning scripts are not run yet"),
-    ("subnet", "no network is made between allocations yet"),
+    ("subnet.join", "the orchestrating machine does not join the subnet yet"),
 ];
 
 fn why(field: &str) -> &'static str {
@@ -40,7 +39,6 @@ impl Checker<'_> {
         for (name, a) in &e.allocations {
             let base = format!("allocations.{name}");
             let fields = [
-                (a.dns_name.is_some(), "dns_name", "allocations.<name>.dns_name"),
                 (a.execution.user.is_some(), "execution.user", "allocations.<name>.execution.user"),
                 (!a.keys.is_empty(), "keys", "allocations.<name>.keys"),
                 (!a.provision.is_empty(), "provision", "allocations.<name>.provision"),
@@ -83,7 +81,7 @@ impl Checker<'_> {
             (requirements.is_some_and(|r| r.budget.is_some()), "requirements.budget"),
             (requirements.is_some_and(|r| r.currency.is_some()), "requirements.currency"),
             (!e.scripts.is_empty(), "scripts"),
-            (e.subnet.is_some(), "subnet"),
+            (e.subnet.as_ref().is_some_and(|s| s.join), "subnet.join"),
         ];
         for (present, field) in top {
             if present {

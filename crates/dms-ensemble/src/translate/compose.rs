@@ -177,6 +177,11 @@ fn service(
     }
     if let Some(policy) = s.str("restart") {
         a.restart = parts::restart_policy(&policy, cx, s.pos("restart"), &path.key("restart"));
+        // Run once and never restarted: a task, which completes when it exits with 0
+        // (a service that exits has failed).
+        if matches!(policy.as_str(), "no" | "none") {
+            a.kind = crate::model::AllocationType::Task;
+        }
     }
     let mut given = (false, false);
     if let Some(cpus) = s.get("cpus") {

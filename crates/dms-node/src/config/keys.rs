@@ -116,6 +116,21 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "A session token for temporary storage credentials; never printed.",
     },
     KeyDoc {
+        key: "subnet.enabled",
+        expected: "true or false",
+        doc: "Whether allocations on this provider may join deployments' private networks (an interface `dms0` in each allocation; needs root for CAP_NET_ADMIN). When false, or when the interface cannot be made, bids for subnet deployments are refused with reason `subnet`.",
+    },
+    KeyDoc {
+        key: "subnet.listen",
+        expected: "an address:port (UDP)",
+        doc: "Where this provider's subnet endpoint listens: packets between allocations on different providers travel as QUIC datagrams to it, authenticated by the node's identity. Default 0.0.0.0:0 (every address, a free port).",
+    },
+    KeyDoc {
+        key: "subnet.mtu",
+        expected: "a whole number from 576 to 1420",
+        doc: "The MTU of allocations' interfaces: what one QUIC datagram carries on a 1500-byte path (1400 by default). Larger packets are answered with ICMP \"fragmentation needed\" so senders adapt.",
+    },
+    KeyDoc {
         key: "quotas.deployments_per_user",
         expected: "a whole number, 1 or more",
         doc: "Unfinished deployments one submitter (the DID that signs `dms deploy`) may have on this node at once; more are refused with `quota`.",

@@ -330,6 +330,10 @@ impl Orchestrator {
                             allocation: record.ensemble.allocations.get(name)?.clone(),
                             module_b64: record.modules.get(name).cloned(),
                             port_maps: ask::port_maps(&record.ensemble, node, name),
+                            subnet: record
+                                .subnet
+                                .as_ref()
+                                .and_then(|plan| plan.join(&record.ensemble, name)),
                         })
                     })
                     .collect(),
@@ -342,6 +346,7 @@ impl Orchestrator {
         while let Some(Ok((peer, result))) = calls.join_next().await {
             match result {
                 Ok(allocated) => {
+                    self.note_endpoints(&peer, allocated.subnet_endpoints);
                     // A new copy is as good as heard: its silence counts from now.
                     for name in allocated.allocations.keys() {
                         self.note_heard(name);
@@ -372,6 +377,8 @@ impl Orchestrator {
         if let Some(failed) = failed {
             return Err(failed);
         }
+        // Every allocation's address must route before any starts and sends.
+        self.push_routes().await?;
         self.phase(
             replacing,
             DeploymentState::Starting,

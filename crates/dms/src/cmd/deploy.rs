@@ -289,15 +289,22 @@ fn print_info(record: &Deployment, events: usize) {
         println!();
         output::table(&["node", "provider", "score"], &placement);
     }
-    // Every allocation actor has an identity of its own.
+    // Every allocation actor has an identity of its own, and on a subnet an address.
+    let address = |name: &str| {
+        let plan = record.subnet.as_ref();
+        let address = plan.and_then(|p| Some(format!("{}/{}", p.addresses.get(name)?, p.prefix())));
+        address.unwrap_or_else(|| "-".into())
+    };
     let identities: Vec<Vec<String>> = record
         .allocations
         .iter()
-        .filter_map(|(name, a)| Some(vec![name.clone(), a.handle.as_ref()?.did.to_string()]))
+        .filter_map(|(name, a)| {
+            Some(vec![name.clone(), a.handle.as_ref()?.did.to_string(), address(name)])
+        })
         .collect();
     if !identities.is_empty() {
         println!();
-        output::table(&["allocation", "actor DID"], &identities);
+        output::table(&["allocation", "actor DID", "subnet address"], &identities);
     }
     print_summary(&record.id, record.state, &record.allocations, &record.standby);
     print_endpoints(&record.allocations);

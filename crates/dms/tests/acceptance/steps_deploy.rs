@@ -461,7 +461,7 @@ async fn restart(world: &mut DmsWorld, index: usize, kill: bool) {
 }
 
 /// Sets a config key of node `index` and restarts it so that it applies.
-async fn configure(world: &mut DmsWorld, index: usize, key: &str, value: &str) {
+pub(super) async fn configure(world: &mut DmsWorld, index: usize, key: &str, value: &str) {
     let home = node(world, index)["home"].as_str().expect("home").to_string();
     let out = run(std::path::Path::new(&home), &["config", "set", key, value], &[]).await;
     assert!(out.status.success(), "{}", out.stderr);
@@ -485,7 +485,7 @@ async fn requires_contracts(world: &mut DmsWorld, index: usize) {
     wait_for_peers(world).await;
 }
 
-async fn wait_for_peers(world: &DmsWorld) {
+pub(super) async fn wait_for_peers(world: &DmsWorld) {
     let count = world.devnet.as_ref().expect("devnet")["nodes"].as_array().map_or(0, Vec::len);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -67,6 +67,7 @@ fn record_of(nodes: &[&str], deadline_after: Duration) -> Deployment {
         next_seq: 0,
         orchestrator: None,
         submitter: None,
+        subnet: None,
     }
 }
 

@@ -1,0 +1,194 @@
+//! Steps for deployments' subnets: a compose file translated with `dms translate`, its
+//! services on two devnet providers reaching each other by name, a second deployment
+//! that cannot, a node port map, and what remains after shutdown (nothing).
+
+use std::time::{Duration, Instant};
+
+use cucumber::{given, then, when};
+
+use super::steps_deploy::{IMAGE, configure, deploy, devnet_cli, dms, peer, status, write};
+use super::world::DmsWorld;
+
+/// A db service answering every connection on 5432 with a line, published at `public`;
+/// a web task that reads it by name (retrying while the db starts).
+fn compose(public: u16) -> String {
+    format!(
+        "services:\n  db:\n    image: {IMAGE}\n    command: [sh, -c, \"while true; do echo 'rows from db' | nc -l -p 5432; done\"]\n    \
+         ports: [\"{public}:5432\"]\n    deploy: {{resources: {{limits: {{cpus: '0.25', memory: 64M}}}}}}\n  \
+         web:\n    image: {IMAGE}\n    restart: \"no\"\n    depends_on: [db]\n    \
+         command: [sh, -c, \"for i in 1 2 3 4 5 6 7 8 9 10; do nc db.internal 5432 && exit 0; sleep 1; done; exit 1\"]\n    \
+         deploy: {{resources: {{limits: {{cpus: '0.25', memory: 64M}}}}}}\n"
+    )
+}
+
+#[when(
+    "the devnet user translates a compose file with a db service published at that port and a web task reading db.internal:5432"
+)]
+async fn translate(world: &mut DmsWorld) {
+    let public = world.public_port.expect("a public port was chosen");
+    let file = write(world, "compose.yml", &compose(public));
+    let out = dms(world, &["translate", &file]).await;
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stdout.contains("subnet: {}"), "a compose project gets a subnet:\n{}", out.stdout);
+    world.last = Some(out);
+}
+
+#[when(regex = r"^deploys it with db pinned to node (\d+) and web to node (\d+)$")]
+async fn deploy_pinned(world: &mut DmsWorld, db: usize, web: usize) {
+    // What a user does with the translation: one machine per service.
+    let mut ensemble = dms_ensemble::load(&world.last().stdout).expect("it loads").ensemble;
+    let main = ensemble.nodes.remove("main").expect("compose services share node main");
+    let on = |allocation: &str, index: usize| {
+        let mut node = main.clone();
+        node.allocations = vec![allocation.to_string()];
+        node.ports.retain(|p| p.allocation == allocation);
+        node.peer = Some(peer(world, index));
+        node
+    };
+    ensemble.nodes.insert("dbnode".into(), on("db", db));
+    ensemble.nodes.insert("webnode".into(), on("web", web));
+    let file = write(world, "subnet.yaml", &dms_ensemble::to_yaml(&ensemble));
+    deploy(world, &file, &[]).await;
+}
+
+/// The output lines of `allocation`, waiting until it has some.
+async fn output_of(world: &DmsWorld, allocation: &str) -> String {
+    let id = world.deployment.clone().expect("a deployment");
+    let prefix = format!("{allocation} | ");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = devnet_cli(world, 0, &["deployments", "logs", &id]).await;
+        let lines: Vec<&str> =
+            out.stdout.lines().filter_map(|l| l.strip_prefix(prefix.as_str())).collect();
+        if !lines.is_empty() {
+            return lines.join("\n");
+        }
+        assert!(Instant::now() < deadline, "no output of {allocation}:\n{}", out.stdout);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[then(regex = r#"^the output of (\w+) is "([^"]+)"$"#)]
+async fn output_is(world: &mut DmsWorld, allocation: String, text: String) {
+    assert_eq!(output_of(world, &allocation).await, text);
+}
+
+#[then("\"dms deployments info\" shows the subnet addresses of db and web")]
+async fn info_addresses(world: &mut DmsWorld) {
+    let id = world.deployment.clone().expect("a deployment");
+    let out = devnet_cli(world, 0, &["deployments", "info", &id]).await;
+    for (name, address) in [("db", "10.42.0.2/16"), ("web", "10.42.0.3/16")] {
+        assert!(
+            out.stdout.lines().any(|l| l.starts_with(name) && l.ends_with(address)),
+            "{name} at {address} not in:\n{}",
+            out.stdout
+        );
+    }
+}
+
+#[then(regex = r#"^a connection to that public port on this machine reads "([^"]+)"$"#)]
+async fn public_port_reads(world: &mut DmsWorld, text: String) {
+    use tokio::io::AsyncReadExt as _;
+    let public = world.public_port.expect("a public port");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut read = String::new();
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", public)).await {
+            let _ = tokio::time::timeout(Duration::from_secs(3), stream.read_to_string(&mut read))
+                .await;
+        }
+        if read.contains(&text) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "port {public} read {read:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[when(regex = r"^a second deployment on node (\d+) tries to reach db's subnet address$")]
+async fn probe(world: &mut DmsWorld, node: usize) {
+    let first = world.deployment.clone();
+    // Its own subnet in another range, and an address of its own in the first range's
+    // place would not help either: there is no route between deployments.
+    let script = "if nc -w 3 10.42.0.2 5432 </dev/null | grep -q rows; then echo reached; \
+                  else echo unreachable; fi";
+    let text = format!(
+        "version: V1\nallocations:\n  probe:\n    type: task\n    executor: docker\n    \
+         resources: {{cpu: {{cores: 0.25}}, ram: 64MiB}}\n    \
+         execution: {{image: \"{IMAGE}\", command: [sh, -c, \"{script}\"]}}\n  \
+         peer:\n    type: task\n    executor: docker\n    \
+         resources: {{cpu: {{cores: 0.25}}, ram: 64MiB}}\n    \
+         execution: {{image: \"{IMAGE}\", command: [\"true\"]}}\n\
+         nodes:\n  only:\n    allocations: [probe, peer]\n    peer: {}\nsubnet: {{}}\n",
+        peer(world, node)
+    );
+    let file = write(world, "probe.yaml", &text);
+    deploy(world, &file, &[]).await;
+    assert!(world.last().status.success(), "{}", world.last().stderr);
+    world.endpoint = Some(output_of(world, "probe").await);
+    world.deployment = first;
+}
+
+#[then("it could not, and neither can this machine")]
+async fn unreachable(world: &mut DmsWorld) {
+    assert_eq!(world.endpoint.as_deref(), Some("unreachable"));
+    // (A connection may be accepted by something on the way, such as a proxy of this
+    // machine's network: what matters is that the db never answers.)
+    let from_host = async {
+        use tokio::io::AsyncReadExt as _;
+        let mut stream = tokio::net::TcpStream::connect(("10.42.0.2", 5432)).await?;
+        let mut read = String::new();
+        stream.read_to_string(&mut read).await?;
+        Ok::<_, std::io::Error>(read)
+    };
+    let read = tokio::time::timeout(Duration::from_secs(3), from_host).await;
+    assert!(
+        !matches!(&read, Ok(Ok(text)) if text.contains("rows")),
+        "this machine reached db's subnet address: {read:?}"
+    );
+}
+
+#[then("no container, TUN device or firewall rule made for it remains")]
+async fn nothing_remains(world: &mut DmsWorld) {
+    let id = world.deployment.clone().expect("a deployment");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = status(world).await["state"].as_str().unwrap_or("").to_string();
+        let containers = sh(&format!("docker ps -aq --filter label=dms.deployment={id}")).await;
+        if containers.trim().is_empty() && state != "running" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left: {containers} (state {state})");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let links = sh("ip -o link show").await;
+    assert!(!links.contains("dms0"), "a dms interface is on this machine:\n{links}");
+    let rules = sh("iptables-save 2>/dev/null || true").await;
+    assert!(!rules.to_lowercase().contains("dms"), "a dms firewall rule remains:\n{rules}");
+}
+
+async fn sh(script: &str) -> String {
+    let out = tokio::process::Command::new("sh").args(["-c", script]).output().await;
+    let out = out.expect("sh runs");
+    assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[given(regex = r"^node (\d+) has subnets disabled$")]
+async fn subnets_disabled(world: &mut DmsWorld, node: usize) {
+    configure(world, node, "subnet.enabled", "false").await;
+    super::steps_deploy::wait_for_peers(world).await;
+}
+
+#[when(regex = r"^the devnet user plans a subnet deployment pinned to node (\d+)$")]
+async fn plan_pinned(world: &mut DmsWorld, node: usize) {
+    let text = format!(
+        "version: V1\nallocations:\n  a:\n    type: task\n    executor: docker\n    \
+         resources: {{cpu: {{cores: 0.25}}, ram: 64MiB}}\n    \
+         execution: {{image: \"{IMAGE}\", command: [\"true\"]}}\n\
+         nodes:\n  only:\n    allocations: [a]\n    peer: {}\nsubnet: {{}}\n",
+        peer(world, node)
+    );
+    let file = write(world, "plan-subnet.yaml", &text);
+    deploy(world, &file, &["--plan"]).await;
+}
