@@ -240,10 +240,19 @@ fn kvm(path: &Path, modules: &Path, cpuinfo: &Path) -> Check {
 }
 
 fn tun(path: &Path) -> Check {
-    match open_rw(path) {
-        Ok(_) => {
-            Check::new("tun", Status::Ok, format!("{} opens read-write", path.display()), None)
-        }
+    match open_rw(path).map(|_| dms_subnet::tun::probe()) {
+        Ok(Ok(())) => Check::new(
+            "tun",
+            Status::Ok,
+            format!("{} opens read-write; allocations can be given interfaces", path.display()),
+            None,
+        ),
+        Ok(Err(why)) => Check::new(
+            "tun",
+            Status::Warn,
+            format!("{why}; this node refuses subnet deployments (reason `subnet`)"),
+            Some("run dms as root (it needs CAP_NET_ADMIN and CAP_SYS_ADMIN)".into()),
+        ),
         Err(e) => Check::new(
             "tun",
             Status::Warn,

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -20,8 +20,8 @@ use tokio::task::AbortHandle;
 use tracing::{debug, info, warn};
 use tun_rs::AsyncDevice;
 
-use crate::switch::{Switch, Verdict};
-use crate::{link, packet, tun};
+use crate::switch::Switch;
+use crate::{forward, link, tun};
 
 /// Settings (the node's `[subnet]` section).
 #[derive(Clone, Debug)]
@@ -68,32 +68,32 @@ pub struct Subnet {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     me: String,
     keypair: Keypair,
     endpoint: Endpoint,
-    mtu: u16,
+    pub(crate) mtu: u16,
     state: Mutex<State>,
-    counters: Counters,
+    pub(crate) counters: Counters,
 }
 
-struct State {
-    switch: Switch,
+pub(crate) struct State {
+    pub(crate) switch: Switch,
     /// (deployment tag, allocation name) → its interface and reader.
-    local: HashMap<([u8; 8], String), Local>,
+    pub(crate) local: HashMap<([u8; 8], String), Local>,
     /// Peer id → its connection, endpoints and dial task.
-    peers: HashMap<String, Peer>,
+    pub(crate) peers: HashMap<String, Peer>,
     accept: Option<AbortHandle>,
 }
 
-struct Local {
-    device: Arc<AsyncDevice>,
+pub(crate) struct Local {
+    pub(crate) device: Arc<AsyncDevice>,
     reader: AbortHandle,
 }
 
 #[derive(Default)]
-struct Peer {
-    connection: Option<Connection>,
+pub(crate) struct Peer {
+    pub(crate) connection: Option<Connection>,
     endpoints: Vec<SocketAddr>,
     task: Option<AbortHandle>,
 }
@@ -157,7 +157,7 @@ impl Subnet {
         let interface = tun::Interface { address, prefix, mtu: self.inner.mtu };
         let device = Arc::new(tun::create_in(pid, interface).await?);
         let tag = dms_protocol_tag(deployment);
-        let reader = tokio::spawn(read_local(
+        let reader = tokio::spawn(forward::read_local(
             self.inner.clone(),
             tag,
             allocation.to_string(),
@@ -250,7 +250,7 @@ fn prune_peers(state: &mut State) {
 }
 
 impl Inner {
-    fn state(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
         // Every update is a single insert or remove: a panic cannot leave it half made.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -258,7 +258,7 @@ impl Inner {
     /// Keeps `connection` as the way to its peer and starts reading its frames.
     fn adopt(self: &Arc<Self>, peer: String, connection: Connection) {
         self.state().peers.entry(peer.clone()).or_default().connection = Some(connection.clone());
-        tokio::spawn(read_remote(self.clone(), peer, connection));
+        tokio::spawn(forward::read_remote(self.clone(), peer, connection));
     }
 }
 
@@ -326,84 +326,4 @@ async fn dial(inner: &Inner, peer: PeerId, endpoints: &[SocketAddr]) -> Option<C
         }
     }
     None
-}
-
-/// Carries the packets an allocation sends.
-async fn read_local(inner: Arc<Inner>, tag: [u8; 8], allocation: String, device: Arc<AsyncDevice>) {
-    let mut buffer = vec![0u8; usize::from(inner.mtu).max(1500)];
-    loop {
-        let n = match device.recv(&mut buffer).await {
-            Ok(n) => n,
-            Err(e) => {
-                // Its namespace went with the workload.
-                debug!(%allocation, error = %e, "The allocation's interface is gone.");
-                return;
-            }
-        };
-        let packet = &buffer[..n];
-        let verdict = inner.state().switch.outbound(&tag, &allocation, packet);
-        match verdict {
-            Verdict::Local(to) => {
-                let device = inner.state().local.get(&(tag, to)).map(|l| l.device.clone());
-                deliver(&inner, device, packet).await;
-            }
-            Verdict::Remote(peer) => send(&inner, &tag, &peer, packet, &device).await,
-            Verdict::Drop(why) => {
-                inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                debug!(%allocation, ?why, "Dropped an outbound packet.");
-            }
-        }
-    }
-}
-
-async fn deliver(inner: &Inner, device: Option<Arc<AsyncDevice>>, packet: &[u8]) {
-    let counter = match device {
-        Some(device) if device.send(packet).await.is_ok() => &inner.counters.delivered,
-        _ => &inner.counters.dropped,
-    };
-    counter.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Sends a local packet to `peer`; one too large for the path is answered, to the
-/// sender, with ICMP "fragmentation needed".
-async fn send(inner: &Inner, tag: &[u8; 8], peer: &str, packet: &[u8], source: &AsyncDevice) {
-    let connection = inner.state().peers.get(peer).and_then(|p| p.connection.clone());
-    let Some(connection) = connection else {
-        // Not connected yet: the dial task is at it, and the sender retransmits.
-        inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
-        return;
-    };
-    let room = connection.max_datagram_size().unwrap_or(0).saturating_sub(link::OVERHEAD);
-    if packet.len() > room {
-        inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
-        let mtu = u16::try_from(room).unwrap_or(u16::MAX);
-        let router = packet::ipv4(packet).map_or(Ipv4Addr::UNSPECIFIED, |h| h.dst);
-        if let Some(answer) = packet::fragmentation_needed(packet, mtu, router) {
-            let _ = source.send(&answer).await;
-        }
-        return;
-    }
-    match connection.send_datagram(link::frame(tag, packet)) {
-        Ok(()) => inner.counters.sent.fetch_add(1, Ordering::Relaxed),
-        Err(_) => inner.counters.dropped.fetch_add(1, Ordering::Relaxed),
-    };
-}
-
-/// Lets in the frames a provider sends, as the switch allows.
-async fn read_remote(inner: Arc<Inner>, peer: String, connection: Connection) {
-    while let Ok(frame) = connection.read_datagram().await {
-        let Some((tag, packet)) = link::unframe(&frame) else {
-            inner.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            continue;
-        };
-        let device = {
-            let state = inner.state();
-            match state.switch.inbound(&tag, &peer, packet) {
-                Verdict::Local(to) => state.local.get(&(tag, to)).map(|l| l.device.clone()),
-                _ => None,
-            }
-        };
-        deliver(&inner, device, packet).await;
-    }
-    debug!(%peer, reason = ?connection.close_reason(), "Subnet connection closed.");
 }

@@ -18,6 +18,7 @@
 //! - [`tun`]: the interface inside an allocation's network namespace.
 //! - [`Subnet`] (`host.rs`): the provider's runtime tying them together.
 
+mod forward;
 mod host;
 pub mod link;
 pub mod packet;

@@ -70,6 +70,13 @@ pub fn remote_peer(connection: &Connection) -> Option<PeerId> {
     Some(certificate.peer_id())
 }
 
+/// Writes the frame header of deployment `tag` into the first [`OVERHEAD`] bytes of
+/// `frame` (the packet follows).
+pub fn write_header(tag: &[u8; 8], frame: &mut [u8]) {
+    frame[0] = VERSION;
+    frame[1..OVERHEAD].copy_from_slice(tag);
+}
+
 /// `packet` as a frame of the deployment tagged `tag`.
 pub fn frame(tag: &[u8; 8], packet: &[u8]) -> Bytes {
     let mut frame = BytesMut::with_capacity(OVERHEAD + packet.len());

@@ -38,6 +38,9 @@ pub async fn create_in(pid: u32, interface: Interface) -> io::Result<Device> {
             .name(DEVICE)
             .ipv4(interface.address, interface.prefix, None)
             .mtu(interface.mtu)
+            // Whole TCP segments up to 64 KiB per read, split by the reader (GSO);
+            // packets merged on write (GRO): far fewer system calls per byte.
+            .offload(true)
             .build_sync()
             .map_err(|e| io::Error::new(e.kind(), format!("cannot create {DEVICE}: {e}")))
     })
