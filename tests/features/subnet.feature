@@ -22,6 +22,15 @@ Feature: Subnet: one private IPv4 network per deployment, across providers
     When the devnet user shuts the deployment down
     Then no container, TUN device or firewall rule made for it remains
 
+  Scenario: A db that moves to another provider keeps its address and name
+    When the devnet user deploys a db service "work" named db and a web service on node 0 reading db.internal
+    Then the web service reads rows from one copy of the db
+    When the provider of the service is killed
+    Then within 15 seconds the service runs on another node
+    And the web service reads rows from another copy of the db, at the same address
+    When the killed node is started again
+    Then one copy of the db and its sandbox remain
+
   Scenario: A provider that cannot join subnets refuses subnet deployments at bid time
     Given node 2 has subnets disabled
     When the devnet user plans a subnet deployment pinned to node 2

@@ -192,3 +192,82 @@ async fn plan_pinned(world: &mut DmsWorld, node: usize) {
     let file = write(world, "plan-subnet.yaml", &text);
     deploy(world, &file, &["--plan"]).await;
 }
+
+#[when(
+    regex = r#"^the devnet user deploys a db service "work" named db and a web service on node 0 reading db.internal$"#
+)]
+async fn deploy_moving_db(world: &mut DmsWorld) {
+    // Node 0 (1 core) keeps 0.25 free beside web: too little for the db, which therefore
+    // runs, and moves, elsewhere.
+    let db = "while true; do echo rows from $(hostname) | nc -l -p 5432; done";
+    let web = "while true; do nc -w 2 db.internal 5432; sleep 0.3; done";
+    let text = format!(
+        "version: V1\nallocations:\n  work:\n    type: service\n    executor: docker\n    \
+         dns_name: db\n    resources: {{cpu: {{cores: 0.5}}, ram: 64MiB}}\n    \
+         execution: {{image: \"{IMAGE}\", command: [sh, -c, \"{db}\"]}}\n  \
+         web:\n    type: service\n    executor: docker\n    \
+         resources: {{cpu: {{cores: 0.75}}, ram: 64MiB}}\n    \
+         execution: {{image: \"{IMAGE}\", command: [sh, -c, \"{web}\"]}}\n\
+         nodes:\n  only: {{allocations: [work]}}\n  front: {{allocations: [web], peer: {}}}\n\
+         subnet: {{cidr: 10.77.0.0/24}}\n",
+        peer(world, 0)
+    );
+    let file = write(world, "moving-db.yaml", &text);
+    deploy(world, &file, &[]).await;
+    assert!(world.last().status.success(), "{}\n{}", world.last().stdout, world.last().stderr);
+}
+
+/// The hosts of the db copies web has read from so far, oldest first.
+async fn copies_read(world: &DmsWorld) -> Vec<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for line in output_of(world, "web").await.lines() {
+        if let Some(host) = line.strip_prefix("rows from ")
+            && hosts.last().is_none_or(|h| h != host)
+        {
+            hosts.push(host.to_string());
+        }
+    }
+    hosts
+}
+
+#[then("the web service reads rows from one copy of the db")]
+async fn reads_first_copy(world: &mut DmsWorld) {
+    let hosts = copies_read(world).await;
+    assert_eq!(hosts.len(), 1, "{hosts:?}");
+    world.endpoint = hosts.into_iter().next();
+}
+
+#[then("the web service reads rows from another copy of the db, at the same address")]
+async fn reads_second_copy(world: &mut DmsWorld) {
+    let first = world.endpoint.clone().expect("the first copy");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let hosts = copies_read(world).await;
+        if hosts.last().is_some_and(|h| *h != first) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "web read only from {hosts:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let id = world.deployment.clone().expect("a deployment");
+    let out = devnet_cli(world, 0, &["deployments", "manifest", &id]).await;
+    let manifest: serde_json::Value = serde_json::from_str(&out.stdout).expect("manifest JSON");
+    let plan = &manifest["subnet"];
+    assert_eq!(plan["addresses"]["work"], "10.77.0.3", "the address is kept: {plan}");
+    assert!(plan["version"].as_u64() >= Some(2), "the routes were sent again: {plan}");
+}
+
+#[then("one copy of the db and its sandbox remain")]
+async fn one_copy_left(world: &mut DmsWorld) {
+    let id = world.deployment.clone().expect("a deployment");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let filter = format!("docker ps -q --filter label=dms.allocation={id}.work");
+        let running = sh(&filter).await.lines().filter(|l| !l.trim().is_empty()).count();
+        if running == 2 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{running} containers of work run");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
