@@ -108,8 +108,8 @@ async fn public_port_reads(world: &mut DmsWorld, text: String) {
 #[when(regex = r"^a second deployment on node (\d+) tries to reach db's subnet address$")]
 async fn probe(world: &mut DmsWorld, node: usize) {
     let first = world.deployment.clone();
-    // Its own subnet in another range, and an address of its own in the first range's
-    // place would not help either: there is no route between deployments.
+    // Its range is the first one's (the default): 10.42.0.2 is its own `peer` there, so
+    // the attempt stays on its own network (no traffic leaves this machine's namespaces).
     let script = "if nc -w 3 10.42.0.2 5432 </dev/null | grep -q rows; then echo reached; \
                   else echo unreachable; fi";
     let text = format!(
@@ -132,20 +132,12 @@ async fn probe(world: &mut DmsWorld, node: usize) {
 #[then("it could not, and neither can this machine")]
 async fn unreachable(world: &mut DmsWorld) {
     assert_eq!(world.endpoint.as_deref(), Some("unreachable"));
-    // (A connection may be accepted by something on the way, such as a proxy of this
-    // machine's network: what matters is that the db never answers.)
-    let from_host = async {
-        use tokio::io::AsyncReadExt as _;
-        let mut stream = tokio::net::TcpStream::connect(("10.42.0.2", 5432)).await?;
-        let mut read = String::new();
-        stream.read_to_string(&mut read).await?;
-        Ok::<_, std::io::Error>(read)
-    };
-    let read = tokio::time::timeout(Duration::from_secs(3), from_host).await;
-    assert!(
-        !matches!(&read, Ok(Ok(text)) if text.contains("rows")),
-        "this machine reached db's subnet address: {read:?}"
-    );
+    // This machine has no address on any subnet and no route to one but its default
+    // route (no traffic is sent to check: test traffic stays inside this machine).
+    let addresses = sh("ip -o addr show").await;
+    assert!(!addresses.contains("10.42."), "this machine has a subnet address:\n{addresses}");
+    let route = sh("ip -o route get 10.42.0.2").await;
+    assert!(!route.contains("dms"), "this machine routes to the subnet: {route}");
 }
 
 #[then("no container, TUN device or firewall rule made for it remains")]
