@@ -78,8 +78,14 @@ impl Behaviour {
         } else {
             None
         };
-        let relay =
-            config.relay_service.then(|| relay::Behaviour::new(peer_id, relay::Config::default()));
+        let relay = config.relay_service.then(|| {
+            let mut relay = relay::Behaviour::new(peer_id, relay_limits());
+            // libp2p serves as a relay only once some external address of this node is
+            // confirmed (AutoNAT), which a node on a network of its own may never get; an
+            // operator who enabled the service wants it served now.
+            relay.set_status(Some(relay::Status::Enable));
+            relay
+        });
         let messages = request_response::Behaviour::with_codec(
             FrameCodec { max_bytes: config.max_message_bytes },
             [(PROTOCOL, request_response::ProtocolSupport::Full)],
@@ -104,5 +110,17 @@ impl Behaviour {
             dcutr: dcutr::Behaviour::new(peer_id),
             messages,
         })
+    }
+}
+
+/// What a relay gives each circuit: libp2p's defaults (2 minutes, 128 KiB) end a circuit
+/// within a few actor messages; these carry a deployment's control traffic while hole
+/// punching is tried, and still bound what one peer may make a relay carry. Reservations
+/// and circuits per peer keep libp2p's limits.
+fn relay_limits() -> relay::Config {
+    relay::Config {
+        max_circuit_duration: std::time::Duration::from_secs(10 * 60),
+        max_circuit_bytes: 16 << 20,
+        ..relay::Config::default()
     }
 }

@@ -24,6 +24,9 @@ pub struct Config {
     pub mdns: bool,
     /// Act as a relay for other peers.
     pub relay_service: bool,
+    /// Relays to stay reachable through (with `/p2p/<peer id>`): a reservation is kept on
+    /// each, and peers dial `<relay>/p2p-circuit/p2p/<this peer>`.
+    pub relays: Vec<Multiaddr>,
     /// Largest direct message accepted, in bytes.
     pub max_message_bytes: usize,
     /// Most established connections.
@@ -50,6 +53,7 @@ impl Default for Config {
             bootstrap: Vec::new(),
             mdns: false,
             relay_service: false,
+            relays: Vec::new(),
             max_message_bytes: 1024 * 1024,
             max_connections: 256,
             max_connections_per_peer: 4,

@@ -69,13 +69,18 @@ pub struct EventLoop {
     rtt: HashMap<PeerId, Duration>,
     listen: Vec<Multiaddr>,
     nat: autonat::NatStatus,
+    relays: crate::relays::Relays,
 }
 
-fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
-    addr.iter().find_map(|p| match p {
-        Protocol::P2p(peer) => Some(peer),
-        _ => None,
-    })
+/// The peer an address leads to: its last `/p2p/` (through a relay,
+/// `…/p2p/<relay>/p2p-circuit/p2p/<peer>`, that is the peer, not the relay).
+pub(crate) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter()
+        .filter_map(|p| match p {
+            Protocol::P2p(peer) => Some(peer),
+            _ => None,
+        })
+        .last()
 }
 
 fn is_relayed(addr: &Multiaddr) -> bool {
@@ -88,6 +93,7 @@ impl EventLoop {
         commands: mpsc::Receiver<Command>,
         inbound: mpsc::Sender<Inbound>,
         bootstrap: Vec<Multiaddr>,
+        relays: crate::relays::Relays,
     ) -> EventLoop {
         EventLoop {
             swarm,
@@ -103,6 +109,7 @@ impl EventLoop {
             rtt: HashMap::new(),
             listen: Vec::new(),
             nat: autonat::NatStatus::Unknown,
+            relays,
         }
     }
 
@@ -118,10 +125,13 @@ impl EventLoop {
                 warn!(%addr, %error, "Cannot dial bootstrap peer.");
             }
         }
+        let mut redial = tokio::time::interval(crate::relays::REDIAL);
+        redial.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_event(event),
+                _ = redial.tick() => self.relays.tick(&mut self.swarm),
                 Some((id, answer)) = self.responding.next(), if !self.responding.is_empty() => {
                     if let Some(channel) = self.open_exchanges.remove(&id) {
                         // The requester may have gone; then there is no one to tell.
@@ -298,6 +308,7 @@ impl EventLoop {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!(%address, "Listening.");
+                self.relays.listening(&address, &mut self.swarm);
                 self.listen.push(address);
             }
             SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
@@ -306,6 +317,9 @@ impl EventLoop {
                     ConnectedPoint::Listener { send_back_addr, .. } => send_back_addr.clone(),
                 };
                 debug!(peer = %peer_id, %addr, relayed = is_relayed(&addr), "Connected.");
+                if !is_relayed(&addr) {
+                    self.relays.connected(&peer_id, &mut self.swarm);
+                }
                 self.connections.entry(peer_id).or_default().push((connection_id, addr));
                 for reply in self.pending_dials.remove(&peer_id).unwrap_or_default() {
                     let _ = reply.send(Ok(()));
@@ -317,11 +331,21 @@ impl EventLoop {
             SwarmEvent::ConnectionClosed { peer_id, connection_id, .. } => {
                 if let Some(conns) = self.connections.get_mut(&peer_id) {
                     conns.retain(|(id, _)| *id != connection_id);
+                    if !conns.iter().any(|(_, addr)| !is_relayed(addr)) {
+                        self.relays.disconnected(&peer_id);
+                    }
                     if conns.is_empty() {
                         self.connections.remove(&peer_id);
                         self.rtt.remove(&peer_id);
                     }
                 }
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen.retain(|a| *a != address);
+            }
+            SwarmEvent::ListenerClosed { listener_id, addresses, reason } => {
+                self.listen.retain(|a| !addresses.contains(a));
+                self.relays.listener_closed(listener_id, &reason);
             }
             SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
                 for reply in self.pending_dials.remove(&peer).unwrap_or_default() {
@@ -437,5 +461,25 @@ impl EventLoop {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_through_a_relay_leads_to_the_peer_not_the_relay() {
+        let relay: PeerId =
+            "12D3KooWNeJRJMppZAGmfvKb5PT3YYPiyginQVCkXucjoSDvsBnS".parse().expect("id");
+        let peer: PeerId =
+            "12D3KooWQnGvMjGBR3z3pm3NTn5CeAFym63cXqj5aReVtcksGwXw".parse().expect("id");
+        let direct: Multiaddr =
+            format!("/ip4/10.0.0.1/tcp/4001/p2p/{relay}").parse().expect("addr");
+        let circuit: Multiaddr = format!("{direct}/p2p-circuit/p2p/{peer}").parse().expect("addr");
+        assert_eq!(peer_of(&direct), Some(relay));
+        assert_eq!(peer_of(&circuit), Some(peer));
+        assert!(is_relayed(&circuit) && !is_relayed(&direct));
+        assert_eq!(peer_of(&"/ip4/10.0.0.1/tcp/1".parse().expect("addr")), None);
     }
 }

@@ -21,6 +21,7 @@ pub mod client;
 pub mod codec;
 pub mod config;
 pub mod event_loop;
+mod relays;
 
 use libp2p::core::Transport as _;
 use libp2p::core::transport::MemoryTransport;
@@ -183,7 +184,13 @@ pub fn build(
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
             .build(),
     };
-    for addr in &config.listen {
+    // Listening through a relay dials it and keeps a reservation there (the relay
+    // client transport does both).
+    let circuits = config
+        .relays
+        .iter()
+        .map(|relay| relay.clone().with(libp2p::multiaddr::Protocol::P2pCircuit));
+    for addr in config.listen.iter().cloned().chain(circuits) {
         swarm
             .listen_on(addr.clone())
             .map_err(|e| NetworkError::Listen { addr: addr.to_string(), reason: e.to_string() })?;
@@ -191,7 +198,9 @@ pub fn build(
     let peer_id = *swarm.local_peer_id();
     let (commands_tx, commands_rx) = mpsc::channel(256);
     let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue.max(1));
-    let event_loop = EventLoop::new(swarm, commands_rx, inbound_tx, config.bootstrap.clone());
+    let relays = relays::Relays::new(&config.relays, config.relay_service);
+    let event_loop =
+        EventLoop::new(swarm, commands_rx, inbound_tx, config.bootstrap.clone(), relays);
     let peer_dids = std::sync::Arc::new(std::sync::Mutex::new(lru::LruCache::new(
         std::num::NonZeroUsize::new(client::PEER_DID_CACHE).expect("non-zero capacity"),
     )));

@@ -312,6 +312,9 @@ pub struct NetworkConfig {
     pub mdns: bool,
     /// Relay connections for peers behind NAT.
     pub relay_service: bool,
+    /// Multiaddrs (with `/p2p/<peer id>`) of relays this node is reachable through when
+    /// peers cannot dial it (behind NAT): it keeps a reservation on each.
+    pub relays: Vec<String>,
     /// Largest direct message, in bytes.
     pub max_message_bytes: usize,
 }
@@ -323,6 +326,7 @@ impl Default for NetworkConfig {
             bootstrap: Vec::new(),
             mdns: true,
             relay_service: false,
+            relays: Vec::new(),
             max_message_bytes: 1024 * 1024,
         }
     }
@@ -348,6 +352,7 @@ impl NetworkConfig {
             bootstrap: parse("network.bootstrap", &self.bootstrap)?,
             mdns: self.mdns,
             relay_service: self.relay_service,
+            relays: parse("network.relays", &self.relays)?,
             max_message_bytes: self.max_message_bytes,
             ..dms_network::Config::default()
         })

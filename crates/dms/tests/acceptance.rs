@@ -18,6 +18,7 @@ mod acceptance {
     pub mod steps_ensemble;
     pub mod steps_hardening;
     pub mod steps_load;
+    pub mod steps_nat;
     pub mod steps_p2p;
     pub mod steps_ports;
     pub mod steps_resources;

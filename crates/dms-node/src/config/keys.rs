@@ -211,6 +211,11 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "Relay connections for peers that cannot be reached directly (uses bandwidth).",
     },
     KeyDoc {
+        key: "network.relays",
+        expected: "a list of multiaddrs ending in /p2p/<peer id> (nodes with network.relay_service = true)",
+        doc: "Relays this node stays reachable through when peers cannot dial it (behind NAT or a firewall): it keeps a reservation on each and is dialable at <relay>/p2p-circuit/p2p/<its peer id>; direct connections are then tried by hole punching (DCUtR). `dms peers list` says which peers are reached directly and which through a relay.",
+    },
+    KeyDoc {
         key: "network.max_message_bytes",
         expected: "a positive whole number of bytes",
         doc: "Largest direct message accepted from a peer; larger frames are refused unread.",

@@ -32,7 +32,19 @@ pub struct Run {
 
 /// Runs `dms --home HOME <args>` to completion with extra environment variables.
 pub async fn run(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let mut command = Command::new(DMS);
+    run_in(None, home, args, env).await
+}
+
+/// [`run`] inside network namespace `netns` when given (`ip netns exec`).
+pub async fn run_in(netns: Option<&str>, home: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = match netns {
+        Some(netns) => {
+            let mut command = Command::new("ip");
+            command.args(["netns", "exec", netns, DMS]);
+            command
+        }
+        None => Command::new(DMS),
+    };
     command.arg("--home").arg(home).args(args).stdin(Stdio::null()).kill_on_drop(true);
     command.env_remove("DMS_PASSPHRASE").env_remove("DMS_API_ADDR").env_remove("RUST_LOG");
     command.env_remove("DMS_API_SOCKET").env_remove("DMS_API_TOKEN");
@@ -89,11 +101,28 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with more `dms run` arguments (e.g. `--bootstrap`).
     pub fn start_with(home: &Path, api_addr: &str, passphrase: &str, extra: &[&str]) -> Daemon {
-        let mut child = Command::new(DMS)
-            .arg("--home")
-            .arg(home)
-            .args(["--api-addr", api_addr, "run", "--listen", "/ip4/127.0.0.1/tcp/0"])
-            .args(extra)
+        let mut command = Command::new(DMS);
+        command.args(["--home"]).arg(home).args(["--api-addr", api_addr, "run"]);
+        command.args(["--listen", "/ip4/127.0.0.1/tcp/0"]).args(extra);
+        Daemon::spawn(command, passphrase)
+    }
+
+    /// `dms run` inside network namespace `netns` (`ip netns exec`), listening on `listen`.
+    pub fn start_in(
+        netns: &str,
+        home: &Path,
+        listen: &str,
+        passphrase: &str,
+        extra: &[&str],
+    ) -> Daemon {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", netns, DMS, "--home"]).arg(home);
+        command.args(["--api-addr", "127.0.0.1:0", "run", "--listen", listen]).args(extra);
+        Daemon::spawn(command, passphrase)
+    }
+
+    fn spawn(mut command: Command, passphrase: &str) -> Daemon {
+        let mut child = command
             .env("DMS_PASSPHRASE", passphrase)
             .env("RUST_LOG", "info")
             .env("DMS_NETWORK_MDNS", "false")

@@ -55,6 +55,8 @@ pub struct DmsWorld {
     pub endpoint: Option<String>,
     /// The S3 server of storage scenarios (killed on drop).
     pub s3: Option<dms_storage::testing::S3Server>,
+    /// The network namespaces of the NAT scenario (deleted on drop, after the daemons).
+    pub nat: Option<super::steps_nat::NatLab>,
 }
 
 impl Drop for DmsWorld {
@@ -120,6 +122,7 @@ impl DmsWorld {
             public_port: None,
             endpoint: None,
             s3: None,
+            nat: None,
         }
     }
 
