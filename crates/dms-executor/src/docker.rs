@@ -458,20 +458,17 @@ impl crate::Executor for Executor {
         let (sandboxes, containers): (Vec<_>, Vec<_>) = containers.into_iter().partition(|c| {
             c.labels.as_ref().and_then(|l| l.get(LABEL_ROLE)).is_some_and(|r| r == sandbox::ROLE)
         });
-        // Allocation → its sandbox; what no re-attached workload claims is removed below.
-        let mut sandboxes: HashMap<String, String> = sandboxes
-            .into_iter()
-            .filter_map(|c| Some((c.labels?.get(LABEL_ALLOCATION)?.clone(), c.id?)))
-            .collect();
+        // Sandbox ids; what no re-attached workload shares the network of is removed below.
+        let mut sandboxes: HashSet<String> = sandboxes.into_iter().filter_map(|c| c.id).collect();
         for container in containers {
             let Some(id) = container.id.map(ExecutionId) else { continue };
             let labels = container.labels.unwrap_or_default();
             let allocation = labels.get(LABEL_ALLOCATION).cloned().unwrap_or_default();
+            // A workload on a deployment network names its sandbox: `container:<id>`.
+            let network = container.host_config.and_then(|h| h.network_mode).unwrap_or_default();
+            let sandbox = network.strip_prefix("container:").map(String::from);
             let entry = Entry {
-                sandbox: known
-                    .contains(&allocation)
-                    .then(|| sandboxes.remove(&allocation))
-                    .flatten(),
+                sandbox: sandbox.filter(|s| known.contains(&allocation) && sandboxes.remove(s)),
                 allocation,
                 deployment: labels.get(LABEL_DEPLOYMENT).cloned().unwrap_or_default(),
                 stop_reason: None,
@@ -489,9 +486,12 @@ impl crate::Executor for Executor {
                 recovery.removed.push(info);
             }
         }
-        for (allocation, sandbox) in sandboxes {
-            self.remove_container(&ExecutionId(sandbox.clone())).await?;
-            warn!(%sandbox, %allocation, "Removed an orphan sandbox.");
+        for sandbox in sandboxes {
+            // A sandbox left over is no reason to give up the re-attached workloads.
+            match self.remove_container(&ExecutionId(sandbox.clone())).await {
+                Ok(()) => warn!(%sandbox, "Removed an orphan sandbox."),
+                Err(error) => warn!(%sandbox, %error, "Cannot remove an orphan sandbox."),
+            }
         }
         Ok(recovery)
     }

@@ -184,13 +184,8 @@ pub fn build(
             .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
             .build(),
     };
-    // Listening through a relay dials it and keeps a reservation there (the relay
-    // client transport does both).
-    let circuits = config
-        .relays
-        .iter()
-        .map(|relay| relay.clone().with(libp2p::multiaddr::Protocol::P2pCircuit));
-    for addr in config.listen.iter().cloned().chain(circuits) {
+    // Reservations on relays are made once connected to them (`relays.rs`).
+    for addr in &config.listen {
         swarm
             .listen_on(addr.clone())
             .map_err(|e| NetworkError::Listen { addr: addr.to_string(), reason: e.to_string() })?;

@@ -52,11 +52,17 @@ impl Relays {
 
     /// This node listens at `addr`: a relay tells the peers it serves where it is (a
     /// reservation without the relay's addresses is refused by the client), so its
-    /// listen addresses are its external ones — the operator who enabled the service
-    /// made them reachable.
+    /// listen addresses other machines can reach are its external ones — the operator
+    /// who enabled the service made them reachable.
     pub(crate) fn listening(&self, addr: &Multiaddr, swarm: &mut Swarm<Behaviour>) {
-        let relayed = addr.iter().any(|p| matches!(p, Protocol::P2pCircuit));
-        if self.serving && !relayed {
+        // Never loopback or link-local ones: no other machine reaches those.
+        let usable = addr.iter().all(|p| match p {
+            Protocol::P2pCircuit => false,
+            Protocol::Ip4(ip) => !ip.is_loopback() && !ip.is_link_local(),
+            Protocol::Ip6(ip) => !ip.is_loopback() && !ip.is_unicast_link_local(),
+            _ => true,
+        });
+        if self.serving && usable {
             swarm.add_external_address(addr.clone());
         }
     }

@@ -24,6 +24,7 @@ pub mod caps;
 pub mod config;
 pub mod home;
 pub mod lifecycle;
+mod subnet;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -324,47 +325,6 @@ impl Deployments {
     }
 }
 
-/// Whether allocations here can join subnets: the runtime started on the node's key, and
-/// where other providers reach it; or why not.
-fn subnet_host(network: &NetworkRuntime, config: &Config) -> dms_provider::subnet::SubnetHost {
-    use dms_provider::subnet::SubnetHost;
-    let s = &config.subnet;
-    if !s.enabled {
-        return SubnetHost::Unavailable("subnets are disabled here (subnet.enabled)".into());
-    }
-    if let Err(why) = dms_subnet::tun::probe() {
-        return SubnetHost::Unavailable(why);
-    }
-    if !(576..=1420).contains(&s.mtu) {
-        return SubnetHost::Unavailable(format!("subnet.mtu {} is not from 576 to 1420", s.mtu));
-    }
-    let started = s.listen().map_err(|e| e.to_string()).and_then(|listen| {
-        let key =
-            dms_network::identity_of(network.actor.signing_key()).map_err(|e| e.to_string())?;
-        let subnet_config = dms_subnet::Config { listen, mtu: s.mtu };
-        dms_subnet::Subnet::start(&key, &subnet_config).map_err(|e| {
-            format!("the subnet endpoint cannot listen on {listen} (subnet.listen): {e}")
-        })
-    });
-    let subnet = match started {
-        Ok(subnet) => subnet,
-        Err(why) => {
-            tracing::warn!(%why, "Allocations here cannot join subnets.");
-            return SubnetHost::Unavailable(why);
-        }
-    };
-    let bound = subnet.local_addr().map_or(0, |a| a.port());
-    let listen = s.listen().map(|a| a.ip()).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-    let endpoints = if listen.is_unspecified() {
-        let host: std::net::IpAddr =
-            config.deployment.public_host().parse().unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
-        vec![std::net::SocketAddr::new(host, bound)]
-    } else {
-        vec![std::net::SocketAddr::new(listen, bound)]
-    };
-    SubnetHost::Ready { subnet, endpoints }
-}
-
 /// Starts the provider side (bids, allocation actors; recovers hosted allocations) and
 /// the orchestrator registry (resumes unfinished deployments), and registers their
 /// behaviors on the root actor.
@@ -404,7 +364,7 @@ pub async fn start_deployments(
             bind_paths: d.bind_paths()?,
         },
         executors,
-        subnet: subnet_host(network, config),
+        subnet: subnet::host(network, config, store_dir),
     };
     let subnet = match &deps.subnet {
         dms_provider::subnet::SubnetHost::Ready { subnet, .. } => Some(subnet.clone()),

@@ -526,6 +526,9 @@ struct Recovery {
     standby: Vec<(String, String, String)>,
     allocations: Vec<(Option<Handle>, Option<AllocationState>)>,
     failed_peers: usize,
+    /// The version of the subnet's routes last sent: providers ignore older ones, so a
+    /// restart must not send an older number again.
+    routes_version: Option<u64>,
 }
 
 impl Recovery {
@@ -556,6 +559,7 @@ impl Recovery {
                 .map(|a| (a.handle.clone(), a.status.state.is_terminal().then_some(a.status.state)))
                 .collect(),
             failed_peers: record.failed_peers.len(),
+            routes_version: record.subnet.as_ref().map(|p| p.version),
         }
     }
 }

@@ -381,12 +381,12 @@ impl Allocation {
             }
             Effect::Tell => self.tell(ctx),
             Effect::Ended => {
-                crate::subnet::leave(&self.shared, &self.hosted);
+                crate::subnet::leave(&self.shared, &self.hosted).await;
                 self.release_volumes();
                 self.shared.ledger.ended(&self.hosted.reservation, &self.hosted.id).await
             }
             Effect::Forget => {
-                crate::subnet::leave(&self.shared, &self.hosted);
+                crate::subnet::leave(&self.shared, &self.hosted).await;
                 self.release_volumes();
                 self.log_file().remove();
                 hosted::forget(&self.shared.store, &self.hosted.id).await;

@@ -140,6 +140,8 @@ pub struct Shared {
     http: reqwest::Client,
     /// Deployments' subnets.
     subnet: subnet::SubnetHost,
+    /// Held while one deployment's routes are compared, applied and stored.
+    routes_lock: tokio::sync::Mutex<()>,
 }
 
 /// Who made a reservation.
@@ -282,6 +284,7 @@ impl Provider {
             rtts: deps.rtts,
             settings: deps.settings,
             subnet: deps.subnet,
+            routes_lock: tokio::sync::Mutex::new(()),
             allocations: Mutex::new(BTreeMap::new()),
             reservers: Mutex::new(BTreeMap::new()),
             ports: ports::Ports::default(),
@@ -293,9 +296,9 @@ impl Provider {
                 .unwrap_or_default(),
         });
         register(&shared)?;
-        subnet::register(&shared)?;
         shared.root.subscribe(DEPLOYMENT_TOPIC);
         recover::recover(&shared).await;
+        subnet::register(&shared)?;
         Ok(Provider { shared })
     }
 
@@ -341,6 +344,13 @@ fn register(shared: &Arc<Shared>) -> Result<(), ActorError> {
         let from = message.envelope.from.did.clone();
         async move {
             s.check_reserver(&request.reservation, &from)?;
+            // The allocations obey the orchestrator named here: it must be the sender.
+            if request.orchestrator.did != from {
+                return Err(ActorError::Unauthorized {
+                    code: "not_the_orchestrator".into(),
+                    reason: format!("{from} cannot allocate for {}", request.orchestrator.did),
+                });
+            }
             allocate(&s, request).await
         }
     })?;
@@ -452,8 +462,23 @@ async fn bid(shared: &Shared, request: &BidRequest, from: dms_actor::Handle) -> 
 async fn allocate(shared: &Arc<Shared>, request: Allocate) -> Result<Allocated, ActorError> {
     own_reservation(&request.reservation, &request.deployment)?;
     // An allocation id is taken once: a second allocate (a retry racing a slow revert, or
-    // a caller naming someone else's deployment) must not replace a live allocation.
+    // a caller naming someone else's deployment) must not replace a live allocation; and a
+    // deployment id here belongs to one orchestrator (its routes and allocations are
+    // trusted by that one only).
     {
+        let other = shared
+            .running(&request.deployment, None)
+            .into_iter()
+            .find(|r| r.orchestrator != request.orchestrator.did);
+        if let Some(other) = other {
+            return Err(ActorError::Unauthorized {
+                code: "not_the_orchestrator".into(),
+                reason: format!(
+                    "deployment {} here belongs to {}, not {}",
+                    request.deployment, other.orchestrator, request.orchestrator.did
+                ),
+            });
+        }
         let live = shared.allocations.lock().expect("allocations lock");
         if let Some(spec) = request
             .allocations

@@ -58,19 +58,22 @@ impl SubnetHost {
     }
 }
 
-/// Registers the routes behavior on the root actor.
+/// Registers the routes behavior on the root actor (after recovery: the allocations it
+/// checks the sender against are known then).
 pub(crate) fn register(shared: &Arc<Shared>) -> Result<(), ActorError> {
     let s = shared.clone();
     dms_protocol::handle::<Routes, _, _>(&s.root.clone(), move |message, routes| {
         let s = s.clone();
         let from = message.envelope.from.did.clone();
         async move {
+            // Only the orchestrator of every allocation of the deployment here (one
+            // orchestrator per deployment id on a provider: `allocate` refuses others).
             let ours = s.running(&routes.deployment, None);
-            if !ours.iter().any(|r| r.orchestrator == from) {
+            if ours.is_empty() || ours.iter().any(|r| r.orchestrator != from) {
                 return Err(ActorError::Unauthorized {
                     code: "not_the_orchestrator".into(),
                     reason: format!(
-                        "{from} orchestrates no allocation of {} here",
+                        "{from} is not the orchestrator of {}'s allocations here",
                         routes.deployment
                     ),
                 });
@@ -81,9 +84,14 @@ pub(crate) fn register(shared: &Arc<Shared>) -> Result<(), ActorError> {
 }
 
 async fn apply(shared: &Shared, routes: Routes) -> Result<RoutesApplied, ActorError> {
-    let Some(subnet) = shared.subnet.runtime() else {
-        return Err(crate::failed("this provider cannot join subnets"));
+    let subnet = match &shared.subnet {
+        SubnetHost::Ready { subnet, .. } => subnet,
+        SubnetHost::Unavailable(why) => {
+            return Err(crate::failed(format!("this provider cannot join subnets: {why}")));
+        }
     };
+    // One deployment's routes at a time: compare, apply and store as one step.
+    let _applying = shared.routes_lock.lock().await;
     let (store, deployment) = (shared.store.clone(), routes.deployment.clone());
     let kept = tokio::task::spawn_blocking(move || ROUTES.get_now(&store, &deployment))
         .await
@@ -137,27 +145,32 @@ pub(crate) fn network(shared: &Shared, hosted: &Hosted) -> Result<Option<Network
     Ok(Some(Network { hosts, attach }))
 }
 
-/// The allocation ended: its interface goes (with the deployment's routes when it was
-/// the last one here).
-pub(crate) fn leave(shared: &Shared, hosted: &Hosted) {
+/// The allocation ended: its interface goes; with the last allocation record of the
+/// deployment here, its routes go too (from the runtime and the store).
+pub(crate) async fn leave(shared: &Shared, hosted: &Hosted) {
     if hosted.spec.subnet.is_none() {
         return;
     }
-    if let Some(subnet) = shared.subnet.runtime() {
+    let subnet = shared.subnet.runtime();
+    if let Some(subnet) = subnet {
         subnet.detach(&hosted.deployment, &hosted.spec.name);
     }
-    // The kept routes go with the last allocation record of the deployment here.
     let prefix = format!("{}.", hosted.deployment);
-    let allocations = shared.allocations.lock().expect("allocations lock");
-    let others = allocations.keys().any(|id| id.starts_with(&prefix) && *id != hosted.id);
-    drop(allocations);
-    if !others {
-        let (store, key) = (shared.store.clone(), hosted.deployment.clone());
-        tokio::task::spawn_blocking(move || {
-            if let Err(error) = ROUTES.delete_now(&store, &key) {
-                warn!(deployment = %key, %error, "Could not forget the deployment's routes.");
-            }
-        });
+    let others = {
+        let allocations = shared.allocations.lock().expect("allocations lock");
+        allocations.keys().any(|id| id.starts_with(&prefix) && *id != hosted.id)
+    };
+    if others {
+        return;
+    }
+    let _applying = shared.routes_lock.lock().await;
+    if let Some(subnet) = subnet {
+        subnet.forget(&hosted.deployment);
+    }
+    let (store, key) = (shared.store.clone(), hosted.deployment.clone());
+    let deleted = tokio::task::spawn_blocking(move || ROUTES.delete_now(&store, &key)).await;
+    if let Ok(Err(error)) = deleted {
+        warn!(deployment = %hosted.deployment, %error, "Could not forget the routes.");
     }
 }
 
@@ -171,6 +184,11 @@ pub(crate) async fn restore(shared: &Shared, records: &[Hosted], reattached: &[E
     for (deployment, routes) in kept {
         if records.iter().any(|h| h.deployment == deployment && !h.status.state.is_terminal()) {
             subnet.set_routes(&deployment, &runtime_routes(&routes));
+        } else if !records.iter().any(|h| h.deployment == deployment) {
+            // Its allocations are gone (a crash between their end and this delete).
+            let store = shared.store.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || ROUTES.delete_now(&store, &deployment)).await;
         }
     }
     for info in reattached {

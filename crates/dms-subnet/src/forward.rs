@@ -12,12 +12,15 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use futures::FutureExt as _;
 use quinn::Connection;
-use tracing::debug;
+use tracing::{debug, warn};
 use tun_rs::{AsyncDevice, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
 
 use crate::host::Inner;
 use crate::switch::Verdict;
 use crate::{link, packet};
+
+/// Reads in a row that may fail before an interface is given up on.
+const MAX_FAILED_READS: u32 = 100;
 
 /// Where one packet of a batch goes.
 enum Target {
@@ -38,15 +41,25 @@ pub(crate) async fn read_local(
     let mut bufs = vec![vec![0u8; link::OVERHEAD + usize::from(inner.mtu)]; IDEAL_BATCH_SIZE];
     let mut sizes = vec![0usize; IDEAL_BATCH_SIZE];
     let mut gro = GROTable::default();
+    let mut failures = 0u32;
     loop {
-        let n = match device
-            .recv_multiple(&mut original, &mut bufs, &mut sizes, link::OVERHEAD)
-            .await
-        {
-            Ok(n) => n,
+        let read = device.recv_multiple(&mut original, &mut bufs, &mut sizes, link::OVERHEAD);
+        let n = match read.await {
+            Ok(n) => {
+                failures = 0;
+                n
+            }
+            // One bad read (a segment that splits into more packets than a batch holds,
+            // a malformed header) drops what it read; only a lasting failure ends the
+            // reader.
+            Err(e) if failures < MAX_FAILED_READS => {
+                failures += 1;
+                count(&inner, false, 1);
+                debug!(%allocation, error = %e, "A read of the allocation's interface failed.");
+                continue;
+            }
             Err(e) => {
-                // Its namespace went with the workload.
-                debug!(%allocation, error = %e, "The allocation's interface is gone.");
+                warn!(%allocation, error = %e, "The allocation's interface fails; its packets stop.");
                 return;
             }
         };

@@ -94,6 +94,8 @@ pub(crate) struct Local {
 #[derive(Default)]
 pub(crate) struct Peer {
     pub(crate) connection: Option<Connection>,
+    /// The connection is the one the lower peer id dialed.
+    preferred: bool,
     endpoints: Vec<SocketAddr>,
     task: Option<AbortHandle>,
 }
@@ -181,10 +183,22 @@ impl Subnet {
             local.reader.abort();
             debug!(deployment, allocation, "Allocation left its subnet.");
         }
-        if !state.local.keys().any(|(t, _)| *t == tag) {
-            state.switch.remove(&tag);
-            prune_peers(&mut state);
-        }
+    }
+
+    /// Forgets `deployment`: its routes, and the connections no other deployment needs
+    /// (when none of its allocations is hosted here any more).
+    pub fn forget(&self, deployment: &str) {
+        let tag = dms_protocol_tag(deployment);
+        let mut state = self.inner.state();
+        state.local.retain(|(t, _), local| {
+            let keep = *t != tag;
+            if !keep {
+                local.reader.abort();
+            }
+            keep
+        });
+        state.switch.remove(&tag);
+        prune_peers(&mut state);
     }
 
     /// Replaces the routes of `deployment` and starts connecting to the providers they
@@ -202,10 +216,10 @@ impl Subnet {
                 continue;
             };
             let peer = state.peers.entry(route.peer.clone()).or_default();
-            for endpoint in &route.endpoints {
-                if !peer.endpoints.contains(endpoint) {
-                    peer.endpoints.push(*endpoint);
-                }
+            // The newest routes say where the provider is now (its port changes when it
+            // restarts on a free one).
+            if !route.endpoints.is_empty() {
+                peer.endpoints.clone_from(&route.endpoints);
             }
             if peer.task.is_none() {
                 peer.task =
@@ -256,8 +270,24 @@ impl Inner {
     }
 
     /// Keeps `connection` as the way to its peer and starts reading its frames.
-    fn adopt(self: &Arc<Self>, peer: String, connection: Connection) {
-        self.state().peers.entry(peer.clone()).or_default().connection = Some(connection.clone());
+    /// Keeps `connection` (dialed by this side when `dialed`) as the way to `peer` and
+    /// starts reading its frames. When both sides dialed at once, both keep the one the
+    /// lower peer id dialed and close the other.
+    fn adopt(self: &Arc<Self>, peer: String, connection: Connection, dialed: bool) {
+        let preferred = dialed == (self.me < peer);
+        {
+            let mut state = self.state();
+            let slot = state.peers.entry(peer.clone()).or_default();
+            let live = slot.connection.as_ref().filter(|c| c.close_reason().is_none());
+            if live.is_some_and(|_| slot.preferred && !preferred) {
+                connection.close(0u32.into(), b"duplicate");
+                return;
+            }
+            if let Some(old) = slot.connection.replace(connection.clone()) {
+                old.close(0u32.into(), b"replaced");
+            }
+            slot.preferred = preferred;
+        }
         tokio::spawn(forward::read_remote(self.clone(), peer, connection));
     }
 }
@@ -269,9 +299,14 @@ async fn accept(inner: Arc<Inner>) {
             let remote = incoming.remote_address();
             match incoming.await {
                 Ok(connection) => match link::remote_peer(&connection) {
-                    Some(peer) => {
+                    // Only providers some route names: a deployment shared with them.
+                    Some(peer) if inner.state().switch.peers().contains(&peer.to_string()) => {
                         debug!(%peer, %remote, "Subnet connection accepted.");
-                        inner.adopt(peer.to_string(), connection);
+                        inner.adopt(peer.to_string(), connection, false);
+                    }
+                    Some(peer) => {
+                        debug!(%peer, %remote, "Subnet connection from a stranger closed.");
+                        connection.close(2u32.into(), b"no shared deployment");
                     }
                     None => connection.close(1u32.into(), b"no peer identity"),
                 },
@@ -280,6 +315,9 @@ async fn accept(inner: Arc<Inner>) {
         });
     }
 }
+
+/// How long a dial to one endpoint may take before the next is tried.
+const HANDSHAKE: Duration = Duration::from_secs(5);
 
 /// Dials `peer` whenever there is no live connection to it, backing off between failed
 /// rounds over its endpoints.
@@ -301,7 +339,7 @@ async fn keep_connected(inner: Arc<Inner>, peer: PeerId) {
             continue;
         }
         match dial(&inner, peer, &endpoints).await {
-            Some(connection) => inner.adopt(key.clone(), connection),
+            Some(connection) => inner.adopt(key.clone(), connection, true),
             None => tokio::time::sleep(backoff.take(Duration::MAX)).await,
         }
     }
@@ -317,7 +355,10 @@ async fn dial(inner: &Inner, peer: PeerId, endpoints: &[SocketAddr]) -> Option<C
                 continue;
             }
         };
-        match connecting.await {
+        match tokio::time::timeout(HANDSHAKE, connecting)
+            .await
+            .unwrap_or_else(|_| Err(quinn::ConnectionError::TimedOut))
+        {
             Ok(connection) => {
                 debug!(%peer, %address, "Subnet connection made.");
                 return Some(connection);

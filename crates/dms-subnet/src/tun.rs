@@ -1,8 +1,9 @@
 //! The interface an allocation sees: a TUN device created inside the network namespace
 //! of a running process (the allocation's sandbox), with its address and MTU set and the
-//! link up. The device's file descriptor stays with dms; the device disappears with it
-//! (dms exits, the allocation is detached) or with the namespace (the sandbox is
-//! removed). Nothing is made on the host: no host interface, route or firewall rule.
+//! link up. The device's file descriptor stays with dms and holds the namespace: the
+//! device, and the namespace once its processes are gone, disappear when the
+//! descriptor closes (the allocation is detached, or dms exits). Nothing is made on the
+//! host: no host interface, route or firewall rule.
 //!
 //! Entering a namespace changes the calling thread, so it happens on a short-lived OS
 //! thread of its own, never on a runtime worker; the ioctls that configure the device

@@ -123,12 +123,12 @@ pub const KEYS: &[KeyDoc] = &[
     KeyDoc {
         key: "subnet.listen",
         expected: "an address:port (UDP)",
-        doc: "Where this provider's subnet endpoint listens: packets between allocations on different providers travel as QUIC datagrams to it, authenticated by the node's identity. Default 0.0.0.0:0 (every address, a free port).",
+        doc: "Where this provider's subnet endpoint listens: packets between allocations on different providers travel as QUIC datagrams to it, authenticated by the node's identity. Default 0.0.0.0:0: every address, and the port it had before (kept beside the store) or a free one.",
     },
     KeyDoc {
         key: "subnet.mtu",
-        expected: "a whole number from 576 to 1420",
-        doc: "The MTU of allocations' interfaces: what one QUIC datagram carries on a 1500-byte path (1400 by default). Larger packets are answered with ICMP \"fragmentation needed\" so senders adapt.",
+        expected: "a whole number from 576 to 1400",
+        doc: "The MTU of allocations' interfaces: at most what one QUIC datagram carries on a 1500-byte path (1400, the default). Packets larger than a path carries are answered with ICMP \"fragmentation needed\" so senders adapt.",
     },
     KeyDoc {
         key: "quotas.deployments_per_user",

@@ -378,7 +378,8 @@ impl Orchestrator {
             return Err(failed);
         }
         // Every allocation's address must route before any starts and sends.
-        self.push_routes().await?;
+        let placing = placement.values().map(|p| p.provider.peer.clone()).collect();
+        self.push_routes(&placing).await?;
         self.phase(
             replacing,
             DeploymentState::Starting,
