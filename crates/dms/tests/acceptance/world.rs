@@ -73,27 +73,38 @@ impl Drop for DmsWorld {
                 .status();
         }
         // Containers outlive their provider (as in production): remove the ones a
-        // killed node left behind, so that scenarios do not leak them.
-        if let Some(id) = &self.deployment {
-            let label = format!("label=dms.deployment={id}");
-            let listed = std::process::Command::new("docker")
-                .args(["ps", "-aq", "--filter", &label])
-                .output();
-            if let Ok(listed) = listed {
-                let ids: Vec<String> = String::from_utf8_lossy(&listed.stdout)
-                    .split_whitespace()
-                    .map(String::from)
-                    .collect();
-                if !ids.is_empty() {
-                    let _ = std::process::Command::new("docker")
-                        .args(["rm", "-f"])
-                        .args(&ids)
-                        .stdout(std::process::Stdio::null())
-                        .stderr(std::process::Stdio::null())
-                        .status();
-                }
+        // killed node left behind, and every other container of this scenario's devnet
+        // nodes (each node's Docker scope is `dms-<last 16 characters of its peer id>`),
+        // so that scenarios do not leak them.
+        let mut filters: Vec<String> =
+            self.deployment.iter().map(|id| format!("label=dms.deployment={id}")).collect();
+        let nodes = self.devnet.as_ref().and_then(|d| d["nodes"].as_array().cloned());
+        for node in nodes.unwrap_or_default() {
+            if let Some(peer) = node["peer_id"].as_str() {
+                let scope = &peer[peer.len().saturating_sub(16)..];
+                filters.push(format!("label=dms.executor=dms-{scope}"));
             }
         }
+        for filter in filters {
+            remove_containers(&filter);
+        }
+    }
+}
+
+/// Removes every container matching the `docker ps` filter `filter`.
+fn remove_containers(filter: &str) {
+    let listed =
+        std::process::Command::new("docker").args(["ps", "-aq", "--filter", filter]).output();
+    let Ok(listed) = listed else { return };
+    let ids: Vec<String> =
+        String::from_utf8_lossy(&listed.stdout).split_whitespace().map(String::from).collect();
+    if !ids.is_empty() {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "-f"])
+            .args(&ids)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }
 
