@@ -8,10 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::{Cleanup, cgroup_dir, executor, read_first, scope, sh};
 use dms_executor::{
-    Error, Executor as _, ExitReason, LogOptions, Mount, OutputStream, PortBinding, Protocol,
-    PullPolicy, State, Workload,
+    Error, Executor as _, ExitReason, LogOptions, Mount, OutputStream, PullPolicy, State, Workload,
 };
-use tokio::io::AsyncReadExt as _;
 
 /// Patience for events that should happen within seconds.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -249,12 +247,7 @@ async fn env_workdir_mounts_and_ports() {
         read_only: true,
         tmpfs: None,
     });
-    spec.ports.push(PortBinding {
-        container_port: 8080,
-        protocol: Protocol::Tcp,
-        host_ip: Some("127.0.0.1".parse().expect("ip")),
-        host_port: None,
-    });
+    spec.ports.push(common::loopback_port(8080));
     let id = executor.start(spec).await.expect("start");
     let mut logs = executor.logs(&id, LogOptions::follow()).await.expect("logs");
     let first = tokio::time::timeout(PATIENCE, logs.next())
@@ -275,21 +268,8 @@ async fn env_workdir_mounts_and_ports() {
         .expect("ports");
     let binding = ports["8080/tcp"].as_ref().expect("bound")[0].clone();
     assert_eq!(binding.host_ip.as_deref(), Some("127.0.0.1"));
-    let port = binding.host_port.expect("port");
-    let mut response = String::new();
-    let deadline = Instant::now() + PATIENCE;
-    while Instant::now() < deadline {
-        if let Ok(mut conn) = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await {
-            use tokio::io::AsyncWriteExt as _;
-            conn.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").await.expect("send");
-            response.clear();
-            let _ = conn.read_to_string(&mut response).await;
-            if response.contains("from the host") {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let port: u16 = binding.host_port.expect("port").parse().expect("a port number");
+    let response = common::get_until(port, "from the host", PATIENCE).await;
     assert!(response.contains("from the host"), "served through the published port: {response:?}");
     executor.stop(&id, Duration::from_secs(1)).await.expect("stop");
     executor.remove(&id).await.expect("remove");

@@ -8,12 +8,11 @@ mod common;
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Cleanup, executor, scope, sh};
-use dms_executor::{Executor as _, LogOptions, Network, PortBinding, Protocol, State};
+use dms_executor::{Executor as _, LogOptions, Network, State};
 use dms_subnet::tun;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -46,12 +45,7 @@ async fn the_workload_starts_with_its_interface_names_and_ports_and_leaves_nothi
          echo served > /tmp/index.html; exec httpd -f -p 8080 -h /tmp",
     );
     spec.network = Some(network(devices.clone()));
-    spec.ports.push(PortBinding {
-        container_port: 8080,
-        protocol: Protocol::Tcp,
-        host_ip: Some("127.0.0.1".parse().expect("ip")),
-        host_port: None,
-    });
+    spec.ports.push(common::loopback_port(8080));
     let id = executor.start(spec).await.expect("start");
     let mut logs = executor.logs(&id, LogOptions::follow()).await.expect("logs");
     let mut lines = Vec::new();
@@ -69,15 +63,7 @@ async fn the_workload_starts_with_its_interface_names_and_ports_and_leaves_nothi
     let info = executor.inspect(&id).await.expect("inspect");
     let port = info.published.first().expect("published").host_port;
     assert!(info.network_pid.is_some());
-    let mut response = String::new();
-    let deadline = Instant::now() + PATIENCE;
-    while !response.contains("served") && Instant::now() < deadline {
-        if let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            conn.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").await.expect("send");
-            let _ = conn.read_to_string(&mut response).await;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let response = common::get_until(port, "served", PATIENCE).await;
     assert!(response.contains("served"), "{response:?}");
 
     // A restarted executor re-attaches the workload with its sandbox; an orphan sandbox

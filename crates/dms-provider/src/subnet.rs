@@ -127,12 +127,10 @@ fn runtime_routes(routes: &Routes) -> Vec<dms_subnet::Route> {
 /// The network a Docker allocation joins, when it has an address; why it cannot.
 pub(crate) fn network(shared: &Shared, hosted: &Hosted) -> Result<Option<Network>, String> {
     let Some(join) = &hosted.spec.subnet else { return Ok(None) };
-    let subnet = match &shared.subnet {
-        SubnetHost::Ready { subnet, .. } => subnet.clone(),
-        SubnetHost::Unavailable(why) => {
-            return Err(format!("this provider cannot join the deployment's subnet: {why}"));
-        }
-    };
+    let subnet = shared.subnet.runtime().cloned().ok_or_else(|| {
+        let why = shared.subnet.unavailable().unwrap_or_default();
+        format!("this provider cannot join the deployment's subnet: {why}")
+    })?;
     let (deployment, name) = (hosted.deployment.clone(), hosted.spec.name.clone());
     let (address, prefix) = (join.address, join.prefix);
     let attach: dms_executor::Attach = Arc::new(move |pid| {

@@ -13,6 +13,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use dms_protocol::subnet::tag;
 use dms_types::backoff::Backoff;
 use libp2p_identity::{Keypair, PeerId};
 use quinn::{Connection, Endpoint};
@@ -158,7 +159,7 @@ impl Subnet {
     ) -> std::io::Result<()> {
         let interface = tun::Interface { address, prefix, mtu: self.inner.mtu };
         let device = Arc::new(tun::create_in(pid, interface).await?);
-        let tag = dms_protocol_tag(deployment);
+        let tag = tag(deployment);
         let reader = tokio::spawn(forward::read_local(
             self.inner.clone(),
             tag,
@@ -177,7 +178,7 @@ impl Subnet {
     /// Removes the interface of `allocation`; once no allocation of the deployment is
     /// left here, its routes go too.
     pub fn detach(&self, deployment: &str, allocation: &str) {
-        let tag = dms_protocol_tag(deployment);
+        let tag = tag(deployment);
         let mut state = self.inner.state();
         if let Some(local) = state.local.remove(&(tag, allocation.to_string())) {
             local.reader.abort();
@@ -188,7 +189,7 @@ impl Subnet {
     /// Forgets `deployment`: its routes, and the connections no other deployment needs
     /// (when none of its allocations is hosted here any more).
     pub fn forget(&self, deployment: &str) {
-        let tag = dms_protocol_tag(deployment);
+        let tag = tag(deployment);
         let mut state = self.inner.state();
         state.local.retain(|(t, _), local| {
             let keep = *t != tag;
@@ -204,7 +205,7 @@ impl Subnet {
     /// Replaces the routes of `deployment` and starts connecting to the providers they
     /// name.
     pub fn set_routes(&self, deployment: &str, routes: &[Route]) {
-        let tag = dms_protocol_tag(deployment);
+        let tag = tag(deployment);
         let mut state = self.inner.state();
         state.switch.set_routes(
             tag,
@@ -241,11 +242,6 @@ impl Subnet {
         state.accept.take().inspect(AbortHandle::abort);
         self.inner.endpoint.close(0u32.into(), b"shutdown");
     }
-}
-
-/// The tag of a deployment's frames (the same function the orchestrator's plan uses).
-fn dms_protocol_tag(deployment: &str) -> [u8; 8] {
-    dms_protocol::subnet::tag(deployment)
 }
 
 /// Stops the peer tasks of providers no route names any more.

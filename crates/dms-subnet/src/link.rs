@@ -10,7 +10,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{BufMut as _, Bytes, BytesMut};
 use libp2p_identity::{Keypair, PeerId};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{ClientConfig, Connection, Endpoint, ServerConfig, TransportConfig, VarInt};
@@ -77,15 +76,6 @@ pub fn write_header(tag: &[u8; 8], frame: &mut [u8]) {
     frame[1..OVERHEAD].copy_from_slice(tag);
 }
 
-/// `packet` as a frame of the deployment tagged `tag`.
-pub fn frame(tag: &[u8; 8], packet: &[u8]) -> Bytes {
-    let mut frame = BytesMut::with_capacity(OVERHEAD + packet.len());
-    frame.put_u8(VERSION);
-    frame.put_slice(tag);
-    frame.put_slice(packet);
-    frame.freeze()
-}
-
 /// The tag and packet of a frame; `None` for another version or a short frame.
 pub fn unframe(frame: &[u8]) -> Option<([u8; 8], &[u8])> {
     let (&version, rest) = frame.split_first()?;
@@ -99,6 +89,15 @@ pub fn unframe(frame: &[u8]) -> Option<([u8; 8], &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
+
+    /// `packet` as a frame of the deployment tagged `tag`.
+    fn frame(tag: &[u8; 8], packet: &[u8]) -> Bytes {
+        let mut frame = vec![0u8; OVERHEAD];
+        write_header(tag, &mut frame);
+        frame.extend_from_slice(packet);
+        frame.into()
+    }
 
     #[test]
     fn frames_carry_the_tag_and_packet_and_refuse_other_versions() {

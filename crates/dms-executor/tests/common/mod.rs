@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use dms_executor::{PullPolicy, Spec, Workload, docker};
+use dms_executor::{PortBinding, Protocol, PullPolicy, Spec, Workload, docker};
 
 /// The test image: a busybox root filesystem imported with `docker import`.
 pub const IMAGE: &str = "dms-test/busybox:1";
@@ -121,4 +121,33 @@ pub fn read_first(dir: &Path, names: &[&str]) -> (String, String) {
         }
     }
     panic!("none of {names:?} in {}", dir.display());
+}
+
+/// Container port `port` (TCP) published on a free port of 127.0.0.1.
+pub fn loopback_port(port: u16) -> PortBinding {
+    PortBinding {
+        container_port: port,
+        protocol: Protocol::Tcp,
+        host_ip: Some("127.0.0.1".parse().expect("ip")),
+        host_port: None,
+    }
+}
+
+/// `GET /index.html` on 127.0.0.1:`port`, retried until the answer contains `text` or
+/// `patience` runs out; the last answer.
+pub async fn get_until(port: u16, text: &str, patience: std::time::Duration) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let deadline = std::time::Instant::now() + patience;
+    let mut response = String::new();
+    while !response.contains(text) && std::time::Instant::now() < deadline {
+        response.clear();
+        if let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            conn.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").await.expect("send");
+            let _ = conn.read_to_string(&mut response).await;
+        }
+        if !response.contains(text) {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+    response
 }

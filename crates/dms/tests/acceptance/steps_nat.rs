@@ -9,6 +9,7 @@ use cucumber::{given, then, when};
 use serde_json::Value;
 
 use super::daemon::{Daemon, Run, patience, run_in};
+use super::steps_subnet::sh;
 use super::world::DmsWorld;
 
 const PASS: (&str, &str) = ("DMS_PASSPHRASE", "pw");
@@ -40,12 +41,6 @@ impl Drop for NatLab {
             let _ = std::process::Command::new("ip").args(["netns", "del", name]).status();
         }
     }
-}
-
-async fn sh(script: &str) {
-    let out = tokio::process::Command::new("sh").args(["-c", script]).output().await;
-    let out = out.expect("sh runs");
-    assert!(out.status.success(), "{script}\n{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Makes the three namespaces, the links between them and the router's rules: the LAN

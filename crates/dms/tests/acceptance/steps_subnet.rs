@@ -159,7 +159,8 @@ async fn nothing_remains(world: &mut DmsWorld) {
     assert!(!rules.to_lowercase().contains("dms"), "a dms firewall rule remains:\n{rules}");
 }
 
-async fn sh(script: &str) -> String {
+/// Runs `script` with `sh -c`; its standard output (a failure fails the step).
+pub(super) async fn sh(script: &str) -> String {
     let out = tokio::process::Command::new("sh").args(["-c", script]).output().await;
     let out = out.expect("sh runs");
     assert!(out.status.success(), "{script}: {}", String::from_utf8_lossy(&out.stderr));
