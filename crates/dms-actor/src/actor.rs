@@ -56,6 +56,9 @@ pub(crate) struct ActorInner {
     pub(crate) held: RwLock<Vec<dms_ucan::Chain>>,
     /// Delegates afresh when no held chain serves (expired, revoked, newer anchors).
     pub(crate) renew: RwLock<Option<Renewal>>,
+    /// The trace its messages join when no traced span sends them (the deployment's,
+    /// for an orchestrator or an allocation).
+    pub(crate) trace: RwLock<Option<String>>,
 }
 
 /// Fresh chains for an actor with its own identity (see [`Actor::renew_with`]).
@@ -131,6 +134,7 @@ impl Actor {
                 exit: Mutex::new(None),
                 held: RwLock::new(Vec::new()),
                 renew: RwLock::new(None),
+                trace: RwLock::new(None),
             }),
         };
         tokio::spawn(run_mailbox(rx, actor.inner.permits.clone()));
@@ -211,6 +215,20 @@ impl Actor {
         if let Ok(mut slot) = self.inner.renew.write() {
             *slot = Some(renew);
         }
+    }
+
+    /// Sets the trace (a W3C `traceparent`) this actor's messages join when they are not
+    /// sent from a traced span: the work of a long-lived actor stays one trace across
+    /// its tasks and restarts.
+    pub fn set_trace(&self, traceparent: Option<String>) {
+        if let Ok(mut slot) = self.inner.trace.write() {
+            *slot = traceparent;
+        }
+    }
+
+    /// The trace set with [`Actor::set_trace`].
+    pub fn trace(&self) -> Option<String> {
+        self.inner.trace.read().ok().and_then(|t| t.clone())
     }
 
     /// Whether both are the same actor (not merely the same inbox).

@@ -47,6 +47,10 @@ pub struct Envelope {
     /// Broadcast topic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topic: Option<Command>,
+    /// The W3C `traceparent` of the span that sent it, so that the receiver's work joins
+    /// the sender's trace (signed like the rest; absent when nothing is traced).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
     /// The message body (JSON by convention).
     #[serde(with = "serde_bytes")]
     pub payload: Vec<u8>,
@@ -137,6 +141,16 @@ impl Envelope {
     /// Whether this is a broadcast.
     pub fn is_broadcast(&self) -> bool {
         self.to.is_none()
+    }
+
+    /// The span a behavior runs in: named after the message, a child of the sender's
+    /// span when the envelope carries its trace context.
+    pub fn span(&self) -> tracing::Span {
+        let span = tracing::info_span!("message", behavior = %self.behavior, from = %self.from.did);
+        if let Some(traceparent) = &self.trace {
+            dms_telemetry::propagate::adopt(&span, traceparent);
+        }
+        span
     }
 
     /// The payload decoded as JSON (`null` when empty).

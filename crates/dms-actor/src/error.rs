@@ -135,9 +135,33 @@ pub enum ActorError {
     },
 }
 
+/// Every [`ActorError::code`] (metrics label refusals with these).
+pub const CODES: &[&str] = &[
+    "unauthorized",
+    "expired",
+    "unknown_behavior",
+    "rate_limited",
+    "quota",
+    "too_large",
+    "replayed",
+    "spoofed",
+    "bad_signature",
+    "malformed",
+    "bad_payload",
+    "no_such_actor",
+    "busy",
+    "timeout",
+    "closed",
+    "transport",
+    "unsupported_version",
+    "handler",
+    "internal",
+];
+
 impl ActorError {
     /// The stable snake_case code of the error (as serialized in `error`).
     pub fn code(&self) -> &'static str {
+        // Keep CODES in step.
         match self {
             ActorError::Unauthorized { .. } => "unauthorized",
             ActorError::Expired { .. } => "expired",

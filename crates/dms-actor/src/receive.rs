@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use dms_ucan::Request;
 use tokio::sync::{Semaphore, mpsc};
-use tracing::debug;
+use tracing::{Instrument as _, debug};
 
 use crate::ActorError;
 use crate::actor::Actor;
@@ -81,6 +81,12 @@ impl Actor {
         respond: Option<Responder>,
     ) {
         debug!(peer = from_peer, behavior = %envelope.behavior, %error, "Refused a message.");
+        dms_telemetry::metrics::message_refused(error.code(), crate::error::CODES);
+        if let ActorError::Unauthorized { code, reason } = &error {
+            let behavior = envelope.behavior.as_str();
+            dms_telemetry::event!(WARN, kind: dms_telemetry::event::kind::CAPABILITY, peer: from_peer, reason: code.as_str();
+                "Refused {behavior} from {} ({from_peer}): {reason}", envelope.from.did);
+        }
         if let Some(reply_to) = envelope.reply_to.clone() {
             let to = Handle { peer: from_peer.to_string(), ..envelope.from.clone() };
             self.answer(to, reply_to, Err(error), respond).await;
@@ -170,10 +176,12 @@ pub(crate) fn run_behavior(
     respond: Option<Responder>,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) {
+    let span = message.envelope.span();
     tokio::spawn(async move {
         let actor = message.actor.clone();
         let envelope = message.envelope.clone();
-        let reply = behavior(message).await;
+        dms_telemetry::metrics::message_received();
+        let reply = behavior(message).instrument(span).await;
         drop(permit);
         if let Some(reply_to) = envelope.reply_to.clone() {
             actor.answer(envelope.from.clone(), reply_to, reply, respond).await;

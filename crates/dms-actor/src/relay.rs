@@ -235,6 +235,7 @@ pub fn client_request(
         expiry: now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
         reply_to,
         topic,
+        trace: dms_telemetry::propagate::current(),
         payload,
         capabilities: if chain.is_empty() { Vec::new() } else { chain.to_bytes() },
         signature: Vec::new(),

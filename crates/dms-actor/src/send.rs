@@ -96,6 +96,7 @@ impl Actor {
         chain: &Chain,
     ) -> Envelope {
         let now = now_ms();
+        dms_telemetry::metrics::message_sent();
         Envelope {
             to,
             from: self.inner.handle.clone(),
@@ -104,6 +105,7 @@ impl Actor {
             expiry: now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
             reply_to: None,
             topic: None,
+            trace: dms_telemetry::propagate::current().or_else(|| self.trace()),
             payload,
             capabilities: if chain.is_empty() { Vec::new() } else { chain.to_bytes() },
             signature: Vec::new(),

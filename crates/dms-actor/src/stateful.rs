@@ -23,7 +23,7 @@ use std::time::Duration;
 use futures::FutureExt as _;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tracing::{debug, warn};
+use tracing::{Instrument as _, debug, warn};
 
 use crate::ActorError;
 use crate::actor::Actor;
@@ -241,7 +241,11 @@ async fn run<S: Stateful>(
             },
             Some((message, respond)) = mailbox.recv() => {
                 let envelope = message.envelope.clone();
-                let handled = AssertUnwindSafe(state.handle(&mut ctx, message)).catch_unwind().await;
+                dms_telemetry::metrics::message_received();
+                let handled = AssertUnwindSafe(state.handle(&mut ctx, message))
+                    .catch_unwind()
+                    .instrument(envelope.span())
+                    .await;
                 let (reply, failed) = match handled {
                     Ok(reply) => (reply, None),
                     Err(panic) => {

@@ -238,6 +238,7 @@ async fn a_forged_signature_is_refused() {
         expiry: dms_actor::envelope::now_ms() + 10_000,
         reply_to: None,
         topic: None,
+        trace: None,
         payload: b"original".to_vec(),
         capabilities: Vec::new(),
         signature: Vec::new(),

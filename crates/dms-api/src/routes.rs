@@ -108,6 +108,17 @@ async fn info(State(state): State<AppState>) -> Json<Info> {
     })
 }
 
+/// The node's metrics in the Prometheus text format (version 0.0.4): resources,
+/// deployments and allocations by state, bids, messages, events and their sinks. Access
+/// as for every other route: Prometheus on this machine presents the local token
+/// (`authorization: {credentials_file: <home>/api.token}` in its scrape config).
+#[utoipa::path(get, path = "/metrics", tag = "node",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+              (status = 401, description = "No local token", body = ErrorBody)))]
+async fn metrics() -> ([(&'static str, &'static str); 1], String) {
+    ([("content-type", dms_telemetry::metrics::CONTENT_TYPE)], dms_telemetry::metrics::render())
+}
+
 /// This document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "meta",
     responses((status = 200, description = "The OpenAPI 3.1 document of this API")))]
@@ -130,6 +141,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(health))
         .routes(routes!(info))
         .routes(routes!(openapi_json))
+        .routes(routes!(metrics))
         .routes(routes!(crate::caps::list))
         .routes(routes!(crate::caps::get, crate::caps::put, crate::caps::delete))
         .routes(routes!(crate::actor::handle))

@@ -94,6 +94,7 @@ fn envelope(key: usize, peer: &str, behavior: &str, chain: Option<&Chain>, topic
         expiry: 4_102_444_800_000,
         reply_to: (!topic).then(|| cmd("/dms/actor/reply/7")),
         topic: topic.then(|| cmd(behavior)),
+        trace: None,
         payload: br#"{"v":1,"greeting":"hello"}"#.to_vec(),
         capabilities: chain.map(Chain::to_bytes).unwrap_or_default(),
         signature: Vec::new(),

@@ -320,7 +320,15 @@ impl EventLoop {
                 if !is_relayed(&addr) {
                     self.relays.connected(&peer_id, &mut self.swarm);
                 }
-                self.connections.entry(peer_id).or_default().push((connection_id, addr));
+                let conns = self.connections.entry(peer_id).or_default();
+                if conns.is_empty() {
+                    let how = if is_relayed(&addr) { "through a relay" } else { "directly" };
+                    let peer = peer_id.to_string();
+                    dms_telemetry::event!(INFO, kind: dms_telemetry::event::kind::PEER, peer: peer.as_str(), state: "connected";
+                        "Peer {peer} connected {how} ({addr}).");
+                }
+                conns.push((connection_id, addr));
+                peers_gauge(self.connections.len());
                 for reply in self.pending_dials.remove(&peer_id).unwrap_or_default() {
                     let _ = reply.send(Ok(()));
                 }
@@ -337,6 +345,10 @@ impl EventLoop {
                     if conns.is_empty() {
                         self.connections.remove(&peer_id);
                         self.rtt.remove(&peer_id);
+                        let peer = peer_id.to_string();
+                        dms_telemetry::event!(INFO, kind: dms_telemetry::event::kind::PEER, peer: peer.as_str(), state: "disconnected";
+                            "Peer {peer} disconnected.");
+                        peers_gauge(self.connections.len());
                     }
                 }
             }
@@ -462,6 +474,16 @@ impl EventLoop {
             _ => {}
         }
     }
+}
+
+/// `dms_peers_connected`: peers with at least one connection.
+fn peers_gauge(peers: usize) {
+    dms_telemetry::metrics::set(
+        "dms_peers_connected",
+        "Peers this node has at least one connection to.",
+        &[],
+        peers as f64,
+    );
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@
 //! - [`behaviors`]: the root actor's network and capability behaviors.
 //! - [`caps`]: capability contexts in the store (behind `dms_ucan::Contexts`, the one
 //!   write path that keeps every actor's live context current).
+//! - [`telemetry`]: the event journal, its behaviors (`dms events`, `dms log-level`)
+//!   and the sampler of the metrics' gauges.
 //!
 //! The provider side (`dms-provider`: bids, resources, onboarding, allocation actors) and
 //! the orchestrator registry (`dms-orchestrator`) are built by [`start_deployments`]; this
@@ -25,6 +27,7 @@ pub mod config;
 pub mod home;
 pub mod lifecycle;
 mod subnet;
+pub mod telemetry;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -139,6 +142,7 @@ pub async fn run(
 
     let store = Store::open(config.store.resolve(home.root()))?;
     lifecycle::record_start(&store)?;
+    let mut telemetry = telemetry::start(&store, did.as_ref(), &config.telemetry)?;
     let verifier = Arc::new(dms_ucan::Verifier::default());
     let contexts =
         Arc::new(dms_ucan::Contexts::new(caps::StoreContexts(store.clone()), verifier.clone()));
@@ -170,9 +174,12 @@ pub async fn run(
     };
     dms_provider::onboarding::register(&network.actor, &onboarding)
         .map_err(|e| Error::Network(e.to_string()))?;
+    telemetry::register(&network.actor, &store, &config.telemetry)
+        .map_err(|e| Error::Network(e.to_string()))?;
     let deployments =
         start_deployments(&network, manager, &store, &config, host_executors(&network).await?)
             .await?;
+    telemetry.sample(&deployments, &store);
     let caps = dms_api::Caps { contexts: contexts.clone() };
     let relay = dms_api::Relay {
         router: network.router.clone(),
@@ -216,6 +223,8 @@ pub async fn run(
     let addrs = listen_addrs(&network.client).await;
     info!(did = %did, api = %api_addr, socket = %api_socket, peer_id = %network.client.peer_id(), addrs = %addrs.join(","),
         home = %home.root().display(), startup_ms = started.elapsed().as_millis() as u64, "dms ready");
+    dms_telemetry::event!(INFO, kind: dms_types::event::kind::NODE, state: "started";
+        "dms {VERSION} started as {did}; API on {api_addr}.");
 
     let result = tokio::select! {
         served = &mut serving => Some(served),
@@ -243,6 +252,8 @@ pub async fn run(
     }
     network.shutdown().await;
     home.remove_daemon();
+    dms_telemetry::event!(INFO, kind: dms_types::event::kind::NODE, state: "stopped"; "dms stopped.");
+    telemetry.stop().await;
     lifecycle::record_stop(&store)?;
     drop(store);
     info!(did = %did, "dms stopped");

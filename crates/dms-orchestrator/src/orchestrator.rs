@@ -48,12 +48,13 @@ use dms_crypto::KeyPair;
 use dms_store::{Repo, Store};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{Instrument as _, warn};
 
 use crate::deployment::{Deployment, DeploymentState};
 use crate::select;
 pub use dms_protocol::node::{NewDeployment, NodePlan, Plan, Status};
 use dms_protocol::*;
+use dms_types::event::kind;
 
 pub(crate) const DEPLOYMENTS: Repo<Deployment> = Repo::new("deployments");
 
@@ -214,6 +215,7 @@ impl Orchestrator {
             actor.renew_with(Arc::new(move || identity::delegated(&renewer, &key)));
         }
         record.orchestrator = Some(actor.handle().clone());
+        actor.set_trace(record.trace.clone());
         let (changed, _) = watch::channel(record.next_seq);
         let (flushed_tx, flushed) = watch::channel(record.next_seq);
         let (dirty, durable) = (Arc::new(Notify::new()), Arc::new(AtomicBool::new(false)));
@@ -268,7 +270,18 @@ impl Orchestrator {
     /// drain aborts it).
     pub(crate) fn start_placing(self: &Arc<Self>, input: machine::Input) {
         let mut placing = self.placing.lock().expect("placing lock");
-        *placing = Some(tokio::spawn(self.clone().place(input)));
+        *placing = Some(tokio::spawn(self.clone().place(input).instrument(self.span())));
+    }
+
+    /// The span the deployment's own work runs in: a child of its first span, so that
+    /// placing, supervision and what they send are one trace.
+    pub(crate) fn span(&self) -> tracing::Span {
+        let (id, trace) = self.peek(|r| (r.id.clone(), r.trace.clone()));
+        let span = tracing::info_span!("deployment", id = %id);
+        if let Some(trace) = &trace {
+            dms_telemetry::propagate::adopt(&span, trace);
+        }
+        span
     }
 
     /// The deployment as it is now.
@@ -321,7 +334,12 @@ impl Orchestrator {
         }
         let message = message.into();
         let seq = record.event(allocation, message.clone()).seq;
-        info!(deployment = %record.id, state = record.state.name(), allocation = allocation.unwrap_or(""), "{message}");
+        let state = record.state.name();
+        if record.state == DeploymentState::Failed {
+            dms_telemetry::event!(WARN, kind: kind::DEPLOYMENT, deployment: record.id.as_str(), allocation: allocation, state: state; "{message}");
+        } else {
+            dms_telemetry::event!(INFO, kind: kind::DEPLOYMENT, deployment: record.id.as_str(), allocation: allocation, state: state; "{message}");
+        }
         // What a restart needs is flushed to disk; progress notes ride along with the
         // next flush. Writing happens off this task; `durable` waits for it where it
         // matters.

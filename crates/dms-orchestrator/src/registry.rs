@@ -243,6 +243,7 @@ impl Registry {
             orchestrator: None,
             submitter: Some(submitter),
             subnet,
+            trace: dms_telemetry::propagate::current(),
         };
         let key = identity::create(&self.shared.store, &id)?;
         let orchestrator = Orchestrator::spawn(self.shared.clone(), record, key);
@@ -282,6 +283,7 @@ impl Registry {
             orchestrator: None,
             submitter: None,
             subnet: None,
+            trace: None,
         };
         let asks = ask::asks(&record.ensemble);
         let key = dms_crypto::KeyPair::generate(dms_crypto::KeyType::Ed25519);
@@ -319,6 +321,23 @@ impl Registry {
             let _ = tokio::time::timeout(wait, changed.changed()).await;
         }
         Ok(orchestrator.status(after, from, budget))
+    }
+
+    /// What the node's metrics sample: deployments by state name, and how long the most
+    /// silent running allocation of a running deployment has not been heard from.
+    pub fn gauges(&self) -> (BTreeMap<&'static str, usize>, Option<Duration>) {
+        let orchestrators: Vec<Arc<Orchestrator>> =
+            self.deployments.read().expect("registry lock").values().cloned().collect();
+        let mut by_state = BTreeMap::new();
+        let mut silence = None;
+        for o in orchestrators {
+            let state = o.peek(|r| r.state);
+            *by_state.entry(state.name()).or_default() += 1;
+            if state == DeploymentState::Running {
+                silence = silence.max(o.longest_silence());
+            }
+        }
+        (by_state, silence)
     }
 
     /// Summaries, newest first.

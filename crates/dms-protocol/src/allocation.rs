@@ -42,6 +42,17 @@ pub enum AllocationState {
 }
 
 impl AllocationState {
+    /// Every state, in life-cycle order.
+    pub const ALL: [AllocationState; 7] = [
+        AllocationState::Pending,
+        AllocationState::Allocated,
+        AllocationState::Starting,
+        AllocationState::Running,
+        AllocationState::Completed,
+        AllocationState::Failed,
+        AllocationState::Stopped,
+    ];
+
     /// Whether it will not change any more.
     pub fn is_terminal(self) -> bool {
         matches!(

@@ -114,8 +114,36 @@ pub struct Refusal {
     pub reasons: Vec<Reason>,
 }
 
-/// A reason with a stable code (`insufficient_ram`, `executor`, `not_onboarded`,
-/// `contract_required`, `excluded`, `pinned_elsewhere`, `reserve_failed`, `subnet`).
+/// Every code a [`Reason`] may carry (metrics label refusals with these, and `other`).
+pub const REASON_CODES: &[&str] = &[
+    "insufficient_cpu",
+    "insufficient_ram",
+    "insufficient_disk",
+    "insufficient_gpus",
+    "gpu_vendor",
+    "gpu_model",
+    "gpu_vram",
+    "architecture",
+    "executor",
+    "location",
+    "port",
+    "attribute",
+    "price",
+    "total_price",
+    "duration",
+    "bind",
+    "not_onboarded",
+    "contract_required",
+    "excluded",
+    "pinned_elsewhere",
+    "reserve_failed",
+    "quota",
+    "subnet",
+];
+
+/// A reason with a stable code, one of [`REASON_CODES`] (`insufficient_ram`, `executor`,
+/// `not_onboarded`, `contract_required`, `excluded`, `pinned_elsewhere`, `reserve_failed`,
+/// `subnet`, ...).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reason {
     /// Whether it may pass: resources the machine has but are in use now. The

@@ -25,6 +25,7 @@
 //! - [`storage`]: allocation actor → orchestrator: presigned URLs for its inputs and
 //!   outputs (the credentials stay on the orchestrating node).
 //! - [`subnet`]: a deployment's private network: the address plan, packet tags.
+//! - [`telemetry`]: CLI → node: the event journal (`dms events`) and the log level.
 //!
 //! `dms actor cmd` stays untyped on purpose: it sends any behavior a person names.
 
@@ -37,6 +38,7 @@ pub mod peers;
 pub mod record;
 pub mod storage;
 pub mod subnet;
+pub mod telemetry;
 
 use std::future::Future;
 use std::time::Duration;

@@ -38,6 +38,19 @@ pub enum DeploymentState {
 }
 
 impl DeploymentState {
+    /// Every state, in life-cycle order.
+    pub const ALL: [DeploymentState; 9] = [
+        DeploymentState::Bidding,
+        DeploymentState::Committing,
+        DeploymentState::Allocating,
+        DeploymentState::Starting,
+        DeploymentState::Running,
+        DeploymentState::Completed,
+        DeploymentState::Failed,
+        DeploymentState::ShuttingDown,
+        DeploymentState::ShutDown,
+    ];
+
     /// Whether it will not change any more.
     pub fn is_terminal(self) -> bool {
         matches!(
@@ -218,6 +231,10 @@ pub struct Deployment {
     /// Its private network's addresses and routes, when the ensemble has a `subnet`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subnet: Option<crate::subnet::SubnetPlan>,
+    /// The trace it is (a W3C `traceparent` naming its first span), when traces are
+    /// exported: every message about it joins that trace, also after a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 impl Deployment {

@@ -138,6 +138,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, hosted: Hosted, key: KeyPair) -> Runni
     if let Some(chain) = hosted.grant.as_deref().and_then(|g| g.parse().ok()) {
         actor.hold(chain);
     }
+    actor.set_trace(hosted.trace.clone());
     let (node, orchestrator) = (hosted.node.clone(), hosted.orchestrator.did.clone());
     let beats = beat::Beats::new(hosted.status.clone());
     let state = Allocation {
@@ -328,7 +329,13 @@ impl Allocation {
     async fn apply(&mut self, ctx: &mut Context<Internal>, input: Input) {
         let mut inputs = VecDeque::from([input]);
         while let Some(input) = inputs.pop_front() {
+            let (before, restarted) = (self.hosted.status.state, self.hosted.status.restarts);
+            let failed_start = match &input {
+                Input::StartFailed { error } => Some(error.clone()),
+                _ => None,
+            };
             let mut effects = machine::step(&mut self.hosted, input, now_ms());
+            crate::telemetry::allocation_stepped(&self.hosted, before, restarted, failed_start);
             // Heartbeats carry the new status even while the effects take long.
             self.beats.publish(&self.hosted.status);
             if effects[..] == [Effect::Persist { durable: true }, Effect::StartExecution] {
@@ -397,6 +404,8 @@ impl Allocation {
         None
     }
 
+    #[tracing::instrument(name = "start", skip_all,
+        fields(allocation = %self.hosted.id, executor = self.hosted.spec.allocation.executor.name()))]
     async fn start(&mut self) -> Input {
         let Some(executor) = self.executor() else {
             let kind = self.hosted.spec.allocation.executor.name();

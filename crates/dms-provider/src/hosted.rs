@@ -52,6 +52,10 @@ pub struct Hosted {
     /// The publishing in flight, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publishing: Option<Publishing>,
+    /// The deployment's trace (the allocate message's `traceparent`): what the
+    /// allocation sends joins it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// Which publishing is in flight.

@@ -37,6 +37,7 @@ pub mod ports;
 pub mod recover;
 pub mod resources;
 pub mod subnet;
+mod telemetry;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -253,6 +254,7 @@ pub async fn detected_attributes() -> BTreeMap<String, String> {
 }
 
 /// The provider: its behaviors are on the node's root actor.
+#[derive(Clone)]
 pub struct Provider {
     shared: Arc<Shared>,
 }
@@ -321,7 +323,13 @@ fn register(shared: &Arc<Shared>) -> Result<(), ActorError> {
     dms_protocol::handle::<BidRequest, _, _>(root, move |message, request| {
         let s = s.clone();
         let from = message.envelope.from.clone();
-        async move { Ok(bid(&s, &request, from).await) }
+        async move {
+            let answer = bid(&s, &request, from).await;
+            if !request.dry_run {
+                telemetry::bid_answered(&request, &answer);
+            }
+            Ok(answer)
+        }
     })?;
     let s = shared.clone();
     dms_protocol::handle::<Commit, _, _>(root, move |message, commit| {
@@ -341,7 +349,7 @@ fn register(shared: &Arc<Shared>) -> Result<(), ActorError> {
     let s = shared.clone();
     dms_protocol::handle::<Allocate, _, _>(root, move |message, request| {
         let s = s.clone();
-        let from = message.envelope.from.did.clone();
+        let (from, trace) = (message.envelope.from.did.clone(), message.envelope.trace.clone());
         async move {
             s.check_reserver(&request.reservation, &from)?;
             // The allocations obey the orchestrator named here: it must be the sender.
@@ -351,7 +359,7 @@ fn register(shared: &Arc<Shared>) -> Result<(), ActorError> {
                     reason: format!("{from} cannot allocate for {}", request.orchestrator.did),
                 });
             }
-            allocate(&s, request).await
+            allocate(&s, request, trace).await
         }
     })?;
     let s = shared.clone();
@@ -459,7 +467,11 @@ async fn bid(shared: &Shared, request: &BidRequest, from: dms_actor::Handle) -> 
 }
 
 /// Turns a committed reservation into allocation actors.
-async fn allocate(shared: &Arc<Shared>, request: Allocate) -> Result<Allocated, ActorError> {
+async fn allocate(
+    shared: &Arc<Shared>,
+    request: Allocate,
+    trace: Option<String>,
+) -> Result<Allocated, ActorError> {
     own_reservation(&request.reservation, &request.deployment)?;
     // An allocation id is taken once: a second allocate (a retry racing a slow revert, or
     // a caller naming someone else's deployment) must not replace a live allocation; and a
@@ -533,6 +545,7 @@ async fn allocate(shared: &Arc<Shared>, request: Allocate) -> Result<Allocated, 
             liveness: None,
             exit: None,
             publishing: None,
+            trace: trace.clone(),
         })
         .collect();
     // The records are written lazily first; the durable allocation of the resources

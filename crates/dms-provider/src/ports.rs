@@ -86,11 +86,13 @@ mod tests {
     #[test]
     fn a_held_port_is_taken_until_its_reservation_ends() {
         let ports = Ports::default();
-        let wanted: BTreeSet<u16> = [41_234].into();
+        // Below the ephemeral range, so that no other test's connection takes it meanwhile.
+        let port = (20_000..32_000).find(|p| !bound(*p)).expect("a free port");
+        let wanted: BTreeSet<u16> = [port].into();
         assert!(ports.taken(&wanted).is_empty(), "free at first");
         ports.hold("d-1/aa", &wanted).expect("held");
-        assert!(ports.taken(&wanted)[&41_234].why.contains("held by d-1/aa"));
-        assert_eq!(ports.hold("d-2/bb", &wanted), Err(vec![41_234]), "not twice");
+        assert!(ports.taken(&wanted)[&port].why.contains("held by d-1/aa"));
+        assert_eq!(ports.hold("d-2/bb", &wanted), Err(vec![port]), "not twice");
         ports.retain(&["d-2/bb"].into());
         assert!(ports.taken(&wanted).is_empty(), "released with its reservation");
     }

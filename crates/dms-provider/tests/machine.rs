@@ -41,6 +41,7 @@ fn hosted(policy: &str, kind: &str) -> Hosted {
         liveness: None,
         exit: None,
         publishing: None,
+        trace: None,
     }
 }
 

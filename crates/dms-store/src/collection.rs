@@ -202,7 +202,8 @@ impl Collection {
         Ok(Self::indexed_fields(tx, &t)?.into_iter().map(|f| f.as_str().to_owned()).collect())
     }
 
-    /// The documents matching `query`, ordered by id, at most `query.limit(n)` of them.
+    /// The documents matching `query`, ordered by id (descending with
+    /// [`Query::newest_first`]), at most `query.limit(n)` of them.
     ///
     /// If a condition is on an indexed field, the index narrows the candidates: the first `eq`
     /// condition on an indexed field with a scalar value, otherwise the first range condition
@@ -225,7 +226,7 @@ impl Collection {
         let mut out = Vec::new();
         match Self::choose_index(tx, &t, &compiled)? {
             None => {
-                docs.for_each_all(|id, bytes| {
+                let visit = |id: &str, bytes: &[u8]| {
                     let doc = self.decode(id, bytes)?;
                     if compiled.matches(&doc) {
                         out.push((id.to_owned(), doc));
@@ -235,11 +236,19 @@ impl Collection {
                     } else {
                         ControlFlow::Continue(())
                     })
-                })?;
+                };
+                if compiled.descending {
+                    docs.for_each_all_rev(visit)?;
+                } else {
+                    docs.for_each_all(visit)?;
+                }
             }
             Some(i) => {
                 let mut ids = Self::index_candidates(tx, &t, &compiled, i)?;
                 ids.sort_unstable();
+                if compiled.descending {
+                    ids.reverse();
+                }
                 for id in ids {
                     let Some(doc) = docs.get_with(id.as_str(), |b| self.decode(&id, b))? else {
                         continue;

@@ -356,3 +356,32 @@ fn floats_round_trip_exactly_and_match_their_index_entries() {
     assert!(matches!(pods.explain(&tx, &q).expect("explain"), Plan::Index { .. }));
     assert_eq!(ids(&pods.find(&tx, &q).expect("find")), ["p1"]);
 }
+
+#[test]
+fn newest_first_orders_by_descending_id_with_and_without_index() {
+    let (_dir, store) = store();
+    let pods = store.collection("pods");
+    seed(&store, &pods);
+    let all = Query::new().newest_first();
+    let tx = store.read().expect("read");
+    let mut ascending = ids(&pods.find(&tx, &Query::new()).expect("find"))
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>();
+    ascending.reverse();
+    assert_eq!(ids(&pods.find(&tx, &all).expect("find")), ascending);
+    let last_two = pods.find(&tx, &all.clone().limit(2)).expect("find");
+    assert_eq!(ids(&last_two), ascending[..2].to_vec());
+    drop(tx);
+    store.write(|tx| pods.ensure_index(tx, "status")).expect("index");
+    let tx = store.read().expect("read");
+    let q = Query::new().eq("status", json!("running"));
+    let mut running: Vec<String> =
+        ids(&pods.find(&tx, &q).expect("find")).iter().map(|s| s.to_string()).collect();
+    running.reverse();
+    assert!(running.len() >= 2, "{running:?}");
+    assert_eq!(
+        ids(&pods.find(&tx, &q.newest_first().limit(1)).expect("find")),
+        running[..1].to_vec()
+    );
+}

@@ -32,11 +32,13 @@ use crate::encoding::{FieldPath, encode_scalar};
 /// - A range matches only values of the JSON type of its bounds: a numeric range matches only
 ///   numbers, a string range only strings. Its bounds must be scalars of one type. A range with
 ///   both bounds unbounded matches any scalar (not arrays or objects).
-/// - Results are ordered by document id; `limit` keeps the first `n` of them.
+/// - Results are ordered by document id, ascending unless [`Query::newest_first`] asks for
+///   descending; `limit` keeps the first `n` of them in that order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Query {
     conditions: Vec<Condition>,
     limit: Option<usize>,
+    descending: bool,
 }
 
 /// One condition of a [`Query`].
@@ -104,6 +106,14 @@ impl Query {
         self
     }
 
+    /// Orders the results by descending id (with ids that sort by time, the newest
+    /// first), so that `limit(n)` keeps the last `n`.
+    #[must_use]
+    pub fn newest_first(mut self) -> Self {
+        self.descending = true;
+        self
+    }
+
     /// The conditions, in the order they were added.
     #[must_use]
     pub fn conditions(&self) -> &[Condition] {
@@ -120,7 +130,7 @@ impl Query {
     pub(crate) fn compile(&self) -> Result<Compiled, Error> {
         let conditions =
             self.conditions.iter().map(CompiledCondition::new).collect::<Result<_, _>>()?;
-        Ok(Compiled { conditions, limit: self.limit })
+        Ok(Compiled { conditions, limit: self.limit, descending: self.descending })
     }
 }
 
@@ -129,6 +139,7 @@ impl Query {
 pub(crate) struct Compiled {
     pub conditions: Vec<CompiledCondition>,
     pub limit: Option<usize>,
+    pub descending: bool,
 }
 
 impl Compiled {

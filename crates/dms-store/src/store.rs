@@ -311,6 +311,30 @@ pub(crate) mod sealed {
         ) -> Result<(), Error> {
             self.for_each::<K::SelfType<'static>>(.., f)
         }
+        /// [`TableView::for_each_all`] in descending key order.
+        pub fn for_each_all_rev(
+            &self,
+            f: impl FnMut(K::SelfType<'_>, V::SelfType<'_>) -> Result<ControlFlow<()>, Error>,
+        ) -> Result<(), Error> {
+            match self {
+                TableView::Missing => Ok(()),
+                TableView::Read(table) => for_each_rev_in(table, f),
+                TableView::Write(table) => for_each_rev_in(table, f),
+            }
+        }
+    }
+
+    fn for_each_rev_in<K: Key + 'static, V: Value + 'static>(
+        table: &impl ReadableTable<K, V>,
+        mut f: impl FnMut(K::SelfType<'_>, V::SelfType<'_>) -> Result<ControlFlow<()>, Error>,
+    ) -> Result<(), Error> {
+        for entry in table.iter().map_err(storage)?.rev() {
+            let (key, value) = entry.map_err(storage)?;
+            if f(key.value(), value.value())?.is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn get_in<'k, K: Key + 'static, V: Value + 'static, R>(

@@ -38,11 +38,14 @@
 //!   ensembles: sizes, CPU amounts, frequencies, bandwidths, durations.
 //! - [`peers`]: what a node says about its network (peers, itself, DHT, gossip scores).
 //! - [`backoff`]: [`Backoff`](backoff::Backoff), the one doubling pause.
+//! - [`event`]: [`Event`](event::Event), the telemetry event every sink and `dms events`
+//!   read, and its bounded set of kinds.
 //! - [`error`]: [`Error`], for human-written amounts that do not parse.
 
 pub mod backoff;
 pub mod capability;
 pub mod error;
+pub mod event;
 pub mod peers;
 pub mod resources;
 pub mod units;

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod devnet;
+mod telemetry;
 pub use devnet::DevnetCommand;
+pub use telemetry::{EventsArgs, LogLevelArgs};
 
 /// dms — the Device Management Service: run the daemon, manage keys and configuration,
 /// and talk to a running daemon through its local API.
@@ -146,6 +148,11 @@ pub enum Command {
     /// prune.
     #[command(subcommand)]
     Deployments(DeploymentsCommand),
+    /// The node's recent events (deployments, allocations, bids, refusals, executors,
+    /// peers): `dms events --deployment ID --since 10m -f`.
+    Events(EventsArgs),
+    /// Show or change a node's log level while it runs (`dms log-level debug`).
+    LogLevel(LogLevelArgs),
     /// A local network of dms nodes in one command: `dms devnet up --nodes 3`.
     #[command(subcommand)]
     Devnet(DevnetCommand),
@@ -365,7 +372,7 @@ pub enum CapCommand {
 }
 
 /// Who signs, where to, and how long to wait (shared by `dms actor` and `dms peers`).
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct ActorTarget {
     /// Capability context whose key signs and whose tokens authorize.
     #[arg(long, short, default_value = "user")]
@@ -492,6 +499,11 @@ pub enum BenchCommand {
         /// Measured runs (after 2 warm-up runs).
         #[arg(long, default_value_t = 20)]
         runs: usize,
+        /// Measure twice in the same run, interleaved in blocks of 5: with events shipped
+        /// nowhere, and with every node shipping them to a dead Elasticsearch address;
+        /// report both and their ratio (goal: within 10 %).
+        #[arg(long)]
+        dead_sink: bool,
         #[command(flatten)]
         target: ActorTarget,
     },

@@ -26,6 +26,7 @@ mod acceptance {
     pub mod steps_store;
     pub mod steps_subnet;
     pub mod steps_supervision;
+    pub mod steps_telemetry;
     pub mod world;
 }
 

@@ -84,6 +84,7 @@ pub fn generate(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
         expiry: if u.ratio(3u8, 4)? { FAR_FUTURE } else { u.arbitrary()? },
         reply_to: if u.arbitrary()? { Some(command(u)?) } else { None },
         topic: if u.ratio(1u8, 4)? { Some(command(u)?) } else { None },
+        trace: None,
         payload,
         capabilities,
         signature: fixtures::bytes(u, 64)?,

@@ -235,6 +235,36 @@ pub const KEYS: &[KeyDoc] = &[
         expected: "text or json",
         doc: "Log line format: text for people, json for log shippers.",
     },
+    KeyDoc {
+        key: "telemetry.elasticsearch_url",
+        expected: "an http:// URL such as http://127.0.0.1:9200, or empty (no shipping)",
+        doc: "Where events (deployment and allocation states, bids, refusals, executor errors, peers) are shipped with the `_bulk` API, in batches, retried while the server is down; a dead or slow server never slows the node (events that do not fit its bounded queue are dropped and counted).",
+    },
+    KeyDoc {
+        key: "telemetry.elasticsearch_index",
+        expected: "an index name (lower case, no spaces)",
+        doc: "The index events are written to; the index template shipped with dms is installed for `<index>*` before the first batch.",
+    },
+    KeyDoc {
+        key: "telemetry.otlp_endpoint",
+        expected: "an http:// URL such as http://127.0.0.1:4318 (OTLP/HTTP), or empty (no export)",
+        doc: "Where traces, logs and metrics are exported with OTLP/HTTP (protobuf; /v1/traces, /v1/logs, /v1/metrics under it). With it set, one deployment is one trace across every node that worked on it.",
+    },
+    KeyDoc {
+        key: "telemetry.service_name",
+        expected: "a name",
+        doc: "The `service.name` of exported traces, logs and metrics.",
+    },
+    KeyDoc {
+        key: "telemetry.events_max",
+        expected: "a whole number, 1 or more",
+        doc: "Most events the node keeps in its store for `dms events` (the oldest go first).",
+    },
+    KeyDoc {
+        key: "telemetry.events_retention",
+        expected: "a duration such as 7d or 12h",
+        doc: "Events older than this are removed from the node's store.",
+    },
 ];
 
 /// Finds a key, or says which known key it most resembles.

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use dms_protocol::*;
+use dms_telemetry::metrics;
 use tokio::task::JoinSet;
 use tracing::warn;
 
@@ -102,6 +103,7 @@ impl Orchestrator {
             {
                 Ok(mut answer) => {
                     answer.peer = from.peer.clone();
+                    count_received(&answer);
                     answers.push(answer);
                 }
                 Err(error) => warn!(peer = %from.peer, %error, "A bid answer could not be read."),
@@ -134,6 +136,9 @@ impl Orchestrator {
         answers: &[BidAnswer],
         chosen: &BTreeMap<String, select::Choice>,
     ) {
+        for _ in chosen.values() {
+            metrics::bid("orchestrator", metrics::bid::ACCEPTED, "", REASON_CODES);
+        }
         // A provider's bids share one reservation: keep it whole when one of them won.
         // A whole revert also stops the deployment's allocations there and releases its
         // standby: never send it to a provider with a role in this deployment.
@@ -156,5 +161,16 @@ impl Orchestrator {
             });
         }
         while calls.join_next().await.is_some() {}
+    }
+}
+
+/// Counts the bids and refusals of one answer (`dms_bids_total{side="orchestrator"}`).
+fn count_received(answer: &BidAnswer) {
+    for _ in &answer.bids {
+        metrics::bid("orchestrator", metrics::bid::RECEIVED, "", REASON_CODES);
+    }
+    for refusal in &answer.refusals {
+        let code = refusal.reasons.first().map_or("", |r| r.code.as_str());
+        metrics::bid("orchestrator", metrics::bid::REFUSED, code, REASON_CODES);
     }
 }

@@ -28,7 +28,7 @@ use dms_actor::{ActorError, Handle, PeerState};
 use dms_ensemble::model::Escalation;
 use dms_protocol::*;
 use tokio::time::{Instant, MissedTickBehavior};
-use tracing::info;
+use tracing::{Instrument as _, info};
 
 use super::placement::give_up;
 use super::{Orchestrator, bad, standby};
@@ -85,6 +85,19 @@ impl Orchestrator {
             .iter()
             .map(|(name, at)| (name.clone(), unix.saturating_sub(ms(now - *at))))
             .collect()
+    }
+
+    /// How long the most silent running allocation has not been heard from.
+    pub(crate) fn longest_silence(&self) -> Option<Duration> {
+        let running: Vec<String> = self.peek(|r| {
+            r.allocations
+                .iter()
+                .filter(|(_, a)| a.status.state == AllocationState::Running)
+                .map(|(name, _)| name.clone())
+                .collect()
+        });
+        let heard = self.heard.lock().expect("heard lock");
+        running.iter().filter_map(|name| heard.last.get(name)).map(|at| at.elapsed()).max()
     }
 
     /// Notes that `allocation` was heard from (or a new copy of it placed) now.
@@ -256,7 +269,7 @@ impl Orchestrator {
         // loss found meanwhile waits for them (and may use the one just reserved).
         if self.standby_due(&record) {
             let mut placing = self.placing.lock().expect("placing lock");
-            *placing = Some(tokio::spawn(self.clone().keep_standbys()));
+            *placing = Some(tokio::spawn(self.clone().keep_standbys().instrument(self.span())));
         }
     }
 
@@ -368,7 +381,8 @@ impl Orchestrator {
         let deadline = now_ms().saturating_add(ms(self.shared.settings.default_deadline));
         let standby = standby::takeover(&self.snapshot(), &nodes, &avoid);
         let mut placing = self.placing.lock().expect("placing lock");
-        *placing = Some(tokio::spawn(self.clone().replace(nodes, avoid, deadline, standby)));
+        let replacing = self.clone().replace(nodes, avoid, deadline, standby);
+        *placing = Some(tokio::spawn(replacing.instrument(self.span())));
     }
 }
 

@@ -37,7 +37,7 @@ nodes:
 ";
 
 /// Warm-up runs not counted.
-const WARMUP: usize = 2;
+pub(super) const WARMUP: usize = 2;
 
 pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -48,7 +48,7 @@ pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// One run: (submit → running, executor start), in milliseconds.
-async fn once(caller: &Caller, request: &NewDeployment) -> anyhow::Result<(f64, f64)> {
+pub(super) async fn once(caller: &Caller, request: &NewDeployment) -> anyhow::Result<(f64, f64)> {
     let started = Instant::now();
     let id = caller.request(request, Duration::from_secs(10)).await?.id;
     let mut after = 0;
@@ -76,20 +76,25 @@ async fn once(caller: &Caller, request: &NewDeployment) -> anyhow::Result<(f64, 
     result
 }
 
+/// The deployment every run submits: one WebAssembly service.
+pub(super) fn request() -> anyhow::Result<NewDeployment> {
+    let ensemble =
+        dms_ensemble::load(ENSEMBLE).map_err(|e| anyhow!("bench ensemble: {e}"))?.ensemble;
+    let module = base64::engine::general_purpose::STANDARD.encode(SPIN);
+    Ok(NewDeployment {
+        ensemble,
+        modules: [("work".to_string(), module)].into(),
+        timeout_ms: None,
+        credentials: None,
+    })
+}
+
 /// `dms bench deploy --runs N`
 pub async fn deploy(ctx: &Ctx, runs: usize, target: &ActorTarget) -> anyhow::Result<()> {
     if runs < 1 {
         bail!("--runs must be at least 1");
     }
-    let ensemble =
-        dms_ensemble::load(ENSEMBLE).map_err(|e| anyhow!("bench ensemble: {e}"))?.ensemble;
-    let module = base64::engine::general_purpose::STANDARD.encode(SPIN);
-    let request = NewDeployment {
-        ensemble,
-        modules: [("work".to_string(), module)].into(),
-        timeout_ms: None,
-        credentials: None,
-    };
+    let request = request()?;
     // The key is unlocked once: the runs measure the deployment, not the CLI.
     let caller = Caller::open(ctx, target).await?;
     let mut totals = Vec::new();

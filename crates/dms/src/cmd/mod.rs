@@ -8,6 +8,7 @@ mod deploy;
 mod devnet;
 mod doctor;
 mod ensemble;
+mod events;
 mod failover;
 mod info;
 mod key;
@@ -15,6 +16,7 @@ mod outputs;
 mod paging;
 mod resources;
 mod run;
+mod sink_bench;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -136,13 +138,18 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Deploy { file, plan, deadline, detach, target } => {
             deploy::deploy(&ctx, &file, plan, deadline.as_deref(), detach, &target).await
         }
-        Command::Bench(cli::BenchCommand::Deploy { runs, target }) => {
+        Command::Bench(cli::BenchCommand::Deploy { runs, dead_sink: true, target }) => {
+            sink_bench::dead_sink(&ctx, runs, &target).await
+        }
+        Command::Bench(cli::BenchCommand::Deploy { runs, dead_sink: false, target }) => {
             bench::deploy(&ctx, runs, &target).await
         }
         Command::Bench(cli::BenchCommand::Failover { kills, redundancy, devnet_dir, target }) => {
             failover::bench(&ctx, kills, redundancy, &devnet_dir, &target).await
         }
         Command::Deployments(command) => deploy::deployments(&ctx, command).await,
+        Command::Events(args) => events::events(&ctx, args).await,
+        Command::LogLevel(args) => events::log_level(&ctx, args).await,
         Command::Devnet(command) => {
             tokio::task::spawn_blocking(move || devnet::devnet(&ctx, command)).await?
         }

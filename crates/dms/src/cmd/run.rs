@@ -1,10 +1,6 @@
 //! `dms run`: the daemon in the foreground.
 
-use std::io::IsTerminal;
-
-use anyhow::Context as _;
 use dms_node::config::LogFormat;
-use tracing_subscriber::EnvFilter;
 
 use super::Ctx;
 use crate::passphrase;
@@ -18,9 +14,16 @@ pub async fn run(ctx: &Ctx, listen: Vec<String>, bootstrap: Vec<String>) -> anyh
     if !bootstrap.is_empty() {
         config.network.bootstrap = bootstrap;
     }
-    init_logging(&config.log.level, config.log.format)?;
+    // The node's DID names its telemetry; the key file says it without the passphrase.
+    let did = dms_crypto::Keystore::open(ctx.home.keys_dir())
+        .and_then(|keys| keys.info(&config.node.key))
+        .ok()
+        .map(|info| info.did.to_string());
+    let telemetry = init_telemetry(&config, did)?;
     let passphrase = passphrase::read(&config.node.key, false)?;
-    dms_node::run(&ctx.home, config, &passphrase, shutdown_signal()).await.map_err(|error| {
+    let ran = dms_node::run(&ctx.home, config, &passphrase, shutdown_signal()).await;
+    telemetry.shutdown().await;
+    ran.map_err(|error| {
         let hint = match &error {
             dms_node::Error::NoNodeKey { name, .. } => {
                 format!("create it with `dms key new {name}` (same --home), then run again")
@@ -41,21 +44,31 @@ pub async fn run(ctx: &Ctx, listen: Vec<String>, bootstrap: Vec<String>) -> anyh
     })
 }
 
-fn init_logging(level: &str, format: LogFormat) -> anyhow::Result<()> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(filter) if !filter.is_empty() => EnvFilter::try_new(filter).context("RUST_LOG")?,
-        _ => EnvFilter::try_new(level)
-            .with_context(|| format!("invalid log.level {level:?}: expected a tracing filter"))?,
+/// Installs logging and telemetry as `[log]` and `[telemetry]` say.
+fn init_telemetry(
+    config: &dms_node::Config,
+    did: Option<String>,
+) -> anyhow::Result<dms_telemetry::Telemetry> {
+    config.telemetry.validate()?;
+    let settings = dms_telemetry::Settings {
+        log_level: config.log.level.clone(),
+        log_format: match config.log.format {
+            LogFormat::Text => dms_telemetry::Format::Text,
+            LogFormat::Json => dms_telemetry::Format::Json,
+        },
+        service_name: config.telemetry.service_name.clone(),
+        version: dms_node::VERSION.to_string(),
+        instance: did,
+        elasticsearch: config.telemetry.elasticsearch(),
+        otlp_endpoint: config.telemetry.otlp(),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    let result = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-    result.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+    dms_telemetry::init(&settings).map_err(|e| match e {
+        dms_telemetry::Error::Filter { .. } if std::env::var_os("RUST_LOG").is_some() => {
+            anyhow::Error::new(e).context("RUST_LOG")
+        }
+        dms_telemetry::Error::Filter { .. } => anyhow::Error::new(e).context("log.level"),
+        e => anyhow::Error::new(e),
+    })
 }
 
 /// Resolves on the first SIGINT or SIGTERM. The handlers are installed here, before the

@@ -47,8 +47,15 @@ pub(super) async fn refresh_devnet(world: &mut DmsWorld) {
 
 #[given(regex = r"^a devnet of (\d+) nodes is up$")]
 async fn devnet_up(world: &mut DmsWorld, nodes: usize) {
+    devnet_up_with(world, nodes, &[]).await;
+}
+
+/// Starts a devnet of `nodes` whose nodes run with `env` besides their own, and waits
+/// until every node knows the others.
+pub(super) async fn devnet_up_with(world: &mut DmsWorld, nodes: usize, env: &[(&str, &str)]) {
     world.add_home();
-    let out = dms(world, &["devnet", "up", "--nodes", &nodes.to_string(), "-o", "json"]).await;
+    let count = nodes.to_string();
+    let out = run(&world.home(0), &["devnet", "up", "--nodes", &count, "-o", "json"], env).await;
     assert!(out.status.success(), "devnet up failed:\n{}", out.stderr);
     world.devnet = Some(serde_json::from_str(&out.stdout).expect("devnet JSON"));
     // Every node must know the others before bids are asked for.

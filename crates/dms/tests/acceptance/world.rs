@@ -57,6 +57,10 @@ pub struct DmsWorld {
     pub s3: Option<dms_storage::testing::S3Server>,
     /// The network namespaces of the NAT scenario (deleted on drop, after the daemons).
     pub nat: Option<super::steps_nat::NatLab>,
+    /// The receiver of telemetry scenarios (Elasticsearch `_bulk`, OTLP/HTTP).
+    pub telemetry: Option<dms_telemetry::testing::Receiver>,
+    /// The Prometheus server of telemetry scenarios (killed on drop).
+    pub prometheus: Option<super::steps_telemetry::Prometheus>,
 }
 
 impl Drop for DmsWorld {
@@ -134,6 +138,8 @@ impl DmsWorld {
             endpoint: None,
             s3: None,
             nat: None,
+            telemetry: None,
+            prometheus: None,
         }
     }
 

@@ -68,6 +68,7 @@ fn record_of(nodes: &[&str], deadline_after: Duration) -> Deployment {
         orchestrator: None,
         submitter: None,
         subnet: None,
+        trace: None,
     }
 }
 
