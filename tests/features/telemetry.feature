@@ -32,3 +32,13 @@ Feature: Telemetry: events, one trace per deployment across machines, metrics
     When node 0 sends node 1 a message for a behavior it does not have
     Then node 1's log shows "Refused a message"
     And "dms events --kind node" on node 1 lists "started"
+
+  Scenario: A remote node's log level needs a capability, and redirecting its events another
+    Given three nodes A, B and C, where B and C bootstrap from A and each trusts its own user
+    When the user of A invokes "/dms/node/logger/config" on B
+    Then it is refused as "unauthorized" with "untrusted_root"
+    When B grants the user of A "/dms/node/logger/config" and the user of A holds the token
+    And the user of A invokes "/dms/node/logger/config" on B
+    Then it succeeds
+    When the user of A invokes "/dms/node/logger/sink" with "elasticsearch_url=http://127.0.0.1:9" on B
+    Then it is refused as "unauthorized"

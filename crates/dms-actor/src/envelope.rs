@@ -71,6 +71,17 @@ pub fn now_ms() -> u64 {
         .unwrap_or_default()
 }
 
+/// Whether `t` is a W3C `traceparent` of version 00: `00-<32 hex>-<16 hex>-<2 hex>`.
+pub fn is_traceparent(t: &str) -> bool {
+    let parts: Vec<&str> = t.split('-').collect();
+    let hex = |p: &str, n: usize| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit());
+    parts.len() == 4
+        && parts[0] == "00"
+        && hex(parts[1], 32)
+        && hex(parts[2], 16)
+        && hex(parts[3], 2)
+}
+
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_ipld_dagcbor::to_vec(value).expect("envelopes always encode")
 }
@@ -123,6 +134,11 @@ impl Envelope {
             .map_err(|e| ActorError::malformed(e.to_string()))?;
         if envelope.encode() != bytes {
             return Err(ActorError::malformed("not in canonical DAG-CBOR form"));
+        }
+        if envelope.trace.as_deref().is_some_and(|t| !is_traceparent(t)) {
+            return Err(ActorError::malformed(
+                "trace is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)",
+            ));
         }
         Ok(envelope)
     }

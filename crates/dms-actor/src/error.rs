@@ -208,3 +208,38 @@ impl From<dms_ucan::Denial> for ActorError {
         ActorError::Unauthorized { code: denial.code().to_string(), reason: denial.describe() }
     }
 }
+
+#[cfg(test)]
+mod codes_tests {
+    use super::*;
+
+    #[test]
+    fn every_code_is_in_codes() {
+        let s = String::new;
+        let all = [
+            ActorError::Unauthorized { code: s(), reason: s() },
+            ActorError::Expired { expiry: 0, now: 0 },
+            ActorError::UnknownBehavior { behavior: s() },
+            ActorError::RateLimited { class: s() },
+            ActorError::Quota { what: s(), limit: 0, remedy: s() },
+            ActorError::TooLarge { size: 0, max: 0 },
+            ActorError::Replayed { nonce: 0 },
+            ActorError::Spoofed { claimed: s(), actual: s() },
+            ActorError::BadSignature,
+            ActorError::Malformed { reason: s() },
+            ActorError::BadPayload { reason: s() },
+            ActorError::NoSuchActor { inbox: s() },
+            ActorError::Busy,
+            ActorError::Timeout { after_ms: 0 },
+            ActorError::Closed,
+            ActorError::Transport { reason: s() },
+            ActorError::UnsupportedVersion { behavior: s(), version: 0, supported: 0 },
+            ActorError::Handler { message: s() },
+            ActorError::Internal { reason: s() },
+        ];
+        assert_eq!(all.len(), CODES.len());
+        for error in all {
+            assert!(CODES.contains(&error.code()), "{} is not in CODES", error.code());
+        }
+    }
+}

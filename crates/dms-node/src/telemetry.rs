@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dms_actor::{Actor, ActorError};
 use dms_protocol::handle;
-use dms_protocol::telemetry::{ListEvents, LoggerConfig, LoggerState};
+use dms_protocol::telemetry::{EventSink, ListEvents, LoggerConfig, LoggerState};
 use dms_store::Store;
 use dms_telemetry::elastic::Target;
 use dms_telemetry::journal::{self, Journal};
@@ -68,7 +68,8 @@ impl Running {
     }
 }
 
-/// Registers `/dms/node/events/list` and `/dms/node/logger/config` on the root actor.
+/// Registers `/dms/node/events/list`, `/dms/node/logger/config` and
+/// `/dms/node/logger/sink` on the root actor.
 pub fn register(actor: &Actor, store: &Store, config: &TelemetryConfig) -> Result<(), ActorError> {
     let store = store.clone();
     handle(actor, move |_, ListEvents { query }| {
@@ -88,38 +89,38 @@ pub fn register(actor: &Actor, store: &Store, config: &TelemetryConfig) -> Resul
                 .map_err(failed)
         }
     })?;
+    handle(actor, move |_, LoggerConfig { level }| async move {
+        if let Some(level) = level {
+            dms_telemetry::set_log_level(&level).map_err(|e| match e {
+                dms_telemetry::Error::Filter { .. } => bad(e),
+                e => failed(e),
+            })?;
+        }
+        logger_state()
+    })?;
     let index = config.elasticsearch_index.clone();
-    handle(actor, move |_, LoggerConfig { level, elasticsearch_url }| {
+    handle(actor, move |_, EventSink { elasticsearch_url }| {
         let index = index.clone();
-        async move { logger(level, elasticsearch_url, &index).await }
+        async move {
+            let target = match elasticsearch_url.trim() {
+                "" => None,
+                url => Some(
+                    Target::new(url, &index)
+                        .map_err(|why| bad(format!("elasticsearch_url {why}")))?,
+                ),
+            };
+            dms_telemetry::set_elasticsearch(target).await.map_err(failed)?;
+            logger_state()
+        }
     })?;
     Ok(())
 }
 
-/// `/dms/node/logger/config`: changes what is asked, then says what is in force.
-async fn logger(
-    level: Option<String>,
-    elasticsearch_url: Option<String>,
-    index: &str,
-) -> Result<LoggerState, ActorError> {
-    let installed = || failed(dms_telemetry::Error::NotInstalled);
-    if let Some(level) = level {
-        dms_telemetry::set_log_level(&level).map_err(|e| match e {
-            dms_telemetry::Error::Filter { .. } => bad(e),
-            e => failed(e),
-        })?;
-    }
-    if let Some(url) = elasticsearch_url {
-        let target = match url.trim() {
-            "" => None,
-            url => Some(
-                Target::new(url, index).map_err(|why| bad(format!("elasticsearch_url {why}")))?,
-            ),
-        };
-        dms_telemetry::set_elasticsearch(target).await.map_err(failed)?;
-    }
+/// What `/dms/node/logger/*` answer: the filter in force and where events go.
+fn logger_state() -> Result<LoggerState, ActorError> {
     Ok(LoggerState {
-        level: dms_telemetry::log_level().ok_or_else(installed)?,
+        level: dms_telemetry::log_level()
+            .ok_or_else(|| failed(dms_telemetry::Error::NotInstalled))?,
         elasticsearch_url: dms_telemetry::elasticsearch().map(|t| t.url),
         elasticsearch_dropped: dms_telemetry::hub::get().map_or(0, |h| h.elastic_dropped()),
     })

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | [`ListEvents`] | `/dms/node/events/list` | the events asked for, oldest first |
 //! | [`LoggerConfig`] | `/dms/node/logger/config` | [`LoggerState`]: the log filter in force |
+//! | [`EventSink`] | `/dms/node/logger/sink` | [`LoggerState`], after changing where events are shipped |
 //!
 //! Both are ordinary behaviors: an operator may read a remote node's events or raise its
 //! log level with a capability granted for them (NuNet names the second
@@ -27,17 +28,28 @@ impl Request for ListEvents {
     type Response = Vec<Event>;
 }
 
-/// Reads the node's log filter and event shipping, or changes what is given (answer:
-/// [`LoggerState`]).
+/// Reads the node's log filter (and where events go), or changes the filter when
+/// `level` is given (answer: [`LoggerState`]).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct LoggerConfig {
     /// The new filter, e.g. `debug` or `info,dms_orchestrator=debug`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level: Option<String>,
-    /// Where to ship events from now on (an Elasticsearch base URL; empty: nowhere).
-    /// The index stays `telemetry.elasticsearch_index`. Not written to the config file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub elasticsearch_url: Option<String>,
+}
+
+/// Ships events to another Elasticsearch from now on (answer: [`LoggerState`]). A
+/// behavior of its own: a grant to raise the log level must not also let its holder
+/// send the node's events, and requests, wherever it likes.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct EventSink {
+    /// An Elasticsearch base URL (`http://…`); empty: ship nowhere. The index stays
+    /// `telemetry.elasticsearch_index`; the config file is not changed.
+    pub elasticsearch_url: String,
+}
+
+impl Request for EventSink {
+    const BEHAVIOR: &'static str = "/dms/node/logger/sink";
+    type Response = LoggerState;
 }
 
 impl Request for LoggerConfig {

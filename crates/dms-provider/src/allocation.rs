@@ -138,7 +138,6 @@ pub(crate) fn spawn(shared: &Arc<Shared>, hosted: Hosted, key: KeyPair) -> Runni
     if let Some(chain) = hosted.grant.as_deref().and_then(|g| g.parse().ok()) {
         actor.hold(chain);
     }
-    actor.set_trace(hosted.trace.clone());
     let (node, orchestrator) = (hosted.node.clone(), hosted.orchestrator.did.clone());
     let beats = beat::Beats::new(hosted.status.clone());
     let state = Allocation {

@@ -52,8 +52,9 @@ pub struct Hosted {
     /// The publishing in flight, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publishing: Option<Publishing>,
-    /// The deployment's trace (the allocate message's `traceparent`): what the
-    /// allocation sends joins it.
+    /// The deployment's trace (the allocate message's `traceparent`): the allocation's
+    /// events name it. (Its heartbeats do not join it: a long-lived deployment's trace
+    /// would grow without end.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
 }

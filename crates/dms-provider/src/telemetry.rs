@@ -30,19 +30,41 @@ pub(crate) fn allocation_stepped(
     restarts_before: u32,
     failed_start: Option<String>,
 ) {
-    let (deployment, allocation) = (hosted.deployment.as_str(), hosted.id.as_str());
-    if let Some(error) = failed_start {
-        let executor = hosted.spec.allocation.executor.name();
-        dms_telemetry::event!(WARN, kind: kind::EXECUTOR, deployment: deployment, allocation: allocation, reason: executor;
-            "The {executor} executor could not start allocation {allocation}: {error}");
-    }
     if hosted.status.restarts > restarts_before {
         metrics::allocation_restarted();
     }
     let state = hosted.status.state;
-    if state == before {
+    if failed_start.is_none() && state == before {
         return;
     }
+    in_trace(hosted, || {
+        if let Some(error) = failed_start {
+            let (deployment, allocation) = (hosted.deployment.as_str(), hosted.id.as_str());
+            let executor = hosted.spec.allocation.executor.name();
+            dms_telemetry::event!(WARN, kind: kind::EXECUTOR, deployment: deployment, allocation: allocation, reason: executor;
+                "The {executor} executor could not start allocation {allocation}: {error}");
+        }
+        if state != before {
+            state_changed(hosted, state);
+        }
+    });
+}
+
+/// Runs `emit` in the deployment's trace when no traced span is current (an
+/// allocation's state changes on its own: its workload exits, a health check fails).
+fn in_trace(hosted: &crate::hosted::Hosted, emit: impl FnOnce()) {
+    match &hosted.trace {
+        Some(trace) if dms_telemetry::propagate::trace_id().is_none() => {
+            let span = tracing::info_span!("allocation", id = %hosted.id);
+            dms_telemetry::propagate::adopt(&span, trace);
+            span.in_scope(emit);
+        }
+        _ => emit(),
+    }
+}
+
+fn state_changed(hosted: &crate::hosted::Hosted, state: dms_protocol::AllocationState) {
+    let (deployment, allocation) = (hosted.deployment.as_str(), hosted.id.as_str());
     let why = hosted.status.message.as_deref().unwrap_or("");
     let name = state.name();
     if state == dms_protocol::AllocationState::Failed {

@@ -3,9 +3,10 @@
 //!
 //! - Bounded: the hub's queue (8192 events) and one batch in flight; what does not fit
 //!   is dropped and counted (`dms_telemetry_events_dropped_total{sink="elasticsearch"}`).
-//! - Retried with the one back-off (1 s doubling to 60 s) while the server is down,
-//!   answers 429 or 5xx, or refuses single items with 429/5xx; items it rejects for good
-//!   (a mapping error) are dropped with a warning and counted as `rejected`.
+//! - Retried with the one back-off (1 s doubling to 60 s) while the server is down or
+//!   answers 429 or 5xx; items it answers 429/5xx are sent again (at most 10 times),
+//!   items it rejects for good (a mapping error) are dropped with a warning and counted
+//!   as `elasticsearch-rejected`.
 //! - Idempotent: each document's `_id` is `<node DID>/<event id>`, so a batch retried
 //!   after a lost answer is not indexed twice (409 counts as done).
 //! - The index template shipped in `assets/index-template.json` is installed once
@@ -31,6 +32,10 @@ pub const FLUSH: Duration = Duration::from_secs(1);
 pub const INDEX_TEMPLATE: &str = include_str!("../assets/index-template.json");
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Resends of items answered 429/5xx before they are dropped (the batch is otherwise
+/// taken: the server is up and refuses these).
+const MAX_RESENDS: u32 = 10;
 /// How long a stopping sink keeps trying to deliver what it holds.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
@@ -111,9 +116,14 @@ struct Shipper {
 }
 
 async fn run(target: Target, mut feed: mpsc::Receiver<Shared>, mut stopped: oneshot::Receiver<()>) {
-    let client = match reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build() {
+    let built = reqwest::Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .build();
+    let client = match built {
         Ok(client) => client,
         Err(error) => {
+            // The hub counts what it can no longer queue (a closed queue) as dropped.
             warn!(%error, "Cannot build the Elasticsearch client; events are not shipped.");
             return;
         }
@@ -121,7 +131,8 @@ async fn run(target: Target, mut feed: mpsc::Receiver<Shared>, mut stopped: ones
     let mut shipper = Shipper { client, target, template_installed: false };
     let mut batch: Vec<Shared> = Vec::with_capacity(BATCH);
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-    // Set once the sink is told to stop: what it holds is tried until then.
+    let mut partial = 0;
+    // Set once the sink is told to stop: what it holds is tried until then, no longer.
     let mut deadline: Option<Instant> = None;
     loop {
         match deadline {
@@ -129,12 +140,7 @@ async fn run(target: Target, mut feed: mpsc::Receiver<Shared>, mut stopped: ones
                 deadline = Some(Instant::now() + STOP_GRACE);
             }
             None => {}
-            Some(_) => {
-                while batch.len() < BATCH {
-                    let Ok(event) = feed.try_recv() else { break };
-                    batch.push(event);
-                }
-            }
+            Some(_) => top_up(&mut feed, &mut batch),
         }
         if batch.is_empty() {
             if deadline.is_some() {
@@ -142,9 +148,31 @@ async fn run(target: Target, mut feed: mpsc::Receiver<Shared>, mut stopped: ones
             }
             continue;
         }
-        match shipper.ship(&batch).await {
-            Ok(resend) => {
+        let shipped = match deadline {
+            Some(at) => {
+                tokio::time::timeout_at(at, shipper.ship(&batch)).await.unwrap_or_else(|_| {
+                    Err(Failure::Retry("no answer before the stop deadline".into()))
+                })
+            }
+            None => shipper.ship(&batch).await,
+        };
+        match shipped {
+            Ok(resend) if resend.is_empty() => {
                 backoff.reset();
+                partial = 0;
+                batch.clear();
+                continue;
+            }
+            Ok(resend) if partial >= MAX_RESENDS => {
+                warn!(url = %shipper.target.url, dropped = resend.len(),
+                    "Elasticsearch kept refusing events with 429/5xx; dropping them.");
+                count_dropped("elasticsearch-rejected", resend.len());
+                partial = 0;
+                batch.clear();
+                continue;
+            }
+            Ok(resend) => {
+                partial += 1;
                 batch = resend;
             }
             Err(Failure::Refused(why)) => {
@@ -152,21 +180,16 @@ async fn run(target: Target, mut feed: mpsc::Receiver<Shared>, mut stopped: ones
                     "Elasticsearch refused a batch of events for good: {why}");
                 count_dropped("elasticsearch-rejected", batch.len());
                 batch.clear();
+                continue;
             }
             Err(Failure::Retry(why)) => {
                 debug!(url = %shipper.target.url, "Elasticsearch unavailable, retrying: {why}");
             }
         }
-        if batch.is_empty() {
-            continue;
-        }
         let wait = backoff.take(Duration::MAX);
         match deadline {
-            Some(deadline) if Instant::now() + wait >= deadline => {
-                warn!(url = %shipper.target.url, dropped = batch.len(),
-                    "Stopping with events Elasticsearch did not take.");
-                count_dropped("elasticsearch", batch.len());
-                return;
+            Some(at) if Instant::now() + wait >= at => {
+                return give_up(&shipper.target, &feed, &batch);
             }
             Some(_) => tokio::time::sleep(wait).await,
             None => tokio::select! {
@@ -175,6 +198,21 @@ async fn run(target: Target, mut feed: mpsc::Receiver<Shared>, mut stopped: ones
             },
         }
     }
+}
+
+/// Adds what is queued now to `batch`, up to [`BATCH`].
+fn top_up(feed: &mut mpsc::Receiver<Shared>, batch: &mut Vec<Shared>) {
+    while batch.len() < BATCH {
+        let Ok(event) = feed.try_recv() else { break };
+        batch.push(event);
+    }
+}
+
+/// Stops with events the server did not take: counted as dropped.
+fn give_up(target: &Target, feed: &mpsc::Receiver<Shared>, batch: &[Shared]) {
+    let dropped = batch.len() + feed.len();
+    warn!(url = %target.url, dropped, "Stopping with events Elasticsearch did not take.");
+    count_dropped("elasticsearch", dropped);
 }
 
 /// Waits for a first event, then up to [`FLUSH`] for the batch to fill; true when the
@@ -290,11 +328,14 @@ pub fn bulk_body(index: &str, batch: &[Shared]) -> String {
 /// failed were rejected (a conflict means the document is there already: done).
 fn outcome(body: &str, sent: usize) -> Result<(Vec<usize>, Vec<String>), String> {
     let answer: serde_json::Value = serde_json::from_str(body).map_err(|e| e.to_string())?;
-    if answer["errors"] != json!(true) {
+    let listed = answer["items"].as_array().map_or(0, Vec::len);
+    if answer["errors"] != json!(true) && listed >= sent {
         return Ok((Vec::new(), Vec::new()));
     }
     let items = answer["items"].as_array().ok_or("no items")?;
-    let (mut retry, mut rejected) = (Vec::new(), Vec::new());
+    // Items the answer does not mention were not taken: sent again.
+    let (mut retry, mut rejected): (Vec<usize>, Vec<String>) =
+        ((items.len()..sent).collect(), Vec::new());
     for (i, item) in items.iter().enumerate().take(sent) {
         let result = item.as_object().and_then(|o| o.values().next()).cloned().unwrap_or_default();
         let status = result["status"].as_u64().unwrap_or(0);

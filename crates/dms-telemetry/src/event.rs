@@ -65,8 +65,25 @@ fn level_name(level: Level) -> &'static str {
 
 struct Fields(Event);
 
+/// Longest text kept of one field (an executor's error, a refusal's reasons): events
+/// queue by count, so their size must be bounded too.
+pub const MAX_FIELD_BYTES: usize = 4096;
+
+/// `text` cut to at most [`MAX_FIELD_BYTES`] on a character boundary, marked `…`.
+fn clipped(text: &str) -> String {
+    if text.len() <= MAX_FIELD_BYTES {
+        return text.to_string();
+    }
+    let mut end = MAX_FIELD_BYTES - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
+        let value = &clipped(value);
         let event = &mut self.0;
         let slot = match field.name() {
             "message" => {
@@ -91,5 +108,19 @@ impl Visit for Fields {
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
         // The message arrives as format arguments; other fields as their text.
         self.record_str(field, &format!("{value:?}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_fields_are_clipped_on_a_character_boundary() {
+        assert_eq!(clipped("short"), "short");
+        let long = "é".repeat(MAX_FIELD_BYTES);
+        let cut = clipped(&long);
+        assert!(cut.len() <= MAX_FIELD_BYTES, "{}", cut.len());
+        assert!(cut.ends_with('…'));
     }
 }

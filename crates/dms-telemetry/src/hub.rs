@@ -28,8 +28,9 @@ pub fn install() -> bool {
     let (journal_tx, journal) = mpsc::channel(QUEUE);
     let hub = Hub {
         node: RwLock::new(String::new()),
-        seq: AtomicU64::new(0),
+        clock: Mutex::new(Clock::default()),
         journal_outlet: Outlet::new("journal", journal_tx),
+        journal_dropped: AtomicU64::new(0),
         elastic: RwLock::new(None),
         elastic_dropped: AtomicU64::new(0),
         journal: Mutex::new(Some(journal)),
@@ -40,19 +41,19 @@ pub fn install() -> bool {
 struct Outlet {
     sink: &'static str,
     tx: mpsc::Sender<Shared>,
-    dropped: AtomicU64,
 }
 
 impl Outlet {
     fn new(sink: &'static str, tx: mpsc::Sender<Shared>) -> Outlet {
-        Outlet { sink, tx, dropped: AtomicU64::new(0) }
+        Outlet { sink, tx }
     }
 
     /// Offers `event`, never waiting; counts it when the queue is full.
     fn offer(&self, event: &Shared, dropped: &AtomicU64) {
         match self.tx.try_send(event.clone()) {
-            Ok(()) | Err(TrySendError::Closed(_)) => {}
-            Err(TrySendError::Full(_)) => {
+            Ok(()) => {}
+            // A full queue, or a sink that ended: the event is lost, and counted.
+            Err(TrySendError::Full(_) | TrySendError::Closed(_)) => {
                 dropped.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::event_dropped(self.sink);
             }
@@ -63,8 +64,9 @@ impl Outlet {
 /// Stamps events and hands them to the sinks.
 pub struct Hub {
     node: RwLock<String>,
-    seq: AtomicU64,
+    clock: Mutex<Clock>,
     journal_outlet: Outlet,
+    journal_dropped: AtomicU64,
     /// The Elasticsearch queue, when a sink runs (it may change at run time).
     elastic: RwLock<Option<Outlet>>,
     elastic_dropped: AtomicU64,
@@ -90,7 +92,7 @@ impl Hub {
 
     /// Events the journal dropped so far because its queue was full.
     pub fn journal_dropped(&self) -> u64 {
-        self.journal_outlet.dropped.load(Ordering::Relaxed)
+        self.journal_dropped.load(Ordering::Relaxed)
     }
 
     /// Events not queued for Elasticsearch so far because its queue was full.
@@ -106,28 +108,43 @@ impl Hub {
 
     /// Stamps `event` and offers it to every sink, never waiting.
     pub fn publish(&self, mut event: Event) {
-        stamp(&mut event, &self.node.read().expect("hub node lock"), &self.seq);
+        event.node = self.node.read().expect("hub node lock").clone();
         crate::metrics::event_emitted(&event.kind);
-        let event = Arc::new(event);
-        self.journal_outlet.offer(&event, &self.journal_outlet.dropped);
+        let event = {
+            // Ids are handed out and queued to the journal in one step, so the journal
+            // writes them in order and a follower's cursor never passes one unwritten.
+            let mut clock = self.clock.lock().expect("hub clock lock");
+            stamp(&mut event, &mut clock);
+            let event = Arc::new(event);
+            self.journal_outlet.offer(&event, &self.journal_dropped);
+            event
+        };
         if let Some(outlet) = self.elastic.read().expect("hub elastic lock").as_ref() {
             outlet.offer(&event, &self.elastic_dropped);
         }
     }
 }
 
-/// Gives `event` its id, times and node.
-fn stamp(event: &mut Event, node: &str, seq: &AtomicU64) {
+/// The last id handed out: its millisecond and sequence number.
+#[derive(Debug, Default)]
+pub(crate) struct Clock {
+    ms: u64,
+    seq: u64,
+}
+
+/// Gives `event` its id and times. Ids never go back, even when the wall clock does: the
+/// id's millisecond is the later of now and the last one.
+fn stamp(event: &mut Event, clock: &mut Clock) {
     let now = std::time::SystemTime::now();
     let at_ms = now
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or_default();
-    let n = seq.fetch_add(1, Ordering::Relaxed);
-    event.id = format!("{at_ms:013}-{n:08}");
+    clock.ms = clock.ms.max(at_ms);
+    clock.seq += 1;
+    event.id = format!("{:013}-{:010}", clock.ms, clock.seq);
     event.at_ms = at_ms;
     event.timestamp = humantime::format_rfc3339_millis(now).to_string();
-    event.node = node.to_string();
 }
 
 #[cfg(test)]
@@ -135,15 +152,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stamped_ids_sort_by_time_then_sequence() {
-        let seq = AtomicU64::new(0);
+    fn stamped_ids_sort_by_time_then_sequence_and_never_go_back() {
+        let mut clock = Clock::default();
         let mut a = Event::default();
         let mut b = Event::default();
-        stamp(&mut a, "did:key:z1", &seq);
-        stamp(&mut b, "did:key:z1", &seq);
+        stamp(&mut a, &mut clock);
+        stamp(&mut b, &mut clock);
         assert!(a.id < b.id, "{} < {}", a.id, b.id);
-        assert_eq!(a.node, "did:key:z1");
         assert!(a.timestamp.ends_with('Z') && a.timestamp.contains('T'), "{}", a.timestamp);
-        assert_eq!(a.id.len(), 13 + 1 + 8);
+        assert_eq!(a.id.len(), 13 + 1 + 10);
+        // The wall clock stepped back an hour: ids still grow.
+        clock.ms += 3_600_000;
+        let mut c = Event::default();
+        stamp(&mut c, &mut clock);
+        assert!(b.id < c.id, "{} < {}", b.id, c.id);
+        assert!(c.at_ms < clock.ms, "at_ms keeps the real time");
     }
 }

@@ -3,9 +3,11 @@
 //! ([`query`]) for `dms events` and the API.
 //!
 //! A writer task drains the hub's queue in batches (whatever has arrived, at most
-//! [`BATCH`] per commit), one durable commit per batch, so a crash loses nothing that was
-//! written and a burst costs few commits. Retention: at most `max_events` (the oldest go
-//! first, in the same commit) and nothing older than `max_age` (swept every minute).
+//! [`BATCH`] per commit). Batches are committed without waiting for the disk, so that
+//! the deployments' own durable writes never queue behind events; a durable commit
+//! follows within 2 s (and at stop), so a crash loses at most the last 2 s of events.
+//! Retention: at most `max_events` (the oldest go first, in the same commit) and nothing
+//! older than `max_age` (swept every minute, also when no events arrive).
 
 use std::ops::Bound;
 use std::time::Duration;
@@ -31,6 +33,9 @@ pub const MAX_LIMIT: usize = 1000;
 const COUNT: Repo<u64> = Repo::new("telemetry");
 const COUNT_KEY: &str = "events.count";
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// Longest events stay written but not yet on disk.
+const FLUSH_EVERY: Duration = Duration::from_secs(2);
+const CLOCK_SLACK_MS: u64 = 5_000;
 
 /// How much the journal keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,28 +94,38 @@ async fn run(
     mut stopped: oneshot::Receiver<()>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
-    let mut swept = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut swept, mut unflushed) = (tokio::time::Instant::now(), false);
     loop {
-        let open = tokio::select! {
-            n = feed.recv_many(&mut batch, BATCH) => n > 0,
-            _ = &mut stopped => false,
+        let (open, ticked) = tokio::select! {
+            n = feed.recv_many(&mut batch, BATCH) => (n > 0, false),
+            _ = tick.tick() => (true, true),
+            _ = &mut stopped => (false, false),
         };
         if !open {
             // Drain what is queued now; later events have no store to go to.
             while batch.len() < BATCH * 4 {
-                match feed.try_recv() {
-                    Ok(event) => batch.push(event),
-                    Err(_) => break,
-                }
+                let Ok(event) = feed.try_recv() else { break };
+                batch.push(event);
             }
         }
-        let sweep = swept.elapsed() >= SWEEP_EVERY;
+        let sweep = ticked && swept.elapsed() >= SWEEP_EVERY;
         if sweep {
             swept = tokio::time::Instant::now();
         }
+        // Batches are written without waiting for the disk (other writers of the store
+        // must not queue behind events); a durable commit follows within FLUSH_EVERY.
+        let durable = !open || (ticked && unflushed);
+        if batch.is_empty() && !sweep && !durable {
+            continue;
+        }
+        unflushed = !durable && (unflushed || !batch.is_empty());
         let (writer, events) = (store.clone(), std::mem::take(&mut batch));
-        let written =
-            tokio::task::spawn_blocking(move || write(&writer, &events, retention, sweep)).await;
+        let written = tokio::task::spawn_blocking(move || {
+            write(&writer, &events, Commit { retention, sweep, durable })
+        })
+        .await;
         match written {
             Ok(Ok(())) => {}
             Ok(Err(error)) => warn!(%error, "Could not write events to the journal."),
@@ -122,18 +137,22 @@ async fn run(
     }
 }
 
-/// Writes `events` in one durable commit, keeping the journal within `retention`.
-pub fn write(
-    store: &Store,
-    events: &[Shared],
-    retention: Retention,
-    sweep: bool,
-) -> Result<(), dms_store::Error> {
-    if events.is_empty() && !sweep {
-        return Ok(());
-    }
+/// How [`write`] commits.
+#[derive(Clone, Copy, Debug)]
+pub struct Commit {
+    /// What to keep.
+    pub retention: Retention,
+    /// Also remove events older than `retention.max_age`.
+    pub sweep: bool,
+    /// Wait until the commit is on disk (with every lazy one before it).
+    pub durable: bool,
+}
+
+/// Writes `events` in one commit, keeping the journal within `commit.retention`.
+pub fn write(store: &Store, events: &[Shared], commit: Commit) -> Result<(), dms_store::Error> {
+    let Commit { retention, sweep, durable } = commit;
     let collection = store.collection(EVENTS);
-    store.write(|tx| {
+    let change = |tx: &WriteTx| {
         let mut count = COUNT.get(tx, COUNT_KEY)?.unwrap_or(0);
         for event in events {
             let doc = serde_json::to_value(event.as_ref()).unwrap_or_else(|_| json!({}));
@@ -149,7 +168,8 @@ pub fn write(
             count = count.saturating_sub(remove(tx, &collection, old, 10_000)?);
         }
         COUNT.put(tx, COUNT_KEY, &count)
-    })
+    };
+    if durable { store.write(change) } else { store.write_lazy(change) }
 }
 
 /// Removes the oldest `n` events matching `query`; how many were removed.
@@ -175,35 +195,45 @@ pub fn query(store: &Store, query: &EventQuery) -> Result<Vec<Event>, dms_store:
         0 => 100,
         n => n.min(MAX_LIMIT),
     };
+    // A cursor's id starts with its time: events after it were recorded at or after it,
+    // less the slack of a wall clock stepped back meanwhile (ids never go back).
+    let cursor_ms = query
+        .after
+        .as_deref()
+        .and_then(|id| id.split('-').next()?.parse::<u64>().ok())
+        .map(|ms| ms.saturating_sub(CLOCK_SLACK_MS));
+    let since = query.since_ms.max(cursor_ms);
     let mut q = Query::new();
     if let Some(deployment) = &query.deployment {
         q = q.eq("deployment", json!(deployment));
     }
-    if let Some(kind) = &query.kind {
-        q = q.eq("kind", json!(kind));
+    match since {
+        // A time window is narrower than a kind (seven kinds share every event): the
+        // window is looked up in the index and the kind checked on what it holds.
+        Some(since) => q = q.range("at_ms", Bound::Included(json!(since)), Bound::Unbounded),
+        None => {
+            if let Some(kind) = &query.kind {
+                q = q.eq("kind", json!(kind));
+            }
+        }
     }
-    // A cursor's id starts with its time: events after it are at or after that time.
-    let cursor_ms = query.after.as_deref().and_then(|id| id.split('-').next()?.parse::<u64>().ok());
-    let since = query.since_ms.max(cursor_ms);
-    if let Some(since) = since {
-        q = q.range("at_ms", Bound::Included(json!(since)), Bound::Unbounded);
-    }
+    let wanted = |doc: &serde_json::Value| query.kind.as_ref().is_none_or(|k| doc["kind"] == **k);
     let tx = store.read()?;
     let collection = store.collection(EVENTS);
-    let mut found: Vec<Event> = match &query.after {
-        Some(after) => collection
-            .find(&tx, &q)?
-            .into_iter()
-            .filter(|(id, _)| id.as_str() > after.as_str())
-            .take(limit)
-            .filter_map(|(_, doc)| serde_json::from_value(doc).ok())
-            .collect(),
-        None => collection
-            .find(&tx, &q.newest_first().limit(limit))?
-            .into_iter()
-            .filter_map(|(_, doc)| serde_json::from_value(doc).ok())
-            .collect(),
+    let matching = match (&query.after, since, &query.kind) {
+        // Oldest first after the cursor.
+        (Some(_), _, _) => collection.find(&tx, &q)?,
+        // The kind is checked here: the store cannot stop at the limit.
+        (None, Some(_), Some(_)) => collection.find(&tx, &q.newest_first())?,
+        (None, _, _) => collection.find(&tx, &q.newest_first().limit(limit))?,
     };
+    let after = query.after.as_deref().unwrap_or("");
+    let mut found: Vec<Event> = matching
+        .into_iter()
+        .filter(|(id, doc)| id.as_str() > after && wanted(doc))
+        .take(limit)
+        .filter_map(|(_, doc)| serde_json::from_value(doc).ok())
+        .collect();
     if query.after.is_none() {
         found.reverse();
     }

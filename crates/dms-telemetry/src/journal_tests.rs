@@ -1,3 +1,6 @@
+//! Journal tests: field queries, newest-first pages, cursors, retention, the writer's
+//! drain at stop.
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +19,10 @@ fn event(n: u64, kind: &str, deployment: Option<&str>) -> Shared {
         deployment: deployment.map(String::from),
         ..Event::default()
     })
+}
+
+fn commit(retention: Retention, sweep: bool) -> Commit {
+    Commit { retention, sweep, durable: true }
 }
 
 fn open() -> (tempfile::TempDir, Store) {
@@ -38,7 +45,7 @@ fn finds_by_field_newest_last_and_after_a_cursor() {
             event(n, k, d)
         })
         .collect();
-    write(&store, &events, Retention::default(), false).expect("write");
+    write(&store, &events, commit(Retention::default(), false)).expect("write");
 
     let all = query(&store, &EventQuery::default()).expect("query");
     assert_eq!(messages(&all), ["event 0", "event 1", "event 2", "event 3", "event 4", "event 5"]);
@@ -54,6 +61,22 @@ fn finds_by_field_newest_last_and_after_a_cursor() {
 
     let after = EventQuery { after: Some(events[1].id.clone()), limit: 3, ..EventQuery::default() };
     assert_eq!(messages(&query(&store, &after).expect("q")), ["event 2", "event 3", "event 4"]);
+    let peers_since = EventQuery {
+        kind: Some(kind::PEER.into()),
+        since_ms: Some(events[2].at_ms),
+        ..EventQuery::default()
+    };
+    assert_eq!(messages(&query(&store, &peers_since).expect("q")), ["event 3", "event 5"]);
+    let peers_after = EventQuery {
+        kind: Some(kind::PEER.into()),
+        after: Some(events[0].id.clone()),
+        ..EventQuery::default()
+    };
+    assert_eq!(
+        messages(&query(&store, &peers_after).expect("q")),
+        ["event 1", "event 3", "event 5"]
+    );
+
     let caught_up = EventQuery { after: Some(events[5].id.clone()), ..EventQuery::default() };
     assert!(query(&store, &caught_up).expect("q").is_empty());
 }
@@ -63,7 +86,7 @@ fn keeps_at_most_max_events_dropping_the_oldest() {
     let (_dir, store) = open();
     let retention = Retention { max_events: 3, max_age: Duration::from_secs(3600 * 24 * 365 * 50) };
     for n in 0..5 {
-        write(&store, &[event(n, kind::NODE, None)], retention, false).expect("write");
+        write(&store, &[event(n, kind::NODE, None)], commit(retention, false)).expect("write");
     }
     let kept = query(&store, &EventQuery::default()).expect("query");
     assert_eq!(messages(&kept), ["event 2", "event 3", "event 4"]);
@@ -74,10 +97,14 @@ fn a_sweep_removes_events_older_than_max_age() {
     let (_dir, store) = open();
     // Events from 2023 are older than a day.
     let retention = Retention { max_events: 100, max_age: Duration::from_secs(24 * 3600) };
-    write(&store, &[event(0, kind::NODE, None), event(1, kind::NODE, None)], retention, false)
-        .expect("write");
+    write(
+        &store,
+        &[event(0, kind::NODE, None), event(1, kind::NODE, None)],
+        commit(retention, false),
+    )
+    .expect("write");
     assert_eq!(query(&store, &EventQuery::default()).expect("q").len(), 2);
-    write(&store, &[], retention, true).expect("sweep");
+    write(&store, &[], commit(retention, true)).expect("sweep");
     assert!(query(&store, &EventQuery::default()).expect("q").is_empty());
     // The count followed: new events are not removed early.
     let tight = Retention { max_events: 2, ..retention };
@@ -88,7 +115,7 @@ fn a_sweep_removes_events_older_than_max_age() {
             Arc::new(e)
         })
         .collect();
-    write(&store, &fresh, tight, false).expect("write");
+    write(&store, &fresh, commit(tight, false)).expect("write");
     assert_eq!(query(&store, &EventQuery::default()).expect("q").len(), 2);
 }
 

@@ -69,8 +69,10 @@ pub enum Error {
     /// Telemetry was installed already, or the logger could not be.
     #[error("cannot install telemetry: {0}")]
     Install(String),
-    /// The log level cannot change: telemetry is not installed in this process.
-    #[error("this process has no changeable log level (telemetry is not installed)")]
+    /// Telemetry is not installed in this process (only `dms run` installs it).
+    #[error(
+        "telemetry is not installed in this process: only a node started with `dms run` has a log level and sinks to change"
+    )]
     NotInstalled,
 }
 
@@ -273,8 +275,9 @@ pub fn log_level() -> Option<String> {
 pub fn set_log_level(spec: &str) -> Result<String, Error> {
     let new = filter(spec)?;
     let log = LOG.get().ok_or(Error::NotInstalled)?;
-    (log.reload)(new).map_err(|e| Error::Install(e.to_string()))?;
+    // Held across the reload: two changes at once leave the filter said in force.
     let mut current = log.current.lock().expect("log level lock");
+    (log.reload)(new).map_err(|e| Error::Install(e.to_string()))?;
     *current = spec.trim().to_string();
     Ok(current.clone())
 }

@@ -22,7 +22,10 @@ fn url(base: &str, signal: &str) -> String {
 }
 
 fn failed(what: &str, error: impl std::fmt::Display) -> Error {
-    Error::Otlp(format!("cannot build the OTLP {what} exporter: {error}"))
+    Error::Otlp(format!(
+        "cannot build the OTLP {what} exporter: {error}; check telemetry.otlp_endpoint \
+         (an http:// base URL such as http://127.0.0.1:4318)"
+    ))
 }
 
 /// The tracer provider exporting spans to `base`.

@@ -87,6 +87,30 @@ pub const BEHAVIORS: &[Spec] = &[
         topic: Some("/dms/hello"),
     },
     Spec {
+        path: "/dms/node/events/list",
+        summary: "recent events of the node's journal, oldest first",
+        args: &[
+            ("deployment", false, "only this deployment's"),
+            ("kind", false, "deployment, allocation, bid, capability, executor, peer, node"),
+            ("since_ms", false, "only at or after this Unix time in ms"),
+            ("after", false, "only after this event id (a cursor)"),
+            ("limit", false, "at most this many (1000; default 100)"),
+        ],
+        topic: None,
+    },
+    Spec {
+        path: "/dms/node/logger/config",
+        summary: "the log filter in force; changes it with level",
+        args: &[("level", false, "a tracing filter, e.g. debug or info,dms_actor=debug")],
+        topic: None,
+    },
+    Spec {
+        path: "/dms/node/logger/sink",
+        summary: "ship events to another Elasticsearch from now on",
+        args: &[("elasticsearch_url", true, "http:// base URL; empty: ship nowhere")],
+        topic: None,
+    },
+    Spec {
         path: "/dms/node/onboarding/onboard",
         summary: "offer resources (human units)",
         args: &[

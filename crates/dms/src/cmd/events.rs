@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use dms_protocol::telemetry::{Event, EventQuery, ListEvents, LoggerConfig};
+use dms_protocol::telemetry::{Event, EventQuery, EventSink, ListEvents, LoggerConfig};
 use dms_types::event::kind;
 
 use super::Ctx;
@@ -121,8 +121,10 @@ fn now_ms() -> u64 {
 pub async fn log_level(ctx: &Ctx, args: LogLevelArgs) -> anyhow::Result<()> {
     let changing = args.level.is_some();
     let shipping = args.elasticsearch_url.is_some();
-    let ask = LoggerConfig { level: args.level, elasticsearch_url: args.elasticsearch_url };
-    let state = request(ctx, &args.target, &ask).await?;
+    let mut state = request(ctx, &args.target, &LoggerConfig { level: args.level }).await?;
+    if let Some(url) = args.elasticsearch_url {
+        state = request(ctx, &args.target, &EventSink { elasticsearch_url: url }).await?;
+    }
     if changing {
         println!("Log level is now {}.", state.level);
     } else if !shipping {

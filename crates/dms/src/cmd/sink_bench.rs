@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use dms_protocol::peers::ListPeers;
-use dms_protocol::telemetry::{LoggerConfig, LoggerState};
+use dms_protocol::telemetry::{EventSink, LoggerConfig, LoggerState};
 use serde_json::json;
 
 use super::Ctx;
@@ -30,7 +30,7 @@ struct Node {
 
 async fn ship(nodes: &[Node], url: &str) -> anyhow::Result<()> {
     for node in nodes {
-        let ask = LoggerConfig { level: None, elasticsearch_url: Some(url.to_string()) };
+        let ask = EventSink { elasticsearch_url: url.to_string() };
         node.caller
             .request(&ask, CALL)
             .await

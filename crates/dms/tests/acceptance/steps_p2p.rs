@@ -101,13 +101,33 @@ async fn peers_list_shows_others(world: &mut DmsWorld) {
 }
 
 async fn invoke(world: &DmsWorld, from: &str, behavior: &str, dest: &str) -> Run {
-    let peer = world.daemons[index(dest)].ready().peer_id.clone();
-    on(world, from, &["actor", "cmd", "--raw", behavior, "--dest", &peer, "-o", "json"]).await
+    invoke_with(world, from, behavior, None, dest).await
 }
 
-#[when(regex = r#"^the user of (\w) invokes "([^"]+)" on (\w)$"#)]
-async fn user_invokes(world: &mut DmsWorld, from: String, behavior: String, dest: String) {
-    world.last = Some(invoke(world, &from, &behavior, &dest).await);
+async fn invoke_with(
+    world: &DmsWorld,
+    from: &str,
+    behavior: &str,
+    arg: Option<&str>,
+    dest: &str,
+) -> Run {
+    let peer = world.daemons[index(dest)].ready().peer_id.clone();
+    let mut args = vec!["actor", "cmd", "--raw", behavior];
+    args.extend(arg);
+    args.extend(["--dest", &peer, "-o", "json"]);
+    on(world, from, &args).await
+}
+
+#[when(regex = r#"^the user of (\w) invokes "([^"]+)"(?: with "([^"]+)")? on (\w)$"#)]
+async fn user_invokes(
+    world: &mut DmsWorld,
+    from: String,
+    behavior: String,
+    arg: String,
+    dest: String,
+) {
+    let arg = (!arg.is_empty()).then_some(arg.as_str());
+    world.last = Some(invoke_with(world, &from, &behavior, arg, &dest).await);
 }
 
 #[then("it succeeds")]

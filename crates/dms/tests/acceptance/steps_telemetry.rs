@@ -107,15 +107,17 @@ async fn all_events_shipped(world: &mut DmsWorld) {
 #[then(regex = r#"^the providers' events include a bid and the allocation reaching "([^"]+)"$"#)]
 async fn provider_events(world: &mut DmsWorld, state: String) {
     let id = deployment(world);
+    let orchestrator = node(world, 0)["did"].clone();
     let docs = receiver(world).received().documents;
-    let of = |kind: &str| {
-        docs.iter().filter(|d| d["deployment"] == id.as_str() && d["kind"] == kind).count()
-    };
-    assert!(of("bid") >= 2, "bids of two providers: {docs:#?}");
-    let reached = docs.iter().any(|d| {
-        d["deployment"] == id.as_str() && d["kind"] == "allocation" && d["state"] == state.as_str()
-    });
-    assert!(reached, "no allocation reached {state}: {docs:#?}");
+    let theirs: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["deployment"] == id.as_str() && d["node"] != orchestrator)
+        .collect();
+    let bidders: std::collections::BTreeSet<&str> =
+        theirs.iter().filter(|d| d["kind"] == "bid").filter_map(|d| d["node"].as_str()).collect();
+    assert!(bidders.len() >= 2, "bids of two providers: {theirs:#?}");
+    let reached = theirs.iter().any(|d| d["kind"] == "allocation" && d["state"] == state.as_str());
+    assert!(reached, "no allocation reached {state}: {theirs:#?}");
 }
 
 #[then("spans from two nodes share the deployment's trace id, as do its events")]
