@@ -148,13 +148,22 @@ async fn run(target: Target, mut feed: mpsc::Receiver<Shared>, mut stopped: ones
             }
             continue;
         }
-        let shipped = match deadline {
-            Some(at) => {
-                tokio::time::timeout_at(at, shipper.ship(&batch)).await.unwrap_or_else(|_| {
-                    Err(Failure::Retry("no answer before the stop deadline".into()))
-                })
+        let shipped = {
+            // A stop cuts a request short at its deadline, also one already waiting.
+            let ship = shipper.ship(&batch);
+            tokio::pin!(ship);
+            let late = || Err(Failure::Retry("no answer before the stop deadline".into()));
+            match deadline {
+                Some(at) => tokio::time::timeout_at(at, &mut ship).await.unwrap_or_else(|_| late()),
+                None => tokio::select! {
+                    shipped = &mut ship => shipped,
+                    _ = &mut stopped => {
+                        let at = Instant::now() + STOP_GRACE;
+                        deadline = Some(at);
+                        tokio::time::timeout_at(at, &mut ship).await.unwrap_or_else(|_| late())
+                    }
+                },
             }
-            None => shipper.ship(&batch).await,
         };
         match shipped {
             Ok(resend) if resend.is_empty() => {

@@ -105,3 +105,22 @@ async fn a_dead_server_never_blocks_publishing_and_holds_a_bounded_queue() {
     sink.stop().await;
     assert!(stopping.elapsed() < Duration::from_secs(10), "stopped in {:?}", stopping.elapsed());
 }
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_left_within_the_stop_grace() {
+    // Connections are taken (the kernel's backlog) and never answered.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", silent.local_addr().expect("addr"));
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let sink = Sink::start(target(&url), rx);
+    for i in 0..10 {
+        tx.send(event(i)).await.expect("queued");
+    }
+    // The first request is waiting for its answer when the stop comes.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stopping = tokio::time::Instant::now();
+    sink.stop().await;
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(5), "stopped in {took:?} (grace 3 s)");
+    drop(silent);
+}

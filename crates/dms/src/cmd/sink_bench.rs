@@ -1,9 +1,10 @@
 //! `dms bench deploy --dead-sink`: what an Elasticsearch sink that is down costs a
 //! deployment. The same runs as `dms bench deploy`, interleaved in blocks of
 //! [`BLOCK`]: with events shipped nowhere, then with every node of the network shipping
-//! them to an address nobody listens on (switched at run time through
-//! `/dms/node/logger/config`), so both are measured under the same conditions. Each
-//! node's previous setting is restored at the end.
+//! them to an address nobody listens on, then to a server that accepts connections and
+//! never answers (switched at run time through `/dms/node/logger/sink`), so all are
+//! measured under the same conditions. Each node's previous setting is restored at the
+//! end.
 
 use std::time::Duration;
 
@@ -53,6 +54,10 @@ fn local_rss_mib(ctx: &Ctx) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// The sinks compared: none, one that refuses connections, one that never answers.
+const MODES: [&str; 3] =
+    ["no sink", "Elasticsearch refusing connections", "Elasticsearch not answering"];
+
 /// `dms bench deploy --dead-sink --runs N`.
 pub async fn dead_sink(ctx: &Ctx, runs: usize, target: &ActorTarget) -> anyhow::Result<()> {
     if runs < BLOCK {
@@ -61,6 +66,31 @@ pub async fn dead_sink(ctx: &Ctx, runs: usize, target: &ActorTarget) -> anyhow::
         );
     }
     let request = request()?;
+    let nodes = network(ctx, target).await?;
+    // An address nobody listens on (every shipment refused at once), and a server that
+    // takes connections and never answers (every shipment waits for its timeout).
+    let refused = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        format!("http://{}", listener.local_addr()?)
+    };
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hung = format!("http://{}", silent.local_addr()?);
+    let urls = [String::new(), refused, hung];
+    let result = measure(ctx, &nodes, &request, runs, &urls).await;
+    drop(silent);
+    for node in &nodes {
+        let url = node.before.elasticsearch_url.clone().unwrap_or_default();
+        ship(std::slice::from_ref(node), &url).await?;
+    }
+    let (mut times, rss) = result?;
+    for t in &mut times {
+        t.sort_by(f64::total_cmp);
+    }
+    report(ctx, nodes.len(), &times, rss)
+}
+
+/// Callers for the node this CLI talks to and every peer it is connected to.
+async fn network(ctx: &Ctx, target: &ActorTarget) -> anyhow::Result<Vec<Node>> {
     let first = Caller::open(ctx, target).await?;
     let peers = first.request(&ListPeers {}, CALL).await?;
     let mut callers = vec![first];
@@ -73,71 +103,57 @@ pub async fn dead_sink(ctx: &Ctx, runs: usize, target: &ActorTarget) -> anyhow::
         let before = caller.request(&LoggerConfig::default(), CALL).await?;
         nodes.push(Node { caller, before });
     }
-    // An address nobody listens on: every shipment is refused.
-    let dead = {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        format!("http://{}", listener.local_addr()?)
-    };
-    let result = measure(ctx, &nodes, &request, runs, &dead).await;
-    for node in &nodes {
-        let url = node.before.elasticsearch_url.clone().unwrap_or_default();
-        ship(std::slice::from_ref(node), &url).await?;
-    }
-    let (mut none, mut down, rss) = result?;
-    none.sort_by(f64::total_cmp);
-    down.sort_by(f64::total_cmp);
-    let (n50, n99, d50, d99) = (
-        percentile(&none, 50.0),
-        percentile(&none, 99.0),
-        percentile(&down, 50.0),
-        percentile(&down, 99.0),
-    );
-    let ratio = d50 / n50;
-    let report = json!({
-        "runs_per_mode": none.len(),
-        "nodes": nodes.len(),
-        "no_sink_ms": { "p50": n50, "p99": n99 },
-        "dead_sink_ms": { "p50": d50, "p99": d99 },
-        "ratio_p50": ratio,
-        "goal_ratio_p50": 1.1,
-        "met": ratio <= 1.1,
-        "local_node_rss_mib": { "before": rss.0, "after": rss.1 },
-    });
-    match ctx.output {
-        Output::Json => output::json(&report),
-        Output::Table => {
-            let rows = vec![
-                vec!["no sink".into(), format!("{n50:.1}"), format!("{n99:.1}")],
-                vec!["Elasticsearch sink down".into(), format!("{d50:.1}"), format!("{d99:.1}")],
-            ];
-            println!(
-                "{} runs per mode, interleaved, on {} nodes; submit → running:",
-                none.len(),
-                nodes.len()
-            );
-            output::table(&["sink", "p50 ms", "p99 ms"], &rows);
-            println!(
-                "dead sink / no sink at p50: {ratio:.3}× (goal ≤ 1.10: {})",
-                if ratio <= 1.1 { "met" } else { "NOT met" }
-            );
-            if let (Some(before), Some(after)) = rss {
-                println!(
-                    "local node memory: {before:.1} MiB before, {after:.1} MiB after the runs"
-                );
-            }
-            Ok(())
-        }
-    }
+    Ok(nodes)
 }
 
-type Measured = (Vec<f64>, Vec<f64>, (Option<f64>, Option<f64>));
+fn report(
+    ctx: &Ctx,
+    nodes: usize,
+    times: &[Vec<f64>; 3],
+    rss: (Option<f64>, Option<f64>),
+) -> anyhow::Result<()> {
+    let p = |i: usize, q: f64| percentile(&times[i], q);
+    let ratios = [p(1, 50.0) / p(0, 50.0), p(2, 50.0) / p(0, 50.0)];
+    let met = ratios.iter().all(|r| *r <= 1.1);
+    let report = json!({
+        "runs_per_mode": times[0].len(),
+        "nodes": nodes,
+        "no_sink_ms": { "p50": p(0, 50.0), "p99": p(0, 99.0) },
+        "refusing_sink_ms": { "p50": p(1, 50.0), "p99": p(1, 99.0) },
+        "silent_sink_ms": { "p50": p(2, 50.0), "p99": p(2, 99.0) },
+        "ratio_p50": { "refusing": ratios[0], "silent": ratios[1] },
+        "goal_ratio_p50": 1.1,
+        "met": met,
+        "local_node_rss_mib": { "before": rss.0, "after": rss.1 },
+    });
+    if ctx.output == Output::Json {
+        return output::json(&report);
+    }
+    let rows: Vec<Vec<String>> = (0..3)
+        .map(|i| vec![MODES[i].into(), format!("{:.1}", p(i, 50.0)), format!("{:.1}", p(i, 99.0))])
+        .collect();
+    println!("{} runs per mode, interleaved, on {nodes} nodes; submit → running:", times[0].len());
+    output::table(&["sink", "p50 ms", "p99 ms"], &rows);
+    println!(
+        "sink down / no sink at p50: refusing {:.3}×, not answering {:.3}× (goal ≤ 1.10: {})",
+        ratios[0],
+        ratios[1],
+        if met { "met" } else { "NOT met" }
+    );
+    if let (Some(before), Some(after)) = rss {
+        println!("local node memory: {before:.1} MiB before, {after:.1} MiB after the runs");
+    }
+    Ok(())
+}
+
+type Measured = ([Vec<f64>; 3], (Option<f64>, Option<f64>));
 
 async fn measure(
     ctx: &Ctx,
     nodes: &[Node],
     request: &dms_protocol::node::NewDeployment,
     runs: usize,
-    dead: &str,
+    urls: &[String; 3],
 ) -> anyhow::Result<Measured> {
     let caller = &nodes[0].caller;
     ship(nodes, "").await?;
@@ -145,10 +161,10 @@ async fn measure(
         once(caller, request).await?;
     }
     let rss_before = local_rss_mib(ctx);
-    let (mut none, mut down) = (Vec::new(), Vec::new());
+    let mut times: [Vec<f64>; 3] = Default::default();
     let blocks = runs.div_ceil(BLOCK);
     for block in 0..blocks {
-        for (url, into) in [("", &mut none), (dead, &mut down)] {
+        for (url, into) in urls.iter().zip(times.iter_mut()) {
             ship(nodes, url).await?;
             for _ in 0..BLOCK {
                 into.push(once(caller, request).await?.0);
@@ -159,5 +175,5 @@ async fn measure(
         }
     }
     eprintln!();
-    Ok((none, down, (rss_before, local_rss_mib(ctx))))
+    Ok((times, (rss_before, local_rss_mib(ctx))))
 }
