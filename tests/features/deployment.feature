@@ -61,6 +61,7 @@ Feature: Deploying ensembles across a network
     When node 0 is killed and restarted
     Then the deployment is "running"
     And its events say the orchestrating node restarted
+    And node 0's log still holds the run before its restart
     When the devnet user shuts the deployment down
     Then the deployment is "shut_down"
 

@@ -22,6 +22,8 @@ Feature: Telemetry: events, one trace per deployment across machines, metrics
     And "promtool check metrics" accepts the metrics of node 0
     And Prometheus scraping node 0 finds dms_deployments{state="completed"} = 1
     And Prometheus scraping node 0 finds series of dms_bids_total and dms_free_cpu_cores
+    And "dms status" on node 0 shows "2 (2 direct, 0 relayed)"
+    And "dms status" on node 0 shows "0 unfinished of 1 deployments"
 
   Scenario: An operator raises a remote node's log level while it runs
     Given a devnet of 3 nodes is up

@@ -75,6 +75,15 @@ pub enum Command {
     },
     /// Show the running daemon's version, DID and uptime (through the local API).
     Info,
+    /// One screen for an operator: the node, peers, resources, what runs here, what it
+    /// orchestrates, recent failures with their reasons.
+    Status {
+        /// Redraw every 2 s until interrupted.
+        #[arg(long, short)]
+        watch: bool,
+        #[command(flatten)]
+        target: ActorTarget,
+    },
     /// Manage the keys in the encrypted keystore.
     #[command(subcommand)]
     Key(KeyCommand),

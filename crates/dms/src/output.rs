@@ -36,6 +36,50 @@ pub fn fields(pairs: &[(&str, String)]) {
     }
 }
 
+/// Progress of a fixed number of steps on stderr: a bar on a terminal, one plain line per
+/// step otherwise (a log or a pipe gets no control characters); nothing when `show` is
+/// false.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    label: &'static str,
+    len: u64,
+    done: std::cell::Cell<u64>,
+    show: bool,
+}
+
+impl Progress {
+    /// Progress of `len` steps called `label` (e.g. "run").
+    pub fn new(label: &'static str, len: u64, show: bool) -> Progress {
+        use std::io::IsTerminal as _;
+        let bar = (show && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(len);
+            let style = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_message(label);
+            bar
+        });
+        Progress { bar, label, len, done: std::cell::Cell::new(0), show }
+    }
+
+    /// One more step done.
+    pub fn step(&self) {
+        self.done.set(self.done.get() + 1);
+        match &self.bar {
+            Some(bar) => bar.inc(1),
+            None if self.show => eprintln!("{} {}/{}", self.label, self.done.get(), self.len),
+            None => {}
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// The last second RFC 3339 can write: 9999-12-31T23:59:59Z.
 const LAST_RFC3339_SECS: u64 = 253_402_300_799;
 

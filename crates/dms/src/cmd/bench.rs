@@ -99,17 +99,17 @@ pub async fn deploy(ctx: &Ctx, runs: usize, target: &ActorTarget) -> anyhow::Res
     let caller = Caller::open(ctx, target).await?;
     let mut totals = Vec::new();
     let mut starts = Vec::new();
+    let progress =
+        output::Progress::new("run", (runs + WARMUP) as u64, ctx.output == Output::Table);
     for i in 0..runs + WARMUP {
         let (total, start) = once(&caller, &request).await?;
         if i >= WARMUP {
             totals.push(total);
             starts.push(start);
         }
-        if ctx.output == Output::Table {
-            eprint!("\rrun {}/{}", i + 1, runs + WARMUP);
-        }
+        progress.step();
     }
-    eprintln!();
+    progress.finish();
     totals.sort_by(f64::total_cmp);
     starts.sort_by(f64::total_cmp);
     let (t50, t99) = (percentile(&totals, 50.0), percentile(&totals, 99.0));

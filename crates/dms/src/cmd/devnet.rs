@@ -7,7 +7,8 @@
 //! from it), waits until each says ready, and anchors the devnet user as a root of every
 //! node's `dms` context; the user onboards each node and grants it the deployment
 //! protocol (see `prepare`). The state (pids, API addresses, peer ids, DIDs) is kept in
-//! `devnet.json`; each node logs to `<dir>/node-N/dms.log`. `cli` runs a dms command as
+//! `devnet.json`; each node appends to `<dir>/node-N/dms.log` (a restart keeps the earlier
+//! run's lines). `cli` runs a dms command as
 //! the devnet user against node 0 (`deploy` runs `dms deploy` that way); `restart`
 //! stops one node and starts it again; `down` stops every node (SIGTERM, then SIGKILL
 //! after the grace period). The nodes share one machine, so they skip the benchmark of
@@ -166,8 +167,9 @@ fn field(line: &str, name: &str) -> Option<String> {
         .map(|v| v.trim_matches('"').to_string())
 }
 
-/// Starts `dms run` for `home`, detached in its own process group, logging to
-/// `<home>/dms.log`; waits for its ready line.
+/// Starts `dms run` for `home`, detached in its own process group, appending to
+/// `<home>/dms.log` (a restarted node keeps its earlier log, the evidence of a crash,
+/// after a line saying when it started again); waits for its ready line.
 fn start_node(
     name: &str,
     home: &Path,
@@ -177,8 +179,18 @@ fn start_node(
     use std::os::unix::process::CommandExt as _;
     let exe = std::env::current_exe().context("cannot find the dms binary")?;
     let log_path = home.join("dms.log");
-    let log = std::fs::File::create(&log_path)
-        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("cannot open {}", log_path.display()))?;
+    let start = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+    {
+        use std::io::Write as _;
+        writeln!(log, "=== dms devnet: {name} starting at {now} ===")
+            .with_context(|| format!("cannot write {}", log_path.display()))?;
+    }
     let mut command = Command::new(exe);
     command.arg("--home").arg(home).args([
         "--api-addr",
@@ -210,7 +222,9 @@ fn start_node(
     let pid = child.id();
     let started = Instant::now();
     loop {
-        let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+        // Only this start's lines: an earlier run's ready line is not this one's.
+        let text = std::fs::read(&log_path).unwrap_or_default();
+        let text = String::from_utf8_lossy(text.get(start as usize..).unwrap_or_default());
         if let Some(line) = text.lines().find(|l| l.contains("dms ready")) {
             let get =
                 |n: &str| field(line, n).ok_or_else(|| anyhow!("{name}: ready line without {n}="));

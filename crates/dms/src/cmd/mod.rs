@@ -17,6 +17,7 @@ mod paging;
 mod resources;
 mod run;
 mod sink_bench;
+mod status;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -122,6 +123,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run { listen, bootstrap } => run::run(&ctx, listen, bootstrap).await,
         Command::Info => info::info(&ctx).await,
+        Command::Status { watch, target } => status::status(&ctx, watch, &target).await,
         Command::Key(command) => key::key(&ctx, command),
         Command::Cap(command) => cap::cap(&ctx, command).await,
         Command::Actor(command) => actor::actor(&ctx, command).await,

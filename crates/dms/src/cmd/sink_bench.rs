@@ -163,17 +163,16 @@ async fn measure(
     let rss_before = local_rss_mib(ctx);
     let mut times: [Vec<f64>; 3] = Default::default();
     let blocks = runs.div_ceil(BLOCK);
-    for block in 0..blocks {
+    let progress = output::Progress::new("block", blocks as u64, ctx.output == Output::Table);
+    for _ in 0..blocks {
         for (url, into) in urls.iter().zip(times.iter_mut()) {
             ship(nodes, url).await?;
             for _ in 0..BLOCK {
                 into.push(once(caller, request).await?.0);
             }
         }
-        if ctx.output == Output::Table {
-            eprint!("\rblock {}/{blocks}", block + 1);
-        }
+        progress.step();
     }
-    eprintln!();
+    progress.finish();
     Ok((times, (rss_before, local_rss_mib(ctx))))
 }

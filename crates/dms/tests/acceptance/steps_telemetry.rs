@@ -326,6 +326,14 @@ async fn log_shows(world: &mut DmsWorld, index: usize, text: String) {
     assert!(log.contains(&text), "{text:?} not in node {index}'s log:\n{log}");
 }
 
+#[then(regex = r"^node (\d+)'s log still holds the run before its restart$")]
+async fn log_kept(world: &mut DmsWorld, index: usize) {
+    let log = node_log(world, index);
+    let starts = log.matches(&format!("=== dms devnet: node-{index} starting at")).count();
+    let readies = log.matches("dms ready").count();
+    assert!(starts >= 2 && readies >= 2, "{starts} starts, {readies} ready lines:\n{log}");
+}
+
 #[when(
     regex = r#"^the devnet user sets the log level of node (\d+) to "([^"]+)" from node (\d+)$"#
 )]
@@ -347,4 +355,11 @@ async fn level_is(world: &mut DmsWorld, index: usize, level: String) {
 async fn kind_lists(world: &mut DmsWorld, kind: String, index: usize, state: String) {
     let found = events(world, index, &["--kind", &kind]).await;
     assert!(found.iter().any(|e| e["state"] == state.as_str()), "{found:#?}");
+}
+
+#[then(regex = r#"^"dms status" on node (\d+) shows "([^"]+)"$"#)]
+async fn status_shows(world: &mut DmsWorld, index: usize, text: String) {
+    let out = devnet_cli(world, index, &["status"]).await;
+    assert!(out.status.success(), "dms status failed:\n{}", out.stderr);
+    assert!(out.stdout.contains(&text), "{text:?} not in:\n{}", out.stdout);
 }
