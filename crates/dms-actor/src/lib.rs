@@ -6,7 +6,8 @@
 //! The contract — ordering, delivery, timeouts, stop — is in `docs/actor-semantics.md`.
 //!
 //! # Module map
-//! - [`envelope`]: handles, envelopes, canonical signing.
+//! - [`envelope`]: handles, envelopes (with the sender's trace context), canonical
+//!   signing, the span a behavior runs in.
 //! - [`runtime`]: [`Router`] (per node), the transport trait, behaviors and settings;
 //!   `actor.rs` ([`Actor`]: construction, contexts, stop), `send.rs` (invoke/reply,
 //!   broadcast, gather) and `receive.rs` (the receive pipeline) implement the actor.

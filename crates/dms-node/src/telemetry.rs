@@ -36,10 +36,10 @@ pub fn start(store: &Store, did: &str, config: &TelemetryConfig) -> Result<Runni
         return Ok(Running { journal: None, sampler: None });
     };
     hub.set_node(did);
-    let journal = match hub.take_journal() {
-        Some(feed) => Some(Journal::start(store.clone(), feed, config.retention())?),
-        None => None,
-    };
+    let journal = hub
+        .take_journal()
+        .map(|feed| Journal::start(store.clone(), feed, config.retention()))
+        .transpose()?;
     Ok(Running { journal, sampler: None })
 }
 

@@ -27,6 +27,8 @@
 //! - [`onboarding`]: onboarding, resource and hardware behaviors, benchmarks.
 //! - [`executors`]: the executor set the composition root builds.
 //! - [`subnet`]: the routes behavior and the deployment network allocations join.
+//! - `offer`: the answer to a bid request, backed by one reservation.
+//! - `telemetry`: bid and allocation events, counters, the node's gauges.
 
 pub mod allocation;
 pub mod bid;

@@ -42,7 +42,8 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 /// Where events go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
-    /// The server's base URL, e.g. `http://127.0.0.1:9200`.
+    /// The server's base URL without a trailing `/`, e.g. `http://127.0.0.1:9200`
+    /// ([`Target::new`] removes one).
     pub url: String,
     /// The index (or data stream) written to.
     pub index: String,
@@ -260,19 +261,14 @@ impl Shipper {
             self.install_template().await?;
             self.template_installed = true;
         }
-        let url = format!("{}/_bulk", self.target.url.trim_end_matches('/'));
-        let response = self
+        let url = format!("{}/_bulk", self.target.url);
+        let request = self
             .client
             .post(&url)
             .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
-            .body(bulk_body(&self.target.index, batch))
-            .send()
-            .await
-            .map_err(|e| Failure::Retry(format!("POST {url}: {e}")))?;
+            .body(bulk_body(&self.target.index, batch));
+        let response = send("POST", &url, request).await?;
         let status = response.status();
-        if status.as_u16() == 429 || status.is_server_error() {
-            return Err(Failure::Retry(format!("POST {url}: {status}")));
-        }
         let body = response.text().await.map_err(|e| Failure::Retry(e.to_string()))?;
         if !status.is_success() {
             return Err(Failure::Refused(format!("POST {url}: {status}: {}", clip(&body))));
@@ -288,21 +284,11 @@ impl Shipper {
     }
 
     async fn install_template(&self) -> Result<(), Failure> {
-        let base = self.target.url.trim_end_matches('/');
-        let url = format!("{base}/_index_template/{}", self.target.index);
+        let url = format!("{}/_index_template/{}", self.target.url, self.target.index);
         let template = template_for(&self.target.index)
             .map_err(|e| Failure::Refused(format!("the shipped index template: {e}")))?;
-        let response = self
-            .client
-            .put(&url)
-            .json(&template)
-            .send()
-            .await
-            .map_err(|e| Failure::Retry(format!("PUT {url}: {e}")))?;
+        let response = send("PUT", &url, self.client.put(&url).json(&template)).await?;
         let status = response.status();
-        if status.as_u16() == 429 || status.is_server_error() {
-            return Err(Failure::Retry(format!("PUT {url}: {status}")));
-        }
         if !status.is_success() {
             // An older server or a missing privilege: events still index, unmapped.
             let body = response.text().await.unwrap_or_default();
@@ -310,6 +296,22 @@ impl Shipper {
         }
         Ok(())
     }
+}
+
+/// Sends `request` (`method url`, for messages): a failure to reach the server and a
+/// 429 or 5xx answer are worth a retry; any other answer is the caller's to read.
+async fn send(
+    method: &str,
+    url: &str,
+    request: reqwest::RequestBuilder,
+) -> Result<reqwest::Response, Failure> {
+    let response =
+        request.send().await.map_err(|e| Failure::Retry(format!("{method} {url}: {e}")))?;
+    let status = response.status();
+    if status.as_u16() == 429 || status.is_server_error() {
+        return Err(Failure::Retry(format!("{method} {url}: {status}")));
+    }
+    Ok(response)
 }
 
 /// The shipped template with its pattern set to `<index>*`.

@@ -136,10 +136,7 @@ pub(crate) struct Clock {
 /// id's millisecond is the later of now and the last one.
 fn stamp(event: &mut Event, clock: &mut Clock) {
     let now = std::time::SystemTime::now();
-    let at_ms = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or_default();
+    let at_ms = crate::unix_ms(now);
     clock.ms = clock.ms.max(at_ms);
     clock.seq += 1;
     event.id = format!("{:013}-{:010}", clock.ms, clock.seq);

@@ -163,7 +163,8 @@ pub fn write(store: &Store, events: &[Shared], commit: Commit) -> Result<(), dms
             count -= remove(tx, &collection, Query::new(), count - retention.max_events)?;
         }
         if sweep {
-            let cutoff = now_ms().saturating_sub(duration_ms(retention.max_age));
+            let max_age = u64::try_from(retention.max_age.as_millis()).unwrap_or(u64::MAX);
+            let cutoff = now_ms().saturating_sub(max_age);
             let old = Query::new().range("at_ms", Bound::Unbounded, Bound::Excluded(json!(cutoff)));
             count = count.saturating_sub(remove(tx, &collection, old, 10_000)?);
         }
@@ -241,13 +242,7 @@ pub fn query(store: &Store, query: &EventQuery) -> Result<Vec<Event>, dms_store:
 }
 
 fn now_ms() -> u64 {
-    duration_ms(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default(),
-    )
-}
-
-fn duration_ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    crate::unix_ms(std::time::SystemTime::now())
 }
 
 #[cfg(test)]

@@ -136,9 +136,8 @@ fn ours(metadata: &tracing::Metadata<'_>) -> bool {
 /// Installs the process's telemetry (once; must run inside a Tokio runtime when
 /// Elasticsearch is configured).
 pub fn init(settings: &Settings) -> Result<Telemetry, Error> {
-    // Once per process, checked before anything global is touched.
-    static INSTALLING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if INSTALLING.swap(true, std::sync::atomic::Ordering::SeqCst) {
+    // Once per process: the hub is the guard, taken before anything else global.
+    if !hub::install() {
         return Err(Error::Install("telemetry is installed already".into()));
     }
     let spec = match std::env::var("RUST_LOG") {
@@ -176,9 +175,6 @@ pub fn init(settings: &Settings) -> Result<Telemetry, Error> {
         opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(provider)
             .with_filter(filter_fn(ours))
     });
-    if !hub::install() {
-        return Err(Error::Install("telemetry is installed already".into()));
-    }
     tracing_subscriber::registry()
         .with(stderr.with_filter(log_filter))
         .with(event::EventLayer.with_filter(filter_fn(|m| m.target() == event::TARGET)))
@@ -263,6 +259,13 @@ pub async fn set_elasticsearch(target: Option<elastic::Target>) -> Result<(), Er
 /// Where events are shipped now, if anywhere.
 pub fn elasticsearch() -> Option<elastic::Target> {
     ELASTIC.lock().expect("elasticsearch lock").as_ref().map(|(target, _)| target.clone())
+}
+
+/// `at` in Unix milliseconds (0 before the epoch).
+pub(crate) fn unix_ms(at: std::time::SystemTime) -> u64 {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
 }
 
 /// The log filter in force, when telemetry is installed.

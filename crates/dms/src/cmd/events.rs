@@ -1,8 +1,9 @@
 //! `dms events` (the node's event journal, searched and followed) and `dms log-level`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use dms_actor::envelope::now_ms;
 use dms_protocol::telemetry::{Event, EventQuery, EventSink, ListEvents, LoggerConfig};
 use dms_types::event::kind;
 
@@ -108,13 +109,6 @@ fn line(e: &Event) -> String {
         _ => "-".into(),
     };
     format!("{}  {level}{:<10}  {subject}  {}", e.timestamp, e.kind, e.message)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or_default()
 }
 
 /// `dms log-level [FILTER]`.
