@@ -1,7 +1,7 @@
 //! Host checks behind `dms doctor`: can this machine run the executors?
 //!
 //! Each [`Check`] reads the real system (the Docker socket and version, cgroup mounts and
-//! controllers, `/dev/kvm`, `/dev/net/tun`, NVIDIA devices and toolkit, free disk) and, when it
+//! controllers, `/dev/kvm`, the hypervisor of VM allocations, `/dev/net/tun`, NVIDIA devices and toolkit, free disk) and, when it
 //! does not pass, says what to do. Optional features (KVM, TUN, GPUs) warn or are skipped
 //! rather than fail.
 
@@ -71,10 +71,41 @@ pub async fn run(options: &Options) -> Vec<Check> {
     let mut checks = vec![docker];
     checks.push(cgroups(Path::new("/sys/fs/cgroup"), Path::new("/proc/cgroups")));
     checks.push(kvm(Path::new("/dev/kvm"), Path::new("/sys/module"), Path::new("/proc/cpuinfo")));
+    checks.push(vm().await);
     checks.push(tun(Path::new("/dev/net/tun")));
     checks.push(nvidia(Path::new("/proc/driver/nvidia/gpus"), Path::new("/dev/nvidia0")));
     checks.push(disk(&dirs));
     checks
+}
+
+/// Which hypervisor the VM executor would use, with what acceleration.
+async fn vm() -> Check {
+    use crate::vm::{Accel, backend};
+    match backend::detect(backend::Choice::Auto, None, None).await {
+        Ok(found) if found.accel == Accel::Kvm => Check::new(
+            "vm",
+            Status::Ok,
+            format!("{} at {}", found.describe(), found.binary.display()),
+            None,
+        ),
+        Ok(found) => Check::new(
+            "vm",
+            Status::Warn,
+            format!(
+                "{} at {}: {}; VMs boot and run several times slower",
+                found.describe(),
+                found.binary.display(),
+                found.no_kvm.as_deref().unwrap_or("no KVM")
+            ),
+            Some("run on a host whose KVM works (see the kvm check) for full speed".into()),
+        ),
+        Err(why) => Check::new(
+            "vm",
+            Status::Warn,
+            format!("no hypervisor: {why}"),
+            Some("apt-get install qemu-system-x86 (or put firecracker on PATH) to run VM allocations".into()),
+        ),
+    }
 }
 
 async fn docker(socket: &str) -> (Check, Option<PathBuf>) {

@@ -38,6 +38,8 @@ pub enum Kind {
     Docker,
     /// In-process WASI WebAssembly.
     Wasm,
+    /// Micro virtual machines (Firecracker or QEMU `microvm`).
+    Vm,
     /// The fake executor for tests.
     Fake,
 }
@@ -47,6 +49,7 @@ impl fmt::Display for Kind {
         f.write_str(match self {
             Kind::Docker => "docker",
             Kind::Wasm => "wasm",
+            Kind::Vm => "vm",
             Kind::Fake => "fake",
         })
     }

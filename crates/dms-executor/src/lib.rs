@@ -56,6 +56,7 @@ mod executor;
 pub mod fake;
 pub mod logbuf;
 mod spec;
+pub mod vm;
 pub mod wasm;
 
 pub use error::{Error, Result};
@@ -67,5 +68,5 @@ pub use execution::{
 pub use executor::Executor;
 pub use spec::{
     Attach, GpuRequest, LABEL_ALLOCATION, LABEL_DEPLOYMENT, LABEL_ROLE, LABEL_SCOPE, ModuleSource,
-    Mount, Network, PortBinding, Protocol, PullPolicy, Resources, Spec, Workload,
+    Mount, Network, PortBinding, Protocol, PullPolicy, Resources, Spec, VmImage, Workload,
 };

@@ -1,8 +1,8 @@
 //! What to run: [`Spec`], the backend-neutral description of one execution.
 //!
 //! The fields common to every backend (arguments, environment, mounts, limits) live on
-//! [`Spec`]; what only one backend understands lives in its [`Workload`] variant. A VM backend
-//! adds a `Workload::Vm` variant (kernel, root filesystem) and reuses the rest.
+//! [`Spec`]; what only one backend understands lives in its [`Workload`] variant (`Vm`:
+//! kernel, ramdisk, disk image, kernel arguments, guest memory).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -147,6 +147,39 @@ pub enum Workload {
         #[serde(default)]
         fuel: Option<u64>,
     },
+    /// A micro virtual machine booted by Firecracker or QEMU's `microvm` machine
+    /// ([`crate::vm::Executor`]). `Spec::env` reaches the guest's init as its environment
+    /// and `Spec::args` as its arguments (both through the kernel command line).
+    Vm {
+        /// The kernel (a bzImage for QEMU; an uncompressed `vmlinux` for Firecracker).
+        kernel: VmImage,
+        /// An initial ramdisk; with no `rootfs`, the guest runs from it alone.
+        #[serde(default)]
+        initrd: Option<VmImage>,
+        /// A raw disk image given as the guest's `/dev/vda`, its root file system unless
+        /// `kernel_args` names another `root=`.
+        #[serde(default)]
+        rootfs: Option<VmImage>,
+        /// Extra kernel command line, after what the executor needs.
+        #[serde(default)]
+        kernel_args: Option<String>,
+        /// Guest memory; by default the memory limit less the hypervisor's own overhead.
+        /// Guest memory plus that overhead must fit the limit.
+        #[serde(default)]
+        memory_bytes: Option<u64>,
+    },
+}
+
+/// A kernel, ramdisk or disk image of a virtual machine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VmImage {
+    /// Where it comes from: a host file, the bytes themselves or an `http(s)://` URL
+    /// (downloaded into the executor's cache, kept by checksum).
+    pub source: ModuleSource,
+    /// Its SHA-256 (hex). Checked when given; a cached copy with this checksum is used
+    /// without downloading again.
+    #[serde(default)]
+    pub sha256: Option<String>,
 }
 
 impl Workload {
@@ -155,6 +188,7 @@ impl Workload {
         match self {
             Workload::Docker { .. } => crate::Kind::Docker,
             Workload::Wasm { .. } => crate::Kind::Wasm,
+            Workload::Vm { .. } => crate::Kind::Vm,
         }
     }
 }
@@ -172,7 +206,8 @@ pub enum PullPolicy {
     Always,
 }
 
-/// Where a WebAssembly module comes from. Both binary `.wasm` and text `.wat` are accepted.
+/// Where a WebAssembly module (both binary `.wasm` and text `.wat` are accepted) or a VM
+/// image comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModuleSource {

@@ -1,0 +1,79 @@
+use std::collections::BTreeMap;
+
+use super::*;
+
+fn tcg() -> Backend {
+    Backend {
+        hypervisor: Hypervisor::Qemu,
+        binary: "/usr/bin/qemu-system-x86_64".into(),
+        accel: Accel::Tcg,
+        no_kvm: Some("KVM unusable".into()),
+        tsc_khz: Some(2_596_154),
+    }
+}
+
+#[test]
+fn the_command_line_adds_what_the_hypervisor_needs_then_env_then_args() {
+    let env = BTreeMap::from([("DMS_RUN".to_string(), "echo hi; exit 3".to_string())]);
+    let line =
+        cmdline(&tcg(), Some("loglevel=7"), true, &env, &["a".into(), "b".into()]).expect("valid");
+    assert_eq!(
+        line,
+        "console=ttyS0 reboot=t panic=-1 pci=off tsc_early_khz=2596154 tsc=reliable \
+         root=/dev/vda rw loglevel=7 DMS_RUN=\"echo hi; exit 3\" -- a b"
+    );
+    let kvm = Backend { accel: Accel::Kvm, tsc_khz: None, no_kvm: None, ..tcg() };
+    let line = cmdline(&kvm, Some("root=/dev/vdb"), true, &BTreeMap::new(), &[]).expect("valid");
+    assert_eq!(line, "console=ttyS0 reboot=t panic=-1 pci=off quiet root=/dev/vdb");
+}
+
+#[test]
+fn what_the_kernel_command_line_cannot_carry_is_refused() {
+    let bad = |k: &str, v: &str| {
+        cmdline(&tcg(), None, false, &BTreeMap::from([(k.into(), v.into())]), &[])
+            .expect_err("refused")
+    };
+    assert!(bad("A-B", "x").contains("letters, digits"));
+    assert!(bad("A", "say \"hi\"").contains("cannot hold"));
+    assert!(bad("A", "two\nlines").contains("cannot hold"));
+    let error = cmdline(&tcg(), None, false, &BTreeMap::new(), &["a b".into()]).expect_err("space");
+    assert!(error.contains("splits them at spaces"));
+    let long = "x".repeat(3000);
+    let error = cmdline(&tcg(), Some(&long), false, &BTreeMap::new(), &[]).expect_err("long");
+    assert!(error.contains("more than the 2047"), "{error}");
+}
+
+#[test]
+fn qemu_gets_a_microvm_with_the_console_in_a_file_and_a_qmp_socket() {
+    let plan = Plan {
+        dir: "/var/dms/vms/vm-a-1".into(),
+        name: "dms-vm-a-1".into(),
+        kernel: "/k".into(),
+        initrd: Some("/i".into()),
+        rootfs: Some("/r".into()),
+        shares: vec![("dms0".into(), "/vol".into(), true)],
+        cmdline: "console=ttyS0".into(),
+        vcpus: 2,
+        memory_mib: 176,
+    };
+    let args = qemu_args(&tcg(), &plan).join(" ");
+    for part in [
+        "-M microvm -accel tcg,tb-size=32 -cpu max -smp 2 -m 176M",
+        "-chardev file,id=console,path=/var/dms/vms/vm-a-1/console.log,append=on -serial chardev:console",
+        "-qmp unix:/var/dms/vms/vm-a-1/control.sock,server=on,wait=off",
+        "-kernel /k -append console=ttyS0 -initrd /i",
+        "-drive id=rootfs,file=/r,format=raw,if=none -device virtio-blk-device,drive=rootfs",
+        "-fsdev local,id=fs0,path=/vol,security_model=none,readonly=on -device virtio-9p-device,fsdev=fs0,mount_tag=dms0",
+    ] {
+        assert!(args.contains(part), "{part} in {args}");
+    }
+    let kvm = Backend { accel: Accel::Kvm, ..tcg() };
+    assert!(qemu_args(&kvm, &plan).join(" ").contains("-accel kvm -cpu host"));
+}
+
+#[test]
+fn the_tsc_rate_comes_from_cpuinfo() {
+    assert_eq!(cpu_mhz_khz("processor\t: 0\ncpu MHz\t\t: 2596.154\n"), Some(2_596_154));
+    assert_eq!(cpu_mhz_khz("processor\t: 0\n"), None);
+    assert_eq!(tcg().describe(), "qemu-microvm (tcg)");
+}

@@ -1,0 +1,169 @@
+//! The hypervisor process: its record on disk, whether it lives, its usage, its end.
+//!
+//! Each VM has a directory `<state_dir>/vms/<id>/` holding `vm.json` (the [`Record`]),
+//! `console.log`, `control.sock` and `hypervisor.log`. The process runs in its own process
+//! group and outlives dms; a re-attaching executor finds it by the record's PID, checked
+//! against the process's command line (which names the directory), so a reused PID is
+//! never mistaken for the VM.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::backend::Hypervisor;
+
+/// What survives a restart of dms about one VM.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Record {
+    pub id: String,
+    pub allocation: String,
+    pub deployment: String,
+    pub scope: String,
+    pub hypervisor: Hypervisor,
+    pub pid: u32,
+    /// Guest memory plus the hypervisor's overhead: the limit `stats` reports.
+    pub memory_limit: u64,
+}
+
+const RECORD: &str = "vm.json";
+
+impl Record {
+    /// Writes the record atomically into `dir`.
+    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+        let tmp = dir.join(".vm.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(self).map_err(std::io::Error::other)?)?;
+        std::fs::rename(tmp, dir.join(RECORD))
+    }
+
+    /// Reads the record of `dir`.
+    pub fn load(dir: &Path) -> Option<Record> {
+        serde_json::from_slice(&std::fs::read(dir.join(RECORD)).ok()?).ok()
+    }
+}
+
+/// The VM directories under `root`.
+pub(crate) fn dirs(root: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(root) else { return Vec::new() };
+    entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()
+}
+
+/// Whether `pid` is a live (not zombie) process whose command line names `dir`.
+pub(crate) fn alive(pid: u32, dir: &Path) -> bool {
+    if pid == 0 {
+        return false;
+    }
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let Ok(cmdline) = std::fs::read(proc.join("cmdline")) else { return false };
+    let needle = dir.as_os_str().as_encoded_bytes();
+    let names_dir = cmdline.windows(needle.len().max(1)).any(|w| w == needle);
+    let zombie = std::fs::read_to_string(proc.join("stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
+        .unwrap_or(true);
+    names_dir && !zombie
+}
+
+/// The process whose command line names `dir`, if one lives (a VM whose PID was not
+/// recorded: dms stopped between starting it and writing its record).
+pub(crate) fn find(dir: &Path) -> Option<u32> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .find(|pid| alive(*pid, dir))
+}
+
+/// Sends SIGKILL to `pid` if it is still the VM of `dir`.
+pub(crate) fn kill(pid: u32, dir: &Path) {
+    if !alive(pid, dir) {
+        return;
+    }
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+}
+
+/// Waits until `pid` is no longer the VM of `dir` (a process this one did not start).
+pub(crate) async fn gone(pid: u32, dir: &Path) {
+    while alive(pid, dir) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// CPU time used (ns) and resident memory (bytes) of `pid`.
+pub(crate) fn usage(pid: u32) -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state is field 3, utime 14 and stime 15 (1-based, whole line).
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let hz = rustix::param::clock_ticks_per_second().max(1);
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some((ticks * 1_000_000_000 / hz, pages * rustix::param::page_size() as u64))
+}
+
+/// How the hypervisor process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// It exited with this status.
+    Code(i32),
+    /// A signal ended it.
+    Signal(i32),
+    /// It ended while another process was its parent: no status.
+    Unknown,
+}
+
+impl From<std::process::ExitStatus> for End {
+    fn from(status: std::process::ExitStatus) -> End {
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(code), _) => End::Code(code),
+            (None, Some(signal)) => End::Signal(signal),
+            (None, None) => End::Unknown,
+        }
+    }
+}
+
+/// The last lines of the hypervisor's own log, for error messages.
+pub(crate) fn hypervisor_log(dir: &Path) -> String {
+    let text = super::console::tail(&dir.join("hypervisor.log"), 4096);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(3)..].join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_alive_only_under_its_own_command_line() {
+        let me = std::process::id();
+        let exe = std::env::current_exe().expect("exe");
+        assert!(
+            alive(me, exe.parent().expect("dir")),
+            "the command line names the test binary's dir"
+        );
+        assert!(!alive(me, Path::new("/nonexistent/vm-dir")));
+        let (cpu, rss) = usage(me).expect("usage");
+        assert!(rss > 0 && cpu < 3_600_000_000_000);
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let record = Record {
+            id: "vm-a-1".into(),
+            allocation: "a".into(),
+            deployment: "d".into(),
+            scope: "s".into(),
+            hypervisor: Hypervisor::Qemu,
+            pid: 42,
+            memory_limit: 1 << 30,
+        };
+        record.save(dir.path()).expect("save");
+        assert_eq!(Record::load(dir.path()), Some(record));
+        assert!(!dirs(dir.path().parent().expect("parent")).is_empty());
+    }
+}
