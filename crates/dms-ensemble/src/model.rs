@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 mod placement;
 mod workload;
 
-use crate::units::Duration;
+use crate::units::{ByteSize, Duration};
 pub use placement::*;
 pub use workload::*;
 
@@ -194,16 +194,29 @@ pub struct Execution {
     /// vm: path or URL of the kernel image. Required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<String>,
-    /// vm: path or URL of the root file system image. Required.
+    /// vm: path or URL of a raw root disk image (the guest's `/dev/vda`). It or `initrd`
+    /// is required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rootfs: Option<String>,
-    /// vm: initial ramdisk.
+    /// vm: path or URL of an initial ramdisk; with no `rootfs`, the guest runs from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initrd: Option<String>,
-    /// vm: kernel command line.
+    /// vm: kernel command line, added after what the executor needs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_args: Option<String>,
+    /// vm: the guest's memory (default: `resources.ram` less the hypervisor's overhead);
+    /// with that overhead it must fit `resources.ram`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<ByteSize>,
+    /// vm: SHA-256 of `kernel`, `initrd` and `rootfs` (`sha256:<64 hex digits>`), checked
+    /// by the provider; a provider that has the image cached does not download it again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checksums: BTreeMap<String, String>,
 }
+
+/// Memory a VM's hypervisor needs beside its guest, the most of any backend: a VM
+/// allocation's `resources.ram` must hold its guest's `memory` and this.
+pub const VM_OVERHEAD: ByteSize = ByteSize(80 << 20);
 
 /// What to do when a workload exits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -3,15 +3,16 @@
 use crate::model::Executor;
 
 /// A commented starter ensemble for `executor` (docker and wasm have their own; vm shares
-/// the structure with a kernel and root file system instead of an image).
+/// the structure with a kernel and ramdisk or disk instead of an image).
 pub fn scaffold(executor: Executor) -> String {
     let execution = match executor {
         Executor::Docker => DOCKER,
         Executor::Wasm => WASM,
         Executor::Vm => VM,
     };
-    let ports = if executor == Executor::Wasm { "" } else { PORTS };
-    let node_ports = if executor == Executor::Wasm { "" } else { NODE_PORTS };
+    // WebAssembly modules get no network; VMs get none yet.
+    let ports = if executor == Executor::Docker { PORTS } else { "" };
+    let node_ports = if executor == Executor::Docker { NODE_PORTS } else { "" };
     format!(
         "{HEAD}    executor: {}\n{execution}{RESOURCES}{ports}{REST}{node_ports}{TAIL}",
         executor.name()
@@ -46,9 +47,15 @@ const WASM: &str = "    execution:
 ";
 
 const VM: &str = "    execution:
-      kernel: ./vmlinux            # uncompressed kernel image
-      rootfs: ./rootfs.ext4        # root file system image
-      kernel_args: console=ttyS0 reboot=k panic=1
+      kernel: https://example.org/vmlinuz  # bzImage (QEMU) or vmlinux (Firecracker: only vmlinux)
+      initrd: https://example.org/initrd.gz
+      # rootfs: https://example.org/rootfs.ext4   # a raw disk, the guest's /dev/vda
+      # kernel_args: loglevel=7    # added after what the executor sets (console, panic)
+      # memory: 256MiB             # the guest's; resources.ram must hold it + 80MiB
+      checksums:                   # providers check them and cache images by them
+        kernel: sha256:0000000000000000000000000000000000000000000000000000000000000000
+        initrd: sha256:0000000000000000000000000000000000000000000000000000000000000000
+      # The guest reports its exit code by printing `dms-exit-code: N` on ttyS0.
 ";
 
 const RESOURCES: &str = "    resources:

@@ -484,6 +484,8 @@ pub(crate) fn parameter_owners(a: &Allocation) -> Vec<(&'static str, Executor, b
         ("rootfs", Executor::Vm, x.rootfs.is_some()),
         ("initrd", Executor::Vm, x.initrd.is_some()),
         ("kernel_args", Executor::Vm, x.kernel_args.is_some()),
+        ("memory", Executor::Vm, x.memory.is_some()),
+        ("checksums", Executor::Vm, !x.checksums.is_empty()),
     ]
 }
 

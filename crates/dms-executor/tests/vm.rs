@@ -96,6 +96,33 @@ async fn a_task_boots_prints_and_its_exit_code_comes_back() {
 }
 
 #[tokio::test]
+async fn volumes_are_shared_with_the_guest_read_write_or_read_only() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let executor = executor(state.path(), "volumes").await;
+    let (data, config) = (tempfile::tempdir().expect("data"), tempfile::tempdir().expect("config"));
+    std::fs::write(config.path().join("in.txt"), "from the host\n").expect("input");
+    let mut spec = spec(
+        "volumes",
+        "cat /config/in.txt; echo written > /data/out.txt; echo x > /config/no.txt || echo read-only",
+    );
+    let mount = |dir: &tempfile::TempDir, target: &str, read_only| dms_executor::Mount {
+        source: dir.path().to_owned(),
+        target: target.into(),
+        read_only,
+        tmpfs: None,
+    };
+    spec.mounts = vec![mount(&data, "/data", false), mount(&config, "/config", true)];
+    let id = executor.start(spec).await.expect("start");
+    assert!(executor.wait(&id).await.expect("wait").success());
+    let lines = texts(&executor, &id).await;
+    assert!(lines.iter().any(|l| l == "from the host"), "{lines:?}");
+    assert!(lines.iter().any(|l| l == "read-only"), "{lines:?}");
+    let written = std::fs::read_to_string(data.path().join("out.txt")).expect("the guest wrote");
+    assert_eq!(written, "written\n");
+    assert!(!config.path().join("no.txt").exists());
+}
+
+#[tokio::test]
 async fn a_service_is_followed_measured_and_stopped_with_nothing_left() {
     let state = tempfile::tempdir().expect("tempdir");
     let executor = executor(state.path(), "service").await;

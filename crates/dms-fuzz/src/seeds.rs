@@ -198,6 +198,7 @@ fn requests() -> Vec<Seed> {
             name: "greet".into(),
             allocation,
             module_b64: None,
+            images_b64: Default::default(),
             port_maps: Vec::new(),
             subnet: None,
         }],

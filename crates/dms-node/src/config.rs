@@ -18,10 +18,12 @@ mod keys;
 mod telemetry;
 #[cfg(test)]
 mod tests;
+mod vm;
 
 pub use file::{default_file, init, load, load_with_env, set};
 pub use keys::{KEYS, KeyDoc, env_var, lookup};
 pub use telemetry::TelemetryConfig;
+pub use vm::VmConfig;
 
 /// The whole node configuration. Every field has a default; a missing file or section
 /// means defaults.
@@ -48,6 +50,8 @@ pub struct Config {
     pub subnet: SubnetConfig,
     /// Events, traces and metrics: where they go and how long they are kept.
     pub telemetry: TelemetryConfig,
+    /// Virtual machine allocations.
+    pub vm: VmConfig,
 }
 
 /// `[subnet]`: how this provider carries deployments' private networks: allocations get
@@ -473,6 +477,7 @@ impl Config {
             )));
         }
         self.telemetry.validate()?;
+        self.vm.validate()?;
         self.deployment.attributes()?;
         self.deployment.log_cap_bytes()?;
         let q = &self.quotas;

@@ -24,6 +24,7 @@
 pub mod behaviors;
 pub mod caps;
 pub mod config;
+mod executors;
 pub mod home;
 pub mod lifecycle;
 mod subnet;
@@ -176,9 +177,14 @@ pub async fn run(
         .map_err(|e| Error::Network(e.to_string()))?;
     telemetry::register(&network.actor, &store, &config.telemetry)
         .map_err(|e| Error::Network(e.to_string()))?;
-    let deployments =
-        start_deployments(&network, manager, &store, &config, host_executors(&network).await?)
-            .await?;
+    let deployments = start_deployments(
+        &network,
+        manager,
+        &store,
+        &config,
+        executors::host(&network, &store, &config).await?,
+    )
+    .await?;
     telemetry.sample(&deployments, &store);
     let caps = dms_api::Caps { contexts: contexts.clone() };
     let relay = dms_api::Relay {
@@ -350,6 +356,7 @@ pub async fn start_deployments(
     let store_dir = store.path().parent().unwrap_or(std::path::Path::new("."));
     // Detected attributes, then the configured ones over them.
     let mut attributes = dms_provider::detected_attributes().await;
+    attributes.extend(executors.attributes().clone());
     attributes.extend(d.attributes()?);
     let deps = dms_provider::Deps {
         manager,
@@ -418,43 +425,6 @@ pub async fn start_deployments(
     dms_orchestrator::behaviors::register(&network.actor, &registry)
         .map_err(|e| Error::Network(e.to_string()))?;
     Ok(Deployments { provider, registry, subnet })
-}
-
-/// The Docker scope label of the node with peer id `peer`: stable across restarts,
-/// distinct between nodes.
-fn docker_scope(peer: &str) -> String {
-    format!("dms-{}", &peer[peer.len().saturating_sub(16)..])
-}
-
-/// How long `dms run` waits for the Docker engine to answer at start.
-const DOCKER_CONNECT: Duration = Duration::from_secs(3);
-
-/// The executors of `dms run`: WebAssembly in-process, and Docker when its engine
-/// answers at start (else this node bids only for WebAssembly allocations).
-async fn host_executors(network: &NetworkRuntime) -> Result<dms_provider::Executors, Error> {
-    use dms_ensemble::model::Executor as Kind;
-    let wasm = dms_executor::wasm::Executor::new(dms_executor::wasm::Config::default())
-        .map_err(|e| Error::Executor(format!("WebAssembly: {e}")))?;
-    let executors = dms_provider::Executors::new().with(Kind::Wasm, Arc::new(wasm));
-    // Containers are this node's by a scope label of its own: nodes sharing one engine
-    // (a devnet, or two nodes on one host) never re-attach or remove each other's.
-    let config = dms_executor::docker::Config {
-        scope: docker_scope(&network.actor.handle().peer),
-        ..dms_executor::docker::Config::default()
-    };
-    match tokio::time::timeout(DOCKER_CONNECT, dms_executor::docker::Executor::connect(config))
-        .await
-    {
-        Ok(Ok(docker)) => Ok(executors.with(Kind::Docker, Arc::new(docker))),
-        Ok(Err(error)) => {
-            info!(%error, "No Docker engine: this node bids only for WebAssembly allocations.");
-            Ok(executors)
-        }
-        Err(_) => {
-            info!(timeout = ?DOCKER_CONNECT, "The Docker engine did not answer: this node bids only for WebAssembly allocations.");
-            Ok(executors)
-        }
-    }
 }
 
 /// Round-trip times to connected peers, from the network's ping.

@@ -167,9 +167,10 @@ impl Registry {
                 dms_types::units::format_duration(heartbeat * 2)
             )));
         }
-        for name in request.modules.keys() {
+        for key in request.modules.keys() {
+            let name = key.split_once('/').map_or(key.as_str(), |(name, _)| name);
             if !request.ensemble.allocations.contains_key(name) {
-                return Err(Error::StrayModule(name.clone()));
+                return Err(Error::StrayModule(key.clone()));
             }
         }
         Ok(())

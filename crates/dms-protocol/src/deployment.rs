@@ -193,6 +193,9 @@ pub struct AllocationSpec {
     /// The WebAssembly module, base64, when the client sent it along.
     #[serde(default)]
     pub module_b64: Option<String>,
+    /// A VM's local images the client sent along (`kernel`, `initrd`, `rootfs`), base64.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images_b64: BTreeMap<String, String>,
     /// The node's port maps that forward to this allocation (public port → one of its
     /// `ports`); its other ports are published on a free public port.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -98,7 +98,8 @@ impl Request for PublishOutputs {
 pub struct NewDeployment {
     /// The ensemble.
     pub ensemble: Ensemble,
-    /// WebAssembly modules by allocation name, base64 (the CLI reads local files).
+    /// WebAssembly modules by allocation name, and VM images by `<allocation>/<image>`
+    /// (`kernel`, `initrd`, `rootfs`), base64 (the CLI reads local files).
     #[serde(default)]
     pub modules: BTreeMap<String, String>,
     /// Placement deadline in milliseconds from now.
@@ -315,6 +316,16 @@ impl Request for Prune {
 pub struct Pruned {
     /// Their ids.
     pub pruned: Vec<String>,
+}
+
+/// The VM images of allocation `name` among a deployment's `modules`, by image
+/// (`kernel`, `initrd`, `rootfs`).
+pub fn images_of(modules: &BTreeMap<String, String>, name: &str) -> BTreeMap<String, String> {
+    let prefix = format!("{name}/");
+    modules
+        .iter()
+        .filter_map(|(key, b64)| Some((key.strip_prefix(&prefix)?.to_string(), b64.clone())))
+        .collect()
 }
 
 #[cfg(test)]

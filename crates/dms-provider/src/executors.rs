@@ -9,9 +9,10 @@ use std::sync::Arc;
 use dms_ensemble::model::Executor as Kind;
 use dms_executor::Executor;
 
-/// Executors by kind.
+/// Executors by kind, and what the composition root found out about them (machine
+/// attributes such as `vm.backend`).
 #[derive(Clone, Default)]
-pub struct Executors(BTreeMap<String, Arc<dyn Executor>>);
+pub struct Executors(BTreeMap<String, Arc<dyn Executor>>, BTreeMap<String, String>);
 
 impl Executors {
     /// No executor.
@@ -24,6 +25,18 @@ impl Executors {
     pub fn with(mut self, kind: Kind, executor: Arc<dyn Executor>) -> Executors {
         self.0.insert(kind.name().to_string(), executor);
         self
+    }
+
+    /// Says `value` of the executors in the machine attribute `key` (bids carry it).
+    #[must_use]
+    pub fn described(mut self, key: &str, value: impl Into<String>) -> Executors {
+        self.1.insert(key.into(), value.into());
+        self
+    }
+
+    /// The attributes [`Executors::described`] set.
+    pub fn attributes(&self) -> &BTreeMap<String, String> {
+        &self.1
     }
 
     /// The executor of `kind`, if this node has one.

@@ -1,5 +1,5 @@
 //! After a restart: every stored allocation record gets its actor back. Containers are
-//! re-attached by label; allocations whose workload did not survive (WebAssembly runs
+//! re-attached by label, VMs by their directory's record; allocations whose workload did not survive (WebAssembly runs
 //! live in the process) are reported failed with that reason; resources that no record
 //! accounts for are freed, and volumes no live allocation uses are removed. Everything
 //! is keyed by the records themselves.
@@ -67,23 +67,25 @@ pub(crate) async fn recover(shared: &Arc<Shared>) {
     }
 }
 
-/// Re-attaches the containers of allocations that had not ended.
+/// Re-attaches the containers and VMs of allocations that had not ended (and removes
+/// the orphans of each executor that has any).
 async fn reattach(shared: &Shared, records: &[Hosted]) -> Vec<dms_executor::ExecutionInfo> {
-    let wanted: std::collections::HashSet<String> = records
-        .iter()
-        .filter(|h| h.spec.allocation.executor == Kind::Docker && !h.status.state.is_terminal())
-        .map(|h| h.id.clone())
-        .collect();
-    let Some(docker) = shared.executors.get(Kind::Docker).filter(|_| !wanted.is_empty()) else {
-        return Vec::new();
-    };
-    match docker.reattach(&wanted).await {
-        Ok(recovery) => recovery.reattached,
-        Err(error) => {
-            warn!(%error, "Could not re-attach containers.");
-            Vec::new()
+    let mut found = Vec::new();
+    for kind in [Kind::Docker, Kind::Vm] {
+        let wanted: std::collections::HashSet<String> = records
+            .iter()
+            .filter(|h| h.spec.allocation.executor == kind && !h.status.state.is_terminal())
+            .map(|h| h.id.clone())
+            .collect();
+        // Docker is asked only when it has something to find: its engine may be shared.
+        let asked = kind == Kind::Vm || !wanted.is_empty();
+        let Some(executor) = shared.executors.get(kind).filter(|_| asked) else { continue };
+        match executor.reattach(&wanted).await {
+            Ok(recovery) => found.extend(recovery.reattached),
+            Err(error) => warn!(%error, executor = kind.name(), "Could not re-attach workloads."),
         }
     }
+    found
 }
 
 /// Counts the volumes of allocations that had not ended as theirs again, and removes

@@ -31,6 +31,7 @@ fn hosted(policy: &str, kind: &str) -> Hosted {
             name: "web".into(),
             allocation,
             module_b64: None,
+            images_b64: Default::default(),
             port_maps: Vec::new(),
             subnet: None,
         },

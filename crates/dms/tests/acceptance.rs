@@ -27,6 +27,7 @@ mod acceptance {
     pub mod steps_subnet;
     pub mod steps_supervision;
     pub mod steps_telemetry;
+    pub mod steps_vm;
     pub mod world;
 }
 

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use super::{Checker, health_needs_port, parameter_owners, volume_needs_source};
-use crate::model::{Allocation, AllocationType, Executor, HealthCheckKind, Restart, VolumeKind};
+use crate::model::{
+    Allocation, AllocationType, Executor, HealthCheckKind, Restart, VM_OVERHEAD, VolumeKind,
+};
 use crate::units::ByteSize;
 
 /// Largest memory an allocation may ask for: 64 TiB.
@@ -24,27 +26,32 @@ impl Checker<'_> {
         self.execution(&base, a);
         self.transfers(&base, a);
         self.sizes(&base, a);
-        if !a.ports.is_empty() && a.executor == crate::model::Executor::Wasm {
-            // WebAssembly modules get no network.
+        let (wasm, vm) = (a.executor == Executor::Wasm, a.executor == Executor::Vm);
+        if !a.ports.is_empty() && (wasm || vm) {
+            // WebAssembly modules get no network; VMs get none yet.
             self.error(
                 &format!("{base}.ports"),
                 format!("the {} executor cannot serve ports", a.executor.name()),
             )
-            .expected("ports only on docker or vm allocations");
+            .expected("ports only on docker allocations");
         }
-        if self.ensemble.subnet.is_some() && a.executor == crate::model::Executor::Wasm {
+        if self.ensemble.subnet.is_some() && (wasm || vm) {
+            let why = if wasm {
+                "a WebAssembly allocation cannot join the subnet (WASI preview 1 has no sockets)"
+            } else {
+                "a VM allocation cannot join the subnet yet (no TAP device is given to VMs)"
+            };
             self.warning(
                 &format!("{base}.executor"),
-                "a WebAssembly allocation cannot join the subnet (WASI preview 1 has no \
-                 sockets): it gets no address, and no name resolves to it",
+                format!("{why}: it gets no address, and no name resolves to it"),
             );
         }
-        if !a.resources.gpus.is_empty() && a.executor == crate::model::Executor::Wasm {
+        if !a.resources.gpus.is_empty() && (wasm || vm) {
             self.error(
                 &format!("{base}.resources.gpus"),
-                "the wasm executor cannot use GPUs".to_string(),
+                format!("the {} executor cannot use GPUs", a.executor.name()),
             )
-            .expected("GPUs only on docker (or vm) allocations");
+            .expected("GPUs only on docker allocations");
         }
         let mut seen = BTreeMap::new();
         for (i, port) in a.ports.iter().enumerate() {
@@ -176,11 +183,14 @@ impl Checker<'_> {
             Executor::Wasm => {
                 [("module", x.module.is_none())].into_iter().filter(|m| m.1).map(|m| m.0).collect()
             }
-            Executor::Vm => [("kernel", x.kernel.is_none()), ("rootfs", x.rootfs.is_none())]
-                .into_iter()
-                .filter(|m| m.1)
-                .map(|m| m.0)
-                .collect(),
+            Executor::Vm => [
+                ("kernel", x.kernel.is_none()),
+                ("initrd` or `execution.rootfs", x.rootfs.is_none() && x.initrd.is_none()),
+            ]
+            .into_iter()
+            .filter(|m| m.1)
+            .map(|m| m.0)
+            .collect(),
         };
         for param in missing {
             self.error(
@@ -206,6 +216,9 @@ impl Checker<'_> {
                 .suggest(format!("remove `{param}`, or set `executor: {}`", owner.name()));
             }
         }
+        if a.executor == Executor::Vm {
+            self.vm(&path, a);
+        }
         if let Some(image) = &x.image
             && let Err(problem) = check_image(image)
         {
@@ -214,6 +227,60 @@ impl Checker<'_> {
                 .expected("an image reference such as nginx:1.27 or ghcr.io/org/app@sha256:…");
         }
     }
+}
+
+impl Checker<'_> {
+    /// A VM's guest memory fits its allocation with the hypervisor's overhead, and its
+    /// checksums name its images and are SHA-256.
+    fn vm(&mut self, path: &str, a: &Allocation) {
+        let x = &a.execution;
+        let ram = a.resources.ram.0;
+        let guest = x.memory.map_or(ram.saturating_sub(VM_OVERHEAD.0), |m| m.0);
+        if guest + VM_OVERHEAD.0 > ram {
+            let at = if x.memory.is_some() { format!("{path}.memory") } else { path.to_string() };
+            self.error(
+                &at,
+                format!(
+                    "the guest's memory and the hypervisor's {VM_OVERHEAD} do not fit the \
+                     allocation's resources.ram"
+                ),
+            )
+            .found(format!("{} + {VM_OVERHEAD} > {}", ByteSize(guest), a.resources.ram))
+            .suggest(format!(
+                "set resources.ram to {} or more, or give the guest less memory",
+                ByteSize(guest + VM_OVERHEAD.0)
+            ));
+        }
+        for (name, sum) in &x.checksums {
+            let image = match name.as_str() {
+                "kernel" => Some(&x.kernel),
+                "initrd" => Some(&x.initrd),
+                "rootfs" => Some(&x.rootfs),
+                _ => None,
+            };
+            let at = format!("{path}.checksums.{name}");
+            match image {
+                None => {
+                    self.error(&at, "a checksum of no image").expected("kernel, initrd or rootfs");
+                }
+                Some(None) => {
+                    self.error(&at, format!("a checksum of `{name}`, which is not given"));
+                }
+                Some(Some(_)) if !is_sha256(sum) => {
+                    self.error(&at, "not a SHA-256")
+                        .found(format!("{sum:?}"))
+                        .expected("sha256: and 64 hex digits");
+                }
+                Some(Some(_)) => {}
+            }
+        }
+    }
+}
+
+/// `sha256:` (optional) and 64 hex digits.
+fn is_sha256(sum: &str) -> bool {
+    let hex = sum.strip_prefix("sha256:").unwrap_or(sum);
+    hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 /// A DNS label: 1-63 lower-case letters, digits and `-`, not starting or ending with `-`.

@@ -93,3 +93,56 @@ fn gpus_on_webassembly_are_refused() {
         "{errors:?}"
     );
 }
+
+const VM: &str = "version: V1
+allocations:
+  v:
+    type: task
+    executor: vm
+    resources: {cpu: {cores: 1}, ram: 256MiB}
+    execution: {kernel: https://example.org/vmlinuz, initrd: ./initrd.gz}
+nodes:
+  n: {allocations: [v]}
+";
+
+#[test]
+fn a_kernel_with_an_initramfs_alone_is_a_vm() {
+    assert_eq!(errors(VM), Vec::<String>::new());
+    let no_disk = VM.replace(", initrd: ./initrd.gz", "");
+    assert_eq!(
+        errors(&no_disk),
+        ["allocations.v.execution: the vm executor needs `execution.initrd` or `execution.rootfs`"]
+    );
+}
+
+#[test]
+fn a_guest_asking_more_memory_than_its_allocation_is_refused() {
+    let big = VM.replace("initrd: ./initrd.gz}", "initrd: ./initrd.gz, memory: 200MiB}");
+    assert_eq!(
+        errors(&big),
+        ["allocations.v.execution.memory: the guest's memory and the hypervisor's 80MiB do \
+             not fit the allocation's resources.ram"]
+    );
+    let fits = VM.replace("initrd: ./initrd.gz}", "initrd: ./initrd.gz, memory: 176MiB}");
+    assert_eq!(errors(&fits), Vec::<String>::new());
+    let tiny = VM.replace("ram: 256MiB", "ram: 64MiB");
+    assert_eq!(errors(&tiny).len(), 1, "64 MiB cannot hold the overhead");
+}
+
+#[test]
+fn vm_checksums_name_given_images_and_are_sha256() {
+    let sum = "a".repeat(64);
+    let text = VM.replace(
+        "initrd: ./initrd.gz}",
+        &format!("initrd: ./initrd.gz, checksums: {{kernel: \"sha256:{sum}\", rootfs: \"sha256:{sum}\", initrd: nope}}}}"),
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "allocations.v.execution.checksums.rootfs: a checksum of `rootfs`, which is not given",
+            "allocations.v.execution.checksums.initrd: not a SHA-256",
+        ]
+    );
+    let ports = VM.replace("nodes:", "    ports: [{port: 80}]\nnodes:");
+    assert_eq!(errors(&ports), ["allocations.v.ports: the vm executor cannot serve ports"]);
+}

@@ -285,13 +285,19 @@ pub(crate) fn cmdline(
     let user = user.unwrap_or("").trim();
     let mut parts = vec!["console=ttyS0".to_string(), "reboot=t".into(), "panic=-1".into()];
     parts.push("pci=off".into());
+    if backend.hypervisor == Hypervisor::Qemu {
+        // A bzImage's real-mode stub probes the BIOS disks otherwise, and says so.
+        parts.push("edd=off".into());
+    }
     if let Some(khz) = backend.tsc_khz.filter(|_| backend.accel == Accel::Tcg) {
         parts.push(format!("tsc_early_khz={khz}"));
         parts.push("tsc=reliable".into());
     }
     let words: Vec<&str> = user.split_whitespace().collect();
+    // Only critical kernel messages (panics, power-down) unless the user says otherwise:
+    // the console is the workload's log.
     if !words.iter().any(|w| ["quiet", "debug"].contains(w) || w.starts_with("loglevel=")) {
-        parts.push("quiet".into());
+        parts.push("loglevel=3".into());
     }
     if rootfs && !words.iter().any(|w| w.starts_with("root=")) {
         parts.push("root=/dev/vda".into());

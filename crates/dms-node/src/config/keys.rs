@@ -265,6 +265,26 @@ pub const KEYS: &[KeyDoc] = &[
         expected: "a duration such as 7d or 12h",
         doc: "Events older than this are removed from the node's store.",
     },
+    KeyDoc {
+        key: "vm.enabled",
+        expected: "true or false",
+        doc: "Run VM allocations (`executor: vm`) when a hypervisor is found at start; `dms doctor` says which one and with what acceleration.",
+    },
+    KeyDoc {
+        key: "vm.backend",
+        expected: "auto, qemu or firecracker",
+        doc: "The hypervisor: auto takes Firecracker when it is installed and /dev/kvm opens, else QEMU's microvm machine (with KVM when a probe VM comes up, TCG otherwise).",
+    },
+    KeyDoc {
+        key: "vm.qemu",
+        expected: "a path, or empty",
+        doc: "QEMU's program; empty: qemu-system-x86_64 on PATH.",
+    },
+    KeyDoc {
+        key: "vm.firecracker",
+        expected: "a path, or empty",
+        doc: "Firecracker's program; empty: firecracker on PATH.",
+    },
 ];
 
 /// Finds a key, or says which known key it most resembles.

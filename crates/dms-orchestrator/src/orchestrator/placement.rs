@@ -329,6 +329,7 @@ impl Orchestrator {
                             name: name.clone(),
                             allocation: record.ensemble.allocations.get(name)?.clone(),
                             module_b64: record.modules.get(name).cloned(),
+                            images_b64: dms_protocol::node::images_of(&record.modules, name),
                             port_maps: ask::port_maps(&record.ensemble, node, name),
                             subnet: record
                                 .subnet

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use dms_ensemble::model::Executor as ExecutorKind;
 use dms_executor::{
     ExecutionId, Executor, LogOptions, ModuleSource, PortBinding, Protocol, Published, PullPolicy,
-    Spec, Workload,
+    Spec, VmImage, Workload,
 };
 use dms_protocol::{AllocationSpec, Endpoint, OUTPUT_KEEP};
 
@@ -159,8 +159,43 @@ pub(crate) fn workload(spec: &AllocationSpec) -> Result<Workload, String> {
                 (!execution.entrypoint.is_empty()).then(|| execution.entrypoint.clone());
             Ok(Workload::Docker { image, entrypoint, pull: PullPolicy::IfMissing })
         }
-        ExecutorKind::Vm => Err("the vm executor is not available on this node".into()),
+        ExecutorKind::Vm => {
+            let kernel = vm_image(spec, "kernel", execution.kernel.as_deref())?;
+            Ok(Workload::Vm {
+                kernel: kernel.ok_or("no kernel")?,
+                initrd: vm_image(spec, "initrd", execution.initrd.as_deref())?,
+                rootfs: vm_image(spec, "rootfs", execution.rootfs.as_deref())?,
+                kernel_args: execution.kernel_args.clone(),
+                memory_bytes: execution.memory.map(|m| m.0),
+            })
+        }
     }
+}
+
+/// A VM image as the executor takes it: sent along with the deployment, or its URL; with
+/// the ensemble's checksum.
+fn vm_image(
+    spec: &AllocationSpec,
+    what: &str,
+    location: Option<&str>,
+) -> Result<Option<VmImage>, String> {
+    let Some(location) = location else { return Ok(None) };
+    let source = if let Some(b64) = spec.images_b64.get(what) {
+        ModuleSource::Bytes(
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| format!("{what}: {e}"))?,
+        )
+    } else if location.starts_with("http://") || location.starts_with("https://") {
+        ModuleSource::Url(location.into())
+    } else {
+        return Err(format!(
+            "the {what} {location:?} was not sent along (`dms deploy` sends local images that \
+             fit in a message; serve larger ones over http(s) and give their URL)"
+        ));
+    };
+    let sha256 = spec.allocation.execution.checksums.get(what).cloned();
+    Ok(Some(VmImage { source, sha256 }))
 }
 
 /// The end of an exited execution's standard output (at most [`OUTPUT_KEEP`] bytes).
@@ -168,7 +203,7 @@ pub(crate) async fn output_of(executor: &dyn Executor, execution: &ExecutionId) 
     let options = LogOptions { follow: false, tail: Some(200), stdout: true, stderr: false };
     let Ok(stream) = executor.logs(execution, options).await else { return String::new() };
     let lines = stream.collect().await.unwrap_or_default();
-    let mut text: String = lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join("");
+    let mut text: String = lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>().join("\n");
     if text.len() > OUTPUT_KEEP {
         let mut cut = text.len() - OUTPUT_KEEP;
         while !text.is_char_boundary(cut) {

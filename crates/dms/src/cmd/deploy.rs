@@ -2,8 +2,8 @@
 //! it, list, inspect, read logs of, shut down and prune deployments — all through the
 //! node's `/dms/node/deployment/*` behaviors, signed like every message.
 //!
-//! `dms deploy` reads WebAssembly modules named by path (relative to the ensemble file)
-//! and sends them along, so providers need no copy of the file.
+//! `dms deploy` reads WebAssembly modules and VM images named by path (relative to the
+//! ensemble file) and sends them along, so providers need no copy of the file.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,7 +24,8 @@ use super::{Ctx, paging};
 use crate::cli::{ActorTarget, DeploymentsCommand, Output};
 use crate::output;
 
-/// Largest total size of the modules sent with a deployment (the message limit is 1 MiB).
+/// Largest total size of the modules and VM images sent with a deployment (the message
+/// limit is 1 MiB).
 const MAX_MODULES_BYTES: usize = 700 * 1024;
 /// How long one status request waits for a new event.
 const STATUS_WAIT_MS: u64 = 5_000;
@@ -37,7 +38,7 @@ pub(super) fn with_timeout(target: &ActorTarget, timeout: &str) -> ActorTarget {
     }
 }
 
-/// Loads and checks the ensemble, and reads the modules it names by path.
+/// Loads and checks the ensemble, and reads the modules and VM images it names by path.
 fn request(file: &Path, timeout: Option<Duration>) -> anyhow::Result<NewDeployment> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -54,23 +55,35 @@ fn request(file: &Path, timeout: Option<Duration>) -> anyhow::Result<NewDeployme
     let mut modules = BTreeMap::new();
     let mut total = 0;
     for (alloc, allocation) in &loaded.ensemble.allocations {
-        let Some(module) = &allocation.execution.module else { continue };
-        if module.starts_with("http://") || module.starts_with("https://") {
-            continue;
+        let x = &allocation.execution;
+        // WebAssembly modules go by allocation name, VM images by `<allocation>/<image>`.
+        let files = [
+            (alloc.clone(), "module", &x.module),
+            (format!("{alloc}/kernel"), "kernel", &x.kernel),
+            (format!("{alloc}/initrd"), "initrd", &x.initrd),
+            (format!("{alloc}/rootfs"), "rootfs", &x.rootfs),
+        ];
+        for (key, what, location) in files {
+            let Some(location) = location else { continue };
+            if location.starts_with("http://") || location.starts_with("https://") {
+                continue;
+            }
+            let path = base.join(location);
+            let bytes = std::fs::read(&path).with_context(|| {
+                format!("allocation {alloc}: cannot read {what} {} (paths are relative to the ensemble file)", path.display())
+            })?;
+            total += bytes.len();
+            if total > MAX_MODULES_BYTES {
+                bail!(
+                    "allocation {alloc}: {what} {}: the local files sent along add up to more \
+                     than {} KiB, too large for one message; serve it over http(s) and give \
+                     its URL as `{what}`",
+                    path.display(),
+                    MAX_MODULES_BYTES / 1024
+                );
+            }
+            modules.insert(key, base64::engine::general_purpose::STANDARD.encode(bytes));
         }
-        let path = base.join(module);
-        let bytes = std::fs::read(&path).with_context(|| {
-            format!("allocation {alloc}: cannot read module {} (paths are relative to the ensemble file)", path.display())
-        })?;
-        total += bytes.len();
-        if total > MAX_MODULES_BYTES {
-            bail!(
-                "the modules add up to more than {} KiB, too large to send along; serve them over \
-                 http and give the URL as `module`",
-                MAX_MODULES_BYTES / 1024
-            );
-        }
-        modules.insert(alloc.clone(), base64::engine::general_purpose::STANDARD.encode(bytes));
     }
     let credentials = (!loaded.ensemble.storage.is_empty()).then(credentials).flatten();
     Ok(NewDeployment {

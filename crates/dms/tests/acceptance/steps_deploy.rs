@@ -456,7 +456,7 @@ async fn shutdown(world: &mut DmsWorld) {
     assert!(out.status.success(), "{}", out.stderr);
 }
 
-async fn restart(world: &mut DmsWorld, index: usize, kill: bool) {
+pub(super) async fn restart(world: &mut DmsWorld, index: usize, kill: bool) {
     let node = index.to_string();
     let mut args = vec!["devnet", "restart", "--node", &node];
     if kill {

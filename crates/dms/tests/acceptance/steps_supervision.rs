@@ -14,7 +14,7 @@ async fn work(world: &DmsWorld) -> Value {
     status(world).await["allocations"]["work"].clone()
 }
 
-fn index_of(world: &DmsWorld, peer_id: &str) -> usize {
+pub(super) fn index_of(world: &DmsWorld, peer_id: &str) -> usize {
     let nodes = world.devnet.as_ref().expect("devnet")["nodes"].as_array().cloned();
     nodes
         .unwrap_or_default()

@@ -61,6 +61,8 @@ pub struct DmsWorld {
     pub telemetry: Option<dms_telemetry::testing::Receiver>,
     /// The Prometheus server of telemetry scenarios (killed on drop).
     pub prometheus: Option<super::steps_telemetry::Prometheus>,
+    /// The HTTP server of the VM images (stopped on drop).
+    pub vm_images: Option<super::steps_vm::ImageServer>,
 }
 
 impl Drop for DmsWorld {
@@ -91,6 +93,26 @@ impl Drop for DmsWorld {
         }
         for filter in filters {
             remove_containers(&filter);
+        }
+        // VMs outlive their provider too: kill those of this scenario's nodes.
+        for home in &self.homes {
+            kill_vms(home.path());
+        }
+    }
+}
+
+/// Kills the hypervisors whose command line names a VM directory under `root`.
+fn kill_vms(root: &std::path::Path) {
+    let needle = root.display().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let text = String::from_utf8_lossy(&cmdline);
+        if text.contains(&needle) && text.contains("/vm/vms/") {
+            let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
     }
 }
@@ -140,6 +162,7 @@ impl DmsWorld {
             nat: None,
             telemetry: None,
             prometheus: None,
+            vm_images: None,
         }
     }
 

@@ -19,12 +19,12 @@ fn the_command_line_adds_what_the_hypervisor_needs_then_env_then_args() {
         cmdline(&tcg(), Some("loglevel=7"), true, &env, &["a".into(), "b".into()]).expect("valid");
     assert_eq!(
         line,
-        "console=ttyS0 reboot=t panic=-1 pci=off tsc_early_khz=2596154 tsc=reliable \
+        "console=ttyS0 reboot=t panic=-1 pci=off edd=off tsc_early_khz=2596154 tsc=reliable \
          root=/dev/vda rw loglevel=7 DMS_RUN=\"echo hi; exit 3\" -- a b"
     );
     let kvm = Backend { accel: Accel::Kvm, tsc_khz: None, no_kvm: None, ..tcg() };
     let line = cmdline(&kvm, Some("root=/dev/vdb"), true, &BTreeMap::new(), &[]).expect("valid");
-    assert_eq!(line, "console=ttyS0 reboot=t panic=-1 pci=off quiet root=/dev/vdb");
+    assert_eq!(line, "console=ttyS0 reboot=t panic=-1 pci=off edd=off loglevel=3 root=/dev/vdb");
 }
 
 #[test]
