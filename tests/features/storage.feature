@@ -1,6 +1,6 @@
 Feature: Storage: volumes, inputs staged in, outputs published, credentials kept home
   An allocation's volumes are directories on its provider (mounted into containers,
-  preopened for WebAssembly); its inputs are copied in from an S3-compatible store
+  preopened for WebAssembly, shared with VMs over virtio-9p); its inputs are copied in from an S3-compatible store
   before it starts and its outputs copied out when it ends, through URLs the user's own
   node presigns: the credentials never leave the user's machine. Everything runs as
   real `dms run` processes and a real S3 server (s3s-fs, SigV4 checked).
@@ -26,6 +26,13 @@ Feature: Storage: volumes, inputs staged in, outputs published, credentials kept
     Then the deployment succeeds
     And the bucket holds "results/result.txt" = "HELLO STORAGE"
     And "dms deployments outputs" lists "lake:results/result.txt" with its size and sha256
+    And no provider keeps a volume of the deployment
+
+  Scenario: A VM boots from a kernel and initramfs staged from the store, and its output lands in the bucket
+    Given the test VM images are in bucket "data" under "images"
+    When the devnet user deploys a VM upper-caser booted from images in the store, with the S3 credentials
+    Then the deployment succeeds
+    And the bucket holds "results/result.txt" = "HELLO STORAGE"
     And no provider keeps a volume of the deployment
 
   Scenario: A missing input object fails the deployment before it starts, naming it

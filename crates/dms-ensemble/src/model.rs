@@ -191,7 +191,9 @@ pub struct Execution {
     /// wasm: arguments passed to the module.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
-    /// vm: path or URL of the kernel image. Required.
+    /// vm: the kernel image: an `http(s)://` URL, a local path (sent along when small), or
+    /// an absolute path under one of the allocation's volume targets (staged by
+    /// `inputs`). Required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<String>,
     /// vm: path or URL of a raw root disk image (the guest's `/dev/vda`). It or `initrd`
@@ -212,6 +214,18 @@ pub struct Execution {
     /// by the provider; a provider that has the image cached does not download it again.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checksums: BTreeMap<String, String>,
+}
+
+impl Allocation {
+    /// The volume whose `target` holds the absolute `path` (`/boot/vmlinuz` under a volume
+    /// mounted at `/boot`), and the path relative to it: a VM image named so is read from
+    /// that volume on the provider (staged there by `inputs`), not sent by the client.
+    pub fn in_volume<'a>(&'a self, path: &'a str) -> Option<(&'a Volume, &'a str)> {
+        self.volumes.iter().find_map(|v| {
+            let rest = path.strip_prefix(v.target.trim_end_matches('/'))?.strip_prefix('/')?;
+            (!rest.is_empty() && !rest.split('/').any(|c| c == "..")).then_some((v, rest))
+        })
+    }
 }
 
 /// Memory a VM's hypervisor needs beside its guest, the most of any backend: a VM

@@ -422,7 +422,7 @@ async fn allocate(
     }
     // Check every workload before taking the resources.
     for spec in &request.allocations {
-        allocation::work::workload(spec)
+        allocation::work::workload(spec, &[])
             .map_err(|e| bad(format!("allocation {}: {e}", spec.name)))?;
         if shared.executors.get(spec.allocation.executor).is_none() {
             let kind = spec.allocation.executor.name();

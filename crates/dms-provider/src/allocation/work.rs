@@ -17,7 +17,7 @@ pub(crate) fn executor_spec(
     hosted: &Hosted,
     volumes: &[dms_storage::Placed],
 ) -> Result<Spec, String> {
-    let mut spec = Spec::new(&hosted.id, &hosted.deployment, workload(&hosted.spec)?);
+    let mut spec = Spec::new(&hosted.id, &hosted.deployment, workload(&hosted.spec, volumes)?);
     let allocation = &hosted.spec.allocation;
     spec.env = allocation.environment.clone();
     spec.args = match allocation.executor {
@@ -127,8 +127,13 @@ pub(crate) fn endpoints(published: &[Published], host: &str) -> Vec<Endpoint> {
         .collect()
 }
 
-/// The executor workload of an allocation.
-pub(crate) fn workload(spec: &AllocationSpec) -> Result<Workload, String> {
+/// The executor workload of an allocation, its VM images in `volumes` where they are
+/// named by a path under a volume's target (the check before allocating passes none: the
+/// path is kept as it is).
+pub(crate) fn workload(
+    spec: &AllocationSpec,
+    volumes: &[dms_storage::Placed],
+) -> Result<Workload, String> {
     let execution = &spec.allocation.execution;
     match spec.allocation.executor {
         ExecutorKind::Wasm => {
@@ -160,11 +165,13 @@ pub(crate) fn workload(spec: &AllocationSpec) -> Result<Workload, String> {
             Ok(Workload::Docker { image, entrypoint, pull: PullPolicy::IfMissing })
         }
         ExecutorKind::Vm => {
-            let kernel = vm_image(spec, "kernel", execution.kernel.as_deref())?;
+            let image = |what, location: &Option<String>| {
+                vm_image(spec, volumes, what, location.as_deref())
+            };
             Ok(Workload::Vm {
-                kernel: kernel.ok_or("no kernel")?,
-                initrd: vm_image(spec, "initrd", execution.initrd.as_deref())?,
-                rootfs: vm_image(spec, "rootfs", execution.rootfs.as_deref())?,
+                kernel: image("kernel", &execution.kernel)?.ok_or("no kernel")?,
+                initrd: image("initrd", &execution.initrd)?,
+                rootfs: image("rootfs", &execution.rootfs)?,
                 kernel_args: execution.kernel_args.clone(),
                 memory_bytes: execution.memory.map(|m| m.0),
             })
@@ -172,15 +179,25 @@ pub(crate) fn workload(spec: &AllocationSpec) -> Result<Workload, String> {
     }
 }
 
-/// A VM image as the executor takes it: sent along with the deployment, or its URL; with
-/// the ensemble's checksum.
+/// A VM image as the executor takes it: sent along with the deployment, a file in one of
+/// its volumes, or its URL; with the ensemble's checksum.
 fn vm_image(
     spec: &AllocationSpec,
+    volumes: &[dms_storage::Placed],
     what: &str,
     location: Option<&str>,
 ) -> Result<Option<VmImage>, String> {
     let Some(location) = location else { return Ok(None) };
-    let source = if let Some(b64) = spec.images_b64.get(what) {
+    let in_volume = spec.allocation.in_volume(location).map(|(volume, rest)| {
+        let placed = volumes.iter().find(|p| p.target == volume.target);
+        match placed.and_then(|p| p.host.as_ref()) {
+            Some(host) => host.join(rest),
+            None => std::path::PathBuf::from(location),
+        }
+    });
+    let source = if let Some(path) = in_volume {
+        ModuleSource::File(path)
+    } else if let Some(b64) = spec.images_b64.get(what) {
         ModuleSource::Bytes(
             base64::engine::general_purpose::STANDARD
                 .decode(b64)
@@ -191,7 +208,8 @@ fn vm_image(
     } else {
         return Err(format!(
             "the {what} {location:?} was not sent along (`dms deploy` sends local images that \
-             fit in a message; serve larger ones over http(s) and give their URL)"
+             fit in a message; serve larger ones over http(s) and give their URL, or stage \
+             them into a volume with `inputs` and give their path there)"
         ));
     };
     let sha256 = spec.allocation.execution.checksums.get(what).cloned();

@@ -65,8 +65,9 @@ fn request(file: &Path, timeout: Option<Duration>) -> anyhow::Result<NewDeployme
         ];
         for (key, what, location) in files {
             let Some(location) = location else { continue };
-            if location.starts_with("http://") || location.starts_with("https://") {
-                continue;
+            let remote = location.starts_with("http://") || location.starts_with("https://");
+            if remote || allocation.in_volume(location).is_some() {
+                continue; // Downloaded, or staged into a volume, by the provider.
             }
             let path = base.join(location);
             let bytes = std::fs::read(&path).with_context(|| {

@@ -47,6 +47,37 @@ fn upper(world: &DmsWorld, executor: &str, input: &str) -> String {
     )
 }
 
+#[given(regex = r#"^the test VM images are in bucket "([^"]+)" under "([^"]+)"$"#)]
+async fn vm_images_in_bucket(world: &mut DmsWorld, bucket: String, prefix: String) {
+    let dir = world.home(0).parent().expect("home parent").join("s3").join(&bucket).join(&prefix);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let images = super::steps_vm::images();
+    for name in ["vmlinuz", "initrd.gz"] {
+        std::fs::copy(images.join(name), dir.join(name)).expect("image copied into the bucket");
+    }
+}
+
+#[when(
+    "the devnet user deploys a VM upper-caser booted from images in the store, with the S3 credentials"
+)]
+async fn deploy_vm_upper(world: &mut DmsWorld) {
+    let endpoint = &server(world).endpoint;
+    let script = "mkdir -p /data/out && tr a-z A-Z < /data/in/input.txt > /data/out/result.txt";
+    let text = format!(
+        "version: V1\nstorage:\n  lake: {{type: s3, endpoint: \"{endpoint}\", bucket: data}}\n\
+         allocations:\n  upper:\n    type: task\n    executor: vm\n    \
+         resources: {{cpu: {{cores: 1}}, ram: 256MiB}}\n    \
+         execution: {{kernel: /boot/vmlinuz, initrd: /boot/initrd.gz}}\n    \
+         environment: {{DMS_RUN: \"{script}\"}}\n    \
+         volumes: [{{source: boot, target: /boot, size: 64MiB}}, {{source: work, target: /data, size: 64MiB}}]\n    \
+         inputs: [{{from: \"lake:images/\", to: /boot/}}, {{from: \"lake:in/input.txt\", to: /data/in/input.txt}}]\n    \
+         outputs: [{{from: /data/out/, to: \"lake:results/\"}}]\n\
+         nodes:\n  only: {{allocations: [upper]}}\n"
+    );
+    let secret = server(world).credentials.secret_access_key.clone();
+    deploy_with(world, &text, &secret, &[]).await;
+}
+
 /// `dms devnet deploy <text> <extra>` with the server's access key and `secret`.
 async fn deploy_with(world: &mut DmsWorld, text: &str, secret: &str, extra: &[&str]) {
     let file = write(world, "upper.yaml", text);

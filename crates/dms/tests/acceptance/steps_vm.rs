@@ -28,7 +28,7 @@ impl Drop for ImageServer {
     }
 }
 
-fn images() -> PathBuf {
+pub(super) fn images() -> PathBuf {
     let dir = std::env::var_os("DMS_VM_TEST_IMAGES")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/vm-test"));
