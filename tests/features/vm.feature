@@ -31,6 +31,12 @@ Feature: Virtual machine allocations
     Then the deployment is "shut_down"
     And no qemu process of the deployment remains
 
+  Scenario: A VM service's port is published and answers at the address shown
+    When the devnet user deploys a VM web service answering "hello from a VM" on port 8080
+    Then the deployment succeeds
+    And "dms deployments info" shows where port 8080/tcp is reachable
+    And a request to that address is answered with "hello from a VM"
+
   Scenario: A guest asking for more memory than its allocation is refused before placement
     When the devnet user deploys a VM task whose guest asks for 512MiB of a 256MiB allocation
     Then the deployment is refused with "do not fit the allocation's resources.ram"

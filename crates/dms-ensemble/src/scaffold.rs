@@ -10,9 +10,9 @@ pub fn scaffold(executor: Executor) -> String {
         Executor::Wasm => WASM,
         Executor::Vm => VM,
     };
-    // WebAssembly modules get no network; VMs get none yet.
-    let ports = if executor == Executor::Docker { PORTS } else { "" };
-    let node_ports = if executor == Executor::Docker { NODE_PORTS } else { "" };
+    // WebAssembly modules get no network.
+    let ports = if executor == Executor::Wasm { "" } else { PORTS };
+    let node_ports = if executor == Executor::Wasm { "" } else { NODE_PORTS };
     format!(
         "{HEAD}    executor: {}\n{execution}{RESOURCES}{ports}{REST}{node_ports}{TAIL}",
         executor.name()

@@ -17,8 +17,11 @@
 //! - **Restart of dms**: hypervisors run in their own process group and outlive it;
 //!   [`Executor::reattach`](crate::Executor::reattach) finds them by their directory's
 //!   record, re-attaches known allocations' VMs (running or ended) and kills the rest.
-//! - No `exec` (there is no guest agent), no published ports, GPUs or deployment subnet
-//!   yet: asked for, they are refused at start with that reason.
+//! - **Network** (QEMU): a user-mode network that reaches nothing (`restrict=on`) but
+//!   forwards the published ports to the guest at `10.0.2.15` (host ports chosen here
+//!   when the spec leaves them out).
+//! - No `exec` (there is no guest agent), GPUs, outbound network or deployment subnet yet:
+//!   asked for, they are refused at start with that reason.
 
 pub mod backend;
 mod console;
@@ -147,16 +150,14 @@ impl Executor {
 
     /// Checks what the spec asks for and computes vCPUs, guest memory and its limit.
     fn sizes(&self, spec: &Spec, guest: Option<u64>) -> Result<(u32, u64, u64)> {
+        let firecracker = self.backend.hypervisor == Hypervisor::Firecracker;
         let unsupported = [
-            (!spec.ports.is_empty(), "published ports"),
+            (!spec.ports.is_empty() && firecracker, "published ports under Firecracker"),
             (spec.privileged, "privileged mode"),
             (spec.resources.gpus.is_some() || !spec.devices.is_empty(), "GPUs or host devices"),
             (spec.network.is_some(), "joining a deployment subnet"),
             (spec.working_dir.is_some(), "a working directory"),
-            (
-                !spec.mounts.is_empty() && self.backend.hypervisor == Hypervisor::Firecracker,
-                "volumes under Firecracker",
-            ),
+            (!spec.mounts.is_empty() && firecracker, "volumes under Firecracker"),
         ];
         if let Some((_, what)) = unsupported.iter().find(|(asked, _)| *asked) {
             return Err(Error::InvalidSpec(format!("the vm executor does not support {what} yet")));
@@ -262,7 +263,7 @@ impl Executor {
             deployment: entry.record.deployment.clone(),
             state: entry.state.borrow().clone(),
             address: None,
-            published: Vec::new(),
+            published: entry.record.published.clone(),
             network_pid: None,
         }
     }

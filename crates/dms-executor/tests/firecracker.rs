@@ -94,6 +94,7 @@ fn plan(rootfs: bool, initrd: bool) -> Plan {
         initrd: initrd.then(|| "/var/lib/dms/images/initrd".into()),
         rootfs: rootfs.then(|| "/var/lib/dms/images/rootfs.ext4".into()),
         shares: Vec::new(),
+        forwards: Vec::new(),
         cmdline: "console=ttyS0 reboot=t panic=-1 pci=off quiet".into(),
         vcpus: 2,
         memory_mib: 496,

@@ -123,6 +123,39 @@ async fn volumes_are_shared_with_the_guest_read_write_or_read_only() {
 }
 
 #[tokio::test]
+async fn a_published_port_reaches_the_guest() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let executor = executor(state.path(), "ports").await;
+    let script =
+        "mkdir -p /www && echo hello from a VM > /www/index.html && httpd -f -p 8080 -h /www";
+    let mut spec = spec("web", script);
+    spec.ports = vec![dms_executor::PortBinding {
+        container_port: 8080,
+        protocol: dms_executor::Protocol::Tcp,
+        host_ip: Some([127, 0, 0, 1].into()),
+        host_port: None,
+    }];
+    let id = executor.start(spec).await.expect("start");
+    let published = executor.inspect(&id).await.expect("inspect").published;
+    assert_eq!(published.len(), 1, "{published:?}");
+    assert_eq!(published[0].port, 8080);
+    let url = format!("http://127.0.0.1:{}/", published[0].host_port);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let body = loop {
+        match reqwest::get(&url).await {
+            Ok(response) if response.status().is_success() => {
+                break response.text().await.expect("body");
+            }
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(500)).await,
+            other => panic!("{url} did not answer: {other:?}"),
+        }
+    };
+    assert_eq!(body, "hello from a VM\n");
+    executor.stop(&id, Duration::from_millis(200)).await.expect("stop");
+    executor.remove(&id).await.expect("remove");
+}
+
+#[tokio::test]
 async fn a_service_is_followed_measured_and_stopped_with_nothing_left() {
     let state = tempfile::tempdir().expect("tempdir");
     let executor = executor(state.path(), "service").await;

@@ -27,13 +27,13 @@ impl Checker<'_> {
         self.transfers(&base, a);
         self.sizes(&base, a);
         let (wasm, vm) = (a.executor == Executor::Wasm, a.executor == Executor::Vm);
-        if !a.ports.is_empty() && (wasm || vm) {
-            // WebAssembly modules get no network; VMs get none yet.
+        if !a.ports.is_empty() && wasm {
+            // WebAssembly modules get no network.
             self.error(
                 &format!("{base}.ports"),
                 format!("the {} executor cannot serve ports", a.executor.name()),
             )
-            .expected("ports only on docker allocations");
+            .expected("ports only on docker or vm allocations");
         }
         if self.ensemble.subnet.is_some() && (wasm || vm) {
             let why = if wasm {

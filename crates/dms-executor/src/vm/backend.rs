@@ -201,6 +201,8 @@ pub struct Plan {
     pub rootfs: Option<PathBuf>,
     /// Host directories shared with the guest (virtio-9p, QEMU only): tag, path, read-only.
     pub shares: Vec<(String, PathBuf, bool)>,
+    /// Published ports (QEMU's user network forwards them to the guest's 10.0.2.15).
+    pub forwards: Vec<Forward>,
     /// The kernel command line.
     pub cmdline: String,
     /// Virtual CPUs.
@@ -208,6 +210,22 @@ pub struct Plan {
     /// Guest memory in MiB.
     pub memory_mib: u64,
 }
+
+/// A host port forwarded to a guest port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    /// TCP or UDP.
+    pub protocol: crate::spec::Protocol,
+    /// The host address bound (`None`: every address).
+    pub host_ip: Option<std::net::IpAddr>,
+    /// The host port.
+    pub host_port: u16,
+    /// The guest port.
+    pub guest_port: u16,
+}
+
+/// The guest's address on QEMU's user network.
+pub const GUEST_ADDRESS: &str = "10.0.2.15";
 
 /// The console file of a VM directory.
 pub(crate) fn console_path(dir: &Path) -> PathBuf {
@@ -247,6 +265,21 @@ pub(crate) fn qemu_args(backend: &Backend, plan: &Plan) -> Vec<String> {
         let drive = format!("id=rootfs,file={},format=raw,if=none", rootfs.display());
         push(&["-drive", &drive, "-device", "virtio-blk-device,drive=rootfs"]);
     }
+    // A user-mode network that reaches nothing (`restrict=on`: not the host, not the
+    // outside) but carries the published ports in.
+    let mut netdev = "user,id=net0,restrict=on".to_string();
+    for f in &plan.forwards {
+        let protocol = match f.protocol {
+            crate::spec::Protocol::Tcp => "tcp",
+            crate::spec::Protocol::Udp => "udp",
+        };
+        let ip = f.host_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        netdev.push_str(&format!(
+            ",hostfwd={protocol}:{ip}:{}-{GUEST_ADDRESS}:{}",
+            f.host_port, f.guest_port
+        ));
+    }
+    push(&["-netdev", &netdev, "-device", "virtio-net-device,netdev=net0"]);
     for (n, (tag, path, read_only)) in plan.shares.iter().enumerate() {
         let ro = if *read_only { ",readonly=on" } else { "" };
         let fsdev = format!("local,id=fs{n},path={},security_model=none{ro}", path.display());

@@ -91,10 +91,42 @@ impl Executor {
             initrd,
             rootfs,
             shares,
+            forwards: forwards(&spec.ports)?,
             cmdline,
             vcpus,
             memory_mib: guest >> 20,
         })
+    }
+}
+
+/// The host ports of `ports`: as given, or free ones chosen now (QEMU cannot choose).
+fn forwards(ports: &[crate::PortBinding]) -> Result<Vec<backend::Forward>> {
+    ports
+        .iter()
+        .map(|p| {
+            let ip = p.host_ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+            let host_port = match p.host_port {
+                Some(port) => port,
+                None => free_port(p.protocol, ip)
+                    .map_err(|e| Error::io(format!("cannot find a free port on {ip}"), e))?,
+            };
+            Ok(backend::Forward {
+                protocol: p.protocol,
+                host_ip: p.host_ip,
+                host_port,
+                guest_port: p.container_port,
+            })
+        })
+        .collect()
+}
+
+/// A port free on `ip` now (the kernel's choice).
+fn free_port(protocol: crate::Protocol, ip: std::net::IpAddr) -> std::io::Result<u16> {
+    match protocol {
+        crate::Protocol::Tcp => {
+            std::net::TcpListener::bind((ip, 0))?.local_addr().map(|a| a.port())
+        }
+        crate::Protocol::Udp => std::net::UdpSocket::bind((ip, 0))?.local_addr().map(|a| a.port()),
     }
 }
 
@@ -135,6 +167,15 @@ impl crate::Executor for Executor {
             hypervisor: self.backend.hypervisor,
             pid: 0,
             memory_limit: limit,
+            published: plan
+                .forwards
+                .iter()
+                .map(|f| crate::Published {
+                    port: f.guest_port,
+                    protocol: f.protocol,
+                    host_port: f.host_port,
+                })
+                .collect(),
         };
         let launched = match record.save(&plan.dir) {
             Ok(()) => self.launch(&plan).await,

@@ -24,6 +24,9 @@ pub(crate) struct Record {
     pub pid: u32,
     /// Guest memory plus the hypervisor's overhead: the limit `stats` reports.
     pub memory_limit: u64,
+    /// Its ports published on the host.
+    #[serde(default)]
+    pub published: Vec<crate::execution::Published>,
 }
 
 const RECORD: &str = "vm.json";
@@ -161,6 +164,7 @@ mod tests {
             hypervisor: Hypervisor::Qemu,
             pid: 42,
             memory_limit: 1 << 30,
+            published: Vec::new(),
         };
         record.save(dir.path()).expect("save");
         assert_eq!(Record::load(dir.path()), Some(record));

@@ -139,7 +139,18 @@ async fn probe(
             HealthCheckKind::Tcp | HealthCheckKind::Http => {
                 let port = check.port.ok_or("the check names no port")?;
                 let info = executor.inspect(&id).await.map_err(|e| e.to_string())?;
-                let ip = info.address.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+                // A workload without an address of its own (a VM) is probed at the host
+                // port its port is published on.
+                let (ip, port) = match info.address {
+                    Some(ip) => (ip, port),
+                    None => {
+                        let published = info
+                            .published
+                            .iter()
+                            .find(|p| p.port == port && p.protocol == dms_executor::Protocol::Tcp);
+                        (IpAddr::V4(Ipv4Addr::LOCALHOST), published.map_or(port, |p| p.host_port))
+                    }
+                };
                 if check.kind == HealthCheckKind::Tcp {
                     tokio::net::TcpStream::connect((ip, port))
                         .await

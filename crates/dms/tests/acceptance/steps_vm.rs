@@ -96,6 +96,19 @@ async fn deploy_vm(world: &mut DmsWorld, kind: String, script: String) {
     deploy(world, &file, &[]).await;
 }
 
+#[when(regex = r#"^the devnet user deploys a VM web service answering "([^"]+)" on port (\d+)$"#)]
+async fn deploy_web(world: &mut DmsWorld, text: String, port: u16) {
+    let script =
+        format!("mkdir -p /www && echo {text} > /www/index.html && httpd -f -p {port} -h /www");
+    let extra = format!(
+        "    ports: [{{port: {port}}}]\n    healthcheck: {{type: http, port: {port}, path: /}}\n"
+    );
+    let ensemble =
+        vm_ensemble(world, "service", &script, "").replace("nodes:", &format!("{extra}nodes:"));
+    let file = write(world, "vm-web.yaml", &ensemble);
+    deploy(world, &file, &[]).await;
+}
+
 #[when(
     regex = r#"^the devnet user deploys a VM task with the local disk image "([^"]+)" holding "([^"]+)"$"#
 )]

@@ -52,6 +52,20 @@ fn qemu_gets_a_microvm_with_the_console_in_a_file_and_a_qmp_socket() {
         initrd: Some("/i".into()),
         rootfs: Some("/r".into()),
         shares: vec![("dms0".into(), "/vol".into(), true)],
+        forwards: vec![
+            Forward {
+                protocol: crate::spec::Protocol::Tcp,
+                host_ip: None,
+                host_port: 18080,
+                guest_port: 80,
+            },
+            Forward {
+                protocol: crate::spec::Protocol::Udp,
+                host_ip: Some("127.0.0.1".parse().expect("ip")),
+                host_port: 5353,
+                guest_port: 53,
+            },
+        ],
         cmdline: "console=ttyS0".into(),
         vcpus: 2,
         memory_mib: 176,
@@ -63,6 +77,7 @@ fn qemu_gets_a_microvm_with_the_console_in_a_file_and_a_qmp_socket() {
         "-qmp unix:/var/dms/vms/vm-a-1/control.sock,server=on,wait=off",
         "-kernel /k -append console=ttyS0 -initrd /i",
         "-drive id=rootfs,file=/r,format=raw,if=none -device virtio-blk-device,drive=rootfs",
+        "-netdev user,id=net0,restrict=on,hostfwd=tcp::18080-10.0.2.15:80,hostfwd=udp:127.0.0.1:5353-10.0.2.15:53 -device virtio-net-device,netdev=net0",
         "-fsdev local,id=fs0,path=/vol,security_model=none,readonly=on -device virtio-9p-device,fsdev=fs0,mount_tag=dms0",
     ] {
         assert!(args.contains(part), "{part} in {args}");
