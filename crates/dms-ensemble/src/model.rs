@@ -223,7 +223,9 @@ impl Allocation {
     pub fn in_volume<'a>(&'a self, path: &'a str) -> Option<(&'a Volume, &'a str)> {
         self.volumes.iter().find_map(|v| {
             let rest = path.strip_prefix(v.target.trim_end_matches('/'))?.strip_prefix('/')?;
-            (!rest.is_empty() && !rest.split('/').any(|c| c == "..")).then_some((v, rest))
+            // Plain names only: no empty, `.` or `..` component can lead out of the volume.
+            let plain = rest.split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+            plain.then_some((v, rest))
         })
     }
 }

@@ -56,6 +56,9 @@ pub struct Options {
     pub docker_socket: String,
     /// Directories whose free space matters (dms home, Docker's data root is added).
     pub data_dirs: Vec<PathBuf>,
+    /// The node's VM settings (`[vm]`: hypervisor, QEMU's and Firecracker's programs);
+    /// `None` when VM allocations are off.
+    pub vm: Option<(crate::vm::Choice, Option<PathBuf>, Option<PathBuf>)>,
 }
 
 /// Free space under which the disk check warns.
@@ -71,7 +74,7 @@ pub async fn run(options: &Options) -> Vec<Check> {
     let mut checks = vec![docker];
     checks.push(cgroups(Path::new("/sys/fs/cgroup"), Path::new("/proc/cgroups")));
     checks.push(kvm(Path::new("/dev/kvm"), Path::new("/sys/module"), Path::new("/proc/cpuinfo")));
-    checks.push(vm().await);
+    checks.push(vm(options.vm.as_ref()).await);
     checks.push(tun(Path::new("/dev/net/tun")));
     checks.push(nvidia(Path::new("/proc/driver/nvidia/gpus"), Path::new("/dev/nvidia0")));
     checks.push(disk(&dirs));
@@ -79,9 +82,12 @@ pub async fn run(options: &Options) -> Vec<Check> {
 }
 
 /// Which hypervisor the VM executor would use, with what acceleration.
-async fn vm() -> Check {
+async fn vm(settings: Option<&(crate::vm::Choice, Option<PathBuf>, Option<PathBuf>)>) -> Check {
     use crate::vm::{Accel, backend};
-    match backend::detect(backend::Choice::Auto, None, None).await {
+    let Some((choice, qemu, firecracker)) = settings else {
+        return Check::new("vm", Status::Skip, "VM allocations are off (vm.enabled = false)", None);
+    };
+    match backend::detect(*choice, qemu.as_deref(), firecracker.as_deref()).await {
         Ok(found) if found.accel == Accel::Kvm => Check::new(
             "vm",
             Status::Ok,

@@ -86,6 +86,8 @@ pub struct Executor {
     backend: Backend,
     images: images::Images,
     entries: Mutex<HashMap<ExecutionId, Arc<Entry>>>,
+    /// Ids of VMs being started: not yet entries, never orphans to re-attachment.
+    starting: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A graceful stop was asked for (and when), or the VM was killed.
@@ -115,6 +117,8 @@ impl Drop for Entry {
 const READY_WAIT: Duration = Duration::from_secs(10);
 /// How long a killed hypervisor may take to exit.
 const KILL_WAIT: Duration = Duration::from_secs(5);
+/// The longest path of a Unix socket (`sun_path` less its NUL).
+const MAX_SOCKET_PATH: usize = 107;
 /// Smallest guest memory accepted.
 const MIN_GUEST: u64 = 32 << 20;
 /// Guest memory when neither the workload nor the limit says.
@@ -127,11 +131,31 @@ impl Executor {
             backend::detect(config.choice, config.qemu.as_deref(), config.firecracker.as_deref())
                 .await
                 .map_err(|reason| Error::Unavailable { backend: "vm", reason })?;
+        // The longest control socket path an id can give must fit a Unix socket address.
+        let longest = config.state_dir.join("vms/vm-fffffffffff-99999/control.sock");
+        if longest.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(Error::Unavailable {
+                backend: "vm",
+                reason: format!(
+                    "{} is too deep for the VMs' control sockets ({} bytes; a Unix socket \
+                     path has at most {MAX_SOCKET_PATH}): give dms a shorter home",
+                    config.state_dir.display(),
+                    longest.as_os_str().len()
+                ),
+            });
+        }
         if let Some(why) = &backend.no_kvm {
             info!(%why, "Virtual machines run under QEMU's TCG: slower than with KVM.");
         }
         let images = images::Images::new(config.state_dir.join("images"), config.max_image_bytes);
-        Ok(Executor { config, backend, images, entries: Mutex::new(HashMap::new()) })
+        images.sweep();
+        Ok(Executor {
+            config,
+            backend,
+            images,
+            entries: Mutex::new(HashMap::new()),
+            starting: Mutex::new(Default::default()),
+        })
     }
 
     /// The hypervisor and acceleration in use.
@@ -158,6 +182,7 @@ impl Executor {
             (spec.network.is_some(), "joining a deployment subnet"),
             (spec.working_dir.is_some(), "a working directory"),
             (!spec.mounts.is_empty() && firecracker, "volumes under Firecracker"),
+            (spec.mounts.iter().any(|m| m.tmpfs.is_some()), "memory-backed (tmpfs) volumes"),
         ];
         if let Some((_, what)) = unsupported.iter().find(|(asked, _)| *asked) {
             return Err(Error::InvalidSpec(format!("the vm executor does not support {what} yet")));
@@ -169,7 +194,7 @@ impl Executor {
             (None, Some(limit)) => limit.saturating_sub(overhead),
             (None, None) => DEFAULT_GUEST,
         };
-        if let Some(limit) = limit.filter(|l| guest + overhead > *l) {
+        if let Some(limit) = limit.filter(|l| guest.saturating_add(overhead) > *l) {
             return Err(Error::InvalidSpec(format!(
                 "the guest's {} MiB and the hypervisor's {} MiB do not fit the allocation's {} MiB \
                  of memory: ask for more memory, or give the guest less",
@@ -186,7 +211,7 @@ impl Executor {
             )));
         }
         let vcpus = spec.resources.cpu_cores.map_or(1, |c| c.ceil().max(1.0) as u32);
-        Ok((vcpus, guest, guest + overhead))
+        Ok((vcpus, guest, guest.saturating_add(overhead)))
     }
 
     /// Starts the hypervisor for `plan` and waits until it answers on its control socket.
@@ -196,10 +221,14 @@ impl Executor {
         let mut command = tokio::process::Command::new(&self.backend.binary);
         match self.backend.hypervisor {
             Hypervisor::Qemu => command.args(backend::qemu_args(&self.backend, plan)),
-            Hypervisor::Firecracker => command
-                .arg("--api-sock")
-                .arg(backend::control_path(&plan.dir))
-                .args(["--id", &plan.name]),
+            Hypervisor::Firecracker => {
+                // Its id: the VM directory's name (letters, digits and `-`, short).
+                let id = plan.dir.file_name().map(|n| n.to_string_lossy().into_owned());
+                command
+                    .arg("--api-sock")
+                    .arg(backend::control_path(&plan.dir))
+                    .args(["--id", &id.unwrap_or_default()])
+            }
         };
         let stderr = log.try_clone().map_err(|e| Error::io("hypervisor log", e))?;
         command.stdin(std::process::Stdio::null()).stdout(log).stderr(stderr);
@@ -229,8 +258,12 @@ impl Executor {
     }
 
     /// Keeps an entry for `record` and watches its process until it ends.
-    fn watch(&self, record: Record, child: Option<tokio::process::Child>) -> Arc<Entry> {
-        let dir = self.vms_dir().join(&record.id);
+    fn watch(
+        &self,
+        record: Record,
+        dir: PathBuf,
+        child: Option<tokio::process::Child>,
+    ) -> Arc<Entry> {
         let running = child.is_some() || process::alive(record.pid, &dir);
         let initial = if running {
             State::Running
@@ -320,7 +353,11 @@ async fn monitor(
 
 /// How a VM ended, from what the stop asked, its console and its process's status.
 fn classify(dir: &std::path::Path, end: End, stopping: Option<Stopping>) -> ExitStatus {
-    let text = console::tail(&backend::console_path(dir), 64 << 10);
+    let mut text = console::tail(&backend::console_path(dir), 64 << 10);
+    if console::exit_code(&text).is_none() {
+        // Rotated after the guest's last words: they are in the previous copy.
+        text = console::tail(&console::rotated(&backend::console_path(dir)), 64 << 10) + &text;
+    }
     let reported = console::exit_code(&text);
     match stopping {
         Some(Stopping::Killed) => return ExitStatus { code: 137, reason: ExitReason::Killed },
@@ -353,20 +390,28 @@ fn classify(dir: &std::path::Path, end: End, stopping: Option<Stopping>) -> Exit
     }
 }
 
-/// A path-safe execution id for `allocation`, unique across restarts of dms.
-fn new_id(allocation: &str) -> String {
+/// A short execution id, unique across restarts of dms: `vm-<ms since 2020, hex>-<n>`.
+/// Short because its directory holds the control socket, and a Unix socket's path has
+/// at most 107 bytes.
+fn new_id() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let safe: String = allocation
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
-        .take(48)
-        .collect();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
-        .as_millis();
+        .as_millis()
+        .saturating_sub(1_577_836_800_000);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("vm-{safe}-{now:x}-{n}")
+    format!("vm-{now:x}-{n}")
+}
+
+/// The hypervisor's name for the VM: `dms-<allocation>` in characters QEMU takes.
+fn vm_name(allocation: &str) -> String {
+    let safe: String = allocation
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' })
+        .take(64)
+        .collect();
+    format!("dms-{safe}")
 }
 
 mod ops;

@@ -146,3 +146,19 @@ fn vm_checksums_name_given_images_and_are_sha256() {
     let ports = VM.replace("nodes:", "    ports: [{port: 80}]\nnodes:");
     assert_eq!(errors(&ports), Vec::<String>::new(), "a VM's ports are forwarded to it");
 }
+
+#[test]
+fn a_vm_image_path_in_a_volume_never_leads_out_of_it() {
+    let text =
+        VM.replace("nodes:", "    volumes: [{source: boot, target: /boot, size: 64MiB}]\nnodes:");
+    let loaded = load(&text).expect("valid");
+    let allocation = &loaded.ensemble.allocations["v"];
+    let rest = |p| allocation.in_volume(p).map(|(_, rest)| rest);
+    assert_eq!(rest("/boot/vmlinuz"), Some("vmlinuz"));
+    assert_eq!(rest("/boot/images/vmlinuz"), Some("images/vmlinuz"));
+    for outside in
+        ["/boot//etc/shadow", "/boot/../etc/shadow", "/boot/./x", "/bootx/y", "/boot", "/boot/"]
+    {
+        assert_eq!(rest(outside), None, "{outside}");
+    }
+}

@@ -93,7 +93,7 @@ pub async fn detect(
     if choice != Choice::Qemu {
         let found = firecracker.map(Path::to_path_buf).or_else(|| on_path("firecracker"));
         match (found, &kvm) {
-            (Some(binary), Ok(())) => {
+            (Some(binary), Ok(())) if runs(&binary).await => {
                 return Ok(Backend {
                     hypervisor: Hypervisor::Firecracker,
                     binary,
@@ -107,6 +107,9 @@ pub async fn detect(
             }
             (Some(_), Err(why)) if choice == Choice::Firecracker => {
                 return Err(format!("Firecracker needs KVM: {why}"));
+            }
+            (Some(binary), Ok(())) if choice == Choice::Firecracker => {
+                return Err(format!("{} --version does not run", binary.display()));
             }
             _ => {}
         }
@@ -122,6 +125,18 @@ pub async fn detect(
     let accel = if no_kvm.is_none() { Accel::Kvm } else { Accel::Tcg };
     let tsc_khz = (accel == Accel::Tcg).then(tsc_khz).flatten();
     Ok(Backend { hypervisor: Hypervisor::Qemu, binary, accel, no_kvm, tsc_khz })
+}
+
+/// Whether `binary --version` runs and succeeds.
+async fn runs(binary: &Path) -> bool {
+    let run = tokio::process::Command::new(binary)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status();
+    matches!(tokio::time::timeout(PROBE_TIMEOUT, run).await, Ok(Ok(status)) if status.success())
 }
 
 /// Whether `/dev/kvm` opens for reading and writing.
@@ -237,6 +252,11 @@ pub(crate) fn control_path(dir: &Path) -> PathBuf {
     dir.join("control.sock")
 }
 
+/// A path inside a QEMU option string: its commas doubled (QEMU's escape).
+fn opt(path: &Path) -> String {
+    path.display().to_string().replace(',', ",,")
+}
+
 /// QEMU's arguments for `plan`.
 pub(crate) fn qemu_args(backend: &Backend, plan: &Plan) -> Vec<String> {
     let mut args: Vec<String> = Vec::new();
@@ -252,9 +272,9 @@ pub(crate) fn qemu_args(backend: &Backend, plan: &Plan) -> Vec<String> {
     push(&["-smp", &vcpus, "-m", &memory, "-nodefaults", "-no-user-config"]);
     push(&["-display", "none", "-no-reboot"]);
     let console = console_path(&plan.dir);
-    let chardev = format!("file,id=console,path={},append=on", console.display());
+    let chardev = format!("file,id=console,path={},append=on", opt(&console));
     push(&["-chardev", &chardev, "-serial", "chardev:console"]);
-    let qmp = format!("unix:{},server=on,wait=off", control_path(&plan.dir).display());
+    let qmp = format!("unix:{},server=on,wait=off", opt(&control_path(&plan.dir)));
     push(&["-qmp", &qmp]);
     let kernel = plan.kernel.display().to_string();
     push(&["-kernel", &kernel, "-append", &plan.cmdline]);
@@ -262,7 +282,7 @@ pub(crate) fn qemu_args(backend: &Backend, plan: &Plan) -> Vec<String> {
         push(&["-initrd", &initrd.display().to_string()]);
     }
     if let Some(rootfs) = &plan.rootfs {
-        let drive = format!("id=rootfs,file={},format=raw,if=none", rootfs.display());
+        let drive = format!("id=rootfs,file={},format=raw,if=none", opt(rootfs));
         push(&["-drive", &drive, "-device", "virtio-blk-device,drive=rootfs"]);
     }
     // A user-mode network that reaches nothing (`restrict=on`: not the host, not the
@@ -282,7 +302,9 @@ pub(crate) fn qemu_args(backend: &Backend, plan: &Plan) -> Vec<String> {
     push(&["-netdev", &netdev, "-device", "virtio-net-device,netdev=net0"]);
     for (n, (tag, path, read_only)) in plan.shares.iter().enumerate() {
         let ro = if *read_only { ",readonly=on" } else { "" };
-        let fsdev = format!("local,id=fs{n},path={},security_model=none{ro}", path.display());
+        // mapped-xattr: ownership and modes the guest sets are kept in extended
+        // attributes, so a guest cannot leave a set-uid file owned by the host's root.
+        let fsdev = format!("local,id=fs{n},path={},security_model=mapped-xattr{ro}", opt(path));
         let device = format!("virtio-9p-device,fsdev=fs{n},mount_tag={tag}");
         push(&["-fsdev", &fsdev, "-device", &device]);
     }
@@ -302,6 +324,36 @@ pub fn overhead_bytes(hypervisor: Hypervisor) -> u64 {
     }
 }
 
+/// Kernel parameters an environment variable must not be named like.
+const KERNEL_PARAMETERS: &[&str] = &[
+    "init",
+    "rdinit",
+    "root",
+    "rootfstype",
+    "rootflags",
+    "ro",
+    "rw",
+    "console",
+    "quiet",
+    "debug",
+    "loglevel",
+    "panic",
+    "reboot",
+    "pci",
+    "edd",
+    "tsc",
+    "tsc_early_khz",
+    "nomodule",
+    "mem",
+    "maxcpus",
+    "nosmp",
+    "noapic",
+    "acpi",
+    "earlyprintk",
+    "ip",
+    "nfsroot",
+];
+
 /// The largest kernel command line x86 accepts (`COMMAND_LINE_SIZE`, less the NUL).
 const MAX_CMDLINE: usize = 2047;
 
@@ -316,7 +368,13 @@ pub(crate) fn cmdline(
     args: &[String],
 ) -> Result<String, String> {
     let user = user.unwrap_or("").trim();
-    let mut parts = vec!["console=ttyS0".to_string(), "reboot=t".into(), "panic=-1".into()];
+    // A guest's reboot ends the VM: QEMU is told not to reboot (triple fault), and
+    // Firecracker, which has no power-off, stops on the keyboard controller's reset.
+    let reboot = match backend.hypervisor {
+        Hypervisor::Qemu => "reboot=t",
+        Hypervisor::Firecracker => "reboot=k",
+    };
+    let mut parts = vec!["console=ttyS0".to_string(), reboot.into(), "panic=-1".into()];
     parts.push("pci=off".into());
     if backend.hypervisor == Hypervisor::Qemu {
         // A bzImage's real-mode stub probes the BIOS disks otherwise, and says so.
@@ -339,7 +397,23 @@ pub(crate) fn cmdline(
     if !user.is_empty() {
         parts.push(user.to_string());
     }
+    // The kernel gives init at most 32 environment entries (HOME and TERM among them) and
+    // 32 arguments; past that it panics at boot.
+    if env.len() > 30 || args.len() > 31 {
+        return Err(format!(
+            "{} environment variables and {} arguments: the kernel passes a VM's init at most \
+             30 and 31",
+            env.len(),
+            args.len()
+        ));
+    }
     for (name, value) in env {
+        if KERNEL_PARAMETERS.contains(&name.as_str()) {
+            return Err(format!(
+                "environment variable {name}: the kernel takes `{name}=` as its own parameter; \
+                 rename it (environment names of VMs are best upper case)"
+            ));
+        }
         let name_ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if !name_ok {

@@ -29,7 +29,7 @@ pub(crate) const CONSOLE_MAX: u64 = 16 << 20;
 const POLL: Duration = Duration::from_millis(100);
 
 /// The rotated copy beside `path`.
-fn rotated(path: &Path) -> PathBuf {
+pub(crate) fn rotated(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".1");
     PathBuf::from(name)

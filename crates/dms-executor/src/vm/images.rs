@@ -23,7 +23,28 @@ pub(crate) struct Images {
 
 impl Images {
     pub fn new(dir: PathBuf, max_bytes: u64) -> Images {
-        Images { dir, http: reqwest::Client::new(), max_bytes }
+        // A server that stops sending fails the start instead of holding it forever.
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .read_timeout(std::time::Duration::from_secs(60))
+            .build()
+            .unwrap_or_default();
+        Images { dir, http, max_bytes }
+    }
+
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Removes partial files a crashed download left.
+    pub fn sweep(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(".partial-") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// A local path holding `image`, named `what` (`kernel`, `initrd`, `rootfs`) in errors.
@@ -92,7 +113,7 @@ impl Images {
                 size += chunk.len() as u64;
                 if size > self.max_bytes {
                     return Err(format!(
-                        "larger than the {} MiB limit (vm.max_image_bytes)",
+                        "larger than the {} MiB a VM image may be on this provider",
                         self.max_bytes >> 20
                     ));
                 }

@@ -12,7 +12,7 @@ use super::process::{self, Record};
 use super::{
     Entry, Error, ExecOutput, ExecutionId, ExecutionInfo, Executor, ExitReason, ExitStatus,
     KILL_WAIT, Kind, LogOptions, LogStream, Recovery, Result, Spec, State, Stats, Stopping,
-    Workload, console, firecracker, new_id, qmp,
+    Workload, console, firecracker, new_id, qmp, vm_name,
 };
 
 impl Executor {
@@ -32,6 +32,9 @@ impl Executor {
 
     /// Kills the VM of `entry` and waits briefly for it to end.
     async fn kill(&self, entry: &Entry) -> Option<ExitStatus> {
+        if let State::Exited(status) = &*entry.state.borrow() {
+            return Some(status.clone());
+        }
         *entry.stopping.lock().expect("stopping lock") = Some(Stopping::Killed);
         process::kill(entry.record.pid, &entry.dir);
         tokio::time::timeout(KILL_WAIT, exited(entry)).await.ok()
@@ -86,7 +89,7 @@ impl Executor {
         .map_err(Error::InvalidSpec)?;
         Ok(Plan {
             dir: self.vms_dir().join(id),
-            name: format!("dms-{id}"),
+            name: vm_name(&spec.allocation),
             kernel,
             initrd,
             rootfs,
@@ -130,6 +133,70 @@ fn free_port(protocol: crate::Protocol, ip: std::net::IpAddr) -> std::io::Result
     }
 }
 
+impl Executor {
+    /// Prepares the VM's directory and starts it under `id`; on failure nothing is left.
+    async fn start_as(
+        &self,
+        spec: &Spec,
+        id: &str,
+        (vcpus, guest, limit): (u32, u64, u64),
+    ) -> Result<()> {
+        let mut plan = self.plan(spec, id, vcpus, guest).await?;
+        std::fs::create_dir_all(&plan.dir)
+            .map_err(|e| Error::io(format!("cannot create {}", plan.dir.display()), e))?;
+        let mut record = Record {
+            id: id.to_string(),
+            allocation: spec.allocation.clone(),
+            deployment: spec.deployment.clone(),
+            scope: self.config.scope.clone(),
+            hypervisor: self.backend.hypervisor,
+            pid: 0,
+            memory_limit: limit,
+            published: plan
+                .forwards
+                .iter()
+                .map(|f| crate::Published {
+                    port: f.guest_port,
+                    protocol: f.protocol,
+                    host_port: f.host_port,
+                })
+                .collect(),
+        };
+        let launched = async {
+            record.save(&plan.dir).map_err(|e| Error::io("cannot write the VM record", e))?;
+            self.private_rootfs(&mut plan).await?;
+            self.launch(&plan).await
+        };
+        let child = match launched.await {
+            Ok(child) => child,
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&plan.dir);
+                return Err(error);
+            }
+        };
+        record.pid = child.id().unwrap_or(0);
+        if let Err(e) = record.save(&plan.dir) {
+            warn!(error = %e, vm = %id, "Could not record the VM's PID; a restart of dms finds it by its directory.");
+        }
+        self.watch(record, plan.dir, Some(child));
+        Ok(())
+    }
+
+    /// A root disk from the image cache is copied into the VM's directory: the guest
+    /// writes to its disk, and the cached image must stay what its checksum says.
+    async fn private_rootfs(&self, plan: &mut Plan) -> Result<()> {
+        let Some(rootfs) = plan.rootfs.as_ref().filter(|r| r.starts_with(self.images.dir())) else {
+            return Ok(());
+        };
+        let copy = plan.dir.join("rootfs.img");
+        tokio::fs::copy(rootfs, &copy)
+            .await
+            .map_err(|e| Error::io("cannot copy the root disk for the VM", e))?;
+        plan.rootfs = Some(copy);
+        Ok(())
+    }
+}
+
 /// Waits until the entry's VM has ended.
 async fn exited(entry: &Entry) -> ExitStatus {
     let mut state = entry.state.subscribe();
@@ -155,45 +222,11 @@ impl crate::Executor for Executor {
             )));
         };
         let (vcpus, guest, limit) = self.sizes(&spec, *memory_bytes)?;
-        let id = new_id(&spec.allocation);
-        let plan = self.plan(&spec, &id, vcpus, guest).await?;
-        std::fs::create_dir_all(&plan.dir)
-            .map_err(|e| Error::io(format!("cannot create {}", plan.dir.display()), e))?;
-        let mut record = Record {
-            id: id.clone(),
-            allocation: spec.allocation.clone(),
-            deployment: spec.deployment.clone(),
-            scope: self.config.scope.clone(),
-            hypervisor: self.backend.hypervisor,
-            pid: 0,
-            memory_limit: limit,
-            published: plan
-                .forwards
-                .iter()
-                .map(|f| crate::Published {
-                    port: f.guest_port,
-                    protocol: f.protocol,
-                    host_port: f.host_port,
-                })
-                .collect(),
-        };
-        let launched = match record.save(&plan.dir) {
-            Ok(()) => self.launch(&plan).await,
-            Err(e) => Err(Error::io("cannot write the VM record", e)),
-        };
-        let child = match launched {
-            Ok(child) => child,
-            Err(error) => {
-                let _ = std::fs::remove_dir_all(&plan.dir);
-                return Err(error);
-            }
-        };
-        record.pid = child.id().unwrap_or(0);
-        if let Err(e) = record.save(&plan.dir) {
-            warn!(error = %e, vm = %id, "Could not record the VM's PID; a restart of dms finds it by its directory.");
-        }
-        self.watch(record, Some(child));
-        Ok(ExecutionId(id))
+        let id = new_id();
+        self.starting.lock().expect("starting lock").insert(id.clone());
+        let started = self.start_as(&spec, &id, (vcpus, guest, limit)).await;
+        self.starting.lock().expect("starting lock").remove(&id);
+        started.map(|()| ExecutionId(id))
     }
 
     async fn wait(&self, id: &ExecutionId) -> Result<ExitStatus> {
@@ -271,6 +304,10 @@ impl crate::Executor for Executor {
     async fn reattach(&self, known: &HashSet<String>) -> Result<Recovery> {
         let mut recovery = Recovery::default();
         for dir in process::dirs(&self.vms_dir()) {
+            let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if self.starting.lock().expect("starting lock").contains(name) {
+                continue; // Being started by this instance: neither known nor an orphan.
+            }
             let Some(mut record) = Record::load(&dir) else {
                 // A start that crashed before its record was written.
                 if let Some(pid) = process::find(&dir) {
@@ -287,7 +324,7 @@ impl crate::Executor for Executor {
                 record.pid = process::find(&dir).unwrap_or(0);
             }
             if known.contains(&record.allocation) {
-                let entry: Arc<Entry> = self.watch(record, None);
+                let entry: Arc<Entry> = self.watch(record, dir, None);
                 recovery.reattached.push(Self::info(&entry));
                 continue;
             }

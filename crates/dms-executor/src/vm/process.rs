@@ -3,8 +3,8 @@
 //! Each VM has a directory `<state_dir>/vms/<id>/` holding `vm.json` (the [`Record`]),
 //! `console.log`, `control.sock` and `hypervisor.log`. The process runs in its own process
 //! group and outlives dms; a re-attaching executor finds it by the record's PID, checked
-//! against the process's command line (which names the directory), so a reused PID is
-//! never mistaken for the VM.
+//! against the process's arguments (one of which is the VM's control socket), so a reused
+//! PID — or another program reading the VM's files — is not mistaken for the VM.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -51,15 +51,21 @@ pub(crate) fn dirs(root: &Path) -> Vec<PathBuf> {
     entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()
 }
 
-/// Whether `pid` is a live (not zombie) process whose command line names `dir`.
+/// Whether `pid` is a live (not zombie) hypervisor of the VM in `dir`: one of its
+/// arguments is, or starts with, the VM's control socket (`<dir>/control.sock` for
+/// Firecracker, `unix:<dir>/control.sock,…` for QEMU's QMP).
 pub(crate) fn alive(pid: u32, dir: &Path) -> bool {
     if pid == 0 {
         return false;
     }
     let proc = PathBuf::from(format!("/proc/{pid}"));
     let Ok(cmdline) = std::fs::read(proc.join("cmdline")) else { return false };
-    let needle = dir.as_os_str().as_encoded_bytes();
-    let names_dir = cmdline.windows(needle.len().max(1)).any(|w| w == needle);
+    let socket = super::backend::control_path(dir);
+    let socket = socket.as_os_str().as_encoded_bytes();
+    let names_dir = cmdline.split(|b| *b == 0).any(|arg| {
+        let arg = arg.strip_prefix(b"unix:").unwrap_or(arg);
+        arg.strip_prefix(socket).is_some_and(|rest| rest.is_empty() || rest.starts_with(b","))
+    });
     let zombie = std::fs::read_to_string(proc.join("stat"))
         .ok()
         .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
@@ -141,15 +147,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn this_process_is_alive_only_under_its_own_command_line() {
-        let me = std::process::id();
-        let exe = std::env::current_exe().expect("exe");
-        assert!(
-            alive(me, exe.parent().expect("dir")),
-            "the command line names the test binary's dir"
-        );
-        assert!(!alive(me, Path::new("/nonexistent/vm-dir")));
-        let (cpu, rss) = usage(me).expect("usage");
+    fn only_a_process_with_the_vm_control_socket_argument_is_the_vm() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let vm = dir.path().join("vm-1");
+        let socket = format!("unix:{}/control.sock,server=on,wait=off", vm.display());
+        // A shell that stays (two commands), with the socket among its arguments.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 30; true", "sh", &socket])
+            .spawn()
+            .expect("sh");
+        let pid = child.id();
+        // Until the child has executed `sh`, its command line is still this test's.
+        let started = std::time::Instant::now();
+        while !alive(pid, &vm) && started.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(alive(pid, &vm), "QEMU's form of the argument");
+        assert!(!alive(pid, &dir.path().join("vm-")), "a prefix of the directory is another VM");
+        assert!(!alive(std::process::id(), &vm), "another process");
+        assert_eq!(find(&vm), Some(pid));
+        kill(pid, &vm);
+        let _ = child.wait();
+        assert!(!alive(pid, &vm));
+        let (cpu, rss) = usage(std::process::id()).expect("usage");
         assert!(rss > 0 && cpu < 3_600_000_000_000);
     }
 

@@ -143,13 +143,17 @@ async fn probe(
                 // port its port is published on.
                 let (ip, port) = match info.address {
                     Some(ip) => (ip, port),
-                    None => {
+                    None if info.kind == dms_executor::Kind::Vm => {
                         let published = info
                             .published
                             .iter()
                             .find(|p| p.port == port && p.protocol == dms_executor::Protocol::Tcp);
-                        (IpAddr::V4(Ipv4Addr::LOCALHOST), published.map_or(port, |p| p.host_port))
+                        let host_port = published
+                            .map(|p| p.host_port)
+                            .ok_or_else(|| format!("port {port}/tcp of the VM is not published"))?;
+                        (IpAddr::V4(Ipv4Addr::LOCALHOST), host_port)
                     }
+                    None => (IpAddr::V4(Ipv4Addr::LOCALHOST), port),
                 };
                 if check.kind == HealthCheckKind::Tcp {
                     tokio::net::TcpStream::connect((ip, port))

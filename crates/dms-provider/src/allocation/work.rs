@@ -188,15 +188,19 @@ fn vm_image(
     location: Option<&str>,
 ) -> Result<Option<VmImage>, String> {
     let Some(location) = location else { return Ok(None) };
-    let in_volume = spec.allocation.in_volume(location).map(|(volume, rest)| {
-        let placed = volumes.iter().find(|p| p.target == volume.target);
-        match placed.and_then(|p| p.host.as_ref()) {
-            Some(host) => host.join(rest),
-            None => std::path::PathBuf::from(location),
+    let source = if let Some((volume, rest)) = spec.allocation.in_volume(location) {
+        if volumes.is_empty() {
+            // The check before allocating: the volumes are placed later.
+            ModuleSource::File(location.into())
+        } else {
+            let placed = volumes.iter().find(|p| p.target == volume.target);
+            let host = placed.and_then(|p| p.host.as_ref()).ok_or_else(|| {
+                format!("the {what} {location:?} is in a volume with no directory on this host")
+            })?;
+            ModuleSource::File(
+                inside(host, rest).map_err(|why| format!("the {what} {location:?}: {why}"))?,
+            )
         }
-    });
-    let source = if let Some(path) = in_volume {
-        ModuleSource::File(path)
     } else if let Some(b64) = spec.images_b64.get(what) {
         ModuleSource::Bytes(
             base64::engine::general_purpose::STANDARD
@@ -214,6 +218,19 @@ fn vm_image(
     };
     let sha256 = spec.allocation.execution.checksums.get(what).cloned();
     Ok(Some(VmImage { source, sha256 }))
+}
+
+/// `rest` under the volume directory `host`, refused when it resolves (through links a
+/// workload may have made in its volume) outside of it.
+fn inside(host: &std::path::Path, rest: &str) -> Result<std::path::PathBuf, String> {
+    let path = host.join(rest);
+    let real = path.canonicalize().map_err(|e| format!("not in its volume: {e}"))?;
+    let root = host.canonicalize().map_err(|e| format!("its volume: {e}"))?;
+    if real.starts_with(&root) {
+        Ok(real)
+    } else {
+        Err("a link in its volume leads out of it".into())
+    }
 }
 
 /// The end of an exited execution's standard output (at most [`OUTPUT_KEEP`] bytes).
@@ -247,6 +264,18 @@ mod tests {
             uuid: uuid.map(String::from),
             drm_card,
         }
+    }
+
+    #[test]
+    fn a_volume_file_must_resolve_inside_its_volume() {
+        let volume = tempfile::tempdir().expect("tempdir");
+        std::fs::write(volume.path().join("vmlinuz"), b"kernel").expect("file");
+        std::os::unix::fs::symlink("/etc/passwd", volume.path().join("escape")).expect("link");
+        let real = inside(volume.path(), "vmlinuz").expect("inside");
+        assert!(real.ends_with("vmlinuz"));
+        let error = inside(volume.path(), "escape").expect_err("outside");
+        assert!(error.contains("leads out of it"), "{error}");
+        assert!(inside(volume.path(), "missing").is_err());
     }
 
     #[test]

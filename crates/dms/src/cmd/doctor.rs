@@ -8,9 +8,17 @@ use crate::cli::Output;
 /// Runs every host check, prints them with what to do for each one that did not pass, and
 /// fails when a required check failed.
 pub async fn doctor(ctx: &Ctx) -> anyhow::Result<()> {
+    // The VM check follows the node's `[vm]` settings (defaults when it has no config).
+    let config = dms_node::config::load(&ctx.home.config_path()).unwrap_or_default();
+    let vm = config.vm.enabled.then(|| {
+        let program = dms_node::config::VmConfig::program;
+        let choice = config.vm.choice().unwrap_or_default();
+        (choice, program(&config.vm.qemu), program(&config.vm.firecracker))
+    });
     let options = doctor::Options {
         docker_socket: dms_executor::docker::default_socket(),
         data_dirs: vec![ctx.home.root().to_owned()],
+        vm,
     };
     let checks = doctor::run(&options).await;
     match ctx.output {

@@ -18,6 +18,7 @@ mod resources;
 mod run;
 mod sink_bench;
 mod status;
+mod submission;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

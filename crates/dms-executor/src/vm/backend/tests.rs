@@ -38,6 +38,10 @@ fn what_the_kernel_command_line_cannot_carry_is_refused() {
     assert!(bad("A", "two\nlines").contains("cannot hold"));
     let error = cmdline(&tcg(), None, false, &BTreeMap::new(), &["a b".into()]).expect_err("space");
     assert!(error.contains("splits them at spaces"));
+    assert!(bad("init", "/bin/sh").contains("its own parameter"));
+    let many: BTreeMap<String, String> = (0..31).map(|n| (format!("V{n}"), "x".into())).collect();
+    let error = cmdline(&tcg(), None, false, &many, &[]).expect_err("too many");
+    assert!(error.contains("at most"), "{error}");
     let long = "x".repeat(3000);
     let error = cmdline(&tcg(), Some(&long), false, &BTreeMap::new(), &[]).expect_err("long");
     assert!(error.contains("more than the 2047"), "{error}");
@@ -78,12 +82,14 @@ fn qemu_gets_a_microvm_with_the_console_in_a_file_and_a_qmp_socket() {
         "-kernel /k -append console=ttyS0 -initrd /i",
         "-drive id=rootfs,file=/r,format=raw,if=none -device virtio-blk-device,drive=rootfs",
         "-netdev user,id=net0,restrict=on,hostfwd=tcp::18080-10.0.2.15:80,hostfwd=udp:127.0.0.1:5353-10.0.2.15:53 -device virtio-net-device,netdev=net0",
-        "-fsdev local,id=fs0,path=/vol,security_model=none,readonly=on -device virtio-9p-device,fsdev=fs0,mount_tag=dms0",
+        "-fsdev local,id=fs0,path=/vol,security_model=mapped-xattr,readonly=on -device virtio-9p-device,fsdev=fs0,mount_tag=dms0",
     ] {
         assert!(args.contains(part), "{part} in {args}");
     }
     let kvm = Backend { accel: Accel::Kvm, ..tcg() };
     assert!(qemu_args(&kvm, &plan).join(" ").contains("-accel kvm -cpu host"));
+    let odd = Plan { dir: "/var/dms/a,b".into(), ..plan };
+    assert!(qemu_args(&tcg(), &odd).join(" ").contains("path=/var/dms/a,,b/console.log,append=on"));
 }
 
 #[test]
