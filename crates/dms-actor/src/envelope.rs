@@ -110,6 +110,18 @@ impl Envelope {
         Ok(self)
     }
 
+    /// Signs the envelope through `sign`, which holds the key of `from.did` elsewhere (a
+    /// key agent): it gets the bytes to sign and returns the signature, checked here.
+    pub fn sign_by(
+        mut self,
+        sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, String>,
+    ) -> Result<Envelope, ActorError> {
+        self.signature =
+            sign(&self.signing_input()).map_err(|reason| ActorError::Internal { reason })?;
+        self.verify_signature()?;
+        Ok(self)
+    }
+
     /// Checks the signature against `from.did`.
     pub fn verify_signature(&self) -> Result<(), ActorError> {
         self.from

@@ -5,9 +5,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod agent;
 mod bench;
 mod devnet;
 mod telemetry;
+pub use agent::AgentCommand;
 pub use bench::BenchCommand;
 pub use devnet::DevnetCommand;
 pub use telemetry::{EventsArgs, LogLevelArgs};
@@ -170,6 +172,10 @@ pub enum Command {
     /// Show and change the configuration ($DMS_HOME/config.toml).
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Keep keys unlocked for a while (`dms agent start --for 15m`), so that signed
+    /// commands answer at once; `dms agent lock` forgets them.
+    #[command(subcommand)]
+    Agent(AgentCommand),
     /// Check whether this host can run the executors: Docker, cgroups, KVM, TUN, NVIDIA
     /// container toolkit, free disk. Says what to do for each check that does not pass.
     Doctor,

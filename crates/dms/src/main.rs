@@ -11,6 +11,7 @@
 //! - [`output`]: table and JSON printing.
 //! - [`passphrase`]: reading the keystore passphrase from the environment or a prompt.
 
+mod agent;
 mod cli;
 mod client;
 mod cmd;

@@ -18,7 +18,10 @@ pub fn read(name: &str, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
         return Ok(Zeroizing::new(value));
     }
     if !std::io::stdin().is_terminal() {
-        bail!("no passphrase for key '{name}': set {ENV}, or run in a terminal to be asked");
+        bail!(
+            "no passphrase for key '{name}': set {ENV}, run in a terminal to be asked, or keep \
+             the key unlocked for a while with `dms agent start`"
+        );
     }
     let first = Zeroizing::new(
         rpassword::prompt_password(format!("Passphrase for key '{name}': "))

@@ -11,6 +11,7 @@ mod acceptance {
     pub mod daemon;
     pub mod http;
     pub mod steps_access;
+    pub mod steps_agent;
     pub mod steps_cap;
     pub mod steps_cli;
     pub mod steps_deploy;

@@ -41,4 +41,15 @@ pub enum BenchCommand {
         #[command(flatten)]
         target: ActorTarget,
     },
+    /// On a devnet: time `dms devnet cli peers list` (a signed call) N times without the
+    /// key agent, then N times with it running, and report both medians and their ratio
+    /// (run it as `dms devnet cli bench signed-calls`).
+    SignedCalls {
+        /// Calls measured each way (after one warm-up call).
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// The devnet (`dms devnet cli` sets it).
+        #[arg(long, env = "DMS_DEVNET_DIR", value_name = "DIR")]
+        devnet_dir: PathBuf,
+    },
 }

@@ -212,11 +212,36 @@ fn payload(spec: Option<&Spec>, words: &[String]) -> anyhow::Result<Vec<u8>> {
     if fields.is_empty() { Ok(Vec::new()) } else { Ok(serde_json::to_vec(&fields)?) }
 }
 
+/// What signs a session's requests: the context's key unlocked here, or the key agent
+/// holding it (`dms agent start`), which saves the passphrase's scrypt on every call.
+enum Signer {
+    Key(dms_crypto::KeyPair),
+    Agent { home: std::path::PathBuf, did: dms_crypto::Did },
+}
+
+impl Signer {
+    fn did(&self) -> dms_crypto::Did {
+        match self {
+            Signer::Key(key) => key.did(),
+            Signer::Agent { did, .. } => did.clone(),
+        }
+    }
+
+    fn sign(&self, envelope: dms_actor::Envelope) -> anyhow::Result<dms_actor::Envelope> {
+        Ok(match self {
+            Signer::Key(key) => envelope.sign(key)?,
+            Signer::Agent { home, did } => envelope.sign_by(|input| {
+                crate::agent::sign(home, did.as_ref(), input).map_err(|e| format!("{e:#}"))
+            })?,
+        })
+    }
+}
+
 /// A signer: the context's key and chains, and the node to relay through.
 struct Session {
     api: ApiClient,
     node: Handle,
-    key: dms_crypto::KeyPair,
+    key: Signer,
     context: dms_ucan::CapContext,
     verifier: Verifier,
 }
@@ -234,7 +259,12 @@ impl Session {
             )
         })?;
         drop(backend); // other commands may use the store while the key is unlocked
-        let key = key_of(ctx, &context)?;
+        let home = ctx.home.root();
+        let key = if crate::agent::holds(home, context.did.as_ref()) {
+            Signer::Agent { home: home.to_path_buf(), did: context.did.clone() }
+        } else {
+            Signer::Key(key_of(ctx, &context)?)
+        };
         Ok(Session { api, node, key, context, verifier: Verifier::default() })
     }
 
@@ -271,9 +301,8 @@ impl Session {
             peer: self.node.peer.clone(),
             inbox: format!("cli-{:016x}", rand::random::<u64>()),
         };
-        let envelope =
-            client_request(from, to.cloned(), behavior, topic, payload, &chain, timeout)?
-                .sign(&self.key)?;
+        let request = client_request(from, to.cloned(), behavior, topic, payload, &chain, timeout)?;
+        let envelope = self.key.sign(request)?;
         Ok(envelope.encode())
     }
 }

@@ -1,6 +1,7 @@
 //! One module per command group, and the context they share.
 
 mod actor;
+mod agent;
 mod bench;
 mod cap;
 mod config;
@@ -150,6 +151,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(cli::BenchCommand::Failover { kills, redundancy, devnet_dir, target }) => {
             failover::bench(&ctx, kills, redundancy, &devnet_dir, &target).await
         }
+        Command::Bench(cli::BenchCommand::SignedCalls { runs, devnet_dir }) => {
+            agent::bench(&ctx, runs, &devnet_dir)
+        }
         Command::Deployments(command) => deploy::deployments(&ctx, command).await,
         Command::Events(args) => events::events(&ctx, args).await,
         Command::LogLevel(args) => events::log_level(&ctx, args).await,
@@ -157,6 +161,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || devnet::devnet(&ctx, command)).await?
         }
         Command::Config(command) => config::config(&ctx, command),
+        Command::Agent(command) => agent::agent(&ctx, command).await,
         Command::Doctor => doctor::doctor(&ctx).await,
         Command::Validate { file } => ensemble::validate(&ctx, &file),
         Command::Scaffold { executor, out } => ensemble::scaffold(executor, out.as_deref()),
