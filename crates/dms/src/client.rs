@@ -38,9 +38,14 @@ pub struct ApiClient {
 impl ApiClient {
     /// A client for the daemon at `addr`, presenting `token` when given.
     pub fn new(addr: Target, token: Option<String>) -> anyhow::Result<ApiClient> {
+        // The daemon closes a connection idle for `HEADER_TIMEOUT` (5 s): a kept-alive one
+        // is reused only while younger than that, so a request sent after a slow step (a
+        // key unlocked under load) never lands on a connection the daemon is closing.
+        let idle = dms_api::conn::HEADER_TIMEOUT.saturating_sub(std::time::Duration::from_secs(2));
         let mut http = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(3))
-            .timeout(std::time::Duration::from_secs(60));
+            .timeout(std::time::Duration::from_secs(60))
+            .pool_idle_timeout(idle);
         if let Target::Unix(path) = &addr {
             http = http.unix_socket(path.as_path());
         }
