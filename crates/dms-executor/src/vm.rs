@@ -289,16 +289,21 @@ impl Executor {
     }
 
     fn info(entry: &Entry) -> ExecutionInfo {
-        ExecutionInfo {
-            id: ExecutionId(entry.record.id.clone()),
-            kind: Kind::Vm,
-            allocation: entry.record.allocation.clone(),
-            deployment: entry.record.deployment.clone(),
-            state: entry.state.borrow().clone(),
-            address: None,
-            published: entry.record.published.clone(),
-            network_pid: None,
-        }
+        info_of(&entry.record, entry.state.borrow().clone())
+    }
+}
+
+/// The execution `record` describes, in `state`.
+fn info_of(record: &Record, state: State) -> ExecutionInfo {
+    ExecutionInfo {
+        id: ExecutionId(record.id.clone()),
+        kind: Kind::Vm,
+        allocation: record.allocation.clone(),
+        deployment: record.deployment.clone(),
+        state,
+        address: None,
+        published: record.published.clone(),
+        network_pid: None,
     }
 }
 

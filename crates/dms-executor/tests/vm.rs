@@ -4,6 +4,8 @@
 //! whose init runs `sh -c "$DMS_RUN"`, reports its status and powers off); `.ci/run`
 //! builds them. These tests fail, never skip, without QEMU or the images.
 
+mod common;
+
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -11,7 +13,6 @@ use std::time::{Duration, Instant};
 use dms_executor::{
     Error, Executor as _, ExitReason, ModuleSource, Spec, State, VmImage, Workload, vm,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Where `scripts/vm-test-images` put the images.
 fn images() -> PathBuf {
@@ -252,19 +253,7 @@ async fn images_download_once_and_are_checked() {
         hex::encode(sha2::Sha256::digest(&initrd))
     };
     // One answer only: a second download would find no server.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/initrd.gz", listener.local_addr().expect("addr"));
-    let server = tokio::spawn(async move {
-        let (mut conn, _) = listener.accept().await.expect("accept");
-        let mut request = [0u8; 1024];
-        let _ = conn.read(&mut request).await;
-        let head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-            initrd.len()
-        );
-        conn.write_all(head.as_bytes()).await.expect("head");
-        conn.write_all(&initrd).await.expect("body");
-    });
+    let (url, server) = common::serve_once("initrd.gz", initrd).await;
     let state = tempfile::tempdir().expect("tempdir");
     let executor = executor(state.path(), "images").await;
     for round in 0..2 {

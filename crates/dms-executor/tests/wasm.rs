@@ -1,5 +1,7 @@
 //! WebAssembly executor: real WASI modules (written as WAT in `tests/wasm/`) run by wasmtime.
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -7,7 +9,6 @@ use dms_executor::{
     Error, Executor as _, ExitReason, LogOptions, ModuleSource, Mount, OutputStream, Spec, State,
     Workload, wasm,
 };
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -164,21 +165,7 @@ async fn modules_load_from_bytes_and_http_urls() {
     let wat = std::fs::read(module("hello.wat")).expect("read");
     let dir = tempfile::tempdir().expect("tempdir");
 
-    // A one-shot HTTP server for the module.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/hello.wat", listener.local_addr().expect("addr"));
-    let body = wat.clone();
-    let server = tokio::spawn(async move {
-        let (mut conn, _) = listener.accept().await.expect("accept");
-        let mut request = [0u8; 1024];
-        let _ = conn.read(&mut request).await;
-        let head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-            body.len()
-        );
-        conn.write_all(head.as_bytes()).await.expect("head");
-        conn.write_all(&body).await.expect("body");
-    });
+    let (url, server) = common::serve_once("hello.wat", wat.clone()).await;
 
     for source in [ModuleSource::Bytes(wat), ModuleSource::Url(url)] {
         let mut spec = spec("load", source);

@@ -12,7 +12,7 @@ use super::process::{self, Record};
 use super::{
     Entry, Error, ExecOutput, ExecutionId, ExecutionInfo, Executor, ExitReason, ExitStatus,
     KILL_WAIT, Kind, LogOptions, LogStream, Recovery, Result, Spec, State, Stats, Stopping,
-    Workload, console, firecracker, new_id, qmp, vm_name,
+    Workload, console, firecracker, info_of, new_id, qmp, vm_name,
 };
 
 impl Executor {
@@ -331,16 +331,8 @@ impl crate::Executor for Executor {
             process::kill(record.pid, &dir);
             let _ = tokio::time::timeout(KILL_WAIT, process::gone(record.pid, &dir)).await;
             let _ = std::fs::remove_dir_all(&dir);
-            recovery.removed.push(ExecutionInfo {
-                id,
-                kind: Kind::Vm,
-                allocation: record.allocation,
-                deployment: record.deployment,
-                state: State::Exited(ExitStatus { code: 137, reason: ExitReason::Killed }),
-                address: None,
-                published: Vec::new(),
-                network_pid: None,
-            });
+            let killed = ExitStatus { code: 137, reason: ExitReason::Killed };
+            recovery.removed.push(info_of(&record, State::Exited(killed)));
         }
         Ok(recovery)
     }

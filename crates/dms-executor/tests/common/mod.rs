@@ -151,3 +151,23 @@ pub async fn get_until(port: u16, text: &str, patience: std::time::Duration) -> 
     }
     response
 }
+
+/// A one-shot HTTP server answering its first request with `body`: its URL ending in
+/// `/name`, and the task that ends once it answered. A second request finds no server.
+pub async fn serve_once(name: &str, body: Vec<u8>) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/{name}", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move {
+        let (mut conn, _) = listener.accept().await.expect("accept");
+        let mut request = [0u8; 1024];
+        let _ = conn.read(&mut request).await;
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        conn.write_all(head.as_bytes()).await.expect("head");
+        conn.write_all(&body).await.expect("body");
+    });
+    (url, server)
+}

@@ -145,19 +145,7 @@ async fn nothing_submitted(world: &mut DmsWorld) {
 
 /// PIDs of QEMU processes whose command line names the deployment.
 fn qemu_of(deployment: &str) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .flatten()
-        .filter_map(|e| Some((e.file_name().to_str()?.parse::<u32>().ok()?, e.path())))
-        .filter(|(_, path)| {
-            let cmdline = std::fs::read(path.join("cmdline")).unwrap_or_default();
-            let text = String::from_utf8_lossy(&cmdline);
-            let zombie = std::fs::read_to_string(path.join("stat"))
-                .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')));
-            text.contains("qemu-system") && text.contains(deployment) && !zombie
-        })
-        .map(|(pid, _)| pid)
-        .collect()
+    super::world::live_processes(|c| c.contains("qemu-system") && c.contains(deployment))
 }
 
 #[then("a qemu process runs the deployment")]

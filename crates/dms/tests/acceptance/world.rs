@@ -104,17 +104,26 @@ impl Drop for DmsWorld {
 /// Kills the hypervisors whose command line names a VM directory under `root`.
 fn kill_vms(root: &std::path::Path) {
     let needle = root.display().to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return };
-    for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let text = String::from_utf8_lossy(&cmdline);
-        if text.contains(&needle) && text.contains("/vm/vms/") {
-            let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
-        }
+    for pid in live_processes(|cmdline| cmdline.contains(&needle) && cmdline.contains("/vm/vms/")) {
+        let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
     }
+}
+
+/// PIDs of live (not zombie) processes whose command line (arguments joined by NUL)
+/// `matching` accepts.
+pub fn live_processes(matching: impl Fn(&str) -> bool) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| Some((e.file_name().to_str()?.parse::<u32>().ok()?, e.path())))
+        .filter(|(_, path)| {
+            let cmdline = std::fs::read(path.join("cmdline")).unwrap_or_default();
+            let zombie = std::fs::read_to_string(path.join("stat"))
+                .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z')));
+            !zombie && matching(&String::from_utf8_lossy(&cmdline))
+        })
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// Removes every container matching the `docker ps` filter `filter`.
