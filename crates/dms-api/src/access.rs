@@ -1,8 +1,9 @@
 //! The gate in front of every route. Clients on the Unix socket pass (the socket's
 //! permissions admitted them, see [`crate::socket`]). Loopback peers must present the daemon's local
 //! token (kept 0600 in its home, so only its user's CLI can read it) — except for the
-//! public routes `/health` and `/api/v1/openapi.json`; other local users are refused
-//! 401. Non-loopback peers are refused unless remote access is enabled, and then must
+//! public routes `/health` and `/api/v1/openapi.json`, and the dashboard's `/dashboard`
+//! paths, which check their own session ([`crate::dashboard`]); other local users are
+//! refused 401. Non-loopback peers are refused unless remote access is enabled, and then must
 //! present the remote bearer token.
 
 use std::net::{IpAddr, SocketAddr};
@@ -60,7 +61,7 @@ impl Policy {
         let remote_ok = self.allow_remote && same(presented, &self.token);
         if is_loopback(peer) {
             let local_ok = self.local_token.as_deref().is_none_or(|t| same(presented, t));
-            let public = PUBLIC_ROUTES.contains(&path);
+            let public = PUBLIC_ROUTES.contains(&path) || crate::dashboard::is_dashboard(path);
             return if public || local_ok || remote_ok {
                 Ok(())
             } else {
@@ -70,7 +71,12 @@ impl Policy {
         if !self.allow_remote {
             return Err(Denial::RemoteDisabled(peer));
         }
-        if remote_ok { Ok(()) } else { Err(Denial::BadToken(peer)) }
+        // The dashboard's paths check their own session (remote access being on).
+        if remote_ok || crate::dashboard::is_dashboard(path) {
+            Ok(())
+        } else {
+            Err(Denial::BadToken(peer))
+        }
     }
 }
 

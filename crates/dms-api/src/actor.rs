@@ -32,6 +32,8 @@ pub struct Relay {
     /// The root actor of a node named by peer id or DID (the node knows how the network
     /// derives one from the other; the CLI does not).
     pub resolve: Resolve,
+    /// What the web dashboard reads through (none: no dashboard).
+    pub dashboard: Option<crate::dashboard::Dashboard>,
 }
 
 /// Names a node's root actor from a peer id or a DID; the error says what is wrong.

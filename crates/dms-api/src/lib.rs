@@ -13,6 +13,7 @@
 //! - [`access`]: the loopback / bearer-token gate in front of every route.
 //! - [`routes`]: the handlers and the OpenAPI document generated from them.
 //! - [`actor`]: the actor relay: envelopes signed by the CLI, relayed by the node.
+//! - [`dashboard`]: the web page at `/dashboard/`, its one-time logins and sessions.
 //! - [`caps`]: capability contexts read and written for the CLI while the daemon holds
 //!   the store.
 //! - [`server`]: binding, serving and graceful shutdown.
@@ -25,6 +26,7 @@ pub mod actor;
 pub mod caps;
 pub mod config;
 pub mod conn;
+pub mod dashboard;
 pub mod error;
 pub mod routes;
 pub mod server;
@@ -33,6 +35,7 @@ mod socket;
 pub use actor::Relay;
 pub use caps::Caps;
 pub use config::Config;
+pub use dashboard::Dashboard;
 pub use error::{ApiError, Error, ErrorBody};
 pub use routes::{NodeInfo, openapi};
 pub use server::Server;

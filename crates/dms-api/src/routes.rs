@@ -39,6 +39,7 @@ pub(crate) struct AppState {
     pub(crate) openapi: Arc<str>,
     pub(crate) caps: Option<crate::caps::Caps>,
     pub(crate) relay: Option<crate::actor::Relay>,
+    pub(crate) sessions: Arc<crate::dashboard::Sessions>,
 }
 
 /// Answer of `GET /health`.
@@ -149,6 +150,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(crate::actor::send))
         .routes(routes!(crate::actor::invoke))
         .routes(routes!(crate::actor::broadcast))
+        .routes(routes!(crate::dashboard::login))
 }
 
 /// The OpenAPI document of the API, generated from the handlers.
@@ -169,5 +171,13 @@ pub(crate) fn router(
     let (router, mut doc) = api_router().split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     let openapi: Arc<str> = doc.to_pretty_json().unwrap_or_else(|_| "{}".into()).into();
-    router.fallback(not_found).with_state(AppState { node, api_addr, openapi, caps, relay })
+    let sessions = Arc::default();
+    router.merge(crate::dashboard::routes()).fallback(not_found).with_state(AppState {
+        node,
+        api_addr,
+        openapi,
+        caps,
+        relay,
+        sessions,
+    })
 }

@@ -187,15 +187,18 @@ pub async fn run(
     .await?;
     telemetry.sample(&deployments, &store);
     let caps = dms_api::Caps { contexts: contexts.clone() };
+    let max_wait = config
+        .api
+        .request_timeout
+        .saturating_sub(Duration::from_secs(1))
+        .max(Duration::from_secs(1));
+    let dashboard = dashboard(&network, &key, max_wait);
     let relay = dms_api::Relay {
         router: network.router.clone(),
         root: network.actor.handle().clone(),
-        max_wait: config
-            .api
-            .request_timeout
-            .saturating_sub(Duration::from_secs(1))
-            .max(Duration::from_secs(1)),
+        max_wait,
         resolve: Arc::new(behaviors::resolve),
+        dashboard: Some(dashboard.clone()),
     };
     // Only this home's user may use the local API: a fresh token each start, 0600.
     let token = hex::encode(rand::random::<[u8; 32]>());
@@ -256,6 +259,7 @@ pub async fn run(
     if drained.is_err() {
         warn!(timeout = ?config.node.shutdown_timeout, "Deployments did not drain in time.");
     }
+    dashboard.actor.stop();
     network.shutdown().await;
     home.remove_daemon();
     dms_telemetry::event!(INFO, kind: dms_types::event::kind::NODE, state: "stopped"; "dms stopped.");
@@ -284,6 +288,34 @@ impl NetworkRuntime {
         self.actor.stop();
         let _ = self.stop.send(());
         let _ = self.task.await;
+    }
+}
+
+/// What the web dashboard reads through: an actor of the node's own (the node reading
+/// itself), limited by the API to the read-only behaviors named here.
+fn dashboard(network: &NetworkRuntime, key: &KeyPair, max_wait: Duration) -> dms_api::Dashboard {
+    use dms_protocol::Request;
+    let actor = dms_actor::Actor::spawn(
+        &network.router,
+        "dashboard",
+        key.clone(),
+        network.actor.live_context().clone(),
+        network.actor.verifier().clone(),
+    );
+    let readable = [
+        dms_protocol::peers::PublicStatus::BEHAVIOR,
+        dms_protocol::peers::ListPeers::BEHAVIOR,
+        dms_protocol::onboarding::GetOnboarding::BEHAVIOR,
+        dms_protocol::node::ListDeployments::BEHAVIOR,
+        dms_protocol::node::DeploymentStatus::BEHAVIOR,
+        dms_protocol::node::DeploymentLogs::BEHAVIOR,
+        dms_protocol::telemetry::ListEvents::BEHAVIOR,
+    ];
+    dms_api::Dashboard {
+        actor,
+        root: network.actor.handle().clone(),
+        readable: readable.iter().map(|b| b.to_string()).collect(),
+        max_wait,
     }
 }
 

@@ -77,6 +77,13 @@ pub enum Command {
     },
     /// Show the running daemon's version, DID and uptime (through the local API).
     Info,
+    /// Open the web dashboard of the running daemon in a browser, logged in with a
+    /// one-time link (valid 2 minutes, once).
+    Dashboard {
+        /// Only print the login URL.
+        #[arg(long)]
+        url: bool,
+    },
     /// One screen for an operator: the node, peers, resources, what runs here, what it
     /// orchestrates, recent failures with their reasons.
     Status {

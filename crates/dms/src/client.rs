@@ -131,6 +131,16 @@ impl ApiClient {
         }
     }
 
+    /// `POST path` without a body, decoding a JSON answer.
+    pub async fn post<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let response =
+            self.send(Method::POST, path, None, false).await?.expect("404 is an error here");
+        response
+            .json()
+            .await
+            .with_context(|| format!("unexpected answer to {path} from {}", self.addr))
+    }
+
     /// `PUT path` with a JSON body.
     pub async fn put<B: Serialize>(&self, path: &str, body: &B) -> anyhow::Result<()> {
         let body = serde_json::to_value(body).context("cannot encode the request body")?;

@@ -14,6 +14,7 @@ mod acceptance {
     pub mod steps_agent;
     pub mod steps_cap;
     pub mod steps_cli;
+    pub mod steps_dashboard;
     pub mod steps_deploy;
     pub mod steps_devnet;
     pub mod steps_ensemble;

@@ -63,6 +63,10 @@ pub struct DmsWorld {
     pub prometheus: Option<super::steps_telemetry::Prometheus>,
     /// The HTTP server of the VM images (stopped on drop).
     pub vm_images: Option<super::steps_vm::ImageServer>,
+    /// The headless browser of dashboard scenarios (closed on drop).
+    pub browser: Option<super::steps_dashboard::Browser>,
+    /// The last dashboard login URL.
+    pub dashboard_url: Option<String>,
 }
 
 impl Drop for DmsWorld {
@@ -172,6 +176,8 @@ impl DmsWorld {
             telemetry: None,
             prometheus: None,
             vm_images: None,
+            browser: None,
+            dashboard_url: None,
         }
     }
 
