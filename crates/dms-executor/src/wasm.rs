@@ -120,7 +120,16 @@ impl Executor {
             .map_err(|e| Error::io("cannot start the wasm epoch thread", e))?;
         let http =
             reqwest::Client::builder().timeout(config.download_timeout).build().map_err(|e| {
-                Error::Unavailable { backend: BACKEND, reason: format!("HTTP client: {e}") }
+                let mut reason = format!("HTTP client for module downloads: {e}");
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    reason.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                if reason.contains("certificate") || reason.contains("root") {
+                    reason.push_str(" (install the ca-certificates package)");
+                }
+                Error::Unavailable { backend: BACKEND, reason }
             })?;
         Ok(Executor {
             engine,

@@ -55,6 +55,47 @@ pub(crate) async fn host(
     Ok(executors)
 }
 
+/// Stops and removes every workload the node of `home` (peer id `peer`) left running:
+/// its Docker containers, found by its scope label, and its VMs, found by their records.
+/// Names what it removed. For uninstalling; the daemon must not run (it would re-attach
+/// them). A missing engine or hypervisor has nothing to remove.
+pub async fn remove_workloads(
+    home: &crate::home::Home,
+    config: &Config,
+    peer: &str,
+) -> Result<Vec<String>, Error> {
+    use dms_executor::Executor as _;
+    let scope = scope(peer);
+    let none = std::collections::HashSet::new();
+    let mut removed = Vec::new();
+    let docker = dms_executor::docker::Config {
+        scope: scope.clone(),
+        ..dms_executor::docker::Config::default()
+    };
+    if let Ok(Ok(docker)) =
+        tokio::time::timeout(DOCKER_CONNECT, dms_executor::docker::Executor::connect(docker)).await
+    {
+        let recovery =
+            docker.reattach(&none).await.map_err(|e| Error::Executor(format!("Docker: {e}")))?;
+        removed.extend(recovery.removed.iter().map(|i| format!("container {}", i.id.0)));
+    }
+    let state_dir = config.store.resolve(home.root());
+    let state_dir = state_dir.parent().unwrap_or(home.root()).join("vm");
+    if state_dir.exists() {
+        let settings = dms_executor::vm::Config {
+            qemu: VmConfig::program(&config.vm.qemu),
+            firecracker: VmConfig::program(&config.vm.firecracker),
+            ..dms_executor::vm::Config::new(state_dir, scope)
+        };
+        if let Ok(vm) = dms_executor::vm::Executor::new(settings).await {
+            let recovery =
+                vm.reattach(&none).await.map_err(|e| Error::Executor(format!("VM: {e}")))?;
+            removed.extend(recovery.removed.iter().map(|i| format!("VM {}", i.id.0)));
+        }
+    }
+    Ok(removed)
+}
+
 /// Adds the VM executor when a hypervisor is found, with `vm.backend` and `vm.accel` as
 /// machine attributes.
 async fn vm(

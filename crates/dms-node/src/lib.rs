@@ -40,6 +40,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 pub use config::Config;
+pub use executors::remove_workloads;
 pub use home::Home;
 
 /// The version of dms, as built.

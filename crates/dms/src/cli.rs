@@ -8,10 +8,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod agent;
 mod bench;
 mod devnet;
+mod key;
 mod telemetry;
 pub use agent::AgentCommand;
 pub use bench::BenchCommand;
 pub use devnet::DevnetCommand;
+pub use key::KeyCommand;
 pub use telemetry::{EventsArgs, LogLevelArgs};
 
 /// dms — the Device Management Service: run the daemon, manage keys and configuration,
@@ -211,6 +213,9 @@ pub enum Command {
         #[arg(long = "out", short = 'O', value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Stop and remove every workload this home's node left running (its containers and
+    /// VMs), e.g. before uninstalling. The daemon must be stopped first.
+    Cleanup,
     /// Print the version of this dms binary.
     Version,
     /// Print a shell completion script.
@@ -240,31 +245,6 @@ pub enum TranslateFrom {
     Kubernetes,
     /// Nomad job (HCL or JSON).
     Nomad,
-}
-
-/// `dms key ...`
-#[derive(Debug, Subcommand)]
-pub enum KeyCommand {
-    /// Create a key pair and store it encrypted (passphrase from DMS_PASSPHRASE or a prompt).
-    New {
-        /// Key name. Default: the node key (node.key, "dms").
-        name: Option<String>,
-        /// Key type.
-        #[arg(long = "type", short = 't', default_value = "ed25519", value_parser = ["ed25519", "secp256k1"])]
-        key_type: String,
-    },
-    /// List the keys in the keystore.
-    List,
-    /// Print the DID of a key.
-    Did {
-        /// Key name. Default: the node key.
-        name: Option<String>,
-    },
-    /// Show a key's public details (never the secret).
-    Show {
-        /// Key name. Default: the node key.
-        name: Option<String>,
-    },
 }
 
 /// `dms config ...`

@@ -13,6 +13,7 @@ mod acceptance {
     pub mod steps_access;
     pub mod steps_agent;
     pub mod steps_cap;
+    pub mod steps_cleanup;
     pub mod steps_cli;
     pub mod steps_dashboard;
     pub mod steps_deploy;

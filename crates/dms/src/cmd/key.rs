@@ -21,9 +21,12 @@ pub fn key(ctx: &Ctx, command: KeyCommand) -> anyhow::Result<()> {
     })?;
     let default_name = || -> anyhow::Result<String> { Ok(ctx.config()?.node.key) };
     match command {
-        KeyCommand::New { name, key_type } => {
+        KeyCommand::New { name, key_type, if_missing } => {
             ctx.init_home()?;
             let name = name.map_or_else(default_name, Ok)?;
+            if if_missing && keystore.exists(&name) {
+                return show(ctx, &keystore, keystore.info(&name)?, "Kept");
+            }
             if keystore.exists(&name) {
                 anyhow::bail!(
                     "a key named '{name}' already exists ({}); keys are never overwritten — \

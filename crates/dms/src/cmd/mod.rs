@@ -126,6 +126,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run { listen, bootstrap } => run::run(&ctx, listen, bootstrap).await,
         Command::Info => info::info(&ctx).await,
         Command::Dashboard { url } => info::dashboard(&ctx, url).await,
+        Command::Cleanup => run::cleanup(&ctx).await,
         Command::Status { watch, target } => status::status(&ctx, watch, &target).await,
         Command::Key(command) => key::key(&ctx, command),
         Command::Cap(command) => cap::cap(&ctx, command).await,

@@ -1,4 +1,4 @@
-//! `dms run`: the daemon in the foreground.
+//! `dms run`: the daemon in the foreground; `dms cleanup`: what it leaves running, removed.
 
 use dms_node::config::LogFormat;
 
@@ -98,4 +98,36 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             }
         }
     }
+}
+
+/// `dms cleanup`: stops and removes the workloads the node of this home left running.
+/// Containers and VMs outlive the daemon on purpose (a restart re-attaches them); this is
+/// for when the node goes away for good (the Debian package's removal runs it).
+pub async fn cleanup(ctx: &Ctx) -> anyhow::Result<()> {
+    if let Some(daemon) = ctx.home.daemon() {
+        anyhow::bail!(
+            "the daemon of this home runs (pid {}): stop it first (`systemctl stop dms`, or \
+             Ctrl-C), or it would re-attach the workloads",
+            daemon.pid
+        );
+    }
+    let config = ctx.config()?;
+    let Ok(info) = dms_crypto::Keystore::open(ctx.home.keys_dir())
+        .and_then(|keys| keys.info(&config.node.key))
+    else {
+        println!(
+            "No node key in {}: this home never ran a node; nothing to remove.",
+            ctx.home.root().display()
+        );
+        return Ok(());
+    };
+    let peer = dms_node::behaviors::resolve(info.did.as_ref()).map_err(anyhow::Error::msg)?.peer;
+    let removed = dms_node::remove_workloads(&ctx.home, &config, &peer).await?;
+    if removed.is_empty() {
+        println!("No workload of this node was running.");
+    }
+    for what in removed {
+        println!("removed {what}");
+    }
+    Ok(())
 }
