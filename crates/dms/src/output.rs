@@ -72,9 +72,59 @@ impl Progress {
         }
     }
 
+    /// Says what the next step waits for (on the bar; nothing on plain lines).
+    pub fn doing(&self, what: impl Into<String>) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{}: {}", self.label, what.into()));
+        }
+    }
+
+    /// Prints a line above the bar (or as is), e.g. what a finished step found.
+    pub fn note(&self, line: impl AsRef<str>) {
+        match &self.bar {
+            Some(bar) => bar.println(line.as_ref()),
+            None => eprintln!("{}", line.as_ref()),
+        }
+    }
+
     /// Removes the bar.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// A wait of unknown length on stderr: a spinner with the time waited so far on a
+/// terminal, one line saying what is awaited otherwise; nothing when `show` is false.
+/// Cleared when dropped.
+pub struct Spinner(Option<indicatif::ProgressBar>);
+
+impl Spinner {
+    /// Starts waiting for `what` (e.g. "stopping node-1").
+    pub fn new(what: impl Into<String>, show: bool) -> Spinner {
+        use std::io::IsTerminal as _;
+        let what = what.into();
+        if !show {
+            return Spinner(None);
+        }
+        if !std::io::stderr().is_terminal() {
+            eprintln!("{what}…");
+            return Spinner(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        let style = indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner());
+        bar.set_style(style);
+        bar.set_message(what);
+        bar.enable_steady_tick(std::time::Duration::from_millis(100));
+        Spinner(Some(bar))
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.0 {
             bar.finish_and_clear();
         }
     }

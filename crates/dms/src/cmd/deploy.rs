@@ -455,8 +455,13 @@ pub async fn deployments(ctx: &Ctx, command: DeploymentsCommand) -> anyhow::Resu
             let target = with_timeout(&target, "90s");
             let (caller, timeout) =
                 (Caller::open(ctx, &target).await?, actor::timeout(&target.timeout)?);
+            let waiting = output::Spinner::new(
+                format!("shutting {id} down: stopping its allocations"),
+                ctx.output == Output::Table,
+            );
             let first = caller.request(&ShutdownDeployment { id: id.clone() }, timeout).await?;
             let record = paging::rest(&caller, first, timeout).await?;
+            drop(waiting);
             if ctx.output == Output::Json {
                 return output::json(&record);
             }

@@ -273,8 +273,10 @@ fn up(ctx: &Ctx, dir: &Path, nodes: usize) -> anyhow::Result<()> {
     }
     let user_did = dms(&user_home, &["key", "did", "user"], &passphrase)?;
     let mut started: Vec<DevnetNode> = Vec::new();
+    let progress = output::Progress::new("nodes", nodes as u64, ctx.output == Output::Table);
     for i in 0..nodes {
         let name = format!("node-{i}");
+        progress.doing(format!("starting {name}"));
         let home = dir.join(&name);
         if !home.join("keys").join("dms.json").exists() {
             dms(&home, &["key", "new"], &passphrase)?;
@@ -301,9 +303,11 @@ fn up(ctx: &Ctx, dir: &Path, nodes: usize) -> anyhow::Result<()> {
                 return Err(error);
             }
         };
-        eprintln!("{name}: ready, peer {} api {}", node.peer_id, node.api);
+        progress.note(format!("{name}: ready, peer {} api {}", node.peer_id, node.api));
+        progress.step();
         started.push(node);
     }
+    progress.finish();
     let devnet = Devnet { nodes: started, user_home, user_did };
     write_private(&dir.join(STATE), &serde_json::to_string_pretty(&devnet)?)?;
     match ctx.output {
@@ -454,10 +458,12 @@ pub(super) fn stop(dir: &Path, index: usize, kill: bool) -> anyhow::Result<()> {
         node.pid,
         if kill { rustix::process::Signal::KILL } else { rustix::process::Signal::TERM },
     );
+    let waiting = output::Spinner::new(format!("stopping {}", node.name), !kill);
     let deadline = Instant::now() + STOP_GRACE;
     while alive(node.pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
+    drop(waiting);
     if alive(node.pid) {
         signal(node.pid, rustix::process::Signal::KILL);
     }
@@ -506,10 +512,18 @@ fn down(dir: &Path, purge: bool) -> anyhow::Result<()> {
     for node in devnet.nodes.iter().filter(|n| alive(n.pid)) {
         signal(node.pid, rustix::process::Signal::TERM);
     }
+    let waiting = output::Spinner::new(
+        format!(
+            "stopping {} nodes (each drains its work, at most {STOP_GRACE:?})",
+            devnet.nodes.len()
+        ),
+        true,
+    );
     let deadline = Instant::now() + STOP_GRACE;
     while devnet.nodes.iter().any(|n| alive(n.pid)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
+    drop(waiting);
     for node in devnet.nodes.iter().filter(|n| alive(n.pid)) {
         eprintln!("{} did not stop within {STOP_GRACE:?}; killing it", node.name);
         signal(node.pid, rustix::process::Signal::KILL);

@@ -20,7 +20,12 @@ pub async fn doctor(ctx: &Ctx) -> anyhow::Result<()> {
         data_dirs: vec![ctx.home.root().to_owned()],
         vm,
     };
+    let waiting = crate::output::Spinner::new(
+        "checking Docker, cgroups, KVM, the hypervisor, TUN, GPUs and disk",
+        ctx.output == Output::Table,
+    );
     let checks = doctor::run(&options).await;
+    drop(waiting);
     match ctx.output {
         Output::Json => crate::output::json(&checks)?,
         Output::Table => {
