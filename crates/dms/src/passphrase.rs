@@ -27,17 +27,21 @@ fn file() -> Option<std::path::PathBuf> {
 /// Reads the passphrase for key `name`. With `confirm`, a prompt asks twice and an
 /// empty passphrase is refused (used when creating a key).
 pub fn read(name: &str, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
-    let from_file = match file() {
-        Some(path) => {
-            let text = Zeroizing::new(std::fs::read_to_string(&path).with_context(|| {
-                format!("cannot read the passphrase file {} ({FILE_ENV})", path.display())
-            })?);
-            let line = text.strip_suffix('\n').unwrap_or(&text);
-            Some(Zeroizing::new(line.strip_suffix('\r').unwrap_or(line).to_string()))
-        }
-        None => None,
+    let given = match std::env::var(ENV) {
+        Ok(value) => Some(Zeroizing::new(value)),
+        // Read only when the variable does not give it.
+        Err(_) => match file() {
+            Some(path) => {
+                let text = Zeroizing::new(std::fs::read_to_string(&path).with_context(|| {
+                    format!("cannot read the passphrase file {} ({FILE_ENV})", path.display())
+                })?);
+                let line = text.strip_suffix('\n').unwrap_or(&text);
+                Some(Zeroizing::new(line.strip_suffix('\r').unwrap_or(line).to_string()))
+            }
+            None => None,
+        },
     };
-    if let Some(value) = std::env::var(ENV).ok().map(Zeroizing::new).or(from_file) {
+    if let Some(value) = given {
         if confirm && value.is_empty() {
             bail!("the passphrase ({ENV} or {FILE_ENV}) is empty: a new key needs a non-empty one");
         }

@@ -176,6 +176,7 @@ async function watch(id, generation) {
       live(true);
     } catch (error) {
       live(false, error.message);
+      if (!state.session) return;
       await new Promise((r) => setTimeout(r, 2000));
     }
   }
@@ -195,7 +196,8 @@ function show(s) {
   const pick = $('log-allocation');
   if (pick.options.length !== allocations.length) {
     pick.replaceChildren(...allocations.map(([name]) => el('option', { value: name }, name)));
-    if (!state.logFor && allocations.length) follow(allocations[0][0]);
+    if (state.logFor) pick.value = state.logFor;
+    else if (allocations.length) follow(allocations[0][0]);
   }
 }
 

@@ -297,6 +297,7 @@ fn up(ctx: &Ctx, dir: &Path, nodes: usize) -> anyhow::Result<()> {
         let node = match ready {
             Ok(node) => node,
             Err(error) => {
+                progress.finish();
                 for node in &started {
                     signal(node.pid, rustix::process::Signal::TERM);
                 }

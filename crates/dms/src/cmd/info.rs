@@ -43,7 +43,12 @@ pub async fn dashboard(ctx: &Ctx, only_print: bool) -> anyhow::Result<()> {
         println!("{url}");
         return Ok(());
     }
-    match opener::open_browser(&url) {
+    // The token must not ride on a browser's command line, which every local user can
+    // read (/proc/*/cmdline): open an owner-only page in the 0700 home that forwards to
+    // it instead (Jupyter's way).
+    let page = ctx.home.root().join("dashboard.html");
+    write_forwarder(&page, &url)?;
+    match opener::open_browser(&page) {
         Ok(()) => eprintln!(
             "Opened the dashboard in your browser (the link works once, for {} s).",
             login.expires_in_secs
@@ -57,4 +62,23 @@ pub async fn dashboard(ctx: &Ctx, only_print: bool) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes `page` (0600) forwarding the browser to `url`.
+fn write_forwarder(page: &std::path::Path, url: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let _ = std::fs::remove_file(page);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(page)
+        .with_context(|| format!("cannot write {}", page.display()))?;
+    writeln!(
+        file,
+        "<!doctype html><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"0;url={url}\">\
+         <title>dms dashboard</title><p><a href=\"{url}\">Open the dms dashboard</a></p>"
+    )
+    .with_context(|| format!("cannot write {}", page.display()))
 }

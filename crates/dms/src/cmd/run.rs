@@ -104,13 +104,6 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 /// Containers and VMs outlive the daemon on purpose (a restart re-attaches them); this is
 /// for when the node goes away for good (the Debian package's removal runs it).
 pub async fn cleanup(ctx: &Ctx) -> anyhow::Result<()> {
-    if let Some(daemon) = ctx.home.daemon() {
-        anyhow::bail!(
-            "the daemon of this home runs (pid {}): stop it first (`systemctl stop dms`, or \
-             Ctrl-C), or it would re-attach the workloads",
-            daemon.pid
-        );
-    }
     let config = ctx.config()?;
     let Ok(info) = dms_crypto::Keystore::open(ctx.home.keys_dir())
         .and_then(|keys| keys.info(&config.node.key))
@@ -120,6 +113,17 @@ pub async fn cleanup(ctx: &Ctx) -> anyhow::Result<()> {
             ctx.home.root().display()
         );
         return Ok(());
+    };
+    // The daemon holds its store open (locked): that, not a pid file, says it runs. It is
+    // held here until the end, so no daemon starts meanwhile.
+    let _held = match dms_store::Store::open(config.store.resolve(ctx.home.root())) {
+        Err(error) if error.is_locked() => anyhow::bail!(
+            "the daemon of this home runs: stop it first (`systemctl stop dms`, or Ctrl-C), \
+             or it would re-attach the workloads"
+        ),
+        Ok(store) => Some(store),
+        // An unreadable store: what it recorded cannot matter to what runs.
+        Err(_) => None,
     };
     let peer = dms_node::behaviors::resolve(info.did.as_ref()).map_err(anyhow::Error::msg)?.peer;
     let removed = dms_node::remove_workloads(&ctx.home, &config, &peer).await?;
