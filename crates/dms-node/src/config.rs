@@ -131,6 +131,13 @@ pub struct DeploymentConfig {
     /// Longest a bid window stays open.
     #[serde(with = "dms_types::units::serde_duration")]
     pub bid_window: Duration,
+    /// How many advertised providers per ensemble node a placement asks first (0: ask
+    /// every peer, by broadcast).
+    pub shortlist: usize,
+    /// How often this node advertises its capacity when nothing changes (also soon after
+    /// its free resources change); 0s: never.
+    #[serde(with = "dms_types::units::serde_duration")]
+    pub advertise_every: Duration,
     /// Placement deadline when `dms deploy` gives none.
     #[serde(with = "dms_types::units::serde_duration")]
     pub default_timeout: Duration,
@@ -248,6 +255,8 @@ impl Default for DeploymentConfig {
     fn default() -> Self {
         DeploymentConfig {
             bid_window: Duration::from_secs(3),
+            shortlist: 3,
+            advertise_every: Duration::from_secs(10),
             default_timeout: Duration::from_secs(120),
             max_reservation: Duration::from_secs(30),
             require_contract: false,

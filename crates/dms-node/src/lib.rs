@@ -413,6 +413,7 @@ pub async fn start_deployments(
                 dir => dir.into(),
             },
             bind_paths: d.bind_paths()?,
+            advertise_every: d.advertise_every,
         },
         executors,
         subnet: subnet::host(network, config, store_dir),
@@ -444,6 +445,7 @@ pub async fn start_deployments(
         store: store.clone(),
         settings: dms_orchestrator::Settings {
             bid_window: d.bid_window,
+            shortlist: d.shortlist,
             default_deadline: d.default_timeout,
             heartbeat: d.heartbeat_interval,
             lost_after: d.lost_after,
@@ -454,6 +456,7 @@ pub async fn start_deployments(
         },
         connected,
         root_of,
+        directory: Arc::default(),
     })?;
     dms_orchestrator::behaviors::register(&network.actor, &registry)
         .map_err(|e| Error::Network(e.to_string()))?;

@@ -17,8 +17,14 @@ use crate::orchestrator::Registry;
 /// Longest a status request waits for a new event.
 pub const MAX_STATUS_WAIT: Duration = Duration::from_secs(20);
 
-/// Registers every `/dms/node/deployment/*` behavior on `actor`.
+/// Registers every `/dms/node/deployment/*` behavior on `actor`, and the capacity
+/// adverts providers broadcast (`/dms/deployment/capacity`, into the directory).
 pub fn register(actor: &Actor, registry: &Arc<Registry>) -> Result<(), ActorError> {
+    let directory = registry.directory();
+    handle(actor, move |message, advert: dms_protocol::Advert| {
+        directory.note(&message.envelope.from.peer, advert, std::time::Instant::now());
+        async { Ok(()) }
+    })?;
     let r = registry.clone();
     handle(actor, move |message, request: NewDeployment| {
         let r = r.clone();

@@ -25,6 +25,7 @@
 
 pub mod ask;
 pub mod behaviors;
+pub mod directory;
 pub mod error;
 pub mod orchestrator;
 mod quota;

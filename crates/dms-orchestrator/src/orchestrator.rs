@@ -82,6 +82,9 @@ pub struct Shared {
     pub connected: Connected,
     /// Peer id to root handle.
     pub root_of: RootOf,
+    /// The providers' capacity adverts (filled by the `/dms/deployment/capacity`
+    /// behavior [`crate::behaviors::register`] adds).
+    pub directory: Arc<crate::directory::Directory>,
 }
 
 /// One deployment's orchestrator.

@@ -44,6 +44,11 @@ const LOGS_ANSWER_BYTES: usize = 640 * 1024;
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 impl Registry {
+    /// The providers' capacity adverts this node keeps.
+    pub fn directory(&self) -> Arc<crate::directory::Directory> {
+        self.shared.directory.clone()
+    }
+
     /// Loads the deployments kept in the store and resumes those not finished:
     /// running ones are asked for their allocations' status, ones caught placing are
     /// reverted and placed again (if their deadline allows), shutdowns are finished.

@@ -22,6 +22,30 @@ pub const COMMIT: &str = "/dms/deployment/commit";
 pub const ALLOCATE: &str = "/dms/deployment/allocate";
 /// Provider root: undo reservations, commits and allocations of a deployment ([`Revert`]).
 pub const REVERT: &str = "/dms/deployment/revert";
+/// Every node's root, broadcast on [`DEPLOYMENT_TOPIC`]: a provider's capacity
+/// ([`Advert`]), so that orchestrators ask only the few providers likely to take a
+/// deployment instead of the whole network.
+pub const ADVERT: &str = "/dms/deployment/capacity";
+
+/// A provider's capacity advert: what the machine offers now (free resources,
+/// executors, place, price, benchmarks, attributes), signed like every envelope. A hint,
+/// never a promise: only a bid reserves. Orchestrators keep the latest one per provider
+/// until `valid_ms` after `at_ms`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Advert {
+    /// What the machine offers now.
+    pub machine: Machine,
+    /// When it was made (the provider's clock, Unix milliseconds): a later advert of the
+    /// same provider replaces an earlier one.
+    pub at_ms: u64,
+    /// How long it holds, in milliseconds.
+    pub valid_ms: u64,
+}
+
+impl Request for Advert {
+    const BEHAVIOR: &'static str = ADVERT;
+    type Response = ();
+}
 
 /// What an orchestrator asks providers to bid on.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -30,6 +30,7 @@
 //! - `offer`: the answer to a bid request, backed by one reservation.
 //! - `telemetry`: bid and allocation events, counters, the node's gauges.
 
+pub mod advertise;
 pub mod allocation;
 pub mod bid;
 pub mod executors;
@@ -95,6 +96,9 @@ pub struct Settings {
     pub volumes_dir: std::path::PathBuf,
     /// Host paths `bind` volumes may name (`deployment.bind_paths`; none by default).
     pub bind_paths: Vec<std::path::PathBuf>,
+    /// How often the capacity advert is repeated when nothing changes (zero: never
+    /// advertise); see [`advertise`].
+    pub advertise_every: Duration,
 }
 
 /// What the provider is built from.
@@ -260,6 +264,9 @@ pub async fn detected_attributes() -> BTreeMap<String, String> {
 #[derive(Clone)]
 pub struct Provider {
     shared: Arc<Shared>,
+    /// The capacity advertiser, stopped at shutdown (and ending by itself once the
+    /// provider is gone).
+    advertiser: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 /// A behavior failed (store, resources), for the caller.
@@ -304,12 +311,16 @@ impl Provider {
         shared.root.subscribe(DEPLOYMENT_TOPIC);
         recover::recover(&shared).await;
         subnet::register(&shared)?;
-        Ok(Provider { shared })
+        let advertiser = Arc::new(Mutex::new(advertise::start(&shared)));
+        Ok(Provider { shared, advertiser })
     }
 
     /// Stops every allocation actor (their workloads keep running, to be re-attached
     /// after a restart) and flushes what was written lazily.
     pub async fn shutdown(&self) {
+        if let Some(advertiser) = self.advertiser.lock().ok().and_then(|mut a| a.take()) {
+            advertiser.abort();
+        }
         let running: Vec<allocation::Running> =
             self.shared.allocations.lock().expect("allocations lock").values().cloned().collect();
         for running in running {

@@ -3,7 +3,11 @@
 //! - one at a time: submit → running latency (p50, p99) with 100 bidders;
 //! - many at once: how many are placed per second.
 //!
-//! `cargo bench -p dms-testkit --bench placement` (`DMS_BENCH_NODES`, default 100).
+//! `cargo bench -p dms-testkit --bench placement` (`DMS_BENCH_NODES`, default 100;
+//! `DMS_BENCH_SHORTLIST`, default 3, 0 = broadcast every bid request as before).
+//!
+//! Beside the times it prints messages per placement (actor messages sent and
+//! received, whole process: every node's) and the process's resident memory per node.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +29,29 @@ fn request() -> NewDeployment {
         timeout_ms: Some(60_000),
         credentials: None,
     }
+}
+
+/// The process's counters of actor messages sent and received (every node's).
+fn messages() -> (f64, f64) {
+    let text = dms_telemetry::metrics::render();
+    let total = |name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    (total("dms_messages_sent_total"), total("dms_messages_received_total"))
+}
+
+/// Resident memory of this process, in MiB.
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
 }
 
 async fn running(registry: &Registry, id: &str) {
@@ -51,6 +78,10 @@ async fn main() {
     let n: usize =
         std::env::var("DMS_BENCH_NODES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let started = Instant::now();
+    let shortlist: usize =
+        std::env::var("DMS_BENCH_SHORTLIST").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let mut config = dms_node::Config::default();
+    config.deployment.shortlist = shortlist;
     let net = Net::start(n, Options::default()).await;
     net.trust_all();
     let engine = Arc::new(fake::Executor::new());
@@ -62,19 +93,48 @@ async fn main() {
     };
     let mut registries = Vec::new();
     for node in &net.nodes {
-        registries.push(node.serve_deployments(engine.clone(), offer.clone()).await);
+        registries.push(node.serve_deployments_with(engine.clone(), offer.clone(), &config).await);
     }
-    // Let gossip learn every node's subscription to the bid topic.
+    // Let gossip learn every node's subscription to the bid topic, and (with a
+    // shortlist) the orchestrator hear every provider's advert.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    println!("{n} nodes up and meshed in {:.1} s", started.elapsed().as_secs_f64());
     let orchestrator = registries[0].clone();
+    let directory = orchestrator.directory();
+    let waited = Instant::now();
+    while shortlist > 0
+        && directory.len(Instant::now()) < n
+        && waited.elapsed() < Duration::from_secs(30)
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!(
+        "{n} nodes up and meshed in {:.1} s, {} adverts known, shortlist {shortlist}, {:.1} MiB resident ({:.2} MiB per node)",
+        started.elapsed().as_secs_f64(),
+        directory.len(Instant::now()),
+        rss_mib(),
+        rss_mib() / n as f64
+    );
 
     for _ in 0..3 {
         let id = orchestrator.create(request(), dms_testkit::submitter()).await.expect("submitted");
         running(&orchestrator, &id).await;
         orchestrator.shutdown(&id).await.expect("shutdown");
     }
+    // Background traffic (adverts, pings, gossip) over an idle while, to tell apart
+    // what the placements themselves cost.
+    let (idle_sent, idle_received) = messages();
+    let idle = Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (s, r) = messages();
+    let idle_secs = idle.elapsed().as_secs_f64();
+    let background = ((s - idle_sent) / idle_secs, (r - idle_received) / idle_secs);
+    println!(
+        "background (no placements): {:.0} messages/s sent, {:.0} received",
+        background.0, background.1
+    );
     let mut latencies = Vec::new();
+    let (sent0, received0) = messages();
+    let phase = Instant::now();
     for _ in 0..SEQUENTIAL {
         let t = Instant::now();
         let id = orchestrator.create(request(), dms_testkit::submitter()).await.expect("submitted");
@@ -82,11 +142,17 @@ async fn main() {
         latencies.push(t.elapsed().as_secs_f64() * 1000.0);
         orchestrator.shutdown(&id).await.expect("shutdown");
     }
+    let (sent1, received1) = messages();
+    let phase_secs = phase.elapsed().as_secs_f64();
+    let net_of =
+        |total: f64, rate: f64, secs: f64, count: usize| (total - rate * secs) / count as f64;
     latencies.sort_by(f64::total_cmp);
     println!(
-        "one at a time ({SEQUENTIAL} runs, {n} bidders): submit → running p50 {:.1} ms, p99 {:.1} ms",
+        "one at a time ({SEQUENTIAL} runs, {n} providers): submit → running p50 {:.1} ms, p99 {:.1} ms; per placement (with its shutdown, background taken out) {:.0} messages sent, {:.0} received",
         pct(&latencies, 50.0),
-        pct(&latencies, 99.0)
+        pct(&latencies, 99.0),
+        net_of(sent1 - sent0, background.0, phase_secs, SEQUENTIAL),
+        net_of(received1 - received0, background.1, phase_secs, SEQUENTIAL),
     );
 
     let t = Instant::now();
@@ -102,10 +168,13 @@ async fn main() {
         running(&orchestrator, id).await;
     }
     let took = t.elapsed().as_secs_f64();
+    let (sent2, received2) = messages();
     println!(
-        "{CONCURRENT} at once: all running after {:.2} s = {:.1} placements/s",
+        "{CONCURRENT} at once: all running after {:.2} s = {:.1} placements/s; per placement (background taken out) {:.0} messages sent, {:.0} received",
         took,
-        CONCURRENT as f64 / took
+        CONCURRENT as f64 / took,
+        net_of(sent2 - sent1, background.0, took, CONCURRENT),
+        net_of(received2 - received1, background.1, took, CONCURRENT),
     );
     for id in &ids {
         orchestrator.shutdown(id).await.expect("shutdown");

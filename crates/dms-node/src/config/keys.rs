@@ -36,6 +36,16 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "Longest a bid window stays open when this node orchestrates. It closes earlier when every peer answered, or shortly after the bids allow a placement.",
     },
     KeyDoc {
+        key: "deployment.shortlist",
+        expected: "a number of providers, e.g. 3 (0: always broadcast)",
+        doc: "When this node orchestrates: how many of the providers that advertised their capacity it asks first for each ensemble node, widening when they refuse and broadcasting to every peer when the adverts run out.",
+    },
+    KeyDoc {
+        key: "deployment.advertise_every",
+        expected: "a duration such as 10s (0s: never)",
+        doc: "How often this node advertises its free resources, executors, place and price to orchestrators when nothing changes; it also advertises soon after they change. Without adverts it is asked only by broadcast rounds.",
+    },
+    KeyDoc {
         key: "deployment.default_timeout",
         expected: "a duration such as 2m",
         doc: "Placement deadline of a deployment when `dms deploy --timeout` is not given.",

@@ -80,6 +80,16 @@ impl Orchestrator {
             }
             return answers;
         }
+        let mut request = request;
+        if round != Round::Plan && settings.shortlist > 0 {
+            let (asked, shortlisted) = self.shortlisted(record, &request, asks, round).await;
+            if select::place(asks, &shortlisted, &skipped(record), &record.ensemble.edges).is_ok() {
+                return shortlisted;
+            }
+            // The adverts ran out: ask everyone else; those asked keep their answers.
+            request.exclude.extend(asked);
+            answers = shortlisted;
+        }
         let expected = (self.shared.connected)().await.len() + 1;
         let Ok(payload) = dms_protocol::encode(&request) else { return answers };
         let mut gathered = match self
@@ -130,6 +140,68 @@ impl Orchestrator {
         answers
     }
 
+    /// Asks the shortlisted providers (the best advertised, [`crate::directory`]) for
+    /// bids, widening to the next ones while the answers do not place every node, at
+    /// most [`WIDEN`] times. Returns every peer asked and their answers.
+    async fn shortlisted(
+        &self,
+        record: &Deployment,
+        request: &BidRequest,
+        asks: &[NodeAsk],
+        round: Round,
+    ) -> (BTreeSet<String>, Vec<BidAnswer>) {
+        let settings = &self.shared.settings;
+        let skip = skipped(record);
+        let mut asked: BTreeSet<String> = request.exclude.iter().cloned().collect();
+        asked.extend(skip.iter().cloned());
+        let mut answers = Vec::new();
+        let started = tokio::time::Instant::now();
+        let now = std::time::Instant::now();
+        let advertised = self.shared.directory.len(now);
+        for _ in 0..WIDEN {
+            let directory = &self.shared.directory;
+            let Some(peers) = directory.shortlist(asks, &asked, settings.shortlist, now) else {
+                break;
+            };
+            let mut calls = JoinSet::new();
+            for peer in peers {
+                asked.insert(peer.clone());
+                let Some(to) = (self.shared.root_of)(&peer) else { continue };
+                let (actor, request) = (self.actor.clone(), request.clone());
+                let timeout = settings.bid_window;
+                calls.spawn(async move { (peer, call(&actor, &to, &request, timeout).await) });
+            }
+            while let Some(Ok((peer, answer))) = calls.join_next().await {
+                match answer {
+                    Ok(mut answer) => {
+                        answer.peer = peer;
+                        count_received(&answer);
+                        answers.push(answer);
+                    }
+                    // Gone or unreachable: its advert is no use any more.
+                    Err(_) => directory.forget(&peer),
+                }
+            }
+            if select::place(asks, &answers, &skip, &record.ensemble.edges).is_ok() {
+                break;
+            }
+        }
+        let bids: usize = answers.iter().map(|a| a.bids.len()).sum();
+        let asked_now = answers.len();
+        if round != Round::Place || asked_now == 0 {
+            return (asked, answers);
+        }
+        self.change(
+            None,
+            format!(
+                "asked {asked_now} of {advertised} advertised providers in {} ms: {bids} bids",
+                started.elapsed().as_millis()
+            ),
+            |_| {},
+        );
+        (asked, answers)
+    }
+
     /// Releases the reservations of bids that were not chosen.
     pub(crate) async fn release(
         &self,
@@ -163,6 +235,9 @@ impl Orchestrator {
         while calls.join_next().await.is_some() {}
     }
 }
+
+/// Most shortlists one bid round asks before it broadcasts.
+const WIDEN: usize = 3;
 
 /// Counts the bids and refusals of one answer (`dms_bids_total{side="orchestrator"}`).
 fn count_received(answer: &BidAnswer) {

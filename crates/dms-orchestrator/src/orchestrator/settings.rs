@@ -8,6 +8,9 @@ use std::time::Duration;
 pub struct Settings {
     /// The longest a bid window stays open.
     pub bid_window: Duration,
+    /// How many advertised providers per ensemble node a placement asks first (0:
+    /// broadcast to every peer); see [`crate::directory`].
+    pub shortlist: usize,
     /// How long the window stays open after the bids first allow a placement, for
     /// better bids to arrive.
     pub bid_grace: Duration,
@@ -65,6 +68,7 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             bid_window: Duration::from_secs(3),
+            shortlist: 3,
             bid_grace: Duration::from_millis(200),
             reservation: Duration::from_secs(15),
             call_timeout: Duration::from_secs(10),
