@@ -417,6 +417,7 @@ pub async fn start_deployments(
         },
         executors,
         subnet: subnet::host(network, config, store_dir),
+        root_of: Arc::new(|peer| behaviors::root_of(peer).ok()),
     };
     let subnet = match &deps.subnet {
         dms_provider::subnet::SubnetHost::Ready { subnet, .. } => Some(subnet.clone()),

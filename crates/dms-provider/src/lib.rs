@@ -120,6 +120,8 @@ pub struct Deps {
     pub executors: Executors,
     /// Whether allocations can join deployments' subnets, and through what.
     pub subnet: subnet::SubnetHost,
+    /// A node's root actor from its peer id (where adverts go).
+    pub root_of: RootOf,
 }
 
 /// What the provider and its allocation actors share.
@@ -150,7 +152,14 @@ pub struct Shared {
     subnet: subnet::SubnetHost,
     /// Held while one deployment's routes are compared, applied and stored.
     routes_lock: tokio::sync::Mutex<()>,
+    /// The orchestrating nodes that asked for bids lately: who hears the adverts.
+    audience: advertise::Audience,
+    /// A node's root actor from its peer id.
+    root_of: RootOf,
 }
+
+/// A node's root actor from its peer id (wired by the composition root).
+pub type RootOf = Arc<dyn Fn(&str) -> Option<dms_actor::Handle> + Send + Sync>;
 
 /// Who made a reservation.
 struct Reserver {
@@ -297,6 +306,8 @@ impl Provider {
             settings: deps.settings,
             subnet: deps.subnet,
             routes_lock: tokio::sync::Mutex::new(()),
+            audience: advertise::Audience::default(),
+            root_of: deps.root_of,
             allocations: Mutex::new(BTreeMap::new()),
             reservers: Mutex::new(BTreeMap::new()),
             ports: ports::Ports::default(),
@@ -337,6 +348,7 @@ fn register(shared: &Arc<Shared>) -> Result<(), ActorError> {
     dms_protocol::handle::<BidRequest, _, _>(root, move |message, request| {
         let s = s.clone();
         let from = message.envelope.from.clone();
+        s.audience.heard(&from.peer, std::time::Instant::now());
         async move {
             let answer = offer::bid(&s, &request, from).await;
             if !request.dry_run {

@@ -4,7 +4,8 @@
 //! - many at once: how many are placed per second.
 //!
 //! `cargo bench -p dms-testkit --bench placement` (`DMS_BENCH_NODES`, default 100;
-//! `DMS_BENCH_SHORTLIST`, default 3, 0 = broadcast every bid request as before).
+//! `DMS_BENCH_SHORTLIST`, default 3, 0 = broadcast every bid request as before;
+//! `DMS_BENCH_ADVERTISE_SECS`, default 10, 0 = no capacity adverts).
 //!
 //! Beside the times it prints messages per placement (actor messages sent and
 //! received, whole process: every node's) and the process's resident memory per node.
@@ -75,13 +76,22 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() {
+    // Metrics are counted once telemetry is installed (logs: errors only).
+    let telemetry = dms_telemetry::init(&dms_telemetry::Settings {
+        log_level: "error".into(),
+        ..Default::default()
+    })
+    .expect("telemetry");
     let n: usize =
         std::env::var("DMS_BENCH_NODES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let started = Instant::now();
     let shortlist: usize =
         std::env::var("DMS_BENCH_SHORTLIST").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let advertise: u64 =
+        std::env::var("DMS_BENCH_ADVERTISE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
     let mut config = dms_node::Config::default();
     config.deployment.shortlist = shortlist;
+    config.deployment.advertise_every = Duration::from_secs(advertise);
     let net = Net::start(n, Options::default()).await;
     net.trust_all();
     let engine = Arc::new(fake::Executor::new());
@@ -99,9 +109,17 @@ async fn main() {
     // shortlist) the orchestrator hear every provider's advert.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let orchestrator = registries[0].clone();
+    // Warm-up; the first bid round is a broadcast (no adverts yet), after which every
+    // provider sends node 0 its advert.
+    for _ in 0..3 {
+        let id = orchestrator.create(request(), dms_testkit::submitter()).await.expect("submitted");
+        running(&orchestrator, &id).await;
+        orchestrator.shutdown(&id).await.expect("shutdown");
+    }
     let directory = orchestrator.directory();
     let waited = Instant::now();
     while shortlist > 0
+        && advertise > 0
         && directory.len(Instant::now()) < n
         && waited.elapsed() < Duration::from_secs(30)
     {
@@ -115,11 +133,6 @@ async fn main() {
         rss_mib() / n as f64
     );
 
-    for _ in 0..3 {
-        let id = orchestrator.create(request(), dms_testkit::submitter()).await.expect("submitted");
-        running(&orchestrator, &id).await;
-        orchestrator.shutdown(&id).await.expect("shutdown");
-    }
     // Background traffic (adverts, pings, gossip) over an idle while, to tell apart
     // what the placements themselves cost.
     let (idle_sent, idle_received) = messages();
@@ -135,12 +148,24 @@ async fn main() {
     let mut latencies = Vec::new();
     let (sent0, received0) = messages();
     let phase = Instant::now();
+    let mut slowest = (0.0, String::new());
     for _ in 0..SEQUENTIAL {
         let t = Instant::now();
         let id = orchestrator.create(request(), dms_testkit::submitter()).await.expect("submitted");
         running(&orchestrator, &id).await;
-        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        latencies.push(ms);
         orchestrator.shutdown(&id).await.expect("shutdown");
+        if ms > slowest.0 {
+            slowest = (ms, id);
+        }
+    }
+    if std::env::var_os("DMS_BENCH_EXPLAIN").is_some() {
+        let status = orchestrator.status(&slowest.1, 0, Duration::ZERO).await.expect("status");
+        println!("the slowest ({:.1} ms), event by event:", slowest.0);
+        for e in status.events {
+            println!("  {} {}", e.at_ms, e.message);
+        }
     }
     let (sent1, received1) = messages();
     let phase_secs = phase.elapsed().as_secs_f64();
@@ -180,4 +205,5 @@ async fn main() {
         orchestrator.shutdown(id).await.expect("shutdown");
     }
     net.shutdown().await;
+    telemetry.shutdown().await;
 }

@@ -55,8 +55,13 @@ async fn two_orchestrators_never_over_commit_a_provider() {
         let cpu = if i < 2 { 100 } else { 2_000 };
         registries.push(node.serve_deployments(engine.clone(), offer(cpu)).await);
     }
-    // Both orchestrators know every provider's capacity before they place.
+    // Both orchestrators know every provider's capacity before they place: after a
+    // first bid round (a broadcast), every provider sends them its advert.
     for registry in &registries[..2] {
+        let warm =
+            registry.create(service(8_000), dms_testkit::submitter()).await.expect("submitted");
+        dms_testkit::settle(registry, &warm, false).await;
+        registry.shutdown(&warm).await.expect("shut down");
         let directory = registry.directory();
         eventually("every provider advertised", || {
             let known = directory.len(std::time::Instant::now());

@@ -28,8 +28,8 @@ fn service() -> NewDeployment {
     }
 }
 
-/// `n` nodes serving deployments with `shortlist`, node `i` offering `cpu(i)`; waits
-/// until node 0 knows every advert.
+/// `n` nodes serving deployments with `shortlist`, node `i` offering `cpu(i)`; places
+/// one deployment from node 0 and waits until node 0 knows every advert.
 async fn network(n: usize, shortlist: usize, cpu: impl Fn(usize) -> u64) -> (Net, Arc<Registry>) {
     let mut config = dms_node::Config::default();
     config.deployment.shortlist = shortlist;
@@ -40,6 +40,11 @@ async fn network(n: usize, shortlist: usize, cpu: impl Fn(usize) -> u64) -> (Net
     for (i, node) in net.nodes.iter().enumerate() {
         registries.push(node.serve_deployments_with(engine.clone(), offer(cpu(i)), &config).await);
     }
+    // The first bid round is a broadcast: it makes node 0 known to every provider,
+    // which then send it their adverts.
+    let warm = registries[0].create(service(), dms_testkit::submitter()).await.expect("submitted");
+    dms_testkit::settle(&registries[0], &warm, false).await;
+    registries[0].shutdown(&warm).await.expect("shut down");
     let directory = registries[0].directory();
     eventually("every provider advertised", || {
         let known = directory.len(Instant::now());
