@@ -22,9 +22,9 @@ pub const COMMIT: &str = "/dms/deployment/commit";
 pub const ALLOCATE: &str = "/dms/deployment/allocate";
 /// Provider root: undo reservations, commits and allocations of a deployment ([`Revert`]).
 pub const REVERT: &str = "/dms/deployment/revert";
-/// Every node's root, broadcast on [`DEPLOYMENT_TOPIC`]: a provider's capacity
-/// ([`Advert`]), so that orchestrators ask only the few providers likely to take a
-/// deployment instead of the whole network.
+/// Orchestrating node's root, sent directly by providers that it asked for bids lately:
+/// a provider's capacity ([`Advert`]), so that orchestrators ask only the few providers
+/// likely to take a deployment instead of the whole network.
 pub const ADVERT: &str = "/dms/deployment/capacity";
 
 /// A provider's capacity advert: what the machine offers now (free resources,
