@@ -2,7 +2,9 @@
 //!
 //! [`detect`] picks Firecracker when it is on `PATH` (or configured) and `/dev/kvm` opens,
 //! else QEMU's `microvm` machine: with KVM when a paused probe VM comes up with `-cpu host`
-//! (a nested host whose KVM cannot set the CPU's registers fails here at once), with TCG
+//! (a nested host whose KVM cannot set the CPU's registers fails here at once) and the
+//! host is not itself a virtual machine ([`not_nested`]: nested KVM that passes the probe
+//! was seen to hang every real guest; `DMS_VM_NESTED_KVM=1` overrides), with TCG
 //! otherwise. Under TCG the guest kernel is told the host's TSC rate (`tsc_early_khz`,
 //! from `/proc/cpuinfo`) and that the TSC is reliable: without them `microvm` hangs at boot, and with a
 //! wrong rate the guest's clock runs fast or slow.
@@ -89,7 +91,8 @@ pub async fn detect(
     if !cfg!(all(target_arch = "x86_64", target_os = "linux")) {
         return Err("virtual machines run on x86_64 Linux hosts only".into());
     }
-    let kvm = kvm_opens();
+    let kvm = kvm_opens()
+        .and_then(|()| not_nested(&std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default()));
     if choice != Choice::Qemu {
         let found = firecracker.map(Path::to_path_buf).or_else(|| on_path("firecracker"));
         match (found, &kvm) {
@@ -147,6 +150,27 @@ fn kvm_opens() -> Result<(), String> {
         .open("/dev/kvm")
         .map(drop)
         .map_err(|e| format!("/dev/kvm: {e}"))
+}
+
+/// Set to `1` to use KVM on a host that is itself a virtual machine.
+pub const NESTED_KVM_ENV: &str = "DMS_VM_NESTED_KVM";
+
+/// Refuses KVM on a host that is itself a virtual machine (`hypervisor` among the CPU
+/// flags of `cpuinfo`) unless [`NESTED_KVM_ENV`] is `1`: nested KVM may bring a probe VM
+/// up and then hang every real guest (seen on this project's CI machines), which no
+/// probe short of booting a guest can tell.
+pub(crate) fn not_nested(cpuinfo: &str) -> Result<(), String> {
+    let nested = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .any(|l| l.split_whitespace().any(|f| f == "hypervisor"));
+    if nested && std::env::var(NESTED_KVM_ENV).as_deref() != Ok("1") {
+        return Err(format!(
+            "this host is itself a virtual machine, where KVM guests may hang; set \
+             {NESTED_KVM_ENV}=1 for the daemon to use nested KVM anyway"
+        ));
+    }
+    Ok(())
 }
 
 /// `name` in a directory of `PATH`.

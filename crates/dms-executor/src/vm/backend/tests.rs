@@ -98,3 +98,14 @@ fn the_tsc_rate_comes_from_cpuinfo() {
     assert_eq!(cpu_mhz_khz("processor\t: 0\n"), None);
     assert_eq!(tcg().describe(), "qemu-microvm (tcg)");
 }
+
+#[test]
+fn kvm_is_not_used_inside_a_virtual_machine_unless_asked() {
+    let bare = "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr vmx\n";
+    let guest = "processor\t: 0\nflags\t\t: fpu vme de pse tsc msr vmx hypervisor\n";
+    assert!(not_nested(bare).is_ok());
+    if std::env::var(NESTED_KVM_ENV).as_deref() != Ok("1") {
+        let why = not_nested(guest).expect_err("nested");
+        assert!(why.contains(NESTED_KVM_ENV), "{why}");
+    }
+}
