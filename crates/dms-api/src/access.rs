@@ -81,7 +81,7 @@ impl Policy {
 }
 
 /// Whether `presented` is `token` (never for an empty token), in constant time.
-fn same(presented: &str, token: &str) -> bool {
+pub(crate) fn same(presented: &str, token: &str) -> bool {
     !token.is_empty() && bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
 }
 

@@ -26,9 +26,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use dms_actor::{Actor, Handle};
 use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
+use crate::access::same;
 use crate::routes::AppState;
 use crate::{ApiError, ErrorBody};
 
@@ -73,10 +73,6 @@ struct Tokens {
 
 fn fresh() -> String {
     hex::encode(rand::random::<[u8; 32]>())
-}
-
-fn same(a: &str, b: &str) -> bool {
-    bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 /// Drops expired entries, then the oldest while there are `max` or more; adds `token`,

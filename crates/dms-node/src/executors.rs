@@ -31,15 +31,7 @@ pub(crate) async fn host(
         .map_err(|e| Error::Executor(format!("WebAssembly: {e}")))?;
     let mut executors = dms_provider::Executors::new().with(Kind::Wasm, Arc::new(wasm));
     let scope = scope(&network.actor.handle().peer);
-    // Containers are this node's by a scope label of its own: nodes sharing one engine
-    // (a devnet, or two nodes on one host) never re-attach or remove each other's.
-    let docker = dms_executor::docker::Config {
-        scope: scope.clone(),
-        ..dms_executor::docker::Config::default()
-    };
-    match tokio::time::timeout(DOCKER_CONNECT, dms_executor::docker::Executor::connect(docker))
-        .await
-    {
+    match tokio::time::timeout(DOCKER_CONNECT, docker(&scope)).await {
         Ok(Ok(docker)) => executors = executors.with(Kind::Docker, Arc::new(docker)),
         Ok(Err(error)) => {
             info!(%error, "No Docker engine: this node bids for no container allocations.");
@@ -55,6 +47,31 @@ pub(crate) async fn host(
     Ok(executors)
 }
 
+/// The Docker executor of the node with scope label `scope`. Containers are a node's by
+/// that label: nodes sharing one engine (a devnet, or two nodes on one host) never
+/// re-attach or remove each other's.
+async fn docker(scope: &str) -> Result<dms_executor::docker::Executor, dms_executor::Error> {
+    let config = dms_executor::docker::Config {
+        scope: scope.into(),
+        ..dms_executor::docker::Config::default()
+    };
+    dms_executor::docker::Executor::connect(config).await
+}
+
+/// The VM executor's settings from `[vm]`, its VMs kept under `state_dir` for `scope`.
+fn vm_settings(
+    config: &VmConfig,
+    state_dir: std::path::PathBuf,
+    scope: String,
+) -> Result<dms_executor::vm::Config, Error> {
+    Ok(dms_executor::vm::Config {
+        choice: config.choice().map_err(|e| Error::Executor(e.to_string()))?,
+        qemu: VmConfig::program(&config.qemu),
+        firecracker: VmConfig::program(&config.firecracker),
+        ..dms_executor::vm::Config::new(state_dir, scope)
+    })
+}
+
 /// Stops and removes every workload the node of `home` (peer id `peer`) left running:
 /// its Docker containers, found by its scope label, and its VMs, found by their records.
 /// Names what it removed. For uninstalling; the daemon must not run (it would re-attach
@@ -68,13 +85,7 @@ pub async fn remove_workloads(
     let scope = scope(peer);
     let none = std::collections::HashSet::new();
     let mut removed = Vec::new();
-    let docker = dms_executor::docker::Config {
-        scope: scope.clone(),
-        ..dms_executor::docker::Config::default()
-    };
-    if let Ok(Ok(docker)) =
-        tokio::time::timeout(DOCKER_CONNECT, dms_executor::docker::Executor::connect(docker)).await
-    {
+    if let Ok(Ok(docker)) = tokio::time::timeout(DOCKER_CONNECT, docker(&scope)).await {
         let recovery =
             docker.reattach(&none).await.map_err(|e| Error::Executor(format!("Docker: {e}")))?;
         removed.extend(recovery.removed.iter().map(|i| format!("container {}", i.id.0)));
@@ -82,11 +93,7 @@ pub async fn remove_workloads(
     let state_dir = config.store.resolve(home.root());
     let state_dir = state_dir.parent().unwrap_or(home.root()).join("vm");
     if state_dir.exists() {
-        let settings = dms_executor::vm::Config {
-            qemu: VmConfig::program(&config.vm.qemu),
-            firecracker: VmConfig::program(&config.vm.firecracker),
-            ..dms_executor::vm::Config::new(state_dir, scope)
-        };
+        let settings = vm_settings(&config.vm, state_dir, scope)?;
         if let Ok(vm) = dms_executor::vm::Executor::new(settings).await {
             let recovery =
                 vm.reattach(&none).await.map_err(|e| Error::Executor(format!("VM: {e}")))?;
@@ -105,12 +112,7 @@ async fn vm(
     scope: String,
 ) -> Result<dms_provider::Executors, Error> {
     use dms_executor::vm;
-    let settings = vm::Config {
-        choice: config.choice().map_err(|e| Error::Executor(e.to_string()))?,
-        qemu: VmConfig::program(&config.qemu),
-        firecracker: VmConfig::program(&config.firecracker),
-        ..vm::Config::new(state_dir, scope)
-    };
+    let settings = vm_settings(config, state_dir, scope)?;
     match vm::Executor::new(settings).await {
         Ok(executor) => {
             let backend = executor.backend().clone();

@@ -59,6 +59,11 @@ impl Audience {
         members.insert(peer.to_string(), (now, false));
     }
 
+    /// Whether nobody is in the audience.
+    pub fn is_empty(&self) -> bool {
+        self.members.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
+    }
+
     /// The members to send to now: all of them (`everyone`), or only those that never
     /// had an advert; marks them served.
     fn take(&self, everyone: bool, now: Instant) -> Vec<String> {
@@ -90,6 +95,10 @@ pub(crate) fn start(shared: &Arc<Shared>) -> Option<JoinHandle<()>> {
         loop {
             tick.tick().await;
             let Some(shared) = weak.upgrade() else { return };
+            // Nobody orchestrates through this provider: no snapshot, no store read.
+            if shared.audience.is_empty() {
+                continue;
+            }
             let status = shared.manager.status();
             if status.onboarded.is_none() {
                 last = None;

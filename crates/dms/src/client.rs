@@ -113,8 +113,12 @@ impl ApiClient {
 
     /// `GET path`, decoding a JSON answer.
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let response =
-            self.send(Method::GET, path, None, false).await?.expect("404 is an error here");
+        self.json(Method::GET, path).await
+    }
+
+    /// `method path` without a body, decoding a JSON answer (a 404 is an error).
+    async fn json<T: DeserializeOwned>(&self, method: Method, path: &str) -> anyhow::Result<T> {
+        let response = self.send(method, path, None, false).await?.expect("404 is an error here");
         response
             .json()
             .await
@@ -133,12 +137,7 @@ impl ApiClient {
 
     /// `POST path` without a body, decoding a JSON answer.
     pub async fn post<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        let response =
-            self.send(Method::POST, path, None, false).await?.expect("404 is an error here");
-        response
-            .json()
-            .await
-            .with_context(|| format!("unexpected answer to {path} from {}", self.addr))
+        self.json(Method::POST, path).await
     }
 
     /// `PUT path` with a JSON body.

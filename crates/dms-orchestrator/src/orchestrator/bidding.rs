@@ -57,20 +57,9 @@ impl Orchestrator {
         let mut answers = Vec::new();
         let pinned: BTreeSet<String> = asks.iter().filter_map(|a| a.pinned.clone()).collect();
         if asks.iter().all(|a| a.pinned.is_some()) {
-            let mut calls = JoinSet::new();
-            for peer in pinned {
-                let Some(to) = (self.shared.root_of)(&peer) else { continue };
-                let actor = self.actor.clone();
-                let request = request.clone();
-                let timeout = settings.bid_window;
-                calls.spawn(async move { (peer, call(&actor, &to, &request, timeout).await) });
-            }
-            while let Some(Ok((peer, answer))) = calls.join_next().await {
+            for (peer, answer) in self.ask_directly(pinned, &request).await {
                 match answer {
-                    Ok(mut answer) => {
-                        answer.peer = peer;
-                        answers.push(answer);
-                    }
+                    Ok(answer) => answers.push(answer),
                     Err(error) => self.change(
                         None,
                         format!("pinned peer {} did not bid: {error}", select::short(&peer)),
@@ -163,18 +152,10 @@ impl Orchestrator {
             let Some(peers) = directory.shortlist(asks, &asked, settings.shortlist, now) else {
                 break;
             };
-            let mut calls = JoinSet::new();
-            for peer in peers {
-                asked.insert(peer.clone());
-                let Some(to) = (self.shared.root_of)(&peer) else { continue };
-                let (actor, request) = (self.actor.clone(), request.clone());
-                let timeout = settings.bid_window;
-                calls.spawn(async move { (peer, call(&actor, &to, &request, timeout).await) });
-            }
-            while let Some(Ok((peer, answer))) = calls.join_next().await {
+            asked.extend(peers.iter().cloned());
+            for (peer, answer) in self.ask_directly(peers, request).await {
                 match answer {
-                    Ok(mut answer) => {
-                        answer.peer = peer;
+                    Ok(answer) => {
                         count_received(&answer);
                         answers.push(answer);
                     }
@@ -200,6 +181,31 @@ impl Orchestrator {
             |_| {},
         );
         (asked, answers)
+    }
+
+    /// Sends `request` straight to each of `peers` at once (a bid window at most) and
+    /// returns every answer, its `peer` filled in, or why there was none.
+    async fn ask_directly(
+        &self,
+        peers: BTreeSet<String>,
+        request: &BidRequest,
+    ) -> Vec<(String, Result<BidAnswer, dms_actor::ActorError>)> {
+        let timeout = self.shared.settings.bid_window;
+        let mut calls = JoinSet::new();
+        for peer in peers {
+            let Some(to) = (self.shared.root_of)(&peer) else { continue };
+            let (actor, request) = (self.actor.clone(), request.clone());
+            calls.spawn(async move { (peer, call(&actor, &to, &request, timeout).await) });
+        }
+        let mut answers = Vec::new();
+        while let Some(Ok((peer, answer))) = calls.join_next().await {
+            let answer = answer.map(|mut a| {
+                a.peer = peer.clone();
+                a
+            });
+            answers.push((peer, answer));
+        }
+        answers
     }
 
     /// Releases the reservations of bids that were not chosen.
