@@ -77,20 +77,23 @@ struct Inner {
     lines: VecDeque<LogLine>,
     capacity: usize,
     splitter: LineSplitter,
-    /// `None` once the output has ended.
+    /// Until the output ends.
+    open: bool,
+    /// The followers' channel, made by the first follower (its backlog is sizeable,
+    /// and most executions are never followed); dropped when the output ends.
     live: Option<broadcast::Sender<LogLine>>,
 }
 
 impl LogBuffer {
     /// An open buffer keeping the last `capacity` lines.
     pub fn new(capacity: usize) -> Arc<LogBuffer> {
-        let (live, _) = broadcast::channel(FOLLOW_BACKLOG);
         Arc::new(LogBuffer {
             inner: Mutex::new(Inner {
                 lines: VecDeque::new(),
                 capacity: capacity.max(1),
                 splitter: LineSplitter::default(),
-                live: Some(live),
+                open: true,
+                live: None,
             }),
         })
     }
@@ -103,7 +106,7 @@ impl LogBuffer {
     /// Appends output. Writes after [`close`](LogBuffer::close) are dropped.
     pub fn write(&self, stream: OutputStream, bytes: &[u8]) {
         let mut inner = self.lock();
-        if inner.live.is_none() {
+        if !inner.open {
             return;
         }
         let lines = inner.splitter.push(stream, bytes);
@@ -113,7 +116,7 @@ impl LogBuffer {
     /// Appends one whole line.
     pub fn line(&self, stream: OutputStream, text: impl Into<String>) {
         let mut inner = self.lock();
-        if inner.live.is_some() {
+        if inner.open {
             inner.append(vec![LogLine { stream, text: text.into() }]);
         }
     }
@@ -123,6 +126,7 @@ impl LogBuffer {
         let mut inner = self.lock();
         let rest = std::mem::take(&mut inner.splitter).finish();
         inner.append(rest);
+        inner.open = false;
         inner.live = None;
     }
 
@@ -131,12 +135,13 @@ impl LogBuffer {
     pub fn stream(&self, options: LogOptions) -> LogStream {
         let (tx, stream) = LogStream::channel();
         let (snapshot, mut live) = {
-            let inner = self.lock();
+            let mut inner = self.lock();
             let wanted: Vec<LogLine> =
                 inner.lines.iter().filter(|l| options.wants(l.stream)).cloned().collect();
             let skip = options.tail.map_or(0, |n| wanted.len().saturating_sub(n));
-            let live =
-                if options.follow { inner.live.as_ref().map(|s| s.subscribe()) } else { None };
+            let live = (options.follow && inner.open).then(|| {
+                inner.live.get_or_insert_with(|| broadcast::channel(FOLLOW_BACKLOG).0).subscribe()
+            });
             (wanted.into_iter().skip(skip).collect::<Vec<_>>(), live)
         };
         tokio::spawn(async move {

@@ -187,6 +187,7 @@ fn requests() -> Vec<Seed> {
         contracts: Vec::new(),
         dry_run: true,
         reservation_ms: 30_000,
+        rtts: true,
     };
     let allocation = ensemble.allocations.get("greet").expect("hello has greet").clone();
     let allocate = deployment::Allocate {

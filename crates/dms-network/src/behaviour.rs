@@ -64,11 +64,12 @@ impl Behaviour {
                 gossipsub::PeerScoreThresholds::default(),
             )
             .map_err(|e| NetworkError::Setup(format!("gossipsub scoring: {e}")))?;
-        let mut kad = kad::Behaviour::with_config(
-            peer_id,
-            kad::store::MemoryStore::new(peer_id),
-            kad::Config::new(KAD_PROTOCOL),
-        );
+        let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+        if !config.discovery {
+            kad_config.set_periodic_bootstrap_interval(None);
+        }
+        let mut kad =
+            kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
         kad.set_mode(Some(kad::Mode::Server));
         let mdns = if config.mdns {
             Some(

@@ -40,7 +40,9 @@ async fn write_frame<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> 
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame longer than 4 GiB"))?;
     io.write_all(&len.to_be_bytes()).await?;
     io.write_all(bytes).await?;
-    io.flush().await
+    io.flush().await?;
+    dms_telemetry::metrics::wire_sent(bytes.len() + 4);
+    Ok(())
 }
 
 impl Codec for FrameCodec {

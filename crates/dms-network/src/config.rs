@@ -22,6 +22,10 @@ pub struct Config {
     pub bootstrap: Vec<Multiaddr>,
     /// Discover peers on the local network with mDNS.
     pub mdns: bool,
+    /// Look for more peers through the DHT (a bootstrap query on the first connection
+    /// and every 5 minutes). Off, the node keeps to the peers it dials or that dial it
+    /// and still answers others' DHT queries: for leaf nodes of large simulations.
+    pub discovery: bool,
     /// Act as a relay for other peers.
     pub relay_service: bool,
     /// Relays to stay reachable through (with `/p2p/<peer id>`): a reservation is kept on
@@ -52,6 +56,7 @@ impl Default for Config {
             ],
             bootstrap: Vec::new(),
             mdns: false,
+            discovery: true,
             relay_service: false,
             relays: Vec::new(),
             max_message_bytes: 1024 * 1024,

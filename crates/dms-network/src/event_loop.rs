@@ -60,6 +60,8 @@ pub struct EventLoop {
     commands: mpsc::Receiver<Command>,
     inbound: mpsc::Sender<Inbound>,
     bootstrap: Vec<Multiaddr>,
+    /// Run a DHT bootstrap query on the first connection (`Config::discovery`).
+    discovery: bool,
     pending_sends: HashMap<OutboundRequestId, SendReply>,
     responding: futures::stream::FuturesUnordered<Responding>,
     open_exchanges: HashMap<u64, request_response::ResponseChannel<Vec<u8>>>,
@@ -93,6 +95,7 @@ impl EventLoop {
         commands: mpsc::Receiver<Command>,
         inbound: mpsc::Sender<Inbound>,
         bootstrap: Vec<Multiaddr>,
+        discovery: bool,
         relays: crate::relays::Relays,
     ) -> EventLoop {
         EventLoop {
@@ -100,6 +103,7 @@ impl EventLoop {
             commands,
             inbound,
             bootstrap,
+            discovery,
             pending_sends: HashMap::new(),
             responding: futures::stream::FuturesUnordered::new(),
             open_exchanges: HashMap::new(),
@@ -332,7 +336,7 @@ impl EventLoop {
                 for reply in self.pending_dials.remove(&peer_id).unwrap_or_default() {
                     let _ = reply.send(Ok(()));
                 }
-                if self.connections.len() == 1 {
+                if self.connections.len() == 1 && self.discovery {
                     let _ = self.swarm.behaviour_mut().kad.bootstrap();
                 }
             }

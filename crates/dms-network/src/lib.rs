@@ -194,8 +194,14 @@ pub fn build(
     let (commands_tx, commands_rx) = mpsc::channel(256);
     let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue.max(1));
     let relays = relays::Relays::new(&config.relays, config.relay_service);
-    let event_loop =
-        EventLoop::new(swarm, commands_rx, inbound_tx, config.bootstrap.clone(), relays);
+    let event_loop = EventLoop::new(
+        swarm,
+        commands_rx,
+        inbound_tx,
+        config.bootstrap.clone(),
+        config.discovery,
+        relays,
+    );
     let peer_dids = std::sync::Arc::new(std::sync::Mutex::new(lru::LruCache::new(
         std::num::NonZeroUsize::new(client::PEER_DID_CACHE).expect("non-zero capacity"),
     )));

@@ -251,7 +251,7 @@ impl Registry {
             subnet,
             trace: dms_telemetry::propagate::current(),
         };
-        let key = identity::create(&self.shared.store, &id)?;
+        let key = identity::create(&self.shared.store, &id);
         let orchestrator = Orchestrator::spawn(self.shared.clone(), record, key);
         orchestrator.hold_stores(stores);
         let submitted = orchestrator.change_at(

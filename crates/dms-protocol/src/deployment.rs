@@ -68,6 +68,16 @@ pub struct BidRequest {
     /// How long a reservation must be held, in milliseconds.
     #[serde(default)]
     pub reservation_ms: u64,
+    /// Whether bids carry the provider's round-trip times to its peers: only when the
+    /// ensemble bounds the latency between its nodes (or for a plan, which shows them).
+    /// Otherwise a bid would grow with the provider's peer count and cost it a walk
+    /// over every connection. Absent (an older orchestrator): carried.
+    #[serde(default = "carried")]
+    pub rtts: bool,
+}
+
+fn carried() -> bool {
+    true
 }
 
 /// One machine wanted: an ensemble node and what its allocations need together.
@@ -121,8 +131,9 @@ pub struct Bid {
     pub machine: Machine,
     /// [`dms_types::capability::score`] of the ask on the machine, in `[0, 1]`.
     pub score: f64,
-    /// Round-trip times to the provider's connected peers, in milliseconds.
-    #[serde(default)]
+    /// Round-trip times to the provider's connected peers, in milliseconds (when the
+    /// request asked for them: [`BidRequest::rtts`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rtt_ms: BTreeMap<String, f64>,
     /// How the score was made (fit, price, benchmark and their weights).
     #[serde(default, skip_serializing_if = "Option::is_none")]

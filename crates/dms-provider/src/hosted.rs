@@ -110,23 +110,14 @@ pub(crate) fn key(store: &Store, id: &str, fallback: &KeyPair) -> KeyPair {
         .unwrap_or_else(|| fallback.clone())
 }
 
-/// Writes `hosted` (durably: flushed before returning), off the async threads.
+/// Writes `hosted` (`durable`: flushed before returning), off the async threads,
+/// group-committed with the other allocations' writes.
 pub(crate) async fn save(store: &Store, hosted: &Hosted, durable: bool) {
     let (store, record) = (store.clone(), hosted.clone());
-    let written = tokio::task::spawn_blocking(move || {
-        if durable {
-            HOSTED.put_now(&store, &record.id, &record)
-        } else {
-            HOSTED.put_lazy(&store, &record.id, &record)
-        }
-    })
-    .await;
-    match written {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => {
-            tracing::warn!(allocation = %hosted.id, %error, "Could not persist an allocation.");
-        }
-        Err(error) => tracing::warn!(%error, "The allocation writer failed."),
+    let written =
+        store.write_grouped_async(durable, move |tx| HOSTED.put(tx, &record.id, &record)).await;
+    if let Err(error) = written {
+        tracing::warn!(allocation = %hosted.id, %error, "Could not persist an allocation.");
     }
 }
 

@@ -33,8 +33,11 @@ pub(crate) async fn bid(
     from: dms_actor::Handle,
 ) -> BidAnswer {
     let me = shared.router.peer().to_string();
-    let rtt_ms: BTreeMap<String, f64> =
-        (shared.rtts)().await.into_iter().map(|(peer, rtt)| (peer, rtt as f64)).collect();
+    let rtt_ms: BTreeMap<String, f64> = if request.rtts {
+        (shared.rtts)().await.into_iter().map(|(peer, rtt)| (peer, rtt as f64)).collect()
+    } else {
+        BTreeMap::new()
+    };
     // One snapshot of the accounts for the whole answer.
     let status = shared.manager.status();
     let machine = machine(shared, &status);

@@ -53,6 +53,7 @@
 //! | module         | contents                                                            |
 //! |----------------|---------------------------------------------------------------------|
 //! | `store`        | [`Store`], [`ReadTx`], [`WriteTx`], [`Readable`]: opening, locking, transactions |
+//! | `group`        | [`Store::write_queued`], [`Committer`]: group commit, many writers' writes in one flushed transaction |
 //! | `repo`         | [`Repo`]: typed key-value tables                                    |
 //! | `collection`   | [`Collection`], [`Plan`]: documents, index maintenance, query planning |
 //! | `query`        | [`Query`], [`Condition`]: the query builder and match semantics      |
@@ -73,6 +74,7 @@
 mod collection;
 mod encoding;
 mod error;
+mod group;
 mod names;
 mod query;
 mod repo;
@@ -80,6 +82,7 @@ mod store;
 
 pub use collection::{Collection, Plan};
 pub use error::Error;
+pub use group::Committer;
 pub use names::MAX_NAME_LEN;
 pub use query::{Condition, Query};
 pub use repo::Repo;

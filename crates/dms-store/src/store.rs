@@ -22,9 +22,11 @@ pub struct Store {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     db: redb::Database,
     path: PathBuf,
+    /// Grouped writes waiting for a commit ([`Store::write_grouped`]).
+    group: crate::group::Group,
 }
 
 impl std::fmt::Debug for Store {
@@ -64,7 +66,7 @@ impl Store {
             }
             source => Error::Open { path: path.clone(), source },
         })?;
-        Ok(Store { inner: Arc::new(Inner { db, path }) })
+        Ok(Store { inner: Arc::new(Inner { db, path, group: Default::default() }) })
     }
 
     /// The path of the database file, as given to [`Store::open`].
@@ -118,7 +120,15 @@ impl Store {
         self.write_with(false, f)
     }
 
-    fn write_with<T>(
+    pub(crate) fn group(&self) -> &crate::group::Group {
+        &self.inner.group
+    }
+
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
+    }
+
+    pub(crate) fn write_with<T>(
         &self,
         durable: bool,
         f: impl FnOnce(&WriteTx) -> Result<T, Error>,
@@ -162,12 +172,12 @@ thread_local! {
 
 /// Marks this thread as writing to a store, refusing a nested write on it (which would wait
 /// forever for the outer one).
-struct WriteGuard {
+pub(crate) struct WriteGuard {
     id: usize,
 }
 
 impl WriteGuard {
-    fn enter(inner: &Arc<Inner>) -> Result<WriteGuard, Error> {
+    pub(crate) fn enter(inner: &Arc<Inner>) -> Result<WriteGuard, Error> {
         let id = Arc::as_ptr(inner) as usize;
         ACTIVE_WRITES.with(|active| {
             let mut active = active.borrow_mut();

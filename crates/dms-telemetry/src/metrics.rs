@@ -27,6 +27,7 @@ struct Counters {
     messages: Counter<u64>,
     refused: Counter<u64>,
     sent: Counter<u64>,
+    wire: Counter<u64>,
     restarts: Counter<u64>,
 }
 
@@ -51,6 +52,10 @@ static COUNTERS: LazyLock<Counters> = LazyLock::new(|| {
             "Actor messages refused before running, by code (unauthorized, expired, ...).",
         ),
         sent: counter("dms_messages_sent", "Actor messages sent (local and remote)."),
+        wire: counter(
+            "dms_network_sent_bytes",
+            "Bytes of direct messages (requests and responses, framed) written to peers.",
+        ),
         restarts: counter("dms_allocation_restarts", "Allocations restarted on this provider."),
     }
 });
@@ -115,6 +120,11 @@ pub fn message_sent() {
 /// Counts a message refused with `code` (one of `codes`, else `other`).
 pub fn message_refused(code: &str, codes: &[&'static str]) {
     COUNTERS.refused.add(1, &[KeyValue::new("code", bounded(code, codes))]);
+}
+
+/// Counts `n` bytes of a direct message written to a peer.
+pub fn wire_sent(n: usize) {
+    COUNTERS.wire.add(n as u64, &[]);
 }
 
 /// Counts an allocation restart.

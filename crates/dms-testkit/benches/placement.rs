@@ -5,21 +5,22 @@
 //!
 //! `cargo bench -p dms-testkit --bench placement` (`DMS_BENCH_NODES`, default 100;
 //! `DMS_BENCH_SHORTLIST`, default 3, 0 = broadcast every bid request as before;
-//! `DMS_BENCH_ADVERTISE_SECS`, default 10, 0 = no capacity adverts).
+//! `DMS_BENCH_ADVERTISE_SECS`, default 10, 0 = no capacity adverts;
+//! `DMS_BENCH_CONCURRENT`, default 50, how many are submitted at once;
+//! `DMS_BENCH_TOPOLOGY`, `mesh` (default) or `star`: every node connected to node 0 only).
 //!
-//! Beside the times it prints messages per placement (actor messages sent and
-//! received, whole process: every node's) and the process's resident memory per node.
+//! Beside the times it prints messages and bytes per placement (actor messages sent and
+//! received, direct bytes written; whole process: every node's) and the process's resident memory per node.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dms_executor::fake;
 use dms_orchestrator::{DeploymentState, NewDeployment, Registry};
-use dms_testkit::{Net, Options};
+use dms_testkit::{Net, Options, Topology};
 use dms_types::resources::Resources;
 
 const SEQUENTIAL: usize = 30;
-const CONCURRENT: usize = 50;
 
 fn request() -> NewDeployment {
     let text = "version: V1\nallocations:\n  s:\n    type: service\n    executor: wasm\n    resources: {cpu: {cores: 0.1}, ram: 16MiB}\n    execution: {module: https://example.invalid/s.wasm}\nnodes:\n  n: {allocations: [s]}\n";
@@ -32,16 +33,52 @@ fn request() -> NewDeployment {
     }
 }
 
-/// The process's counters of actor messages sent and received (every node's).
-fn messages() -> (f64, f64) {
-    let text = dms_telemetry::metrics::render();
-    let total = |name: &str| -> f64 {
-        text.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
-    (total("dms_messages_sent_total"), total("dms_messages_received_total"))
+/// The process's traffic counters (every node's): actor messages sent, actor
+/// messages received and run, and bytes of direct messages written (framed;
+/// broadcasts are not counted, and with a shortlist the measured placements make none).
+#[derive(Clone, Copy, Default)]
+struct Traffic {
+    sent: f64,
+    received: f64,
+    bytes: f64,
+}
+
+impl Traffic {
+    fn now() -> Traffic {
+        let text = dms_telemetry::metrics::render();
+        let total = |name: &str| -> f64 {
+            text.lines()
+                .filter(|l| l.starts_with(name))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum()
+        };
+        Traffic {
+            sent: total("dms_messages_sent_total"),
+            received: total("dms_messages_received_total"),
+            bytes: total("dms_network_sent_bytes_total"),
+        }
+    }
+
+    /// Per second over `secs` since `before`.
+    fn rate(self, before: Traffic, secs: f64) -> Traffic {
+        Traffic {
+            sent: (self.sent - before.sent) / secs,
+            received: (self.received - before.received) / secs,
+            bytes: (self.bytes - before.bytes) / secs,
+        }
+    }
+
+    /// Per placement of `count` over `secs` since `before`, the `background` rate
+    /// taken out.
+    fn per(self, before: Traffic, background: Traffic, secs: f64, count: usize) -> String {
+        let each = |now: f64, then: f64, idle: f64| (now - then - idle * secs) / count as f64;
+        format!(
+            "{:.0} messages sent, {:.0} received, {:.1} KiB on the wire",
+            each(self.sent, before.sent, background.sent),
+            each(self.received, before.received, background.received),
+            each(self.bytes, before.bytes, background.bytes) / 1024.0,
+        )
+    }
 }
 
 /// Resident memory of this process, in MiB.
@@ -87,12 +124,25 @@ async fn main() {
     let started = Instant::now();
     let shortlist: usize =
         std::env::var("DMS_BENCH_SHORTLIST").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let concurrent: usize =
+        std::env::var("DMS_BENCH_CONCURRENT").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
     let advertise: u64 =
         std::env::var("DMS_BENCH_ADVERTISE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
     let mut config = dms_node::Config::default();
     config.deployment.shortlist = shortlist;
     config.deployment.advertise_every = Duration::from_secs(advertise);
-    let net = Net::start(n, Options::default()).await;
+    // The bench measures placement, not the node's quotas.
+    config.quotas.deployments_per_user = usize::MAX;
+    config.quotas.deployments = usize::MAX;
+    config.quotas.reservations_per_peer = usize::MAX;
+    // A mesh by default (as measured before); `star` connects every provider to the
+    // orchestrating node only, for runs of hundreds of nodes.
+    let topology = match std::env::var("DMS_BENCH_TOPOLOGY").as_deref() {
+        Ok("star") => Topology::Star,
+        _ => Topology::Mesh,
+    };
+    let net = Net::start(n, Options { topology, ..Options::default() }).await;
+    eprintln!("{n} nodes connected ({topology:?}) after {:.1} s", started.elapsed().as_secs_f64());
     net.trust_all();
     let engine = Arc::new(fake::Executor::new());
     let offer = Resources {
@@ -105,6 +155,7 @@ async fn main() {
     for node in &net.nodes {
         registries.push(node.serve_deployments_with(engine.clone(), offer.clone(), &config).await);
     }
+    eprintln!("every node serves deployments after {:.1} s", started.elapsed().as_secs_f64());
     // Let gossip learn every node's subscription to the bid topic, and (with a
     // shortlist) the orchestrator hear every provider's advert.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -126,7 +177,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     println!(
-        "{n} nodes up and meshed in {:.1} s, {} adverts known, shortlist {shortlist}, {:.1} MiB resident ({:.2} MiB per node)",
+        "{n} nodes up ({topology:?}) in {:.1} s, {} adverts known, shortlist {shortlist}, {:.1} MiB resident ({:.2} MiB per node)",
         started.elapsed().as_secs_f64(),
         directory.len(Instant::now()),
         rss_mib(),
@@ -135,18 +186,18 @@ async fn main() {
 
     // Background traffic (adverts, pings, gossip) over an idle while, to tell apart
     // what the placements themselves cost.
-    let (idle_sent, idle_received) = messages();
+    let idle_start = Traffic::now();
     let idle = Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (s, r) = messages();
-    let idle_secs = idle.elapsed().as_secs_f64();
-    let background = ((s - idle_sent) / idle_secs, (r - idle_received) / idle_secs);
+    let background = Traffic::now().rate(idle_start, idle.elapsed().as_secs_f64());
     println!(
-        "background (no placements): {:.0} messages/s sent, {:.0} received",
-        background.0, background.1
+        "background (no placements): {:.0} messages/s sent, {:.0} received, {:.1} KiB/s",
+        background.sent,
+        background.received,
+        background.bytes / 1024.0
     );
     let mut latencies = Vec::new();
-    let (sent0, received0) = messages();
+    let before = Traffic::now();
     let phase = Instant::now();
     let mut slowest = (0.0, String::new());
     for _ in 0..SEQUENTIAL {
@@ -167,22 +218,19 @@ async fn main() {
             println!("  {} {}", e.at_ms, e.message);
         }
     }
-    let (sent1, received1) = messages();
+    let after = Traffic::now();
     let phase_secs = phase.elapsed().as_secs_f64();
-    let net_of =
-        |total: f64, rate: f64, secs: f64, count: usize| (total - rate * secs) / count as f64;
     latencies.sort_by(f64::total_cmp);
     println!(
-        "one at a time ({SEQUENTIAL} runs, {n} providers): submit → running p50 {:.1} ms, p99 {:.1} ms; per placement (with its shutdown, background taken out) {:.0} messages sent, {:.0} received",
+        "one at a time ({SEQUENTIAL} runs, {n} providers): submit → running p50 {:.1} ms, p99 {:.1} ms; per placement (with its shutdown, background taken out) {}",
         pct(&latencies, 50.0),
         pct(&latencies, 99.0),
-        net_of(sent1 - sent0, background.0, phase_secs, SEQUENTIAL),
-        net_of(received1 - received0, background.1, phase_secs, SEQUENTIAL),
+        after.per(before, background, phase_secs, SEQUENTIAL),
     );
 
     let t = Instant::now();
     let mut submitting = tokio::task::JoinSet::new();
-    for _ in 0..CONCURRENT {
+    for _ in 0..concurrent {
         let orchestrator = orchestrator.clone();
         submitting.spawn(async move {
             orchestrator.create(request(), dms_testkit::submitter()).await.expect("submitted")
@@ -193,13 +241,11 @@ async fn main() {
         running(&orchestrator, id).await;
     }
     let took = t.elapsed().as_secs_f64();
-    let (sent2, received2) = messages();
     println!(
-        "{CONCURRENT} at once: all running after {:.2} s = {:.1} placements/s; per placement (background taken out) {:.0} messages sent, {:.0} received",
+        "{concurrent} at once: all running after {:.2} s = {:.1} placements/s; per placement (background taken out) {}",
         took,
-        CONCURRENT as f64 / took,
-        net_of(sent2 - sent1, background.0, took, CONCURRENT),
-        net_of(received2 - received1, background.1, took, CONCURRENT),
+        concurrent as f64 / took,
+        Traffic::now().per(after, background, took, concurrent),
     );
     for id in &ids {
         orchestrator.shutdown(id).await.expect("shutdown");

@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt as _;
+
 use dms_actor::{Actor, Handle, Reply};
 use dms_crypto::{Did, KeyPair, KeyType};
 use dms_network::{Client, Multiaddr, PeerId, Transports};
@@ -46,6 +48,24 @@ pub struct Options {
     pub tcp: bool,
     /// Largest direct message, in bytes.
     pub max_message_bytes: usize,
+    /// Who connects to whom before [`Net::start`] returns.
+    pub topology: Topology,
+}
+
+/// The connections [`Net::start`] waits for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Topology {
+    /// Every node to every other (at most a couple of hundred nodes: each connection
+    /// costs both ends a ping every 15 s and a share of gossip).
+    #[default]
+    Mesh,
+    /// Every node to node 0 (the bootstrap node) only — nodes after the first run no
+    /// DHT discovery (`dms_network::Config::discovery`): how a large network looks
+    /// from the node everyone bootstraps from, without the other nodes' connections
+    /// among themselves, which a real network spreads over N machines but one process
+    /// would pay for on its few cores. For simulations of hundreds or thousands of
+    /// nodes.
+    Star,
 }
 
 impl Default for Options {
@@ -54,6 +74,7 @@ impl Default for Options {
             runtime: dms_actor::Config::default(),
             tcp: false,
             max_message_bytes: dms_actor::envelope::DEFAULT_MAX_ENVELOPE_BYTES,
+            topology: Topology::Mesh,
         }
     }
 }
@@ -204,16 +225,48 @@ pub struct Net {
 
 impl Net {
     /// Starts `n` nodes; node `i > 0` bootstraps from node 0 (as a real network does),
-    /// and the call returns once every node is connected to every other.
+    /// and the call returns once every node is connected to every other
+    /// ([`Topology::Mesh`]) or to node 0 ([`Topology::Star`]).
     pub async fn start(n: usize, options: Options) -> Net {
-        let mut nodes: Vec<Node> = Vec::with_capacity(n);
-        for i in 0..n {
-            let bootstrap = if i == 0 { Vec::new() } else { vec![nodes[0].addr.clone()] };
-            nodes.push(start_node(&options, bootstrap).await);
+        let first = start_node(&options, Vec::new(), n).await;
+        let bootstrap = vec![first.addr.clone()];
+        let mut nodes = vec![first];
+        // A mesh forms best one node at a time (each finds the earlier ones through the
+        // DHT); a star's nodes start a few at a time (a start is mostly waiting: the
+        // store's first flush, the listener).
+        let at_once = if options.topology == Topology::Star { 16 } else { 1 };
+        let mut starting =
+            futures::stream::iter((1..n).map(|_| start_node(&options, bootstrap.clone(), n)))
+                .buffered(at_once);
+        while let Some(node) = starting.next().await {
+            nodes.push(node);
         }
         let net = Net { nodes };
-        net.wait_full_mesh().await;
+        match options.topology {
+            Topology::Mesh => net.wait_full_mesh().await,
+            Topology::Star => net.wait_star().await,
+        }
         net
+    }
+
+    /// Waits until every node is connected to node 0.
+    pub async fn wait_star(&self) {
+        let started = Instant::now();
+        let Some((hub, rest)) = self.nodes.split_first() else { return };
+        let patience = PATIENCE.max(Duration::from_millis(50) * rest.len() as u32);
+        loop {
+            let connected = hub.connected().await;
+            let missing: Vec<&Node> =
+                rest.iter().filter(|n| !connected.contains(&n.peer_id())).collect();
+            if missing.is_empty() {
+                return;
+            }
+            for node in missing {
+                let _ = node.client().dial(hub.addr.clone()).await;
+            }
+            assert!(started.elapsed() < patience, "the nodes did not all connect to node 0");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Waits until every node is connected to every other (discovery through the DHT).
@@ -252,14 +305,21 @@ impl Net {
         &self.nodes[i]
     }
 
-    /// Every node trusts every other node's DID as a root.
+    /// Every node trusts every other node's DID as a root (one change of each node's
+    /// context: N writes, not N²).
     pub fn trust_all(&self) {
+        let dids: Vec<Did> = self.nodes.iter().map(Node::did).collect();
         for a in &self.nodes {
-            for b in &self.nodes {
-                if a.peer_id() != b.peer_id() {
-                    a.trust(&b.did());
-                }
-            }
+            let me = a.did();
+            a.contexts
+                .change::<_, dms_ucan::Error>(dms_node::NODE_CONTEXT, |c| {
+                    let mut added = false;
+                    for did in dids.iter().filter(|d| **d != me) {
+                        added |= c.add_root(did.clone());
+                    }
+                    Ok(added)
+                })
+                .expect("the node context takes the roots");
         }
     }
 
@@ -345,8 +405,9 @@ where
     }
 }
 
-/// Starts one node with a fresh key and store.
-pub async fn start_node(options: &Options, bootstrap: Vec<Multiaddr>) -> Node {
+/// Starts one node with a fresh key and store, in a network of `size` nodes (its
+/// connection limit leaves room for all of them).
+pub async fn start_node(options: &Options, bootstrap: Vec<Multiaddr>, size: usize) -> Node {
     let key = KeyPair::generate(KeyType::Ed25519);
     let dir = tempfile::Builder::new().prefix("dms-testkit-").tempdir().expect("temp dir");
     let store = Store::open(dir.path().join("dms.redb")).expect("store opens");
@@ -362,11 +423,16 @@ pub async fn start_node(options: &Options, bootstrap: Vec<Multiaddr>) -> Node {
         let port = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
         format!("/memory/{port}").parse().expect("memory multiaddr")
     };
+    let discovery = options.topology == Topology::Mesh || bootstrap.is_empty();
     let network = dms_network::Config {
         listen: vec![listen],
         bootstrap,
         transports: if options.tcp { Transports::TcpQuic } else { Transports::Memory },
         max_message_bytes: options.max_message_bytes,
+        discovery,
+        max_connections: dms_network::Config::default()
+            .max_connections
+            .max(u32::try_from(size + 16).unwrap_or(u32::MAX)),
         ..dms_network::Config::default()
     };
     let mut runtime = options.runtime.clone();

@@ -155,6 +155,7 @@ async fn a_reservation_is_committed_only_by_whoever_asked_for_it() {
         contracts: Vec::new(),
         dry_run: false,
         reservation_ms: 10_000,
+        rtts: false,
     };
     let t = Duration::from_secs(5);
     let answer = call(asker.actor(), provider.handle(), &request, t).await.expect("bid");

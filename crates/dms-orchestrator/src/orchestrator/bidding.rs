@@ -53,6 +53,7 @@ impl Orchestrator {
             contracts: record.ensemble.contracts.keys().cloned().collect(),
             dry_run,
             reservation_ms: u64::try_from(settings.reservation.as_millis()).unwrap_or(u64::MAX),
+            rtts: dry_run || record.ensemble.edges.iter().any(|e| e.max_latency.is_some()),
         };
         let mut answers = Vec::new();
         let pinned: BTreeSet<String> = asks.iter().filter_map(|a| a.pinned.clone()).collect();

@@ -16,12 +16,23 @@ use super::Shared;
 /// Orchestrator keys (the secret, hex), by deployment id.
 const KEYS: Repo<String> = Repo::new("orchestrator_keys");
 
-/// A new key for deployment `id`, stored lazily: the record's first durable write, which
-/// `Registry::create` waits for, flushes it too.
-pub(crate) fn create(store: &Store, id: &str) -> Result<KeyPair, dms_store::Error> {
+/// A new key for deployment `id`, queued for the next group commit without waiting:
+/// the record's first durable write, which `Registry::create` waits for, is queued
+/// after it, so it is in the same flush or a later one.
+pub(crate) fn create(store: &Store, id: &str) -> KeyPair {
     let key = KeyPair::generate(KeyType::Ed25519);
-    KEYS.put_lazy(store, id, &*key.secret_hex())?;
-    Ok(key)
+    let (id, secret) = (id.to_string(), key.secret_hex());
+    let logged = id.clone();
+    let done = move |written: Result<(), dms_store::Error>| {
+        if let Err(error) = written {
+            warn!(deployment = %logged, %error, "Could not store an orchestrator's key.");
+        }
+    };
+    if let Some(committer) = store.write_queued(false, move |tx| KEYS.put(tx, &id, &*secret), done)
+    {
+        tokio::task::spawn_blocking(move || committer.run());
+    }
+    key
 }
 
 /// The key of deployment `id`; the node's own for deployments made before orchestrators

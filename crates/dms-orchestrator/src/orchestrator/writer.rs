@@ -1,5 +1,6 @@
 //! The writer of a deployment's record: off the async path, in order, coalescing bursts
-//! (the latest record is written), flushing to disk when a change asked for it.
+//! (the latest record is written), flushing to disk when a change asked for it. Writes
+//! of all deployments are group-committed ([`dms_store::Store::write_grouped`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,21 +47,19 @@ impl Writer {
                 let store = o.shared.store.clone();
                 drop(o);
                 let seq = record.next_seq;
-                let written = tokio::task::spawn_blocking(move || {
-                    if wants_durable {
-                        DEPLOYMENTS.put_now(&store, &record.id, &record)
-                    } else {
-                        DEPLOYMENTS.put_lazy(&store, &record.id, &record)
-                    }
-                })
-                .await;
+                // Grouped with the other deployments' writes: under load, one
+                // transaction and one flush for many records.
+                let written = store
+                    .write_grouped_async(wants_durable, move |tx| {
+                        DEPLOYMENTS.put(tx, &record.id, &record)
+                    })
+                    .await;
                 match written {
-                    Ok(Ok(())) if wants_durable => {
+                    Ok(()) if wants_durable => {
                         flushed.send_replace(seq);
                     }
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => warn!(%error, "Could not persist a deployment."),
-                    Err(error) => warn!(%error, "The deployment writer failed."),
+                    Ok(()) => {}
+                    Err(error) => warn!(%error, "Could not persist a deployment."),
                 }
             }
         });
