@@ -14,11 +14,15 @@
 //!   different receipt with a sequence number already taken is refused.
 //! - [`processor`] — what is owed under each payment model, a pure function of the
 //!   terms and the accepted receipts.
+//! - [`ledger`] — each side's double-entry [`ledger::Ledger`] behind the
+//!   [`ledger::Settlement`] trait (the seam for payment rails), and [`ledger::agree`],
+//!   which says whether requester and provider booked the same.
 //!
 //! Nothing here does I/O: the orchestrator and provider store contracts, send receipts
 //! and keep ledgers with these types.
 
 pub mod contract;
+pub mod ledger;
 pub mod money;
 pub mod processor;
 pub mod receipt;
