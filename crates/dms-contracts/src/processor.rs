@@ -7,26 +7,47 @@
 use std::collections::BTreeSet;
 
 use crate::receipt::{Receipt, Usage};
-use crate::{Amount, Model, Terms};
+use crate::{Amount, Contract, Error, Model, Terms};
 
 /// Seconds per hour.
 const HOUR: u128 = 3_600;
 
-/// What is owed under `terms` for `receipts` (each counted once: pass a book's), capped
-/// at the contract's `max_total`.
-pub fn owed<'a>(terms: &Terms, receipts: impl IntoIterator<Item = &'a Receipt>) -> Amount {
+/// What is owed under `contract` for `receipts` (each counted once: pass a book's),
+/// capped at the contract's `max_total`. A receipt of another contract or another
+/// provider is refused, not counted.
+pub fn owed<'a>(
+    contract: &Contract,
+    receipts: impl IntoIterator<Item = &'a Receipt>,
+) -> Result<Amount, Error> {
+    let (id, terms) = (contract.id(), contract.terms());
     let mut used = Usage::default();
     let mut allocations = BTreeSet::new();
     let mut deployments = BTreeSet::new();
     for receipt in receipts {
         let s = receipt.statement();
+        if s.contract != id || s.provider != terms.provider {
+            return Err(Error::Malformed(format!(
+                "receipt {} of allocation {} is under contract {} by {}, not {id} by {}",
+                s.seq, s.allocation, s.contract, s.provider, terms.provider
+            )));
+        }
         used = used.plus(&s.usage);
         if !s.usage.is_zero() {
             allocations.insert((s.deployment.as_str(), s.allocation.as_str()));
             deployments.insert(s.deployment.as_str());
         }
     }
-    let micros: u128 = match terms.model {
+    let micros = formula(terms, &used, allocations.len(), deployments.len());
+    let micros = u64::try_from(micros).unwrap_or(u64::MAX);
+    let capped = terms.limits.max_total.map_or(micros, |max| micros.min(max));
+    Ok(terms.amount(capped))
+}
+
+/// The model's formula, in micro-units; saturating, so an absurd receipt owes the
+/// most, never wraps to little.
+fn formula(terms: &Terms, used: &Usage, allocations: usize, deployments: usize) -> u128 {
+    let times = |a: u128, b: u128| a.saturating_mul(b);
+    match terms.model {
         Model::FixedRental { amount } => {
             if used.is_zero() {
                 0
@@ -35,29 +56,26 @@ pub fn owed<'a>(terms: &Terms, receipts: impl IntoIterator<Item = &'a Receipt>) 
             }
         }
         Model::PayPerAllocation { per_allocation } => {
-            allocations.len() as u128 * u128::from(per_allocation)
+            times(allocations as u128, u128::from(per_allocation))
         }
         Model::PayPerDeployment { per_deployment } => {
-            deployments.len() as u128 * u128::from(per_deployment)
+            times(deployments as u128, u128::from(per_deployment))
         }
         Model::PayPerResourceUtilization { per_core_hour, per_gib_hour, per_gpu_hour } => {
             // Over a common denominator, so that only the total is rounded.
-            let cpu = u128::from(used.cpu_millicore_secs) * u128::from(per_core_hour) * 1024;
-            let ram = u128::from(used.ram_mib_secs) * u128::from(per_gib_hour) * 1000;
-            let gpu = u128::from(used.gpu_secs) * u128::from(per_gpu_hour) * 1000 * 1024;
-            (cpu + ram + gpu) / (HOUR * 1000 * 1024)
+            let cpu = times(times(used.cpu_millicore_secs.into(), per_core_hour.into()), 1024);
+            let ram = times(times(used.ram_mib_secs.into(), per_gib_hour.into()), 1000);
+            let gpu = times(times(used.gpu_secs.into(), per_gpu_hour.into()), 1000 * 1024);
+            cpu.saturating_add(ram).saturating_add(gpu) / (HOUR * 1000 * 1024)
         }
         Model::PayPerTimeUtilization { per_hour } => {
-            u128::from(used.wall_secs) * u128::from(per_hour) / HOUR
+            times(used.wall_secs.into(), per_hour.into()) / HOUR
         }
         Model::Periodic { per_period, period_secs } => {
             let periods = u128::from(used.wall_secs).div_ceil(u128::from(period_secs.max(1)));
-            periods * u128::from(per_period)
+            times(periods, per_period.into())
         }
-    };
-    let micros = u64::try_from(micros).unwrap_or(u64::MAX);
-    let capped = terms.limits.max_total.map_or(micros, |max| micros.min(max));
-    terms.amount(capped)
+    }
 }
 
 #[cfg(test)]
@@ -67,29 +85,32 @@ mod tests {
 
     use super::*;
     use crate::Limits;
-    use crate::receipt::{Book, Statement};
+    use crate::receipt::{Book, Statement, Taken};
+
+    /// Prices: everyday ones, and any at all (overflow must saturate, not wrap).
+    fn price() -> impl Strategy<Value = u64> {
+        prop_oneof![0u64..5_000_000, any::<u64>()]
+    }
 
     fn models() -> impl Strategy<Value = Model> {
-        let price = 0u64..5_000_000;
         prop_oneof![
-            price.clone().prop_map(|amount| Model::FixedRental { amount }),
-            price.clone().prop_map(|per_allocation| Model::PayPerAllocation { per_allocation }),
-            price.clone().prop_map(|per_deployment| Model::PayPerDeployment { per_deployment }),
-            (price.clone(), price.clone(), price.clone()).prop_map(|(c, g, u)| {
-                Model::PayPerResourceUtilization {
-                    per_core_hour: c,
-                    per_gib_hour: g,
-                    per_gpu_hour: u,
-                }
+            price().prop_map(|amount| Model::FixedRental { amount }),
+            price().prop_map(|per_allocation| Model::PayPerAllocation { per_allocation }),
+            price().prop_map(|per_deployment| Model::PayPerDeployment { per_deployment }),
+            (price(), price(), price()).prop_map(|(c, g, u)| Model::PayPerResourceUtilization {
+                per_core_hour: c,
+                per_gib_hour: g,
+                per_gpu_hour: u,
             }),
-            price.clone().prop_map(|per_hour| Model::PayPerTimeUtilization { per_hour }),
-            (price, 1u64..10_000)
+            price().prop_map(|per_hour| Model::PayPerTimeUtilization { per_hour }),
+            (price(), 1u64..10_000)
                 .prop_map(|(per_period, period_secs)| Model::Periodic { per_period, period_secs }),
         ]
     }
 
     fn usages() -> impl Strategy<Value = Usage> {
-        (0u64..100_000, 0u64..10_000_000, 0u64..100_000_000, 0u64..10_000).prop_map(
+        let amount = || prop_oneof![0u64..100_000_000, any::<u64>()];
+        (0u64..1_000_000, amount(), amount(), amount()).prop_map(
             |(wall_secs, cpu_millicore_secs, ram_mib_secs, gpu_secs)| Usage {
                 wall_secs,
                 cpu_millicore_secs,
@@ -99,12 +120,11 @@ mod tests {
         )
     }
 
-    fn terms(model: Model, max_total: Option<u64>) -> Terms {
-        let key = || KeyPair::generate(KeyType::Ed25519).did();
-        Terms {
+    fn contract(provider: &KeyPair, model: Model, max_total: Option<u64>) -> Contract {
+        Contract::new(Terms {
             v: 1,
-            requester: key(),
-            provider: key(),
+            requester: KeyPair::generate(KeyType::Ed25519).did(),
+            provider: provider.did(),
             model,
             currency: "USDT".into(),
             limits: Limits { max_total, max_allocations: None },
@@ -112,30 +132,42 @@ mod tests {
             valid_until: u64::MAX,
             host: None,
             nonce: 0,
-        }
+        })
+        .expect("valid terms")
     }
 
-    /// One allocation's receipts, numbered in order, over consecutive seconds.
-    fn receipts(provider: &KeyPair, allocation: &str, usages: &[Usage]) -> Vec<Receipt> {
+    /// One allocation's receipts, numbered in order, each interval as long as its time.
+    fn receipts(
+        c: &Contract,
+        provider: &KeyPair,
+        allocation: &str,
+        usages: &[Usage],
+    ) -> Vec<Receipt> {
+        let mut from_ms = 0;
         usages
             .iter()
             .enumerate()
             .map(|(i, usage)| {
-                let seq = i as u64;
+                let to_ms = from_ms + usage.wall_secs * 1_000;
                 let statement = Statement {
-                    contract: "c".into(),
+                    contract: c.id(),
                     deployment: "d".into(),
                     allocation: allocation.into(),
                     provider: provider.did(),
-                    seq,
-                    from_ms: seq * 1_000,
-                    to_ms: (seq + 1) * 1_000,
+                    seq: i as u64,
+                    from_ms,
+                    to_ms,
                     usage: *usage,
                     exit: None,
                 };
+                from_ms = to_ms;
                 Receipt::sign(statement, provider).expect("signed")
             })
             .collect()
+    }
+
+    fn key() -> KeyPair {
+        KeyPair::generate(KeyType::Ed25519)
     }
 
     proptest! {
@@ -144,9 +176,10 @@ mod tests {
         /// Nothing used, nothing owed.
         #[test]
         fn zero_for_zero_usage(model in models(), n in 0usize..4) {
-            let provider = KeyPair::generate(KeyType::Ed25519);
-            let none = receipts(&provider, "a", &vec![Usage::default(); n]);
-            prop_assert_eq!(owed(&terms(model, None), &none).micros, 0);
+            let provider = key();
+            let c = contract(&provider, model, None);
+            let none = receipts(&c, &provider, "a", &vec![Usage::default(); n]);
+            prop_assert_eq!(owed(&c, &none).expect("ours").micros, 0);
         }
 
         /// More receipts (more time, more usage) never owe less, and the cap holds.
@@ -154,14 +187,14 @@ mod tests {
         fn monotonic_in_time_and_usage(
             model in models(),
             usages in proptest::collection::vec(usages(), 1..6),
-            cap in proptest::option::of(0u64..u64::MAX),
+            cap in proptest::option::of(any::<u64>()),
         ) {
-            let provider = KeyPair::generate(KeyType::Ed25519);
-            let all = receipts(&provider, "a", &usages);
-            let t = terms(model, cap);
+            let provider = key();
+            let c = contract(&provider, model, cap);
+            let all = receipts(&c, &provider, "a", &usages);
             let mut last = 0;
             for k in 0..=all.len() {
-                let now = owed(&t, &all[..k]).micros;
+                let now = owed(&c, &all[..k]).expect("ours").micros;
                 prop_assert!(now >= last, "{} after {} receipts, {} before", now, k, last);
                 if let Some(cap) = cap {
                     prop_assert!(now <= cap);
@@ -170,56 +203,74 @@ mod tests {
             }
         }
 
-        /// Receipts offered again (lost answers, retries) are counted once.
+        /// Receipts offered again (lost answers, retries), or offered to another
+        /// allocation's book, are counted once, in their own book.
         #[test]
         fn no_double_counting_across_repeats(
             model in models(),
             usages in proptest::collection::vec(usages(), 1..6),
             repeats in proptest::collection::vec(0usize..6, 0..10),
         ) {
-            let provider = KeyPair::generate(KeyType::Ed25519);
-            let all = receipts(&provider, "a", &usages);
-            let mut book = Book::default();
+            let provider = key();
+            let c = contract(&provider, model, None);
+            let all = receipts(&c, &provider, "a", &usages);
+            let mut book = Book::new(&c.id(), "d", "a", provider.did());
+            let mut elsewhere = Book::new(&c.id(), "d", "b", provider.did());
             for receipt in &all {
-                book.take(receipt.clone(), &provider.did()).expect("taken");
+                prop_assert_eq!(book.take(receipt.clone()), Ok(Taken::New));
             }
             for i in repeats {
                 let again = all[i % all.len()].clone();
-                prop_assert_eq!(book.take(again, &provider.did()), Ok(crate::receipt::Taken::Repeat));
+                prop_assert_eq!(book.take(again.clone()), Ok(Taken::Repeat));
+                prop_assert!(elsewhere.take(again).is_err());
             }
-            let t = terms(model, None);
-            prop_assert_eq!(owed(&t, book.receipts()), owed(&t, &all));
+            prop_assert_eq!(owed(&c, book.receipts()), owed(&c, &all));
+            prop_assert_eq!(owed(&c, elsewhere.receipts()).expect("empty").micros, 0);
         }
     }
 
     #[test]
     fn each_model_owes_what_its_formula_says() {
-        let provider = KeyPair::generate(KeyType::Ed25519);
+        let provider = key();
         let hour = Usage {
             wall_secs: 3_600,
             cpu_millicore_secs: 2_000 * 3_600,
             ram_mib_secs: 512 * 3_600,
             gpu_secs: 3_600,
         };
-        let mut all = receipts(&provider, "a", &[hour, hour]);
-        all.extend(receipts(&provider, "b", &[hour]));
-        let owe = |model| owed(&terms(model, None), &all).micros;
-        assert_eq!(owe(Model::FixedRental { amount: 9 }), 9);
-        assert_eq!(owe(Model::PayPerAllocation { per_allocation: 10 }), 20);
-        assert_eq!(owe(Model::PayPerDeployment { per_deployment: 10 }), 10);
+        let owe = |model, cap| {
+            let c = contract(&provider, model, cap);
+            let mut all = receipts(&c, &provider, "a", &[hour, hour]);
+            all.extend(receipts(&c, &provider, "b", &[hour]));
+            owed(&c, &all).expect("ours").micros
+        };
+        assert_eq!(owe(Model::FixedRental { amount: 9 }, None), 9);
+        assert_eq!(owe(Model::PayPerAllocation { per_allocation: 10 }, None), 20);
+        assert_eq!(owe(Model::PayPerDeployment { per_deployment: 10 }, None), 10);
         // 3 h × (2 cores × 1000 + 0.5 GiB × 100 + 1 GPU × 10_000).
         let resources = Model::PayPerResourceUtilization {
             per_core_hour: 1_000,
             per_gib_hour: 100,
             per_gpu_hour: 10_000,
         };
-        assert_eq!(owe(resources), 3 * (2_000 + 50 + 10_000));
-        assert_eq!(owe(Model::PayPerTimeUtilization { per_hour: 1_000_000 }), 3_000_000);
-        assert_eq!(owe(Model::Periodic { per_period: 5, period_secs: 7_000 }), 10);
-        let capped = owed(
-            &terms(Model::PayPerTimeUtilization { per_hour: 1_000_000 }, Some(2_500_000)),
-            &all,
-        );
-        assert_eq!(capped, Amount::micros(2_500_000, "USDT"));
+        assert_eq!(owe(resources, None), 3 * (2_000 + 50 + 10_000));
+        assert_eq!(owe(Model::PayPerTimeUtilization { per_hour: 1_000_000 }, None), 3_000_000);
+        assert_eq!(owe(Model::Periodic { per_period: 5, period_secs: 7_000 }, None), 10);
+        let capped = owe(Model::PayPerTimeUtilization { per_hour: 1_000_000 }, Some(2_500_000));
+        assert_eq!(capped, 2_500_000);
+    }
+
+    #[test]
+    fn receipts_of_another_contract_or_provider_are_refused() {
+        let provider = key();
+        let ours = contract(&provider, Model::PayPerTimeUtilization { per_hour: 1 }, None);
+        let theirs = contract(&provider, Model::PayPerTimeUtilization { per_hour: 1 }, None);
+        let foreign =
+            receipts(&theirs, &provider, "a", &[Usage { wall_secs: 1, ..Usage::default() }]);
+        assert!(owed(&ours, &foreign).is_err());
+        let stranger = key();
+        let by_stranger =
+            receipts(&ours, &stranger, "a", &[Usage { wall_secs: 1, ..Usage::default() }]);
+        assert!(owed(&ours, &by_stranger).is_err());
     }
 }

@@ -148,23 +148,71 @@ pub enum Taken {
 #[error("{reason}")]
 pub struct Refused {
     /// `receipt_bad_signature`, `receipt_conflict`, `receipt_after_final`,
-    /// `receipt_overlap`, `receipt_wrong_party`.
+    /// `receipt_overlap`, `receipt_wrong_party`, `receipt_elsewhere` (another
+    /// contract, deployment or allocation), `receipt_impossible` (a reversed interval,
+    /// or more time than it spans).
     pub code: &'static str,
     /// What is wrong.
     pub reason: String,
 }
 
 /// The receipts of one allocation under one contract, by number.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Book {
+    contract: String,
+    deployment: String,
+    allocation: String,
+    provider: Did,
     receipts: BTreeMap<u64, Receipt>,
 }
 
 impl Book {
-    /// Takes `receipt` (its signature checked; it must be by `provider`).
-    pub fn take(&mut self, receipt: Receipt, provider: &Did) -> Result<Taken, Refused> {
+    /// The book of `allocation` of `deployment`, run by `provider` under `contract`
+    /// (its id).
+    pub fn new(contract: &str, deployment: &str, allocation: &str, provider: Did) -> Book {
+        Book {
+            contract: contract.to_string(),
+            deployment: deployment.to_string(),
+            allocation: allocation.to_string(),
+            provider,
+            receipts: BTreeMap::new(),
+        }
+    }
+
+    /// Takes `receipt`: it must be this book's (contract, deployment, allocation,
+    /// provider), signed by the provider, and possible (an interval in order, no more
+    /// time than it spans).
+    pub fn take(&mut self, receipt: Receipt) -> Result<Taken, Refused> {
         let refuse = |code, reason: String| Err(Refused { code, reason });
         let s = receipt.statement().clone();
+        let provider = &self.provider;
+        if (s.contract.as_str(), s.deployment.as_str(), s.allocation.as_str())
+            != (self.contract.as_str(), self.deployment.as_str(), self.allocation.as_str())
+        {
+            return refuse(
+                "receipt_elsewhere",
+                format!(
+                    "receipt {} is for allocation {} of {} under contract {}, not this book's {} of {} under {}",
+                    s.seq,
+                    s.allocation,
+                    s.deployment,
+                    s.contract,
+                    self.allocation,
+                    self.deployment,
+                    self.contract
+                ),
+            );
+        }
+        let spans_secs = s.to_ms.saturating_sub(s.from_ms).div_ceil(1000);
+        if s.to_ms < s.from_ms || s.usage.wall_secs > spans_secs {
+            return refuse(
+                "receipt_impossible",
+                format!(
+                    "receipt {} claims {} s over [{}, {}) ms",
+                    s.seq, s.usage.wall_secs, s.from_ms, s.to_ms
+                ),
+            );
+        }
         if &s.provider != provider {
             return refuse(
                 "receipt_wrong_party",
@@ -260,12 +308,12 @@ mod tests {
     #[test]
     fn repeats_count_once_and_gaps_show() {
         let provider = KeyPair::generate(KeyType::Ed25519);
-        let mut book = Book::default();
+        let mut book = Book::new("c", "d", "a", provider.did());
         let r0 = Receipt::sign(statement(&provider, 0, None), &provider).expect("signed");
         let r2 = Receipt::sign(statement(&provider, 2, None), &provider).expect("signed");
-        assert_eq!(book.take(r0.clone(), &provider.did()), Ok(Taken::New));
-        assert_eq!(book.take(r0, &provider.did()), Ok(Taken::Repeat));
-        assert_eq!(book.take(r2, &provider.did()), Ok(Taken::New));
+        assert_eq!(book.take(r0.clone()), Ok(Taken::New));
+        assert_eq!(book.take(r0), Ok(Taken::Repeat));
+        assert_eq!(book.take(r2), Ok(Taken::New));
         assert_eq!(book.gaps(), vec![1]);
         assert_eq!(book.usage().wall_secs, 2);
     }
@@ -274,37 +322,49 @@ mod tests {
     fn forged_conflicting_and_late_receipts_are_refused() {
         let provider = KeyPair::generate(KeyType::Ed25519);
         let other = KeyPair::generate(KeyType::Ed25519);
-        let mut book = Book::default();
+        let mut book = Book::new("c", "d", "a", provider.did());
         // Signed by someone else, claiming to be the provider.
         let mut forged = Receipt::sign(statement(&other, 0, None), &other).expect("signed");
         forged.statement.provider = provider.did();
-        let refused = book.take(forged, &provider.did()).map_err(|e| e.code);
+        let refused = book.take(forged).map_err(|e| e.code);
         assert_eq!(refused, Err("receipt_bad_signature"));
         // A receipt of another party.
         let theirs = Receipt::sign(statement(&other, 0, None), &other).expect("signed");
-        assert_eq!(
-            book.take(theirs, &provider.did()).map_err(|e| e.code),
-            Err("receipt_wrong_party")
-        );
+        assert_eq!(book.take(theirs).map_err(|e| e.code), Err("receipt_wrong_party"));
         // The same number with more usage.
-        book.take(
-            Receipt::sign(statement(&provider, 0, None), &provider).expect("signed"),
-            &provider.did(),
-        )
-        .expect("taken");
+        book.take(Receipt::sign(statement(&provider, 0, None), &provider).expect("signed"))
+            .expect("taken");
         let mut more = statement(&provider, 0, None);
-        more.usage.wall_secs = 100;
+        more.usage.cpu_millicore_secs *= 100;
         let more = Receipt::sign(more, &provider).expect("signed");
-        assert_eq!(book.take(more, &provider.did()).map_err(|e| e.code), Err("receipt_conflict"));
+        assert_eq!(book.take(more).map_err(|e| e.code), Err("receipt_conflict"));
         // After the final one.
         let last = Receipt::sign(statement(&provider, 1, Some(0)), &provider).expect("signed");
-        book.take(last, &provider.did()).expect("taken");
+        book.take(last).expect("taken");
         assert!(book.finished());
         let late = Receipt::sign(statement(&provider, 2, None), &provider).expect("signed");
-        assert_eq!(
-            book.take(late, &provider.did()).map_err(|e| e.code),
-            Err("receipt_after_final")
-        );
+        assert_eq!(book.take(late).map_err(|e| e.code), Err("receipt_after_final"));
+    }
+
+    #[test]
+    fn a_receipt_counts_only_in_its_own_book_and_only_for_time_it_spans() {
+        let provider = KeyPair::generate(KeyType::Ed25519);
+        let mut book = Book::new("c", "d", "a", provider.did());
+        // A genuine receipt of another allocation, then of another contract.
+        let mut other = statement(&provider, 0, None);
+        other.allocation = "b".into();
+        let other = Receipt::sign(other, &provider).expect("signed");
+        assert_eq!(book.take(other).map_err(|e| e.code), Err("receipt_elsewhere"));
+        let mut other = statement(&provider, 0, None);
+        other.contract = "c2".into();
+        let other = Receipt::sign(other, &provider).expect("signed");
+        assert_eq!(book.take(other).map_err(|e| e.code), Err("receipt_elsewhere"));
+        // An hour claimed over one second.
+        let mut greedy = statement(&provider, 0, None);
+        greedy.usage.wall_secs = 3_600;
+        let greedy = Receipt::sign(greedy, &provider).expect("signed");
+        assert_eq!(book.take(greedy).map_err(|e| e.code), Err("receipt_impossible"));
+        assert_eq!(book.usage(), Usage::default());
     }
 
     #[test]
