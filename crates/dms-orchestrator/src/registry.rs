@@ -251,7 +251,8 @@ impl Registry {
             subnet,
             trace: dms_telemetry::propagate::current(),
         };
-        let key = identity::create(&self.shared.store, &id);
+        // Queued before the record's first durable write, so flushed with it or earlier.
+        let (key, key_stored) = identity::create(&self.shared.store, &id);
         let orchestrator = Orchestrator::spawn(self.shared.clone(), record, key);
         orchestrator.hold_stores(stores);
         let submitted = orchestrator.change_at(
@@ -264,6 +265,11 @@ impl Registry {
         orchestrator.start_placing(Input::Start);
         // Bids go out meanwhile; the caller hears "submitted" once it is on disk.
         orchestrator.durable(submitted).await;
+        if let Ok(Err(error)) = key_stored.await {
+            // Without its key a restarted node could not act as this orchestrator.
+            let _ = self.shutdown(&id).await;
+            return Err(error.into());
+        }
         Ok(id)
     }
 

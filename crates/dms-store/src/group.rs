@@ -77,7 +77,8 @@ impl Store {
     ///
     /// `write` may run twice (a failed batch is retried one write at a time), so it
     /// must only write, not have other effects. `done` runs on the committing thread:
-    /// keep it short (send the outcome somewhere).
+    /// keep it short (send the outcome somewhere), and never write to this store from
+    /// it (the commit in progress would wait for itself).
     pub fn write_queued(
         &self,
         durable: bool,
@@ -144,8 +145,18 @@ impl Store {
         rx.await.unwrap_or_else(|_| Err(Error::custom("the group commit ended unanswered")))
     }
 
-    /// Commits batches until the queue is empty, then steps down.
+    /// Commits batches until the queue is empty, then steps down (also when unwinding,
+    /// so that the next write leads instead of waiting for ever).
     fn lead(&self) {
+        struct StepDown<'a>(&'a Group);
+        impl Drop for StepDown<'_> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    self.0.state.lock().unwrap_or_else(PoisonError::into_inner).leading = false;
+                }
+            }
+        }
+        let _step_down = StepDown(self.group());
         loop {
             let batch = {
                 let mut queue = self.group().state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -174,25 +185,37 @@ impl Store {
         }))
         .unwrap_or_else(|_| Err(Error::custom("a grouped write panicked")));
         match together {
-            Ok(()) => batch.into_iter().for_each(|q| (q.done)(Ok(()))),
+            Ok(()) => batch.into_iter().for_each(|q| answer(q.done, Ok(()))),
             Err(error) if batch.len() == 1 => {
                 if let Some(queued) = batch.into_iter().next() {
-                    (queued.done)(Err(error));
+                    answer(queued.done, Err(error));
                 }
             }
-            // One write failed (or the commit did): each on its own, so the failure is
-            // its caller's alone.
+            // The commit itself failed: its outcome is unknown (it may be on disk), so
+            // it is not retried; every write of the batch hears so.
+            Err(Error::Commit(error)) => {
+                let told = format!("the group commit failed, its outcome unknown: {error}");
+                batch.into_iter().for_each(|q| answer(q.done, Err(Error::custom(told.clone()))));
+            }
+            // One write failed: each on its own, so the failure is its caller's alone.
             Err(_) => {
                 for queued in batch {
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         self.write_with(queued.durable, |tx| (queued.job)(tx))
                     }))
                     .unwrap_or_else(|_| Err(Error::custom("a grouped write panicked")));
-                    (queued.done)(result);
+                    answer(queued.done, result);
                 }
             }
         }
     }
+}
+
+/// Tells a write its outcome; a `done` that panics does not take the committer (and
+/// every write queued behind it) down.
+/// (The panic hook has reported the panic.)
+fn answer(done: Done, result: Result<(), Error>) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| done(result)));
 }
 
 #[cfg(test)]

@@ -16,23 +16,24 @@ use super::Shared;
 /// Orchestrator keys (the secret, hex), by deployment id.
 const KEYS: Repo<String> = Repo::new("orchestrator_keys");
 
-/// A new key for deployment `id`, queued for the next group commit without waiting:
-/// the record's first durable write, which `Registry::create` waits for, is queued
-/// after it, so it is in the same flush or a later one.
-pub(crate) fn create(store: &Store, id: &str) -> KeyPair {
+/// A new key for deployment `id`, queued for the next group commit without waiting
+/// (the record's first durable write, queued after it, flushes it too); the receiver
+/// hears whether it was stored.
+pub(crate) fn create(
+    store: &Store,
+    id: &str,
+) -> (KeyPair, tokio::sync::oneshot::Receiver<Result<(), dms_store::Error>>) {
     let key = KeyPair::generate(KeyType::Ed25519);
     let (id, secret) = (id.to_string(), key.secret_hex());
-    let logged = id.clone();
-    let done = move |written: Result<(), dms_store::Error>| {
-        if let Err(error) = written {
-            warn!(deployment = %logged, %error, "Could not store an orchestrator's key.");
-        }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let done = move |stored| {
+        let _ = tx.send(stored);
     };
     if let Some(committer) = store.write_queued(false, move |tx| KEYS.put(tx, &id, &*secret), done)
     {
         tokio::task::spawn_blocking(move || committer.run());
     }
-    key
+    (key, rx)
 }
 
 /// The key of deployment `id`; the node's own for deployments made before orchestrators
