@@ -140,7 +140,9 @@ fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
     serde_ipld_dagcbor::to_vec(value).map_err(|e| Error::Encode(e.to_string()))
 }
 
-fn content_id(bytes: &[u8]) -> Cid {
+/// The content id of canonical DAG-CBOR `bytes`: a CIDv1 of their SHA-256 (how tokens
+/// are named; contracts and receipts are named the same way).
+pub fn content_id(bytes: &[u8]) -> Cid {
     let digest = Sha256::digest(bytes);
     let hash = cid::multihash::Multihash::<64>::wrap(SHA2_256, &digest)
         .expect("a 32-byte digest fits a 64-byte multihash");
