@@ -248,6 +248,38 @@ impl Contract {
         Ok(())
     }
 
+    /// The DIDs that signed (valid or not: [`Contract::verify_signatures`]).
+    pub fn signers(&self) -> impl Iterator<Item = &str> {
+        self.signatures.keys().map(String::as_str)
+    }
+
+    /// Adds the signatures of `other`, the same terms signed elsewhere (the document
+    /// coming back from the other party). Only signatures that verify are taken.
+    pub fn merge(&mut self, other: &Contract) -> Result<(), Error> {
+        if other.id != self.id {
+            return Err(Error::Malformed(format!(
+                "contract {} has other terms than {}",
+                other.id(),
+                self.id()
+            )));
+        }
+        other.verify_signatures()?;
+        for (signer, signature) in &other.signatures {
+            self.signatures.insert(signer.clone(), signature.clone());
+        }
+        Ok(())
+    }
+
+    /// The text form: the wire form in base64url (`dms contract new` prints it).
+    pub fn to_text(&self) -> Result<String, Error> {
+        Ok(crate::encoding::to_text(&self.encode()?))
+    }
+
+    /// Reads the text form.
+    pub fn from_text(text: &str) -> Result<Contract, Error> {
+        Contract::decode(&crate::encoding::from_text(text)?)
+    }
+
     /// The wire form: canonical DAG-CBOR of (terms, signatures).
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
         encode(&(&self.terms, &self.signatures))

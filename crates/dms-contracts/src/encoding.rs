@@ -1,6 +1,8 @@
 //! Canonical encoding, content ids and signing input, the way capability tokens are
 //! made (`dms-ucan`): DAG-CBOR, a CIDv1 of its SHA-256, a domain-separated signature.
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Serialize;
 
 use crate::Error;
@@ -19,4 +21,17 @@ pub(crate) fn signing_input(domain: &[u8], bytes: &[u8]) -> Vec<u8> {
     input.extend_from_slice(domain);
     input.extend_from_slice(bytes);
     input
+}
+
+/// The text form of a document's canonical bytes (base64url without padding), for files,
+/// command lines and JSON messages.
+pub(crate) fn to_text(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The bytes of a document's text form; surrounding whitespace is ignored.
+pub(crate) fn from_text(text: &str) -> Result<Vec<u8>, Error> {
+    URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .map_err(|e| Error::Malformed(format!("not a document's text form (base64url): {e}")))
 }

@@ -16,11 +16,13 @@
 use std::collections::BTreeMap;
 
 use dms_crypto::Did;
+use serde::{Deserialize, Serialize};
 
 use crate::{Amount, Contract, Error};
 
 /// Which side of a contract a ledger keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Side {
     /// The party that pays.
     Requester,
@@ -29,7 +31,7 @@ pub enum Side {
 }
 
 /// One booking: `amount` from `credit` to `debit`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// The contract it is under.
     pub contract: String,
@@ -54,7 +56,7 @@ pub trait Settlement {
 }
 
 /// A party's local double-entry ledger.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ledger {
     side: Side,
     entries: Vec<Entry>,
@@ -63,6 +65,11 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// The side it keeps.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
     /// An empty ledger of `side`.
     pub fn new(side: Side) -> Ledger {
         Ledger { side, entries: Vec::new(), totals: BTreeMap::new() }

@@ -18,20 +18,25 @@
 //!   [`ledger::Settlement`] trait (the seam for payment rails), and [`ledger::agree`],
 //!   which says whether requester and provider booked the same.
 //!
-//! Nothing here does I/O: the orchestrator and provider store contracts, send receipts
-//! and keep ledgers with these types.
+//! - [`revocation`] — a party's signed [`Revocation`] of a contract, spread over gossip.
+//! - [`store`] — where a node keeps contracts, revocations, receipts and its ledger
+//!   (tables in its `dms-store` database): the only module that does I/O. The
+//!   orchestrator and the provider send receipts and book them with these types.
 
 pub mod contract;
 pub mod ledger;
 pub mod money;
 pub mod processor;
 pub mod receipt;
+pub mod revocation;
+pub mod store;
 
 mod encoding;
 
 pub use contract::{Contract, Limits, Model, Terms};
 pub use money::Amount;
 pub use receipt::{Receipt, Usage};
+pub use revocation::Revocation;
 
 /// Why a contract, receipt or amount is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -71,4 +76,7 @@ pub enum Error {
     /// An amount does not fit.
     #[error("amount overflows")]
     Overflow,
+    /// The node's database failed.
+    #[error("store: {0}")]
+    Store(String),
 }

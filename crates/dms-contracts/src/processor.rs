@@ -43,6 +43,25 @@ pub fn owed<'a>(
     Ok(terms.amount(capped))
 }
 
+/// What `terms` pay per hour, in micro-units, for an allocation holding `cpu_millicores`,
+/// `ram_mib` and `gpus`: `None` for the models that do not pay by time (`fixed_rental`,
+/// `pay_per_allocation`, `pay_per_deployment`). A provider compares it with its own
+/// price before bidding under the contract.
+pub fn hourly(terms: &Terms, cpu_millicores: u64, ram_mib: u64, gpus: u64) -> Option<u64> {
+    let used = Usage {
+        wall_secs: HOUR as u64,
+        cpu_millicore_secs: cpu_millicores.saturating_mul(HOUR as u64),
+        ram_mib_secs: ram_mib.saturating_mul(HOUR as u64),
+        gpu_secs: gpus.saturating_mul(HOUR as u64),
+    };
+    match terms.model {
+        Model::FixedRental { .. }
+        | Model::PayPerAllocation { .. }
+        | Model::PayPerDeployment { .. } => None,
+        _ => Some(u64::try_from(formula(terms, &used, 1, 1)).unwrap_or(u64::MAX)),
+    }
+}
+
 /// The model's formula, in micro-units; saturating, so an absurd receipt owes the
 /// most, never wraps to little.
 fn formula(terms: &Terms, used: &Usage, allocations: usize, deployments: usize) -> u128 {

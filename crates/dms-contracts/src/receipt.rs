@@ -121,6 +121,16 @@ impl Receipt {
         encode(&(&self.statement, &self.signature))
     }
 
+    /// The text form: the wire form in base64url.
+    pub fn to_text(&self) -> Result<String, Error> {
+        Ok(crate::encoding::to_text(&self.encode()?))
+    }
+
+    /// Reads the text form.
+    pub fn from_text(text: &str) -> Result<Receipt, Error> {
+        Receipt::decode(&crate::encoding::from_text(text)?)
+    }
+
     /// Decodes the wire form, refusing non-canonical bytes; the signature is not
     /// checked here ([`Receipt::verify`]).
     pub fn decode(bytes: &[u8]) -> Result<Receipt, Error> {
