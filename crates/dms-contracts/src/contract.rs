@@ -75,6 +75,35 @@ impl Model {
     }
 }
 
+impl Model {
+    /// The model and its prices, for people: `pay_per_time_utilization: 0.5 USD per hour`.
+    pub fn describe(&self, currency: &str) -> String {
+        let at = |micros: u64| Amount::micros(micros, currency);
+        let prices = match *self {
+            Model::FixedRental { amount } => format!("{} once", at(amount)),
+            Model::PayPerAllocation { per_allocation } => {
+                format!("{} per allocation", at(per_allocation))
+            }
+            Model::PayPerDeployment { per_deployment } => {
+                format!("{} per deployment", at(per_deployment))
+            }
+            Model::PayPerResourceUtilization { per_core_hour, per_gib_hour, per_gpu_hour } => {
+                format!(
+                    "{} per core-hour, {} per GiB-hour, {} per GPU-hour",
+                    at(per_core_hour),
+                    at(per_gib_hour),
+                    at(per_gpu_hour)
+                )
+            }
+            Model::PayPerTimeUtilization { per_hour } => format!("{} per hour", at(per_hour)),
+            Model::Periodic { per_period, period_secs } => {
+                format!("{} per {period_secs} s begun", at(per_period))
+            }
+        };
+        format!("{}: {prices}", self.name())
+    }
+}
+
 /// Bounds on what is done and owed under a contract.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {

@@ -70,6 +70,20 @@ impl Ledger {
         self.side
     }
 
+    /// Records an event under `contract` that moves nothing (`budget reached: shut
+    /// down`), so that the ledger tells what happened beside what is owed.
+    pub fn note(&mut self, contract: &Contract, memo: &str) {
+        let (debit, credit) = self.accounts(contract);
+        let amount = contract.terms().amount(0);
+        self.entries.push(Entry {
+            contract: contract.id(),
+            debit,
+            credit,
+            amount,
+            memo: memo.into(),
+        });
+    }
+
     /// An empty ledger of `side`.
     pub fn new(side: Side) -> Ledger {
         Ledger { side, entries: Vec::new(), totals: BTreeMap::new() }

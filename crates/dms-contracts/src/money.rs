@@ -27,6 +27,15 @@ impl Amount {
         Amount::micros(units.saturating_mul(MICROS), currency)
     }
 
+    /// `units` (a decimal number, as configuration and ensembles write prices) in
+    /// micro-units, rounded to the nearest; negative and non-finite numbers are 0, too
+    /// large ones the most there is.
+    pub fn of_units(units: f64, currency: impl Into<String>) -> Amount {
+        let micros = (units * MICROS as f64).round();
+        let micros = if micros.is_finite() && micros > 0.0 { micros as u64 } else { 0 };
+        Amount::micros(micros, currency)
+    }
+
     /// Nothing, in `currency`.
     pub fn zero(currency: impl Into<String>) -> Amount {
         Amount::micros(0, currency)
@@ -76,6 +85,10 @@ mod tests {
         let b = Amount::micros(250_001, "USDT");
         assert_eq!(a.plus(&b).expect("same currency").to_string(), "1.750001 USDT");
         assert_eq!(Amount::units(3, "NTX").to_string(), "3 NTX");
+        assert_eq!(Amount::of_units(0.25, "NTX").micros, 250_000);
+        assert_eq!(Amount::of_units(-1.0, "NTX").micros, 0);
+        assert_eq!(Amount::of_units(f64::NAN, "NTX").micros, 0);
+        assert_eq!(Amount::of_units(1e30, "NTX").micros, u64::MAX);
         assert!(matches!(a.plus(&Amount::units(1, "NTX")), Err(Error::Currency { .. })));
         assert_eq!(
             Amount::micros(u64::MAX, "X").plus(&Amount::micros(1, "X")),

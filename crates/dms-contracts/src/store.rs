@@ -193,6 +193,23 @@ impl Contracts {
         Ok(ledger.unwrap_or_else(|| Ledger::new(side)))
     }
 
+    /// Records on `side` an event under `contract` that moves nothing
+    /// ([`Ledger::note`]), once per memo.
+    pub fn note(&self, side: Side, contract: &Contract, memo: &str) -> Result<(), Error> {
+        self.store
+            .write(|tx| {
+                let mut ledger =
+                    LEDGERS.get(tx, side_name(side))?.unwrap_or_else(|| Ledger::new(side));
+                let id = contract.id();
+                if !ledger.entries().iter().any(|e| e.contract == id && e.memo == memo) {
+                    ledger.note(contract, memo);
+                    LEDGERS.put(tx, side_name(side), &ledger)?;
+                }
+                Ok(())
+            })
+            .map_err(store_error)
+    }
+
     /// Books on `side` that `owed` is owed under `contract` so far ([`Settlement::accrue`]),
     /// durably; returns the increase.
     pub fn accrue(

@@ -383,12 +383,16 @@ impl Checker<'_> {
             }
         }
         for (name, contract) in &e.contracts {
-            for (field, value) in [("did", &contract.did), ("host", &contract.host)] {
-                if !value.starts_with("did:") {
-                    self.error(&format!("contracts.{name}.{field}"), "not a DID")
-                        .found(format!("{value:?}"))
-                        .expected("a DID such as did:key:z6Mk…");
-                }
+            let id = &contract.id;
+            if id.len() < 8 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                self.error(&format!("contracts.{name}.id"), "not a contract id")
+                    .found(format!("{id:?}"))
+                    .expected("the id `dms contract new` printed, such as bafyrei…");
+            }
+            if let Some(host) = contract.host.as_ref().filter(|h| !h.starts_with("did:")) {
+                self.error(&format!("contracts.{name}.host"), "not a DID")
+                    .found(format!("{host:?}"))
+                    .expected("a DID such as did:key:z6Mk…");
             }
         }
         if let Some(cidr) = e.subnet.as_ref().and_then(|s| s.cidr.as_ref())

@@ -123,7 +123,6 @@ edges: [{source: a, target: b, min_bandwidth: 100Mbps}]
 subnet: {join: true}
 scripts: {setup: ./setup.sh}
 keys: {ops: {type: ssh, file: ./id.pub}}
-contracts: {main: {did: did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK, host: did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK}}
 requirements: {budget: 10, currency: USD}
 ";
     let loaded = dms_ensemble::load(text).unwrap_or_else(|e| {

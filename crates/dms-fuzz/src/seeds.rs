@@ -203,6 +203,7 @@ fn requests() -> Vec<Seed> {
             port_maps: Vec::new(),
             subnet: None,
         }],
+        contract: None,
     };
     let anchor = cap::Anchor {
         root: Some(alice),

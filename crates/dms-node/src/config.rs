@@ -146,6 +146,9 @@ pub struct DeploymentConfig {
     pub max_reservation: Duration,
     /// Refuse bid requests whose ensemble references no contract.
     pub require_contract: bool,
+    /// How often an allocation under a contract signs a usage receipt.
+    #[serde(with = "dms_types::units::serde_duration")]
+    pub receipt_every: Duration,
     /// Price per hour this node asks (0: free).
     pub price_per_hour: f64,
     /// Where this machine is: `continent[/country[/city]]`, e.g. `EU/DE/Berlin`
@@ -260,6 +263,7 @@ impl Default for DeploymentConfig {
             default_timeout: Duration::from_secs(120),
             max_reservation: Duration::from_secs(30),
             require_contract: false,
+            receipt_every: Duration::from_secs(60),
             price_per_hour: 0.0,
             location: String::new(),
             heartbeat_interval: Duration::from_secs(1),

@@ -24,6 +24,7 @@
 pub mod behaviors;
 pub mod caps;
 pub mod config;
+pub mod contracts;
 mod executors;
 pub mod home;
 pub mod lifecycle;
@@ -400,6 +401,7 @@ pub async fn start_deployments(
         settings: dms_provider::Settings {
             max_reservation: d.max_reservation,
             require_contract: d.require_contract,
+            receipt_every: d.receipt_every.max(std::time::Duration::from_millis(100)),
             price_per_hour: d.price_per_hour,
             location: d.location(),
             reservations_per_peer: config.quotas.reservations_per_peer,
@@ -425,11 +427,10 @@ pub async fn start_deployments(
     };
     let provider =
         dms_provider::Provider::start(deps).await.map_err(|e| Error::Network(e.to_string()))?;
-    network
-        .client
-        .subscribe(dms_protocol::DEPLOYMENT_TOPIC)
-        .await
-        .map_err(|e| Error::Network(e.to_string()))?;
+    for topic in [dms_protocol::DEPLOYMENT_TOPIC, dms_protocol::contract::REVOCATION_TOPIC] {
+        network.client.subscribe(topic).await.map_err(|e| Error::Network(e.to_string()))?;
+    }
+    contracts::register(&network.actor, store).map_err(|e| Error::Network(e.to_string()))?;
     let client = network.client.clone();
     let connected: dms_orchestrator::orchestrator::Connected = Arc::new(move || {
         let client = client.clone();

@@ -32,6 +32,7 @@ fn answers(nodes: &[NodeAsk]) -> Vec<BidAnswer> {
                     score: ((p * 31 + ask.node.len() * 17) % 100) as f64 / 100.0,
                     rtt_ms: rtt_ms.clone(),
                     parts: None,
+                    contract: None,
                 })
                 .collect();
             BidAnswer { peer, bids, refusals: Vec::new() }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dms_actor::{Actor, ActorError};
+use dms_protocol::contract::{DeploymentUsage, ImportReceipt};
 use dms_protocol::handle;
 use dms_protocol::node::{
     Created, DeploymentLogs, DeploymentStatus, ListDeployments, LogsEntry, Manifest, NewDeployment,
@@ -80,6 +81,16 @@ pub fn register(actor: &Actor, registry: &Arc<Registry>) -> Result<(), ActorErro
     handle(actor, move |_, PublishOutputs { id, allocation }| {
         let r = r.clone();
         async move { Ok(r.publish(&id, allocation.as_deref()).await?) }
+    })?;
+    let r = registry.clone();
+    handle(actor, move |_, DeploymentUsage { id }| {
+        let r = r.clone();
+        async move { Ok(r.usage(&id)?) }
+    })?;
+    let r = registry.clone();
+    handle(actor, move |_, ImportReceipt { id, receipt }| {
+        let r = r.clone();
+        async move { Ok(r.import_receipt(&id, receipt).await?) }
     })?;
     let r = registry.clone();
     handle(actor, move |_, Prune {}| {

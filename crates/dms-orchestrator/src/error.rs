@@ -41,6 +41,9 @@ pub enum Error {
     /// The store could not be read or written; the deployment may not be recorded.
     #[error("store: {0}")]
     Store(#[from] dms_store::Error),
+    /// The node's contracts or receipts could not be read.
+    #[error("contracts: {0}")]
+    Contract(String),
 }
 
 impl From<Error> for ActorError {

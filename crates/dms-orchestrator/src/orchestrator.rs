@@ -27,6 +27,7 @@
 //! ensemble's supervisor tree), `standby` (`nodes.<n>.redundancy`).
 
 pub(crate) mod bidding;
+pub(crate) mod billing;
 pub(crate) mod identity;
 pub(crate) mod liveness;
 pub mod machine;
@@ -110,6 +111,8 @@ pub struct Orchestrator {
     /// finds the deployment shut down.
     shutting: tokio::sync::Mutex<()>,
     stores: Mutex<Option<Arc<dms_storage::Stores>>>, // opened with credentials; memory only
+    /// The usage receipts taken, per allocation and contract (rebuilt from the store).
+    books: Mutex<billing::Books>,
 }
 
 pub(crate) fn bad(reason: impl std::fmt::Display) -> ActorError {
@@ -166,6 +169,7 @@ impl Orchestrator {
             upkeep: Mutex::new(standby::Upkeep::default()),
             shutting: tokio::sync::Mutex::new(()),
             stores: Mutex::new(None),
+            books: Mutex::default(),
             writer: Writer {
                 dirty: dirty.clone(),
                 durable: durable.clone(),
@@ -188,6 +192,7 @@ impl Orchestrator {
             warn!(%error, "Could not register the orchestrator's update behavior.");
         }
         orchestrator.register_storage();
+        orchestrator.register_receipts();
         if !orchestrator.snapshot().state.is_terminal() {
             orchestrator.start_watching();
         }

@@ -191,6 +191,7 @@ impl Registry {
     /// once. Refused when the submitter, or the node, is at its quota.
     pub async fn create(&self, request: NewDeployment, submitter: String) -> Result<String, Error> {
         self.check(&request)?;
+        crate::orchestrator::billing::check(&self.shared, &request.ensemble)?;
         // Storage first: wrong credentials or a missing input is the submitter's to fix
         // now, before anything is placed.
         let credentials =
@@ -440,6 +441,20 @@ impl Registry {
             out.insert(name.clone(), began.map_err(|e| e.to_string()));
         }
         Ok(out)
+    }
+
+    /// The usage receipts of a deployment and what they owe.
+    pub fn usage(&self, id: &str) -> Result<dms_protocol::contract::UsageReport, Error> {
+        self.get(id)?.usage()
+    }
+
+    /// Takes a usage receipt given by hand, as if its provider had sent it.
+    pub async fn import_receipt(
+        &self,
+        id: &str,
+        receipt: String,
+    ) -> Result<dms_protocol::contract::ReceiptAnswer, Error> {
+        Ok(self.get(id)?.take_receipt(receipt).await)
     }
 
     /// Shuts a deployment down (stops placing it, stops its allocations, releases every

@@ -28,6 +28,8 @@ pub struct Choice {
     pub reservation: String,
     /// The bid's score.
     pub score: f64,
+    /// The contract the bid was made under (its id).
+    pub contract: Option<String>,
 }
 
 /// Every node's chosen bid, or why there is none.
@@ -73,6 +75,7 @@ pub fn place(
                         peer: peer.to_string(),
                         reservation: bid.reservation.clone(),
                         score: bid.score,
+                        contract: bid.contract.clone(),
                     },
                 )
             })
@@ -259,6 +262,7 @@ mod tests {
             score,
             rtt_ms: BTreeMap::new(),
             parts: None,
+            contract: None,
         }
     }
 

@@ -59,7 +59,10 @@ pub struct BidRequest {
     /// Peer ids that must not bid (the ensemble's `exclude_peers`, peers that failed).
     #[serde(default)]
     pub exclude: Vec<String>,
-    /// Names of the contracts the ensemble references.
+    /// The contracts the ensemble names, each in its signed text form
+    /// (`dms_contracts::Contract::to_text`): a provider bids under the one between it and
+    /// the requesting node, and checks it (signatures, parties, validity, revocation,
+    /// price) before it bids.
     #[serde(default)]
     pub contracts: Vec<String>,
     /// Only say what would be bid: reserve nothing (`dms deploy --plan`).
@@ -138,6 +141,9 @@ pub struct Bid {
     /// How the score was made (fit, price, benchmark and their weights).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parts: Option<dms_types::capability::ScoreParts>,
+    /// The id of the contract the provider bids under (one the request carried).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<String>,
 }
 
 /// Why a provider does not bid on a node.
@@ -169,6 +175,14 @@ pub const REASON_CODES: &[&str] = &[
     "bind",
     "not_onboarded",
     "contract_required",
+    "contract_not_a_party",
+    "contract_unsigned",
+    "contract_bad_signature",
+    "contract_not_yet_valid",
+    "contract_expired",
+    "contract_revoked",
+    "contract_malformed",
+    "contract_price",
     "excluded",
     "pinned_elsewhere",
     "reserve_failed",
@@ -216,6 +230,10 @@ pub struct Allocate {
     pub orchestrator: Handle,
     /// The node's allocations.
     pub allocations: Vec<AllocationSpec>,
+    /// The contract the bid was made under (text form): the provider checks it again
+    /// and its allocations send usage receipts under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<String>,
 }
 
 /// One allocation to create.

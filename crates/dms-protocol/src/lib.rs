@@ -21,6 +21,8 @@
 //! - [`peers`]: CLI → node: peers, DHT, gossip scores; the public greetings.
 //! - [`onboarding`]: CLI → node: onboarding, resources, hardware, benchmarks; the
 //!   provider's accounts.
+//! - [`contract`]: contracts (make, sign, list, revoke; revocations over gossip), the
+//!   usage receipts providers send orchestrators, a deployment's usage.
 //! - [`cap`]: remote capability management and the revocations spread over gossip.
 //! - [`storage`]: allocation actor → orchestrator: presigned URLs for its inputs and
 //!   outputs (the credentials stay on the orchestrating node).
@@ -31,6 +33,7 @@
 
 pub mod allocation;
 pub mod cap;
+pub mod contract;
 pub mod deployment;
 pub mod node;
 pub mod onboarding;

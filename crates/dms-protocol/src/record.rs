@@ -95,6 +95,9 @@ pub struct Placed {
     pub reservation: String,
     /// The bid's score.
     pub score: f64,
+    /// The contract the provider bid under (its id), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<String>,
 }
 
 /// A standby for a node (`nodes.<n>.redundancy`): a reservation its provider keeps
@@ -113,6 +116,9 @@ pub struct Standby {
     pub kept_ms: u64,
     /// When it lapses unless kept again (Unix ms).
     pub expires_ms: u64,
+    /// The contract the provider bid under (its id), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<String>,
 }
 
 impl Standby {

@@ -21,6 +21,7 @@
 //! resources.
 
 mod beat;
+mod billing;
 mod health;
 pub(crate) mod logfile;
 pub mod machine;
@@ -81,6 +82,8 @@ pub(crate) enum Internal {
     Beaten(Result<dms_protocol::Ack, String>),
     /// Time to tell a transfer's progress.
     Tick,
+    /// A usage receipt is due ([`billing`]).
+    Receipt,
     /// Time to measure the volumes of `execution` against their sizes.
     Usage(String),
     /// What measuring found: the first volume over its size, if any.
@@ -122,6 +125,8 @@ pub(crate) struct Allocation {
     probes: health::Probes,
     /// The staging or publishing in progress.
     transfer: Option<Arc<storage::Transfer>>,
+    /// A usage receipt is scheduled.
+    receipting: bool,
 }
 
 /// Spawns the actor of `hosted` on the provider's node, signing with `key` (its own
@@ -146,6 +151,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, hosted: Hosted, key: KeyPair) -> Runni
         beats,
         probes: Default::default(),
         transfer: None,
+        receipting: false,
     };
     let (actor, control) = dms_actor::stateful::spawn_with_sender(actor, state);
     Running { actor, control, node, orchestrator }
@@ -275,6 +281,7 @@ impl Stateful for Allocation {
             Internal::Probe(execution) => self.probe(ctx, execution),
             Internal::Probed { execution, result } => self.probed(ctx, execution, result).await,
             Internal::Beaten(answer) => self.beaten(ctx, answer).await,
+            Internal::Receipt => self.receipt_due(ctx).await,
         }
     }
 
@@ -380,6 +387,7 @@ impl Allocation {
                 self.keep_logs(ctx);
                 self.probe_soon(ctx);
                 self.measure_later(ctx);
+                self.bill_soon(ctx);
             }
             Effect::ScheduleRestart(delay) => ctx.after(delay, Internal::Input(Input::RestartDue)),
             Effect::Persist { durable } => {
@@ -387,6 +395,7 @@ impl Allocation {
             }
             Effect::Tell => self.tell(ctx),
             Effect::Ended => {
+                self.final_receipt().await;
                 crate::subnet::leave(&self.shared, &self.hosted).await;
                 self.release_volumes();
                 self.shared.ledger.ended(&self.hosted.reservation, &self.hosted.id).await

@@ -8,6 +8,8 @@ use dms_protocol::{Bid, BidAnswer, BidRequest, NodeAsk, Reason, Refusal};
 use dms_types::capability::{Location, Machine, MismatchCode, ScoreParts, explain, parts};
 use dms_types::resources::Resources;
 
+use crate::contract::{Choice, price_short};
+
 /// What a request is judged against.
 pub struct Offer<'a> {
     /// This provider's peer id.
@@ -16,8 +18,9 @@ pub struct Offer<'a> {
     pub machine: &'a Machine,
     /// What is onboarded in total (`None`: nothing is).
     pub onboarded: Option<&'a Resources>,
-    /// Refuse deployments without a contract.
-    pub require_contract: bool,
+    /// The contract the request binds this provider to, if any, or why it does not
+    /// hold ([`crate::contract::choose`]).
+    pub contract: &'a crate::contract::Choice,
     /// Round-trip times to the provider's connected peers, in milliseconds.
     pub rtt_ms: &'a BTreeMap<String, f64>,
     /// The public ports the request asks for that cannot be had here.
@@ -49,17 +52,24 @@ pub fn evaluate(request: &BidRequest, offer: &Offer<'_>) -> (BidAnswer, Vec<Reso
         refuse_all(&mut answer, "not_onboarded", "this node offers no resources (`dms onboard`)");
         return (answer, Vec::new());
     };
-    if offer.require_contract && request.contracts.is_empty() {
-        refuse_all(
-            &mut answer,
-            "contract_required",
-            "this node runs only deployments bound to a contract",
-        );
-        return (answer, Vec::new());
-    }
+    let contract = match offer.contract {
+        Choice::Refused { code, message } => {
+            refuse_all(&mut answer, code, message);
+            return (answer, Vec::new());
+        }
+        Choice::Bound(contract) => Some(contract.as_ref()),
+        Choice::None => None,
+    };
     let mut claims = Vec::new();
     for ask in &request.nodes {
-        match judge(ask, offer, onboarded) {
+        let judged = judge(ask, offer, onboarded).and_then(|fit| {
+            let short = contract.and_then(|c| price_short(c, ask, offer.machine.price_per_hour));
+            match short {
+                Some(why) => Err(vec![reason(false, "contract_price", why)]),
+                None => Ok(fit),
+            }
+        });
+        match judged {
             Ok((claim, parts)) => {
                 claims.push(claim);
                 answer.bids.push(Bid {
@@ -70,6 +80,7 @@ pub fn evaluate(request: &BidRequest, offer: &Offer<'_>) -> (BidAnswer, Vec<Reso
                     score: parts.total,
                     rtt_ms: offer.rtt_ms.clone(),
                     parts: Some(parts),
+                    contract: contract.map(|c| c.id()),
                 });
             }
             Err(reasons) => answer.refusals.push(Refusal { node: ask.node.clone(), reasons }),

@@ -57,6 +57,12 @@ pub struct Hosted {
     /// would grow without end.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+    /// The contract it runs under (text form): it sends usage receipts under it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<String>,
+    /// Since when its usage is counted (its first start, Unix milliseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billed_from_ms: Option<u64>,
 }
 
 /// Which publishing is in flight.

@@ -33,11 +33,13 @@
 pub mod advertise;
 pub mod allocation;
 pub mod bid;
+pub mod contract;
 pub mod executors;
 pub mod hosted;
 mod offer;
 pub mod onboarding;
 pub mod ports;
+mod receipts;
 pub mod recover;
 pub mod resources;
 pub mod subnet;
@@ -77,6 +79,9 @@ pub struct Settings {
     pub require_contract: bool,
     /// Price per hour asked.
     pub price_per_hour: f64,
+    /// How often an allocation under a contract signs a usage receipt
+    /// (`deployment.receipt_every`).
+    pub receipt_every: Duration,
     /// Where the machine is.
     pub location: Option<Location>,
     /// Most reservations (committed or not, and those turned into allocations) one
@@ -154,6 +159,10 @@ pub struct Shared {
     routes_lock: tokio::sync::Mutex<()>,
     /// The orchestrating nodes that asked for bids lately: who hears the adverts.
     audience: advertise::Audience,
+    /// The node's contracts, receipts and provider-side ledger.
+    contracts: dms_contracts::store::Contracts,
+    /// Wakes the receipt courier ([`receipts`]).
+    courier: Arc<tokio::sync::Notify>,
     /// A node's root actor from its peer id.
     root_of: RootOf,
 }
@@ -276,6 +285,9 @@ pub struct Provider {
     /// The capacity advertiser, stopped at shutdown (and ending by itself once the
     /// provider is gone).
     advertiser: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    /// The receipt courier, stopped at shutdown (what it had not sent stays in the
+    /// outbox for the next start).
+    courier: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
 
 /// A behavior failed (store, resources), for the caller.
@@ -297,6 +309,8 @@ impl Provider {
             dms_storage::Volumes::new(&deps.settings.volumes_dir, deps.settings.bind_paths.clone());
         let shared = Arc::new(Shared {
             ledger: Ledger::new(deps.manager.clone()),
+            contracts: dms_contracts::store::Contracts::new(deps.store.clone()),
+            courier: Arc::default(),
             store: deps.store,
             router: deps.router,
             root: deps.root,
@@ -323,14 +337,17 @@ impl Provider {
         recover::recover(&shared).await;
         subnet::register(&shared)?;
         let advertiser = Arc::new(Mutex::new(advertise::start(&shared)));
-        Ok(Provider { shared, advertiser })
+        let courier = Arc::new(Mutex::new(Some(receipts::start(&shared))));
+        Ok(Provider { shared, advertiser, courier })
     }
 
     /// Stops every allocation actor (their workloads keep running, to be re-attached
     /// after a restart) and flushes what was written lazily.
     pub async fn shutdown(&self) {
-        if let Some(advertiser) = self.advertiser.lock().ok().and_then(|mut a| a.take()) {
-            advertiser.abort();
+        for task in [&self.advertiser, &self.courier] {
+            if let Some(task) = task.lock().ok().and_then(|mut a| a.take()) {
+                task.abort();
+            }
         }
         let running: Vec<allocation::Running> =
             self.shared.allocations.lock().expect("allocations lock").values().cloned().collect();
@@ -348,9 +365,10 @@ fn register(shared: &Arc<Shared>) -> Result<(), ActorError> {
     dms_protocol::handle::<BidRequest, _, _>(root, move |message, request| {
         let s = s.clone();
         let from = message.envelope.from.clone();
+        let requester = contract::requester(&message.envelope, s.router.config().limits);
         s.audience.heard(&from.peer, std::time::Instant::now());
         async move {
-            let answer = offer::bid(&s, &request, from).await;
+            let answer = offer::bid(&s, &request, from, &requester).await;
             if !request.dry_run {
                 telemetry::bid_answered(&request, &answer);
             }
@@ -385,7 +403,9 @@ fn register(shared: &Arc<Shared>) -> Result<(), ActorError> {
                     reason: format!("{from} cannot allocate for {}", request.orchestrator.did),
                 });
             }
-            allocate(&s, request, trace).await
+            let requester = contract::requester(&message.envelope, s.router.config().limits);
+            let contract = contract::at_allocate(&s, request.contract.as_deref(), &requester)?;
+            allocate(&s, request, trace, contract).await
         }
     })?;
     let s = shared.clone();
@@ -411,6 +431,7 @@ async fn allocate(
     shared: &Arc<Shared>,
     request: Allocate,
     trace: Option<String>,
+    contract: Option<String>,
 ) -> Result<Allocated, ActorError> {
     own_reservation(&request.reservation, &request.deployment)?;
     // An allocation id is taken once: a second allocate (a retry racing a slow revert, or
@@ -486,6 +507,8 @@ async fn allocate(
             exit: None,
             publishing: None,
             trace: trace.clone(),
+            contract: contract.clone(),
+            billed_from_ms: None,
         })
         .collect();
     // The records are written lazily first; the durable allocation of the resources

@@ -31,8 +31,17 @@ pub(crate) async fn bid(
     shared: &Shared,
     request: &BidRequest,
     from: dms_actor::Handle,
+    requester: &dms_crypto::Did,
 ) -> BidAnswer {
     let me = shared.router.peer().to_string();
+    let contract = crate::contract::choose(
+        &request.contracts,
+        &shared.root.handle().did,
+        requester,
+        dms_ucan::now(),
+        &shared.contracts,
+        shared.settings.require_contract,
+    );
     let rtt_ms: BTreeMap<String, f64> = if request.rtts {
         (shared.rtts)().await.into_iter().map(|(peer, rtt)| (peer, rtt as f64)).collect()
     } else {
@@ -50,7 +59,7 @@ pub(crate) async fn bid(
         me: &me,
         machine: &machine,
         onboarded: onboarded.as_ref(),
-        require_contract: shared.settings.require_contract,
+        contract: &contract,
         rtt_ms: &rtt_ms,
         ports_taken: &ports_taken,
         bind_paths: &shared.settings.bind_paths,

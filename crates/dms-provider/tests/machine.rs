@@ -43,6 +43,8 @@ fn hosted(policy: &str, kind: &str) -> Hosted {
         exit: None,
         publishing: None,
         trace: None,
+        contract: None,
+        billed_from_ms: None,
     }
 }
 

@@ -15,6 +15,7 @@ mod acceptance {
     pub mod steps_cap;
     pub mod steps_cleanup;
     pub mod steps_cli;
+    pub mod steps_contracts;
     pub mod steps_dashboard;
     pub mod steps_deploy;
     pub mod steps_devnet;

@@ -193,12 +193,15 @@ pub enum KeyKind {
     Gpg,
 }
 
-/// A payment contract.
+/// A payment contract the deployment runs under: one the orchestrating node keeps,
+/// signed by it (the requester) and a provider (`dms contract new`, `dms contract
+/// sign`). Allocations placed on that provider run under it and send usage receipts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Contract {
-    /// DID of the contract.
-    pub did: String,
-    /// DID of the node hosting the contract.
-    pub host: String,
+    /// The contract's id (the content id `dms contract new` prints, `bafy…`).
+    pub id: String,
+    /// DID of the node hosting the contract, when it names one (checked against it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }

@@ -11,18 +11,13 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("allocations.<name>.keys", "keys are not installed into workloads yet"),
     ("allocations.<name>.provision", "provisioning scripts are not run yet"),
     ("allocations.<name>.resources.cpu.clock", "providers do not advertise clock speeds"),
-    (
-        "contracts",
-        "contracts are not verified yet; a provider that requires one only sees that one is named",
-    ),
     ("edges[].min_bandwidth", "providers do not measure bandwidth yet"),
     ("keys", "keys are not installed into workloads yet"),
     ("nodes.<name>.location.accept[].asn", "providers do not know their network (ASN)"),
     ("nodes.<name>.location.accept[].isp", "providers do not know their network (ISP)"),
     ("nodes.<name>.location.reject[].asn", "providers do not know their network (ASN)"),
     ("nodes.<name>.location.reject[].isp", "providers do not know their network (ISP)"),
-    ("requirements.budget", "spending is not tracked yet"),
-    ("requirements.currency", "prices are not converted or settled yet"),
+    ("requirements.currency", "prices are not converted: the budget is in the contracts' currency"),
     ("scripts", "provisioning scripts are not run yet"),
     ("subnet.join", "the orchestrating machine does not join the subnet yet"),
 ];
@@ -76,9 +71,7 @@ impl Checker<'_> {
         }
         let requirements = e.requirements.as_ref();
         let top = [
-            (!e.contracts.is_empty(), "contracts"),
             (!e.keys.is_empty(), "keys"),
-            (requirements.is_some_and(|r| r.budget.is_some()), "requirements.budget"),
             (requirements.is_some_and(|r| r.currency.is_some()), "requirements.currency"),
             (!e.scripts.is_empty(), "scripts"),
             (e.subnet.as_ref().is_some_and(|s| s.join), "subnet.join"),

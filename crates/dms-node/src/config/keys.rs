@@ -71,6 +71,11 @@ pub const KEYS: &[KeyDoc] = &[
         doc: "Where this machine is, checked against the location accept/reject lists of ensemble nodes. Empty: not said, so nodes that accept only some places are not bid on.",
     },
     KeyDoc {
+        key: "deployment.receipt_every",
+        expected: "a duration such as 1m",
+        doc: "How often an allocation this node runs under a contract signs a usage receipt for its requester (and one more when it ends).",
+    },
+    KeyDoc {
         key: "deployment.heartbeat_interval",
         expected: "a duration such as 1s",
         doc: "How often the allocations of deployments this node orchestrates send it a heartbeat.",

@@ -50,7 +50,7 @@ impl Orchestrator {
             orchestrator: self.actor.handle().clone(),
             nodes: asks.to_vec(),
             exclude: exclude.into_iter().collect(),
-            contracts: record.ensemble.contracts.keys().cloned().collect(),
+            contracts: self.contract_texts(&record.ensemble),
             dry_run,
             reservation_ms: u64::try_from(settings.reservation.as_millis()).unwrap_or(u64::MAX),
             rtts: dry_run || record.ensemble.edges.iter().any(|e| e.max_latency.is_some()),

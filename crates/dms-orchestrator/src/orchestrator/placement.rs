@@ -260,6 +260,7 @@ impl Orchestrator {
                         provider: providers.get(&c.peer)?.clone(),
                         reservation: c.reservation.clone(),
                         score: c.score,
+                        contract: c.contract.clone(),
                     },
                 ))
             })
@@ -338,6 +339,7 @@ impl Orchestrator {
                         })
                     })
                     .collect(),
+                contract: self.contract_text(placed.contract.as_deref()),
             };
             let (actor, to) = (self.actor.clone(), placed.provider.clone());
             calls.spawn(

@@ -87,6 +87,7 @@ pub(crate) fn takeover(
                 peer: standby.provider.peer.clone(),
                 reservation: standby.reservation.clone(),
                 score: standby.score,
+                contract: standby.contract.clone(),
             };
             Some((node.clone(), choice))
         })
@@ -239,6 +240,7 @@ impl Orchestrator {
             score: chosen.score,
             kept_ms: now_ms(),
             expires_ms: kept.expires_ms,
+            contract: chosen.contract.clone(),
         };
         let want = record.ensemble.nodes.get(node).map_or(0, |n| n.redundancy);
         let count = record.standby.get(node).map_or(0, Vec::len) + 1;

@@ -451,6 +451,10 @@ pub async fn deployments(ctx: &Ctx, command: DeploymentsCommand) -> anyhow::Resu
             }
             super::outputs::outputs(ctx, &id, &target).await
         }
+        DeploymentsCommand::Usage { id, target } => super::contract::usage(ctx, &id, &target).await,
+        DeploymentsCommand::Receipt { id, file, target } => {
+            super::contract::import_receipt(ctx, &id, &file, &target).await
+        }
         DeploymentsCommand::Shutdown { id, target } => {
             let target = with_timeout(&target, "90s");
             let (caller, timeout) =

@@ -5,6 +5,7 @@ mod agent;
 mod bench;
 mod cap;
 mod config;
+mod contract;
 mod deploy;
 mod devnet;
 mod doctor;
@@ -157,6 +158,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             agent::bench(&ctx, runs, &devnet_dir)
         }
         Command::Deployments(command) => deploy::deployments(&ctx, command).await,
+        Command::Contract(command) => contract::contract(&ctx, command).await,
         Command::Events(args) => events::events(&ctx, args).await,
         Command::LogLevel(args) => events::log_level(&ctx, args).await,
         Command::Devnet(command) => {

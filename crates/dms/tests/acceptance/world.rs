@@ -39,6 +39,8 @@ pub struct DmsWorld {
     pub devnet: Option<serde_json::Value>,
     /// The deployment under test.
     pub deployment: Option<String>,
+    /// The contract under test (its id).
+    pub contract: Option<String>,
     /// Free resources of every devnet node, noted before a deployment.
     pub free_before: Vec<serde_json::Value>,
     /// A devnet node stopped by the scenario, and the peer the service ran on then.
@@ -164,6 +166,7 @@ impl DmsWorld {
             revocation: None,
             devnet: None,
             deployment: None,
+            contract: None,
             free_before: Vec::new(),
             stopped: None,
             standby: None,

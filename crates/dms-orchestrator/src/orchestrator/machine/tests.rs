@@ -85,6 +85,7 @@ fn bid_for(peer: &str, node: &str) -> BidAnswer {
         score: 1.0,
         rtt_ms: BTreeMap::new(),
         parts: None,
+        contract: None,
     };
     BidAnswer { peer: peer.into(), bids: vec![bid], refusals: Vec::new() }
 }
@@ -408,7 +409,8 @@ fn lost_a(deadline_after: Duration) -> World {
         peer: "p2".into(),
         inbox: "root".into(),
     };
-    let placed = crate::deployment::Placed { provider, reservation: "r".into(), score: 1.0 };
+    let placed =
+        crate::deployment::Placed { provider, reservation: "r".into(), score: 1.0, contract: None };
     record.placement.insert("b".into(), placed);
     let mut world = World::new(record);
     world.replacing = Some(["a".to_string()].into());
@@ -468,7 +470,12 @@ fn lost() -> BTreeSet<String> {
 }
 
 fn standby(peer: &str) -> BTreeMap<String, select::Choice> {
-    let choice = select::Choice { peer: peer.into(), reservation: format!("{peer}-r"), score: 0.9 };
+    let choice = select::Choice {
+        peer: peer.into(),
+        reservation: format!("{peer}-r"),
+        score: 0.9,
+        contract: None,
+    };
     [("a".to_string(), choice)].into()
 }
 
@@ -528,6 +535,7 @@ async fn a_replacement_never_chooses_a_peer_keeping_a_standby() {
         score: 1.0,
         kept_ms: T0,
         expires_ms: T0 + 120_000,
+        contract: None,
     };
     world.record.standby.insert("b".into(), vec![standby]);
     world.windows.push_back(vec![bid_for("p3", "a"), bid_for("p4", "a")]);

@@ -1,0 +1,174 @@
+//! Which contract a bid is made under, and whether it holds: of the contracts a bid
+//! request carries, the one between this node (the provider) and the requesting node,
+//! signed by both, in force, not revoked, and paying at least this node's price.
+//!
+//! The requesting node is the one whose rights the orchestrator carries: the issuer of
+//! the last token of the envelope's chain (an orchestrator has a key of its own, to
+//! which its node delegates), or the sender when the node itself asks.
+
+use dms_actor::envelope::Envelope;
+use dms_contracts::contract::Refusal;
+use dms_contracts::store::Contracts;
+use dms_contracts::{Contract, processor};
+use dms_crypto::Did;
+use dms_protocol::NodeAsk;
+
+/// The contracts a request carries, judged for this provider.
+#[derive(Debug, Clone)]
+pub enum Choice {
+    /// The request names no contract with this node.
+    None,
+    /// This contract binds.
+    Bound(Box<Contract>),
+    /// A contract names this node but does not hold; or one was needed and none names
+    /// this node.
+    Refused {
+        /// The reason's code (`contract_expired`, `contract_not_a_party`, ...).
+        code: &'static str,
+        /// For people.
+        message: String,
+    },
+}
+
+/// The node whose rights the sender of `envelope` acts with.
+pub fn requester(envelope: &Envelope, limits: dms_ucan::Limits) -> Did {
+    let from = &envelope.from.did;
+    let chain = envelope.chain(limits).ok();
+    let leaf = chain.as_ref().and_then(|c| c.leaf().map(|t| t.payload().clone()));
+    match leaf {
+        Some(leaf) if &leaf.aud == from => leaf.iss,
+        _ => from.clone(),
+    }
+}
+
+/// Judges the `texts` a request carries for provider `me` working for `requester` at
+/// `now` (Unix seconds); `required` when this node runs nothing without a contract.
+pub fn choose(
+    texts: &[String],
+    me: &Did,
+    requester: &Did,
+    now: u64,
+    contracts: &Contracts,
+    required: bool,
+) -> Choice {
+    let mut first_refusal = None;
+    let mut strangers = 0;
+    for text in texts {
+        let contract = match Contract::from_text(text) {
+            Ok(contract) => contract,
+            Err(error) => {
+                first_refusal.get_or_insert(Refusal {
+                    code: "contract_malformed",
+                    reason: format!("a contract the request carries cannot be read: {error}"),
+                });
+                continue;
+            }
+        };
+        if &contract.terms().provider != me {
+            strangers += 1;
+            continue;
+        }
+        if let Err(refusal) = contract.binds(me, requester, now) {
+            first_refusal.get_or_insert(refusal);
+            continue;
+        }
+        match contracts.revocation_of(&contract) {
+            Ok(None) => return Choice::Bound(Box::new(contract)),
+            Ok(Some(revocation)) => {
+                let s = revocation.statement();
+                first_refusal.get_or_insert(Refusal {
+                    code: "contract_revoked",
+                    reason: format!(
+                        "contract {} was revoked by {} at {} (Unix time): {}",
+                        contract.id(),
+                        s.by,
+                        s.at,
+                        s.reason
+                    ),
+                });
+            }
+            Err(error) => {
+                first_refusal.get_or_insert(Refusal {
+                    code: "contract_malformed",
+                    reason: format!("contract {}: {error}", contract.id()),
+                });
+            }
+        }
+    }
+    if let Some(Refusal { code, reason }) = first_refusal {
+        return Choice::Refused { code, message: reason };
+    }
+    match (required, texts.is_empty()) {
+        (false, _) => Choice::None,
+        (true, true) => Choice::Refused {
+            code: "contract_required",
+            message: "this node runs only deployments bound to a contract with it".into(),
+        },
+        (true, false) => Choice::Refused {
+            code: "contract_not_a_party",
+            message: format!(
+                "this node ({me}) is not a party to any of the {strangers} contract(s) the \
+                 deployment names; it runs only deployments bound to a contract with it"
+            ),
+        },
+    }
+}
+
+/// Why `contract` does not pay enough for `ask` on a machine asking `price_per_hour`
+/// (units of the contract's currency), if it does not.
+pub fn price_short(
+    contract: &Contract,
+    ask: &NodeAsk,
+    price_per_hour: Option<f64>,
+) -> Option<String> {
+    let price = price_per_hour.filter(|p| p.is_finite() && *p > 0.0)?;
+    let r = &ask.requirements;
+    let gpus = r.gpu.as_ref().map_or(0, |g| u64::from(g.count));
+    let terms = contract.terms();
+    let pays = processor::hourly(terms, r.cpu_millicores, r.ram_bytes >> 20, gpus)?;
+    let asks = dms_contracts::Amount::of_units(price, &terms.currency).micros;
+    (pays < asks).then(|| {
+        format!(
+            "contract {} pays {}/h for this node's resources; this machine asks {price} {}/h",
+            contract.id(),
+            terms.amount(pays),
+            terms.currency
+        )
+    })
+}
+
+/// The contract an allocate names, checked again (it may have expired or been revoked
+/// since the bid) and kept in the node's store; its text for the allocations.
+pub(crate) fn at_allocate(
+    shared: &crate::Shared,
+    text: Option<&str>,
+    requester: &Did,
+) -> Result<Option<String>, dms_actor::ActorError> {
+    let refused = |code: &str, reason: String| dms_actor::ActorError::Unauthorized {
+        code: code.to_string(),
+        reason,
+    };
+    let Some(text) = text else {
+        if shared.settings.require_contract {
+            return Err(refused(
+                "contract_required",
+                "this node runs only deployments bound to a contract with it".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let me = &shared.root.handle().did;
+    match choose(&[text.to_string()], me, requester, dms_ucan::now(), &shared.contracts, true) {
+        Choice::Bound(contract) => {
+            shared
+                .contracts
+                .put(&contract, dms_actor::envelope::now_ms())
+                .map_err(|e| crate::failed(format!("could not keep the contract: {e}")))?;
+            Ok(Some(text.to_string()))
+        }
+        Choice::Refused { code, message } => Err(refused(code, message)),
+        Choice::None => {
+            Err(refused("contract_not_a_party", "the contract does not name this node".into()))
+        }
+    }
+}
