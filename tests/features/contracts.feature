@@ -43,3 +43,10 @@ Feature: Contracts between requesters and providers, usage receipts, budgets
     And the deployment is soon "shut_down" because "budget reached"
     And the ledgers of node 0 and node 1 both record "budget reached"
     And the ledgers of node 0 and node 1 agree on what the contract owes
+
+  Scenario: A contract revoked by its provider binds no more, at either party
+    Given node 0 and node 1 signed a contract paying 3600 USD per hour
+    When node 1 revokes the contract because "machine retired"
+    Then node 0 soon sees the contract revoked because "machine retired"
+    When the devnet user deploys a WebAssembly service on node 1 under that contract
+    Then the error says "machine retired"

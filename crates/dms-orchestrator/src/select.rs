@@ -88,6 +88,9 @@ pub fn place(
         "every node has bids, but no choice gives each node its own peer with the edges' \
          latency limits met",
     );
+    if let Some(max) = asks.first().and_then(|a| a.requirements.max_price_per_hour) {
+        let _ = write!(reason, " and all of them together at {max}/h at most (max_price_per_hour)");
+    }
     let skipped = answers.iter().filter(|a| skip.contains(&a.peer)).count();
     if skipped > 0 {
         let _ =
@@ -114,7 +117,7 @@ fn search<'a>(
         if chosen.iter().any(|(_, p, _)| *p == peer) {
             continue;
         }
-        if !edges_hold(&ask.node, peer, bid, chosen, edges) {
+        if !edges_hold(&ask.node, peer, bid, chosen, edges) || !price_holds(ask, bid, chosen) {
             continue;
         }
         chosen.push((ask.node.as_str(), peer, bid));
@@ -148,6 +151,17 @@ fn edges_hold(
         let rtt = bid.rtt_ms.get(*other_peer).or_else(|| other_bid.rtt_ms.get(peer));
         rtt.is_some_and(|ms| *ms <= max.to_std().as_secs_f64() * 1000.0)
     })
+}
+
+/// The ensemble's `max_price_per_hour` (every ask carries it) holds for the whole
+/// placement: the prices per hour of the bids chosen so far and of `bid` add up to it at
+/// most. A machine without a price charges nothing.
+fn price_holds(ask: &NodeAsk, bid: &Bid, chosen: &[(&str, &str, &Bid)]) -> bool {
+    let Some(max) = ask.requirements.max_price_per_hour else { return true };
+    let price = |b: &Bid| b.machine.price_per_hour.filter(|p| p.is_finite() && *p > 0.0);
+    let total: f64 =
+        chosen.iter().filter_map(|(_, _, b)| price(b)).sum::<f64>() + price(bid).unwrap_or(0.0);
+    total <= max + 1e-9
 }
 
 fn edges_text(edges: &[Edge]) -> String {
@@ -281,6 +295,32 @@ mod tests {
         assert_ne!(placed["a"].peer, placed["b"].peer);
         // Ties on the first node are broken by peer id; the other node takes the rest.
         assert_eq!(placed.len(), 2);
+    }
+
+    #[test]
+    fn max_price_per_hour_holds_for_the_whole_ensemble() {
+        let priced = |node: &str, score: f64, price: f64| {
+            let mut b = bid(node, score);
+            b.machine.price_per_hour = Some(price);
+            b
+        };
+        let mut asks = [ask("a"), ask("b")];
+        for a in &mut asks {
+            a.requirements.max_price_per_hour = Some(1.0);
+        }
+        // The best-scored pair costs 1.2/h together; the one that fits 1/h is chosen.
+        let answers = [
+            answer("p1", vec![priced("a", 0.9, 0.6), priced("b", 0.9, 0.6)]),
+            answer("p2", vec![priced("a", 0.5, 0.4), priced("b", 0.5, 0.4)]),
+        ];
+        let placed = place(&asks, &answers, &BTreeSet::new(), &[]).expect("a pair fits");
+        assert_ne!(placed["a"].peer, placed["b"].peer);
+        let dear = [
+            answer("p1", vec![priced("a", 0.9, 0.6), priced("b", 0.9, 0.6)]),
+            answer("p2", vec![priced("a", 0.5, 0.6), priced("b", 0.5, 0.6)]),
+        ];
+        let why = place(&asks, &dear, &BTreeSet::new(), &[]).expect_err("1.2/h > 1/h");
+        assert!(why.contains("max_price_per_hour"), "{why}");
     }
 
     #[test]

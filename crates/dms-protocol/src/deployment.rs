@@ -183,6 +183,7 @@ pub const REASON_CODES: &[&str] = &[
     "contract_revoked",
     "contract_malformed",
     "contract_price",
+    "contract_limit",
     "excluded",
     "pinned_elsewhere",
     "reserve_failed",

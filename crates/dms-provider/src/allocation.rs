@@ -106,6 +106,8 @@ pub(crate) struct Running {
     pub node: String,
     /// The orchestrator it obeys.
     pub orchestrator: dms_crypto::Did,
+    /// The contract it runs under (its id).
+    pub contract: Option<String>,
 }
 
 impl Running {
@@ -144,6 +146,11 @@ pub(crate) fn spawn(shared: &Arc<Shared>, hosted: Hosted, key: KeyPair) -> Runni
         actor.hold(chain);
     }
     let (node, orchestrator) = (hosted.node.clone(), hosted.orchestrator.did.clone());
+    let contract = hosted
+        .contract
+        .as_deref()
+        .and_then(|text| dms_contracts::Contract::from_text(text).ok())
+        .map(|c| c.id());
     let beats = beat::Beats::new(hosted.status.clone());
     let state = Allocation {
         hosted,
@@ -154,7 +161,7 @@ pub(crate) fn spawn(shared: &Arc<Shared>, hosted: Hosted, key: KeyPair) -> Runni
         receipting: false,
     };
     let (actor, control) = dms_actor::stateful::spawn_with_sender(actor, state);
-    Running { actor, control, node, orchestrator }
+    Running { actor, control, node, orchestrator, contract }
 }
 
 impl Stateful for Allocation {

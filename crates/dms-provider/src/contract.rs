@@ -114,6 +114,24 @@ pub fn choose(
     }
 }
 
+/// `choice`, unless its contract's `max_allocations` run here already (`running` counts
+/// them): then a refusal, `contract_limit`.
+pub fn within_limits(choice: Choice, running: impl Fn(&str) -> usize) -> Choice {
+    let Choice::Bound(contract) = &choice else { return choice };
+    let Some(max) = contract.terms().limits.max_allocations else { return choice };
+    let now = running(&contract.id());
+    if now < max as usize {
+        return choice;
+    }
+    Choice::Refused {
+        code: "contract_limit",
+        message: format!(
+            "contract {} allows {max} allocation(s) at once and {now} run here under it",
+            contract.id()
+        ),
+    }
+}
+
 /// Why `contract` does not pay enough for `ask` on a machine asking `price_per_hour`
 /// (units of the contract's currency), if it does not.
 pub fn price_short(
@@ -170,5 +188,110 @@ pub(crate) fn at_allocate(
         Choice::None => {
             Err(refused("contract_not_a_party", "the contract does not name this node".into()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dms_contracts::{Limits, Model, Revocation, Terms};
+    use dms_crypto::{KeyPair, KeyType};
+    use dms_types::capability::Requirements;
+
+    use super::*;
+
+    struct Parties {
+        requester: KeyPair,
+        provider: KeyPair,
+        contracts: Contracts,
+        _dir: tempfile::TempDir,
+    }
+
+    fn parties() -> Parties {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = dms_store::Store::open(dir.path().join("db")).expect("store");
+        let key = || KeyPair::generate(KeyType::Ed25519);
+        Parties { requester: key(), provider: key(), contracts: Contracts::new(store), _dir: dir }
+    }
+
+    fn contract(p: &Parties, per_hour: u64, max_allocations: Option<u32>) -> Contract {
+        let mut contract = Contract::new(Terms {
+            v: 1,
+            requester: p.requester.did(),
+            provider: p.provider.did(),
+            model: Model::PayPerTimeUtilization { per_hour },
+            currency: "USD".into(),
+            limits: Limits { max_total: None, max_allocations },
+            valid_from: 100,
+            valid_until: 200,
+            host: None,
+            nonce: 1,
+        })
+        .expect("terms");
+        contract.sign(&p.requester).expect("sign");
+        contract.sign(&p.provider).expect("sign");
+        contract
+    }
+
+    fn code(choice: &Choice) -> &str {
+        match choice {
+            Choice::None => "none",
+            Choice::Bound(_) => "bound",
+            Choice::Refused { code, .. } => code,
+        }
+    }
+
+    #[test]
+    fn a_provider_bids_only_under_a_contract_that_binds_it_to_the_requester() {
+        let p = parties();
+        let c = contract(&p, 1_000_000, None);
+        let text = c.to_text().expect("text");
+        let one = std::slice::from_ref(&text);
+        let (me, them) = (p.provider.did(), p.requester.did());
+        let choose_at = |texts: &[String], requester: &Did, now, required| {
+            choose(texts, &me, requester, now, &p.contracts, required)
+        };
+        assert_eq!(code(&choose_at(&[], &them, 150, false)), "none");
+        assert_eq!(code(&choose_at(&[], &them, 150, true)), "contract_required");
+        assert_eq!(code(&choose_at(one, &them, 150, true)), "bound");
+        assert_eq!(code(&choose_at(one, &them, 201, true)), "contract_expired");
+        assert_eq!(code(&choose_at(one, &them, 99, false)), "contract_not_yet_valid");
+        // Another requester presenting it: not a party.
+        let stranger = KeyPair::generate(KeyType::Ed25519).did();
+        assert_eq!(code(&choose_at(one, &stranger, 150, true)), "contract_not_a_party");
+        assert_eq!(code(&choose_at(&["garbage".into()], &them, 150, true)), "contract_malformed");
+        // A contract between two others: ignored unless one is required.
+        let others = parties();
+        let foreign = contract(&others, 1, None).to_text().expect("text");
+        assert_eq!(code(&choose_at(std::slice::from_ref(&foreign), &them, 150, false)), "none");
+        assert_eq!(code(&choose_at(&[foreign], &them, 150, true)), "contract_not_a_party");
+        // Revoked by a party: refused from then on.
+        p.contracts.put(&c, 1).expect("kept");
+        let revocation = Revocation::sign(&c, &p.requester, 150, "done").expect("revoke");
+        p.contracts.revoke(&revocation).expect("kept");
+        assert_eq!(code(&choose_at(one, &them, 150, true)), "contract_revoked");
+    }
+
+    #[test]
+    fn limits_and_price_are_checked() {
+        let p = parties();
+        let c = contract(&p, 500_000, Some(2));
+        let bound = || Choice::Bound(Box::new(c.clone()));
+        assert_eq!(code(&within_limits(bound(), |_| 1)), "bound");
+        assert_eq!(code(&within_limits(bound(), |_| 2)), "contract_limit");
+        let ask = NodeAsk {
+            node: "n".into(),
+            requirements: Requirements::default(),
+            executors: Vec::new(),
+            pinned: None,
+            accept: Vec::new(),
+            reject: Vec::new(),
+            binds: Vec::new(),
+            subnet: false,
+        };
+        // It pays 0.5 USD/h: enough for a machine asking 0.5, not for one asking 0.6.
+        assert_eq!(price_short(&c, &ask, Some(0.5)), None);
+        assert_eq!(price_short(&c, &ask, None), None);
+        let short = price_short(&c, &ask, Some(0.6)).expect("too little");
+        assert!(short.contains("pays 0.5 USD/h"), "{short}");
     }
 }

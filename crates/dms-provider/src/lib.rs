@@ -216,6 +216,12 @@ impl Shared {
         }
     }
 
+    /// How many allocations run here under contract `id`.
+    fn running_under(&self, id: &str) -> usize {
+        let allocations = self.allocations.lock().expect("allocations lock");
+        allocations.values().filter(|r| r.contract.as_deref() == Some(id)).count()
+    }
+
     fn running(&self, deployment: &str, node: Option<&str>) -> Vec<allocation::Running> {
         let prefix = format!("{deployment}.");
         self.allocations

@@ -42,6 +42,7 @@ pub(crate) async fn bid(
         &shared.contracts,
         shared.settings.require_contract,
     );
+    let contract = crate::contract::within_limits(contract, |id| shared.running_under(id));
     let rtt_ms: BTreeMap<String, f64> = if request.rtts {
         (shared.rtts)().await.into_iter().map(|(peer, rtt)| (peer, rtt as f64)).collect()
     } else {

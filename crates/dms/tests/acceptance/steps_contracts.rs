@@ -284,3 +284,23 @@ async fn soon_because(world: &mut DmsWorld, state: String, reason: String) {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+#[when(regex = r#"^node (\d+) revokes the contract because "([^"]+)"$"#)]
+async fn revoke(world: &mut DmsWorld, index: usize, reason: String) {
+    let id = world.contract.clone().expect("a contract");
+    let revoked = cli_json(world, index, &["contract", "revoke", &id, "--reason", &reason]).await;
+    assert_eq!(revoked["broadcast"], true, "{revoked:#}");
+}
+
+#[then(regex = r#"^node (\d+) soon sees the contract revoked because "([^"]+)"$"#)]
+async fn sees_revoked(world: &mut DmsWorld, index: usize, reason: String) {
+    let deadline = Instant::now() + patience();
+    loop {
+        let view = ledger(world, index).await;
+        if view["revoked"].as_str().is_some_and(|r| r.contains(&reason)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{view:#}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
