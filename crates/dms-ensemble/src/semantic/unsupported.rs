@@ -17,7 +17,6 @@ pub const UNSUPPORTED: &[(&str, &str)] = &[
     ("nodes.<name>.location.accept[].isp", "providers do not know their network (ISP)"),
     ("nodes.<name>.location.reject[].asn", "providers do not know their network (ASN)"),
     ("nodes.<name>.location.reject[].isp", "providers do not know their network (ISP)"),
-    ("requirements.currency", "prices are not converted: the budget is in the contracts' currency"),
     ("scripts", "provisioning scripts are not run yet"),
     ("subnet.join", "the orchestrating machine does not join the subnet yet"),
 ];
@@ -69,10 +68,8 @@ impl Checker<'_> {
                 }
             }
         }
-        let requirements = e.requirements.as_ref();
         let top = [
             (!e.keys.is_empty(), "keys"),
-            (requirements.is_some_and(|r| r.currency.is_some()), "requirements.currency"),
             (!e.scripts.is_empty(), "scripts"),
             (e.subnet.as_ref().is_some_and(|s| s.join), "subnet.join"),
         ];
