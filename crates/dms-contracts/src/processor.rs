@@ -19,11 +19,30 @@ pub fn owed<'a>(
     contract: &Contract,
     receipts: impl IntoIterator<Item = &'a Receipt>,
 ) -> Result<Amount, Error> {
-    let (id, terms) = (contract.id(), contract.terms());
-    let mut used = Usage::default();
-    let mut allocations = BTreeSet::new();
-    let mut deployments = BTreeSet::new();
+    let mut tally = Tally::default();
     for receipt in receipts {
+        tally.add(contract, receipt)?;
+    }
+    Ok(owed_by(contract, &tally))
+}
+
+/// What receipts add up to, kept as they are taken so that what is owed needs no scan
+/// over every receipt: usage, and the allocations and deployments that used anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Tally {
+    /// Everything used.
+    pub usage: Usage,
+    /// `<deployment>/<allocation>` of every allocation that used anything.
+    pub allocations: BTreeSet<String>,
+    /// Every deployment that used anything.
+    pub deployments: BTreeSet<String>,
+}
+
+impl Tally {
+    /// Adds `receipt` (each once: a book's); one of another contract or provider is
+    /// refused.
+    pub fn add(&mut self, contract: &Contract, receipt: &Receipt) -> Result<(), Error> {
+        let (id, terms) = (contract.id(), contract.terms());
         let s = receipt.statement();
         if s.contract != id || s.provider != terms.provider {
             return Err(Error::Malformed(format!(
@@ -31,16 +50,22 @@ pub fn owed<'a>(
                 s.seq, s.allocation, s.contract, s.provider, terms.provider
             )));
         }
-        used = used.plus(&s.usage);
+        self.usage = self.usage.plus(&s.usage);
         if !s.usage.is_zero() {
-            allocations.insert((s.deployment.as_str(), s.allocation.as_str()));
-            deployments.insert(s.deployment.as_str());
+            self.allocations.insert(format!("{}/{}", s.deployment, s.allocation));
+            self.deployments.insert(s.deployment.clone());
         }
+        Ok(())
     }
-    let micros = formula(terms, &used, allocations.len(), deployments.len());
+}
+
+/// What is owed under `contract` for what `tally` adds up, capped at `max_total`.
+pub fn owed_by(contract: &Contract, tally: &Tally) -> Amount {
+    let terms = contract.terms();
+    let micros = formula(terms, &tally.usage, tally.allocations.len(), tally.deployments.len());
     let micros = u64::try_from(micros).unwrap_or(u64::MAX);
     let capped = terms.limits.max_total.map_or(micros, |max| micros.min(max));
-    Ok(terms.amount(capped))
+    terms.amount(capped)
 }
 
 /// What `terms` pay per hour, in micro-units, for an allocation holding `cpu_millicores`,

@@ -8,18 +8,21 @@
 //! | `contracts` | contract id | the contract, with every signature seen |
 //! | `contract_revocations` | contract id | the first valid revocation |
 //! | `contract_receipts` | `<side>/<contract>/<deployment>/<allocation>/<seq>` | a receipt |
+//! | `contract_tallies` | `<side>/<contract>[/<deployment>]` | what its receipts add up to |
 //! | `contract_ledgers` | `requester` or `provider` | that side's [`Ledger`] |
 
 use dms_store::{Repo, Store};
 use serde::{Deserialize, Serialize};
 
 use crate::ledger::{Ledger, Settlement, Side};
-use crate::{Amount, Contract, Error, Receipt, Revocation};
+use crate::processor::{Tally, owed_by};
+use crate::{Contract, Error, Receipt, Revocation};
 
 const CONTRACTS: Repo<Stored> = Repo::new("contracts");
 const REVOCATIONS: Repo<String> = Repo::new("contract_revocations");
 const RECEIPTS: Repo<String> = Repo::new("contract_receipts");
 const LEDGERS: Repo<Ledger> = Repo::new("contract_ledgers");
+const TALLIES: Repo<Tally> = Repo::new("contract_tallies");
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
@@ -42,6 +45,13 @@ pub struct Known {
 
 fn store_error(error: dms_store::Error) -> Error {
     Error::Store(error.to_string())
+}
+
+/// The tally keys of a contract, and of one deployment under it.
+fn tally_keys(side: Side, contract: &str, deployment: &str) -> (String, String) {
+    let whole = format!("{}/{contract}", side_name(side));
+    let of_deployment = format!("{whole}/{deployment}");
+    (whole, of_deployment)
 }
 
 fn side_name(side: Side) -> &'static str {
@@ -144,9 +154,20 @@ impl Contracts {
         Ok(revocation.revokes(contract).is_ok().then_some(revocation))
     }
 
-    /// Keeps a receipt on `side` (issued by this provider, or taken by this requester);
-    /// returns whether it is new here.
-    pub fn put_receipt(&self, side: Side, receipt: &Receipt) -> Result<bool, Error> {
+    /// Keeps a receipt on `side` (issued by this provider, or taken by this requester)
+    /// under `contract`, adds it to the contract's tallies and books on `side` what the
+    /// contract owes now, with `memo` — all in one transaction with `also` (the caller's
+    /// own write: a provider's outbox entry), so that none happens without the others.
+    /// A receipt kept already changes nothing (and `also` does not run); returns whether
+    /// it is new here.
+    pub fn take_receipt(
+        &self,
+        side: Side,
+        contract: &Contract,
+        receipt: &Receipt,
+        memo: &str,
+        also: impl FnOnce(&dms_store::WriteTx) -> Result<(), dms_store::Error>,
+    ) -> Result<bool, Error> {
         let s = receipt.statement();
         let key = format!(
             "{}/{}/{}/{}/{:020}",
@@ -157,17 +178,47 @@ impl Contracts {
             s.seq
         );
         let text = receipt.to_text()?;
+        let (whole, of_deployment) = tally_keys(side, &s.contract, &s.deployment);
         let mut new = false;
         self.store
             .write(|tx| {
-                if RECEIPTS.get(tx, &key)?.is_none() {
-                    RECEIPTS.put(tx, &key, &text)?;
-                    new = true;
+                if RECEIPTS.get(tx, &key)?.is_some() {
+                    return Ok(());
                 }
+                RECEIPTS.put(tx, &key, &text)?;
+                let mut owed = None;
+                for tally_key in [&of_deployment, &whole] {
+                    let mut tally = TALLIES.get(tx, tally_key)?.unwrap_or_default();
+                    tally.add(contract, receipt).map_err(dms_store::Error::custom)?;
+                    TALLIES.put(tx, tally_key, &tally)?;
+                    owed = Some(owed_by(contract, &tally));
+                }
+                let mut ledger =
+                    LEDGERS.get(tx, side_name(side))?.unwrap_or_else(|| Ledger::new(side));
+                let owed = owed.unwrap_or_else(|| contract.terms().amount(0));
+                let booked =
+                    ledger.accrue(contract, &owed, memo).map_err(dms_store::Error::custom)?;
+                if booked.micros > 0 {
+                    LEDGERS.put(tx, side_name(side), &ledger)?;
+                }
+                also(tx)?;
+                new = true;
                 Ok(())
             })
             .map_err(store_error)?;
         Ok(new)
+    }
+
+    /// What `side`'s receipts under `contract` add up to (of one deployment when given).
+    pub fn tally(
+        &self,
+        side: Side,
+        contract: &str,
+        deployment: Option<&str>,
+    ) -> Result<Tally, Error> {
+        let (whole, of_deployment) = tally_keys(side, contract, deployment.unwrap_or_default());
+        let key = if deployment.is_some() { of_deployment } else { whole };
+        Ok(TALLIES.get_now(&self.store, &key).map_err(store_error)?.unwrap_or_default())
     }
 
     /// The receipts kept on `side` under `contract` (of one deployment when given), in
@@ -208,32 +259,6 @@ impl Contracts {
                 Ok(())
             })
             .map_err(store_error)
-    }
-
-    /// Books on `side` that `owed` is owed under `contract` so far ([`Settlement::accrue`]),
-    /// durably; returns the increase.
-    pub fn accrue(
-        &self,
-        side: Side,
-        contract: &Contract,
-        owed: &Amount,
-        memo: &str,
-    ) -> Result<Amount, Error> {
-        let mut increase = None;
-        self.store
-            .write(|tx| {
-                let mut ledger =
-                    LEDGERS.get(tx, side_name(side))?.unwrap_or_else(|| Ledger::new(side));
-                let booked =
-                    ledger.accrue(contract, owed, memo).map_err(dms_store::Error::custom)?;
-                if booked.micros > 0 {
-                    LEDGERS.put(tx, side_name(side), &ledger)?;
-                }
-                increase = Some(booked);
-                Ok(())
-            })
-            .map_err(store_error)?;
-        increase.ok_or_else(|| Error::Store("nothing written".into()))
     }
 }
 
@@ -307,15 +332,25 @@ mod tests {
             &provider,
         )
         .expect("ok");
-        assert!(contracts.put_receipt(Side::Provider, &receipt).expect("ok"));
-        assert!(!contracts.put_receipt(Side::Provider, &receipt).expect("ok"));
+        let mut queued = 0;
+        let mut take = || {
+            contracts.take_receipt(Side::Provider, &terms, &receipt, "receipt 0", |_| {
+                queued += 1;
+                Ok(())
+            })
+        };
+        assert!(take().expect("ok"));
+        assert!(!take().expect("ok"), "a receipt kept already changes nothing");
+        assert_eq!(queued, 1);
         let kept = contracts.receipts(Side::Provider, &terms.id(), Some("d")).expect("ok");
         assert_eq!(kept, vec![receipt.clone()]);
         assert!(contracts.receipts(Side::Requester, &terms.id(), None).expect("ok").is_empty());
 
         let owed = processor::owed(&terms, &kept).expect("ok");
         assert_eq!(owed.micros, 2_000);
-        contracts.accrue(Side::Provider, &terms, &owed, "receipt 0").expect("ok");
+        let tally = contracts.tally(Side::Provider, &terms.id(), Some("d")).expect("ok");
+        assert_eq!(processor::owed_by(&terms, &tally), owed);
+        assert_eq!(contracts.tally(Side::Provider, &terms.id(), None).expect("ok"), tally);
         drop(contracts);
         drop(store);
         let reopened = Contracts::new(Store::open(dir.path().join("db")).expect("ok"));

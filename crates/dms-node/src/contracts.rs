@@ -39,7 +39,9 @@ pub fn register(actor: &Actor, store: &Store) -> Result<(), ActorError> {
     handle(actor, move |message, SignContract { contract }| {
         let (c, key) = (c.clone(), message.actor.signing_key().clone());
         blocking(move || {
-            let mut contract = Contract::from_text(&contract).map_err(bad)?;
+            let mut contract = Contract::from_text(&contract).map_err(|e| {
+                bad(format!("not a contract's text form (what `dms contract new` writes): {e}"))
+            })?;
             contract.verify_signatures().map_err(bad)?;
             if !contract.signed_by(&key.did()) {
                 contract.sign(&key).map_err(bad)?;

@@ -85,7 +85,10 @@ pub fn register(actor: &Actor, registry: &Arc<Registry>) -> Result<(), ActorErro
     let r = registry.clone();
     handle(actor, move |_, DeploymentUsage { id }| {
         let r = r.clone();
-        async move { Ok(r.usage(&id)?) }
+        async move {
+            let usage = tokio::task::spawn_blocking(move || r.usage(&id));
+            Ok(usage.await.map_err(|e| dms_actor::ActorError::handler(e.to_string()))??)
+        }
     })?;
     let r = registry.clone();
     handle(actor, move |_, ImportReceipt { id, receipt }| {

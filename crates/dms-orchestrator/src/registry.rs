@@ -191,7 +191,14 @@ impl Registry {
     /// once. Refused when the submitter, or the node, is at its quota.
     pub async fn create(&self, request: NewDeployment, submitter: String) -> Result<String, Error> {
         self.check(&request)?;
-        crate::orchestrator::billing::check(&self.shared, &request.ensemble)?;
+        if !request.ensemble.contracts.is_empty() || request.ensemble.requirements.is_some() {
+            let (shared, ensemble) = (self.shared.clone(), request.ensemble.clone());
+            tokio::task::spawn_blocking(move || {
+                crate::orchestrator::billing::check(&shared, &ensemble)
+            })
+            .await
+            .map_err(|e| Error::Contract(e.to_string()))??;
+        }
         // Storage first: wrong credentials or a missing input is the submitter's to fix
         // now, before anything is placed.
         let credentials =

@@ -30,13 +30,17 @@ pub enum Choice {
     },
 }
 
-/// The node whose rights the sender of `envelope` acts with.
-pub fn requester(envelope: &Envelope, limits: dms_ucan::Limits) -> Did {
+/// The node whose rights the sender of `envelope` acts with: the issuer of the last
+/// token of its chain when the chain verifies here (signatures, validity, revocations)
+/// and is for the sender; otherwise the sender itself. (A sender this node trusts as a
+/// root is authorized without its chain being verified, so the chain is verified here:
+/// an unverified token naming another node as its issuer must not make that node pay.)
+pub fn requester(envelope: &Envelope, verifier: &dms_ucan::Verifier) -> Did {
     let from = &envelope.from.did;
-    let chain = envelope.chain(limits).ok();
-    let leaf = chain.as_ref().and_then(|c| c.leaf().map(|t| t.payload().clone()));
-    match leaf {
-        Some(leaf) if &leaf.aud == from => leaf.iss,
+    let Ok(chain) = envelope.chain(verifier.limits()) else { return from.clone() };
+    let Some(leaf) = chain.leaf().map(|t| t.payload().clone()) else { return from.clone() };
+    match verifier.verify(&chain, dms_ucan::now()) {
+        Ok(verified) if &verified.audience == from && &leaf.aud == from => leaf.iss,
         _ => from.clone(),
     }
 }
@@ -147,7 +151,9 @@ pub fn price_short(
     let asks = dms_contracts::Amount::of_units(price, &terms.currency).micros;
     (pays < asks).then(|| {
         format!(
-            "contract {} pays {}/h for this node's resources; this machine asks {price} {}/h",
+            "contract {} pays {}/h for this node's resources; this machine asks {price} {}/h \
+             (deployment.price_per_hour, taken in the contract's currency): a contract at that \
+             price or more, or a lower price here",
             contract.id(),
             terms.amount(pays),
             terms.currency
@@ -161,6 +167,7 @@ pub(crate) fn at_allocate(
     shared: &crate::Shared,
     text: Option<&str>,
     requester: &Did,
+    allocations: usize,
 ) -> Result<Option<String>, dms_actor::ActorError> {
     let refused = |code: &str, reason: String| dms_actor::ActorError::Unauthorized {
         code: code.to_string(),
@@ -178,6 +185,18 @@ pub(crate) fn at_allocate(
     let me = &shared.root.handle().did;
     match choose(&[text.to_string()], me, requester, dms_ucan::now(), &shared.contracts, true) {
         Choice::Bound(contract) => {
+            let max = contract.terms().limits.max_allocations;
+            let running = shared.running_under(&contract.id());
+            if let Some(max) = max.filter(|max| running + allocations > *max as usize) {
+                return Err(refused(
+                    "contract_limit",
+                    format!(
+                        "contract {} allows {max} allocation(s) at once; {running} run here under \
+                         it and this node has {allocations} more",
+                        contract.id()
+                    ),
+                ));
+            }
             shared
                 .contracts
                 .put(&contract, dms_actor::envelope::now_ms())

@@ -217,7 +217,7 @@ impl Shared {
     }
 
     /// How many allocations run here under contract `id`.
-    fn running_under(&self, id: &str) -> usize {
+    pub(crate) fn running_under(&self, id: &str) -> usize {
         let allocations = self.allocations.lock().expect("allocations lock");
         allocations.values().filter(|r| r.contract.as_deref() == Some(id)).count()
     }
@@ -371,7 +371,7 @@ fn register(shared: &Arc<Shared>) -> Result<(), ActorError> {
     dms_protocol::handle::<BidRequest, _, _>(root, move |message, request| {
         let s = s.clone();
         let from = message.envelope.from.clone();
-        let requester = contract::requester(&message.envelope, s.router.config().limits);
+        let requester = contract::requester(&message.envelope, s.root.verifier());
         s.audience.heard(&from.peer, std::time::Instant::now());
         async move {
             let answer = offer::bid(&s, &request, from, &requester).await;
@@ -409,8 +409,14 @@ fn register(shared: &Arc<Shared>) -> Result<(), ActorError> {
                     reason: format!("{from} cannot allocate for {}", request.orchestrator.did),
                 });
             }
-            let requester = contract::requester(&message.envelope, s.router.config().limits);
-            let contract = contract::at_allocate(&s, request.contract.as_deref(), &requester)?;
+            let requester = contract::requester(&message.envelope, s.root.verifier());
+            let (s2, text, count) =
+                (s.clone(), request.contract.clone(), request.allocations.len());
+            let contract = tokio::task::spawn_blocking(move || {
+                contract::at_allocate(&s2, text.as_deref(), &requester, count)
+            })
+            .await
+            .map_err(failed)??;
             allocate(&s, request, trace, contract).await
         }
     })?;

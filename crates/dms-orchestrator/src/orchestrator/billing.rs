@@ -15,18 +15,58 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use dms_actor::envelope::now_ms;
 use dms_contracts::ledger::Side;
+use dms_contracts::processor::{self, owed_by};
 use dms_contracts::receipt::{Book, Taken};
 use dms_contracts::store::Contracts;
-use dms_contracts::{Amount, Contract, Receipt, processor};
+use dms_contracts::{Amount, Contract, Receipt};
 use dms_ensemble::model::Ensemble;
 use dms_protocol::contract::{
     AllocationUsage, ContractOwed, ReceiptAnswer, ReceiptOffer, ReceiptView, UsageReport,
 };
+use dms_protocol::record::DeploymentState;
 use tracing::{info, warn};
 
 use super::{Orchestrator, Shared};
 use crate::Error;
+
+/// How the reason of a deployment shut down for its budget begins.
+const BUDGET: &str = "budget reached";
+
+/// How far a receipt's interval may reach past this node's clock (or before the
+/// deployment was made): clocks of two machines differ.
+const SKEW_MS: u64 = 60_000;
+
+/// Why a receipt cannot be true, if it cannot: an interval outside the deployment's
+/// life (give or take [`SKEW_MS`]), or more resources than the allocation holds.
+fn implausible(
+    s: &dms_contracts::receipt::Statement,
+    spec: &dms_ensemble::model::Allocation,
+    created_ms: u64,
+    now_ms: u64,
+) -> Option<String> {
+    if s.from_ms.saturating_add(SKEW_MS) < created_ms || s.to_ms > now_ms.saturating_add(SKEW_MS) {
+        return Some(format!(
+            "receipt {} covers [{}, {}) ms, outside the deployment's life (made at {created_ms} ms, \
+             now {now_ms} ms)",
+            s.seq, s.from_ms, s.to_ms
+        ));
+    }
+    let r = &spec.resources;
+    let wall = s.usage.wall_secs;
+    let cpu = ((r.cpu.cores * 1000.0).round().max(0.0) as u64).saturating_mul(wall);
+    let ram = (r.ram.0 >> 20).saturating_mul(wall);
+    let gpus = u64::from(dms_protocol::total([spec]).1).saturating_mul(wall);
+    let u = &s.usage;
+    (u.cpu_millicore_secs > cpu || u.ram_mib_secs > ram || u.gpu_secs > gpus).then(|| {
+        format!(
+            "receipt {} claims more than allocation {} holds over {wall} s ({} core-ms·s, {} \
+             MiB·s, {} GPU·s; at most {cpu}, {ram}, {gpus})",
+            s.seq, s.allocation, u.cpu_millicore_secs, u.ram_mib_secs, u.gpu_secs
+        )
+    })
+}
 
 /// The books of one deployment, by (allocation, contract id).
 pub(crate) type Books = BTreeMap<(String, String), Book>;
@@ -145,57 +185,100 @@ impl Orchestrator {
         }
     }
 
-    /// Judges and books a receipt; shuts the deployment down when its budget is spent.
+    /// Judges and books a receipt; shuts the deployment down, once, when its budget is
+    /// spent by it.
     pub(crate) async fn take_receipt(self: &Arc<Self>, text: String) -> ReceiptAnswer {
         let this = self.clone();
         let judged = tokio::task::spawn_blocking(move || this.book(&text)).await;
-        let (answer, spent) = match judged {
+        let (mut answer, spent) = match judged {
             Ok(judged) => judged,
             Err(error) => (ReceiptAnswer::refused("receipt_internal", error.to_string()), None),
         };
-        if let Some(why) = spent {
-            let this = self.clone();
-            self.change(None, why.clone(), |r| r.reason = Some(why.clone()));
-            tokio::spawn(async move {
-                this.shutdown().await;
-            });
+        let Some(why) = spent else { return answer };
+        // Decided under the record's lock: only a deployment still running is shut down
+        // for its budget, and only once (receipts arrive concurrently).
+        let fired = self.change_when(None, why.clone(), |r| {
+            let active = !r.state.is_terminal() && r.state != DeploymentState::ShuttingDown;
+            let already = r.reason.as_deref().is_some_and(|w| w.starts_with(BUDGET));
+            if active && !already {
+                r.reason = Some(why.clone());
+            }
+            active && !already
+        });
+        if fired.is_none() {
+            answer.closed = self.peek(|r| r.reason.clone().filter(|w| w.starts_with(BUDGET)));
+            return answer;
         }
+        answer.closed = Some(why.clone());
+        let (contracts, ensemble) = (self.shared.contracts(), self.peek(|r| r.ensemble.clone()));
+        let memo = format!("{}: {why}", self.peek(|r| r.id.clone()));
+        let _ = tokio::task::spawn_blocking(move || {
+            for entry in ensemble.contracts.values() {
+                if let Ok(Some(known)) = contracts.get(&entry.id) {
+                    let _ = contracts.note(Side::Requester, &known.contract, &memo);
+                }
+            }
+        })
+        .await;
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.shutdown().await;
+        });
         answer
     }
 
     /// The receipt judged and booked (blocking: the store); why the budget is spent,
-    /// when this receipt spent it.
+    /// when it is.
     fn book(&self, text: &str) -> (ReceiptAnswer, Option<String>) {
+        let refused = |code: &str, why: String| (ReceiptAnswer::refused(code, why), None);
         let receipt = match Receipt::from_text(text) {
             Ok(receipt) => receipt,
-            Err(error) => {
-                return (ReceiptAnswer::refused("receipt_malformed", error.to_string()), None);
-            }
+            Err(error) => return refused("receipt_malformed", error.to_string()),
         };
         let s = receipt.statement().clone();
-        let (id, ensemble, known_allocation, finished) = self.peek(|r| {
-            let finished = r.reason.as_deref().is_some_and(|why| why.starts_with("budget"));
-            (r.id.clone(), r.ensemble.clone(), r.allocations.contains_key(&s.allocation), finished)
+        let (id, ensemble, created_ms, closed, peers) = self.peek(|r| {
+            let closed = r.reason.clone().filter(|why| why.starts_with(BUDGET));
+            let view = r.allocations.get(&s.allocation);
+            let peers: Vec<String> = view
+                .map(|v| v.peer.iter().cloned().chain(v.lineage.iter().map(|l| l.peer.clone())))
+                .into_iter()
+                .flatten()
+                .collect();
+            (r.id.clone(), r.ensemble.clone(), r.created_ms, closed, peers)
         });
+        let spec = ensemble.allocations.get(&s.allocation);
         let named = ensemble.contracts.values().any(|c| c.id == s.contract);
-        if s.deployment != id || !known_allocation || !named {
+        let (Some(spec), true, true) = (spec, named, s.deployment == id) else {
             let why = format!(
                 "receipt {} is for allocation {} of {} under contract {}: not an allocation and \
                  contract of deployment {id}",
                 s.seq, s.allocation, s.deployment, s.contract
             );
-            return (ReceiptAnswer::refused("receipt_elsewhere", why), None);
+            return refused("receipt_elsewhere", why);
+        };
+        // Only a provider that held the allocation (now or an earlier copy) bills for it.
+        let held =
+            peers.iter().any(|p| (self.shared.root_of)(p).is_some_and(|h| h.did == s.provider));
+        if !held {
+            let why = format!(
+                "receipt {} is signed by {}, which never ran allocation {} of {id}",
+                s.seq, s.provider, s.allocation
+            );
+            return refused("receipt_wrong_party", why);
+        }
+        if let Some(why) = implausible(&s, spec, created_ms, now_ms()) {
+            return refused("receipt_impossible", why);
         }
         let contracts = self.shared.contracts();
         let contract = match contracts.get(&s.contract) {
             Ok(Some(known)) => known.contract,
             Ok(None) => {
-                let why = format!("this node no longer keeps contract {}", s.contract);
-                return (ReceiptAnswer::refused("receipt_elsewhere", why), None);
+                return refused(
+                    "receipt_elsewhere",
+                    format!("this node no longer keeps contract {}", s.contract),
+                );
             }
-            Err(error) => {
-                return (ReceiptAnswer::refused("receipt_internal", error.to_string()), None);
-            }
+            Err(error) => return refused("receipt_internal", error.to_string()),
         };
         let taken = {
             let mut books = self.books.lock().expect("books lock");
@@ -206,33 +289,25 @@ impl Orchestrator {
             book.take(receipt.clone())
         };
         let outcome = match taken {
-            Err(refused) => return (ReceiptAnswer::refused(refused.code, refused.reason), None),
+            Err(refusal) => return refused(refusal.code, refusal.reason),
             Ok(Taken::Repeat) => "repeat",
             Ok(Taken::New) => {
-                if let Err(error) = contracts.put_receipt(Side::Requester, &receipt) {
+                let memo = format!("receipt {} of {id}.{}", s.seq, s.allocation);
+                let kept =
+                    contracts.take_receipt(Side::Requester, &contract, &receipt, &memo, |_| Ok(()));
+                if let Err(error) = kept {
                     // Not kept: the book forgets it too, and takes it when it comes again.
                     self.books.lock().expect("books lock").remove(&(s.allocation, s.contract));
-                    return (ReceiptAnswer::refused("receipt_internal", error.to_string()), None);
+                    return refused("receipt_internal", error.to_string());
                 }
                 "new"
             }
         };
-        let owed = self.owed_under(&contracts, &contract, &id);
-        let memo = format!("receipt {} of {id}.{}", s.seq, s.allocation);
-        if outcome == "new" {
-            self.accrue(&contracts, &contract, &memo);
-        }
-        let spent = if finished { None } else { self.budget_spent(&contracts, &ensemble, &id) };
-        if let Some(why) = &spent {
-            let memo = format!("{id}: {why}");
-            for entry in ensemble.contracts.values() {
-                if let Ok(Some(known)) = contracts.get(&entry.id) {
-                    let _ = contracts.note(Side::Requester, &known.contract, &memo);
-                }
-            }
-        }
-        let closed =
-            spent.clone().or_else(|| finished.then(|| self.peek(|r| r.reason.clone())).flatten());
+        let owed = contracts
+            .tally(Side::Requester, &contract.id(), Some(&id))
+            .map(|tally| owed_by(&contract, &tally));
+        let spent =
+            if closed.is_some() { None } else { self.budget_spent(&contracts, &ensemble, &id) };
         let answer = ReceiptAnswer {
             outcome: outcome.into(),
             code: None,
@@ -263,60 +338,27 @@ impl Orchestrator {
         book
     }
 
-    /// What the deployment owes under `contract`.
-    fn owed_under(
-        &self,
-        contracts: &Contracts,
-        contract: &Contract,
-        deployment: &str,
-    ) -> Result<Amount, dms_contracts::Error> {
-        let receipts = contracts.receipts(Side::Requester, &contract.id(), Some(deployment))?;
-        processor::owed(contract, &receipts)
-    }
-
-    /// Books in the requester's ledger what `contract` owes now (over every deployment).
-    fn accrue(&self, contracts: &Contracts, contract: &Contract, memo: &str) {
-        let booked = contracts
-            .receipts(Side::Requester, &contract.id(), None)
-            .and_then(|all| processor::owed(contract, &all))
-            .and_then(|owed| contracts.accrue(Side::Requester, contract, &owed, memo));
-        if let Err(error) = booked {
-            warn!(contract = %contract.id(), %error, "Could not book a receipt in the ledger.");
-        }
-    }
-
     /// Why the budget is spent, when what the deployment owes has reached it.
     fn budget_spent(&self, contracts: &Contracts, ensemble: &Ensemble, id: &str) -> Option<String> {
         let budget = ensemble.requirements.as_ref()?.budget?;
-        let (total, currency) = self.total_owed(contracts, ensemble, id);
+        let mut total = 0u64;
+        let mut currency = None;
+        for entry in ensemble.contracts.values() {
+            let Ok(Some(known)) = contracts.get(&entry.id) else { continue };
+            let Ok(tally) = contracts.tally(Side::Requester, &entry.id, Some(id)) else { continue };
+            let owed = owed_by(&known.contract, &tally);
+            total = total.saturating_add(owed.micros);
+            currency = Some(owed.currency);
+        }
         let budget = Amount::of_units(budget, currency?);
         (total >= budget.micros).then(|| {
             let why = format!(
-                "budget reached: the receipts owe {} of a budget of {budget}; shut down",
+                "{BUDGET}: the receipts owe {} of a budget of {budget}; shut down",
                 Amount::micros(total, budget.currency.clone())
             );
             info!(deployment = %id, "{why}");
             why
         })
-    }
-
-    /// What the deployment owes in all (micro-units) and the currency.
-    fn total_owed(
-        &self,
-        contracts: &Contracts,
-        ensemble: &Ensemble,
-        id: &str,
-    ) -> (u64, Option<String>) {
-        let mut total = 0u64;
-        let mut currency = None;
-        for entry in ensemble.contracts.values() {
-            let Ok(Some(known)) = contracts.get(&entry.id) else { continue };
-            if let Ok(owed) = self.owed_under(contracts, &known.contract, id) {
-                total = total.saturating_add(owed.micros);
-                currency = Some(owed.currency);
-            }
-        }
-        (total, currency)
     }
 
     /// The deployment's receipts, per allocation and contract, and what they owe.
@@ -377,5 +419,48 @@ impl Orchestrator {
         let currency = report.total.first().map(|a| a.currency.clone());
         report.budget = budget.zip(currency).map(|(b, c)| Amount::of_units(b, c));
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dms_contracts::Usage;
+    use dms_contracts::receipt::Statement;
+
+    use super::*;
+
+    #[test]
+    fn a_receipt_claiming_more_than_the_allocation_holds_or_outside_its_life_is_impossible() {
+        let spec: dms_ensemble::model::Allocation = serde_json::from_value(serde_json::json!({
+            "type": "service", "executor": "wasm",
+            "resources": {"cpu": {"cores": 0.5}, "ram": "64MiB"},
+            "execution": {"module": "m.wasm"}
+        }))
+        .expect("an allocation");
+        let provider = dms_crypto::KeyPair::generate(dms_crypto::KeyType::Ed25519).did();
+        let statement = |from_ms, to_ms, usage| Statement {
+            contract: "c".into(),
+            deployment: "d".into(),
+            allocation: "a".into(),
+            provider: provider.clone(),
+            seq: 0,
+            from_ms,
+            to_ms,
+            usage,
+            exit: None,
+        };
+        let (made, now) = (1_000_000, 2_000_000);
+        let fair =
+            Usage { wall_secs: 10, cpu_millicore_secs: 5_000, ram_mib_secs: 640, gpu_secs: 0 };
+        assert_eq!(implausible(&statement(made, made + 10_000, fair), &spec, made, now), None);
+        let greedy = Usage { cpu_millicore_secs: 5_001, ..fair };
+        let why = implausible(&statement(made, made + 10_000, greedy), &spec, made, now);
+        assert!(why.is_some_and(|w| w.contains("more than allocation a holds")));
+        let gpus = Usage { gpu_secs: 1, ..fair };
+        assert!(implausible(&statement(made, made + 10_000, gpus), &spec, made, now).is_some());
+        // Before the deployment was made, or in the future, beyond the clocks' skew.
+        assert!(implausible(&statement(0, 10_000, fair), &spec, made, now).is_some());
+        let late = now + SKEW_MS + 1;
+        assert!(implausible(&statement(late - 10_000, late, fair), &spec, made, now).is_some());
     }
 }

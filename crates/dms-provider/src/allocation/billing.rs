@@ -21,6 +21,8 @@ impl Allocation {
         if self.hosted.contract.is_none() || self.receipting {
             return;
         }
+        // Set by the first start (and persisted with it); a record from before then
+        // counts from now.
         self.hosted.billed_from_ms.get_or_insert_with(now_ms);
         self.receipting = true;
         ctx.after(self.shared.settings.receipt_every, Internal::Receipt);
@@ -56,6 +58,7 @@ impl Allocation {
                 return Ok(());
             };
             crate::receipts::issue(&shared, &contract, &receipt, &hosted.orchestrator)
+                .map_err(|e| e.to_string())
         })
         .await;
         let error = match issued {
@@ -84,7 +87,10 @@ fn next_receipt(
         return Ok(None);
     }
     let (seq, from_ms) = last.map_or((0, since), |s| (s.seq + 1, s.to_ms));
-    let now = now_ms().max(from_ms);
+    // The final receipt ends when the workload did (a provider that restarts later
+    // does not bill the time it was down).
+    let end = exit.and(hosted.status.finished_ms).unwrap_or_else(now_ms);
+    let now = end.max(from_ms);
     let wall_secs = (now - from_ms) / 1000;
     // A periodic receipt covers whole seconds; the fraction left counts in the next one
     // (only the final receipt ends at the end, dropping less than a second).

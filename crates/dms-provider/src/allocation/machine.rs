@@ -196,6 +196,10 @@ pub fn step(hosted: &mut Hosted, input: Input, now_ms: u64) -> Vec<Effect> {
         }
         (S::Starting, Input::Started { execution, start_us, endpoints }) => {
             hosted.execution = Some(execution);
+            // Usage under a contract counts from the first start, kept with the record.
+            if hosted.contract.is_some() {
+                hosted.billed_from_ms.get_or_insert(now_ms);
+            }
             let restarts = hosted.status.restarts;
             let health = hosted.spec.allocation.healthcheck.as_ref().map(|_| Health::Starting);
             change(hosted, |s| {

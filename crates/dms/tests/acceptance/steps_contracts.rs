@@ -244,10 +244,11 @@ async fn replay(world: &mut DmsWorld, index: usize) {
 async fn forge(world: &mut DmsWorld, index: usize) {
     let text = sent_receipt(world, index).await;
     let bytes = URL_SAFE_NO_PAD.decode(text).expect("base64url");
-    // Same statement and signature, one more CPU-second claimed.
+    // Same statement and signature, one MiB-second of memory less (still plausible: a
+    // claim beyond what the allocation holds is refused before its signature is read).
     let (mut statement, signature): (dms_contracts::receipt::Statement, serde_bytes::ByteBuf) =
         serde_ipld_dagcbor::from_slice(&bytes).expect("a receipt");
-    statement.usage.cpu_millicore_secs += 1_000;
+    statement.usage.ram_mib_secs -= 1;
     let forged = serde_ipld_dagcbor::to_vec(&(&statement, &signature)).expect("encode");
     hand_over(world, &URL_SAFE_NO_PAD.encode(forged)).await;
 }
