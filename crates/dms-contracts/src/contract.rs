@@ -14,95 +14,12 @@ use dms_crypto::{Did, KeyPair};
 use serde::{Deserialize, Serialize};
 
 use crate::encoding::{content_id, encode, signing_input};
+pub use crate::models::Model;
+use crate::models::Periodic;
 use crate::{Amount, Error};
 
 /// The domain of a party's signature.
 const DOMAIN: &[u8] = b"dms-contract-v1\0";
-
-/// How the provider is paid. Prices are in micro-units of the contract's currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Model {
-    /// A flat amount for the contract, owed once any work was done under it.
-    FixedRental {
-        /// The amount.
-        amount: u64,
-    },
-    /// An amount per allocation that ran.
-    PayPerAllocation {
-        /// Per allocation.
-        per_allocation: u64,
-    },
-    /// An amount per deployment that ran.
-    PayPerDeployment {
-        /// Per deployment.
-        per_deployment: u64,
-    },
-    /// Resources used × time: CPU cores, memory (GiB) and GPUs, per hour each.
-    PayPerResourceUtilization {
-        /// Per core-hour.
-        per_core_hour: u64,
-        /// Per GiB-hour of memory.
-        per_gib_hour: u64,
-        /// Per GPU-hour.
-        per_gpu_hour: u64,
-    },
-    /// Wall-clock time of the allocations, per hour.
-    PayPerTimeUtilization {
-        /// Per hour.
-        per_hour: u64,
-    },
-    /// An amount per period of running time begun.
-    Periodic {
-        /// Per period.
-        per_period: u64,
-        /// The period, in seconds (at least 1).
-        period_secs: u64,
-    },
-}
-
-impl Model {
-    /// The name NuNet's DMS gives the model (`pay_per_time_utilization`, ...).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Model::FixedRental { .. } => "fixed_rental",
-            Model::PayPerAllocation { .. } => "pay_per_allocation",
-            Model::PayPerDeployment { .. } => "pay_per_deployment",
-            Model::PayPerResourceUtilization { .. } => "pay_per_resource_utilization",
-            Model::PayPerTimeUtilization { .. } => "pay_per_time_utilization",
-            Model::Periodic { .. } => "periodic",
-        }
-    }
-}
-
-impl Model {
-    /// The model and its prices, for people: `pay_per_time_utilization: 0.5 USD per hour`.
-    pub fn describe(&self, currency: &str) -> String {
-        let at = |micros: u64| Amount::micros(micros, currency);
-        let prices = match *self {
-            Model::FixedRental { amount } => format!("{} once", at(amount)),
-            Model::PayPerAllocation { per_allocation } => {
-                format!("{} per allocation", at(per_allocation))
-            }
-            Model::PayPerDeployment { per_deployment } => {
-                format!("{} per deployment", at(per_deployment))
-            }
-            Model::PayPerResourceUtilization { per_core_hour, per_gib_hour, per_gpu_hour } => {
-                format!(
-                    "{} per core-hour, {} per GiB-hour, {} per GPU-hour",
-                    at(per_core_hour),
-                    at(per_gib_hour),
-                    at(per_gpu_hour)
-                )
-            }
-            Model::PayPerTimeUtilization { per_hour } => format!("{} per hour", at(per_hour)),
-            Model::Periodic { per_period, period_secs } => {
-                format!("{} per {period_secs} s begun", at(per_period))
-            }
-        };
-        format!("{}: {prices}", self.name())
-    }
-}
 
 /// Bounds on what is done and owed under a contract.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,7 +70,7 @@ impl Terms {
         if self.valid_until < self.valid_from {
             return invalid("the validity window ends before it starts");
         }
-        if let Model::Periodic { period_secs: 0, .. } = self.model {
+        if let Model::Periodic(Periodic { period_secs: 0, .. }) = self.model {
             return invalid("a periodic contract's period is 0 seconds");
         }
         Ok(())
@@ -333,6 +250,7 @@ mod tests {
     use dms_crypto::KeyType;
 
     use super::*;
+    use crate::models::*;
 
     pub(crate) fn terms(requester: &KeyPair, provider: &KeyPair, model: Model) -> Terms {
         Terms {
@@ -360,7 +278,7 @@ mod tests {
         let mut contract = Contract::new(terms(
             &requester,
             &provider,
-            Model::PayPerTimeUtilization { per_hour: 5 },
+            Model::PayPerTimeUtilization(PayPerTimeUtilization { per_hour: 5 }),
         ))
         .expect("valid terms");
         let (p, r) = (provider.did(), requester.did());
@@ -376,9 +294,12 @@ mod tests {
     #[test]
     fn a_stranger_can_neither_sign_nor_use_it() {
         let (requester, provider, stranger) = keys();
-        let mut contract =
-            Contract::new(terms(&requester, &provider, Model::FixedRental { amount: 1 }))
-                .expect("valid terms");
+        let mut contract = Contract::new(terms(
+            &requester,
+            &provider,
+            Model::FixedRental(FixedRental { amount: 1 }),
+        ))
+        .expect("valid terms");
         assert!(matches!(contract.sign(&stranger), Err(Error::NotAParty { .. })));
         contract.sign(&requester).expect("a party");
         contract.sign(&provider).expect("a party");
@@ -392,7 +313,7 @@ mod tests {
         let mut contract = Contract::new(terms(
             &requester,
             &provider,
-            Model::PayPerAllocation { per_allocation: 3 },
+            Model::PayPerAllocation(PayPerAllocation { per_allocation: 3 }),
         ))
         .expect("valid terms");
         contract.sign(&requester).expect("a party");
@@ -402,8 +323,11 @@ mod tests {
         assert_eq!(back, contract);
         assert_eq!(back.id(), contract.id());
         // The same signatures over different terms (a higher price) do not verify.
-        let mut forged =
-            terms(&requester, &provider, Model::PayPerAllocation { per_allocation: 30 });
+        let mut forged = terms(
+            &requester,
+            &provider,
+            Model::PayPerAllocation(PayPerAllocation { per_allocation: 30 }),
+        );
         forged.nonce = contract.terms().nonce;
         let mut forged = Contract::new(forged).expect("valid terms");
         forged.signatures = contract.signatures.clone();
@@ -415,9 +339,13 @@ mod tests {
     #[test]
     fn inconsistent_terms_are_refused() {
         let (requester, provider, _) = keys();
-        let mut t = terms(&requester, &provider, Model::Periodic { per_period: 1, period_secs: 0 });
+        let mut t = terms(
+            &requester,
+            &provider,
+            Model::Periodic(Periodic { per_period: 1, period_secs: 0 }),
+        );
         assert!(matches!(Contract::new(t.clone()), Err(Error::InvalidTerms(_))));
-        t.model = Model::FixedRental { amount: 1 };
+        t.model = Model::FixedRental(FixedRental { amount: 1 });
         t.valid_until = 10;
         assert!(matches!(Contract::new(t.clone()), Err(Error::InvalidTerms(_))));
         t.valid_until = 2_000;

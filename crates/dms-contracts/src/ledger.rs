@@ -185,6 +185,7 @@ mod tests {
     use dms_crypto::{KeyPair, KeyType};
 
     use super::*;
+    use crate::models::*;
     use crate::{Limits, Model, Terms};
 
     fn contract() -> Contract {
@@ -193,7 +194,7 @@ mod tests {
             v: 1,
             requester: did(),
             provider: did(),
-            model: Model::PayPerTimeUtilization { per_hour: 1_000_000 },
+            model: Model::PayPerTimeUtilization(PayPerTimeUtilization { per_hour: 1_000_000 }),
             currency: "USDT".into(),
             limits: Limits::default(),
             valid_from: 0,

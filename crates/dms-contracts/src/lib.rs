@@ -12,8 +12,10 @@
 //!   an interval, a sequence number, the final exit), and the [`receipt::Book`] that
 //!   takes them idempotently: a repeat is not counted twice, a gap is reported, a
 //!   different receipt with a sequence number already taken is refused.
-//! - [`processor`] — what is owed under each payment model, a pure function of the
-//!   terms and the accepted receipts.
+//! - [`models`] — the payment models behind one trait, [`models::Processor`]: NuNet's
+//!   six, each a formula; [`Model`] is the one a contract names.
+//! - [`processor`] — what is owed under a contract, a pure function of the terms and the
+//!   accepted receipts (their [`processor::Tally`]).
 //! - [`ledger`] — each side's double-entry [`ledger::Ledger`] behind the
 //!   [`ledger::Settlement`] trait (the seam for payment rails), and [`ledger::agree`],
 //!   which says whether requester and provider booked the same.
@@ -25,6 +27,7 @@
 
 pub mod contract;
 pub mod ledger;
+pub mod models;
 pub mod money;
 pub mod processor;
 pub mod receipt;

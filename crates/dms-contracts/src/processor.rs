@@ -1,16 +1,16 @@
 //! What is owed: a pure function of the terms and the receipts a [`crate::receipt::Book`]
-//! took, one per payment model (NuNet's `fixed_rental`, `pay_per_allocation`,
-//! `pay_per_deployment`, `pay_per_resource_utilization`, `pay_per_time_utilization`,
-//! `periodic`). Both sides run the same function over the same receipts, so their
-//! ledgers agree; fractions of a micro-unit are rounded down, once, on the totals.
+//! took — the contract's model's [`Processor`] (`crate::models`: NuNet's `fixed_rental`,
+//! `pay_per_allocation`, `pay_per_deployment`, `pay_per_resource_utilization`,
+//! `pay_per_time_utilization`, `periodic`) over a [`Tally`] of the receipts, capped at
+//! the contract's `max_total`. Both sides run the same function over the same receipts,
+//! so their ledgers agree; fractions of a micro-unit are rounded down, once, on the
+//! totals.
 
 use std::collections::BTreeSet;
 
+pub use crate::models::{Processor, Used};
 use crate::receipt::{Receipt, Usage};
-use crate::{Amount, Contract, Error, Model, Terms};
-
-/// Seconds per hour.
-const HOUR: u128 = 3_600;
+use crate::{Amount, Contract, Error, Terms};
 
 /// What is owed under `contract` for `receipts` (each counted once: pass a book's),
 /// capped at the contract's `max_total`. A receipt of another contract or another
@@ -59,10 +59,16 @@ impl Tally {
     }
 }
 
-/// What is owed under `contract` for what `tally` adds up, capped at `max_total`.
+/// What is owed under `contract` for what `tally` adds up (its model's [`Processor`]),
+/// capped at `max_total`.
 pub fn owed_by(contract: &Contract, tally: &Tally) -> Amount {
     let terms = contract.terms();
-    let micros = formula(terms, &tally.usage, tally.allocations.len(), tally.deployments.len());
+    let used = Used {
+        usage: &tally.usage,
+        allocations: tally.allocations.len(),
+        deployments: tally.deployments.len(),
+    };
+    let micros = terms.model.processor().owed(&used);
     let micros = u64::try_from(micros).unwrap_or(u64::MAX);
     let capped = terms.limits.max_total.map_or(micros, |max| micros.min(max));
     terms.amount(capped)
@@ -73,53 +79,8 @@ pub fn owed_by(contract: &Contract, tally: &Tally) -> Amount {
 /// `pay_per_allocation`, `pay_per_deployment`). A provider compares it with its own
 /// price before bidding under the contract.
 pub fn hourly(terms: &Terms, cpu_millicores: u64, ram_mib: u64, gpus: u64) -> Option<u64> {
-    let used = Usage {
-        wall_secs: HOUR as u64,
-        cpu_millicore_secs: cpu_millicores.saturating_mul(HOUR as u64),
-        ram_mib_secs: ram_mib.saturating_mul(HOUR as u64),
-        gpu_secs: gpus.saturating_mul(HOUR as u64),
-    };
-    match terms.model {
-        Model::FixedRental { .. }
-        | Model::PayPerAllocation { .. }
-        | Model::PayPerDeployment { .. } => None,
-        _ => Some(u64::try_from(formula(terms, &used, 1, 1)).unwrap_or(u64::MAX)),
-    }
-}
-
-/// The model's formula, in micro-units; saturating, so an absurd receipt owes the
-/// most, never wraps to little.
-fn formula(terms: &Terms, used: &Usage, allocations: usize, deployments: usize) -> u128 {
-    let times = |a: u128, b: u128| a.saturating_mul(b);
-    match terms.model {
-        Model::FixedRental { amount } => {
-            if used.is_zero() {
-                0
-            } else {
-                u128::from(amount)
-            }
-        }
-        Model::PayPerAllocation { per_allocation } => {
-            times(allocations as u128, u128::from(per_allocation))
-        }
-        Model::PayPerDeployment { per_deployment } => {
-            times(deployments as u128, u128::from(per_deployment))
-        }
-        Model::PayPerResourceUtilization { per_core_hour, per_gib_hour, per_gpu_hour } => {
-            // Over a common denominator, so that only the total is rounded.
-            let cpu = times(times(used.cpu_millicore_secs.into(), per_core_hour.into()), 1024);
-            let ram = times(times(used.ram_mib_secs.into(), per_gib_hour.into()), 1000);
-            let gpu = times(times(used.gpu_secs.into(), per_gpu_hour.into()), 1000 * 1024);
-            cpu.saturating_add(ram).saturating_add(gpu) / (HOUR * 1000 * 1024)
-        }
-        Model::PayPerTimeUtilization { per_hour } => {
-            times(used.wall_secs.into(), per_hour.into()) / HOUR
-        }
-        Model::Periodic { per_period, period_secs } => {
-            let periods = u128::from(used.wall_secs).div_ceil(u128::from(period_secs.max(1)));
-            times(periods, per_period.into())
-        }
-    }
+    let rate = terms.model.processor().hourly(cpu_millicores, ram_mib, gpus)?;
+    Some(u64::try_from(rate).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -128,8 +89,9 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::Limits;
+    use crate::models::*;
     use crate::receipt::{Book, Statement, Taken};
+    use crate::{Limits, Model};
 
     /// Prices: everyday ones, and any at all (overflow must saturate, not wrap).
     fn price() -> impl Strategy<Value = u64> {
@@ -138,17 +100,22 @@ mod tests {
 
     fn models() -> impl Strategy<Value = Model> {
         prop_oneof![
-            price().prop_map(|amount| Model::FixedRental { amount }),
-            price().prop_map(|per_allocation| Model::PayPerAllocation { per_allocation }),
-            price().prop_map(|per_deployment| Model::PayPerDeployment { per_deployment }),
-            (price(), price(), price()).prop_map(|(c, g, u)| Model::PayPerResourceUtilization {
-                per_core_hour: c,
-                per_gib_hour: g,
-                per_gpu_hour: u,
-            }),
-            price().prop_map(|per_hour| Model::PayPerTimeUtilization { per_hour }),
-            (price(), 1u64..10_000)
-                .prop_map(|(per_period, period_secs)| Model::Periodic { per_period, period_secs }),
+            price().prop_map(|amount| Model::FixedRental(FixedRental { amount })),
+            price().prop_map(|per_allocation| Model::PayPerAllocation(PayPerAllocation {
+                per_allocation
+            })),
+            price().prop_map(|per_deployment| Model::PayPerDeployment(PayPerDeployment {
+                per_deployment
+            })),
+            (price(), price(), price()).prop_map(|(c, g, u)| Model::PayPerResourceUtilization(
+                PayPerResourceUtilization { per_core_hour: c, per_gib_hour: g, per_gpu_hour: u }
+            )),
+            price().prop_map(|per_hour| Model::PayPerTimeUtilization(PayPerTimeUtilization {
+                per_hour
+            })),
+            (price(), 1u64..10_000).prop_map(|(per_period, period_secs)| Model::Periodic(
+                Periodic { per_period, period_secs }
+            )),
         ]
     }
 
@@ -288,27 +255,41 @@ mod tests {
             all.extend(receipts(&c, &provider, "b", &[hour]));
             owed(&c, &all).expect("ours").micros
         };
-        assert_eq!(owe(Model::FixedRental { amount: 9 }, None), 9);
-        assert_eq!(owe(Model::PayPerAllocation { per_allocation: 10 }, None), 20);
-        assert_eq!(owe(Model::PayPerDeployment { per_deployment: 10 }, None), 10);
+        assert_eq!(owe(Model::FixedRental(FixedRental { amount: 9 }), None), 9);
+        assert_eq!(owe(Model::PayPerAllocation(PayPerAllocation { per_allocation: 10 }), None), 20);
+        assert_eq!(owe(Model::PayPerDeployment(PayPerDeployment { per_deployment: 10 }), None), 10);
         // 3 h × (2 cores × 1000 + 0.5 GiB × 100 + 1 GPU × 10_000).
-        let resources = Model::PayPerResourceUtilization {
+        let resources = Model::PayPerResourceUtilization(PayPerResourceUtilization {
             per_core_hour: 1_000,
             per_gib_hour: 100,
             per_gpu_hour: 10_000,
-        };
+        });
         assert_eq!(owe(resources, None), 3 * (2_000 + 50 + 10_000));
-        assert_eq!(owe(Model::PayPerTimeUtilization { per_hour: 1_000_000 }, None), 3_000_000);
-        assert_eq!(owe(Model::Periodic { per_period: 5, period_secs: 7_000 }, None), 10);
-        let capped = owe(Model::PayPerTimeUtilization { per_hour: 1_000_000 }, Some(2_500_000));
+        assert_eq!(
+            owe(Model::PayPerTimeUtilization(PayPerTimeUtilization { per_hour: 1_000_000 }), None),
+            3_000_000
+        );
+        assert_eq!(owe(Model::Periodic(Periodic { per_period: 5, period_secs: 7_000 }), None), 10);
+        let capped = owe(
+            Model::PayPerTimeUtilization(PayPerTimeUtilization { per_hour: 1_000_000 }),
+            Some(2_500_000),
+        );
         assert_eq!(capped, 2_500_000);
     }
 
     #[test]
     fn receipts_of_another_contract_or_provider_are_refused() {
         let provider = key();
-        let ours = contract(&provider, Model::PayPerTimeUtilization { per_hour: 1 }, None);
-        let theirs = contract(&provider, Model::PayPerTimeUtilization { per_hour: 1 }, None);
+        let ours = contract(
+            &provider,
+            Model::PayPerTimeUtilization(PayPerTimeUtilization { per_hour: 1 }),
+            None,
+        );
+        let theirs = contract(
+            &provider,
+            Model::PayPerTimeUtilization(PayPerTimeUtilization { per_hour: 1 }),
+            None,
+        );
         let foreign =
             receipts(&theirs, &provider, "a", &[Usage { wall_secs: 1, ..Usage::default() }]);
         assert!(owed(&ours, &foreign).is_err());

@@ -118,6 +118,7 @@ mod tests {
     use dms_crypto::KeyType;
 
     use super::*;
+    use crate::models::*;
     use crate::{Limits, Model, Terms};
 
     fn contract(requester: &KeyPair, provider: &KeyPair) -> Contract {
@@ -125,7 +126,7 @@ mod tests {
             v: 1,
             requester: requester.did(),
             provider: provider.did(),
-            model: Model::PayPerTimeUtilization { per_hour: 1 },
+            model: Model::PayPerTimeUtilization(PayPerTimeUtilization { per_hour: 1 }),
             currency: "USDT".into(),
             limits: Limits::default(),
             valid_from: 0,

@@ -267,6 +267,7 @@ mod tests {
     use dms_crypto::{KeyPair, KeyType};
 
     use super::*;
+    use crate::models::PayPerTimeUtilization;
     use crate::receipt::Statement;
     use crate::{Limits, Model, Terms, Usage, processor};
 
@@ -275,7 +276,7 @@ mod tests {
             v: 1,
             requester: requester.did(),
             provider: provider.did(),
-            model: Model::PayPerTimeUtilization { per_hour: 3_600_000 },
+            model: Model::PayPerTimeUtilization(PayPerTimeUtilization { per_hour: 3_600_000 }),
             currency: "USDT".into(),
             limits: Limits::default(),
             valid_from: 0,

@@ -178,7 +178,7 @@ fn view(
         text: contract.to_text().map_err(failed)?,
         requester: terms.requester.to_string(),
         provider: terms.provider.to_string(),
-        model: terms.model.clone(),
+        model: terms.model,
         currency: terms.currency.clone(),
         max_total: terms.limits.max_total,
         valid_from: terms.valid_from,

@@ -212,6 +212,7 @@ pub(crate) fn at_allocate(
 
 #[cfg(test)]
 mod tests {
+    use dms_contracts::models::PayPerTimeUtilization;
     use dms_contracts::{Limits, Model, Revocation, Terms};
     use dms_crypto::{KeyPair, KeyType};
     use dms_types::capability::Requirements;
@@ -237,7 +238,7 @@ mod tests {
             v: 1,
             requester: p.requester.did(),
             provider: p.provider.did(),
-            model: Model::PayPerTimeUtilization { per_hour },
+            model: Model::PayPerTimeUtilization(PayPerTimeUtilization { per_hour }),
             currency: "USD".into(),
             limits: Limits { max_total: None, max_allocations },
             valid_from: 100,

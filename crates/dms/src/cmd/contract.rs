@@ -7,6 +7,10 @@
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
+use dms_contracts::models::{
+    FixedRental, PayPerAllocation, PayPerDeployment, PayPerResourceUtilization,
+    PayPerTimeUtilization, Periodic,
+};
 use dms_contracts::{Amount, Model};
 use dms_protocol::contract::{
     ContractView, DeploymentUsage, ImportReceipt, ListContracts, NewContract, ReceiptAnswer,
@@ -110,15 +114,23 @@ fn units(value: f64, flag: &str) -> anyhow::Result<u64> {
 fn model_of(name: ModelName, p: &Prices, period: Option<&str>) -> anyhow::Result<Model> {
     let price = units(p.price, "--price")?;
     Ok(match name {
-        ModelName::FixedRental => Model::FixedRental { amount: price },
-        ModelName::PayPerAllocation => Model::PayPerAllocation { per_allocation: price },
-        ModelName::PayPerDeployment => Model::PayPerDeployment { per_deployment: price },
-        ModelName::PayPerTimeUtilization => Model::PayPerTimeUtilization { per_hour: price },
-        ModelName::PayPerResourceUtilization => Model::PayPerResourceUtilization {
-            per_core_hour: units(p.per_core_hour, "--per-core-hour")?,
-            per_gib_hour: units(p.per_gib_hour, "--per-gib-hour")?,
-            per_gpu_hour: units(p.per_gpu_hour, "--per-gpu-hour")?,
-        },
+        ModelName::FixedRental => Model::FixedRental(FixedRental { amount: price }),
+        ModelName::PayPerAllocation => {
+            Model::PayPerAllocation(PayPerAllocation { per_allocation: price })
+        }
+        ModelName::PayPerDeployment => {
+            Model::PayPerDeployment(PayPerDeployment { per_deployment: price })
+        }
+        ModelName::PayPerTimeUtilization => {
+            Model::PayPerTimeUtilization(PayPerTimeUtilization { per_hour: price })
+        }
+        ModelName::PayPerResourceUtilization => {
+            Model::PayPerResourceUtilization(PayPerResourceUtilization {
+                per_core_hour: units(p.per_core_hour, "--per-core-hour")?,
+                per_gib_hour: units(p.per_gib_hour, "--per-gib-hour")?,
+                per_gpu_hour: units(p.per_gpu_hour, "--per-gpu-hour")?,
+            })
+        }
         ModelName::Periodic => {
             let Some(period) = period else {
                 bail!("a periodic contract needs --period, e.g. --period 1h");
@@ -129,7 +141,7 @@ fn model_of(name: ModelName, p: &Prices, period: Option<&str>) -> anyhow::Result
             if secs == 0 {
                 bail!("--period {period}: at least one second");
             }
-            Model::Periodic { per_period: price, period_secs: secs }
+            Model::Periodic(Periodic { per_period: price, period_secs: secs })
         }
     })
 }
