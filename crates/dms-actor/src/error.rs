@@ -185,6 +185,17 @@ impl ActorError {
         }
     }
 
+    /// Whether the receiving node sent this refusal (the message arrived after its expiry,
+    /// the sender was over its rate, the actor's mailbox was full): evidence that the
+    /// peer is up, only slow or busy — unlike silence (`Timeout`, `Transport`). Liveness
+    /// judges count it as having heard from the peer.
+    pub fn is_busy_peer(&self) -> bool {
+        matches!(
+            self,
+            ActorError::Expired { .. } | ActorError::RateLimited { .. } | ActorError::Busy
+        )
+    }
+
     /// Shorthand for a malformed-input error.
     pub fn malformed(reason: impl Into<String>) -> ActorError {
         ActorError::Malformed { reason: reason.into() }
@@ -238,6 +249,11 @@ mod codes_tests {
             ActorError::Internal { reason: s() },
         ];
         assert_eq!(all.len(), CODES.len());
+        // Only the receiving node's refusals of a late, excess or queued-out message
+        // show that the peer is up; silence and every other refusal do not.
+        let busy: Vec<&str> =
+            all.iter().filter(|e| e.is_busy_peer()).map(ActorError::code).collect();
+        assert_eq!(busy, ["expired", "rate_limited", "busy"]);
         for error in all {
             assert!(CODES.contains(&error.code()), "{} is not in CODES", error.code());
         }

@@ -50,12 +50,11 @@ async fn two_orchestrators_never_over_commit_a_provider() {
     let net = Net::start(PROVIDERS + 2, Options::default()).await;
     net.trust_all();
     let engine = Arc::new(fake::Executor::new());
-    // This test is about accounts under contention, not liveness: on two cores shared
-    // by 22 nodes placing 200 deployments, a provider's heartbeats were seen to fall
-    // 5 s behind (it was then declared lost and its copy stopped while no room was
-    // left to place it again). Liveness has its own tests; here it waits 60 s.
-    let mut config = dms_node::Config::default();
-    config.deployment.lost_after = Duration::from_secs(60);
+    // Liveness keeps its defaults (5 s): on two cores shared by 22 nodes placing 200
+    // deployments, heartbeats and direct questions arrive after their expiry and are
+    // refused as late — a provider that answers so is up, only slow, and is not lost
+    // (before, it was, and its copy stopped with no room left to place it again).
+    let config = dms_node::Config::default();
     let mut registries = Vec::new();
     for (i, node) in net.nodes.iter().enumerate() {
         let cpu = if i < 2 { 100 } else { 2_000 };
@@ -119,9 +118,7 @@ async fn two_orchestrators_never_over_commit_a_provider() {
         hosted += accounts.allocations.len();
     }
     println!("{running} of {} deployments run on {PROVIDERS} providers (room for 80)", 2 * EACH);
-    assert!(running >= 70, "only {running} of 200 ran where 80 fit");
-    assert!(running <= 80, "{running} ran where 80 fit");
-    if hosted != running {
+    if hosted != running || running > 80 {
         // Evidence for the failure: what happened to the deployments counted running
         // that took a turn afterwards.
         for (registry, id) in &ran {
@@ -140,6 +137,8 @@ async fn two_orchestrators_never_over_commit_a_provider() {
             }
         }
     }
+    assert!(running >= 70, "only {running} of 200 ran where 80 fit");
+    assert!(running <= 80, "{running} ran where 80 fit");
     assert_eq!(hosted, running, "allocations on providers vs running deployments");
     tokio::time::timeout(Duration::from_secs(30), net.shutdown()).await.expect("shut down");
 }

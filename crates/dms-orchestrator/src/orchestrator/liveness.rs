@@ -322,10 +322,21 @@ impl Orchestrator {
     async fn answers(&self, allocations: &[(String, Handle)]) -> bool {
         let mut answered = false;
         for (name, handle) in allocations {
-            if let Ok(status) = call(&self.actor, handle, &StatusRequest {}, ASK_TIMEOUT).await {
-                self.note_heard(name);
-                self.record_status(name, status);
-                answered = true;
+            match call(&self.actor, handle, &StatusRequest {}, ASK_TIMEOUT).await {
+                Ok(status) => {
+                    self.note_heard(name);
+                    self.record_status(name, status);
+                    answered = true;
+                }
+                // Its node refused the question as late or too many: it is up, only
+                // slow (heartbeats expire in transit on an overloaded network). Not lost.
+                Err(error) if error.is_busy_peer() => {
+                    info!(allocation = %name, peer = %handle.peer, %error,
+                        "A silent allocation's provider answered, busy: not lost.");
+                    self.note_heard(name);
+                    answered = true;
+                }
+                Err(_) => {}
             }
         }
         answered

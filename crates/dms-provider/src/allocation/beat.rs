@@ -138,6 +138,8 @@ impl Beating {
             }
             match dms_protocol::call(&self.actor, &self.to, &update, timeout).await {
                 Ok(ack) if ack.keep => last_answer = now_ms(),
+                // The orchestrator's node refused it as late or too many: it is there.
+                Err(error) if error.is_busy_peer() => last_answer = now_ms(),
                 Ok(ack) => return Some(Internal::Beaten(Ok(ack))),
                 Err(error) => {
                     let silent = now_ms().saturating_sub(last_answer);
