@@ -269,7 +269,13 @@ impl Orchestrator {
             .iter()
             .map(|(n, p)| format!("{n} → {} ({:.2})", select::short(&p.provider.peer), p.score))
             .collect();
-        let chosen = self.change_at(None, format!("chose {}; committing", text.join(", ")), |r| {
+        // Committing is agreeing: every provider keeps its reservation before any
+        // allocates, so that a placement is all or nothing. With one provider there is
+        // nothing to agree on: its bid's reservation goes straight to allocate (which
+        // fails like a commit would if it lapsed meanwhile), two messages fewer.
+        let agree = placement.len() > 1;
+        let next = if agree { "committing" } else { "allocating" };
+        let chosen = self.change_at(None, format!("chose {}; {next}", text.join(", ")), |r| {
             if !replacing {
                 r.state = DeploymentState::Committing;
                 r.placement.clear();
@@ -285,7 +291,7 @@ impl Orchestrator {
             self.clear_earlier_copies(record, &placement).await;
         }
         let mut calls = JoinSet::new();
-        for (node, placed) in &placement {
+        for (node, placed) in placement.iter().filter(|_| agree) {
             let commit = Commit {
                 deployment: record.id.clone(),
                 node: node.clone(),
@@ -314,7 +320,15 @@ impl Orchestrator {
         // first, so that a restart knows whom to revert. (Commits need not wait: their
         // reservations lapse on their own.)
         self.durable(chosen).await;
-        self.phase(replacing, DeploymentState::Allocating, "every provider committed; allocating");
+        if agree {
+            self.phase(
+                replacing,
+                DeploymentState::Allocating,
+                "every provider committed; allocating",
+            );
+        } else {
+            self.phase(replacing, DeploymentState::Allocating, "allocating");
+        }
         let mut calls = JoinSet::new();
         for (node, placed) in &placement {
             let names = &record.ensemble.nodes[node].allocations;
