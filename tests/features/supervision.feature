@@ -15,7 +15,7 @@ Feature: Supervision: lost providers are noticed and replaced, nothing is orphan
     When the devnet user deploys a Docker service that avoids node 0
     Then the deployment succeeds
     When the provider of the service is killed
-    Then within 15 seconds the service runs on another node
+    Then the service soon runs on another node
     And its events say "lost: no heartbeat"
     And the service is at attempt 2, its first copy given up on the killed node
     When the killed node is started again
@@ -27,7 +27,7 @@ Feature: Supervision: lost providers are noticed and replaced, nothing is orphan
     Then the deployment succeeds
     And a standby for it is kept on the third node
     When the provider of the service is killed
-    Then within 15 seconds the service runs on another node
+    Then the service soon runs on another node
     And the service runs where its standby was
     And its events say "standby takes over: only on"
     And its events eventually say "no standby for only yet"

@@ -8,6 +8,7 @@ use cucumber::{then, when};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+use super::daemon::patience;
 use super::world::DmsWorld;
 
 /// The daemon's resident memory (`VmRSS`), in KiB.
@@ -131,14 +132,15 @@ async fn health_answered(world: &mut DmsWorld) {
     );
 }
 
-#[then(expr = "within {int} seconds the daemon's memory is back within {int} % of what was noted")]
-async fn memory_returns(world: &mut DmsWorld, seconds: u64, percent: u64) {
+/// Waits as long as any wait may ([`patience`]) for the memory to come back.
+#[then(expr = "the daemon's memory comes back within {int} % of what was noted")]
+async fn memory_returns(world: &mut DmsWorld, percent: u64) {
     let before = world.rss_before_kib.expect("memory was noted");
     let bound = before + before * percent / 100;
     let started = Instant::now();
     let mut now = rss_kib(world);
     let mut peak = now;
-    while now > bound && started.elapsed() < Duration::from_secs(seconds) {
+    while now > bound && started.elapsed() < patience() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         now = rss_kib(world);
         peak = peak.max(now);

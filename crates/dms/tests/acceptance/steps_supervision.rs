@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use cucumber::{then, when};
 use serde_json::Value;
 
+use super::daemon::patience;
 use super::steps_deploy::{IMAGE, deploy, devnet_cli, dms, peer, refresh_devnet, status, write};
 use super::world::DmsWorld;
 
@@ -108,8 +109,10 @@ async fn kill_provider(world: &mut DmsWorld) {
     stop(world, index).await;
 }
 
-#[then(regex = r"^within (\d+) seconds the service runs on another node$")]
-async fn runs_elsewhere(world: &mut DmsWorld, seconds: u64) {
+/// How soon is measured by `dms devnet cli bench failover`, not here: this waits as
+/// long as any wait may ([`patience`], beyond `deployment.lost_after` and a placement).
+#[then("the service soon runs on another node")]
+async fn runs_elsewhere(world: &mut DmsWorld) {
     let (_, lost) = world.stopped.clone().expect("a stopped node");
     let started = Instant::now();
     loop {
@@ -120,8 +123,9 @@ async fn runs_elsewhere(world: &mut DmsWorld, seconds: u64) {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(seconds),
-            "not running elsewhere after {seconds} s: {view:#}"
+            started.elapsed() < patience(),
+            "not running elsewhere after {:?}: {view:#}",
+            patience()
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
