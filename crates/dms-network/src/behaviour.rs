@@ -30,7 +30,7 @@ pub(crate) struct Behaviour {
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
     pub(crate) gossipsub: gossipsub::Behaviour,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
-    pub(crate) autonat: autonat::Behaviour,
+    pub(crate) autonat: Toggle<autonat::Behaviour>,
     pub(crate) relay_client: relay::client::Behaviour,
     pub(crate) relay: Toggle<relay::Behaviour>,
     pub(crate) dcutr: dcutr::Behaviour,
@@ -105,7 +105,12 @@ impl Behaviour {
             kad,
             gossipsub,
             mdns: mdns.into(),
-            autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
+            // On the in-process memory transport there is no NAT to find, and its dial-backs
+            // (a connection and a Noise handshake each) are what kept simulations of
+            // hundreds of nodes busy.
+            autonat: (config.transports != crate::Transports::Memory)
+                .then(|| autonat::Behaviour::new(peer_id, autonat::Config::default()))
+                .into(),
             relay_client,
             relay: relay.into(),
             dcutr: dcutr::Behaviour::new(peer_id),

@@ -258,7 +258,7 @@ impl Default for DeploymentConfig {
     fn default() -> Self {
         DeploymentConfig {
             bid_window: Duration::from_secs(3),
-            shortlist: 3,
+            shortlist: 1,
             advertise_every: Duration::from_secs(10),
             default_timeout: Duration::from_secs(120),
             max_reservation: Duration::from_secs(30),

@@ -9,10 +9,12 @@
 //!
 //! An advert is a hint: it may be stale by up to its provider's advertising interval,
 //! and a bid (which reserves) is what counts. A shortlisted provider that has filled up
-//! refuses; the orchestrator widens to the next `k`, and falls back to a broadcast when
-//! the adverts run out ([`crate::orchestrator`], `bidding.rs`). Near-equal candidates
-//! are taken in random order, so orchestrators placing at once spread over providers
-//! rather than all asking the same best one first.
+//! refuses; the orchestrator widens to the next `2k`, then `4k`, and falls back to a
+//! broadcast when the adverts run out ([`crate::orchestrator`], `bidding.rs`).
+//! Near-equal candidates are taken in random order, so orchestrators placing at once
+//! spread over providers rather than all asking the same best one first; and what this
+//! node placed is taken off the provider's advert ([`Directory::debit`]) until the next
+//! one counts it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -20,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use dms_protocol::{Advert, NodeAsk};
 use dms_types::capability::{Machine, score};
+use dms_types::resources::Resources;
 
 /// Most providers remembered; beyond, the advert closest to expiry is dropped.
 pub const MAX_PROVIDERS: usize = 20_000;
@@ -60,6 +63,17 @@ impl Directory {
         }
         let entry = Entry { machine: advert.machine, at_ms: advert.at_ms, until: now + valid };
         adverts.insert(peer.to_string(), entry);
+    }
+
+    /// Takes `used` off what `peer`'s advert says is free: this node just placed that
+    /// much there. Until the provider's next advert (which counts it), later
+    /// placements from here see the provider as it now is, and do not all pile onto the
+    /// one that looked emptiest.
+    pub fn debit(&self, peer: &str, used: &Resources) {
+        let mut adverts = self.adverts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = adverts.get_mut(peer) {
+            entry.machine.free = entry.machine.free.saturating_sub(used);
+        }
     }
 
     /// Forgets `peer` (it went away, or refused what its advert promised).
@@ -194,6 +208,19 @@ mod tests {
         assert_eq!(directory.len(later), 0, "expired");
         directory.forget("p");
         assert!(directory.is_empty(now));
+    }
+
+    #[test]
+    fn a_debit_counts_until_the_next_advert() {
+        let directory = Directory::default();
+        let now = Instant::now();
+        directory.note("p", advert(2_000, &["wasm"], 1), now);
+        let used = Resources { cpu_millicores: 1_500, ..Resources::default() };
+        directory.debit("p", &used);
+        assert!(directory.shortlist(&[ask(1_000)], &BTreeSet::new(), 1, now).is_none(), "full");
+        directory.debit("unknown", &used);
+        directory.note("p", advert(2_000, &["wasm"], 2), now);
+        assert!(directory.shortlist(&[ask(1_000)], &BTreeSet::new(), 1, now).is_some(), "reset");
     }
 
     #[test]

@@ -280,8 +280,20 @@ impl Ledger {
 
 /// What this machine says about itself in bids, as detected (`Hardware::attributes`:
 /// OS, architecture, CPU vendor and flags, first GPU's vendor, model, driver, CUDA).
+/// Detected once per process: a daemon asks once, and a simulation of hundreds of
+/// nodes in one process shares one machine (detection reads /proc, /sys and the GPU
+/// libraries: tenths of a second each time).
 pub async fn detected_attributes() -> BTreeMap<String, String> {
-    tokio::task::spawn_blocking(|| dms_hardware::detect().attributes()).await.unwrap_or_default()
+    static DETECTED: tokio::sync::OnceCell<BTreeMap<String, String>> =
+        tokio::sync::OnceCell::const_new();
+    DETECTED
+        .get_or_init(|| async {
+            tokio::task::spawn_blocking(|| dms_hardware::detect().attributes())
+                .await
+                .unwrap_or_default()
+        })
+        .await
+        .clone()
 }
 
 /// The provider: its behaviors are on the node's root actor.

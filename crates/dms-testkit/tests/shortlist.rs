@@ -94,8 +94,8 @@ async fn a_stale_advert_is_refused_and_the_orchestrator_widens() {
     let (peer, events) = placed(&registry).await;
     assert_ne!(peer, stale, "placed where it does not fit");
     assert!(
-        events.iter().any(|e| e.starts_with("asked 2 of 4 advertised providers")),
-        "the stale one first, then one more: {events:#?}"
+        events.iter().any(|e| e.starts_with("asked 3 of 4 advertised providers")),
+        "the stale one first, then twice as many: {events:#?}"
     );
     net.shutdown().await;
 }

@@ -37,8 +37,8 @@ pub const KEYS: &[KeyDoc] = &[
     },
     KeyDoc {
         key: "deployment.shortlist",
-        expected: "a number of providers, e.g. 3 (0: always broadcast)",
-        doc: "When this node orchestrates: how many of the providers that advertised their capacity it asks first for each ensemble node, widening when they refuse and broadcasting to every peer when the adverts run out.",
+        expected: "a number of providers, e.g. 1 (0: always broadcast)",
+        doc: "When this node orchestrates: how many of the providers that advertised their capacity it asks first for each ensemble node (default 1, the best advertised), widening to twice as many when they refuse and broadcasting to every peer when the adverts run out. More asks fewer round trips after stale adverts at the cost of more messages and reservations per placement.",
     },
     KeyDoc {
         key: "deployment.advertise_every",

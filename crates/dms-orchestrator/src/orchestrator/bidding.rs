@@ -132,7 +132,9 @@ impl Orchestrator {
 
     /// Asks the shortlisted providers (the best advertised, [`crate::directory`]) for
     /// bids, widening to the next ones while the answers do not place every node, at
-    /// most [`WIDEN`] times. Returns every peer asked and their answers.
+    /// most [`WIDEN`] times, each round twice as wide as the one before (with the
+    /// default shortlist of 1: one, two, then four providers per node). Returns every
+    /// peer asked and their answers.
     async fn shortlisted(
         &self,
         record: &Deployment,
@@ -148,9 +150,10 @@ impl Orchestrator {
         let started = tokio::time::Instant::now();
         let now = std::time::Instant::now();
         let advertised = self.shared.directory.len(now);
-        for _ in 0..WIDEN {
+        for round in 0..WIDEN {
             let directory = &self.shared.directory;
-            let Some(peers) = directory.shortlist(asks, &asked, settings.shortlist, now) else {
+            let width = settings.shortlist.saturating_mul(1 << round);
+            let Some(peers) = directory.shortlist(asks, &asked, width, now) else {
                 break;
             };
             asked.extend(peers.iter().cloned());
@@ -232,11 +235,13 @@ impl Orchestrator {
                 continue;
             }
             let Some(to) = (self.shared.root_of)(&answer.peer) else { continue };
+            // Told, not asked: a release that is lost only leaves a reservation to lapse
+            // on its own, and no answer is worth a signature on each side.
             let revert = Revert { deployment: self.actor.handle().inbox.clone(), node: None };
             let actor = self.actor.clone();
             let timeout = self.shared.settings.call_timeout;
             calls.spawn(async move {
-                let _ = call(&actor, &to, &revert, timeout).await;
+                let _ = tell(&actor, &to, &revert, timeout).await;
             });
         }
         while calls.join_next().await.is_some() {}

@@ -111,6 +111,14 @@ impl Orchestrator {
                     .filter_map(|a| Some((a.peer.clone(), (self.shared.root_of)(&a.peer)?)))
                     .collect();
                 let record = self.snapshot();
+                for (node, chosen) in &choice {
+                    let names = record.ensemble.nodes.get(node).map(|n| &n.allocations);
+                    let allocations = names
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|name| record.ensemble.allocations.get(name));
+                    self.shared.directory.debit(&chosen.peer, &dms_protocol::total(allocations).0);
+                }
                 // Unchosen reservations are released beside the commit, not before it.
                 let (_, placed) = tokio::join!(
                     self.release(&answers, &choice),

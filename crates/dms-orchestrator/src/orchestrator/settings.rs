@@ -68,7 +68,7 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             bid_window: Duration::from_secs(3),
-            shortlist: 3,
+            shortlist: 1,
             bid_grace: Duration::from_millis(200),
             reservation: Duration::from_secs(15),
             call_timeout: Duration::from_secs(10),
