@@ -3,7 +3,8 @@
 //!
 //! Transports TCP and QUIC (or the memory transport for in-process tests), Noise, Yamux;
 //! identify, ping, Kademlia (`/dms/kad/1.0.0`), gossipsub (signed, strict validation,
-//! peer scoring, bounded message size), mDNS (optional), AutoNAT, relay client (relay
+//! peer scoring, bounded message size), mDNS (optional), AutoNAT (not on the memory
+//! transport: no NAT there), relay client (relay
 //! service optional), DCUtR hole punching, connection limits, and one direct-message
 //! protocol (`/dms/msg/2.0.0`, length-prefixed frames with a maximum size). Inbound
 //! messages reach the actor runtime through a bounded queue; the [`Client`] is the

@@ -13,8 +13,8 @@
 //! broadcast when the adverts run out ([`crate::orchestrator`], `bidding.rs`).
 //! Near-equal candidates are taken in random order, so orchestrators placing at once
 //! spread over providers rather than all asking the same best one first; and what this
-//! node placed is taken off the provider's advert ([`Directory::debit`]) until the next
-//! one counts it.
+//! node chose a provider for is taken off its advert ([`Directory::debit`]) until the
+//! next one counts it, so a provider it filled is not asked again.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -65,10 +65,12 @@ impl Directory {
         adverts.insert(peer.to_string(), entry);
     }
 
-    /// Takes `used` off what `peer`'s advert says is free: this node just placed that
-    /// much there. Until the provider's next advert (which counts it), later
-    /// placements from here see the provider as it now is, and do not all pile onto the
-    /// one that looked emptiest.
+    /// Takes `used` off what `peer`'s advert says is free: this node just chose it for
+    /// that much. Until the provider's next advert (which counts it), later placements
+    /// from here see the provider as it now is: still first while it is the tightest
+    /// fit (the score packs), and no longer asked once it is full — a refusal and a
+    /// round trip saved. GPUs are not debited. Placements already bidding when the
+    /// debit is made do not see it.
     pub fn debit(&self, peer: &str, used: &Resources) {
         let mut adverts = self.adverts.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = adverts.get_mut(peer) {

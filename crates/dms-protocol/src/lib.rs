@@ -126,18 +126,6 @@ pub async fn call<R: Request>(
     decode_response::<R>(&reply)
 }
 
-/// Sends `request` to `to` as `actor` without asking for an answer (no reply is signed,
-/// sent or verified): for requests whose loss is harmless, such as releasing a
-/// reservation that lapses on its own. Resolves once `to`'s node accepted the message.
-pub async fn tell<R: Request>(
-    actor: &Actor,
-    to: &Handle,
-    request: &R,
-    ttl: Duration,
-) -> Result<(), ActorError> {
-    actor.send(to, R::BEHAVIOR, encode(request)?, ttl).await
-}
-
 /// Registers `handler` for requests of type `R` on `actor` (a concurrent behavior).
 pub fn handle<R, F, Fut>(actor: &Actor, handler: F) -> Result<(), ActorError>
 where

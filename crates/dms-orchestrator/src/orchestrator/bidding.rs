@@ -150,9 +150,9 @@ impl Orchestrator {
         let started = tokio::time::Instant::now();
         let now = std::time::Instant::now();
         let advertised = self.shared.directory.len(now);
-        for round in 0..WIDEN {
+        for widening in 0..WIDEN {
             let directory = &self.shared.directory;
-            let width = settings.shortlist.saturating_mul(1 << round);
+            let width = settings.shortlist.saturating_mul(1 << widening);
             let Some(peers) = directory.shortlist(asks, &asked, width, now) else {
                 break;
             };
@@ -235,13 +235,15 @@ impl Orchestrator {
                 continue;
             }
             let Some(to) = (self.shared.root_of)(&answer.peer) else { continue };
-            // Told, not asked: a release that is lost only leaves a reservation to lapse
-            // on its own, and no answer is worth a signature on each side.
+            // Asked, not told: a revert releases everything this deployment holds on the
+            // provider, so it must be done before a later round (a standby's, a
+            // replacement's) may reserve there again. (With the default shortlist of one
+            // there is seldom anything to release.)
             let revert = Revert { deployment: self.actor.handle().inbox.clone(), node: None };
             let actor = self.actor.clone();
             let timeout = self.shared.settings.call_timeout;
             calls.spawn(async move {
-                let _ = tell(&actor, &to, &revert, timeout).await;
+                let _ = call(&actor, &to, &revert, timeout).await;
             });
         }
         while calls.join_next().await.is_some() {}

@@ -278,14 +278,18 @@ impl Orchestrator {
             .map(|(n, p)| format!("{n} → {} ({:.2})", select::short(&p.provider.peer), p.score))
             .collect();
         // Committing is agreeing: every provider keeps its reservation before any
-        // allocates, so that a placement is all or nothing. With one provider there is
-        // nothing to agree on: its bid's reservation goes straight to allocate (which
+        // allocates, so that a placement is all or nothing. With one ensemble node there
+        // is nothing to agree on: its bid's reservation goes straight to allocate (which
         // fails like a commit would if it lapsed meanwhile), two messages fewer.
         let agree = placement.len() > 1;
-        let next = if agree { "committing" } else { "allocating" };
+        let (next, state) = if agree {
+            ("committing", DeploymentState::Committing)
+        } else {
+            ("allocating", DeploymentState::Allocating)
+        };
         let chosen = self.change_at(None, format!("chose {}; {next}", text.join(", ")), |r| {
             if !replacing {
-                r.state = DeploymentState::Committing;
+                r.state = state;
                 r.placement.clear();
             }
             r.placement.extend(placement.clone());
@@ -334,8 +338,6 @@ impl Orchestrator {
                 DeploymentState::Allocating,
                 "every provider committed; allocating",
             );
-        } else {
-            self.phase(replacing, DeploymentState::Allocating, "allocating");
         }
         let mut calls = JoinSet::new();
         for (node, placed) in &placement {
