@@ -19,6 +19,12 @@ pub const MAX_CONCURRENT_MESSAGES: usize = 1024;
 pub const IDENTIFY_VERSION: &str = "/dms/id/1.0.0";
 /// The agent this node names itself as to peers (identify's `agentVersion`).
 pub const AGENT: &str = concat!("dms/", env!("CARGO_PKG_VERSION"));
+/// How often each connection is pinged (its RTT in `dms peers list`).
+pub const PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// A ping unanswered this long fails. libp2p lets the first failure of a connection
+/// pass; on the second in a row the connection is closed as a cut link, so a peer whose
+/// link is cut stops being listed within 2 × (interval + timeout): 20 s.
+pub const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Every protocol the host speaks.
 #[derive(NetworkBehaviour)]
@@ -101,7 +107,9 @@ impl Behaviour {
                 identify::Config::new(IDENTIFY_VERSION.into(), key.public())
                     .with_agent_version(AGENT.into()),
             ),
-            ping: ping::Behaviour::default(),
+            ping: ping::Behaviour::new(
+                ping::Config::new().with_interval(PING_INTERVAL).with_timeout(PING_TIMEOUT),
+            ),
             kad,
             gossipsub,
             mdns: mdns.into(),

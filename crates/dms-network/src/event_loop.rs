@@ -386,6 +386,17 @@ impl EventLoop {
             BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. }) => {
                 self.rtt.insert(peer, rtt);
             }
+            // A connection whose pings go unanswered is a cut link (libp2p keeps it open
+            // since ping 0.44): closed, so that the peer is not listed as connected with
+            // the last RTT it had, and the next message to it dials afresh.
+            BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(failure @ (ping::Failure::Timeout | ping::Failure::Other { .. })),
+            }) => {
+                info!(%peer, error = %failure, "No ping answer: closing the connection.");
+                self.swarm.close_connection(connection);
+            }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
                     self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());

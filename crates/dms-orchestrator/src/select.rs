@@ -200,6 +200,17 @@ pub fn explain_node(ask: &NodeAsk, answers: &[BidAnswer], skip: &BTreeSet<String
         }
     }
     let mut text = format!("node `{}`: 0 of {} peers could take it", ask.node, answers.len());
+    if let Some(pinned) = &ask.pinned
+        && !answers.iter().any(|a| &a.peer == pinned)
+    {
+        // A pinned node can only go to its peer: say that this peer is the one missing.
+        let _ = write!(
+            text,
+            ": it is pinned to peer {pinned}, which did not answer the bid request (is it \
+             reachable from this node? see `dms peers list`)"
+        );
+        return text;
+    }
     if answers.is_empty() {
         text.push_str(
             ": no peer answered the bid request (are peers connected? see `dms peers list`)",
@@ -340,6 +351,17 @@ mod tests {
             place(&[pinned], &answers, &BTreeSet::new(), &[]).expect("places")["a"].peer,
             "p2"
         );
+    }
+
+    #[test]
+    fn a_pinned_node_whose_peer_is_silent_says_so() {
+        let mut pinned = ask("a");
+        pinned.pinned = Some("p2".into());
+        let answers = [answer("p1", vec![bid("a", 0.9)])];
+        let why = explain_node(&pinned, &answers, &BTreeSet::new());
+        assert!(why.contains("pinned to peer p2, which did not answer"), "{why}");
+        let why = explain_node(&pinned, &[], &BTreeSet::new());
+        assert!(why.contains("pinned to peer p2"), "{why}");
     }
 
     #[test]
