@@ -1,3 +1,4 @@
+@feature-feature-environment @integration
 Feature: A local network in one command
   `dms devnet up` starts several dms nodes as separate processes on loopback, each with
   its own home and key, joined through the first node and trusting one devnet user.
@@ -10,3 +11,16 @@ Feature: A local network in one command
     When the devnet is brought down with "dms devnet down"
     Then "dms devnet status" says there is no devnet
     And no devnet node process is left
+
+  Scenario: A partition between two nodes of an isolated devnet holds back a deployment needing both, which says why, until it heals
+    Given an isolated devnet of 3 nodes is up
+    When the fault file "tests/faults/partition-1-2.toml" is applied
+    Then node 1 and node 2 each stop seeing the other
+    And node 0 still sees both
+    When node 1 orchestrates a WebAssembly task pinned to node 2
+    Then the deployment waits, saying it is pinned to node 2, which does not answer
+    When the partition is healed with "dms devnet fault heal"
+    Then the deployment completes
+    When the isolated devnet is brought down
+    Then its artifact folder holds every node's log, config and events
+    And no namespace of the devnet is left

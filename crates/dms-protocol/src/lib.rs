@@ -28,11 +28,14 @@
 //!   outputs (the credentials stay on the orchestrating node).
 //! - [`subnet`]: a deployment's private network: the address plan, packet tags.
 //! - [`telemetry`]: CLI → node: the event journal (`dms events`) and the log level.
+//! - [`catalog`]: every behavior above with its version, types and the capability a
+//!   caller needs (the docs site's behaviors reference is generated from it).
 //!
 //! `dms actor cmd` stays untyped on purpose: it sends any behavior a person names.
 
 pub mod allocation;
 pub mod cap;
+pub mod catalog;
 pub mod contract;
 pub mod deployment;
 pub mod node;

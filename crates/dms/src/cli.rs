@@ -14,7 +14,7 @@ mod telemetry;
 pub use agent::AgentCommand;
 pub use bench::BenchCommand;
 pub use contract::{ContractCommand, ModelName};
-pub use devnet::DevnetCommand;
+pub use devnet::{DevnetCommand, FaultCommand};
 pub use key::KeyCommand;
 pub use telemetry::{EventsArgs, LogLevelArgs};
 
@@ -229,6 +229,9 @@ pub enum Command {
         /// The shell to complete for.
         shell: clap_complete::Shell,
     },
+    /// Write the docs site's generated references into a folder (scripts/docs).
+    #[command(hide = true)]
+    DocsGen { out: PathBuf },
 }
 
 /// Executors `dms scaffold` can start from.

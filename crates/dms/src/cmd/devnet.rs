@@ -22,7 +22,8 @@ use anyhow::{Context as _, anyhow, bail};
 use serde::{Deserialize, Serialize};
 
 use super::Ctx;
-use crate::cli::{DevnetCommand, Output};
+use super::devnet_net::Isolation;
+use crate::cli::Output;
 use crate::output;
 
 /// One node of the devnet.
@@ -42,6 +43,22 @@ pub struct DevnetNode {
     pub peer_id: String,
     /// Its listen multiaddrs.
     pub addrs: Vec<String>,
+    /// Its network namespace, in an isolated devnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub netns: Option<String>,
+    /// Its location label (`deployment.location`), when given one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+impl DevnetNode {
+    /// The command prefix that runs a program where this node runs (its namespace).
+    pub(super) fn prefix(&self) -> Vec<String> {
+        match &self.netns {
+            Some(ns) => vec!["ip".into(), "netns".into(), "exec".into(), ns.clone()],
+            None => Vec::new(),
+        }
+    }
 }
 
 /// What `devnet.json` holds.
@@ -53,19 +70,21 @@ pub struct Devnet {
     pub user_home: PathBuf,
     /// The devnet user's DID.
     pub user_did: String,
+    /// The isolated network, when `up --isolated` made one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<Isolation>,
 }
 
-const STATE: &str = "devnet.json";
+pub(super) const STATE: &str = "devnet.json";
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-const STOP_GRACE: Duration = Duration::from_secs(15);
 
-fn devnet_dir(ctx: &Ctx, dir: Option<PathBuf>) -> PathBuf {
+pub(super) fn devnet_dir(ctx: &Ctx, dir: Option<PathBuf>) -> PathBuf {
     dir.unwrap_or_else(|| ctx.home.root().join("devnet"))
 }
 
 /// The passphrase of every devnet key: `DMS_PASSPHRASE`, or one generated on first use
 /// and kept in `<dir>/passphrase` (0600).
-fn passphrase(dir: &Path) -> anyhow::Result<String> {
+pub(super) fn passphrase(dir: &Path) -> anyhow::Result<String> {
     if let Ok(passphrase) = std::env::var("DMS_PASSPHRASE")
         && !passphrase.is_empty()
     {
@@ -80,7 +99,7 @@ fn passphrase(dir: &Path) -> anyhow::Result<String> {
     Ok(generated)
 }
 
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(super) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let mut file = std::fs::OpenOptions::new()
@@ -96,18 +115,32 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 
 /// Runs this dms binary with `args` to completion; its stdout on success.
 fn dms(home: &Path, args: &[&str], passphrase: &str) -> anyhow::Result<String> {
-    dms_with_token(home, args, passphrase, home)
+    dms_with_token(&[], home, args, passphrase, home)
 }
 
-/// [`dms`] with the local API token of the daemon of `daemon_home`.
-fn dms_with_token(
+/// A command that runs this dms binary after `prefix` (e.g. `ip netns exec NS`).
+pub(super) fn dms_command(prefix: &[String]) -> anyhow::Result<Command> {
+    let exe = std::env::current_exe().context("cannot find the dms binary")?;
+    Ok(match prefix.split_first() {
+        Some((program, rest)) => {
+            let mut command = Command::new(program);
+            command.args(rest).arg(exe);
+            command
+        }
+        None => Command::new(exe),
+    })
+}
+
+/// [`dms`] run after `prefix` (where the node runs), with the local API token of the
+/// daemon of `daemon_home`.
+pub(super) fn dms_with_token(
+    prefix: &[String],
     home: &Path,
     args: &[&str],
     passphrase: &str,
     daemon_home: &Path,
 ) -> anyhow::Result<String> {
-    let exe = std::env::current_exe().context("cannot find the dms binary")?;
-    let mut command = Command::new(exe);
+    let mut command = dms_command(prefix)?;
     match dms_node::home::Home::new(daemon_home).token() {
         Some(token) => command.env("DMS_API_TOKEN", token),
         None => command.env_remove("DMS_API_TOKEN"),
@@ -155,7 +188,7 @@ pub(super) fn alive(pid: u32) -> bool {
     rustix::process::test_kill_process(pid).is_ok()
 }
 
-fn signal(pid: u32, signal: rustix::process::Signal) {
+pub(super) fn signal(pid: u32, signal: rustix::process::Signal) {
     if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
         let _ = rustix::process::kill_process(pid, signal);
     }
@@ -167,17 +200,43 @@ fn field(line: &str, name: &str) -> Option<String> {
         .map(|v| v.trim_matches('"').to_string())
 }
 
-/// Starts `dms run` for `home`, detached in its own process group, appending to
-/// `<home>/dms.log` (a restarted node keeps its earlier log, the evidence of a crash,
+/// Where a node runs: its namespace (none: the host's loopback), its address there,
+/// its location label.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Spot {
+    /// Its network namespace.
+    pub netns: Option<String>,
+    /// The address it listens on.
+    pub ip: String,
+    /// Its `deployment.location`.
+    pub location: Option<String>,
+}
+
+impl Spot {
+    /// The spot a node of `devnet` had (to start it again the same way).
+    pub(super) fn of(node: &DevnetNode) -> Spot {
+        let ip = node
+            .addrs
+            .first()
+            .and_then(|a| a.split('/').nth(2))
+            .filter(|_| node.netns.is_some())
+            .unwrap_or("127.0.0.1")
+            .to_string();
+        Spot { netns: node.netns.clone(), ip, location: node.location.clone() }
+    }
+}
+
+/// Starts `dms run` for `home` at `spot`, detached in its own process group, appending
+/// to `<home>/dms.log` (a restarted node keeps its earlier log, the evidence of a crash,
 /// after a line saying when it started again); waits for its ready line.
-fn start_node(
+pub(super) fn start_node(
     name: &str,
     home: &Path,
+    spot: &Spot,
     bootstrap: Option<&str>,
     passphrase: &str,
 ) -> anyhow::Result<DevnetNode> {
     use std::os::unix::process::CommandExt as _;
-    let exe = std::env::current_exe().context("cannot find the dms binary")?;
     let log_path = home.join("dms.log");
     let mut log = std::fs::OpenOptions::new()
         .create(true)
@@ -191,16 +250,18 @@ fn start_node(
         writeln!(log, "=== dms devnet: {name} starting at {now} ===")
             .with_context(|| format!("cannot write {}", log_path.display()))?;
     }
-    let mut command = Command::new(exe);
-    command.arg("--home").arg(home).args([
-        "--api-addr",
-        "127.0.0.1:0",
-        "run",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-    ]);
+    let prefix = match &spot.netns {
+        Some(ns) => vec!["ip".into(), "netns".into(), "exec".into(), ns.clone()],
+        None => Vec::new(),
+    };
+    let mut command = dms_command(&prefix)?;
+    let listen = format!("/ip4/{}/tcp/0", spot.ip);
+    command.arg("--home").arg(home).args(["--api-addr", "127.0.0.1:0", "run", "--listen", &listen]);
     if let Some(bootstrap) = bootstrap {
         command.args(["--bootstrap", bootstrap]);
+    }
+    if let Some(location) = &spot.location {
+        command.env("DMS_DEPLOYMENT_LOCATION", location);
     }
     // The nodes share one machine: benchmarking it once per node, all at once, measures
     // contention and writes a disk test file per node (up to 1 GiB each). Skipped
@@ -236,6 +297,8 @@ fn start_node(
                 did: get("did")?,
                 peer_id: get("peer_id")?,
                 addrs: get("addrs")?.split(',').map(String::from).collect(),
+                netns: spot.netns.clone(),
+                location: spot.location.clone(),
             });
         }
         if !alive(pid) || started.elapsed() > READY_TIMEOUT {
@@ -251,7 +314,20 @@ fn start_node(
     }
 }
 
-fn up(ctx: &Ctx, dir: &Path, nodes: usize) -> anyhow::Result<()> {
+/// What `dms devnet up` asks for besides the node count.
+#[derive(Debug, Default)]
+pub(super) struct UpOptions {
+    /// Each node in its own namespace.
+    pub isolated: bool,
+    /// CPU limit of each node, in cores.
+    pub cpus: Option<f64>,
+    /// Memory limit of each node, e.g. `512MiB`.
+    pub memory: Option<String>,
+    /// Location labels, one per node, repeated when fewer.
+    pub locations: Vec<String>,
+}
+
+pub(super) fn up(ctx: &Ctx, dir: &Path, nodes: usize, options: UpOptions) -> anyhow::Result<()> {
     if nodes == 0 || nodes > 16 {
         bail!("--nodes {nodes}: a devnet has 1 to 16 nodes");
     }
@@ -264,7 +340,23 @@ fn up(ctx: &Ctx, dir: &Path, nodes: usize) -> anyhow::Result<()> {
             dir.display()
         );
     }
+    let memory = options
+        .memory
+        .as_deref()
+        .map(|m| dms_types::units::parse_bytes(m).map_err(|e| anyhow!("--memory {m:?}: {e}")))
+        .transpose()?;
+    if options.cpus.is_some_and(|c| !(c > 0.0 && c <= 1024.0)) {
+        bail!("--cpus must be a number of cores above 0, e.g. 0.5");
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let isolation = if options.isolated {
+        Isolation::check_host()?;
+        let isolation = Isolation::new(&std::fs::canonicalize(dir)?, options.cpus, memory);
+        isolation.create_hub()?;
+        Some(isolation)
+    } else {
+        None
+    };
     let passphrase = passphrase(dir)?;
     let user_home = dir.join("user");
     if !user_home.join("keys").join("user.json").exists() {
@@ -272,45 +364,35 @@ fn up(ctx: &Ctx, dir: &Path, nodes: usize) -> anyhow::Result<()> {
         dms(&user_home, &["cap", "new", "user"], &passphrase)?;
     }
     let user_did = dms(&user_home, &["key", "did", "user"], &passphrase)?;
-    let mut started: Vec<DevnetNode> = Vec::new();
+    // Kept from the first node on, so that `down` can stop and remove what a failed or
+    // interrupted `up` made.
+    let mut devnet = Devnet { nodes: Vec::new(), user_home, user_did, isolation };
     let progress = output::Progress::new("nodes", nodes as u64, ctx.output == Output::Table);
     for i in 0..nodes {
         let name = format!("node-{i}");
         progress.doing(format!("starting {name}"));
-        let home = dir.join(&name);
-        if !home.join("keys").join("dms.json").exists() {
-            dms(&home, &["key", "new"], &passphrase)?;
-        }
-        let bootstrap = started.first().and_then(|n| n.addrs.first()).cloned();
-        let ready = start_node(&name, &home, bootstrap.as_deref(), &passphrase).and_then(|node| {
-            let anchored = dms(
-                &home,
-                &["--api-addr", &node.api, "cap", "anchor", "-c", "dms", "--root", &user_did],
-                &passphrase,
-            )
-            .and_then(|_| prepare(&user_home, &home, &node, &passphrase));
-            if anchored.is_err() {
-                signal(node.pid, rustix::process::Signal::TERM);
+        match up_node(dir, &devnet, i, &options.locations, &passphrase) {
+            Ok(node) => {
+                progress.note(format!("{name}: ready, peer {} api {}", node.peer_id, node.api));
+                progress.step();
+                devnet.nodes.push(node);
+                write_private(&dir.join(STATE), &serde_json::to_string_pretty(&devnet)?)?;
             }
-            anchored.map(|()| node)
-        });
-        let node = match ready {
-            Ok(node) => node,
             Err(error) => {
                 progress.finish();
-                for node in &started {
+                for node in &devnet.nodes {
                     signal(node.pid, rustix::process::Signal::TERM);
                 }
+                if let Some(isolation) = &devnet.isolation {
+                    std::thread::sleep(Duration::from_millis(500));
+                    let _ = isolation.destroy(i + 1);
+                }
+                std::fs::remove_file(dir.join(STATE)).ok();
                 return Err(error);
             }
-        };
-        progress.note(format!("{name}: ready, peer {} api {}", node.peer_id, node.api));
-        progress.step();
-        started.push(node);
+        }
     }
     progress.finish();
-    let devnet = Devnet { nodes: started, user_home, user_did };
-    write_private(&dir.join(STATE), &serde_json::to_string_pretty(&devnet)?)?;
     match ctx.output {
         Output::Json => output::json(&devnet),
         Output::Table => {
@@ -322,6 +404,48 @@ fn up(ctx: &Ctx, dir: &Path, nodes: usize) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Makes node `i` (its key, its namespace when isolated), starts it bootstrapping from
+/// node 0, and prepares it as a provider of the devnet user.
+fn up_node(
+    dir: &Path,
+    devnet: &Devnet,
+    i: usize,
+    locations: &[String],
+    passphrase: &str,
+) -> anyhow::Result<DevnetNode> {
+    let name = format!("node-{i}");
+    let home = dir.join(&name);
+    if !home.join("keys").join("dms.json").exists() {
+        dms(&home, &["key", "new"], passphrase)?;
+    }
+    let mut spot = Spot { ip: "127.0.0.1".into(), ..Spot::default() };
+    if !locations.is_empty() {
+        spot.location = Some(locations[i % locations.len()].clone());
+    }
+    if let Some(isolation) = &devnet.isolation {
+        isolation.add_node(i)?;
+        spot.netns = Some(isolation.netns(i));
+        spot.ip = Isolation::address(i);
+    }
+    let bootstrap = devnet.nodes.first().and_then(|n| n.addrs.first()).cloned();
+    let node = start_node(&name, &home, &spot, bootstrap.as_deref(), passphrase)?;
+    let prepared = devnet
+        .isolation
+        .as_ref()
+        .map_or(Ok(()), |isolation| isolation.limit(i, node.pid))
+        .and_then(|()| {
+            let anchor =
+                ["--api-addr", &node.api, "cap", "anchor", "-c", "dms", "--root", &devnet.user_did];
+            dms_with_token(&node.prefix(), &home, &anchor, passphrase, &home)
+        })
+        .and_then(|_| prepare(&devnet.user_home, &home, &node, passphrase));
+    if let Err(error) = prepared {
+        signal(node.pid, rustix::process::Signal::TERM);
+        return Err(error);
+    }
+    Ok(node)
 }
 
 /// Makes a started node a provider the devnet user can deploy to: it onboards a slice
@@ -338,7 +462,7 @@ fn prepare(
     let api = ["--api-addr", node.api.as_str()];
     let mut onboard = api.to_vec();
     onboard.extend(["onboard", "--cpu", ONBOARD.0, "--ram", ONBOARD.1, "--disk", ONBOARD.2]);
-    dms_with_token(user_home, &onboard, passphrase, home)?;
+    dms_with_token(&node.prefix(), user_home, &onboard, passphrase, home)?;
     let token = dms(
         user_home,
         &[
@@ -364,7 +488,7 @@ fn prepare(
         .ok_or_else(|| anyhow!("`dms cap grant` printed no token: {token}"))?;
     let mut anchor = api.to_vec();
     anchor.extend(["cap", "anchor", "-c", "dms", "--provide", token]);
-    dms(home, &anchor, passphrase)?;
+    dms_with_token(&node.prefix(), home, &anchor, passphrase, home)?;
     Ok(())
 }
 
@@ -390,7 +514,7 @@ fn print_table(devnet: &Devnet) {
     println!("user: {} (home {})", devnet.user_did, devnet.user_home.display());
 }
 
-fn status(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
+pub(super) fn status(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
     let Some(devnet) = load(dir)? else {
         bail!("no devnet in {}: start one with `dms devnet up`", dir.display());
     };
@@ -414,7 +538,7 @@ fn status(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
     }
 }
 
-fn cli(dir: &Path, node: usize, args: &[String]) -> anyhow::Result<()> {
+pub(super) fn cli(dir: &Path, node: usize, args: &[String]) -> anyhow::Result<()> {
     let Some(devnet) = load(dir)? else {
         bail!("no devnet in {}: start one with `dms devnet up`", dir.display());
     };
@@ -423,8 +547,8 @@ fn cli(dir: &Path, node: usize, args: &[String]) -> anyhow::Result<()> {
         .get(node)
         .ok_or_else(|| anyhow!("--node {node}: the devnet has {} nodes", devnet.nodes.len()))?;
     let passphrase = passphrase(dir)?;
-    let exe = std::env::current_exe().context("cannot find the dms binary")?;
-    let mut command = Command::new(exe);
+    // In an isolated devnet the node's API listens on loopback in its namespace.
+    let mut command = dms_command(&target.prefix())?;
     if let Some(token) = dms_node::home::Home::new(target.home.clone()).token() {
         // The devnet user's CLI talks to the node's API: same OS user, the node's token.
         command.env("DMS_API_TOKEN", token);
@@ -442,120 +566,4 @@ fn cli(dir: &Path, node: usize, args: &[String]) -> anyhow::Result<()> {
         std::process::exit(status.code().unwrap_or(1));
     }
     Ok(())
-}
-
-fn restart(dir: &Path, index: usize, kill: bool) -> anyhow::Result<()> {
-    stop(dir, index, kill)?;
-    start(dir, index)
-}
-
-/// Stops node `index` (SIGTERM, SIGKILL after the grace; at once with `kill`).
-pub(super) fn stop(dir: &Path, index: usize, kill: bool) -> anyhow::Result<()> {
-    let (_, node) = devnet_node(dir, index)?;
-    if !alive(node.pid) {
-        bail!("{} is not running (start it with `dms devnet start --node {index}`)", node.name);
-    }
-    signal(
-        node.pid,
-        if kill { rustix::process::Signal::KILL } else { rustix::process::Signal::TERM },
-    );
-    let waiting = output::Spinner::new(format!("stopping {}", node.name), !kill);
-    let deadline = Instant::now() + STOP_GRACE;
-    while alive(node.pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    drop(waiting);
-    if alive(node.pid) {
-        signal(node.pid, rustix::process::Signal::KILL);
-    }
-    eprintln!("{}: stopped{}", node.name, if kill { " (killed)" } else { "" });
-    Ok(())
-}
-
-/// Starts the stopped node `index` with its home, bootstrapping from a running node.
-pub(super) fn start(dir: &Path, index: usize) -> anyhow::Result<()> {
-    let (mut devnet, node) = devnet_node(dir, index)?;
-    if alive(node.pid) {
-        bail!("{} is already running (pid {})", node.name, node.pid);
-    }
-    let bootstrap = devnet
-        .nodes
-        .iter()
-        .enumerate()
-        .find(|(i, n)| *i != index && alive(n.pid))
-        .and_then(|(_, n)| n.addrs.first().cloned());
-    let passphrase = passphrase(dir)?;
-    let started = start_node(&node.name, &node.home, bootstrap.as_deref(), &passphrase)?;
-    eprintln!("{}: started, peer {} api {}", started.name, started.peer_id, started.api);
-    devnet.nodes[index] = started;
-    write_private(&dir.join(STATE), &serde_json::to_string_pretty(&devnet)?)?;
-    Ok(())
-}
-
-/// The devnet and its node `index`.
-fn devnet_node(dir: &Path, index: usize) -> anyhow::Result<(Devnet, DevnetNode)> {
-    let Some(devnet) = load(dir)? else {
-        bail!("no devnet in {}: start one with `dms devnet up`", dir.display());
-    };
-    let count = devnet.nodes.len();
-    let node = devnet
-        .nodes
-        .get(index)
-        .cloned()
-        .ok_or_else(|| anyhow!("--node {index}: the devnet has {count} nodes"))?;
-    Ok((devnet, node))
-}
-
-fn down(dir: &Path, purge: bool) -> anyhow::Result<()> {
-    let Some(devnet) = load(dir)? else {
-        bail!("no devnet in {}", dir.display());
-    };
-    for node in devnet.nodes.iter().filter(|n| alive(n.pid)) {
-        signal(node.pid, rustix::process::Signal::TERM);
-    }
-    let waiting = output::Spinner::new(
-        format!(
-            "stopping {} nodes (each drains its work, at most {STOP_GRACE:?})",
-            devnet.nodes.len()
-        ),
-        true,
-    );
-    let deadline = Instant::now() + STOP_GRACE;
-    while devnet.nodes.iter().any(|n| alive(n.pid)) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    drop(waiting);
-    for node in devnet.nodes.iter().filter(|n| alive(n.pid)) {
-        eprintln!("{} did not stop within {STOP_GRACE:?}; killing it", node.name);
-        signal(node.pid, rustix::process::Signal::KILL);
-    }
-    if purge {
-        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
-        println!("devnet stopped and {} removed", dir.display());
-    } else {
-        std::fs::remove_file(dir.join(STATE)).ok();
-        println!(
-            "devnet stopped ({} nodes); homes and logs kept in {}",
-            devnet.nodes.len(),
-            dir.display()
-        );
-    }
-    Ok(())
-}
-
-/// `dms devnet ...`
-pub fn devnet(ctx: &Ctx, command: DevnetCommand) -> anyhow::Result<()> {
-    match command {
-        DevnetCommand::Up { nodes, dir } => up(ctx, &devnet_dir(ctx, dir), nodes),
-        DevnetCommand::Status { dir } => status(ctx, &devnet_dir(ctx, dir)),
-        DevnetCommand::Cli { node, dir, args } => cli(&devnet_dir(ctx, dir), node, &args),
-        DevnetCommand::Deploy { node, dir, args } => {
-            let args: Vec<String> = std::iter::once("deploy".to_string()).chain(args).collect();
-            cli(&devnet_dir(ctx, dir), node, &args)
-        }
-        DevnetCommand::Restart { node, dir, kill } => restart(&devnet_dir(ctx, dir), node, kill),
-        DevnetCommand::Stop { node, dir, kill } => stop(&devnet_dir(ctx, dir), node, kill),
-        DevnetCommand::Start { node, dir } => start(&devnet_dir(ctx, dir), node),
-        DevnetCommand::Down { dir, purge } => down(&devnet_dir(ctx, dir), purge),
-    }
 }

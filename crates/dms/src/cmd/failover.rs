@@ -21,7 +21,7 @@ use serde_json::json;
 use super::Ctx;
 use super::actor::Caller;
 use super::bench::{SPIN, percentile};
-use super::devnet;
+use super::{devnet, devnet_ops};
 use crate::cli::{ActorTarget, Output};
 use crate::output;
 
@@ -58,7 +58,7 @@ pub async fn bench(
         let index = index_of(dir, &on)?;
         let killed = on.clone();
         let dir_owned = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || devnet::stop(&dir_owned, index, true)).await??;
+        tokio::task::spawn_blocking(move || devnet_ops::stop(&dir_owned, index, true)).await??;
         let started = Instant::now();
         on = wait_running(&caller, &id, Some(&killed)).await?;
         let took = started.elapsed().as_secs_f64();
@@ -67,7 +67,7 @@ pub async fn bench(
             eprintln!("kill {kill}/{kills}: node {index} → running elsewhere in {took:.2} s");
         }
         let dir_owned = dir.to_path_buf();
-        tokio::task::spawn_blocking(move || devnet::start(&dir_owned, index)).await??;
+        tokio::task::spawn_blocking(move || devnet_ops::start(&dir_owned, index)).await??;
     }
     let events = caller
         .request(

@@ -8,6 +8,9 @@ mod config;
 mod contract;
 mod deploy;
 mod devnet;
+mod devnet_net;
+mod devnet_ops;
+mod docs_gen;
 mod doctor;
 mod ensemble;
 mod events;
@@ -162,7 +165,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Events(args) => events::events(&ctx, args).await,
         Command::LogLevel(args) => events::log_level(&ctx, args).await,
         Command::Devnet(command) => {
-            tokio::task::spawn_blocking(move || devnet::devnet(&ctx, command)).await?
+            tokio::task::spawn_blocking(move || devnet_ops::devnet(&ctx, command)).await?
         }
         Command::Config(command) => config::config(&ctx, command),
         Command::Agent(command) => agent::agent(&ctx, command).await,
@@ -173,6 +176,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             ensemble::translate(&ctx, &file, from, out.as_deref())
         }
         Command::Version => version(&ctx),
+        Command::DocsGen { out } => docs_gen::docs_gen(&out),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "dms", &mut std::io::stdout());
             Ok(())

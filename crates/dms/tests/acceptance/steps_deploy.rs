@@ -35,7 +35,7 @@ pub(super) fn write(world: &DmsWorld, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
-fn repo_file(relative: &str) -> String {
+pub(super) fn repo_file(relative: &str) -> String {
     format!("{}/../../{relative}", env!("CARGO_MANIFEST_DIR"))
 }
 
@@ -53,9 +53,21 @@ async fn devnet_up(world: &mut DmsWorld, nodes: usize) {
 /// Starts a devnet of `nodes` whose nodes run with `env` besides their own, and waits
 /// until every node knows the others.
 pub(super) async fn devnet_up_with(world: &mut DmsWorld, nodes: usize, env: &[(&str, &str)]) {
+    devnet_up_args(world, nodes, &[], env).await;
+}
+
+/// [`devnet_up_with`], with more `dms devnet up` options (e.g. `--isolated`).
+pub(super) async fn devnet_up_args(
+    world: &mut DmsWorld,
+    nodes: usize,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) {
     world.add_home();
     let count = nodes.to_string();
-    let out = run(&world.home(0), &["devnet", "up", "--nodes", &count, "-o", "json"], env).await;
+    let mut args = vec!["devnet", "up", "--nodes", &count, "-o", "json"];
+    args.extend_from_slice(extra);
+    let out = run(&world.home(0), &args, env).await;
     assert!(out.status.success(), "devnet up failed:\n{}", out.stderr);
     world.devnet = Some(serde_json::from_str(&out.stdout).expect("devnet JSON"));
     // Every node must know the others before bids are asked for.

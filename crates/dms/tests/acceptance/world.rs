@@ -39,6 +39,8 @@ pub struct DmsWorld {
     pub devnet: Option<serde_json::Value>,
     /// The deployment under test.
     pub deployment: Option<String>,
+    /// The devnet node orchestrating it, when not node 0.
+    pub orchestrator: usize,
     /// The contract under test (its id).
     pub contract: Option<String>,
     /// Free resources of every devnet node, noted before a deployment.
@@ -166,6 +168,7 @@ impl DmsWorld {
             revocation: None,
             devnet: None,
             deployment: None,
+            orchestrator: 0,
             contract: None,
             free_before: Vec::new(),
             stopped: None,
