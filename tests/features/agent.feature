@@ -1,3 +1,4 @@
+@feature-cli-access @integration
 Feature: The key agent: signed CLI calls without unlocking the key each time
   `dms agent start` unlocks the user's keys once (passphrase from DMS_PASSPHRASE or the
   terminal) and keeps them in a background agent for a bounded time, on an owner-only

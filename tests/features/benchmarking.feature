@@ -1,3 +1,4 @@
+@feature-machine-benchmarking
 Feature: Benchmarking the machine
   Benchmarks measure CPU, memory and disk within a time bound, are stored with a
   timestamp, and appear in the onboarding status and the advertised capability.

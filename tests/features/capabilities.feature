@@ -1,3 +1,4 @@
+@feature-ucan
 Feature: Capabilities
   Every message is authorized by a chain of capability tokens. Identities keep
   capability contexts: roots they trust, anchors they hold, revocations they know.

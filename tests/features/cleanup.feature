@@ -1,3 +1,4 @@
+@feature-execution-and-resources @integration
 Feature: A node that goes away leaves no workload running
   Containers and VMs outlive a restart of the daemon, which re-attaches them. When a
   node goes away for good, `dms cleanup` stops and removes every workload it left

@@ -1,3 +1,4 @@
+@feature-cli-access
 Feature: Configuration
   The node is configured by a commented TOML file in its home, overridable by
   DMS_<SECTION>_<KEY> variables; bad values are refused with the key named.

@@ -1,3 +1,4 @@
+@feature-tokenomics @integration
 Feature: Contracts between requesters and providers, usage receipts, budgets
   A provider that requires contracts bids only under a contract signed by it and the
   requesting node; allocations under a contract sign usage receipts on a schedule; the

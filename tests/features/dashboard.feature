@@ -1,3 +1,4 @@
+@feature-cli-access @integration
 Feature: The web dashboard
   The daemon serves a web page with the same owner-only access as its API: `dms dashboard`
   opens it with a one-time login link (`--url` prints it). The page shows the node (its

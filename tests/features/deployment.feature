@@ -1,3 +1,4 @@
+@feature-job-orchestration @integration
 Feature: Deploying ensembles across a network
   A user submits an ensemble to their own node; providers bid with reservations or
   refuse with reasons, the orchestrator chooses by score, commits, allocates and starts
@@ -25,6 +26,7 @@ Feature: Deploying ensembles across a network
     Then the deployment is "shut_down"
     And every node has the same free resources as before
 
+  @feature-supervision-model
   Scenario: A failing service is restarted by its policy, then given up on
     When the devnet user deploys a WebAssembly service that exits with code 1 and may restart 2 times
     Then the deployment eventually fails with "gave up after 2 restarts"
@@ -55,6 +57,7 @@ Feature: Deploying ensembles across a network
     And the events say the allocate on node 1 failed
     And the task did not run on node 1
 
+  @feature-actor-model
   Scenario: Killing and restarting the orchestrating node keeps its deployment
     When the devnet user deploys a WebAssembly service that avoids node 0
     Then the deployment succeeds
@@ -65,6 +68,7 @@ Feature: Deploying ensembles across a network
     When the devnet user shuts the deployment down
     Then the deployment is "shut_down"
 
+  @feature-actor-model
   Scenario: A revocation spread over gossip reaches a running deployment's actors at once
     When the devnet user deploys a WebAssembly service that avoids node 0
     Then the deployment succeeds

@@ -1,3 +1,4 @@
+@feature-workflow-definition
 Feature: Ensemble files: validation, scaffolding and translation
   Users describe what to run as an ensemble. `dms validate` reports every problem with
   its line and column; `dms scaffold` writes a starter file; `dms translate` turns

@@ -1,3 +1,4 @@
+@feature-cli-access
 Feature: Hardening: nothing a client, a file or another local user does can crash or take over a node
   Dates beyond what RFC 3339 can write, closed pipes and sizes no machine offers are
   answered, not panicked on. The local API serves only its user: on its Unix socket

@@ -1,3 +1,4 @@
+@feature-ucan
 Feature: Identity and keystore
   Every machine and user has a key pair; its DID is a did:key. Keys are kept in an
   encrypted keystore that only the right passphrase opens.

@@ -1,3 +1,4 @@
+@feature-cli-access
 Feature: Local access
   The daemon serves a REST API on loopback. The CLI reaches the daemon only through it;
   clients that are not on loopback are refused unless remote access is enabled, and

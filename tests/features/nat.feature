@@ -1,3 +1,4 @@
+@feature-p2p-network @integration
 Feature: NAT: a node behind a masquerading router stays reachable through a relay
   A node that peers cannot dial (behind NAT or a firewall) keeps a reservation on a relay
   (`network.relays`) and is dialable through it (hole punching then tries to make the

@@ -1,3 +1,4 @@
+@feature-hardware-capability
 Feature: Onboarding a machine's resources
   A provider offers part of its machine. The node knows what it has, refuses to offer
   more than that (naming the limit), accepts new amounts without offboarding, and keeps

@@ -1,3 +1,4 @@
+@feature-p2p-network @integration
 Feature: Peer-to-peer network and actor messaging
   Three dms daemons on loopback find each other and talk only through signed,
   capability-checked actor messages. The CLI signs envelopes with the user's key and
@@ -9,6 +10,7 @@ Feature: Peer-to-peer network and actor messaging
   Scenario: The nodes discover each other
     Then "dms peers list" on every node shows the other two
 
+  @feature-remote-invocation
   Scenario: A remote invocation needs a capability chain
     When the user of A invokes "/dms/node/peers/list" on B
     Then it is refused as "unauthorized" with "untrusted_root"
@@ -16,12 +18,14 @@ Feature: Peer-to-peer network and actor messaging
     And the user of A invokes "/dms/node/peers/list" on B
     Then it succeeds
 
+  @feature-remote-invocation
   Scenario: Public behaviors need no capability, and unknown ones are refused typed
     When the user of A invokes "/public/hello" on C
     Then it succeeds
     When the user of A invokes "/dms/no/such/behavior" on C
     Then it is refused as "unknown_behavior"
 
+  @feature-actor-model
   Scenario: A broadcast reaches every node
     Given B trusts node A as a root
     And C trusts node A as a root

@@ -1,3 +1,4 @@
+@feature-execution-and-resources @integration
 Feature: Ports: what an allocation listens on is published on its provider
   An allocation's ports are published on the machine it runs on: on the public port a
   node port map names, or on a free one the provider picks. `dms deployments info`

@@ -1,3 +1,4 @@
+@feature-storage @integration
 Feature: Storage: volumes, inputs staged in, outputs published, credentials kept home
   An allocation's volumes are directories on its provider (mounted into containers,
   preopened for WebAssembly, shared with VMs over virtio-9p); its inputs are copied in from an S3-compatible store

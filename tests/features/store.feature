@@ -1,3 +1,4 @@
+@feature-local-db
 Feature: Embedded store
   The node keeps its state in an embedded database: typed records with prefix scans
   and atomic transactions, and JSON documents searchable by field.

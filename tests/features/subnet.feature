@@ -1,3 +1,4 @@
+@feature-ip-over-libp2p @integration
 Feature: Subnet: one private IPv4 network per deployment, across providers
   Every Docker allocation of an ensemble with a `subnet` gets an address on the
   deployment's own network (interface `dms0` in its namespace) and resolves every other

@@ -1,3 +1,4 @@
+@feature-supervision-model @integration
 Feature: Supervision: lost providers are noticed and replaced, nothing is orphaned
   Allocations send their orchestrator a heartbeat every second. A provider silent for
   `deployment.lost_after` (5 s) that does not answer, while the orchestrating node still

@@ -1,3 +1,4 @@
+@feature-observability @integration
 Feature: Telemetry: events, one trace per deployment across machines, metrics
   Every node records what happens to deployments, allocations, bids, refusals,
   executors and peers as events: kept in its store (`dms events`), shipped to

@@ -1,3 +1,4 @@
+@feature-execution-and-resources @integration
 Feature: Virtual machine allocations
   `executor: vm` boots a kernel with an initramfs (or a root disk) in a micro VM: QEMU's
   microvm machine here (with KVM where it works, TCG otherwise), Firecracker where it is

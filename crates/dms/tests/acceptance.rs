@@ -6,6 +6,12 @@
 //! more after the summary and written to `target/cucumber/failures.txt` (which
 //! `scripts/test` prints last), so the root cause is the last thing a reader sees.
 //! `DMS_TEST_PATIENCE_SECS` (default 30) bounds every wait.
+//!
+//! `DMS_ACCEPTANCE_STAGE` picks a CI stage's share (see `docs/test-matrix.md`):
+//! `functional` runs the scenarios without a network of nodes, `integration` those
+//! tagged `@integration` (on the scenario or its Feature: several nodes, devnets,
+//! faults); unset runs all. With a stage the report files are named after it
+//! (`junit-functional.xml`, `failures-functional.txt`).
 
 mod acceptance {
     pub mod daemon;
@@ -21,6 +27,7 @@ mod acceptance {
     pub mod steps_devnet;
     pub mod steps_ensemble;
     pub mod steps_hardening;
+    pub mod steps_isolated;
     pub mod steps_load;
     pub mod steps_nat;
     pub mod steps_p2p;
@@ -91,13 +98,58 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"))
 }
 
+/// The share of the scenarios one CI stage runs.
+#[derive(Clone, Copy)]
+enum Stage {
+    All,
+    Functional,
+    Integration,
+}
+
+impl Stage {
+    fn from_env() -> Stage {
+        match std::env::var("DMS_ACCEPTANCE_STAGE").as_deref() {
+            Err(_) | Ok("" | "all") => Stage::All,
+            Ok("functional") => Stage::Functional,
+            Ok("integration") => Stage::Integration,
+            Ok(other) => panic!(
+                "DMS_ACCEPTANCE_STAGE={other:?} is not a stage: use functional, integration or all"
+            ),
+        }
+    }
+
+    /// The suffix of this stage's report files.
+    fn suffix(self) -> &'static str {
+        match self {
+            Stage::All => "",
+            Stage::Functional => "-functional",
+            Stage::Integration => "-integration",
+        }
+    }
+
+    fn runs(
+        self,
+        feature: &cucumber::gherkin::Feature,
+        scenario: &cucumber::gherkin::Scenario,
+    ) -> bool {
+        let integration = feature.tags.iter().chain(&scenario.tags).any(|t| t == "integration");
+        match self {
+            Stage::All => true,
+            Stage::Functional => !integration,
+            Stage::Integration => integration,
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let features = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/features");
+    let stage = Stage::from_env();
     let report_dir = target_dir().join("cucumber");
     std::fs::create_dir_all(&report_dir).expect("create target/cucumber");
-    let junit = std::fs::File::create(report_dir.join("junit.xml")).expect("create junit.xml");
-    let failures_file = report_dir.join("failures.txt");
+    let junit_path = report_dir.join(format!("junit{}.xml", stage.suffix()));
+    let junit = std::fs::File::create(&junit_path).expect("create the JUnit report");
+    let failures_file = report_dir.join(format!("failures{}.txt", stage.suffix()));
     let _ = std::fs::remove_file(&failures_file);
     let transcript = Transcript::default();
     let writer = DmsWorld::cucumber()
@@ -109,7 +161,7 @@ async fn main() {
                 .normalized(),
         )
         .fail_on_skipped()
-        .run(features)
+        .filter_run(features, move |feature, _rule, scenario| stage.runs(feature, scenario))
         .await;
     if writer.execution_has_failed() {
         let text =
