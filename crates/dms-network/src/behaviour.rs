@@ -23,8 +23,9 @@ pub const AGENT: &str = concat!("dms/", env!("CARGO_PKG_VERSION"));
 pub const PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 /// A ping unanswered this long fails. libp2p lets the first failure of a connection
 /// pass; on the second in a row the connection is closed as a cut link, so a peer whose
-/// link is cut stops being listed within 2 × (interval + timeout): 20 s.
-pub const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// link is cut stops being listed within 2 × (interval + timeout): 30 s. (Generous: a
+/// node busy for seconds must not lose healthy connections.)
+pub const PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Every protocol the host speaks.
 #[derive(NetworkBehaviour)]

@@ -45,7 +45,16 @@ pub struct Case {
     pub message: Option<String>,
 }
 
-/// Every case of every `*.xml` file in `dir`, in file order.
+/// The stage a JUnit file is for: its name up to the first dot (`unit.xml` and
+/// `unit.doctests.xml` are both the `unit` stage's).
+pub fn stage_of(file: &Path) -> String {
+    let name = file.file_name().unwrap_or_default().to_string_lossy();
+    name.split('.').next().unwrap_or_default().to_owned()
+}
+
+/// Every case of every `*.xml` file in `dir`, in file order. A file that cannot be read
+/// or parsed (a run killed while writing it) is a failed case of its stage, not an
+/// error: the report is still made, and says so.
 pub fn read_dir(dir: &Path) -> Result<Vec<Case>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading the JUnit folder {}", dir.display()))?
@@ -55,10 +64,21 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Case>> {
     files.sort();
     let mut cases = Vec::new();
     for file in files {
-        let stage = file.file_stem().unwrap_or_default().to_string_lossy().into_owned();
-        let text = std::fs::read_to_string(&file)
-            .with_context(|| format!("reading {}", file.display()))?;
-        cases.extend(parse(&stage, &text).with_context(|| format!("parsing {}", file.display()))?);
+        let stage = stage_of(&file);
+        let parsed = std::fs::read_to_string(&file)
+            .map_err(anyhow::Error::from)
+            .and_then(|text| parse(&stage, &text));
+        match parsed {
+            Ok(found) => cases.extend(found),
+            Err(e) => cases.push(Case {
+                stage,
+                suite: "(unreadable JUnit file)".into(),
+                name: file.display().to_string(),
+                outcome: Outcome::Failed,
+                time: Duration::ZERO,
+                message: Some(format!("{e:#}: was the stage killed while writing it?")),
+            }),
+        }
     }
     Ok(cases)
 }
@@ -87,11 +107,21 @@ fn case_of(stage: &str, suite: &str, node: roxmltree::Node<'_, '_>) -> Case {
     let message = failed.map(|f| {
         let head = f.attribute("message").unwrap_or_default();
         let body = f.text().unwrap_or_default().trim();
-        match (head.is_empty(), body.is_empty()) {
+        let mut text = match (head.is_empty(), body.is_empty()) {
             (_, true) => head.to_owned(),
             (true, false) => body.to_owned(),
             (false, false) => format!("{head}\n{body}"),
+        };
+        // nextest keeps a failed test's output beside the failure: its end says why.
+        for tag in ["system-out", "system-err"] {
+            let output = child(tag).and_then(|n| n.text()).unwrap_or_default().trim();
+            if !output.is_empty() {
+                let lines: Vec<&str> = output.lines().collect();
+                let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+                text.push_str(&format!("\n--- {tag} (last lines) ---\n{tail}"));
+            }
         }
+        text
     });
     let secs: f64 = node.attribute("time").and_then(|t| t.parse().ok()).unwrap_or(0.0);
     Case {

@@ -2,6 +2,7 @@
 //!
 //! - `dms-qa run`: runs one check of a shell stage (e.g. `cargo fmt --check`), echoing
 //!   its output, and records it as a JUnit case with the output's tail when it fails.
+//! - `dms-qa case`: records a case whose outcome is known (a whole stage's status).
 //! - `dms-qa report`: the QA report and the project status page, from the stages' JUnit
 //!   files, the Gherkin features and `docs/features.toml`.
 //! - `dms-qa check-page`: opens a page in headless Chromium and checks its content,
@@ -46,6 +47,21 @@ enum Cmd {
         /// The command and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
+    },
+    /// Record one case whose outcome is already known (e.g. a whole stage's exit status).
+    Case {
+        /// The stage's JUnit file.
+        #[arg(long)]
+        junit: PathBuf,
+        /// The case's name.
+        #[arg(long)]
+        name: String,
+        /// It failed (default: it passed).
+        #[arg(long)]
+        failed: bool,
+        /// What to say about it.
+        #[arg(long)]
+        message: Option<String>,
     },
     /// Write the QA report (`<out>/qa/index.html`) and the status page (`<out>/status/index.html`).
     Report {
@@ -104,6 +120,13 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Cmd::Run { junit, name, command } => run_case(&junit, &name, &command),
+        Cmd::Case { junit, name, failed, message } => {
+            let outcome = if failed { Outcome::Failed } else { Outcome::Passed };
+            let stage = junit::stage_of(&junit);
+            let zero = std::time::Duration::ZERO;
+            junit::append(&junit, &stage, &name, outcome, zero, message.as_deref())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Report { junit, features, registry, out, build, docs } => {
             let registry = features::Registry::load(&registry)?;
             let scenarios = features::scenarios(&features)?;
@@ -122,11 +145,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckPage { junit, name, page, expect, screenshot, chromium } => {
-            let url = if page.contains("://") { page } else { file_url(Path::new(&page))? };
             let started = Instant::now();
-            let result = browser::check(&chromium, &url, &expect, &screenshot);
+            let url = if page.contains("://") { Ok(page) } else { file_url(Path::new(&page)) };
+            let result = url.and_then(|url| {
+                let len = browser::check(&chromium, &url, &expect, &screenshot)?;
+                Ok((url, len))
+            });
             let (outcome, message) = match &result {
-                Ok(len) => {
+                Ok((url, len)) => {
                     println!(
                         "{name}: {url} rendered ({len} bytes of DOM) with every expected text"
                     );
@@ -136,7 +162,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             junit::append(
                 &junit,
-                &stage_of(&junit),
+                &junit::stage_of(&junit),
                 &name,
                 outcome,
                 started.elapsed(),
@@ -145,11 +171,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
             result.map(|_| ExitCode::SUCCESS)
         }
     }
-}
-
-/// The stage a JUnit file is for: its name without `.xml`.
-fn stage_of(junit: &Path) -> String {
-    junit.file_stem().unwrap_or_default().to_string_lossy().into_owned()
 }
 
 fn file_url(path: &Path) -> Result<String> {
@@ -170,12 +191,22 @@ const TAIL_LINES: usize = 80;
 
 fn run_case(junit: &Path, name: &str, command: &[String]) -> Result<ExitCode> {
     let started = Instant::now();
-    let mut child = Command::new(&command[0])
+    let stage = junit::stage_of(junit);
+    let spawned = Command::new(&command[0])
         .args(&command[1..])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("starting {:?}", command[0]))?;
+        .with_context(|| format!("starting {:?}", command[0]));
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            // A check that cannot even start has failed: recorded, so the report shows it.
+            let message = format!("{e:#}");
+            junit::append(junit, &stage, name, Outcome::Failed, started.elapsed(), Some(&message))?;
+            return Err(e);
+        }
+    };
     let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
     let out = echo(child.stdout.take(), tail.clone(), false);
     let err = echo(child.stderr.take(), tail.clone(), true);
@@ -195,7 +226,7 @@ fn run_case(junit: &Path, name: &str, command: &[String]) -> Result<ExitCode> {
             Some(format!("`{}` failed ({status}); its last lines:\n{lines}", command.join(" "))),
         )
     };
-    junit::append(junit, &stage_of(junit), name, outcome, started.elapsed(), message.as_deref())?;
+    junit::append(junit, &stage, name, outcome, started.elapsed(), message.as_deref())?;
     Ok(match status.code() {
         Some(0) => ExitCode::SUCCESS,
         Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),

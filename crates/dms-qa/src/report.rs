@@ -55,6 +55,8 @@ pub struct FeatureReport<'a> {
     pub scenarios: Vec<ScenarioRuns<'a>>,
     /// The JUnit cases its `checks` select.
     pub checks: Vec<&'a Case>,
+    /// Whether some selector of its `checks` matched no case in this build.
+    pub check_missing: bool,
 }
 
 impl FeatureReport<'_> {
@@ -81,7 +83,7 @@ impl FeatureReport<'_> {
                 Some(Outcome::Passed) => {}
             }
         }
-        if !self.feature.checks.is_empty() && self.checks.is_empty() {
+        if self.check_missing {
             // A check it names never ran in this build.
             status = Status::Incomplete;
         }
@@ -162,17 +164,23 @@ impl<'a> Report<'a> {
                     })
                     .collect();
                 let mut checks = Vec::new();
+                let mut matched = vec![false; feature.checks.len()];
                 for (i, case) in cases.iter().enumerate() {
-                    if feature
-                        .checks
-                        .iter()
-                        .any(|c| c.suite == case.stage && case.name.starts_with(&c.case))
-                    {
+                    let mut selected = false;
+                    for (m, c) in matched.iter_mut().zip(&feature.checks) {
+                        if c.suite == case.stage && case.name.starts_with(&c.case) {
+                            *m = true;
+                            selected = true;
+                        }
+                    }
+                    if selected {
                         checks.push(case);
                         claimed[i] = true;
                     }
                 }
-                FeatureReport { feature, scenarios, checks }
+                // A selector that matched nothing is a check that did not run.
+                let check_missing = matched.contains(&false);
+                FeatureReport { feature, scenarios, checks, check_missing }
             })
             .collect();
         let known = |id: &str| registry.features.iter().any(|f| f.id == id);
@@ -247,6 +255,13 @@ mod tests {
                 feature("db", vec![]),
                 feature("net", vec![]),
                 feature("ci", vec![Check { suite: "static".into(), case: String::new() }]),
+                feature(
+                    "half",
+                    vec![
+                        Check { suite: "static".into(), case: "cargo fmt".into() },
+                        Check { suite: "coverage".into(), case: String::new() },
+                    ],
+                ),
                 feature("docs", vec![]),
                 feature("vm", vec![]),
                 feature("qa", vec![Check { suite: "report".into(), case: "qa page".into() }]),
@@ -275,6 +290,7 @@ mod tests {
                 Status::Passing,
                 Status::Failing,
                 Status::Passing,
+                Status::Incomplete,
                 Status::Uncovered,
                 Status::Incomplete,
                 Status::Incomplete

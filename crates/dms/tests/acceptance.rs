@@ -33,6 +33,7 @@ mod acceptance {
     pub mod steps_p2p;
     pub mod steps_ports;
     pub mod steps_resources;
+    pub mod steps_ssh;
     pub mod steps_storage;
     pub mod steps_store;
     pub mod steps_subnet;
@@ -130,9 +131,12 @@ impl Stage {
     fn runs(
         self,
         feature: &cucumber::gherkin::Feature,
+        rule: Option<&cucumber::gherkin::Rule>,
         scenario: &cucumber::gherkin::Scenario,
     ) -> bool {
-        let integration = feature.tags.iter().chain(&scenario.tags).any(|t| t == "integration");
+        let rule_tags = rule.map(|r| r.tags.as_slice()).unwrap_or_default();
+        let mut tags = feature.tags.iter().chain(rule_tags).chain(&scenario.tags);
+        let integration = tags.any(|t| t == "integration");
         match self {
             Stage::All => true,
             Stage::Functional => !integration,
@@ -161,7 +165,7 @@ async fn main() {
                 .normalized(),
         )
         .fail_on_skipped()
-        .filter_run(features, move |feature, _rule, scenario| stage.runs(feature, scenario))
+        .filter_run(features, move |feature, rule, scenario| stage.runs(feature, rule, scenario))
         .await;
     if writer.execution_has_failed() {
         let text =

@@ -58,6 +58,29 @@ fn cli() -> String {
     page
 }
 
+/// A Rust type name without module paths (`alloc::vec::Vec<dms_types::peers::PeerInfo>`
+/// → `Vec<PeerInfo>`), as inline HTML code: inside a Markdown code span `<` could not be
+/// escaped, and outside one it would be taken for a tag.
+fn type_cell(name: &str) -> String {
+    let mut short = String::new();
+    let mut segment = String::new();
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ':' && chars.peek() == Some(&':') {
+            chars.next();
+            segment.clear(); // a module: dropped, its item follows
+        } else if c.is_alphanumeric() || c == '_' {
+            segment.push(c);
+        } else {
+            short.push_str(&segment);
+            segment.clear();
+            short.push(c);
+        }
+    }
+    short.push_str(&segment);
+    format!("<code>{}</code>", cell(&short))
+}
+
 fn behaviors() -> String {
     let mut page = String::from(
         "# Behaviors\n\nEvery typed behavior an actor answers, generated from \
@@ -75,12 +98,12 @@ fn behaviors() -> String {
         }
         let _ = writeln!(
             page,
-            "| `{}` | {} | {} | `{}` | `{}` |",
+            "| `{}` | {} | {} | {} | {} |",
             b.behavior,
             b.version,
             cell(&b.capability()),
-            cell(b.request),
-            cell(b.response)
+            type_cell(b.request),
+            type_cell(b.response)
         );
     }
     page
@@ -150,6 +173,11 @@ mod tests {
         assert!(read("cli.md").contains("## `dms devnet up`"));
         assert!(read("behaviors.md").contains("`/dms/node/deployment/new`"));
         assert!(read("behaviors.md").contains("| `/public/hello` | 1 | none (public)"));
+        assert!(
+            read("behaviors.md").contains("<code>Vec&lt;PeerInfo&gt;</code>"),
+            "{}",
+            read("behaviors.md")
+        );
         assert!(read("config.md").contains("`deployment.shortlist`"));
         assert!(read("ensemble-schema.md").contains("\"$schema\""));
         assert!(read("openapi.md").contains("| GET | `/health`"), "{}", read("openapi.md"));
