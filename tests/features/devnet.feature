@@ -1,7 +1,9 @@
 @feature-feature-environment @integration
 Feature: A local network in one command
   `dms devnet up` starts several dms nodes as separate processes on loopback, each with
-  its own home and key, joined through the first node and trusting one devnet user.
+  its own home and key, joined through the first node and trusting one devnet user;
+  `--isolated` gives each its own network namespace, so that links can be cut
+  (`dms devnet fault`), and `--hosts` runs them on other machines over SSH.
 
   Scenario: Three nodes come up, find each other, answer the user, and go down
     When I run "dms devnet up --nodes 3" in a fresh home
@@ -21,6 +23,16 @@ Feature: A local network in one command
     Then the deployment waits, saying it is pinned to node 2, which does not answer
     When the partition is healed with "dms devnet fault heal"
     Then the deployment completes
-    When the isolated devnet is brought down
+    When the devnet is brought down, collecting its artifacts
     Then its artifact folder holds every node's log, config and events
     And no namespace of the devnet is left
+
+  Scenario: Three nodes on three SSH hosts deploy the example, and their logs come home at the end
+    Given three SSH hosts in network namespaces, each running sshd that accepts a test key
+    When the devnet user brings up a devnet on those hosts
+    Then "dms devnet status" shows 3 running nodes
+    When the devnet user deploys "examples/hello.yaml"
+    Then the deployment succeeds
+    And the output shows "42: the answer allocation ran on another machine"
+    When the devnet is brought down, collecting its artifacts
+    Then its artifact folder holds every node's log, config and events

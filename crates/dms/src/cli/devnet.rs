@@ -12,9 +12,9 @@ pub enum DevnetCommand {
     /// own network namespace and address, so that `dms devnet fault` can cut and slow
     /// the links between them.
     Up {
-        /// How many nodes.
-        #[arg(long, default_value_t = 3)]
-        nodes: usize,
+        /// How many nodes (default 3; with --hosts, one per host).
+        #[arg(long)]
+        nodes: Option<usize>,
         /// Where the homes, logs and state live. Default: $DMS_HOME/devnet.
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
@@ -32,6 +32,11 @@ pub enum DevnetCommand {
         /// `eu-west,us-east` (each node's `deployment.location`).
         #[arg(long, value_delimiter = ',')]
         locations: Vec<String>,
+        /// Run the nodes on other machines over SSH, one per `[[host]]` of this file
+        /// (address, user, port, identity, workdir, location): this binary is copied
+        /// there, started, and its logs collected at `down`.
+        #[arg(long, value_name = "FILE", conflicts_with = "isolated")]
+        hosts: Option<PathBuf>,
     },
     /// Faults between the nodes of an isolated devnet: partition, heal, slow, kill, or
     /// a fault file's steps.

@@ -15,7 +15,7 @@
 //! a first onboarding (set `DMS_NODE_BENCHMARK_BUDGET` to run it anyway).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Ctx;
 use super::devnet_net::Isolation;
+use super::devnet_place::Place;
+use super::devnet_ssh::{Remote, quote};
 use crate::cli::Output;
 use crate::output;
 
@@ -49,14 +51,36 @@ pub struct DevnetNode {
     /// Its location label (`deployment.location`), when given one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// Its host, when it runs on another machine (`up --hosts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<Remote>,
 }
 
 impl DevnetNode {
-    /// The command prefix that runs a program where this node runs (its namespace).
-    pub(super) fn prefix(&self) -> Vec<String> {
-        match &self.netns {
-            Some(ns) => vec!["ip".into(), "netns".into(), "exec".into(), ns.clone()],
-            None => Vec::new(),
+    /// Where it runs.
+    pub(super) fn place(&self) -> Place {
+        match (&self.remote, &self.netns) {
+            (Some(remote), _) => Place::Host(remote.clone()),
+            (None, Some(ns)) => Place::Netns(ns.clone()),
+            (None, None) => Place::Here,
+        }
+    }
+
+    /// Whether its process runs.
+    pub(super) fn alive(&self) -> bool {
+        self.place().alive(self.pid)
+    }
+
+    /// Sends `signal` to its process.
+    pub(super) fn signal(&self, signal: rustix::process::Signal) {
+        self.place().signal(self.pid, signal);
+    }
+
+    /// The devnet user's home where it runs (a copy on its host, when remote).
+    pub(super) fn user_home(&self, devnet: &Devnet) -> PathBuf {
+        match &self.remote {
+            Some(remote) => PathBuf::from(remote.path("user")),
+            None => devnet.user_home.clone(),
         }
     }
 }
@@ -113,56 +137,9 @@ pub(super) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs this dms binary with `args` to completion; its stdout on success.
+/// Runs this dms binary here with `args` to completion; its stdout on success.
 fn dms(home: &Path, args: &[&str], passphrase: &str) -> anyhow::Result<String> {
-    dms_with_token(&[], home, args, passphrase, home)
-}
-
-/// A command that runs this dms binary after `prefix` (e.g. `ip netns exec NS`).
-pub(super) fn dms_command(prefix: &[String]) -> anyhow::Result<Command> {
-    let exe = std::env::current_exe().context("cannot find the dms binary")?;
-    Ok(match prefix.split_first() {
-        Some((program, rest)) => {
-            let mut command = Command::new(program);
-            command.args(rest).arg(exe);
-            command
-        }
-        None => Command::new(exe),
-    })
-}
-
-/// [`dms`] run after `prefix` (where the node runs), with the local API token of the
-/// daemon of `daemon_home`.
-pub(super) fn dms_with_token(
-    prefix: &[String],
-    home: &Path,
-    args: &[&str],
-    passphrase: &str,
-    daemon_home: &Path,
-) -> anyhow::Result<String> {
-    let mut command = dms_command(prefix)?;
-    match dms_node::home::Home::new(daemon_home).token() {
-        Some(token) => command.env("DMS_API_TOKEN", token),
-        None => command.env_remove("DMS_API_TOKEN"),
-    };
-    let output = command
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env("DMS_PASSPHRASE", passphrase)
-        .env_remove("DMS_API_ADDR")
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot run dms")?;
-    if !output.status.success() {
-        bail!(
-            "`dms --home {} {}` failed: {}",
-            home.display(),
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    Place::Here.dms(home, args, passphrase, home)
 }
 
 pub(super) fn load(dir: &Path) -> anyhow::Result<Option<Devnet>> {
@@ -177,58 +154,97 @@ pub(super) fn load(dir: &Path) -> anyhow::Result<Option<Devnet>> {
     }
 }
 
-/// Whether process `pid` runs. A node this process started and that has exited is
-/// reaped first (a zombie still answers signals, and would look alive).
-pub(super) fn alive(pid: u32) -> bool {
-    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
-        return false;
-    };
-    // Not our child: ECHILD, nothing to reap.
-    let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
-    rustix::process::test_kill_process(pid).is_ok()
-}
-
-pub(super) fn signal(pid: u32, signal: rustix::process::Signal) {
-    if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
-        let _ = rustix::process::kill_process(pid, signal);
-    }
-}
-
 fn field(line: &str, name: &str) -> Option<String> {
     line.split_whitespace()
         .find_map(|word| word.strip_prefix(&format!("{name}=")))
         .map(|v| v.trim_matches('"').to_string())
 }
 
-/// Where a node runs: its namespace (none: the host's loopback), its address there,
-/// its location label.
-#[derive(Clone, Debug, Default)]
+/// Where a node runs: its place (this machine, a namespace, a host), the address it
+/// listens on there, its location label.
+#[derive(Clone, Debug)]
 pub(super) struct Spot {
-    /// Its network namespace.
-    pub netns: Option<String>,
+    /// Where it runs.
+    pub place: Place,
     /// The address it listens on.
     pub ip: String,
     /// Its `deployment.location`.
     pub location: Option<String>,
+    /// The CPU and memory limits it runs under (an isolated devnet's, as node `i`).
+    pub limit: Option<(Isolation, usize)>,
 }
 
 impl Spot {
-    /// The spot a node of `devnet` had (to start it again the same way).
+    /// The spot a node had (to start it again the same way).
     pub(super) fn of(node: &DevnetNode) -> Spot {
-        let ip = node
-            .addrs
-            .first()
-            .and_then(|a| a.split('/').nth(2))
-            .filter(|_| node.netns.is_some())
-            .unwrap_or("127.0.0.1")
-            .to_string();
-        Spot { netns: node.netns.clone(), ip, location: node.location.clone() }
+        let ip = match &node.remote {
+            Some(remote) => remote.address.clone(),
+            None => node
+                .addrs
+                .first()
+                .and_then(|a| a.split('/').nth(2))
+                .filter(|_| node.netns.is_some())
+                .unwrap_or("127.0.0.1")
+                .to_string(),
+        };
+        Spot { place: node.place(), ip, location: node.location.clone(), limit: None }
     }
 }
 
-/// Starts `dms run` for `home` at `spot`, detached in its own process group, appending
-/// to `<home>/dms.log` (a restarted node keeps its earlier log, the evidence of a crash,
-/// after a line saying when it started again); waits for its ready line.
+/// The log of a node being started: where it is, and how far it was before this start.
+struct StartLog {
+    place: Place,
+    path: PathBuf,
+    start: usize,
+}
+
+impl StartLog {
+    /// Opens (makes) the log at `place`, notes its length, and appends a line saying
+    /// when `name` starts again.
+    fn open(place: &Place, home: &Path, name: &str) -> anyhow::Result<StartLog> {
+        let path = home.join("dms.log");
+        let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+        let line = format!("=== dms devnet: {name} starting at {now} ===");
+        let start = match place {
+            Place::Host(remote) => {
+                let log = path.to_string_lossy();
+                let size = remote.run(&format!(
+                    "mkdir -p '{dir}' && touch '{log}' && stat -c %s '{log}' && echo '{line}' >> '{log}'",
+                    dir = home.display()
+                ))?;
+                size.trim()
+                    .parse()
+                    .with_context(|| format!("size of {log} on {}: {size:?}", remote.address))?
+            }
+            _ => {
+                use std::io::Write as _;
+                let mut log = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .with_context(|| format!("cannot open {}", path.display()))?;
+                let start = log.metadata().map(|m| m.len() as usize).unwrap_or(0);
+                writeln!(log, "{line}")
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                start
+            }
+        };
+        Ok(StartLog { place: place.clone(), path, start })
+    }
+
+    /// This start's lines so far.
+    fn text(&self) -> String {
+        let bytes = match &self.place {
+            Place::Host(remote) => remote.read(&self.path.to_string_lossy()).unwrap_or_default(),
+            _ => std::fs::read(&self.path).unwrap_or_default(),
+        };
+        String::from_utf8_lossy(bytes.get(self.start..).unwrap_or_default()).into_owned()
+    }
+}
+
+/// Starts `dms run` for `home` at `spot`, detached (its own process group or session),
+/// appending to `<home>/dms.log` (a restarted node keeps its earlier log, the evidence
+/// of a crash, after a line saying when it started again); waits for its ready line.
 pub(super) fn start_node(
     name: &str,
     home: &Path,
@@ -236,56 +252,39 @@ pub(super) fn start_node(
     bootstrap: Option<&str>,
     passphrase: &str,
 ) -> anyhow::Result<DevnetNode> {
-    use std::os::unix::process::CommandExt as _;
-    let log_path = home.join("dms.log");
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("cannot open {}", log_path.display()))?;
-    let start = log.metadata().map(|m| m.len()).unwrap_or(0);
-    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
-    {
-        use std::io::Write as _;
-        writeln!(log, "=== dms devnet: {name} starting at {now} ===")
-            .with_context(|| format!("cannot write {}", log_path.display()))?;
-    }
-    let prefix = match &spot.netns {
-        Some(ns) => vec!["ip".into(), "netns".into(), "exec".into(), ns.clone()],
-        None => Vec::new(),
-    };
-    let mut command = dms_command(&prefix)?;
-    let listen = format!("/ip4/{}/tcp/0", spot.ip);
-    command.arg("--home").arg(home).args(["--api-addr", "127.0.0.1:0", "run", "--listen", &listen]);
+    let log = StartLog::open(&spot.place, home, name)?;
+    let mut args: Vec<String> = vec!["--home".into(), home.to_string_lossy().into_owned()];
+    args.extend(["--api-addr", "127.0.0.1:0", "run", "--listen"].map(String::from));
+    args.push(format!("/ip4/{}/tcp/0", spot.ip));
     if let Some(bootstrap) = bootstrap {
-        command.args(["--bootstrap", bootstrap]);
+        args.extend(["--bootstrap".to_string(), bootstrap.to_string()]);
     }
+    let mut env: Vec<(String, String)> = vec![
+        ("DMS_PASSPHRASE".into(), passphrase.into()),
+        ("DMS_NETWORK_MDNS".into(), "false".into()),
+        ("RUST_LOG".into(), std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into())),
+        ("NO_COLOR".into(), "1".into()),
+    ];
     if let Some(location) = &spot.location {
-        command.env("DMS_DEPLOYMENT_LOCATION", location);
+        env.push(("DMS_DEPLOYMENT_LOCATION".into(), location.clone()));
     }
     // The nodes share one machine: benchmarking it once per node, all at once, measures
     // contention and writes a disk test file per node (up to 1 GiB each). Skipped
     // unless the user asks for it with DMS_NODE_BENCHMARK_BUDGET.
-    if std::env::var_os("DMS_NODE_BENCHMARK_BUDGET").is_none() {
-        command.env("DMS_NODE_BENCHMARK_BUDGET", "0s");
+    let budget = std::env::var("DMS_NODE_BENCHMARK_BUDGET").unwrap_or_else(|_| "0s".into());
+    env.push(("DMS_NODE_BENCHMARK_BUDGET".into(), budget));
+    let pid = spawn(&spot.place, &args, &env, &log.path)?;
+    // Limited from its first steps, not from when it is ready.
+    if let Some((isolation, i)) = &spot.limit
+        && let Err(error) = isolation.limit(*i, pid)
+    {
+        spot.place.signal(pid, rustix::process::Signal::KILL);
+        return Err(error);
     }
-    let child = command
-        .env("DMS_PASSPHRASE", passphrase)
-        .env("DMS_NETWORK_MDNS", "false")
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()))
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .context("cannot start dms run")?;
-    let pid = child.id();
     let started = Instant::now();
     loop {
         // Only this start's lines: an earlier run's ready line is not this one's.
-        let text = std::fs::read(&log_path).unwrap_or_default();
-        let text = String::from_utf8_lossy(text.get(start as usize..).unwrap_or_default());
+        let text = log.text();
         if let Some(line) = text.lines().find(|l| l.contains("dms ready")) {
             let get =
                 |n: &str| field(line, n).ok_or_else(|| anyhow!("{name}: ready line without {n}="));
@@ -297,21 +296,58 @@ pub(super) fn start_node(
                 did: get("did")?,
                 peer_id: get("peer_id")?,
                 addrs: get("addrs")?.split(',').map(String::from).collect(),
-                netns: spot.netns.clone(),
+                netns: match &spot.place {
+                    Place::Netns(ns) => Some(ns.clone()),
+                    _ => None,
+                },
                 location: spot.location.clone(),
+                remote: match &spot.place {
+                    Place::Host(remote) => Some(remote.clone()),
+                    _ => None,
+                },
             });
         }
-        if !alive(pid) || started.elapsed() > READY_TIMEOUT {
-            signal(pid, rustix::process::Signal::KILL);
+        if !spot.place.alive(pid) || started.elapsed() > READY_TIMEOUT {
+            spot.place.signal(pid, rustix::process::Signal::KILL);
             let tail: Vec<&str> = text.lines().rev().take(15).collect();
             bail!(
                 "{name} did not become ready (log {}):\n{}",
-                log_path.display(),
+                log.path.display(),
                 tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             );
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(if matches!(spot.place, Place::Host(_)) {
+            300
+        } else {
+            100
+        }));
     }
+}
+
+/// Starts `dms args` at `place` in the background, its output appended to `log`; its pid.
+fn spawn(
+    place: &Place,
+    args: &[String],
+    env: &[(String, String)],
+    log: &Path,
+) -> anyhow::Result<u32> {
+    use std::os::unix::process::CommandExt as _;
+    if let Place::Host(remote) = place {
+        return remote.spawn(args, env, &log.to_string_lossy());
+    }
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open {}", log.display()))?;
+    let child = place
+        .command(args, env)?
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .process_group(0)
+        .spawn()
+        .context("cannot start dms run")?;
+    Ok(child.id())
 }
 
 /// What `dms devnet up` asks for besides the node count.
@@ -325,14 +361,37 @@ pub(super) struct UpOptions {
     pub memory: Option<String>,
     /// Location labels, one per node, repeated when fewer.
     pub locations: Vec<String>,
+    /// The hosts file of a devnet on other machines.
+    pub hosts: Option<PathBuf>,
 }
 
-pub(super) fn up(ctx: &Ctx, dir: &Path, nodes: usize, options: UpOptions) -> anyhow::Result<()> {
+/// Checks `up`'s request against the devnet folder: the node count (one per host with
+/// `--hosts`), no devnet running there, the limits; the hosts.
+fn plan_up(
+    dir: &Path,
+    nodes: Option<usize>,
+    options: &UpOptions,
+) -> anyhow::Result<(usize, Option<u64>, Vec<Remote>)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tag = super::devnet_net::tag(&std::fs::canonicalize(dir)?);
+    let remotes = match &options.hosts {
+        Some(file) => super::devnet_ssh::load_hosts(file, &tag)?,
+        None => Vec::new(),
+    };
+    let nodes = match (nodes, remotes.len()) {
+        (Some(n), 0) => n,
+        (None, 0) => 3,
+        (None, hosts) => hosts,
+        (Some(n), hosts) if n == hosts => n,
+        (Some(n), hosts) => {
+            bail!("--nodes {n}, but the hosts file has {hosts} hosts: one node per host")
+        }
+    };
     if nodes == 0 || nodes > 16 {
         bail!("--nodes {nodes}: a devnet has 1 to 16 nodes");
     }
     if let Some(existing) = load(dir)?
-        && existing.nodes.iter().any(|n| alive(n.pid))
+        && existing.nodes.iter().any(DevnetNode::alive)
     {
         bail!(
             "a devnet is already running in {} (see `dms devnet status`); stop it with \
@@ -348,15 +407,16 @@ pub(super) fn up(ctx: &Ctx, dir: &Path, nodes: usize, options: UpOptions) -> any
     if options.cpus.is_some_and(|c| !(c > 0.0 && c <= 1024.0)) {
         bail!("--cpus must be a number of cores above 0, e.g. 0.5");
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let isolation = if options.isolated {
-        Isolation::check_host()?;
-        let isolation = Isolation::new(&std::fs::canonicalize(dir)?, options.cpus, memory);
-        isolation.create_hub()?;
-        Some(isolation)
-    } else {
-        None
-    };
+    Ok((nodes, memory, remotes))
+}
+
+pub(super) fn up(
+    ctx: &Ctx,
+    dir: &Path,
+    nodes: Option<usize>,
+    options: UpOptions,
+) -> anyhow::Result<()> {
+    let (nodes, memory, remotes) = plan_up(dir, nodes, &options)?;
     let passphrase = passphrase(dir)?;
     let user_home = dir.join("user");
     if !user_home.join("keys").join("user.json").exists() {
@@ -364,14 +424,28 @@ pub(super) fn up(ctx: &Ctx, dir: &Path, nodes: usize, options: UpOptions) -> any
         dms(&user_home, &["cap", "new", "user"], &passphrase)?;
     }
     let user_did = dms(&user_home, &["key", "did", "user"], &passphrase)?;
-    // Kept from the first node on, so that `down` can stop and remove what a failed or
-    // interrupted `up` made.
+    let isolation = if options.isolated {
+        Isolation::check_host()?;
+        Some(Isolation::new(&std::fs::canonicalize(dir)?, options.cpus, memory))
+    } else {
+        None
+    };
+    // Kept from before the first thing made outside this folder, so that `down` can stop
+    // and remove what a failed or interrupted `up` made.
     let mut devnet = Devnet { nodes: Vec::new(), user_home, user_did, isolation };
+    write_private(&dir.join(STATE), &serde_json::to_string_pretty(&devnet)?)?;
+    if let Some(isolation) = &devnet.isolation
+        && let Err(error) = isolation.create_hub()
+    {
+        let _ = isolation.destroy(0);
+        std::fs::remove_file(dir.join(STATE)).ok();
+        return Err(error);
+    }
     let progress = output::Progress::new("nodes", nodes as u64, ctx.output == Output::Table);
     for i in 0..nodes {
         let name = format!("node-{i}");
         progress.doing(format!("starting {name}"));
-        match up_node(dir, &devnet, i, &options.locations, &passphrase) {
+        match up_node(dir, &devnet, i, &options.locations, remotes.get(i), &passphrase) {
             Ok(node) => {
                 progress.note(format!("{name}: ready, peer {} api {}", node.peer_id, node.api));
                 progress.step();
@@ -380,12 +454,13 @@ pub(super) fn up(ctx: &Ctx, dir: &Path, nodes: usize, options: UpOptions) -> any
             }
             Err(error) => {
                 progress.finish();
-                for node in &devnet.nodes {
-                    signal(node.pid, rustix::process::Signal::TERM);
-                }
-                if let Some(isolation) = &devnet.isolation {
-                    std::thread::sleep(Duration::from_millis(500));
-                    let _ = isolation.destroy(i + 1);
+                // Undone as `down` would: the nodes stopped (and waited for), then the
+                // namespaces and cgroups of every node tried, this one's included.
+                super::devnet_ops::stop_all(&devnet.nodes);
+                if let Some(isolation) = &devnet.isolation
+                    && let Err(undo) = isolation.destroy(i + 1)
+                {
+                    eprintln!("cleaning up after the failed start: {undo:#}");
                 }
                 std::fs::remove_file(dir.join(STATE)).ok();
                 return Err(error);
@@ -406,43 +481,59 @@ pub(super) fn up(ctx: &Ctx, dir: &Path, nodes: usize, options: UpOptions) -> any
     }
 }
 
-/// Makes node `i` (its key, its namespace when isolated), starts it bootstrapping from
-/// node 0, and prepares it as a provider of the devnet user.
+/// Makes node `i` (its key; its namespace when isolated; on its host, this binary and
+/// the devnet user's home), starts it bootstrapping from node 0, and prepares it as a
+/// provider of the devnet user.
 fn up_node(
     dir: &Path,
     devnet: &Devnet,
     i: usize,
     locations: &[String],
+    remote: Option<&Remote>,
     passphrase: &str,
 ) -> anyhow::Result<DevnetNode> {
     let name = format!("node-{i}");
-    let home = dir.join(&name);
-    if !home.join("keys").join("dms.json").exists() {
-        dms(&home, &["key", "new"], passphrase)?;
-    }
-    let mut spot = Spot { ip: "127.0.0.1".into(), ..Spot::default() };
+    let mut spot = Spot { place: Place::Here, ip: "127.0.0.1".into(), location: None, limit: None };
     if !locations.is_empty() {
         spot.location = Some(locations[i % locations.len()].clone());
     }
+    let home = match remote {
+        Some(remote) => {
+            let exe = std::env::current_exe().context("cannot find the dms binary")?;
+            remote.copy(&exe, &remote.path("dms"), "755")?;
+            remote.copy_dir(&devnet.user_home, &remote.path("user"))?;
+            spot.ip = remote.address.clone();
+            spot.location = remote.location.clone().or(spot.location);
+            spot.place = Place::Host(remote.clone());
+            PathBuf::from(remote.path(&name))
+        }
+        None => dir.join(&name),
+    };
     if let Some(isolation) = &devnet.isolation {
         isolation.add_node(i)?;
-        spot.netns = Some(isolation.netns(i));
+        spot.place = Place::Netns(isolation.netns(i));
         spot.ip = Isolation::address(i);
+        spot.limit = Some((isolation.clone(), i));
+    }
+    let has_key = match remote {
+        Some(remote) => remote
+            .run(&format!("test -e {}", quote(&format!("{}/keys/dms.json", home.display()))))
+            .is_ok(),
+        None => home.join("keys").join("dms.json").exists(),
+    };
+    if !has_key {
+        spot.place.dms(&home, &["key", "new"], passphrase, &home)?;
     }
     let bootstrap = devnet.nodes.first().and_then(|n| n.addrs.first()).cloned();
     let node = start_node(&name, &home, &spot, bootstrap.as_deref(), passphrase)?;
-    let prepared = devnet
-        .isolation
-        .as_ref()
-        .map_or(Ok(()), |isolation| isolation.limit(i, node.pid))
-        .and_then(|()| {
-            let anchor =
-                ["--api-addr", &node.api, "cap", "anchor", "-c", "dms", "--root", &devnet.user_did];
-            dms_with_token(&node.prefix(), &home, &anchor, passphrase, &home)
-        })
-        .and_then(|_| prepare(&devnet.user_home, &home, &node, passphrase));
+    let anchor =
+        ["--api-addr", &node.api, "cap", "anchor", "-c", "dms", "--root", &devnet.user_did];
+    let prepared = node
+        .place()
+        .dms(&home, &anchor, passphrase, &home)
+        .and_then(|_| prepare(devnet, &node, passphrase));
     if let Err(error) = prepared {
-        signal(node.pid, rustix::process::Signal::TERM);
+        node.signal(rustix::process::Signal::TERM);
         return Err(error);
     }
     Ok(node)
@@ -453,16 +544,12 @@ fn up_node(
 /// deployment protocol (`/dms/deployment`, also as a broadcast topic, and
 /// `/dms/allocation`), so that the other nodes — which trust the user as a root — accept
 /// its bid requests, bids and updates, and the allocation actors they host obey it.
-fn prepare(
-    user_home: &Path,
-    home: &Path,
-    node: &DevnetNode,
-    passphrase: &str,
-) -> anyhow::Result<()> {
+fn prepare(devnet: &Devnet, node: &DevnetNode, passphrase: &str) -> anyhow::Result<()> {
+    let (user_home, home) = (devnet.user_home.as_path(), node.home.as_path());
     let api = ["--api-addr", node.api.as_str()];
     let mut onboard = api.to_vec();
     onboard.extend(["onboard", "--cpu", ONBOARD.0, "--ram", ONBOARD.1, "--disk", ONBOARD.2]);
-    dms_with_token(&node.prefix(), user_home, &onboard, passphrase, home)?;
+    node.place().dms(&node.user_home(devnet), &onboard, passphrase, home)?;
     let token = dms(
         user_home,
         &[
@@ -488,7 +575,7 @@ fn prepare(
         .ok_or_else(|| anyhow!("`dms cap grant` printed no token: {token}"))?;
     let mut anchor = api.to_vec();
     anchor.extend(["cap", "anchor", "-c", "dms", "--provide", token]);
-    dms_with_token(&node.prefix(), home, &anchor, passphrase, home)?;
+    node.place().dms(home, &anchor, passphrase, home)?;
     Ok(())
 }
 
@@ -503,7 +590,7 @@ fn print_table(devnet: &Devnet) {
         .map(|n| {
             vec![
                 n.name.clone(),
-                if alive(n.pid) { "running".into() } else { "stopped".into() },
+                if n.alive() { "running".into() } else { "stopped".into() },
                 n.pid.to_string(),
                 n.api.clone(),
                 n.peer_id.clone(),
@@ -525,7 +612,7 @@ pub(super) fn status(ctx: &Ctx, dir: &Path) -> anyhow::Result<()> {
                 .iter()
                 .map(|n| {
                     let mut v = serde_json::to_value(n).unwrap_or_default();
-                    v["running"] = serde_json::Value::Bool(alive(n.pid));
+                    v["running"] = serde_json::Value::Bool(n.alive());
                     v
                 })
                 .collect();
@@ -547,21 +634,32 @@ pub(super) fn cli(dir: &Path, node: usize, args: &[String]) -> anyhow::Result<()
         .get(node)
         .ok_or_else(|| anyhow!("--node {node}: the devnet has {} nodes", devnet.nodes.len()))?;
     let passphrase = passphrase(dir)?;
-    // In an isolated devnet the node's API listens on loopback in its namespace.
-    let mut command = dms_command(&target.prefix())?;
-    if let Some(token) = dms_node::home::Home::new(target.home.clone()).token() {
-        // The devnet user's CLI talks to the node's API: same OS user, the node's token.
-        command.env("DMS_API_TOKEN", token);
+    let mut env = vec![
+        ("DMS_PASSPHRASE".to_string(), passphrase),
+        ("DMS_DEVNET_DIR".to_string(), dir.to_string_lossy().into_owned()),
+    ];
+    // The devnet user's CLI talks to the node's API: same OS user, the node's token.
+    if let Some(token) = target.place().token(&target.home) {
+        env.push(("DMS_API_TOKEN".into(), token));
     }
-    let status = command
-        .arg("--home")
-        .arg(&devnet.user_home)
-        .args(["--api-addr", &target.api])
-        .args(args)
-        .env("DMS_PASSPHRASE", passphrase)
-        .env("DMS_DEVNET_DIR", dir)
-        .status()
-        .context("cannot run dms")?;
+    // The node's API listens on loopback where it runs: in its namespace (the CLI runs
+    // there), or on its host (reached through an SSH tunnel, so that files named on the
+    // command line are read here).
+    let (place, api, _tunnel) = match target.place() {
+        Place::Host(remote) => {
+            let port = target.api.rsplit(':').next().and_then(|p| p.parse().ok());
+            let port = port.ok_or_else(|| {
+                anyhow!("{}: API address {:?} has no port", target.name, target.api)
+            })?;
+            let tunnel = remote.tunnel(port)?;
+            (Place::Here, tunnel.local.clone(), Some(tunnel))
+        }
+        place => (place, target.api.clone(), None),
+    };
+    let mut full = vec!["--home".to_string(), devnet.user_home.to_string_lossy().into_owned()];
+    full.extend(["--api-addr".to_string(), api]);
+    full.extend(args.iter().cloned());
+    let status = place.command(&full, &env)?.status().context("cannot run dms")?;
     if !status.success() {
         std::process::exit(status.code().unwrap_or(1));
     }

@@ -58,13 +58,18 @@ fn sh(program: &str, args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A short name for the devnet of `dir` (six hex digits), for what it makes elsewhere.
+pub fn tag(dir: &Path) -> String {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut hasher);
+    format!("{:06x}", hasher.finish() & 0xff_ffff)
+}
+
 impl Isolation {
     /// A devnet's isolation, named from its directory.
     pub fn new(dir: &Path, cpus: Option<f64>, memory: Option<u64>) -> Isolation {
-        use std::hash::{Hash as _, Hasher as _};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        dir.hash(&mut hasher);
-        Isolation { tag: format!("{:06x}", hasher.finish() & 0xff_ffff), cpus, memory }
+        Isolation { tag: tag(dir), cpus, memory }
     }
 
     /// Whether this machine can make namespaces: root, and `ip` at hand.
@@ -120,7 +125,7 @@ impl Isolation {
         sh("ip", &["-n", &ns, "link", "set", "eth0", "up"])?;
         sh("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
         let ipt = |args: &[&str]| {
-            let mut full = vec!["netns", "exec", &ns, "iptables"];
+            let mut full = vec!["netns", "exec", &ns, "iptables", "-w"];
             full.extend_from_slice(args);
             sh("ip", &full)
         };
@@ -140,7 +145,10 @@ impl Isolation {
             for dir in ["-s", "-d"] {
                 sh(
                     "ip",
-                    &["netns", "exec", &ns, "iptables", "-A", CHAIN, dir, &peer, "-j", "DROP"],
+                    &[
+                        "netns", "exec", &ns, "iptables", "-w", "-A", CHAIN, dir, &peer, "-j",
+                        "DROP",
+                    ],
                 )?;
             }
         }
@@ -164,7 +172,7 @@ impl Isolation {
     pub fn heal(&self, nodes: usize) -> anyhow::Result<()> {
         for i in 0..nodes {
             let ns = self.netns(i);
-            sh("ip", &["netns", "exec", &ns, "iptables", "-F", CHAIN])?;
+            sh("ip", &["netns", "exec", &ns, "iptables", "-w", "-F", CHAIN])?;
             // No qdisc to delete is fine: the link was not slowed.
             let _ = sh("ip", &["netns", "exec", &ns, "tc", "qdisc", "del", "dev", "eth0", "root"]);
         }
@@ -218,7 +226,16 @@ impl Isolation {
         for i in 0..nodes {
             let name = format!("dms-devnet-{}-n{i}", self.tag);
             for dir in ["", "cpu", "memory"] {
-                let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(dir).join(&name));
+                let path = Path::new("/sys/fs/cgroup").join(dir).join(&name);
+                match std::fs::remove_dir(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        first.get_or_insert(anyhow::anyhow!(
+                            "cannot remove the cgroup {}: {e}",
+                            path.display()
+                        ));
+                    }
+                    _ => {}
+                }
             }
             if let Err(e) = sh("ip", &["netns", "del", &self.netns(i)])
                 && Path::new("/run/netns").join(self.netns(i)).exists()

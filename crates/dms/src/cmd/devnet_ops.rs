@@ -10,8 +10,8 @@ use serde::Deserialize;
 
 use super::Ctx;
 use super::devnet::{
-    Devnet, DevnetNode, STATE, Spot, UpOptions, alive, devnet_dir, dms_with_token, load,
-    passphrase, signal, start_node, write_private,
+    Devnet, DevnetNode, STATE, Spot, UpOptions, devnet_dir, load, passphrase, start_node,
+    write_private,
 };
 use crate::cli::{DevnetCommand, FaultCommand};
 use crate::output;
@@ -26,21 +26,18 @@ fn restart(dir: &Path, index: usize, kill: bool) -> anyhow::Result<()> {
 /// Stops node `index` (SIGTERM, SIGKILL after the grace; at once with `kill`).
 pub(super) fn stop(dir: &Path, index: usize, kill: bool) -> anyhow::Result<()> {
     let (_, node) = devnet_node(dir, index)?;
-    if !alive(node.pid) {
+    if !node.alive() {
         bail!("{} is not running (start it with `dms devnet start --node {index}`)", node.name);
     }
-    signal(
-        node.pid,
-        if kill { rustix::process::Signal::KILL } else { rustix::process::Signal::TERM },
-    );
+    node.signal(if kill { rustix::process::Signal::KILL } else { rustix::process::Signal::TERM });
     let waiting = output::Spinner::new(format!("stopping {}", node.name), !kill);
     let deadline = Instant::now() + STOP_GRACE;
-    while alive(node.pid) && Instant::now() < deadline {
+    while node.alive() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(waiting);
-    if alive(node.pid) {
-        signal(node.pid, rustix::process::Signal::KILL);
+    if node.alive() {
+        node.signal(rustix::process::Signal::KILL);
     }
     eprintln!("{}: stopped{}", node.name, if kill { " (killed)" } else { "" });
     Ok(())
@@ -50,21 +47,19 @@ pub(super) fn stop(dir: &Path, index: usize, kill: bool) -> anyhow::Result<()> {
 /// bootstrapping from a running node.
 pub(super) fn start(dir: &Path, index: usize) -> anyhow::Result<()> {
     let (mut devnet, node) = devnet_node(dir, index)?;
-    if alive(node.pid) {
+    if node.alive() {
         bail!("{} is already running (pid {})", node.name, node.pid);
     }
     let bootstrap = devnet
         .nodes
         .iter()
         .enumerate()
-        .find(|(i, n)| *i != index && alive(n.pid))
+        .find(|(i, n)| *i != index && n.alive())
         .and_then(|(_, n)| n.addrs.first().cloned());
     let passphrase = passphrase(dir)?;
-    let started =
-        start_node(&node.name, &node.home, &Spot::of(&node), bootstrap.as_deref(), &passphrase)?;
-    if let Some(isolation) = &devnet.isolation {
-        isolation.limit(index, started.pid)?;
-    }
+    let mut spot = Spot::of(&node);
+    spot.limit = devnet.isolation.clone().map(|isolation| (isolation, index));
+    let started = start_node(&node.name, &node.home, &spot, bootstrap.as_deref(), &passphrase)?;
     eprintln!("{}: started, peer {} api {}", started.name, started.peer_id, started.api);
     devnet.nodes[index] = started;
     write_private(&dir.join(STATE), &serde_json::to_string_pretty(&devnet)?)?;
@@ -205,6 +200,33 @@ fn apply(dir: &Path, file: &Path) -> anyhow::Result<()> {
             checked.with_context(|| format!("{}: step {}", file.display(), i + 1))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let devnet = existing(dir)?;
+    for (i, (_, command)) in commands.iter().enumerate() {
+        let nodes: &[usize] = match command {
+            FaultCommand::Partition { a, b } => &[*a, *b],
+            FaultCommand::Slow { node, .. } | FaultCommand::Kill { node } => {
+                std::slice::from_ref(node)
+            }
+            _ => &[],
+        };
+        if let Some(bad) = nodes.iter().find(|n| **n >= devnet.nodes.len()) {
+            bail!(
+                "{}: step {}: node {bad}: the devnet has {} nodes",
+                file.display(),
+                i + 1,
+                devnet.nodes.len()
+            );
+        }
+        let needs_isolation = !matches!(command, FaultCommand::Kill { .. });
+        if needs_isolation && devnet.isolation.is_none() {
+            bail!(
+                "{}: step {}: links can only be cut or slowed in an isolated devnet \
+                 (`dms devnet up --isolated`)",
+                file.display(),
+                i + 1
+            );
+        }
+    }
     for (wait, command) in commands {
         if !wait.is_zero() {
             eprintln!("waiting {}", humantime::format_duration(wait));
@@ -213,6 +235,21 @@ fn apply(dir: &Path, file: &Path) -> anyhow::Result<()> {
         fault(dir, command)?;
     }
     Ok(())
+}
+
+/// Copies `file` of a node's home (on its host, when remote) to `to`; best effort.
+fn fetch(node: &DevnetNode, file: &str, to: &Path) {
+    let from = node.home.join(file);
+    match &node.remote {
+        Some(remote) => {
+            if let Some(bytes) = remote.read(&from.to_string_lossy()) {
+                std::fs::write(to, bytes).ok();
+            }
+        }
+        None => {
+            std::fs::copy(from, to).ok();
+        }
+    }
 }
 
 /// Copies every node's log and config, and the events of those still running, into
@@ -225,13 +262,12 @@ fn collect(dir: &Path, devnet: &Devnet, into: &Path) -> anyhow::Result<()> {
         let to = into.join(&node.name);
         std::fs::create_dir_all(&to)?;
         for file in ["dms.log", "config.toml"] {
-            std::fs::copy(node.home.join(file), to.join(file)).ok();
+            fetch(node, file, &to.join(file));
         }
-        if alive(node.pid) {
+        if node.alive() {
             let args =
                 ["--api-addr", &node.api, "events", "--since", "24h", "-n", "1000", "--json"];
-            match dms_with_token(&node.prefix(), &devnet.user_home, &args, &passphrase, &node.home)
-            {
+            match node.place().dms(&node.user_home(devnet), &args, &passphrase, &node.home) {
                 Ok(events) => std::fs::write(to.join("events.jsonl"), events)?,
                 Err(e) => std::fs::write(to.join("events.error.txt"), format!("{e:#}\n"))?,
             }
@@ -240,14 +276,44 @@ fn collect(dir: &Path, devnet: &Devnet, into: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Stops `nodes`: SIGTERM, SIGKILL to those still running after the grace, and waits
+/// (a little) for those to be gone, so that their cgroups can be removed.
+pub(super) fn stop_all(nodes: &[DevnetNode]) {
+    let running: Vec<&DevnetNode> = nodes.iter().filter(|n| n.alive()).collect();
+    if running.is_empty() {
+        return;
+    }
+    for node in &running {
+        node.signal(rustix::process::Signal::TERM);
+    }
+    let waiting = output::Spinner::new(
+        format!("stopping {} nodes (each drains its work, at most {STOP_GRACE:?})", running.len()),
+        true,
+    );
+    let deadline = Instant::now() + STOP_GRACE;
+    while running.iter().any(|n| n.alive()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(waiting);
+    let stuck: Vec<&&DevnetNode> = running.iter().filter(|n| n.alive()).collect();
+    for node in &stuck {
+        eprintln!("{} did not stop within {STOP_GRACE:?}; killing it", node.name);
+        node.signal(rustix::process::Signal::KILL);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stuck.iter().any(|n| n.alive()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn down(dir: &Path, collect_into: Option<PathBuf>, purge: bool) -> anyhow::Result<()> {
     let Some(devnet) = load(dir)? else {
         bail!("no devnet in {}", dir.display());
     };
     let artifacts = collect_into.unwrap_or_else(|| dir.join("artifacts"));
     let collected = collect(dir, &devnet, &artifacts);
-    for node in devnet.nodes.iter().filter(|n| alive(n.pid)) {
-        signal(node.pid, rustix::process::Signal::TERM);
+    for node in devnet.nodes.iter().filter(|n| n.alive()) {
+        node.signal(rustix::process::Signal::TERM);
     }
     let waiting = output::Spinner::new(
         format!(
@@ -257,17 +323,26 @@ fn down(dir: &Path, collect_into: Option<PathBuf>, purge: bool) -> anyhow::Resul
         true,
     );
     let deadline = Instant::now() + STOP_GRACE;
-    while devnet.nodes.iter().any(|n| alive(n.pid)) && Instant::now() < deadline {
+    while devnet.nodes.iter().any(DevnetNode::alive) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(waiting);
-    for node in devnet.nodes.iter().filter(|n| alive(n.pid)) {
+    for node in devnet.nodes.iter().filter(|n| n.alive()) {
         eprintln!("{} did not stop within {STOP_GRACE:?}; killing it", node.name);
-        signal(node.pid, rustix::process::Signal::KILL);
+        node.signal(rustix::process::Signal::KILL);
     }
     // The logs end with the nodes' last lines: copied again now that they stopped.
     for node in &devnet.nodes {
-        std::fs::copy(node.home.join("dms.log"), artifacts.join(&node.name).join("dms.log")).ok();
+        fetch(node, "dms.log", &artifacts.join(&node.name).join("dms.log"));
+    }
+    if purge {
+        for remote in devnet.nodes.iter().filter_map(|n| n.remote.as_ref()) {
+            if let Err(e) =
+                remote.run(&format!("rm -rf {}", super::devnet_ssh::quote(&remote.workdir)))
+            {
+                eprintln!("{e:#}");
+            }
+        }
     }
     if let Some(isolation) = &devnet.isolation {
         isolation.destroy(devnet.nodes.len()).context("removing the devnet's namespaces")?;
@@ -307,8 +382,9 @@ fn down(dir: &Path, collect_into: Option<PathBuf>, purge: bool) -> anyhow::Resul
 pub fn devnet(ctx: &Ctx, command: DevnetCommand) -> anyhow::Result<()> {
     use super::devnet::{cli, status, up};
     match command {
-        DevnetCommand::Up { nodes, dir, isolated, cpus, memory, locations } => {
-            up(ctx, &devnet_dir(ctx, dir), nodes, UpOptions { isolated, cpus, memory, locations })
+        DevnetCommand::Up { nodes, dir, isolated, cpus, memory, locations, hosts } => {
+            let options = UpOptions { isolated, cpus, memory, locations, hosts };
+            up(ctx, &devnet_dir(ctx, dir), nodes, options)
         }
         DevnetCommand::Status { dir } => status(ctx, &devnet_dir(ctx, dir)),
         DevnetCommand::Cli { node, dir, args } => cli(&devnet_dir(ctx, dir), node, &args),

@@ -10,6 +10,8 @@ mod deploy;
 mod devnet;
 mod devnet_net;
 mod devnet_ops;
+mod devnet_place;
+mod devnet_ssh;
 mod docs_gen;
 mod doctor;
 mod ensemble;

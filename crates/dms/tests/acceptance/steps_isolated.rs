@@ -136,7 +136,7 @@ async fn completes(world: &mut DmsWorld) {
     }
 }
 
-#[when("the isolated devnet is brought down")]
+#[when("the devnet is brought down, collecting its artifacts")]
 async fn down(world: &mut DmsWorld) {
     let out = dms(world, &["devnet", "down"]).await;
     assert!(out.status.success(), "devnet down failed:\n{}", out.stderr);

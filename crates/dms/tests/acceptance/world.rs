@@ -61,6 +61,8 @@ pub struct DmsWorld {
     pub s3: Option<dms_storage::testing::S3Server>,
     /// The network namespaces of the NAT scenario (deleted on drop, after the daemons).
     pub nat: Option<super::steps_nat::NatLab>,
+    /// The SSH hosts of the SSH devnet scenario (removed on drop, after `devnet down`).
+    pub ssh: Option<super::steps_ssh::SshLab>,
     /// The receiver of telemetry scenarios (Elasticsearch `_bulk`, OTLP/HTTP).
     pub telemetry: Option<dms_telemetry::testing::Receiver>,
     /// The Prometheus server of telemetry scenarios (killed on drop).
@@ -169,6 +171,7 @@ impl DmsWorld {
             devnet: None,
             deployment: None,
             orchestrator: 0,
+            ssh: None,
             contract: None,
             free_before: Vec::new(),
             stopped: None,
