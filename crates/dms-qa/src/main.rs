@@ -59,6 +59,9 @@ enum Cmd {
         /// It failed (default: it passed).
         #[arg(long)]
         failed: bool,
+        /// How long it took, in seconds.
+        #[arg(long, default_value_t = 0)]
+        seconds: u64,
         /// What to say about it.
         #[arg(long)]
         message: Option<String>,
@@ -120,11 +123,11 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Cmd::Run { junit, name, command } => run_case(&junit, &name, &command),
-        Cmd::Case { junit, name, failed, message } => {
+        Cmd::Case { junit, name, failed, seconds, message } => {
             let outcome = if failed { Outcome::Failed } else { Outcome::Passed };
             let stage = junit::stage_of(&junit);
-            let zero = std::time::Duration::ZERO;
-            junit::append(&junit, &stage, &name, outcome, zero, message.as_deref())?;
+            let time = std::time::Duration::from_secs(seconds);
+            junit::append(&junit, &stage, &name, outcome, time, message.as_deref())?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Report { junit, features, registry, out, build, docs } => {
