@@ -128,4 +128,15 @@ mod tests {
         assert_eq!(string("a:"), "\"a:\"");
         round_trip("s: \"line\\nbreak # not a comment\"\nt: \"~\"\nu: \".inf\"\n");
     }
+
+    /// Only a plain `<<` merges: a key named "<<" (quoted) is written and read back as
+    /// a key (found by the property test `write_then_read_is_identity`).
+    #[test]
+    fn a_quoted_merge_key_is_a_plain_key() {
+        round_trip("metadata:\n  \"<<\": \"\"\n  x: 1\n");
+        let (tree, problems) = parse("base: &b {x: 1}\nm:\n  <<: *b\n  y: 2\n").expect("parses");
+        assert!(problems.is_empty(), "{problems:?}");
+        let m = tree.get("m").expect("m");
+        assert!(m.get("x").is_some() && m.get("<<").is_none(), "a plain << still merges");
+    }
 }

@@ -289,7 +289,8 @@ enum Frame {
         entries: Vec<Entry>,
         /// Index into `entries` by key: duplicate checks stay linear in the keys.
         index: HashMap<String, usize>,
-        key: Option<(String, Position)>,
+        /// The pending key, where it is, and whether it is a merge key (a plain `<<`).
+        key: Option<(String, Position, bool)>,
         merges: Vec<Value>,
     },
 }
@@ -301,6 +302,9 @@ struct Builder {
     docs: Vec<Value>,
     problems: Vec<Diagnostic>,
     values: usize,
+    /// Whether the scalar being added was plain (unquoted, untagged): only a plain `<<`
+    /// is a merge key; `"<<"` is a key like any other.
+    plain: bool,
 }
 
 impl Builder {
@@ -310,7 +314,10 @@ impl Builder {
             Event::Scalar(text, style, anchor, tag) => {
                 let quoted = style != ScalarStyle::Plain || tag.is_some_and(|t| t.suffix == "str");
                 let kind = if quoted { Kind::Str(text.into_owned()) } else { resolve(&text) };
-                self.value(Value { pos, kind }, anchor)?;
+                self.plain = !quoted;
+                let added = self.value(Value { pos, kind }, anchor);
+                self.plain = false;
+                added?;
             }
             Event::SequenceStart(anchor, _) => {
                 self.open(pos)?;
@@ -406,9 +413,10 @@ impl Builder {
                             ));
                         }
                     };
-                    *key = Some((text, value.pos));
+                    let merge = self.plain && text == "<<";
+                    *key = Some((text, value.pos, merge));
                 }
-                Some((k, key_pos)) if k == "<<" => match value.kind {
+                Some((_, key_pos, true)) => match value.kind {
                     Kind::Map(_) => merges.push(value),
                     Kind::Seq(items) => merges.extend(items),
                     _ => self.problems.push(Diagnostic::error(
@@ -417,7 +425,7 @@ impl Builder {
                         "a merge key needs a mapping or a list of mappings",
                     )),
                 },
-                Some((k, key_pos)) => {
+                Some((k, key_pos, false)) => {
                     if let Some(first) = index.get(&k).map(|i| &entries[*i]) {
                         self.problems.push(
                             Diagnostic::error(
