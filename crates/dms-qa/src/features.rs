@@ -96,14 +96,20 @@ impl Scenario {
     }
 }
 
-/// Every scenario of every `*.feature` file in `dir`, sorted by file and line.
-pub fn scenarios(dir: &Path) -> Result<Vec<Scenario>> {
+/// The files of `dir` with extension `ext`, sorted by name.
+pub fn files_ending(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading the features folder {}", dir.display()))?
+        .with_context(|| format!("reading the folder {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "feature"))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
         .collect();
     files.sort();
+    Ok(files)
+}
+
+/// Every scenario of every `*.feature` file in `dir`, sorted by file and line.
+pub fn scenarios(dir: &Path) -> Result<Vec<Scenario>> {
+    let files = files_ending(dir, "feature")?;
     let mut out = Vec::new();
     for path in files {
         let feature = gherkin::Feature::parse_path(&path, gherkin::GherkinEnv::default())

@@ -1,7 +1,7 @@
 //! Reading JUnit XML files (cucumber's, nextest's, ours) into one list of cases, and
 //! adding one case to a stage's file for a check run by a shell script.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
@@ -56,12 +56,7 @@ pub fn stage_of(file: &Path) -> String {
 /// or parsed (a run killed while writing it) is a failed case of its stage, not an
 /// error: the report is still made, and says so.
 pub fn read_dir(dir: &Path) -> Result<Vec<Case>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading the JUnit folder {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "xml"))
-        .collect();
-    files.sort();
+    let files = crate::features::files_ending(dir, "xml")?;
     let mut cases = Vec::new();
     for file in files {
         let stage = stage_of(&file);

@@ -194,15 +194,7 @@ impl Remote {
             self.ssh().arg(script).stdin(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
         child.stdin.take().map(|mut s| s.write_all(&bytes)).transpose()?;
         let out = child.wait_with_output()?;
-        if !out.status.success() {
-            bail!(
-                "copying {} to {}:{to} failed: {}",
-                from.display(),
-                self.address,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(())
+        self.copied(out.status.success(), from, to, &out.stderr)
     }
 
     /// The content of a file on the host (`None` when it cannot be read).
@@ -315,12 +307,17 @@ impl Remote {
             .output()
             .context("cannot run ssh")?;
         let tarred = tar.wait()?;
-        if !out.status.success() || !tarred.success() {
+        self.copied(out.status.success() && tarred.success(), from, to, &out.stderr)
+    }
+
+    /// The outcome of a copy to the host, with ssh's error output when it failed.
+    fn copied(&self, ok: bool, from: &Path, to: &str, stderr: &[u8]) -> anyhow::Result<()> {
+        if !ok {
             bail!(
                 "copying {} to {}:{to} failed: {}",
                 from.display(),
                 self.address,
-                String::from_utf8_lossy(&out.stderr).trim()
+                String::from_utf8_lossy(stderr).trim()
             );
         }
         Ok(())

@@ -12,6 +12,7 @@ mod devnet_net;
 mod devnet_ops;
 mod devnet_place;
 mod devnet_ssh;
+mod devnet_start;
 mod docs_gen;
 mod doctor;
 mod ensemble;
