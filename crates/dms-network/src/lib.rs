@@ -132,6 +132,16 @@ pub fn did_of_peer(peer: &PeerId) -> Option<dms_crypto::Did> {
     Some(key.did())
 }
 
+/// Yamux with room for as many streams as request-response may open on a connection,
+/// plus the other protocols' (Kademlia, identify, ping, gossip): at yamux's default of
+/// 512, a burst of answers over the limit closed the whole connection, and every
+/// request on it failed.
+fn yamux_config() -> yamux::Config {
+    let mut config = yamux::Config::default();
+    config.set_max_num_streams(behaviour::MAX_CONCURRENT_MESSAGES + 128);
+    config
+}
+
 /// Builds the host for `key`: a client, the event loop to spawn, and the queue of
 /// inbound messages for the runtime. Listening starts when the loop runs.
 pub fn build(
@@ -152,13 +162,13 @@ pub fn build(
             .with_tcp(
                 tcp::Config::default().nodelay(true),
                 noise::Config::new,
-                yamux::Config::default,
+                yamux_config,
             )
             .map_err(|e| setup(&e))?
             .with_quic()
             .with_dns()
             .map_err(|e| setup(&e))?
-            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .with_relay_client(noise::Config::new, yamux_config)
             .map_err(|e| setup(&e))?
             .with_behaviour(make_behaviour)
             .map_err(|e| setup(&e))?
@@ -173,12 +183,12 @@ pub fn build(
                     MemoryTransport::default()
                         .upgrade(upgrade::Version::V1)
                         .authenticate(noise)
-                        .multiplex(yamux::Config::default())
+                        .multiplex(yamux_config())
                         .boxed(),
                 )
             })
             .map_err(|e| setup(&e))?
-            .with_relay_client(noise::Config::new, yamux::Config::default)
+            .with_relay_client(noise::Config::new, yamux_config)
             .map_err(|e| setup(&e))?
             .with_behaviour(make_behaviour)
             .map_err(|e| setup(&e))?

@@ -90,6 +90,9 @@ pub(crate) fn start(shared: &Arc<Shared>) -> Option<JoinHandle<()>> {
     let weak = Arc::downgrade(shared);
     Some(tokio::spawn(async move {
         let mut last: Option<(Machine, Instant)> = None;
+        // Each repeat waits `every` ± 10 %, drawn anew: providers that heard the same
+        // warm-up at the same instant drift apart instead of advertising in bursts.
+        let mut period = jittered(every);
         let mut tick = tokio::time::interval(LOOK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -106,16 +109,22 @@ pub(crate) fn start(shared: &Arc<Shared>) -> Option<JoinHandle<()>> {
             }
             let machine = offer::machine(&shared, &status);
             let now = Instant::now();
-            let everyone = due(last.as_ref(), &machine, now, every);
+            let everyone = due(last.as_ref(), &machine, now, period);
             let to = shared.audience.take(everyone, now);
             if everyone {
                 last = Some((machine.clone(), now));
+                period = jittered(every);
             }
             if !to.is_empty() {
                 send(&shared, machine, every, &to).await;
             }
         }
     }))
+}
+
+/// `every` varied by up to ± 10 %.
+fn jittered(every: Duration) -> Duration {
+    every.mul_f64(rand::random_range(0.9..=1.1))
 }
 
 /// Sends the advert of `machine` to the root actors of `peers`.

@@ -89,7 +89,7 @@ pub fn system_clock() -> Clock {
     })
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct State {
     onboarded: Option<Onboarding>,
     reservations: BTreeMap<String, Reservation>,
@@ -97,10 +97,17 @@ struct State {
 }
 
 /// The accounts of one machine; cheap to clone, safe to share.
+///
+/// Changes are serialized by `writer`, held across their commit (the store sees them
+/// in order); the committed state is swapped in afterwards. Readers (`status`: every
+/// bid, every capacity advert) copy the committed state out under a lock held for an
+/// instant, so they never wait on a change's fsync — on a runtime with two workers, a
+/// few readers parked behind one slow commit stalled every node of the process.
 #[derive(Clone)]
 pub struct ResourceManager {
     store: Store,
-    state: Arc<Mutex<State>>,
+    writer: Arc<Mutex<()>>,
+    state: Arc<Mutex<Arc<State>>>,
     clock: Clock,
 }
 
@@ -159,10 +166,15 @@ impl ResourceManager {
                 Ok(())
             })?;
         }
-        Ok(ResourceManager { store, state: Arc::new(Mutex::new(state)), clock })
+        Ok(ResourceManager {
+            store,
+            writer: Arc::default(),
+            state: Arc::new(Mutex::new(Arc::new(state))),
+            clock,
+        })
     }
 
-    /// Runs `change` on the state (expired reservations dropped first) under the lock,
+    /// Runs `change` on the state (expired reservations dropped first), one change at a time,
     /// writing the expired deletions and whatever `change` writes in one transaction.
     fn change<T>(
         &self,
@@ -185,12 +197,9 @@ impl ResourceManager {
         durable: bool,
         change: impl FnOnce(&mut State, &dms_store::WriteTx) -> Result<T, ResourceError>,
     ) -> Result<T, ResourceError> {
-        let mut state = self.state.lock().expect("resource state lock is not poisoned");
-        let mut next = State {
-            onboarded: state.onboarded.clone(),
-            reservations: state.reservations.clone(),
-            allocations: state.allocations.clone(),
-        };
+        let _writing = self.writer.lock().expect("resource writer lock is not poisoned");
+        let committed = self.committed();
+        let mut next = State::clone(&committed);
         let now = (self.clock)();
         let expired = next.expire(now);
         let mut outcome = None;
@@ -209,11 +218,22 @@ impl ResourceManager {
         if durable { self.store.write(body) } else { self.store.write_lazy(body) }?;
         if let Some(refusal) = refusal {
             // The refused change wrote nothing; the expiries are committed.
-            state.expire(now);
+            let mut after = State::clone(&committed);
+            after.expire(now);
+            self.publish(after);
             return Err(refusal);
         }
-        *state = next;
+        self.publish(next);
         Ok(outcome.expect("a change that did not fail has an outcome"))
+    }
+
+    /// The committed state (a cheap handle: the lock is held for an instant).
+    fn committed(&self) -> Arc<State> {
+        self.state.lock().expect("resource state lock is not poisoned").clone()
+    }
+
+    fn publish(&self, state: State) {
+        *self.state.lock().expect("resource state lock is not poisoned") = Arc::new(state);
     }
 
     /// Offers `wanted` (replacing any earlier onboarding). Refused when it exceeds
@@ -362,9 +382,9 @@ impl ResourceManager {
 
     /// The accounts now.
     pub fn status(&self) -> Accounts {
-        let mut state = self.state.lock().expect("resource state lock is not poisoned");
         // Expired reservations stop counting at once; the store catches up on the next
         // change (or the next start).
+        let mut state = State::clone(&self.committed());
         state.expire((self.clock)());
         Accounts {
             onboarded: state.onboarded.clone(),
