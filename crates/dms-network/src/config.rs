@@ -23,8 +23,10 @@ pub struct Config {
     /// Discover peers on the local network with mDNS.
     pub mdns: bool,
     /// Look for more peers through the DHT (a bootstrap query on the first connection
-    /// and every 5 minutes). Off, the node keeps to the peers it dials or that dial it
-    /// and still answers others' DHT queries: for leaf nodes of large simulations.
+    /// and every 5 minutes). Off, the node keeps to the peers it dials or that dial it,
+    /// its DHT routing table stays empty (it answers others' DHT queries with no peers,
+    /// and libp2p's own bootstrap on a new peer never starts): for leaf nodes of large
+    /// simulations.
     pub discovery: bool,
     /// Act as a relay for other peers.
     pub relay_service: bool,

@@ -60,7 +60,8 @@ pub struct EventLoop {
     commands: mpsc::Receiver<Command>,
     inbound: mpsc::Sender<Inbound>,
     bootstrap: Vec<Multiaddr>,
-    /// Run a DHT bootstrap query on the first connection (`Config::discovery`).
+    /// Run a DHT bootstrap query on the first connection and learn peers' addresses into
+    /// the routing table (`Config::discovery`).
     discovery: bool,
     pending_sends: HashMap<OutboundRequestId, SendReply>,
     responding: futures::stream::FuturesUnordered<Responding>,
@@ -123,7 +124,7 @@ impl EventLoop {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         for addr in std::mem::take(&mut self.bootstrap) {
             if let Some(peer) = peer_of(&addr) {
-                self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                self.learn_address(&peer, addr.clone());
             }
             if let Err(error) = self.swarm.dial(addr.clone()) {
                 warn!(%addr, %error, "Cannot dial bootstrap peer.");
@@ -273,7 +274,7 @@ impl EventLoop {
                     let _ = reply.send(Ok(()));
                     return;
                 }
-                self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                self.learn_address(&peer, addr.clone());
                 match self.swarm.dial(addr.clone()) {
                     Ok(()) => self.pending_dials.entry(peer).or_default().push(reply),
                     Err(e) => {
@@ -376,11 +377,22 @@ impl EventLoop {
         }
     }
 
+    /// Puts `peer`'s address in the DHT routing table, on a node that looks for peers
+    /// (`Config::discovery`); a node that does not keeps its table empty, so that
+    /// libp2p never bootstraps from it (it does whenever a peer enters a table of fewer
+    /// than 20). Dials by peer id still find addresses: identify keeps those of the
+    /// peers it met.
+    fn learn_address(&mut self, peer: &PeerId, addr: Multiaddr) {
+        if self.discovery {
+            self.swarm.behaviour_mut().kad.add_address(peer, addr);
+        }
+    }
+
     fn on_behaviour(&mut self, event: BehaviourEvent) {
         match event {
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 for addr in info.listen_addrs {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    self.learn_address(&peer_id, addr);
                 }
             }
             BehaviourEvent::Ping(ping::Event { peer, result: Ok(rtt), .. }) => {
@@ -399,7 +411,7 @@ impl EventLoop {
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
-                    self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                    self.learn_address(&peer, addr.clone());
                     if !self.connections.contains_key(&peer) {
                         let _ = self.swarm.dial(addr);
                     }

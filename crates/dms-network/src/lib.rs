@@ -159,11 +159,7 @@ pub fn build(
     let mut swarm = match config.transports {
         Transports::TcpQuic => SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux_config,
-            )
+            .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux_config)
             .map_err(|e| setup(&e))?
             .with_quic()
             .with_dns()

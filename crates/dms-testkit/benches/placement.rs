@@ -88,6 +88,17 @@ impl Traffic {
     }
 }
 
+/// CPU time this process has used (user and system), in seconds.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are the 12th and
+    // 13th of those, in clock ticks (100 a second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: f64 =
+        rest.split_whitespace().skip(11).take(2).filter_map(|v| v.parse::<f64>().ok()).sum();
+    ticks / 100.0
+}
+
 /// Resident memory of this process, in MiB.
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -114,6 +125,55 @@ async fn running(registry: &Registry, id: &str) {
     }
 }
 
+/// Wakes every 10 ms and reports each wake-up more than 200 ms late (seconds since
+/// `start`, how late): the runtime's workers were all busy or blocked that long.
+/// Returns the longest lateness seen, in ms, when asked.
+fn watchdog(start: Instant) -> Arc<std::sync::atomic::AtomicU64> {
+    let worst = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = worst.clone();
+    tokio::spawn(async move {
+        let tick = Duration::from_millis(10);
+        loop {
+            let t = Instant::now();
+            tokio::time::sleep(tick).await;
+            let late = t.elapsed().saturating_sub(tick).as_millis() as u64;
+            seen.fetch_max(late, std::sync::atomic::Ordering::Relaxed);
+            if late > 200 {
+                eprintln!("stall: woke {late} ms late at {:.1} s", start.elapsed().as_secs_f64());
+            }
+        }
+    });
+    worst
+}
+
+/// Every node's resource accounts, checked: what is reserved and allocated fits in what
+/// was onboarded, and (`empty`) nothing is held any more.
+struct AccountsCheck {
+    allocations: usize,
+    problems: Vec<String>,
+}
+
+fn accounts_check(net: &Net, empty: bool) -> AccountsCheck {
+    let mut check = AccountsCheck { allocations: 0, problems: Vec::new() };
+    for (i, node) in net.nodes.iter().enumerate() {
+        let accounts = node.accounts();
+        check.allocations += accounts.allocations.len();
+        let offered = accounts.onboarded.as_ref().map(|o| o.resources.clone()).unwrap_or_default();
+        let held = accounts.allocated.checked_add(&accounts.committed);
+        if !held.as_ref().is_some_and(|held| held.fits_in(&offered)) {
+            check.problems.push(format!("node {i} over-committed: {held:?} of {offered:?}"));
+        }
+        if empty && !(accounts.reservations.is_empty() && accounts.allocations.is_empty()) {
+            check.problems.push(format!(
+                "node {i} still holds {} reservations, {} allocations",
+                accounts.reservations.len(),
+                accounts.allocations.len()
+            ));
+        }
+    }
+    check
+}
+
 fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((p / 100.0) * (sorted.len() - 1) as f64).round() as usize]
 }
@@ -129,6 +189,7 @@ async fn main() {
     let n: usize =
         std::env::var("DMS_BENCH_NODES").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let started = Instant::now();
+    let worst_stall = watchdog(started);
     let shortlist: usize = std::env::var("DMS_BENCH_SHORTLIST")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -197,15 +258,19 @@ async fn main() {
 
     // Background traffic (adverts, pings, gossip) over an idle while, to tell apart
     // what the placements themselves cost.
+    // Over one whole advert interval at least: every provider repeats its advert once.
     let idle_start = Traffic::now();
+    let idle_cpu = cpu_secs();
     let idle = Instant::now();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let background = Traffic::now().rate(idle_start, idle.elapsed().as_secs_f64());
+    tokio::time::sleep(config.deployment.advertise_every.max(Duration::from_secs(3))).await;
+    let idle_secs = idle.elapsed().as_secs_f64();
+    let background = Traffic::now().rate(idle_start, idle_secs);
     println!(
-        "background (no placements): {:.0} messages/s sent, {:.0} received, {:.1} KiB/s",
+        "background (no placements, {idle_secs:.0} s): {:.0} messages/s sent, {:.0} received, {:.1} KiB/s, {:.2} cores busy",
         background.sent,
         background.received,
-        background.bytes / 1024.0
+        background.bytes / 1024.0,
+        (cpu_secs() - idle_cpu) / idle_secs
     );
     let mut latencies = Vec::new();
     let before = Traffic::now();
@@ -258,9 +323,29 @@ async fn main() {
         concurrent as f64 / took,
         Traffic::now().per(after, background, took, concurrent),
     );
+    println!(
+        "longest runtime stall: {} ms (a 10 ms timer's lateness)",
+        worst_stall.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    let peak = accounts_check(&net, false);
     for id in &ids {
         orchestrator.shutdown(id).await.expect("shutdown");
     }
+    // Shutdowns release on the providers a moment later: wait for every account to empty.
+    let waited = Instant::now();
+    let mut after = accounts_check(&net, true);
+    while !after.problems.is_empty() && waited.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        after = accounts_check(&net, true);
+    }
+    println!(
+        "accounts: at the peak {} allocations on {n} providers, none over-committed: {}; after the shutdowns every reservation and allocation released: {}",
+        peak.allocations,
+        peak.problems.is_empty(),
+        after.problems.is_empty()
+    );
+    let problems: Vec<&String> = peak.problems.iter().chain(&after.problems).collect();
+    assert!(problems.is_empty(), "accounts wrong under load: {problems:#?}");
     net.shutdown().await;
     telemetry.shutdown().await;
 }
