@@ -8,10 +8,16 @@
 //! request as before;
 //! `DMS_BENCH_ADVERTISE_SECS`, default 10, 0 = no capacity adverts;
 //! `DMS_BENCH_CONCURRENT`, default 50, how many are submitted at once;
+//! `DMS_BENCH_BURSTS`, default 5, how many times (the rate of each and their median:
+//! one burst lasts a fifth of a second, which one scheduling hiccup moves by a third);
 //! `DMS_BENCH_TOPOLOGY`, `mesh` (default) or `star`: every node connected to node 0 only).
 //!
 //! Beside the times it prints messages and bytes per placement (actor messages sent and
-//! received, direct bytes written; whole process: every node's) and the process's resident memory per node.
+//! received, direct bytes written; whole process: every node's), the process's resident
+//! memory per node, the idle network's cost over one advert interval (messages, CPU), and
+//! the runtime's longest stall (how late a 10 ms timer woke). It checks every provider's
+//! accounts at the peak of the burst (nothing over-committed) and after the shutdowns
+//! (nothing left reserved or allocated), and fails otherwise.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -174,6 +180,35 @@ fn accounts_check(net: &Net, empty: bool) -> AccountsCheck {
     check
 }
 
+/// Submits `concurrent` deployments at once and waits until every one runs.
+async fn burst(orchestrator: &Arc<Registry>, concurrent: usize) -> Vec<String> {
+    let mut submitting = tokio::task::JoinSet::new();
+    for _ in 0..concurrent {
+        let orchestrator = orchestrator.clone();
+        submitting.spawn(async move {
+            orchestrator.create(request(), dms_testkit::submitter()).await.expect("submitted")
+        });
+    }
+    let ids: Vec<String> = submitting.join_all().await;
+    for id in &ids {
+        running(orchestrator, id).await;
+    }
+    ids
+}
+
+/// Waits (30 s at most) until no node holds a reservation or an allocation; returns
+/// what is still wrong then.
+async fn released(net: &Net) -> Vec<String> {
+    let waited = Instant::now();
+    loop {
+        let check = accounts_check(net, true);
+        if check.problems.is_empty() || waited.elapsed() > Duration::from_secs(30) {
+            return check.problems;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((p / 100.0) * (sorted.len() - 1) as f64).round() as usize]
 }
@@ -304,47 +339,48 @@ async fn main() {
         after.per(before, background, phase_secs, SEQUENTIAL),
     );
 
-    let t = Instant::now();
-    let mut submitting = tokio::task::JoinSet::new();
-    for _ in 0..concurrent {
-        let orchestrator = orchestrator.clone();
-        submitting.spawn(async move {
-            orchestrator.create(request(), dms_testkit::submitter()).await.expect("submitted")
-        });
+    let bursts: usize =
+        std::env::var("DMS_BENCH_BURSTS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let mut rates = Vec::new();
+    let mut traffic = (Traffic::default(), 0.0);
+    let mut problems = Vec::new();
+    let mut peak_allocations = 0;
+    for _ in 0..bursts {
+        let before = Traffic::now();
+        let t = Instant::now();
+        let ids = burst(&orchestrator, concurrent).await;
+        let took = t.elapsed().as_secs_f64();
+        let now = Traffic::now();
+        traffic.0.sent += now.sent - before.sent;
+        traffic.0.received += now.received - before.received;
+        traffic.0.bytes += now.bytes - before.bytes;
+        traffic.1 += took;
+        rates.push(concurrent as f64 / took);
+        // At the peak, then once the shutdowns are through on every provider.
+        let peak = accounts_check(&net, false);
+        peak_allocations = peak.allocations;
+        problems.extend(peak.problems);
+        for id in &ids {
+            orchestrator.shutdown(id).await.expect("shutdown");
+        }
+        problems.extend(released(&net).await);
     }
-    let ids: Vec<String> = submitting.join_all().await;
-    for id in &ids {
-        running(&orchestrator, id).await;
-    }
-    let took = t.elapsed().as_secs_f64();
+    let list: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
+    rates.sort_by(f64::total_cmp);
     println!(
-        "{concurrent} at once: all running after {:.2} s = {:.1} placements/s; per placement (background taken out) {}",
-        took,
-        concurrent as f64 / took,
-        Traffic::now().per(after, background, took, concurrent),
+        "{concurrent} at once, {bursts} bursts: {} placements/s, median {:.1}; per placement (background taken out) {}",
+        list.join(", "),
+        pct(&rates, 50.0),
+        traffic.0.per(Traffic::default(), background, traffic.1, concurrent * bursts),
     );
     println!(
         "longest runtime stall: {} ms (a 10 ms timer's lateness)",
         worst_stall.load(std::sync::atomic::Ordering::Relaxed)
     );
-    let peak = accounts_check(&net, false);
-    for id in &ids {
-        orchestrator.shutdown(id).await.expect("shutdown");
-    }
-    // Shutdowns release on the providers a moment later: wait for every account to empty.
-    let waited = Instant::now();
-    let mut after = accounts_check(&net, true);
-    while !after.problems.is_empty() && waited.elapsed() < Duration::from_secs(30) {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        after = accounts_check(&net, true);
-    }
     println!(
-        "accounts: at the peak {} allocations on {n} providers, none over-committed: {}; after the shutdowns every reservation and allocation released: {}",
-        peak.allocations,
-        peak.problems.is_empty(),
-        after.problems.is_empty()
+        "accounts: at each peak {peak_allocations} allocations on {n} providers, none over-committed, and after each burst's shutdowns every reservation and allocation released: {}",
+        problems.is_empty()
     );
-    let problems: Vec<&String> = peak.problems.iter().chain(&after.problems).collect();
     assert!(problems.is_empty(), "accounts wrong under load: {problems:#?}");
     net.shutdown().await;
     telemetry.shutdown().await;
