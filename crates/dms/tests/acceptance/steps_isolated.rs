@@ -42,7 +42,7 @@ async fn peers_of(world: &DmsWorld, index: usize) -> Vec<String> {
     ids.filter_map(|p| p["peer_id"].as_str().map(String::from)).collect()
 }
 
-/// A cut link is noticed by pings (two in a row unanswered: up to 20 s), so this waits
+/// A cut link is noticed by pings (two in a row unanswered: up to 40 s), so this waits
 /// twice the usual patience.
 #[then(regex = r"^node (\d+) and node (\d+) each stop seeing the other$")]
 async fn stop_seeing(world: &mut DmsWorld, a: usize, b: usize) {
