@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::NetworkError;
-use crate::behaviour::{Behaviour, BehaviourEvent};
+use crate::behaviour::{Behaviour, BehaviourEvent, MAX_CONCURRENT_MESSAGES};
 use crate::client::{Command, DhtEntry, Path, PeerInfo, PeerScore, SelfInfo};
 
 /// What the network hands to the runtime.
@@ -47,6 +47,8 @@ pub enum Inbound {
 const ACCEPTED: &[u8] = b"";
 /// Acknowledgement meaning "the inbound queue is full".
 const BUSY: &[u8] = b"busy";
+/// Most peers whose dialed addresses a node without discovery keeps.
+const MAX_DIALED: usize = 1024;
 /// How long an inbound request's exchange stays open for the runtime to answer on it;
 /// after that it is acknowledged and the answer travels as its own message.
 pub const RESPONSE_WAIT: Duration = Duration::from_secs(1);
@@ -63,7 +65,15 @@ pub struct EventLoop {
     /// Run a DHT bootstrap query on the first connection and learn peers' addresses into
     /// the routing table (`Config::discovery`).
     discovery: bool,
-    pending_sends: HashMap<OutboundRequestId, SendReply>,
+    /// Sends awaiting their answer, and how many per peer (at most
+    /// [`MAX_CONCURRENT_MESSAGES`]: request-response opens a stream for each at once, and
+    /// yamux closes the whole connection when its stream limit is passed).
+    pending_sends: HashMap<OutboundRequestId, (PeerId, SendReply)>,
+    in_flight: HashMap<PeerId, usize>,
+    /// Addresses this node dialed (bootstrap peers, `dial` commands) on a node whose DHT
+    /// table stays empty (`discovery` off), for redials by peer id: identify's cache
+    /// holds only what peers announce, and forgets an address on a failed dial.
+    dialed: HashMap<PeerId, Vec<Multiaddr>>,
     responding: futures::stream::FuturesUnordered<Responding>,
     open_exchanges: HashMap<u64, request_response::ResponseChannel<Vec<u8>>>,
     next_exchange: u64,
@@ -106,6 +116,8 @@ impl EventLoop {
             bootstrap,
             discovery,
             pending_sends: HashMap::new(),
+            in_flight: HashMap::new(),
+            dialed: HashMap::new(),
             responding: futures::stream::FuturesUnordered::new(),
             open_exchanges: HashMap::new(),
             next_exchange: 0,
@@ -124,7 +136,7 @@ impl EventLoop {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         for addr in std::mem::take(&mut self.bootstrap) {
             if let Some(peer) = peer_of(&addr) {
-                self.learn_address(&peer, addr.clone());
+                self.dialing(&peer, addr.clone());
             }
             if let Err(error) = self.swarm.dial(addr.clone()) {
                 warn!(%addr, %error, "Cannot dial bootstrap peer.");
@@ -150,7 +162,7 @@ impl EventLoop {
                 () = &mut shutdown => break,
             }
         }
-        for (_, reply) in self.pending_sends.drain() {
+        for (_, (_, reply)) in self.pending_sends.drain() {
             let _ = reply.send(Err(NetworkError::Stopped));
         }
         debug!("Network event loop stopped.");
@@ -231,8 +243,23 @@ impl EventLoop {
     fn on_command(&mut self, command: Command) {
         match command {
             Command::Send { peer, bytes, reply } => {
-                let id = self.swarm.behaviour_mut().messages.send_request(&peer, bytes);
-                self.pending_sends.insert(id, reply);
+                let in_flight = self.in_flight.entry(peer).or_default();
+                if *in_flight >= MAX_CONCURRENT_MESSAGES {
+                    let _ = reply.send(Err(NetworkError::Send {
+                        peer: peer.to_string(),
+                        reason: format!(
+                            "{MAX_CONCURRENT_MESSAGES} messages to it are awaiting their answers \
+                             already, the most one connection carries; send again once some \
+                             are answered"
+                        ),
+                    }));
+                    return;
+                }
+                *in_flight += 1;
+                let addrs = self.dialed.get(&peer).cloned().unwrap_or_default();
+                let messages = &mut self.swarm.behaviour_mut().messages;
+                let id = messages.send_request_with_addresses(&peer, bytes, addrs);
+                self.pending_sends.insert(id, (peer, reply));
             }
             Command::Publish { topic, bytes, reply } => {
                 let result = self
@@ -274,7 +301,7 @@ impl EventLoop {
                     let _ = reply.send(Ok(()));
                     return;
                 }
-                self.learn_address(&peer, addr.clone());
+                self.dialing(&peer, addr.clone());
                 match self.swarm.dial(addr.clone()) {
                     Ok(()) => self.pending_dials.entry(peer).or_default().push(reply),
                     Err(e) => {
@@ -380,12 +407,43 @@ impl EventLoop {
     /// Puts `peer`'s address in the DHT routing table, on a node that looks for peers
     /// (`Config::discovery`); a node that does not keeps its table empty, so that
     /// libp2p never bootstraps from it (it does whenever a peer enters a table of fewer
-    /// than 20). Dials by peer id still find addresses: identify keeps those of the
-    /// peers it met.
+    /// than 20). Its dials by peer id find the addresses it dialed (`dialing`) and those
+    /// identify heard peers announce.
     fn learn_address(&mut self, peer: &PeerId, addr: Multiaddr) {
         if self.discovery {
             self.swarm.behaviour_mut().kad.add_address(peer, addr);
         }
+    }
+
+    /// `peer` is being dialed at `addr`: learned into the DHT table on a node that looks
+    /// for peers, else kept for redials (at most [`MAX_DIALED`] peers, 4 addresses each).
+    fn dialing(&mut self, peer: &PeerId, addr: Multiaddr) {
+        if self.discovery {
+            self.learn_address(peer, addr);
+            return;
+        }
+        if self.dialed.len() >= MAX_DIALED && !self.dialed.contains_key(peer) {
+            return;
+        }
+        let addrs = self.dialed.entry(*peer).or_default();
+        if !addrs.contains(&addr) {
+            if addrs.len() == 4 {
+                addrs.remove(0);
+            }
+            addrs.push(addr);
+        }
+    }
+
+    /// The reply of send `id`, which is over: no longer counted in flight.
+    fn answered(&mut self, id: OutboundRequestId) -> Option<SendReply> {
+        let (peer, reply) = self.pending_sends.remove(&id)?;
+        if let Some(count) = self.in_flight.get_mut(&peer) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.in_flight.remove(&peer);
+            }
+        }
+        Some(reply)
     }
 
     fn on_behaviour(&mut self, event: BehaviourEvent) {
@@ -464,7 +522,7 @@ impl EventLoop {
                     }));
                 }
                 request_response::Message::Response { request_id, response } => {
-                    if let Some(reply) = self.pending_sends.remove(&request_id) {
+                    if let Some(reply) = self.answered(request_id) {
                         let result = if response.is_empty() {
                             Ok(None)
                         } else if response == BUSY {
@@ -484,7 +542,7 @@ impl EventLoop {
                 peer,
                 ..
             }) => {
-                if let Some(reply) = self.pending_sends.remove(&request_id) {
+                if let Some(reply) = self.answered(request_id) {
                     let _ = reply.send(Err(NetworkError::Send {
                         peer: peer.to_string(),
                         reason: error.to_string(),

@@ -132,13 +132,14 @@ pub fn did_of_peer(peer: &PeerId) -> Option<dms_crypto::Did> {
     Some(key.did())
 }
 
-/// Yamux with room for as many streams as request-response may open on a connection,
-/// plus the other protocols' (Kademlia, identify, ping, gossip): at yamux's default of
-/// 512, a burst of answers over the limit closed the whole connection, and every
-/// request on it failed.
+/// Yamux with room for as many streams as request-response may have open on a
+/// connection — its inbound limit, and as many outbound, which the event loop holds each
+/// peer to — plus the other protocols' (Kademlia, identify, ping, gossip): at yamux's
+/// default of 512, a burst over the limit closed the whole connection, and every request
+/// on it failed. (A stream's receive window is credit, not memory held.)
 fn yamux_config() -> yamux::Config {
     let mut config = yamux::Config::default();
-    config.set_max_num_streams(behaviour::MAX_CONCURRENT_MESSAGES + 128);
+    config.set_max_num_streams(2 * behaviour::MAX_CONCURRENT_MESSAGES + 128);
     config
 }
 

@@ -10,7 +10,7 @@
 //! its directory is empty): every provider that received it adds it to its audience and
 //! sends it an advert at once.
 //!
-//! When: to a new member at once; to all every `deployment.advertise_every` and within
+//! When: to a new member at once; to all every `deployment.advertise_every` (± 10 %) and within
 //! about a second of a change (changes closer than [`MIN_GAP`] go out as one advert).
 //! Adverts are hints: a bid, which reserves, is what counts. An advert holds for three
 //! intervals.

@@ -197,7 +197,9 @@ impl ResourceManager {
         durable: bool,
         change: impl FnOnce(&mut State, &dms_store::WriteTx) -> Result<T, ResourceError>,
     ) -> Result<T, ResourceError> {
-        let _writing = self.writer.lock().expect("resource writer lock is not poisoned");
+        // Only serializes changes (it guards no data): a change that panicked left the
+        // committed state as it was.
+        let _writing = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let committed = self.committed();
         let mut next = State::clone(&committed);
         let now = (self.clock)();
@@ -229,11 +231,11 @@ impl ResourceManager {
 
     /// The committed state (a cheap handle: the lock is held for an instant).
     fn committed(&self) -> Arc<State> {
-        self.state.lock().expect("resource state lock is not poisoned").clone()
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     fn publish(&self, state: State) {
-        *self.state.lock().expect("resource state lock is not poisoned") = Arc::new(state);
+        *self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(state);
     }
 
     /// Offers `wanted` (replacing any earlier onboarding). Refused when it exceeds

@@ -56,7 +56,7 @@ pub struct Options {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Topology {
     /// Every node to every other (at most a couple of hundred nodes: each connection
-    /// costs both ends a ping every 15 s and a share of gossip).
+    /// costs both ends a ping every 10 s and a share of gossip).
     #[default]
     Mesh,
     /// Every node to node 0 (the bootstrap node) only — nodes after the first run no

@@ -55,6 +55,25 @@ async fn leaves_of_a_star_never_dial_each_other() {
     net.shutdown().await;
 }
 
+/// A leaf whose connection to the hub closed dials it again by peer id when it next
+/// sends, with no DHT table to find the address in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaf_redials_the_hub_by_peer_id() {
+    let options = Options { topology: dms_testkit::Topology::Star, ..Options::default() };
+    let net = Net::start(3, options).await;
+    let (hub, leaf) = (net.node(0), net.node(2));
+    leaf.client().block(hub.peer_id()).await.expect("block");
+    eventually("the leaf's connection to the hub closes", || async {
+        !leaf.connected().await.contains(&hub.peer_id())
+    })
+    .await;
+    leaf.client().unblock(hub.peer_id()).await.expect("unblock");
+    let hello = leaf.invoke(hub.handle(), "/public/hello", Value::Null).await;
+    assert!(hello.is_ok(), "the leaf reached the hub again: {hello:?}");
+    assert!(leaf.connected().await.contains(&hub.peer_id()));
+    net.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn untrusted_invocations_are_refused_typed_and_public_ones_answered() {
     let net = Net::start(2, Options::default()).await;
