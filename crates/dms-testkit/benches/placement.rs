@@ -74,13 +74,27 @@ impl Traffic {
         }
     }
 
+    /// `self` minus `before`, each counter scaled by `scale`.
+    fn since(self, before: Traffic, scale: f64) -> Traffic {
+        Traffic {
+            sent: (self.sent - before.sent) * scale,
+            received: (self.received - before.received) * scale,
+            bytes: (self.bytes - before.bytes) * scale,
+        }
+    }
+
+    /// `self` and `more` added up.
+    fn plus(self, more: Traffic) -> Traffic {
+        Traffic {
+            sent: self.sent + more.sent,
+            received: self.received + more.received,
+            bytes: self.bytes + more.bytes,
+        }
+    }
+
     /// Per second over `secs` since `before`.
     fn rate(self, before: Traffic, secs: f64) -> Traffic {
-        Traffic {
-            sent: (self.sent - before.sent) / secs,
-            received: (self.received - before.received) / secs,
-            bytes: (self.bytes - before.bytes) / secs,
-        }
+        self.since(before, 1.0 / secs)
     }
 
     /// Per placement of `count` over `secs` since `before`, the `background` rate
@@ -352,7 +366,8 @@ async fn main() {
     let bursts: usize =
         std::env::var("DMS_BENCH_BURSTS").ok().and_then(|v| v.parse().ok()).unwrap_or(5).max(1);
     let mut rates = Vec::new();
-    let mut traffic = (Traffic::default(), 0.0);
+    // What the bursts themselves counted (not the shutdowns between them), and how long.
+    let (mut counted, mut counted_secs) = (Traffic::default(), 0.0);
     let mut problems = Vec::new();
     let mut peak_allocations = usize::MAX;
     for _ in 0..bursts {
@@ -360,11 +375,8 @@ async fn main() {
         let t = Instant::now();
         let ids = burst(&orchestrator, concurrent).await;
         let took = t.elapsed().as_secs_f64();
-        let now = Traffic::now();
-        traffic.0.sent += now.sent - before.sent;
-        traffic.0.received += now.received - before.received;
-        traffic.0.bytes += now.bytes - before.bytes;
-        traffic.1 += took;
+        counted = counted.plus(Traffic::now().since(before, 1.0));
+        counted_secs += took;
         rates.push(concurrent as f64 / took);
         eprintln!("burst {}: {:.0} placements/s", rates.len(), concurrent as f64 / took);
         // At the peak, then once the shutdowns are through on every provider.
@@ -382,7 +394,7 @@ async fn main() {
         "{concurrent} at once, {bursts} bursts: {} placements/s, median {:.1}; per placement (background taken out) {}",
         list.join(", "),
         pct(&rates, 50.0),
-        traffic.0.per(Traffic::default(), background, traffic.1, concurrent * bursts),
+        counted.per(Traffic::default(), background, counted_secs, concurrent * bursts),
     );
     println!(
         "longest runtime stall while measuring: {} ms (a 10 ms timer's lateness)",
